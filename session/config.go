@@ -1,0 +1,65 @@
+package session
+
+import "time"
+
+// SlowConsumerPolicy says what Send does when the client has not acknowledged
+// Config.MaxQueuedBytes of messages.
+type SlowConsumerPolicy uint8
+
+const (
+	// SlowConsumerClose closes the session with StatusSlowConsumer.
+	SlowConsumerClose SlowConsumerPolicy = iota
+	// SlowConsumerDrop drops the new message: Send returns ErrDropped and
+	// the session's dropped count grows. Messages already queued are kept,
+	// so what the client does receive is still in order and complete up to
+	// the drops.
+	SlowConsumerDrop
+	// SlowConsumerBlock makes Send wait until the client acknowledges
+	// enough, or its context ends.
+	SlowConsumerBlock
+)
+
+// String returns the policy's name.
+func (p SlowConsumerPolicy) String() string {
+	switch p {
+	case SlowConsumerClose:
+		return "close"
+	case SlowConsumerDrop:
+		return "drop"
+	case SlowConsumerBlock:
+		return "block"
+	}
+	return "unknown"
+}
+
+// Config holds the limits and timings shared by the sessions of one server.
+// It must not be changed after the first session uses it.
+type Config struct {
+	// HeartbeatInterval is how often transports send a heartbeat on an idle
+	// connection.
+	HeartbeatInterval time.Duration
+	// ResumeWindow is how long a session with no attached connection waits
+	// for the client to attach again.
+	ResumeWindow time.Duration
+	// MaxMessageBytes is the largest message in either direction.
+	MaxMessageBytes int
+	// MaxQueuedBytes bounds, in each direction, the bytes of messages held
+	// by the session: sent but not acknowledged, and received but not yet
+	// read with Recv. A message larger than the bound is still let through
+	// when nothing else is queued.
+	MaxQueuedBytes int
+	// SlowConsumer is applied when Send would go over MaxQueuedBytes.
+	SlowConsumer SlowConsumerPolicy
+	// Observer, if not nil, is told what the sessions do, for metrics.
+	Observer Observer
+}
+
+// ackEvery is how many client messages a bidirectional link accepts before
+// its next Pull returns an acknowledgement without waiting.
+const ackEvery = 32
+
+// ackDelay is how long a bidirectional link waits, after client messages
+// arrive with nothing going out, before it sends their acknowledgement
+// alone: long enough to cover a burst with one acknowledgement, short
+// enough that a client's bounded send buffer never waits long.
+const ackDelay = 20 * time.Millisecond

@@ -1,0 +1,33 @@
+package session
+
+import "errors"
+
+var (
+	// ErrUnknownSession is returned by Store.Lookup and Attach for a session
+	// that does not exist, has ended, or whose token does not match.
+	ErrUnknownSession = errors.New("unknown session")
+	// ErrTooManySessions is returned by Store.Add when the store is full.
+	ErrTooManySessions = errors.New("too many sessions")
+	// ErrMessageTooBig is returned by Send and Deliver for a message over
+	// Config.MaxMessageBytes.
+	ErrMessageTooBig = errors.New("message too big")
+	// ErrInvalidMessage is returned by Send for a message whose type is not
+	// Text or Binary, or a Text message that is not valid UTF-8.
+	ErrInvalidMessage = errors.New("invalid message")
+	// ErrDropped is returned by Send under SlowConsumerDrop when the message
+	// was dropped.
+	ErrDropped = errors.New("message dropped: client too slow")
+	// ErrSequenceGap is returned by Deliver when messages are missing
+	// before the ones delivered; the session is closed with
+	// StatusResumeGap.
+	ErrSequenceGap = errors.New("sequence gap")
+	// ErrBadAck is returned by Acknowledge for a count larger than the
+	// number of messages sent.
+	ErrBadAck = errors.New("acknowledgement of messages never sent")
+	// ErrSuperseded is returned by Link.Pull once another connection has
+	// attached to the session.
+	ErrSuperseded = errors.New("superseded by another connection")
+	// ErrFinished is returned by Link.Pull once the session has ended and
+	// the link has nothing more to deliver.
+	ErrFinished = errors.New("session finished")
+)

@@ -1,0 +1,226 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tetherkit/tether/session"
+)
+
+type delivery struct {
+	seq     uint64
+	msgs    []string
+	wantErr error
+}
+
+var deliverTests = []struct {
+	name       string
+	deliveries []delivery
+	want       string             // what Recv returns, in order
+	wantCode   session.StatusCode // the session's close code, or 0 while open
+}{
+	{"in order", []delivery{{1, []string{"a", "b"}, nil}, {3, []string{"c"}, nil}}, "a,b,c", 0},
+	{"retried", []delivery{{1, []string{"a", "b"}, nil}, {1, []string{"a", "b"}, nil}}, "a,b", 0},
+	{"overlapping", []delivery{{1, []string{"a", "b"}, nil}, {2, []string{"b", "c", "d"}, nil}}, "a,b,c,d", 0},
+	{"old", []delivery{{1, []string{"a", "b", "c"}, nil}, {2, []string{"b"}, nil}}, "a,b,c", 0},
+	{"empty", []delivery{{1, nil, nil}, {1, []string{"a"}, nil}}, "a", 0},
+	{"seq zero", []delivery{{0, []string{"a"}, session.ErrSequenceGap}}, "", 0},
+	{"gap at start", []delivery{{2, []string{"b"}, session.ErrSequenceGap}}, "", session.StatusResumeGap},
+	{"gap", []delivery{{1, []string{"a"}, nil}, {3, []string{"c"}, session.ErrSequenceGap}}, "a", session.StatusResumeGap},
+	{"after a gap", []delivery{
+		{1, []string{"a"}, nil},
+		{3, []string{"c"}, session.ErrSequenceGap},
+		{2, []string{"b"}, session.CloseError{Code: session.StatusResumeGap, Reason: "sequence gap"}},
+	}, "a", session.StatusResumeGap},
+	{"too big", []delivery{
+		{1, []string{"a", strings.Repeat("x", 1025), "c"}, session.ErrMessageTooBig},
+	}, "a", session.StatusMessageTooBig},
+}
+
+func TestDeliver(t *testing.T) {
+	for _, tt := range deliverTests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(t, nil)
+			for _, d := range tt.deliveries {
+				err := s.Deliver(testContext(t), d.seq, texts(d.msgs...))
+				if !errors.Is(err, d.wantErr) {
+					t.Errorf("Deliver(%d, %q) = %v, want %v", d.seq, d.msgs, err, d.wantErr)
+				}
+			}
+			n := 0
+			if tt.want != "" {
+				n = len(strings.Split(tt.want, ","))
+			}
+			if got := s.Received(); got != uint64(n) {
+				t.Errorf("Received() = %d, want %d", got, n)
+			}
+			if got := join(recvAll(t, s, n)); got != tt.want {
+				t.Errorf("Recv = %q, want %q", got, tt.want)
+			}
+			if tt.wantCode == 0 {
+				if err := s.Err(); err != nil {
+					t.Errorf("Err() = %v, want nil", err)
+				}
+				return
+			}
+			wantClose(t, "Err()", s.Err(), tt.wantCode)
+			_, err := s.Recv(testContext(t))
+			wantClose(t, "Recv after the queued messages", err, tt.wantCode)
+		})
+	}
+}
+
+// TestDeliverKeepsType checks that binary and text messages come out of
+// Recv as they went in.
+func TestDeliverKeepsType(t *testing.T) {
+	s := newSession(t, nil)
+	in := []session.Message{{Type: session.Binary, Data: []byte{0, 0xff}}, text("t")}
+	if err := s.Deliver(testContext(t), 1, in); err != nil {
+		t.Fatalf("Deliver = %v", err)
+	}
+	for _, want := range in {
+		m, err := s.Recv(testContext(t))
+		if err != nil || m.Type != want.Type || string(m.Data) != string(want.Data) {
+			t.Errorf("Recv = %v %q, %v, want %v %q", m.Type, m.Data, err, want.Type, want.Data)
+		}
+	}
+}
+
+func TestRecvContext(t *testing.T) {
+	s := newSession(t, nil)
+	ctx, cancel := context.WithCancel(testContext(t))
+	cancel()
+	if _, err := s.Recv(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Recv with a canceled context = %v, want context.Canceled", err)
+	}
+}
+
+// TestRecvWaits checks that a waiting Recv is handed a later delivery.
+func TestRecvWaits(t *testing.T) {
+	s := newSession(t, nil)
+	got := make(chan string, 1)
+	go func() {
+		m, err := s.Recv(testContext(t))
+		got <- fmt.Sprintf("%s %v", m.Data, err)
+	}()
+	if err := s.Deliver(testContext(t), 1, texts("hi")); err != nil {
+		t.Fatalf("Deliver = %v", err)
+	}
+	if g := <-got; g != "hi <nil>" {
+		t.Errorf("waiting Recv = %q, want %q", g, "hi <nil>")
+	}
+}
+
+// TestDeliverConcurrent has many goroutines deliver overlapping ranges of
+// the same messages, as retried send requests do, while a reader receives:
+// each message must come out exactly once and in order.
+func TestDeliverConcurrent(t *testing.T) {
+	const (
+		total   = 500
+		senders = 8
+	)
+	cfg := testConfig()
+	cfg.MaxQueuedBytes = 64 // small, so that deliveries also wait for room
+	s := newSession(t, cfg)
+	all := make([]session.Message, total)
+	for i := range all {
+		all[i] = text(fmt.Sprint(i + 1))
+	}
+	ctx := testContext(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for g := range senders {
+		step := 3 + g%4
+		size := step + 1 + g%5 // size > step: every range overlaps the one before
+		wg.Go(func() {
+			for start := 1; start <= total; start += step {
+				end := min(start-1+size, total)
+				if err := s.Deliver(ctx, uint64(start), all[start-1:end]); err != nil {
+					errs <- fmt.Errorf("Deliver(%d, %d messages) = %w", start, end-start+1, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range total {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			t.Fatalf("Recv #%d = %v", i+1, err)
+		}
+		if got, want := string(m.Data), fmt.Sprint(i+1); got != want {
+			t.Fatalf("Recv #%d = %q, want %q", i+1, got, want)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := s.Received(); got != total {
+		t.Errorf("Received() = %d, want %d", got, total)
+	}
+}
+
+func TestDeliverBackpressure(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxQueuedBytes = 10
+	s := newSession(t, cfg)
+	if err := s.Deliver(testContext(t), 1, texts("123456")); err != nil {
+		t.Fatalf("Deliver(1) = %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Deliver(testContext(t), 2, texts("abcdef", "g")) }()
+	// However the goroutines are scheduled, nothing more fits until Recv.
+	if got := s.Received(); got != 1 {
+		t.Fatalf("Received() while Deliver waits for room = %d, want 1", got)
+	}
+	if got := recvAll(t, s, 1); join(got) != "123456" {
+		t.Fatalf("Recv = %q, want [123456]", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Deliver after Recv made room = %v, want nil", err)
+	}
+	if got := join(recvAll(t, s, 2)); got != "abcdef,g" {
+		t.Errorf("Recv = %q, want %q", got, "abcdef,g")
+	}
+
+	// A message larger than the bound goes through an empty queue.
+	big := strings.Repeat("B", 20)
+	if err := s.Deliver(testContext(t), 4, texts(big)); err != nil {
+		t.Fatalf("Deliver of a large message to an empty queue = %v, want nil", err)
+	}
+
+	ctx, cancel := context.WithCancel(testContext(t))
+	go func() { done <- s.Deliver(ctx, 5, texts("x")) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting Deliver with its context canceled = %v, want context.Canceled", err)
+	}
+	if got := s.Received(); got != 4 {
+		t.Errorf("Received() after a canceled Deliver = %d, want 4", got)
+	}
+	// The canceled delivery is retried and accepted once there is room.
+	recvAll(t, s, 1)
+	if err := s.Deliver(testContext(t), 5, texts("x")); err != nil {
+		t.Errorf("retried Deliver = %v, want nil", err)
+	}
+}
+
+// TestDeliverWaitingClose checks that closing the session ends a Deliver
+// waiting for room.
+func TestDeliverWaitingClose(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxQueuedBytes = 1
+	s := newSession(t, cfg)
+	if err := s.Deliver(testContext(t), 1, texts("a")); err != nil {
+		t.Fatalf("Deliver(1) = %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Deliver(testContext(t), 2, texts("b")) }()
+	s.Close(session.StatusNormalClosure, "")
+	wantClose(t, "waiting Deliver after Close", <-done, session.StatusNormalClosure)
+}

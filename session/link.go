@@ -1,0 +1,255 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// Link is one connection attached to a session: the transport's handle for
+// pulling what to send. A Link is used by one goroutine, the transport's
+// writer; Detach may be called from any goroutine.
+type Link struct {
+	s          *Session
+	transport  string
+	acksInBand bool
+
+	// Guarded by s.mu.
+	next      uint64 // number of the next message to hand out
+	ackSent   uint64 // received count last put in a Batch
+	gap       bool   // the attach could not be served: deliver only the close
+	closeSent bool   // the close frame was handed out
+
+	wake  chan struct{} // capacity 1: something to pull
+	done  chan struct{} // closed when superseded or the session finished
+	ended bool          // done is closed; guarded by s.mu
+
+	timer *time.Timer // heartbeat wait, owned by the writer
+	buf   []Message   // reused by Pull
+}
+
+// Batch is what Link.Pull hands the transport to write, in this order:
+// Messages (numbered First, First+1, ...), an acknowledgement when AckDue,
+// then the close frame when Close is set. An empty batch (no messages, no
+// ack, no close) means the heartbeat interval passed: send a heartbeat.
+type Batch struct {
+	First    uint64
+	Messages []Message
+	AckDue   bool
+	Received uint64
+	Close    *CloseError
+}
+
+// Empty reports whether b has nothing to send: the transport sends a
+// heartbeat.
+func (b *Batch) Empty() bool {
+	return len(b.Messages) == 0 && !b.AckDue && b.Close == nil
+}
+
+// AttachOptions describe the connection being attached.
+type AttachOptions struct {
+	// Transport is the transport's name, reported by Session.Transport.
+	Transport string
+	// Received is how many messages the client says it has received.
+	Received uint64
+	// AcksInBand is set for bidirectional transports, which carry
+	// acknowledgements of client messages in the downstream.
+	AcksInBand bool
+}
+
+// Attach attaches a connection to the session; it supersedes the connection
+// attached before, whose Pull then returns ErrSuperseded. Messages after
+// opts.Received are replayed; the ones up to it count as acknowledged. If
+// those messages are no longer all held, the session closes with
+// StatusResumeGap and the link delivers only the close frame. Attach
+// returns ErrUnknownSession for a session that has ended.
+func (s *Session) Attach(opts AttachOptions) (*Link, error) {
+	l := &Link{
+		s:          s,
+		transport:  opts.Transport,
+		acksInBand: opts.AcksInBand,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return nil, ErrUnknownSession
+	}
+	var replayed uint64
+	if opts.Received < s.acked || opts.Received > s.acked+uint64(len(s.out)) {
+		l.gap = true
+		s.closeLocked(CloseError{Code: StatusResumeGap, Reason: "resume gap"})
+	} else {
+		s.acknowledgeLocked(opts.Received)
+		l.next = opts.Received + 1
+		if s.handedOut > opts.Received {
+			replayed = s.handedOut - opts.Received
+		}
+	}
+	// l.ackSent stays 0: the client may not have seen an acknowledgement of
+	// what earlier links accepted (the connection can break before one goes
+	// out), so a new link owes it one as soon as it has anything to send.
+	if old := s.link; old != nil {
+		old.end()
+	}
+	if o := s.cfg.Observer; o != nil {
+		if s.link != nil {
+			o.Detached(s.transport)
+		}
+		o.Attached(opts.Transport, s.lastTransport, replayed)
+	}
+	s.link = l
+	s.transport = opts.Transport
+	s.lastTransport = opts.Transport
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	return l, nil
+}
+
+// Session returns the session l is attached to.
+func (l *Link) Session() *Session { return l.s }
+
+// Done is closed when l is superseded or the session has finished.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+func (l *Link) notify() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// end closes done once. Called with s.mu held.
+func (l *Link) end() {
+	if !l.ended {
+		l.ended = true
+		close(l.done)
+	}
+}
+
+// Pull waits for something to send and returns it, holding at most
+// maxBytes of message data (but always at least one message when one is
+// waiting). After wait passes with nothing to send it returns an empty
+// Batch. The returned Messages are valid until the next Pull. Pull returns
+// ErrSuperseded or ErrFinished when the link is over, and ctx.Err() when
+// ctx ends.
+func (l *Link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batch, error) {
+	s := l.s
+	var timedOut bool
+	deadline := time.Now().Add(wait)
+	for {
+		s.mu.Lock()
+		b, ok, err := l.collectLocked(maxBytes, timedOut)
+		ackPending := l.acksInBand && s.received != l.ackSent
+		s.mu.Unlock()
+		if ok || err != nil {
+			return b, err
+		}
+		d := time.Until(deadline)
+		if d <= 0 {
+			return Batch{}, nil
+		}
+		if ackPending {
+			// Client messages arrived and nothing is going out to carry
+			// their acknowledgement: send one alone once the burst has
+			// paused for ackDelay.
+			d = min(d, ackDelay)
+		}
+		if l.timer == nil {
+			l.timer = time.NewTimer(d)
+		} else {
+			l.timer.Reset(d)
+		}
+		select {
+		case <-l.wake:
+		case <-l.done:
+		case <-ctx.Done():
+			l.timer.Stop()
+			return Batch{}, ctx.Err()
+		case <-l.timer.C:
+			timedOut = true
+		}
+		l.timer.Stop()
+	}
+}
+
+// collectLocked fills a Batch. ok is false when there is nothing to send.
+// An acknowledgement is due after ackEvery client messages, or once Pull
+// has waited (ackDelay, or the heartbeat wait) with client messages
+// unacknowledged.
+func (l *Link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err error) {
+	s := l.s
+	if l.ended {
+		if s.finished {
+			return Batch{}, false, ErrFinished
+		}
+		return Batch{}, false, ErrSuperseded
+	}
+	if l.closeSent {
+		return Batch{}, false, ErrFinished
+	}
+	if !l.gap {
+		if l.next <= s.acked {
+			l.next = s.acked + 1
+		}
+		l.buf = l.buf[:0]
+		start := int(l.next - s.acked - 1)
+		size := 0
+		for i := start; i < len(s.out); i++ {
+			m := s.out[i]
+			if len(l.buf) > 0 && size+len(m.Data) > maxBytes {
+				break
+			}
+			l.buf = append(l.buf, m)
+			size += len(m.Data)
+		}
+		if len(l.buf) > 0 {
+			b.First = l.next
+			b.Messages = l.buf
+			l.next += uint64(len(l.buf))
+			s.handedOut = max(s.handedOut, l.next-1)
+			if o := s.cfg.Observer; o != nil {
+				o.MessagesOut(l.transport, len(l.buf), size)
+			}
+			ok = true
+		}
+	}
+	// Not with every batch: an echo would then cost an acknowledgement
+	// per reply. A burst is acknowledged every ackEvery messages, and
+	// the rest once it pauses for ackDelay (Pull's idle wait).
+	if l.acksInBand && s.received != l.ackSent && (idle || s.received-l.ackSent >= ackEvery) {
+		b.AckDue, b.Received = true, s.received
+		l.ackSent = s.received
+		ok = true
+	}
+	if s.closeFrame != nil && (l.gap || l.next > s.acked+uint64(len(s.out))) {
+		b.Close = s.closeFrame
+		l.closeSent = true
+		ok = true
+	}
+	return b, ok, nil
+}
+
+// Detach tells the session that l's connection is gone. If the close frame
+// went out on it, the session ends; otherwise, unless another connection
+// has attached since, the resume window starts.
+func (l *Link) Detach() {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link != l {
+		return
+	}
+	l.end()
+	s.link = nil
+	s.transport = ""
+	if o := s.cfg.Observer; o != nil {
+		o.Detached(l.transport)
+	}
+	if l.closeSent {
+		s.finishLocked()
+		return
+	}
+	s.startExpiryLocked()
+}

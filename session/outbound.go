@@ -1,0 +1,126 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Send queues m for the client and returns once it is queued, not when it is
+// delivered. The session keeps its own copy of m.Data until the client
+// acknowledges it, so the caller may reuse m.Data.
+//
+// When the client has not acknowledged Config.MaxQueuedBytes of messages,
+// Send follows the slow-consumer policy: it closes the session (and returns
+// its CloseError), returns ErrDropped, or waits for room until ctx ends.
+// After the session closes, Send returns the CloseError.
+func (s *Session) Send(ctx context.Context, m Message) error {
+	if err := s.checkOutgoing(m); err != nil {
+		return err
+	}
+	data := make([]byte, len(m.Data))
+	copy(data, m.Data)
+	s.mu.Lock()
+	for {
+		if s.closeFrame != nil || s.finished {
+			err := *s.closeErr
+			s.mu.Unlock()
+			return err
+		}
+		if s.outBytes+len(data) <= s.cfg.MaxQueuedBytes || len(s.out) == 0 {
+			break
+		}
+		switch s.cfg.SlowConsumer {
+		case SlowConsumerDrop:
+			s.dropped++
+			if o := s.cfg.Observer; o != nil {
+				o.Dropped()
+			}
+			s.mu.Unlock()
+			return ErrDropped
+		case SlowConsumerBlock:
+			room := s.spaceFree.wait()
+			s.mu.Unlock()
+			select {
+			case <-room:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			s.mu.Lock()
+		default:
+			s.closeLocked(CloseError{Code: StatusSlowConsumer, Reason: "slow consumer"})
+			err := *s.closeErr
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.out = append(s.out, Message{Type: m.Type, Data: data})
+	s.outBytes += len(data)
+	if s.link != nil {
+		s.link.notify()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Session) checkOutgoing(m Message) error {
+	switch {
+	case m.Type != Text && m.Type != Binary:
+		return fmt.Errorf("%w: type %v", ErrInvalidMessage, m.Type)
+	case len(m.Data) > s.cfg.MaxMessageBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(m.Data), s.cfg.MaxMessageBytes)
+	case m.Type == Text && !utf8.Valid(m.Data):
+		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidMessage)
+	}
+	return nil
+}
+
+// Acknowledge records that the client has received the first received
+// messages, so the session can forget them. A count below an earlier one is
+// ignored; a count above the number of messages sent returns ErrBadAck.
+func (s *Session) Acknowledge(received uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acknowledgeLocked(received)
+}
+
+func (s *Session) acknowledgeLocked(received uint64) error {
+	if received > s.acked+uint64(len(s.out)) {
+		return fmt.Errorf("%w: %d acknowledged, %d sent", ErrBadAck, received, s.acked+uint64(len(s.out)))
+	}
+	if received <= s.acked {
+		return nil
+	}
+	n := int(received - s.acked)
+	for i := range n {
+		s.outBytes -= len(s.out[i].Data)
+	}
+	clear(s.out[:n])
+	if n == len(s.out) && cap(s.out) <= maxReusedOut {
+		// Everything is acknowledged: keep a small array for the next
+		// Send, so that a steady flow allocates only each message's copy.
+		s.out = s.out[:0]
+	} else {
+		s.out = s.out[n:]
+		if len(s.out) == 0 {
+			s.out = s.out[:0:0] // let the old array go
+		}
+	}
+	s.acked = received
+	s.spaceFree.broadcast()
+	return nil
+}
+
+// maxReusedOut is the largest outbound array, in messages, that an idle
+// session keeps for reuse once the client has acknowledged everything.
+const maxReusedOut = 64
+
+// Sent returns how many messages the session has queued for the client in
+// all, and how many of them the client has acknowledged. Once the session
+// has ended, the undelivered ones are forgotten and sent equals
+// acknowledged.
+func (s *Session) Sent() (sent, acknowledged uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked + uint64(len(s.out)), s.acked
+}

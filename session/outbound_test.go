@@ -1,0 +1,268 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tetherkit/tether/session"
+)
+
+var sendErrorTests = []struct {
+	name string
+	msg  session.Message
+	want error
+}{
+	{"zero type", session.Message{Data: []byte("x")}, session.ErrInvalidMessage},
+	{"unknown type", session.Message{Type: 7, Data: []byte("x")}, session.ErrInvalidMessage},
+	{"invalid UTF-8", session.Message{Type: session.Text, Data: []byte{'a', 0xff, 'b'}}, session.ErrInvalidMessage},
+	{"truncated rune", session.Message{Type: session.Text, Data: []byte("é")[:1]}, session.ErrInvalidMessage},
+	{"text too big", session.Message{Type: session.Text, Data: []byte(strings.Repeat("x", 1025))}, session.ErrMessageTooBig},
+	{"binary too big", session.Message{Type: session.Binary, Data: make([]byte, 1025)}, session.ErrMessageTooBig},
+	{"binary not UTF-8", session.Message{Type: session.Binary, Data: []byte{0xff, 0xfe}}, nil},
+	{"text at the limit", session.Message{Type: session.Text, Data: []byte(strings.Repeat("é", 512))}, nil},
+	{"empty text", session.Message{Type: session.Text}, nil},
+	{"empty binary", session.Message{Type: session.Binary}, nil},
+}
+
+func TestSendValidates(t *testing.T) {
+	for _, tt := range sendErrorTests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(t, nil) // MaxMessageBytes 1024
+			err := s.Send(testContext(t), tt.msg)
+			if !errors.Is(err, tt.want) { // errors.Is(err, nil) holds only for err == nil
+				t.Fatalf("Send(%v %q) = %v, want %v", tt.msg.Type, tt.msg.Data, err, tt.want)
+			}
+			wantSent := uint64(0)
+			if tt.want == nil {
+				wantSent = 1
+			}
+			if sent, _ := s.Sent(); sent != wantSent {
+				t.Errorf("Send(%v %q): Sent() = %d, want %d", tt.msg.Type, tt.msg.Data, sent, wantSent)
+			}
+		})
+	}
+}
+
+func TestSendCopiesData(t *testing.T) {
+	s := newSession(t, nil)
+	buf := []byte("hello")
+	if err := s.Send(testContext(t), session.Message{Type: session.Binary, Data: buf}); err != nil {
+		t.Fatalf("Send = %v, want nil", err)
+	}
+	copy(buf, "XXXXX")
+	b := pull(t, attach(t, s, session.AttachOptions{}), 1<<20)
+	if got := strs(b.Messages); len(got) != 1 || got[0] != "hello" || b.Messages[0].Type != session.Binary {
+		t.Errorf("Pull after the caller reused its buffer = %q, want [hello] (binary)", got)
+	}
+}
+
+func TestSendAfterClose(t *testing.T) {
+	s := newSession(t, nil)
+	if err := s.Close(4100, "bye"); err != nil {
+		t.Fatalf("Close(4100) = %v, want nil", err)
+	}
+	err := s.Send(testContext(t), text("late"))
+	var ce session.CloseError
+	if !errors.As(err, &ce) || ce != (session.CloseError{Code: 4100, Reason: "bye"}) {
+		t.Errorf("Send after Close = %v, want CloseError{4100 bye}", err)
+	}
+}
+
+var closeCodeTests = []struct {
+	code session.StatusCode
+	ok   bool
+}{
+	{session.StatusNormalClosure, true},
+	{session.StatusGoingAway, true},
+	{session.StatusAbnormalClosure, false}, // local only, never sent
+	{1005, false},
+	{999, false},
+	{session.StatusSlowConsumer, true},
+	{session.StatusApplicationMin, true},
+	{4999, true},
+	{5000, false},
+}
+
+func TestCloseCode(t *testing.T) {
+	for _, tt := range closeCodeTests {
+		s := newSession(t, nil)
+		err := s.Close(tt.code, "")
+		if (err == nil) != tt.ok {
+			t.Errorf("Close(%d) = %v, want ok %v", tt.code, err, tt.ok)
+		}
+		if got := s.Err() != nil; got != tt.ok {
+			t.Errorf("Close(%d): Err() = %v, want closed %v", tt.code, s.Err(), tt.ok)
+		}
+	}
+}
+
+// ackSteps is a run of Acknowledge calls on a session that sent 5
+// messages.
+var ackSteps = []struct {
+	ack       uint64
+	wantErr   error
+	wantAcked uint64
+}{
+	{0, nil, 0},
+	{3, nil, 3},
+	{2, nil, 3}, // lower than before: ignored
+	{3, nil, 3},
+	{6, session.ErrBadAck, 3},
+	{5, nil, 5},
+	{1, nil, 5},
+	{7, session.ErrBadAck, 5},
+}
+
+func TestAcknowledge(t *testing.T) {
+	s := newSession(t, nil)
+	sendAll(t, s, "1", "2", "3", "4", "5")
+	for _, st := range ackSteps {
+		err := s.Acknowledge(st.ack)
+		if !errors.Is(err, st.wantErr) {
+			t.Errorf("Acknowledge(%d) = %v, want %v", st.ack, err, st.wantErr)
+		}
+		if sent, acked := s.Sent(); sent != 5 || acked != st.wantAcked {
+			t.Errorf("Acknowledge(%d): Sent() = %d, %d, want 5, %d", st.ack, sent, acked, st.wantAcked)
+		}
+	}
+}
+
+// TestAcknowledgeTrims checks that an attached link skips what the client
+// acknowledged meanwhile (through another channel, as a long poll's
+// received parameter does).
+func TestAcknowledgeTrims(t *testing.T) {
+	s := newSession(t, nil)
+	sendAll(t, s, "1", "2", "3", "4", "5")
+	l := attach(t, s, session.AttachOptions{})
+	if err := s.Acknowledge(3); err != nil {
+		t.Fatalf("Acknowledge(3) = %v, want nil", err)
+	}
+	b := pull(t, l, 1<<20)
+	if b.First != 4 || join(strs(b.Messages)) != "4,5" {
+		t.Errorf("Pull after Acknowledge(3) = %d %q, want 4 [4 5]", b.First, strs(b.Messages))
+	}
+}
+
+// slowConfig queues at most 10 bytes toward the client.
+func slowConfig(p session.SlowConsumerPolicy) *session.Config {
+	cfg := testConfig()
+	cfg.MaxQueuedBytes = 10
+	cfg.SlowConsumer = p
+	return cfg
+}
+
+func TestSlowConsumerClose(t *testing.T) {
+	s := newSession(t, slowConfig(session.SlowConsumerClose))
+	sendAll(t, s, "123456")
+	err := s.Send(testContext(t), text("abcdef"))
+	wantClose(t, "Send over MaxQueuedBytes", err, session.StatusSlowConsumer)
+	wantClose(t, "Err()", s.Err(), session.StatusSlowConsumer)
+	l := attach(t, s, session.AttachOptions{})
+	b := pull(t, l, 1<<20)
+	if join(strs(b.Messages)) != "123456" || b.Close == nil || b.Close.Code != session.StatusSlowConsumer {
+		t.Errorf("Pull = %q close %v, want [123456] then close %d", strs(b.Messages), b.Close, session.StatusSlowConsumer)
+	}
+}
+
+func TestSlowConsumerDrop(t *testing.T) {
+	s := newSession(t, slowConfig(session.SlowConsumerDrop))
+	sendAll(t, s, "123456", "7890") // 10 bytes: exactly the limit
+	for i := range 3 {
+		if err := s.Send(testContext(t), text("x")); !errors.Is(err, session.ErrDropped) {
+			t.Fatalf("Send #%d over the limit = %v, want ErrDropped", i, err)
+		}
+	}
+	if got := s.Dropped(); got != 3 {
+		t.Errorf("Dropped() = %d, want 3", got)
+	}
+	if sent, _ := s.Sent(); sent != 2 {
+		t.Errorf("Sent() after drops = %d, want 2", sent)
+	}
+	if s.Err() != nil {
+		t.Errorf("Err() after drops = %v, want nil", s.Err())
+	}
+	l := attach(t, s, session.AttachOptions{})
+	if b := pull(t, l, 1<<20); join(strs(b.Messages)) != "123456,7890" || b.First != 1 {
+		t.Errorf("Pull = %d %q, want 1 [123456 7890]", b.First, strs(b.Messages))
+	}
+	if err := s.Acknowledge(1); err != nil {
+		t.Fatalf("Acknowledge(1) = %v", err)
+	}
+	sendAll(t, s, "after")
+	if b := pull(t, l, 1<<20); join(strs(b.Messages)) != "after" || b.First != 3 {
+		t.Errorf("Pull after room was made = %d %q, want 3 [after]", b.First, strs(b.Messages))
+	}
+}
+
+// TestSlowConsumerLargeMessage checks that one message over MaxQueuedBytes
+// still goes when nothing else is queued.
+func TestSlowConsumerLargeMessage(t *testing.T) {
+	for _, p := range []session.SlowConsumerPolicy{session.SlowConsumerClose, session.SlowConsumerDrop, session.SlowConsumerBlock} {
+		s := newSession(t, slowConfig(p))
+		if err := s.Send(testContext(t), text("this is longer than ten")); err != nil {
+			t.Errorf("%v: Send of a large message on an empty queue = %v, want nil", p, err)
+		}
+	}
+}
+
+func TestSlowConsumerBlock(t *testing.T) {
+	s := newSession(t, slowConfig(session.SlowConsumerBlock))
+	sendAll(t, s, "123456")
+	done := make(chan error, 1)
+	go func() { done <- s.Send(testContext(t), text("abcdef")) }()
+	// The Send cannot complete before the acknowledgement, however the
+	// goroutines are scheduled.
+	if sent, _ := s.Sent(); sent != 1 {
+		t.Fatalf("Sent() while Send waits = %d, want 1", sent)
+	}
+	if err := s.Acknowledge(1); err != nil {
+		t.Fatalf("Acknowledge(1) = %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Send after Acknowledge made room = %v, want nil", err)
+	}
+	if sent, acked := s.Sent(); sent != 2 || acked != 1 {
+		t.Errorf("Sent() = %d, %d, want 2, 1", sent, acked)
+	}
+
+	ctx, cancel := context.WithCancel(testContext(t))
+	go func() { done <- s.Send(ctx, text("ghijkl")) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Send with its context canceled = %v, want context.Canceled", err)
+	}
+	if sent, _ := s.Sent(); sent != 2 {
+		t.Errorf("Sent() after a canceled Send = %d, want 2", sent)
+	}
+}
+
+// TestSlowConsumerBlockClose checks that closing the session ends a waiting
+// Send with the CloseError.
+func TestSlowConsumerBlockClose(t *testing.T) {
+	s := newSession(t, slowConfig(session.SlowConsumerBlock))
+	sendAll(t, s, "123456")
+	done := make(chan error, 1)
+	go func() { done <- s.Send(testContext(t), text("abcdef")) }()
+	s.Close(session.StatusNormalClosure, "")
+	wantClose(t, "waiting Send after Close", <-done, session.StatusNormalClosure)
+}
+
+var policyNames = []struct {
+	p    session.SlowConsumerPolicy
+	want string
+}{
+	{session.SlowConsumerClose, "close"},
+	{session.SlowConsumerDrop, "drop"},
+	{session.SlowConsumerBlock, "block"},
+	{9, "unknown"},
+}
+
+func TestSlowConsumerPolicyString(t *testing.T) {
+	for _, tt := range policyNames {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("SlowConsumerPolicy(%d).String() = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// RequestInfo is what the session kept of the negotiate request that
+// created it.
+type RequestInfo struct {
+	// Header is a copy of the negotiate request's headers.
+	Header http.Header
+	// RemoteAddr is the negotiate request's RemoteAddr.
+	RemoteAddr string
+	// Auth is the value the server's authorization hook returned.
+	Auth any
+}
+
+// Session is one client's session. It outlives the connections that carry
+// it: when one breaks, the client attaches another within the resume window
+// and delivery continues with nothing lost, duplicated or reordered.
+//
+// All methods may be called concurrently. Messages sent by concurrent Send
+// calls are delivered in the order the calls took their place in the queue;
+// messages are handed to concurrent Recv calls each to exactly one of them.
+type Session struct {
+	id    string
+	token string
+	info  RequestInfo
+	cfg   *Config
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	onFinish func(*Session)
+
+	mu sync.Mutex
+
+	// Messages to the client: out[i] is message number acked+1+i. Guarded
+	// by mu, like every field below.
+	out       []Message
+	acked     uint64
+	outBytes  int
+	dropped   uint64
+	spaceFree signal // Send waiting under SlowConsumerBlock
+
+	// Messages from the client, accepted and not yet read.
+	in       []Message
+	inBytes  int
+	received uint64 // client messages accepted, read or not
+	inReady  signal // Recv waiting for a message
+	inSpace  signal // Deliver waiting for room
+
+	closeFrame *CloseError // a close to deliver to the client after out
+	closeErr   *CloseError // what Recv returns once the queue is read
+	finished   bool        // no more attaching; the store has let go
+
+	link          *Link
+	lastTransport string // transport of the last link attached, for Observer
+	handedOut     uint64 // highest message number handed to a link
+	expiry        *time.Timer
+	expiresAt     time.Time     // when the current resume window ends
+	resumeWindow  time.Duration // cfg.ResumeWindow unless shortened by Expire
+	transport     string
+}
+
+// New returns a session with a fresh public id and secret token. onFinish,
+// if not nil, is called once when the session ends (with its lock held: it
+// must not call back into the session). The resume window starts at once:
+// a client that never attaches is given up after cfg.ResumeWindow.
+func New(cfg *Config, info RequestInfo, onFinish func(*Session)) *Session {
+	s := &Session{
+		id:       randomID(),
+		token:    randomID(),
+		info:     info,
+		cfg:      cfg,
+		onFinish: onFinish,
+
+		resumeWindow: cfg.ResumeWindow,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.Observer != nil {
+		cfg.Observer.Opened()
+	}
+	s.mu.Lock()
+	s.startExpiryLocked()
+	s.mu.Unlock()
+	return s
+}
+
+// randomID returns 128 bits from crypto/rand in base64url without padding.
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ID returns the public session id: safe to log and show.
+func (s *Session) ID() string { return s.id }
+
+// Token returns the secret session token, for transports and stores; it must
+// never be logged or shown.
+func (s *Session) Token() string { return s.token }
+
+// Request returns what was kept of the negotiate request.
+func (s *Session) Request() RequestInfo { return s.info }
+
+// Context returns a context that is canceled when the session closes, from
+// either side or because the client did not come back in time.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Transport returns the name of the transport attached now, or "" while no
+// connection is attached.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+// Dropped returns how many messages Send dropped under SlowConsumerDrop.
+func (s *Session) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// Close closes the session with code and reason. Messages already sent are
+// still delivered, then a close frame; the client does not reconnect unless
+// code.Reconnects(). Recv returns the messages already received, then a
+// CloseError with code and reason. Close on a closed session does nothing
+// and returns nil.
+func (s *Session) Close(code StatusCode, reason string) error {
+	if !code.Valid() {
+		return ErrInvalidMessage
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked(CloseError{Code: code, Reason: reason})
+	return nil
+}
+
+// Err returns the CloseError that ended the session, or nil while it is
+// open.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeErr == nil {
+		return nil
+	}
+	return *s.closeErr
+}
+
+// closeLocked starts a close whose frame is delivered to the client after
+// the messages already queued.
+func (s *Session) closeLocked(ce CloseError) {
+	if s.closeFrame != nil || s.finished {
+		return
+	}
+	s.closeFrame = &ce
+	if s.closeErr == nil {
+		s.closeErr = &ce
+	}
+	s.cancel()
+	s.spaceFree.broadcast()
+	s.inReady.broadcast()
+	s.inSpace.broadcast()
+	if s.link != nil {
+		s.link.notify()
+	} else {
+		s.startExpiryLocked()
+	}
+}
+
+// CloseFromClient ends the session because the client sent a close frame.
+// Messages not yet delivered to the client are discarded; messages received
+// are still returned by Recv, then ce.
+func (s *Session) CloseFromClient(ce CloseError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeErr == nil {
+		s.closeErr = &ce
+	}
+	s.finishLocked()
+}
+
+// Abort ends the session at once: messages not yet delivered are
+// discarded, Send and Recv return ce (Recv after the messages already
+// received), and Context is canceled. The client still learns why: the
+// connection attached now, or the next one to attach within two heartbeat
+// intervals, delivers a close frame with ce. A client that does not attach
+// in that time later finds its session unknown.
+func (s *Session) Abort(ce CloseError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	// Undelivered messages count as acknowledged so that whatever the
+	// client has received, its next attach is served the close frame.
+	s.acked += uint64(len(s.out))
+	clear(s.out)
+	s.out = nil
+	s.outBytes = 0
+	if s.closeFrame == nil {
+		s.closeLocked(ce)
+	}
+	if d := 2 * s.cfg.HeartbeatInterval; d < s.resumeWindow {
+		s.resumeWindow = d
+		if s.link == nil {
+			s.startExpiryLocked()
+		}
+	}
+}
+
+// Finished reports whether the session has ended for good.
+func (s *Session) Finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.finished
+}
+
+// finishLocked ends the session for good: no more attaching, the attached
+// link is told to stop, and the store lets go.
+func (s *Session) finishLocked() {
+	if s.finished {
+		return
+	}
+	s.finished = true
+	if s.closeErr == nil {
+		s.closeErr = &CloseError{Code: StatusAbnormalClosure, Reason: "connection lost"}
+	}
+	s.cancel()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	if o := s.cfg.Observer; o != nil {
+		o.Finished(s.transport, s.closeErr.Code)
+	}
+	if s.link != nil {
+		s.link.end()
+		s.link = nil
+		s.transport = ""
+	}
+	clear(s.out)
+	s.out = nil
+	s.outBytes = 0
+	s.spaceFree.broadcast()
+	s.inReady.broadcast()
+	s.inSpace.broadcast()
+	if s.onFinish != nil {
+		s.onFinish(s)
+	}
+}
+
+// startExpiryLocked starts (or restarts) the resume window.
+func (s *Session) startExpiryLocked() {
+	if s.finished {
+		return
+	}
+	s.expiresAt = time.Now().Add(s.resumeWindow)
+	if s.expiry == nil {
+		s.expiry = time.AfterFunc(s.resumeWindow, s.expire)
+		return
+	}
+	s.expiry.Reset(s.resumeWindow)
+}
+
+// Expire shortens the resume window to d, if d is shorter: from now on, the
+// session ends when no connection is attached for d. A server that shuts
+// down uses it so that clients that are gone do not hold it up.
+func (s *Session) Expire(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d >= s.resumeWindow {
+		return
+	}
+	s.resumeWindow = d
+	if s.link == nil {
+		s.startExpiryLocked()
+	}
+}
+
+func (s *Session) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link != nil || s.finished {
+		return
+	}
+	// A timer that fired while an attach and a detach took the lock
+	// before it belongs to an older window: wait out the current one.
+	if left := time.Until(s.expiresAt); left > 0 {
+		s.expiry.Reset(left)
+		return
+	}
+	s.finishLocked()
+}
+
+// signal wakes every goroutine waiting on it. Its channel is made only
+// when someone waits. Guarded by the session's mu.
+type signal struct{ ch chan struct{} }
+
+func (g *signal) wait() <-chan struct{} {
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	return g.ch
+}
+
+func (g *signal) broadcast() {
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
+}

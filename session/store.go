@@ -1,0 +1,94 @@
+package session
+
+import (
+	"crypto/subtle"
+	"sync"
+)
+
+// Store holds the live sessions of a server so that each request can find
+// its session. Implementations must be safe for concurrent use.
+type Store interface {
+	// Add stores s, or returns ErrTooManySessions.
+	Add(s *Session) error
+	// Lookup returns the session with the public id whose token matches,
+	// or ErrUnknownSession: a wrong token and an unknown id are not told
+	// apart, in result or in time.
+	Lookup(id, token string) (*Session, error)
+	// Remove forgets s; removing a session not stored does nothing.
+	Remove(s *Session)
+	// Len returns how many sessions are stored.
+	Len() int
+	// Sessions returns the sessions stored now.
+	Sessions() []*Session
+}
+
+// MemoryStore is a Store in this process's memory: the one-node default.
+type MemoryStore struct {
+	max int
+
+	mu       sync.RWMutex
+	sessions map[string]*Session // guarded by mu
+}
+
+// NewMemoryStore returns a store that holds at most max sessions (no bound
+// when max <= 0).
+func NewMemoryStore(max int) *MemoryStore {
+	return &MemoryStore{max: max, sessions: make(map[string]*Session)}
+}
+
+// Add implements Store.
+func (m *MemoryStore) Add(s *Session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.max > 0 && len(m.sessions) >= m.max {
+		return ErrTooManySessions
+	}
+	m.sessions[s.id] = s
+	return nil
+}
+
+// decoyToken is compared against when the id is unknown, so that an unknown
+// id costs the same time as a wrong token.
+var decoyToken = randomID()
+
+// Lookup implements Store.
+func (m *MemoryStore) Lookup(id, token string) (*Session, error) {
+	m.mu.RLock()
+	s, ok := m.sessions[id]
+	m.mu.RUnlock()
+	want := decoyToken
+	if ok {
+		want = s.token
+	}
+	if subtle.ConstantTimeCompare([]byte(want), []byte(token)) != 1 || !ok {
+		return nil, ErrUnknownSession
+	}
+	return s, nil
+}
+
+// Remove implements Store.
+func (m *MemoryStore) Remove(s *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sessions[s.id] == s {
+		delete(m.sessions, s.id)
+	}
+}
+
+// Len implements Store.
+func (m *MemoryStore) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.sessions)
+}
+
+// Sessions implements Store.
+func (m *MemoryStore) Sessions() []*Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	all := make([]*Session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	return all
+}

@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"strconv"
+
+	"github.com/tetherkit/tether/session"
+)
+
+// A batch is zero or more frames, each preceded by its length in decimal
+// and a colon (PROTOCOL.md section 4.1). HTTP bodies carry batches.
+
+// maxLengthDigits bounds the decimal length prefix of a batched frame.
+const maxLengthDigits = 10
+
+// AppendBatchFrame appends one already-encoded frame with its length prefix.
+func AppendBatchFrame(dst, frame []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(frame)), 10)
+	dst = append(dst, ':')
+	return append(dst, frame...)
+}
+
+// AppendBatchMessage appends m to a batch, encoded with enc, without an
+// intermediate buffer.
+func (enc Encoding) AppendBatchMessage(dst []byte, m session.Message) []byte {
+	dst = strconv.AppendInt(dst, int64(enc.FrameLen(m)), 10)
+	dst = append(dst, ':')
+	return enc.AppendMessage(dst, m)
+}
+
+// ParseBatch decodes every frame of a batch, in order, calling fn for each.
+// Raw message payloads alias p. It stops at the first error, from the
+// batch or from fn; on a malformed batch fn may already have been called for
+// the frames before the fault, so callers that must accept all or nothing
+// collect the frames first.
+func ParseBatch(p []byte, maxMessage int, fn func(Frame) error) error {
+	for len(p) > 0 {
+		i := 0
+		for i < len(p) && i <= maxLengthDigits && p[i] >= '0' && p[i] <= '9' {
+			i++
+		}
+		if i == 0 || i > maxLengthDigits || i == len(p) || p[i] != ':' {
+			return malformed("invalid frame length prefix")
+		}
+		if p[0] == '0' {
+			return malformed("frame length with a leading zero or zero length")
+		}
+		n, err := strconv.ParseUint(string(p[:i]), 10, 64)
+		if err != nil {
+			return malformed("invalid frame length: %v", err)
+		}
+		p = p[i+1:]
+		if n > uint64(len(p)) {
+			return malformed("frame length %d exceeds the %d bytes left", n, len(p))
+		}
+		f, err := ParseFrame(p[:n], maxMessage)
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}

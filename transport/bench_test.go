@@ -1,0 +1,95 @@
+package transport_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// The codec's cost per message: encoding into a reused buffer and parsing
+// must not allocate (base64 decoding allocates the decoded payload).
+
+var (
+	benchText   = session.Message{Type: session.Text, Data: bytes.Repeat([]byte("x"), 64)}
+	benchBinary = session.Message{Type: session.Binary, Data: bytes.Repeat([]byte{0xfe}, 64)}
+)
+
+func BenchmarkAppendMessage(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		enc  transport.Encoding
+		m    session.Message
+	}{
+		{"raw/text", transport.RawEncoding, benchText},
+		{"raw/binary", transport.RawEncoding, benchBinary},
+		{"textonly/binary", transport.TextOnlyEncoding, benchBinary},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.m.Data)))
+			var buf []byte
+			for b.Loop() {
+				buf = bc.enc.AppendMessage(buf[:0], bc.m)
+			}
+		})
+	}
+}
+
+func BenchmarkAppendBatch(b *testing.B) {
+	msgs := make([]session.Message, 32)
+	for i := range msgs {
+		msgs[i] = benchText
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msgs) * len(benchText.Data)))
+	var buf, ack []byte
+	for b.Loop() {
+		buf = buf[:0]
+		for _, m := range msgs {
+			buf = transport.RawEncoding.AppendBatchMessage(buf, m)
+		}
+		ack = transport.AppendAck(ack[:0], 12345)
+		buf = transport.AppendBatchFrame(buf, ack)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/msg")
+}
+
+func BenchmarkParseFrame(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		p    []byte
+	}{
+		{"text", transport.RawEncoding.AppendMessage(nil, benchText)},
+		{"binary-base64", transport.TextOnlyEncoding.AppendMessage(nil, benchBinary)},
+		{"ack", transport.AppendAck(nil, 123456)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := transport.ParseFrame(bc.p, 1<<16); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseBatch(b *testing.B) {
+	var body []byte
+	const n = 32
+	for range n {
+		body = transport.RawEncoding.AppendBatchMessage(body, benchText)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	count := 0
+	fn := func(f transport.Frame) error { count++; return nil }
+	for b.Loop() {
+		if err := transport.ParseBatch(body, 1<<16, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+}

@@ -1,0 +1,9 @@
+// Package transport holds what every Tether transport shares: the
+// Transport interface, the frame codec (frames, batches), the origin policy,
+// the response headers, and the upstream POST handler that every HTTP
+// transport uses for client-to-server messages.
+//
+// A transport package (websocket, longpoll, ...) implements Transport and
+// moves frames between one connection and a session.Link; it never
+// re-implements framing, origin checks or the upstream POST.
+package transport

@@ -1,0 +1,142 @@
+package transport
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Error bodies, one short line each (PROTOCOL.md section 9).
+const (
+	MsgUnsupportedVersion = "unsupported protocol version"
+	MsgUnknownSession     = "unknown session"
+	MsgOriginNotAllowed   = "origin not allowed"
+	MsgMethodNotAllowed   = "method not allowed"
+	MsgSequenceGap        = "sequence gap"
+	MsgBodyTooBig         = "body too big"
+	MsgMessageTooBig      = "message too big"
+	MsgTooManySessions    = "too many sessions"
+	MsgNotFound           = "not found"
+	MsgShuttingDown       = "shutting down"
+	MsgRequestTimeout     = "request timeout"
+)
+
+// Error answers with status and a one-line text/plain body.
+func Error(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write([]byte(msg + "\n"))
+}
+
+// BadRequest answers 400 with "bad request: " and detail.
+func BadRequest(w http.ResponseWriter, detail string) {
+	Error(w, http.StatusBadRequest, "bad request: "+detail)
+}
+
+// SetNoCache sets the headers that keep browsers and proxies from caching
+// or transforming a response, and tell nginx not to buffer it.
+func SetNoCache(h http.Header) {
+	h.Set("Cache-Control", "no-cache, no-store, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// ParseCount reads the decimal query parameter name. A missing parameter
+// yields def; a malformed one an error message for BadRequest.
+func ParseCount(q url.Values, name string, def uint64) (uint64, string) {
+	v := q.Get(name)
+	if v == "" {
+		return def, ""
+	}
+	if len(v) > 1 && v[0] == '0' {
+		return 0, "invalid " + name
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, "invalid " + name
+	}
+	return n, ""
+}
+
+// OriginPolicy decides which browser origins may use the server.
+type OriginPolicy struct {
+	any     bool
+	allowed map[string]bool
+}
+
+// NewOriginPolicy allows the request's own origin and each origin listed
+// ("https://app.example.com"; compared without case). "*" allows every
+// origin.
+func NewOriginPolicy(allowed []string) *OriginPolicy {
+	p := &OriginPolicy{allowed: make(map[string]bool)}
+	for _, o := range allowed {
+		if o == "*" {
+			p.any = true
+		}
+		p.allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	return p
+}
+
+// Allowed reports whether r may proceed: it has no Origin header (not a
+// browser), or its Origin is the request's own or listed.
+func (p *OriginPolicy) Allowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if p.any {
+		return true
+	}
+	o := strings.ToLower(origin)
+	if p.allowed[o] {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host) && u.Scheme == requestScheme(r)
+}
+
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" {
+		return "https"
+	}
+	return "http"
+}
+
+// SetCORS lets the request's origin read the response when it is allowed
+// and not the request's own.
+func (p *OriginPolicy) SetCORS(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+}
+
+// ServePreflight answers a CORS preflight (OPTIONS) request.
+func (p *OriginPolicy) ServePreflight(w http.ResponseWriter, r *http.Request) {
+	if !p.Allowed(r) {
+		Error(w, http.StatusForbidden, MsgOriginNotAllowed)
+		return
+	}
+	p.SetCORS(w, r)
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, POST")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+	}
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,129 @@
+package transport
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+)
+
+// ServeSend handles POST {prefix}send: a batch of client frames for s
+// (PROTOCOL.md section 5.2). The messages in it are numbered from the seq
+// parameter and the session drops the ones it already has, so retries are
+// harmless. It answers 204 once every message is accepted.
+func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *Config) {
+	if r.Method != http.MethodPost {
+		Error(w, http.StatusMethodNotAllowed, MsgMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	seq, bad := ParseCount(q, "seq", 0)
+	if bad != "" {
+		BadRequest(w, bad)
+		return
+	}
+	received, bad := ParseCount(q, "received", 0)
+	if bad != "" {
+		BadRequest(w, bad)
+		return
+	}
+	if cfg.ReadTimeout > 0 {
+		// A body trickling in a byte at a time holds this request only,
+		// and only this long. The connection cannot be reused after.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(cfg.MaxBodyBytes)))
+	if cfg.ReadTimeout > 0 && err == nil {
+		// The body is in; the request may now wait for room as long as
+		// its client does (net/http reads on to see the client go).
+		http.NewResponseController(w).SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			cfg.Warn("tether: send body too big", s, r, err)
+			Error(w, http.StatusRequestEntityTooLarge, MsgBodyTooBig)
+		case errors.As(err, &ne) && ne.Timeout():
+			cfg.Warn("tether: send body too slow", s, r, err)
+			w.Header().Set("Connection", "close")
+			Error(w, http.StatusRequestTimeout, MsgRequestTimeout)
+		default:
+			BadRequest(w, "reading body: "+err.Error())
+		}
+		return
+	}
+	var (
+		msgs     []session.Message
+		acked    uint64
+		hasAck   bool
+		closing  *session.CloseError
+		tooLarge bool
+	)
+	err = ParseBatch(body, cfg.MaxMessageBytes, func(f Frame) error {
+		if closing != nil {
+			return malformed("frame after close")
+		}
+		switch {
+		case f.IsMessage():
+			msgs = append(msgs, f.Message)
+		case f.Type == FrameAck:
+			acked, hasAck = max(acked, f.Received), true
+		case f.Type == FrameClose:
+			closing = &f.Close
+		}
+		return nil
+	})
+	if errors.Is(err, ErrMessageTooBig) {
+		tooLarge = true
+	} else if err != nil {
+		cfg.Warn("tether: malformed send", s, r, err)
+		BadRequest(w, err.Error())
+		return
+	}
+	if len(msgs) > 0 && seq == 0 {
+		BadRequest(w, "missing seq")
+		return
+	}
+	if received > 0 {
+		acked, hasAck = max(acked, received), true
+	}
+	if hasAck {
+		if err := s.Acknowledge(acked); err != nil {
+			cfg.Warn("tether: bad acknowledgement", s, r, err)
+			s.Close(session.StatusProtocolError, "bad acknowledgement")
+			BadRequest(w, err.Error())
+			return
+		}
+	}
+	if tooLarge {
+		cfg.Warn("tether: message too big", s, r, ErrMessageTooBig)
+		// The messages before the oversized one are lost with the
+		// session, which cannot go on without the one it must skip.
+		s.Close(session.StatusMessageTooBig, "message too big")
+		Error(w, http.StatusRequestEntityTooLarge, MsgMessageTooBig)
+		return
+	}
+	if len(msgs) > 0 {
+		if err := s.Deliver(r.Context(), seq, msgs); err != nil {
+			switch {
+			case errors.Is(err, session.ErrSequenceGap):
+				cfg.Warn("tether: sequence gap", s, r, err)
+				Error(w, http.StatusConflict, MsgSequenceGap)
+			case session.CloseStatus(err) != -1:
+				Error(w, http.StatusNotFound, MsgUnknownSession)
+			default: // the request's context ended: the client went away
+				Error(w, http.StatusServiceUnavailable, "try again")
+			}
+			return
+		}
+	}
+	if closing != nil {
+		s.CloseFromClient(*closing)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

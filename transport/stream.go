@@ -1,0 +1,162 @@
+package transport
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+)
+
+// Defaults shared by the streaming transports (sse, streaming).
+const (
+	// DefaultStreamMaxBytes is how many bytes a streaming response carries
+	// before it ends, so that the browser can free what it holds of it.
+	DefaultStreamMaxBytes = 128 << 10
+	// DefaultPreludeBytes is the size of the padding that starts a
+	// streaming response. 2 KiB is more than the first-chunk thresholds of
+	// the browsers and buffering proxies that hold back small responses.
+	DefaultPreludeBytes = 2 << 10
+)
+
+// maxStreamBatchBytes bounds the message bytes one batch of a stream
+// carries, so that one flush stays small.
+const maxStreamBatchBytes = 64 << 10
+
+// tailFlushDelay is how soon a heartbeat follows the last batch of a burst.
+// A proxy that buffers upstream reads (nginx with proxy_buffering on and
+// X-Accel-Buffering ignored) passes a stream's first bytes at once but may
+// hold the tail of a burst in a part-filled buffer until its next read from
+// upstream: without this heartbeat, a whole heartbeat interval later. It
+// costs one heartbeat per burst, none while messages keep flowing.
+const tailFlushDelay = 100 * time.Millisecond
+
+// StreamEncoder lays frames out in one streaming transport's format.
+type StreamEncoder interface {
+	// AppendBatch appends one batch to dst and returns the extended
+	// slice: msgs, numbered first, first+1, ..., then ctrl when it is not
+	// nil. ctrl is an encoded control frame (a heartbeat or a close).
+	AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte
+}
+
+// Stream describes one streaming response for ServeStream. A transport
+// builds one per request, so the encoder may hold per-response state such
+// as a multipart boundary.
+type Stream struct {
+	// Name is the transport's name, reported by Session.Transport.
+	Name string
+	// ContentType is the response's Content-Type.
+	ContentType string
+	// Prelude is written first, at once, before the first heartbeat.
+	Prelude []byte
+	// Encoder writes each batch.
+	Encoder StreamEncoder
+	// Epilogue is written when the response ends on purpose: at MaxBytes,
+	// when superseded, or after the session's last frame.
+	Epilogue []byte
+	// MaxBytes is how many bytes of body (prelude included) the response
+	// carries before it ends; the last batch may go over, and a response
+	// always carries at least one batch after the prelude. Zero means
+	// DefaultStreamMaxBytes.
+	MaxBytes int
+}
+
+// ServeStream attaches a downstream connection for a.Session and serves it
+// as one streaming response: the prelude and a heartbeat at once, then
+// every batch the session has, each flushed with a write deadline of
+// a.Config.WriteTimeout, and a heartbeat whenever the heartbeat interval
+// passes with nothing to send. The response ends, with st.Epilogue, once it
+// has carried st.MaxBytes, when a newer connection supersedes it, or after
+// the session's close frame; the client then attaches again with its
+// received count and loses nothing. It returns when the response is over;
+// an unknown or finished session answers 404.
+func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
+	link, err := a.Session.Attach(session.AttachOptions{Transport: st.Name, Received: a.Received})
+	if err != nil {
+		Error(w, http.StatusNotFound, MsgUnknownSession)
+		return
+	}
+	defer link.Detach()
+	limit := st.MaxBytes
+	if limit <= 0 {
+		limit = DefaultStreamMaxBytes
+	}
+	h := w.Header()
+	SetNoCache(h)
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", st.ContentType)
+	w.WriteHeader(http.StatusOK)
+
+	sw := streamWriter{w: w, rc: http.NewResponseController(w), timeout: a.Config.WriteTimeout}
+	buf := append([]byte(nil), st.Prelude...)
+	buf = st.Encoder.AppendBatch(buf, 0, nil, AppendHeartbeat(nil))
+	if sw.write(buf) != nil {
+		return
+	}
+	var ctrl []byte
+	// At least one batch after the prelude, even when the prelude alone
+	// reaches the limit, so that every response makes progress.
+	afterData := false
+	for first := true; first || sw.written < limit; first = false {
+		wait := a.Config.HeartbeatInterval
+		if afterData {
+			wait = min(wait, tailFlushDelay)
+		}
+		b, err := link.Pull(r.Context(), wait, min(maxStreamBatchBytes, max(1, limit-sw.written)))
+		if err != nil {
+			if errors.Is(err, session.ErrSuperseded) || errors.Is(err, session.ErrFinished) {
+				sw.write(st.Epilogue)
+			}
+			return
+		}
+		ctrl = ctrl[:0]
+		switch {
+		case b.Close != nil:
+			ctrl = AppendClose(ctrl, *b.Close)
+		case len(b.Messages) == 0:
+			// Empty, or only an acknowledgement (never due on a
+			// downstream link): the interval passed.
+			ctrl = AppendHeartbeat(ctrl)
+		}
+		c := ctrl
+		if len(c) == 0 {
+			c = nil
+		}
+		buf = st.Encoder.AppendBatch(buf[:0], b.First, b.Messages, c)
+		if sw.write(buf) != nil {
+			return
+		}
+		if b.Close != nil {
+			break
+		}
+		afterData = len(b.Messages) > 0
+	}
+	sw.write(st.Epilogue)
+}
+
+// streamWriter writes and flushes a streaming response, counting bytes.
+type streamWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	written int
+}
+
+// write writes p and flushes it within the write timeout.
+func (sw *streamWriter) write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if sw.timeout > 0 {
+		err := sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
+	n, err := sw.w.Write(p)
+	sw.written += n
+	if err != nil {
+		return err
+	}
+	return sw.rc.Flush()
+}

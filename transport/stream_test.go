@@ -1,0 +1,154 @@
+package transport_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// TestMain fails the package's tests on leaked goroutines.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// lineEncoder writes each message as "<number> <data>\n" and a control
+// frame as "ctrl <frame>\n", so the test can read responses line by line.
+type lineEncoder struct{}
+
+func (lineEncoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte {
+	for i, m := range msgs {
+		dst = fmt.Appendf(dst, "%d %s\n", first+uint64(i), m.Data)
+	}
+	if ctrl != nil {
+		dst = fmt.Appendf(dst, "ctrl %s\n", ctrl)
+	}
+	return dst
+}
+
+func streamServer(t *testing.T, s *session.Session, maxBytes int) string {
+	t.Helper()
+	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: 5 * time.Second}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received, _ := strconv.ParseUint(r.URL.Query().Get("received"), 10, 64)
+		transport.ServeStream(w, r, &transport.Attach{Session: s, Received: received, Config: cfg}, &transport.Stream{
+			Name:        "test",
+			ContentType: "text/plain",
+			Prelude:     []byte("prelude\n"),
+			Encoder:     lineEncoder{},
+			Epilogue:    []byte("end\n"),
+			MaxBytes:    maxBytes,
+		})
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+// TestServeStreamRecyclesWithoutLoss follows a closed session's 300
+// messages over responses limited to 200 bytes, then to less than the
+// prelude (each response still carries a batch).
+func TestServeStreamRecyclesWithoutLoss(t *testing.T) {
+	for _, limit := range []int{200, 1} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) { testRecycle(t, limit) })
+	}
+}
+
+func testRecycle(t *testing.T, limit int) {
+	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
+	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	const n = 300
+	for i := range n {
+		if err := s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close(session.StatusNormalClosure, "done")
+	url := streamServer(t, s, limit)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	received, responses := 0, 0
+	for closed := false; !closed; {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?received=%d", url, received), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		responses++
+		lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+		if len(lines) < 3 || lines[0] != "prelude" || lines[1] != "ctrl h" || lines[len(lines)-1] != "end" {
+			t.Fatalf("response %d = %q, want prelude, heartbeat, ..., epilogue", responses, body)
+		}
+		for _, l := range lines[2 : len(lines)-1] {
+			if l == "ctrl c1000 done" {
+				closed = true
+				continue
+			}
+			received++
+			if want := fmt.Sprintf("%d msg%d", received, received); l != want {
+				t.Fatalf("line %q, want %q", l, want)
+			}
+		}
+	}
+	if received != n {
+		t.Errorf("received %d messages, want %d", received, n)
+	}
+	if responses < 2 {
+		t.Errorf("%d responses, want the byte limit to split them", responses)
+	}
+}
+
+// TestServeStreamFlushesTail checks that a heartbeat follows the last batch
+// of a burst soon, not a heartbeat interval (here an hour) later: a proxy
+// that holds the tail of a burst in a part-filled buffer until its next
+// read from upstream gets that read.
+func TestServeStreamFlushesTail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20},
+		session.RequestInfo{}, nil)
+	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	base := streamServer(t, s, 1<<20)
+	for i := range 3 {
+		s.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprintf("m%d", i))})
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"?received=0", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got []string
+	buf := make([]byte, 4096)
+	var pending string
+	for len(got) == 0 || got[len(got)-1] != "ctrl h" || !strings.HasPrefix(strings.Join(got, ","), "prelude,ctrl h,1 m0,2 m1,3 m2") {
+		n, err := resp.Body.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %q: %v (the heartbeat after the burst never came)", got, err)
+		}
+		pending += string(buf[:n])
+		for {
+			line, rest, ok := strings.Cut(pending, "\n")
+			if !ok {
+				break
+			}
+			got, pending = append(got, line), rest
+		}
+	}
+	if want := "prelude,ctrl h,1 m0,2 m1,3 m2,ctrl h"; strings.Join(got, ",") != want {
+		t.Fatalf("stream = %q, want %q", strings.Join(got, ","), want)
+	}
+}

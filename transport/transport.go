@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+)
+
+// Transport carries a session's frames over one kind of connection.
+//
+// The server has already checked the request's origin, found its session
+// and parsed its parameters when it calls ServeAttach; ServeAttach attaches
+// the connection to the session, serves it until it ends, detaches it and
+// returns. Like an http.Handler, it must not use w after it returns.
+type Transport interface {
+	// Name is the transport's name in negotiate responses and URLs.
+	Name() string
+	// Bidirectional reports whether the connection also carries client
+	// messages; the others get them through the upstream POST.
+	Bidirectional() bool
+	// ServeAttach serves one connection of a.Session.
+	ServeAttach(w http.ResponseWriter, r *http.Request, a *Attach)
+}
+
+// ReceivedReader is implemented by a transport whose requests may state the
+// client's received count in another way than the received parameter (SSE:
+// the Last-Event-ID header a browser EventSource sends by itself). The
+// server uses the larger of the two, and accepts a request with either.
+type ReceivedReader interface {
+	// Received returns the count r states, and false when it states none.
+	Received(r *http.Request) (uint64, bool)
+}
+
+// Attach is one request to attach a connection.
+type Attach struct {
+	Session *session.Session
+	// Received is the client's count of server messages received.
+	Received uint64
+	// Seq is the number of the first client message the connection will
+	// carry (bidirectional transports only).
+	Seq uint64
+	// Config is the server's configuration.
+	Config *Config
+}
+
+// Config is what transports need of the server's configuration.
+type Config struct {
+	HeartbeatInterval time.Duration
+	MaxMessageBytes   int
+	MaxBodyBytes      int
+	// WriteTimeout bounds each write to a connection.
+	WriteTimeout time.Duration
+	// ReadTimeout bounds reading one send request's body.
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Warn logs a client's protocol error on session s at Warn: never the token.
+func (cfg *Config) Warn(msg string, s *session.Session, r *http.Request, err error) {
+	if cfg.Logger != nil {
+		cfg.Logger.Warn(msg, "session", s.ID(), "remote", r.RemoteAddr, "err", err)
+	}
+}
