@@ -1,0 +1,69 @@
+// Package longpoll is Tether's long-polling transport: each GET waits for
+// messages, answers with a batch of frames, and ends. The next poll's
+// received parameter acknowledges the batch. Client messages travel through
+// the shared upstream POST (transport.ServeSend).
+package longpoll
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// Name is the transport's name in negotiate responses and URLs.
+const Name = "longpoll"
+
+// Transport is the long-polling transport. The zero value is ready to use.
+type Transport struct{}
+
+// New returns a long-polling transport.
+func New() *Transport { return &Transport{} }
+
+// Name implements transport.Transport.
+func (*Transport) Name() string { return Name }
+
+// Bidirectional implements transport.Transport: polls carry only server
+// messages.
+func (*Transport) Bidirectional() bool { return false }
+
+// ServeAttach implements transport.Transport. A poll answers as soon as
+// there is something to send, and with a heartbeat after the heartbeat
+// interval otherwise. A poll superseded by a newer one answers at once with
+// an empty batch.
+func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
+	if r.Method != http.MethodGet {
+		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		return
+	}
+	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received})
+	if err != nil {
+		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
+		return
+	}
+	defer link.Detach()
+	b, err := link.Pull(r.Context(), a.Config.HeartbeatInterval, a.Config.MaxBodyBytes)
+	switch {
+	case errors.Is(err, session.ErrFinished):
+		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
+		return
+	case err != nil && !errors.Is(err, session.ErrSuperseded):
+		return // the client went away
+	}
+	body := make([]byte, 0, 64)
+	for _, m := range b.Messages {
+		body = transport.RawEncoding.AppendBatchMessage(body, m)
+	}
+	var frame []byte
+	if b.Close != nil {
+		frame = transport.AppendClose(frame, *b.Close)
+		body = transport.AppendBatchFrame(body, frame)
+	} else if b.Empty() && err == nil {
+		body = transport.AppendBatchFrame(body, transport.AppendHeartbeat(frame))
+	}
+	h := w.Header()
+	transport.SetNoCache(h)
+	h.Set("Content-Type", "application/octet-stream")
+	w.Write(body)
+}

@@ -1,0 +1,18 @@
+// Package sse is Tether's server-sent events transport: a GET answered
+// with a text/event-stream response that carries server messages as they
+// come, one frame per event. Client messages travel through the shared
+// upstream POST (transport.ServeSend).
+//
+// Each event's data is one frame in transport.TextOnlyEncoding, so binary
+// messages and text holding a line break travel as base64 and no data line
+// is ever split. Every message event has an id: the number of server
+// messages sent up to and including it. A browser EventSource that
+// reconnects by itself sends the last id as Last-Event-ID, which is exactly
+// the client's received count, so the new response resumes where the old
+// one stopped even without the Tether client's help.
+//
+// The response starts with a padding comment and a heartbeat, so that
+// browsers and proxies hand over the first bytes at once and a client can
+// tell a buffering proxy from a live stream; it ends after Options.MaxBytes
+// so that the browser frees the memory the response holds.
+package sse

@@ -1,0 +1,133 @@
+package sse
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// Name is the transport's name in negotiate responses and URLs.
+const Name = "sse"
+
+// LastEventIDHeader is the header a browser EventSource sends when it
+// reconnects by itself: the id of the last message event it received.
+const LastEventIDHeader = "Last-Event-ID"
+
+// Options configure the SSE transport. A nil *Options means defaults.
+type Options struct {
+	// MaxBytes is how many bytes a response carries before it ends and
+	// the client opens the next one. Default 128 KiB
+	// (transport.DefaultStreamMaxBytes).
+	MaxBytes int
+	// PreludeBytes is the size of the padding comment that starts each
+	// response. Default 2 KiB (transport.DefaultPreludeBytes); a negative
+	// value sends no padding.
+	PreludeBytes int
+	// Retry is the reconnection delay the response asks a browser
+	// EventSource to wait before reconnecting by itself, sent as the
+	// event stream's retry field. Default 500ms.
+	Retry time.Duration
+}
+
+// Transport is the server-sent events transport. It is safe for
+// concurrent use.
+type Transport struct {
+	maxBytes int
+	prelude  []byte
+}
+
+// New returns an SSE transport. opts is not retained.
+func New(opts *Options) *Transport {
+	o := Options{MaxBytes: transport.DefaultStreamMaxBytes, PreludeBytes: transport.DefaultPreludeBytes, Retry: 500 * time.Millisecond}
+	if opts != nil {
+		if opts.MaxBytes > 0 {
+			o.MaxBytes = opts.MaxBytes
+		}
+		if opts.PreludeBytes != 0 {
+			o.PreludeBytes = max(0, opts.PreludeBytes)
+		}
+		if opts.Retry > 0 {
+			o.Retry = opts.Retry
+		}
+	}
+	return &Transport{maxBytes: o.MaxBytes, prelude: prelude(o.PreludeBytes, o.Retry)}
+}
+
+// prelude returns a comment line of padding and a retry field, size bytes
+// in all when size leaves room for both.
+func prelude(size int, retry time.Duration) []byte {
+	tail := "retry:" + strconv.FormatInt(retry.Milliseconds(), 10) + "\n\n"
+	p := make([]byte, 0, max(size, len(tail)+2))
+	if pad := size - len(tail) - 2; pad >= 0 {
+		p = append(p, ':')
+		p = append(p, bytes.Repeat([]byte{' '}, pad)...)
+		p = append(p, '\n')
+	}
+	return append(p, tail...)
+}
+
+// Name implements transport.Transport.
+func (*Transport) Name() string { return Name }
+
+// Bidirectional implements transport.Transport: the stream carries only
+// server messages.
+func (*Transport) Bidirectional() bool { return false }
+
+// ServeAttach implements transport.Transport. The server has already taken
+// the client's received count as the larger of the received parameter and
+// a Last-Event-ID header (see Received).
+func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
+	if r.Method != http.MethodGet {
+		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		return
+	}
+	transport.ServeStream(w, r, a, &transport.Stream{
+		Name:        Name,
+		ContentType: "text/event-stream; charset=utf-8",
+		Prelude:     t.prelude,
+		Encoder:     encoder{},
+		MaxBytes:    t.maxBytes,
+	})
+}
+
+// Received implements transport.ReceivedReader: the count in r's
+// Last-Event-ID header; ok is false when the header is absent or not a
+// count.
+func (t *Transport) Received(r *http.Request) (n uint64, ok bool) {
+	v := r.Header.Get(LastEventIDHeader)
+	if v == "" || (len(v) > 1 && v[0] == '0') {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	return n, err == nil
+}
+
+// encoder writes one event per frame: message events with their number as
+// id, control frames without one.
+type encoder struct{}
+
+// AppendBatch implements transport.StreamEncoder.
+func (encoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte {
+	for i, m := range msgs {
+		dst = append(dst, "id:"...)
+		dst = strconv.AppendUint(dst, first+uint64(i), 10)
+		dst = append(dst, "\ndata:"...)
+		dst = transport.TextOnlyEncoding.AppendMessage(dst, m)
+		dst = append(dst, "\n\n"...)
+	}
+	if ctrl != nil {
+		dst = append(dst, "data:"...)
+		for _, c := range ctrl {
+			if c == '\n' || c == '\r' {
+				c = ' ' // a close reason may hold one; it would end the line
+			}
+			dst = append(dst, c)
+		}
+		dst = append(dst, "\n\n"...)
+	}
+	return dst
+}

@@ -1,0 +1,362 @@
+package sse_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/internal/conformance"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// env is a server offering only sse whose sessions the test drives.
+type env struct {
+	base string
+	sess string // query with session and token
+	s    *session.Session
+}
+
+func newEnv(t *testing.T, opts *tether.Options) *env {
+	t.Helper()
+	e := &env{}
+	e.base, e.sess, e.s = conformance.RawSession(t, "sse", opts)
+	return e
+}
+
+// event is one dispatched server-sent event.
+type event struct {
+	id    string
+	hasID bool
+	data  string
+}
+
+// stream is one open SSE response, read event by event.
+type stream struct {
+	resp   *http.Response
+	r      *bufio.Reader
+	cancel context.CancelFunc
+	bytes  int
+}
+
+// open GETs {prefix}sse with query and, when lastID is not empty, a
+// Last-Event-ID header.
+func (e *env) open(t *testing.T, query, lastID string) *stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"sse?"+e.sess+query, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	st := &stream{resp: resp, r: bufio.NewReader(resp.Body), cancel: cancel}
+	t.Cleanup(st.close)
+	return st
+}
+
+func (st *stream) close() {
+	st.cancel()
+	st.resp.Body.Close()
+}
+
+// next returns the next event, skipping comments and field-only blocks as
+// an EventSource does; io.EOF when the response ends.
+func (st *stream) next() (event, error) {
+	var ev event
+	var data []string
+	for {
+		line, err := st.r.ReadString('\n')
+		st.bytes += len(line)
+		if err != nil {
+			if err == io.EOF && line != "" {
+				return event{}, io.ErrUnexpectedEOF
+			}
+			return event{}, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if strings.ContainsRune(line, '\r') {
+			return event{}, fmt.Errorf("line with a carriage return: %q", line)
+		}
+		switch {
+		case line == "":
+			if data == nil {
+				ev = event{}
+				continue
+			}
+			ev.data = strings.Join(data, "\n")
+			return ev, nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "id:"):
+			ev.id, ev.hasID = strings.TrimPrefix(line, "id:"), true
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(line, "data:"))
+		case strings.HasPrefix(line, "retry:"):
+		default:
+			return event{}, fmt.Errorf("unexpected line %q", line)
+		}
+	}
+}
+
+// nextFrame returns the next event's frame, decoded.
+func (st *stream) nextFrame(t *testing.T) (event, transport.Frame, error) {
+	t.Helper()
+	ev, err := st.next()
+	if err != nil {
+		return ev, transport.Frame{}, err
+	}
+	f, err := transport.ParseFrame([]byte(ev.data), 1<<20)
+	if err != nil {
+		t.Fatalf("event data %q: %v", ev.data, err)
+	}
+	return ev, f, nil
+}
+
+func TestHeadersAndPrelude(t *testing.T) {
+	e := newEnv(t, nil)
+	st := e.open(t, "&received=0", "")
+	h := st.resp.Header
+	for name, want := range map[string]string{
+		"Content-Type":      "text/event-stream; charset=utf-8",
+		"Cache-Control":     "no-cache, no-transform",
+		"X-Accel-Buffering": "no",
+	} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	first, err := st.r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(first, ":") || len(first) < 1024 {
+		t.Errorf("first line is %d bytes starting %.10q, want a padding comment of at least 1 KiB", len(first), first)
+	}
+	ev, f, err := st.nextFrame(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Type != transport.FrameHeartbeat || ev.hasID {
+		t.Errorf("first event = %+v, want a heartbeat without id", ev)
+	}
+}
+
+func TestMessagesCarryNumbersAsIDs(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	msgs := []session.Message{
+		{Type: session.Text, Data: []byte("hello")},
+		{Type: session.Text, Data: []byte("two\nlines\r\n")},
+		{Type: session.Binary, Data: []byte{0, 1, 2, '\n', 0xff}},
+		{Type: session.Text, Data: []byte("")},
+	}
+	for _, m := range msgs {
+		if err := e.s.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.open(t, "&received=0", "")
+	for i := 0; i < len(msgs); {
+		ev, f, err := st.nextFrame(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == transport.FrameHeartbeat {
+			continue
+		}
+		if !f.IsMessage() {
+			t.Fatalf("frame %q, want a message", ev.data)
+		}
+		if want := strconv.Itoa(i + 1); ev.id != want {
+			t.Errorf("message %d has id %q, want %q", i+1, ev.id, want)
+		}
+		if f.Message.Type != msgs[i].Type || string(f.Message.Data) != string(msgs[i].Data) {
+			t.Errorf("message %d = %v %q, want %v %q", i+1, f.Message.Type, f.Message.Data, msgs[i].Type, msgs[i].Data)
+		}
+		i++
+	}
+}
+
+func TestHeartbeatsOnIdleStream(t *testing.T) {
+	e := newEnv(t, &tether.Options{HeartbeatInterval: 20 * time.Millisecond})
+	st := e.open(t, "&received=0", "")
+	for i := range 3 {
+		ev, f, err := st.nextFrame(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Type != transport.FrameHeartbeat {
+			t.Fatalf("event %d = %q, want a heartbeat", i, ev.data)
+		}
+	}
+}
+
+// TestRecycleMidBurst sends a burst many times the byte limit while the
+// client follows the responses one after the other, attaching each time
+// with its count: every message arrives once, in order.
+func TestRecycleMidBurst(t *testing.T) {
+	const limit, n = 4096, 2000
+	e := newEnv(t, &tether.Options{StreamMaxBytes: limit})
+	go func() {
+		for i := range n {
+			m := session.Message{Type: session.Text, Data: fmt.Appendf(nil, "message %d", i+1)}
+			if i%3 == 0 {
+				m.Type = session.Binary
+			}
+			if e.s.Send(context.Background(), m) != nil {
+				return
+			}
+		}
+	}()
+	received, responses := 0, 0
+	for received < n {
+		st := e.open(t, fmt.Sprintf("&received=%d", received), "")
+		responses++
+		for received < n {
+			ev, f, err := st.nextFrame(t)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !f.IsMessage() {
+				continue
+			}
+			received++
+			if want := fmt.Sprintf("message %d", received); string(f.Message.Data) != want || ev.id != strconv.Itoa(received) {
+				t.Fatalf("got id %s %q, want id %d %q", ev.id, f.Message.Data, received, want)
+			}
+		}
+		// A response stops after the batch that reaches the limit.
+		if st.bytes > limit+64<<10 {
+			t.Errorf("response carried %d bytes, limit %d", st.bytes, limit)
+		}
+		st.close()
+	}
+	if responses < 2 {
+		t.Errorf("%d responses carried the burst, want it split by the byte limit", responses)
+	}
+}
+
+// TestLastEventIDResumes reconnects as an EventSource does: the same URL,
+// whose received is stale, and the last id seen in Last-Event-ID.
+func TestLastEventIDResumes(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := range 10 {
+		e.s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "m%d", i+1)})
+	}
+	st := e.open(t, "&received=0", "")
+	lastID := ""
+	for lastID != "4" {
+		ev, _, err := st.nextFrame(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.hasID {
+			lastID = ev.id
+		}
+	}
+	st.close()
+
+	for _, query := range []string{"&received=0", ""} {
+		st = e.open(t, query, lastID)
+		if st.resp.StatusCode != http.StatusOK {
+			t.Fatalf("query %q with Last-Event-ID: %s", query, st.resp.Status)
+		}
+		for {
+			ev, f, err := st.nextFrame(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.IsMessage() {
+				if ev.id != "5" || string(f.Message.Data) != "m5" {
+					t.Fatalf("query %q: first message after Last-Event-ID 4 = id %s %q, want id 5 \"m5\"", query, ev.id, f.Message.Data)
+				}
+				break
+			}
+		}
+		st.close()
+	}
+}
+
+// TestMissingReceivedWithoutLastEventID checks that a request states its
+// received count with the parameter or a Last-Event-ID that is a count: a
+// malformed Last-Event-ID is ignored, so it is missing.
+func TestMissingReceivedWithoutLastEventID(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, lastID := range []string{"", "x", "007", "-1"} {
+		st := e.open(t, "", lastID)
+		if st.resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("no received, Last-Event-ID %q: %s, want 400", lastID, st.resp.Status)
+		}
+		st.close()
+	}
+}
+
+func TestCloseEndsResponse(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s.Send(context.Background(), session.Message{Type: session.Text, Data: []byte("last")})
+	e.s.Close(4100, "bye\nnow")
+	st := e.open(t, "&received=0", "")
+	var frames []transport.Frame
+	for {
+		_, f, err := st.nextFrame(t)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, f)
+	}
+	if len(frames) != 3 || frames[0].Type != transport.FrameHeartbeat || string(frames[1].Message.Data) != "last" ||
+		frames[2].Type != transport.FrameClose || frames[2].Close.Code != 4100 || frames[2].Close.Reason != "bye now" {
+		t.Errorf("frames = %+v, want heartbeat, message, close 4100 \"bye now\"", frames)
+	}
+}
+
+func TestSupersededResponseEnds(t *testing.T) {
+	e := newEnv(t, nil)
+	first := e.open(t, "&received=0", "")
+	if _, _, err := first.nextFrame(t); err != nil {
+		t.Fatal(err)
+	}
+	second := e.open(t, "&received=0", "")
+	for {
+		_, _, err := first.nextFrame(t)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.s.Send(context.Background(), session.Message{Type: session.Text, Data: []byte("after")})
+	for {
+		_, f, err := second.nextFrame(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.IsMessage() {
+			if string(f.Message.Data) != "after" {
+				t.Errorf("got %q, want \"after\"", f.Message.Data)
+			}
+			break
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package streaming
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// Name is the transport's name in negotiate responses and URLs.
+const Name = "streaming"
+
+// PartContentType is the Content-Type of every part.
+const PartContentType = "application/octet-stream"
+
+// Options configure the streaming transport. A nil *Options means defaults.
+type Options struct {
+	// MaxBytes is how many bytes a response carries before it ends and
+	// the client opens the next one. Default 128 KiB
+	// (transport.DefaultStreamMaxBytes).
+	MaxBytes int
+	// PreludeBytes is the size of the multipart preamble (padding, which
+	// multipart readers skip) that starts each response. Default 2 KiB
+	// (transport.DefaultPreludeBytes); a negative value sends none.
+	PreludeBytes int
+}
+
+// Transport is the multipart streaming transport. It is safe for
+// concurrent use.
+type Transport struct {
+	maxBytes int
+	preamble []byte
+}
+
+// New returns a streaming transport. opts is not retained.
+func New(opts *Options) *Transport {
+	o := Options{MaxBytes: transport.DefaultStreamMaxBytes, PreludeBytes: transport.DefaultPreludeBytes}
+	if opts != nil {
+		if opts.MaxBytes > 0 {
+			o.MaxBytes = opts.MaxBytes
+		}
+		if opts.PreludeBytes != 0 {
+			o.PreludeBytes = max(0, opts.PreludeBytes)
+		}
+	}
+	t := &Transport{maxBytes: o.MaxBytes}
+	if o.PreludeBytes >= 2 {
+		// Padding then CRLF: the CRLF belongs to the first delimiter.
+		t.preamble = append(bytes.Repeat([]byte{' '}, o.PreludeBytes-2), "\r\n"...)
+	}
+	return t
+}
+
+// Name implements transport.Transport.
+func (*Transport) Name() string { return Name }
+
+// Bidirectional implements transport.Transport: the stream carries only
+// server messages.
+func (*Transport) Bidirectional() bool { return false }
+
+// ServeAttach implements transport.Transport.
+func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
+	if r.Method != http.MethodGet {
+		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		return
+	}
+	enc := newEncoder()
+	transport.ServeStream(w, r, a, &transport.Stream{
+		Name:        Name,
+		ContentType: "multipart/x-mixed-replace; boundary=" + enc.boundary,
+		Prelude:     t.preamble,
+		Encoder:     enc,
+		Epilogue:    []byte("--" + enc.boundary + "--\r\n"),
+		MaxBytes:    t.maxBytes,
+	})
+}
+
+// encoder writes one part per batch. A part ends with the CRLF that starts
+// the next delimiter, so every part is complete once flushed.
+type encoder struct {
+	boundary string
+	body     []byte // the batch being framed, reused
+}
+
+// newEncoder draws a boundary of 96 random bits in hex: the delimiter
+// starts every part, so each byte of it is paid once per batch.
+func newEncoder() *encoder {
+	var b [12]byte
+	rand.Read(b[:])
+	return &encoder{boundary: hex.EncodeToString(b[:])}
+}
+
+// AppendBatch implements transport.StreamEncoder.
+func (e *encoder) AppendBatch(dst []byte, _ uint64, msgs []session.Message, ctrl []byte) []byte {
+	e.body = e.body[:0]
+	for _, m := range msgs {
+		e.body = transport.RawEncoding.AppendBatchMessage(e.body, m)
+	}
+	if ctrl != nil {
+		e.body = transport.AppendBatchFrame(e.body, ctrl)
+	}
+	dst = append(dst, "--"...)
+	dst = append(dst, e.boundary...)
+	dst = append(dst, "\r\nContent-Type: "+PartContentType+"\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(e.body)), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	dst = append(dst, e.body...)
+	return append(dst, "\r\n"...)
+}

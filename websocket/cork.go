@@ -1,0 +1,103 @@
+package websocket
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// corkLimit is how many bytes a corked connection collects before it writes
+// them anyway.
+const corkLimit = 64 << 10
+
+// corkBuffers holds the buffers of corked connections between batches, so
+// that an idle connection holds none.
+var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// corkConn is the network connection under a WebSocket. While corked, what
+// gorilla writes collects in a buffer and goes out in one write when the
+// writer uncorks it, so a batch of messages costs one system call rather
+// than one per message. Writes from other goroutines (gorilla answering a
+// ping or a close from the reader) join the buffer while it is corked.
+type corkConn struct {
+	net.Conn
+
+	mu     sync.Mutex
+	buf    *[]byte // non-nil while corked; guarded by mu
+	failed error   // the error of a failed write; guarded by mu
+}
+
+// Write implements net.Conn.
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed != nil {
+		return 0, c.failed
+	}
+	if c.buf == nil {
+		return c.Conn.Write(p)
+	}
+	*c.buf = append(*c.buf, p...)
+	if len(*c.buf) >= corkLimit {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// cork starts collecting writes.
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf == nil {
+		c.buf = corkBuffers.Get().(*[]byte)
+	}
+}
+
+// uncork writes what was collected and lets later writes through.
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf == nil {
+		return c.failed
+	}
+	err := c.flushLocked()
+	b := c.buf
+	c.buf = nil
+	if cap(*b) <= corkLimit*2 {
+		*b = (*b)[:0]
+		corkBuffers.Put(b)
+	}
+	return err
+}
+
+func (c *corkConn) flushLocked() error {
+	if len(*c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(*c.buf)
+	*c.buf = (*c.buf)[:0]
+	if err != nil {
+		c.failed = err
+	}
+	return err
+}
+
+// corkingWriter hands gorilla's Upgrade a corkConn when it hijacks the
+// connection.
+type corkingWriter struct {
+	http.ResponseWriter
+	conn *corkConn
+}
+
+// Hijack implements http.Hijacker.
+func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &corkConn{Conn: nc}
+	return w.conn, brw, nil
+}
