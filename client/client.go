@@ -1,0 +1,268 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// Session is a Tether session seen from the client: the mirror of the
+// server's session.Session. It outlives the connections under it; the
+// messages sent and received on it are numbered and survive cuts.
+//
+// All methods are safe for concurrent use. Concurrent Send calls number
+// their messages in the order they take the session's lock; concurrent Recv
+// calls each get different messages.
+type Session struct {
+	opts       *Options
+	hc         *http.Client
+	ownHTTP    bool // hc was made by Dial and is closed at the end
+	prefix     *url.URL
+	neg        *negotiation
+	transports []transport
+	log        *slog.Logger
+
+	ctx    context.Context // canceled when the session ends
+	cancel context.CancelFunc
+
+	out        *outbox
+	inbox      chan session.Message // received messages waiting for Recv
+	received   atomic.Uint64        // messages put in inbox: the attach's received
+	recvSignal chan struct{}        // poked, without blocking, on every message put in inbox
+
+	mu      sync.Mutex
+	current string              // guarded by mu; the attached transport, "" when none
+	endErr  *session.CloseError // guarded by mu; set once, when ended is closed
+	endedBy endCause            // guarded by mu
+	ended   chan struct{}       // closed when the session is over
+	done    chan struct{}       // closed when every goroutine of the session has exited
+
+	// preferred is the transport tried first on the next attach. Only the
+	// goroutine that attaches reads or writes it.
+	preferred transport
+}
+
+// endCause records who ended a session, for Close's result.
+type endCause uint8
+
+const (
+	endedRemotely  endCause = iota // close frame from the server, expiry, protocol error
+	endedByClose                   // the close frame from Close was delivered
+	endedByTimeout                 // Close gave up waiting for delivery
+)
+
+// Dial negotiates a session with the server whose Tether prefix is url (for
+// example "http://127.0.0.1:8080/rt/"), attaches its first connection and
+// returns it. It tries the transports in order, each for at most
+// Options.ConnectTimeout, and fails with an error wrapping ErrNoTransport if
+// none works. ctx bounds Dial only: once Dial returns, the session lives
+// until it is closed, whatever happens to ctx. A refused negotiate returns a
+// *NegotiateError.
+func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
+	o := opts.cloneWithDefaults()
+	prefix, err := normalizePrefix(url)
+	if err != nil {
+		return nil, err
+	}
+	hc, own := o.HTTPClient, false
+	if hc == nil {
+		hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		own = true
+	}
+	fail := func(err error) (*Session, error) {
+		if own {
+			hc.CloseIdleConnections()
+		}
+		return nil, err
+	}
+	if err := checkTransportNames(o.Transports); err != nil {
+		return fail(err)
+	}
+	neg, err := negotiate(ctx, hc, prefix, o.Header)
+	if err != nil {
+		return fail(err)
+	}
+	ts, err := chooseTransports(o.Transports, neg.Transports)
+	if err != nil {
+		release(ctx, hc, prefix, neg, o.ConnectTimeout)
+		return fail(err)
+	}
+	s := &Session{
+		opts:       o,
+		hc:         hc,
+		ownHTTP:    own,
+		prefix:     prefix,
+		neg:        neg,
+		transports: ts,
+		log:        o.Logger.With("session", neg.Session),
+		out:        newOutbox(o.MaxUnackedBytes),
+		inbox:      make(chan session.Message, o.RecvBuffer),
+		recvSignal: make(chan struct{}, 1),
+		ended:      make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ac, err := s.connectFirst(ctx)
+	if err != nil {
+		var ce session.CloseError
+		if !errors.As(err, &ce) && ctx.Err() == nil {
+			release(ctx, hc, prefix, neg, o.ConnectTimeout)
+		}
+		s.cancel()
+		return fail(err)
+	}
+	go s.maintain(ac)
+	return s, nil
+}
+
+// ID returns the public session id, safe to log and show.
+func (s *Session) ID() string { return s.neg.Session }
+
+// Transport returns the name of the transport attached now ("websocket",
+// "sse", "streaming" or "longpoll"), or "" while the session is between
+// connections or over.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current
+}
+
+// Context returns a context canceled when the session ends, for work that
+// should stop with it.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Done returns a channel closed once the session has ended and every
+// goroutine it started has exited.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Send numbers m and queues it for the server; the session keeps it until
+// the server acknowledges it and replays it after a cut. Send copies m.Data.
+// It blocks while Options.MaxUnackedBytes of messages wait for
+// acknowledgement, until ctx is done (returning ctx.Err() with m not sent).
+// It fails with ErrMessageTooBig or ErrInvalidMessage without sending, and
+// with a session.CloseError once Close was called or the session ended.
+func (s *Session) Send(ctx context.Context, m session.Message) error {
+	switch {
+	case m.Type != session.Text && m.Type != session.Binary:
+		return fmt.Errorf("%w: type %v", ErrInvalidMessage, m.Type)
+	case m.Type == session.Text && !utf8.Valid(m.Data):
+		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidMessage)
+	case len(m.Data) > s.neg.MaxMessageBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(m.Data), s.neg.MaxMessageBytes)
+	}
+	m.Data = bytes.Clone(m.Data)
+	if m.Data == nil {
+		m.Data = []byte{}
+	}
+	err := s.out.push(ctx, s.ended, m)
+	if errors.Is(err, errStopped) {
+		return s.closeError()
+	}
+	return err
+}
+
+// Recv returns the next message from the server, waiting until one arrives
+// or ctx is done. Once the session has ended, Recv returns the messages
+// still queued and then the session.CloseError saying how it ended.
+func (s *Session) Recv(ctx context.Context) (session.Message, error) {
+	select {
+	case m := <-s.inbox:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-s.inbox:
+		return m, nil
+	case <-s.ended:
+		select {
+		case m := <-s.inbox:
+			return m, nil
+		default:
+			return session.Message{}, s.closeError()
+		}
+	case <-ctx.Done():
+		return session.Message{}, ctx.Err()
+	}
+}
+
+// Close ends the session: it sends a close frame with code and reason
+// after every message sent before it, waits until the frame is written and
+// the connection has ended, then stops every goroutine of the session. It
+// waits at most Options.CloseTimeout for that, attaching again if the
+// connection breaks meanwhile, and returns an error wrapping
+// context.DeadlineExceeded when the time runs out. A reason longer than
+// session.MaxReasonBytes is cut. If the session had already ended, Close
+// returns the session.CloseError that ended it; calling Close again after a
+// successful Close returns nil.
+func (s *Session) Close(code session.StatusCode, reason string) error {
+	if !code.Valid() {
+		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, code)
+	}
+	ce := session.CloseError{Code: code, Reason: wire.TruncateReason(reason)}
+	s.out.close(ce)
+	t := time.NewTimer(s.opts.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.end(ce, endedByTimeout)
+		<-s.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.endedBy {
+	case endedByClose:
+		return nil
+	case endedByTimeout:
+		return fmt.Errorf("tether: close frame not delivered within %v: %w", s.opts.CloseTimeout, context.DeadlineExceeded)
+	}
+	return *s.endErr
+}
+
+// closeError returns the CloseError that ended the session, or for a
+// session still closing the one Close sends.
+func (s *Session) closeError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.endErr != nil {
+		return *s.endErr
+	}
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	if s.out.closeReq != nil {
+		return *s.out.closeReq
+	}
+	return errStopped
+}
+
+// end records how the session ended, the first time it is called, and
+// stops the session's goroutines.
+func (s *Session) end(ce session.CloseError, by endCause) {
+	s.mu.Lock()
+	if s.endErr == nil {
+		s.endErr = &ce
+		s.endedBy = by
+		close(s.ended)
+		s.log.Info("tether session ended", "code", int(ce.Code), "reason", ce.Reason)
+	}
+	s.mu.Unlock()
+	s.out.close(ce)
+	s.cancel()
+}
+
+func (s *Session) setCurrent(name string) {
+	s.mu.Lock()
+	s.current = name
+	s.mu.Unlock()
+}

@@ -1,0 +1,96 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/session"
+)
+
+func TestEcho(t *testing.T) {
+	for _, name := range transports {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			url := startServer(t, echo, nil, nil)
+			var n network
+			s := dial(t, ctx, url, n.options(t, name))
+			if got := s.Transport(); got != name {
+				t.Fatalf("Transport() = %q, want %q", got, name)
+			}
+			msgs := []session.Message{
+				textMsg("hello"),
+				textMsg(""),
+				textMsg("héllo, 世界\n\r"),
+				{Type: session.Binary, Data: []byte{0, 1, 2, 0xff, 0xfe, '\n'}},
+				{Type: session.Binary, Data: []byte{}},
+				{Type: session.Binary, Data: bytes.Repeat([]byte{0x80}, 60000)},
+				textMsg("6:mtrick1:h"),
+			}
+			for _, m := range msgs {
+				if err := s.Send(ctx, m); err != nil {
+					t.Fatalf("Send(%v) = %v", m.Type, err)
+				}
+			}
+			for i, want := range msgs {
+				got, err := s.Recv(ctx)
+				if err != nil {
+					t.Fatalf("Recv() #%d = %v", i, err)
+				}
+				if got.Type != want.Type || !bytes.Equal(got.Data, want.Data) {
+					t.Fatalf("Recv() #%d = %v %q, want %v %q", i, got.Type, trim(got.Data), want.Type, trim(want.Data))
+				}
+			}
+			if err := s.Close(session.StatusNormalClosure, "bye"); err != nil {
+				t.Fatalf("Close() = %v", err)
+			}
+			select {
+			case <-s.Done():
+			default:
+				t.Fatal("Done() not closed when Close returned")
+			}
+			_, err := s.Recv(ctx)
+			if ce, ok := err.(session.CloseError); !ok || ce.Code != session.StatusNormalClosure || ce.Reason != "bye" {
+				t.Fatalf("Recv() after Close = %v, want CloseError 1000 bye", err)
+			}
+			if err := s.Send(ctx, textMsg("late")); session.CloseStatus(err) != session.StatusNormalClosure {
+				t.Fatalf("Send() after Close = %v, want CloseError 1000", err)
+			}
+			if got := s.Transport(); got != "" {
+				t.Fatalf("Transport() after Close = %q, want \"\"", got)
+			}
+		})
+	}
+}
+
+func trim(p []byte) string {
+	if len(p) > 20 {
+		return fmt.Sprintf("%s... (%d bytes)", p[:20], len(p))
+	}
+	return string(p)
+}
+
+// TestLongPollBodyLimit sends messages that fit only one per send request:
+// the client must split its batches by the server's maxBodyBytes.
+func TestLongPollBodyLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := startServer(t, echo, &tether.Options{MaxMessageBytes: 1000, MaxBodyBytes: 1400}, nil)
+	var n network
+	s := dial(t, ctx, url, n.options(t, "longpoll"))
+	for i := range 30 {
+		m := session.Message{Type: session.Binary, Data: bytes.Repeat([]byte{byte(i)}, 1000)}
+		if err := s.Send(ctx, m); err != nil {
+			t.Fatalf("Send(%d) = %v", i, err)
+		}
+	}
+	for i := range 30 {
+		m, err := s.Recv(ctx)
+		if err != nil || !bytes.Equal(m.Data, bytes.Repeat([]byte{byte(i)}, 1000)) {
+			t.Fatalf("Recv() #%d = %q, %v; want 1000 bytes of %d", i, trim(m.Data), err, i)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tetherkit/tether/session"
+)
+
+var (
+	// ErrNoTransport is returned by Dial when no transport is both offered
+	// by the server and known to this client, or when every one of them
+	// failed to attach.
+	ErrNoTransport = errors.New("tether: no usable transport")
+	// ErrUnknownTransport is returned by Dial when Options.Transports names
+	// a transport this client does not implement.
+	ErrUnknownTransport = errors.New("tether: unknown transport")
+	// ErrUnsupportedProtocol is returned by Dial when the server answers
+	// negotiate with a protocol version other than 1.
+	ErrUnsupportedProtocol = errors.New("tether: unsupported protocol version")
+	// ErrMessageTooBig is returned by Send for a message larger than the
+	// server's maxMessageBytes; the message is not sent and the session
+	// goes on.
+	ErrMessageTooBig = errors.New("tether: message too big")
+	// ErrInvalidMessage is returned by Send for a message whose Type is
+	// neither Text nor Binary, or a Text message that is not valid UTF-8.
+	ErrInvalidMessage = errors.New("tether: invalid message")
+	// ErrInvalidCloseCode is returned by Close for a code that may not
+	// travel in a close frame (see session.StatusCode.Valid).
+	ErrInvalidCloseCode = errors.New("tether: invalid close code")
+)
+
+// NegotiateError is returned by Dial when the server refuses the negotiate
+// request: Status is the HTTP status (401 or 403 from the auth hook, 403 for
+// a forbidden origin, 503 for too many sessions) and Message the first line
+// of the body.
+type NegotiateError struct {
+	Status  int
+	Message string
+}
+
+func (e *NegotiateError) Error() string {
+	return fmt.Sprintf("tether: negotiate refused: %d %s", e.Status, e.Message)
+}
+
+// endError is returned by a transport when the session is over, as opposed
+// to any other error, which means only that the connection broke.
+type endError struct {
+	ce session.CloseError
+	// local is true when the client sent the close frame itself.
+	local bool
+	// notify is true when the client found the fault (a protocol error) and
+	// should tell the server with a close frame if the connection allows.
+	notify bool
+}
+
+func (e *endError) Error() string { return e.ce.Error() }
+
+// endSession returns an *endError for a close decided on the client side or
+// received from the server.
+func endSession(code session.StatusCode, reason string) error {
+	return &endError{ce: session.CloseError{Code: code, Reason: reason}}
+}
+
+// protocolError ends a session for a fault of the server's: a malformed
+// frame, a message over the limit, an impossible acknowledgement.
+func protocolError(code session.StatusCode, reason string) error {
+	return &endError{ce: session.CloseError{Code: code, Reason: reason}, notify: true}
+}
+
+var (
+	// errSessionGone ends a session the server no longer knows (404).
+	errSessionGone = endSession(session.StatusSessionExpired, "session unknown to the server")
+	// errSequenceGap ends a session whose server found a gap in the
+	// client's messages (409).
+	errSequenceGap = endSession(session.StatusResumeGap, "sequence gap")
+)
+
+// errStopped is returned by internal waits cut short by the end of the
+// session; the public methods turn it into the session's CloseError.
+var errStopped = errors.New("tether: session ended")

@@ -1,0 +1,86 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// maxResponseBytes bounds one HTTP response body the client reads.
+const maxResponseBytes = 64 << 20
+
+// do sends one request with the session's HTTP client; see roundTrip.
+func (s *Session) do(ctx context.Context, method, u string, body []byte, timeout time.Duration) (int, []byte, error) {
+	return roundTrip(ctx, s.hc, method, u, body, timeout)
+}
+
+// roundTrip sends one request with hc, bounded by timeout, and returns the
+// status and the whole body. A non-nil body is sent as a batch
+// (application/octet-stream). Errors never carry the URL, which holds the
+// session token.
+func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []byte, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return 0, nil, redact(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, redact(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading response: %w", redact(err))
+	}
+	if len(data) > maxResponseBytes {
+		return 0, nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// release tells the server, best effort, that a session Dial could not
+// attach is not wanted, so that it does not wait for the resume window: one
+// send request holding a close frame, which needs no transport attached.
+func release(ctx context.Context, hc *http.Client, prefix *url.URL, neg *negotiation, timeout time.Duration) {
+	body := wire.AppendBatchFrame(nil, wire.AppendClose(nil, session.CloseError{
+		Code: session.StatusNormalClosure, Reason: "no usable transport"}))
+	q := url.Values{"session": {neg.Session}, "token": {neg.Token}, "seq": {"1"}, "received": {"0"}}
+	roundTrip(ctx, hc, http.MethodPost, endpoint(prefix, "send", q), body, timeout)
+}
+
+// redact strips the URL, which holds the session token, from err.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s request: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// firstLine returns the first line of an error body, trimmed, at most 200
+// bytes of it.
+func firstLine(body []byte) string {
+	body = body[:min(len(body), 200)]
+	if i := bytes.IndexByte(body, '\n'); i >= 0 {
+		body = body[:i]
+	}
+	return strings.TrimSpace(string(body))
+}

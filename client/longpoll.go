@@ -1,0 +1,73 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// longpollTransport attaches long-poll connections: a loop of GET
+// {prefix}longpoll requests, each answered with a batch of frames, for the
+// server-to-client direction, and the shared send loop for the other.
+type longpollTransport struct{}
+
+func (longpollTransport) name() string { return "longpoll" }
+
+// errPollStopped stops the poll loop once Close was called: from then on
+// only the send loop, which carries the close frame, decides the outcome.
+var errPollStopped = errors.New("longpoll: stopped for close")
+
+// run polls and sends side by side; the connection is established by the
+// first answered poll or send, whichever comes first.
+func (longpollTransport) run(ctx context.Context, l *link) error {
+	return runBesideSends(ctx, l, l, pollLoop)
+}
+
+// pollLoop polls until the connection fails or the session ends. Each poll
+// carries the count of messages received, which acknowledges them; the
+// first answer proves the connection.
+func pollLoop(ctx context.Context, l *link) error {
+	s := l.s
+	// The server answers within one heartbeat interval; two is a dead
+	// connection (PROTOCOL.md section 5.3).
+	timeout := 2 * s.neg.heartbeat()
+	for {
+		if s.out.closing() {
+			return errPollStopped
+		}
+		q := l.query(int64(s.received.Load()), -1)
+		status, body, err := s.do(ctx, http.MethodGet, endpoint(s.prefix, "longpoll", q), nil, timeout)
+		if err != nil {
+			return fmt.Errorf("longpoll: %w", err)
+		}
+		switch status {
+		case http.StatusOK:
+		case http.StatusNotFound:
+			return errSessionGone
+		case http.StatusBadRequest:
+			return endSession(session.StatusProtocolError, "longpoll refused: "+firstLine(body))
+		default:
+			return fmt.Errorf("longpoll: status %d: %s", status, firstLine(body))
+		}
+		l.established()
+		err = wire.ParseBatch(body, s.neg.MaxMessageBytes, func(f wire.Frame) error {
+			return l.deliver(ctx, f)
+		})
+		var ee *endError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee), ctx.Err() != nil:
+			return err
+		case errors.Is(err, wire.ErrMessageTooBig):
+			return parseError(err)
+		default:
+			// A truncated body (a proxy, a cut) is malformed too: the
+			// frames before the fault were counted, so poll again.
+			return fmt.Errorf("longpoll: %w", err)
+		}
+	}
+}

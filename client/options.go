@@ -1,0 +1,130 @@
+package client
+
+import (
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Options configure Dial. A nil *Options means every default; Dial clones the
+// struct and never changes the caller's copy.
+type Options struct {
+	// Transports lists the transports to try, in order, by their names in
+	// PROTOCOL.md: "websocket", "sse", "streaming", "longpoll". Names the
+	// server does not offer are skipped; a name this client does not know
+	// makes Dial fail.
+	// Default: the server's offer order, restricted to the transports this
+	// client knows.
+	Transports []string
+
+	// Header is sent with the negotiate request, for the server's auth hook
+	// (for example Authorization). Later requests authenticate with the
+	// session token instead. Default: none.
+	Header http.Header
+
+	// HTTPClient carries negotiate, long polls and sends. Default: a client
+	// private to the session, whose idle connections are closed when the
+	// session ends. A client given here is used as is and never closed.
+	HTTPClient *http.Client
+
+	// Dialer opens WebSocket connections; Dial copies it. Default: a Dialer
+	// that takes its proxy from the environment, as net/http does.
+	Dialer *websocket.Dialer
+
+	// ConnectTimeout bounds one attempt to attach over one transport, from
+	// the first byte sent until the connection is proven to work. Default:
+	// 10 seconds.
+	ConnectTimeout time.Duration
+
+	// StreamStartTimeout is how long an sse or streaming response may take
+	// to deliver its first heartbeat, which the server sends at once; a
+	// slower one is held back by a buffering proxy, and the client tries
+	// the next transport. Default: DefaultStreamStartTimeout (5 seconds).
+	StreamStartTimeout time.Duration
+
+	// ReconnectMin is the delay before the second round of attempts after a
+	// cut (the first round starts at once); the delay doubles each round,
+	// with jitter, up to ReconnectMax. Default: 250 milliseconds.
+	ReconnectMin time.Duration
+
+	// ReconnectMax caps the delay between rounds of attempts. Default: 10
+	// seconds.
+	ReconnectMax time.Duration
+
+	// MaxUnackedBytes bounds the payload bytes of messages sent but not yet
+	// acknowledged by the server; Send blocks while the bound is reached.
+	// A single message larger than the bound is accepted when nothing else
+	// waits. Default: 1 MiB.
+	MaxUnackedBytes int
+
+	// RecvBuffer is how many received messages wait for Recv before the
+	// client stops reading from the connection. Default: 256.
+	RecvBuffer int
+
+	// CloseTimeout bounds how long Close waits for the close frame to reach
+	// the server before it gives up and stops the session anyway. Default:
+	// 5 seconds.
+	CloseTimeout time.Duration
+
+	// Logger receives connection events (attach, cut, fallback) at Debug and
+	// Info level. The session token is never logged. Default: no logging.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	defaultConnectTimeout  = 10 * time.Second
+	defaultReconnectMin    = 250 * time.Millisecond
+	defaultReconnectMax    = 10 * time.Second
+	defaultMaxUnackedBytes = 1 << 20
+	defaultRecvBuffer      = 256
+	defaultCloseTimeout    = 5 * time.Second
+)
+
+// cloneWithDefaults returns a copy of o with every zero field set to its
+// default. It never changes o.
+func (o *Options) cloneWithDefaults() *Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	c.Transports = slices.Clone(c.Transports)
+	c.Header = c.Header.Clone()
+	if c.Dialer == nil {
+		c.Dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment}
+	} else {
+		d := *c.Dialer
+		c.Dialer = &d
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = defaultConnectTimeout
+	}
+	if c.StreamStartTimeout <= 0 {
+		c.StreamStartTimeout = DefaultStreamStartTimeout
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = defaultReconnectMin
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = defaultReconnectMax
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = c.ReconnectMin
+	}
+	if c.MaxUnackedBytes <= 0 {
+		c.MaxUnackedBytes = defaultMaxUnackedBytes
+	}
+	if c.RecvBuffer <= 0 {
+		c.RecvBuffer = defaultRecvBuffer
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = defaultCloseTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &c
+}

@@ -1,0 +1,168 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// outbox numbers the messages the application sends and keeps each one
+// until the server acknowledges it (PROTOCOL.md section 5.2). Message number
+// k is the k-th message sent in the session, counting from 1.
+//
+// All methods are safe for concurrent use. Every change closes and replaces
+// the changed channel, so waiters select on it and look again.
+type outbox struct {
+	limit int // bytes of unacknowledged payload above which push waits
+
+	mu       sync.Mutex
+	msgs     []session.Message   // guarded by mu; msgs[i] is number acked+1+i
+	acked    uint64              // guarded by mu; the server has every message up to this number
+	bytes    int                 // guarded by mu; payload bytes in msgs
+	closeReq *session.CloseError // guarded by mu; set by close, after which push fails
+	changed  chan struct{}       // guarded by mu; closed and replaced on every change
+}
+
+func newOutbox(limit int) *outbox {
+	return &outbox{limit: limit, changed: make(chan struct{})}
+}
+
+// notifyLocked wakes every waiter. o.mu must be held.
+func (o *outbox) notifyLocked() {
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// push numbers m and queues it. It waits while the unacknowledged bytes are
+// at the limit (a message is always accepted into an empty outbox), until
+// ctx or stop is done. After close, it returns the close request.
+func (o *outbox) push(ctx context.Context, stop <-chan struct{}, m session.Message) error {
+	for {
+		o.mu.Lock()
+		if o.closeReq != nil {
+			ce := *o.closeReq
+			o.mu.Unlock()
+			return ce
+		}
+		if len(o.msgs) == 0 || o.bytes+len(m.Data) <= o.limit {
+			o.msgs = append(o.msgs, m)
+			o.bytes += len(m.Data)
+			o.notifyLocked()
+			o.mu.Unlock()
+			return nil
+		}
+		wait := o.changed
+		o.mu.Unlock()
+		select {
+		case <-wait:
+		case <-stop:
+			return errStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// close records the close request: push fails from now on, and the
+// transports send the close frame after every message queued before it.
+// It reports false, changing nothing, when a close was already requested.
+func (o *outbox) close(ce session.CloseError) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closeReq != nil {
+		return false
+	}
+	o.closeReq = &ce
+	o.notifyLocked()
+	return true
+}
+
+// ack records that the server has every message up to number n and drops
+// them. It fails for an n beyond the last message sent: the server cannot
+// have it.
+func (o *outbox) ack(n uint64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	last := o.acked + uint64(len(o.msgs))
+	if n > last {
+		return fmt.Errorf("server acknowledged %d messages, only %d sent", n, last)
+	}
+	if n <= o.acked {
+		return nil
+	}
+	k := int(n - o.acked)
+	for i := range k {
+		o.bytes -= len(o.msgs[i].Data)
+		o.msgs[i] = session.Message{} // let the payload be collected
+	}
+	o.msgs = o.msgs[k:]
+	o.acked = n
+	o.notifyLocked()
+	return nil
+}
+
+// window is a view of the outbox taken at one instant.
+type window struct {
+	first    uint64            // the number of msgs[0]
+	msgs     []session.Message // a copy of the slice; payloads are shared, never written
+	rest     bool              // messages after msgs were left out by the byte bound
+	closeReq *session.CloseError
+	changed  <-chan struct{} // closed at the next change after the view
+}
+
+// next returns the number of the first unacknowledged message, which is the
+// seq of an attach or a send request.
+func (o *outbox) next() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.acked + 1
+}
+
+// view returns the queued messages numbered from first on, as many as fit in
+// maxBytes of batch (at least one; maxBytes <= 0 means no bound). It fails
+// when message first was already dropped by an acknowledgement.
+func (o *outbox) view(first uint64, maxBytes int) (window, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := window{first: first, closeReq: o.closeReq, changed: o.changed}
+	if first <= o.acked {
+		return w, fmt.Errorf("message %d was acknowledged and dropped", first)
+	}
+	i := first - o.acked - 1
+	if i >= uint64(len(o.msgs)) {
+		return w, nil
+	}
+	msgs := o.msgs[i:]
+	if maxBytes > 0 {
+		n, size := 0, 0
+		for n < len(msgs) {
+			size += batchFrameLen(msgs[n])
+			if n > 0 && size > maxBytes {
+				break
+			}
+			n++
+		}
+		w.rest = n < len(msgs)
+		msgs = msgs[:n]
+	}
+	w.msgs = append([]session.Message(nil), msgs...)
+	return w, nil
+}
+
+// batchFrameLen is how many bytes m takes in a batch: length prefix, colon
+// and frame.
+func batchFrameLen(m session.Message) int {
+	n := wire.RawEncoding.FrameLen(m)
+	return len(strconv.Itoa(n)) + 1 + n
+}
+
+// closing reports whether Close was called or the session ended.
+func (o *outbox) closing() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closeReq != nil
+}

@@ -1,0 +1,137 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// closeFrameRoom is the most a close frame takes in a batch: length
+// prefix, type, code, space and the longest reason.
+const closeFrameRoom = 3 + 1 + 1 + 4 + 1 + session.MaxReasonBytes
+
+// maxBadRequests is how many times in a row a send answered 400 is retried
+// before the session ends with a protocol error.
+const maxBadRequests = 3
+
+// sendLoop carries client messages over POST {prefix}send, for every
+// transport whose connection is one-way (PROTOCOL.md section 5.2). It is the
+// connection's only sender: each request carries, from the oldest
+// unacknowledged message, whatever is queued, bounded by maxBodyBytes, and is
+// retried until answered 204; the server drops the duplicates of a retry.
+// Its first request carries whatever is queued, even nothing, to prove the
+// connection at once. The close frame from Close goes after the last message.
+func sendLoop(ctx context.Context, l *link) error {
+	s := l.s
+	limit := s.neg.MaxBodyBytes
+	timeout := 2 * s.neg.heartbeat()
+	probe := true
+	bad := 0
+	for {
+		seq := s.out.next()
+		w, err := s.out.view(seq, max(limit-closeFrameRoom, 1))
+		if err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		closing := w.closeReq != nil && !w.rest
+		if len(w.msgs) == 0 && !closing && !probe {
+			select {
+			case <-w.changed:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		var body []byte // fresh: the HTTP client may read it after Do returns
+		for _, m := range w.msgs {
+			body = wire.RawEncoding.AppendBatchMessage(body, m)
+		}
+		if closing {
+			body = wire.AppendBatchFrame(body, wire.AppendClose(nil, *w.closeReq))
+		}
+		q := l.query(int64(s.received.Load()), int64(seq))
+		status, resp, err := s.do(ctx, http.MethodPost, endpoint(s.prefix, "send", q), body, timeout)
+		if err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		switch status {
+		case http.StatusNoContent:
+			probe, bad = false, 0
+			l.established()
+			if len(w.msgs) > 0 {
+				if err := s.out.ack(seq + uint64(len(w.msgs)) - 1); err != nil {
+					return fmt.Errorf("send: %w", err)
+				}
+			}
+			if closing {
+				return &endError{ce: *w.closeReq, local: true}
+			}
+		case http.StatusNotFound:
+			return errSessionGone
+		case http.StatusConflict:
+			return errSequenceGap
+		case http.StatusRequestEntityTooLarge:
+			line := firstLine(resp)
+			if strings.Contains(line, "message") || len(w.msgs) <= 1 {
+				return endSession(session.StatusMessageTooBig, line)
+			}
+			limit = len(body) / 2 // retry with less
+		case http.StatusBadRequest:
+			if len(body) == 0 {
+				probe = false // a server that wants no empty batch; the poll proves the connection
+				continue
+			}
+			if bad++; bad > maxBadRequests {
+				return endSession(session.StatusProtocolError, "send refused: "+firstLine(resp))
+			}
+			// A proxy may have cut the body; retry after a pause.
+			t := time.NewTimer(time.Duration(bad) * 100 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		default:
+			return fmt.Errorf("send: status %d: %s", status, firstLine(resp))
+		}
+	}
+}
+
+// runBesideSends runs a one-way transport's downstream loop on l beside the
+// send loop on sl, and returns how the connection ended. When the send loop
+// learns that the server ended the session, the downstream still carries
+// what the server sent before, then its close frame if it sent one: it
+// decides, and ends by itself (attaching to an ended session answers 404).
+// When Close has queued the close frame, the send loop that carries it
+// decides.
+func runBesideSends(ctx context.Context, l, sl *link, down func(context.Context, *link) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	downErr := make(chan error, 1)
+	sendErr := make(chan error, 1)
+	go func() { downErr <- down(ctx, l) }()
+	go func() { sendErr <- sendLoop(ctx, sl) }()
+	select {
+	case err := <-sendErr:
+		if errors.Is(err, errSessionGone) || errors.Is(err, errSequenceGap) {
+			return firstEnd(<-downErr, err)
+		}
+		cancel()
+		return firstEnd(err, <-downErr)
+	case err := <-downErr:
+		if l.s.out.closing() && ctx.Err() == nil {
+			serr := <-sendErr
+			cancel()
+			return firstEnd(serr, err)
+		}
+		cancel()
+		return firstEnd(err, <-sendErr)
+	}
+}

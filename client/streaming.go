@@ -1,0 +1,200 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// DefaultStreamStartTimeout is how long the client waits, unless
+// Options.StreamStartTimeout says otherwise, for the first heartbeat of an
+// sse or streaming response, which the server sends with the prelude at
+// once (PROTOCOL.md section 4.5). A response whose first heartbeat has not
+// arrived by then is held back by a buffering proxy: the client gives the
+// transport up and tries the next one. Through a proxy that
+// buffers every response, a client that offers websocket, sse, streaming and
+// long polling is therefore on long polling after about twice this time,
+// plus however long the WebSocket attempt takes to fail.
+const DefaultStreamStartTimeout = 5 * time.Second
+
+// streamingTransport attaches multipart streams: GET {prefix}streaming,
+// one batch per part (PROTOCOL.md section 4.4).
+var streamingTransport = &streamTransport{kind: "streaming", open: openMultipart}
+
+// ErrBufferedStream is wrapped by the error of a streaming attempt whose
+// first heartbeat did not arrive within the stream start timeout.
+var ErrBufferedStream = errors.New("stream held back: buffered by a proxy")
+
+// frameDecoder reads the frames of one streaming response in order.
+type frameDecoder interface {
+	// next reads the next unit of the stream (an event, a part) and calls
+	// fn for each of its frames, stopping at fn's first error. It returns
+	// io.EOF when the response has ended cleanly.
+	next(fn func(wire.Frame) error) error
+}
+
+// streamTransport is a transport whose downstream is a series of streaming
+// responses: sse and streaming differ only in how a response is decoded.
+// Each response is attached with the received count; when one ends
+// cleanly (at the server's byte limit), the next one is opened at once.
+// Client messages go through the shared send loop. A response lives as
+// long as the connection works, so an Options.HTTPClient with a Timeout
+// cuts it at that timeout (harmless: the client attaches again).
+type streamTransport struct {
+	kind string
+	open func(resp *http.Response, maxMessage int) (frameDecoder, error)
+}
+
+func (t *streamTransport) name() string { return t.kind }
+
+// errWatchdog stops reading a response once its watchdog has fired.
+var errWatchdog = errors.New("stream: watchdog fired")
+
+// errStreamStopped stops the stream loop once Close was called: from then
+// on only the send loop, which carries the close frame, decides the outcome.
+var errStreamStopped = errors.New("stream: stopped for close")
+
+// run streams and sends side by side. Only the stream establishes the
+// connection, by its first heartbeat: a send answered proves nothing about
+// a proxy that buffers responses.
+func (t *streamTransport) run(ctx context.Context, l *link) error {
+	// The send loop proves its requests on a link of its own, which
+	// nobody waits on.
+	sl := &link{s: l.s, received: l.received, seq: l.seq, initial: l.initial, est: make(chan struct{})}
+	return runBesideSends(ctx, l, sl, t.streamLoop)
+}
+
+// streamLoop opens responses one after the other until one fails.
+func (t *streamTransport) streamLoop(ctx context.Context, l *link) error {
+	for {
+		if l.s.out.closing() {
+			return errStreamStopped
+		}
+		if err := t.stream(ctx, l); err != nil {
+			return err
+		}
+	}
+}
+
+// stream carries one response. It returns nil when the response ended
+// cleanly, so that the next one is opened. A response whose first
+// heartbeat does not arrive within the stream start timeout fails with
+// ErrBufferedStream; one that then stays silent for two heartbeat
+// intervals is dead.
+func (t *streamTransport) stream(ctx context.Context, l *link) error {
+	s := l.s
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var started, expired atomic.Bool
+	watchdog := time.AfterFunc(s.opts.StreamStartTimeout, func() {
+		expired.Store(true)
+		cancel()
+	})
+	defer watchdog.Stop()
+	fail := func(err error) error {
+		if expired.Load() || errors.Is(err, errWatchdog) {
+			if !started.Load() {
+				return fmt.Errorf("%s: no heartbeat within %v: %w", t.kind, s.opts.StreamStartTimeout, ErrBufferedStream)
+			}
+			return fmt.Errorf("%s: silent for %v", t.kind, 2*s.neg.heartbeat())
+		}
+		return fmt.Errorf("%s: %w", t.kind, redact(err))
+	}
+
+	q := l.query(int64(s.received.Load()), -1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(s.prefix, t.kind, q), nil)
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return errSessionGone
+	case http.StatusBadRequest:
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return endSession(session.StatusProtocolError, t.kind+" refused: "+firstLine(body))
+	default:
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: status %d: %s", t.kind, resp.StatusCode, firstLine(body))
+	}
+	dec, err := t.open(resp, s.neg.MaxMessageBytes)
+	if err != nil {
+		return err
+	}
+	idle := 2 * s.neg.heartbeat()
+	for {
+		err := dec.next(func(f wire.Frame) error {
+			// Stop the watchdog while delivering: a full inbox makes
+			// deliver wait for the application, not for the network.
+			if !watchdog.Stop() {
+				return errWatchdog
+			}
+			if started.CompareAndSwap(false, true) {
+				l.established()
+			}
+			err := l.deliver(ctx, f)
+			watchdog.Reset(idle)
+			return err
+		})
+		var ee *endError
+		switch {
+		case err == nil:
+		case err == io.EOF:
+			return nil
+		case errors.As(err, &ee):
+			return err
+		case ctx.Err() != nil:
+			return fail(err)
+		case errors.Is(err, wire.ErrMessageTooBig):
+			return parseError(err)
+		default:
+			// A cut or a mangled stream: the frames before the fault were
+			// counted, so attach again.
+			return fail(err)
+		}
+	}
+}
+
+// openMultipart checks that resp is a multipart stream and returns its
+// decoder.
+func openMultipart(resp *http.Response, maxMessage int) (frameDecoder, error) {
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/x-mixed-replace" || !validBoundary(params["boundary"]) {
+		return nil, fmt.Errorf("streaming: Content-Type %q is not multipart/x-mixed-replace with a boundary", resp.Header.Get("Content-Type"))
+	}
+	return &multipartDecoder{p: newMultipartParser(resp.Body, params["boundary"], multipartPartLimit(maxMessage)), maxMessage: maxMessage}, nil
+}
+
+// multipartPartLimit bounds one part's batch: the server's batches hold at
+// most 64 KiB of messages, or one message of any allowed size.
+func multipartPartLimit(maxMessage int) int {
+	return max(64<<10, maxMessage) + maxMessage + 1024
+}
+
+// multipartDecoder decodes the batch in each part.
+type multipartDecoder struct {
+	p          *multipartParser
+	maxMessage int
+}
+
+// next implements frameDecoder: one part, one batch.
+func (d *multipartDecoder) next(fn func(wire.Frame) error) error {
+	body, err := d.p.next()
+	if err != nil {
+		return err
+	}
+	return wire.ParseBatch(body, d.maxMessage, fn)
+}

@@ -1,0 +1,197 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/tetherkit/tether/session"
+	wire "github.com/tetherkit/tether/transport"
+)
+
+// A transport attaches connections of one kind to a session. Adding a
+// transport takes one file implementing this interface and one entry in
+// knownTransports.
+type transport interface {
+	// name is the transport's name in negotiate and Options.Transports.
+	name() string
+	// run attaches one connection and carries frames on it until the
+	// connection breaks, the session ends or ctx is done. It calls
+	// l.established once the connection is proven to work. It returns only
+	// after every goroutine it started has exited. An *endError means the
+	// session is over; any other error means only that this connection
+	// broke and the session may attach again.
+	run(ctx context.Context, l *link) error
+}
+
+// knownTransports are the transports this client implements.
+var knownTransports = []transport{
+	websocketTransport{},
+	sseTransport,
+	streamingTransport,
+	longpollTransport{},
+}
+
+// checkTransportNames fails for a name in want that no known transport has.
+func checkTransportNames(want []string) error {
+	for _, name := range want {
+		if !slices.ContainsFunc(knownTransports, func(t transport) bool { return t.name() == name }) {
+			return fmt.Errorf("%w: %q", ErrUnknownTransport, name)
+		}
+	}
+	return nil
+}
+
+// chooseTransports returns the transports to try, in order: want (or, when
+// want is empty, the server's offer order) restricted to those offered and
+// known.
+func chooseTransports(want, offered []string) ([]transport, error) {
+	byName := make(map[string]transport, len(knownTransports))
+	for _, t := range knownTransports {
+		byName[t.name()] = t
+	}
+	isOffered := make(map[string]bool, len(offered))
+	for _, name := range offered {
+		isOffered[name] = true
+	}
+	order := offered
+	if len(want) > 0 {
+		if err := checkTransportNames(want); err != nil {
+			return nil, err
+		}
+		order = want
+	}
+	var ts []transport
+	seen := make(map[string]bool)
+	for _, name := range order {
+		t := byName[name]
+		if t == nil || !isOffered[name] || seen[name] {
+			continue
+		}
+		seen[name] = true
+		ts = append(ts, t)
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("%w: server offers %q", ErrNoTransport, offered)
+	}
+	return ts, nil
+}
+
+// link is what a transport sees of the session while it carries one
+// connection.
+type link struct {
+	s *Session
+	// received is how many server messages the session had received when
+	// the attach started: the attach's received parameter.
+	received uint64
+	// seq is the number of the first client message the connection
+	// carries: the attach's seq parameter.
+	seq uint64
+	// initial holds the unacknowledged messages from seq on, taken with seq
+	// so that an acknowledgement arriving before the first write cannot drop
+	// a message the connection must still carry.
+	initial window
+
+	estOnce sync.Once
+	est     chan struct{} // closed by established
+}
+
+func (s *Session) newLink() *link {
+	seq := s.out.next()
+	w, _ := s.out.view(seq, 0) // cannot fail: seq is the first unacknowledged
+	return &link{
+		s:        s,
+		received: s.received.Load(),
+		seq:      seq,
+		initial:  w,
+		est:      make(chan struct{}),
+	}
+}
+
+// established records that the connection works; the attempt that started
+// it then counts as a success.
+func (l *link) established() {
+	l.estOnce.Do(func() { close(l.est) })
+}
+
+// query returns the session and token parameters, plus received and seq
+// when they are not negative.
+func (l *link) query(received, seq int64) url.Values {
+	q := url.Values{
+		"session": {l.s.neg.Session},
+		"token":   {l.s.neg.Token},
+	}
+	if received >= 0 {
+		q.Set("received", strconv.FormatInt(received, 10))
+	}
+	if seq >= 0 {
+		q.Set("seq", strconv.FormatInt(seq, 10))
+	}
+	return q
+}
+
+// deliver handles one frame from the server, in connection order: a message
+// goes to Recv's queue and is counted (waiting while the queue is full, until
+// ctx is done), an acknowledgement frees the outbox, a close frame ends the
+// session. After Close was called, messages are dropped uncounted.
+func (l *link) deliver(ctx context.Context, f wire.Frame) error {
+	s := l.s
+	switch {
+	case f.IsMessage():
+		if s.out.closing() {
+			return nil
+		}
+		select {
+		case s.inbox <- f.Message:
+			s.received.Add(1)
+			select {
+			case s.recvSignal <- struct{}{}:
+			default:
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	case f.Type == wire.FrameAck:
+		if err := s.out.ack(f.Received); err != nil {
+			return protocolError(session.StatusProtocolError, err.Error())
+		}
+	case f.Type == wire.FrameClose:
+		return &endError{ce: f.Close}
+	}
+	return nil
+}
+
+// parseError turns an error from the frame parsers into the end of the
+// session: 1009 for a message over the limit, 4003 for anything else.
+func parseError(err error) error {
+	if errors.Is(err, wire.ErrMessageTooBig) {
+		return protocolError(session.StatusMessageTooBig, "message from server too big")
+	}
+	return protocolError(session.StatusProtocolError, wire.TruncateReason(err.Error()))
+}
+
+// firstEnd returns the first *endError among errs, preferring one for a
+// close the client sent, or else the first non-nil error.
+func firstEnd(errs ...error) error {
+	var end, other error
+	for _, err := range errs {
+		var ee *endError
+		switch {
+		case errors.As(err, &ee) && ee.local:
+			return err
+		case ee != nil && end == nil:
+			end = err
+		case err != nil && other == nil:
+			other = err
+		}
+	}
+	if end != nil {
+		return end
+	}
+	return other
+}
