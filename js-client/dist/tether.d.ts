@@ -1,0 +1,126 @@
+/** Options of a Tether client. Every field is optional. */
+export interface TetherOptions {
+    /** Use only these transports (for example `['longpoll']`). Default: all the server offers. */
+    transports?: string[];
+    /** Never use these transports. */
+    exclude?: string[];
+    /**
+     * Start on long polling, for a fast first message, and move to WebSocket
+     * once a WebSocket has attached. Default false.
+     */
+    upgrade?: boolean;
+    /** How long one transport may take to attach before the next one is tried, ms. Default 5000. */
+    timeout?: number;
+    /** The first reconnect delay, ms; it doubles per attempt, with jitter. Default 250. */
+    minDelay?: number;
+    /** The longest reconnect delay, ms. Default 10000. */
+    maxDelay?: number;
+    /**
+     * Negotiate a new session by itself after the close codes that say so
+     * (1001, 1011, 1012, 1013). Default true.
+     */
+    reconnect?: boolean;
+    /** Headers for the negotiate request, for example `Authorization`. */
+    headers?: Record<string, string>;
+}
+/** TetherMessageEvent is dispatched for every message from the server. */
+export interface TetherMessageEvent extends Event {
+    /** A string for a text message; a Blob or ArrayBuffer (see binaryType) for a binary one. */
+    readonly data: string | Blob | ArrayBuffer;
+}
+/** TetherCloseEvent is dispatched once, when the session is over. */
+export interface TetherCloseEvent extends Event {
+    readonly code: number;
+    readonly reason: string;
+    /** True when a close frame was sent or received. */
+    readonly wasClean: boolean;
+}
+/**
+ * TetherReconnectingEvent is dispatched when the connection is lost and the
+ * client attaches again to the same session (code is absent), or when the
+ * server closed the session with a code after which the client negotiates a
+ * new one (code and reason say why).
+ */
+export interface TetherReconnectingEvent extends Event {
+    readonly code?: number;
+    readonly reason?: string;
+}
+/** TetherTransportEvent is dispatched when the transport in use changes. */
+export interface TetherTransportEvent extends Event {
+    readonly transport: string;
+}
+/** TetherEventMap lists the events a Tether dispatches, by type. */
+export interface TetherEventMap {
+    open: Event;
+    message: TetherMessageEvent;
+    close: TetherCloseEvent;
+    error: Event;
+    reconnecting: TetherReconnectingEvent;
+    resumed: Event;
+    transport: TetherTransportEvent;
+}
+type Handler<E> = ((this: Tether, ev: E) => any) | null;
+export interface Tether {
+    addEventListener<K extends keyof TetherEventMap>(type: K, listener: (this: Tether, ev: TetherEventMap[K]) => any, options?: boolean | AddEventListenerOptions): void;
+    addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+    removeEventListener<K extends keyof TetherEventMap>(type: K, listener: (this: Tether, ev: TetherEventMap[K]) => any, options?: boolean | EventListenerOptions): void;
+    removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+/**
+ * Tether is a real-time connection shaped like the browser's WebSocket:
+ * `new Tether(url)` instead of `new WebSocket(url)`, where url is the prefix
+ * the server is mounted at (for example `/rt/`). Under it, the session
+ * travels over WebSocket, server-sent events, streaming or long polling, and
+ * survives cuts: messages are neither lost, duplicated nor reordered in
+ * either direction.
+ *
+ * send() may be called from construction on: messages wait until the session
+ * is attached, and are kept until the server acknowledges them.
+ */
+export declare class Tether extends EventTarget {
+    static readonly CONNECTING = 0;
+    static readonly OPEN = 1;
+    static readonly CLOSING = 2;
+    static readonly CLOSED = 3;
+    readonly CONNECTING: 0;
+    readonly OPEN: 1;
+    readonly CLOSING: 2;
+    readonly CLOSED: 3;
+    /** The prefix URL the server is mounted at, with its trailing slash. */
+    readonly url: string;
+    /** CONNECTING, OPEN (also while a cut connection is being resumed), CLOSING or CLOSED. */
+    readyState: number;
+    /** How binary messages are handed over: 'blob' (the default) or 'arraybuffer'. */
+    binaryType: BinaryType;
+    /** The transport in use: websocket, sse, streaming or longpoll; null before the first attach. */
+    transport: string | null;
+    /** The public session id; null before negotiate. */
+    session: string | null;
+    onopen: Handler<Event>;
+    onmessage: Handler<TetherMessageEvent>;
+    onclose: Handler<TetherCloseEvent>;
+    onerror: Handler<Event>;
+    onreconnecting: Handler<TetherReconnectingEvent>;
+    onresumed: Handler<Event>;
+    ontransport: Handler<TetherTransportEvent>;
+    constructor(url: string | URL, options?: TetherOptions);
+    /**
+     * bufferedAmount is the number of bytes of messages sent but not yet
+     * acknowledged by the server.
+     */
+    get bufferedAmount(): number;
+    /**
+     * send queues a message: a string is a text message; an ArrayBuffer, a
+     * typed array, a DataView or a Blob is a binary message. The bytes are
+     * copied. Messages are delivered in the order of send calls. After close,
+     * send does nothing.
+     */
+    send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void;
+    /**
+     * close ends the session: the messages sent before it are delivered first,
+     * then a close frame with code (1000 or 3000-4999) and reason (at most 123
+     * bytes of UTF-8). The close event follows.
+     */
+    close(code?: number, reason?: string): void;
+}
+export default Tether;

@@ -1,0 +1,116 @@
+// The HTTP downstream transports: longpoll (one batch per response), sse
+// (text/event-stream, one frame per event) and streaming
+// (multipart/x-mixed-replace, one batch per part). Client messages go up
+// in send requests (Tether._send).
+
+import { encoder, indexOf, parseBatch, textFrame } from './codec'
+import type { Tether } from './tether'
+import type { Conn } from './websocket'
+
+/** get starts a GET of path with c's attach parameters, to be cancelled by c.stop. */
+const get = async (t: Tether, c: Conn, path: string): Promise<Response | void> => {
+  const a = new AbortController()
+  c.stop = () => a.abort()
+  const r = await fetch(t._url(path, { received: (c.n = t._rcv) }), { signal: a.signal, cache: 'no-store' })
+  if (r.status == 404) return t._gone(c)
+  if (!r.ok) throw r.status
+  return r
+}
+
+/**
+ * longpoll attaches c as a chain of long polls, each acknowledging with its
+ * received. While an upgrade probe attaches it polls no more (a poll would
+ * supersede the probe); it parks, and the session calls longpoll again if
+ * the probe fails.
+ */
+export const longpoll = async (t: Tether, c: Conn) => {
+  // negotiate went through over HTTP, so long polling works.
+  t._ok(c)
+  try {
+    while (c == t._c && !(c.parked = !!t._p)) {
+      const r = await get(t, c, 'longpoll')
+      if (!r) return
+      const p = new Uint8Array(await r.arrayBuffer())
+      c.seen = Date.now()
+      t._alive(c)
+      const i = parseBatch(p, 0, (f) => t._in(c, f))
+      if (i >= 0 && i < p.length) throw i
+    }
+  } catch {
+    t._fail(c)
+  }
+}
+
+/**
+ * stream attaches c as one streaming response and hands feed every chunk.
+ * The first bytes (the prelude) prove the transport; a response that ends
+ * is followed by the next one at once. feed returns false to stop.
+ */
+const stream = async (t: Tether, c: Conn, path: string, feed: (p: Uint8Array, r: Response) => boolean) => {
+  try {
+    const r = await get(t, c, path)
+    if (!r) return
+    const rd = r.body!.getReader()
+    for (;;) {
+      const { done, value } = await rd.read()
+      if (done) return t._fail(c, true)
+      c.seen = Date.now()
+      t._ok(c)
+      if (!feed(value, r)) return c.stop()
+    }
+  } catch {
+    t._fail(c)
+  }
+}
+
+/** sse attaches c over server-sent events, read from a fetch body. */
+export const sse = (t: Tether, c: Conn) => {
+  const d = new TextDecoder()
+  let buf = ''
+  let data: string | undefined
+  stream(t, c, 'sse', (p) => {
+    const lines = (buf += d.decode(p, { stream: true })).split(/\r\n|\r|\n/)
+    buf = lines.pop()!
+    for (const l of lines) {
+      if (!l) {
+        if (data != null && !t._in(c, textFrame(data))) return false
+        data = undefined
+      } else if (l.startsWith('data:')) {
+        const v = l.slice(l[5] == ' ' ? 6 : 5)
+        data = data == null ? v : data + '\n' + v
+      }
+    }
+    return true
+  })
+}
+
+/** streaming attaches c over a multipart/x-mixed-replace response, one batch per part. */
+export const streaming = (t: Tether, c: Conn) => {
+  let buf = new Uint8Array()
+  let i = 0
+  let body = false
+  let delim: Uint8Array
+  stream(t, c, 'streaming', (p, r) => {
+    delim ||= encoder.encode('--' + /boundary="?([^";]+)/.exec(r.headers.get('content-type')!)![1])
+    const b = new Uint8Array(buf.length - i + p.length)
+    b.set(buf.subarray(i))
+    b.set(p, buf.length - i)
+    buf = b
+    i = 0
+    for (;;) {
+      if (!body) {
+        // Skip to the end of the next part's headers.
+        const j = indexOf(buf, delim, i)
+        const k = j < 0 ? -1 : indexOf(buf, encoder.encode('\r\n\r\n'), j)
+        if (k < 0) return true
+        i = k + 4
+        body = true
+      }
+      i = parseBatch(buf, i, (f) => t._in(c, f))
+      if (i < 0) return false
+      // A byte that starts no frame ends the part; otherwise wait for more.
+      if (i == buf.length || (buf[i] > 47 && buf[i] < 58)) return true
+      body = false
+    }
+  })
+}

@@ -1,0 +1,55 @@
+// The websocket transport (PROTOCOL.md section 4.2): one frame per WebSocket
+// message, both directions.
+
+import { textFrame } from './codec'
+import type { Tether } from './tether'
+
+/**
+ * Conn is one connection attached, or being attached, to the session. The
+ * transport fills in stop (and ws for a WebSocket); the session owns the rest.
+ */
+export interface Conn {
+  /** The transport name. */
+  name: string
+  /** The number of the last server message carried, counting from the received of its attach. */
+  n: number
+  /** When something last arrived, ms since the epoch. */
+  seen: number
+  /** Set once the connection proved itself. */
+  ok?: boolean
+  /** The attach timeout. */
+  timer?: any
+  /** stop abandons the connection. Calling it again does nothing. */
+  stop(): void
+  /** longpoll: stopped polling while an upgrade probe attaches. */
+  parked?: boolean
+  /** The WebSocket, for the websocket transport. */
+  ws?: WebSocket
+  /** websocket: the number the next client message written to ws has. */
+  next?: number
+  /** websocket: when something was last written to ws, ms since the epoch. */
+  sent?: number
+}
+
+/** websocket attaches c over a WebSocket. */
+export const websocket = (t: Tether, c: Conn) => {
+  c.next = t._acked + 1
+  const ws = (c.ws = new WebSocket((t._url('websocket', { received: c.n, seq: c.next }) + '').replace('http', 'ws')))
+  ws.binaryType = 'arraybuffer'
+  c.stop = () => {
+    ws.onclose = ws.onmessage = null
+    ws.close()
+  }
+  ws.onopen = () => {
+    c.sent = Date.now()
+    t._ok(c)
+  }
+  ws.onmessage = (e) => {
+    try {
+      t._in(c, typeof e.data == 'string' ? textFrame(e.data) : ['b', new Uint8Array(e.data)])
+    } catch {
+      t._fail(c)
+    }
+  }
+  ws.onclose = () => t._fail(c)
+}

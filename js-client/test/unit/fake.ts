@@ -1,0 +1,122 @@
+// A fake Tether server behind a fake fetch, for node's test runner: enough of
+// PROTOCOL.md (negotiate, longpoll, sse, streaming, send) to drive the
+// client's session logic, with faults injected on demand.
+
+import { type Frame, encodeBatch, encodeFrame, encoder, parseBatch, parseClose } from '../../src/codec'
+
+export interface Fake {
+  fetch: typeof fetch
+  /** Messages the server sent, in order (number i+1 at index i). */
+  out: (string | Uint8Array)[]
+  /** Messages the server accepted from the client, in order. */
+  in: (string | Uint8Array)[]
+  /** The close frame the client sent, if any. */
+  closed?: [number, string]
+  /** Every request, as "METHOD path". */
+  log: string[]
+  /** Sends a message to the client. */
+  send(m: string | Uint8Array): void
+  /** Closes the session from the server with a close frame. */
+  close(code: number, reason: string): void
+  /** Fault injection: called per request; return a Response, an Error to throw, or nothing to proceed. */
+  // 'after' (send): accept the messages, then fail as if the answer were lost.
+  // 'truncate' (longpoll): cut the body in the middle of its last frame.
+  fault?: (path: string, q: URLSearchParams, count: number) => Response | Error | 'after' | 'truncate' | void
+}
+
+export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 5000): Fake => {
+  let waiters: (() => void)[] = []
+  let sessions = 0
+  let acked = 0
+  let closeFrame: string | undefined
+  let gone = false
+  const counts: Record<string, number> = {}
+  const wake = () => {
+    const w = waiters
+    waiters = []
+    w.forEach((f) => f())
+  }
+  const f: Fake = {
+    out: [],
+    in: [],
+    log: [],
+    send(m) {
+      f.out.push(m)
+      wake()
+    },
+    close(code, reason) {
+      closeFrame = 'c' + code + (reason ? ' ' + reason : '')
+      wake()
+    },
+    fetch: (async (input: string | URL, init: RequestInit = {}) => {
+      const u = new URL(input)
+      const path = u.pathname.replace(/^\/rt\//, '')
+      const q = u.searchParams
+      const method = init.method || 'GET'
+      f.log.push(method + ' ' + path)
+      counts[path] = (counts[path] || 0) + 1
+      const fault = f.fault?.(path, q, counts[path])
+      if (fault instanceof Error) throw fault
+      if (fault instanceof Response) return fault
+      if (path == 'negotiate') {
+        sessions++
+        f.out = []
+        f.in = []
+        acked = 0
+        closeFrame = undefined
+        gone = false
+        return Response.json({
+          protocol: 1,
+          session: 'S' + sessions,
+          token: 'T' + sessions,
+          transports: offer,
+          heartbeatMs,
+          resumeWindowMs,
+          maxMessageBytes: 65536,
+          maxBodyBytes: 1 << 20,
+          future: 'ignored',
+        })
+      }
+      if (q.get('token') != 'T' + sessions || gone) return new Response('unknown session', { status: 404 })
+      const received = +q.get('received')!
+      if (received) acked = Math.max(acked, received)
+      if (path == 'send') {
+        const body = new Uint8Array(await new Response(init.body).arrayBuffer())
+        const frames: Frame[] = []
+        parseBatch(body, 0, (fr) => (frames.push(fr), true))
+        let seq = +q.get('seq')!
+        if (seq > f.in.length + 1) return new Response('sequence gap', { status: 409 })
+        for (const [t, d] of frames) {
+          if (t == 'c') f.closed = parseClose(d as string)
+          else if (t == 'm' || t == 'b') {
+            if (seq++ > f.in.length) f.in.push(d)
+          }
+        }
+        if (f.closed) gone = true
+        if (fault == 'after') throw new TypeError('connection reset after the server read the request')
+        return new Response(null, { status: 204 })
+      }
+      // A downstream attach: frames from received+1, or wait for some.
+      const frames = async (): Promise<Uint8Array> => {
+        const deadline = Date.now() + heartbeatMs
+        while (received >= f.out.length && !closeFrame && Date.now() < deadline) {
+          await new Promise<void>((res, rej) => {
+            const t = setTimeout(res, deadline - Date.now())
+            waiters.push(() => (clearTimeout(t), res()))
+            init.signal?.addEventListener('abort', () => rej(new DOMException('aborted', 'AbortError')))
+          })
+        }
+        const fs = f.out.slice(received).map(encodeFrame)
+        if (closeFrame) fs.push(encoder.encode(closeFrame)), (gone = true)
+        if (!fs.length) fs.push(encoder.encode('h'))
+        return encodeBatch(fs)
+      }
+      if (path == 'longpoll') {
+        const body = await frames()
+        return new Response(fault == 'truncate' ? body.subarray(0, body.length - 1) : body)
+      }
+      return new Response('no such transport here', { status: 404 })
+    }) as typeof fetch,
+  }
+  return f
+}

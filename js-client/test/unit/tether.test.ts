@@ -1,0 +1,240 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Tether, type TetherCloseEvent, type TetherMessageEvent } from '../../src/tether'
+import { fake } from './fake'
+
+// Every test is bounded: node --test runs this file with a timeout, and each
+// wait below has its own.
+const until = async (what: string, cond: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+const client = (f: ReturnType<typeof fake>, options = {}) => {
+  globalThis.fetch = f.fetch
+  const t = new Tether('http://127.0.0.1:1/rt', { minDelay: 5, maxDelay: 20, timeout: 300, ...options })
+  const got: (string | ArrayBuffer)[] = []
+  const events: string[] = []
+  let closed: TetherCloseEvent | undefined
+  t.binaryType = 'arraybuffer'
+  t.onmessage = (e: TetherMessageEvent) => got.push(e.data as string | ArrayBuffer)
+  for (const type of ['open', 'reconnecting', 'resumed', 'transport', 'error']) t.addEventListener(type, () => events.push(type))
+  t.onclose = (e) => {
+    events.push('close')
+    closed = e
+  }
+  return { t, got, events, closed: () => closed }
+}
+
+test('long polling delivers text and binary in order', async () => {
+  const f = fake()
+  const { t, got, events } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  assert.equal(t.transport, 'longpoll')
+  assert.equal(t.session, 'S1')
+  f.send('one')
+  f.send(new Uint8Array([0, 1, 255]))
+  f.send('three\nlines')
+  await until('3 messages', () => got.length == 3)
+  assert.deepEqual(got.slice(0, 1), ['one'])
+  assert.deepEqual(new Uint8Array(got[1] as ArrayBuffer), new Uint8Array([0, 1, 255]))
+  assert.equal(got[2], 'three\nlines')
+  t.close()
+  await until('close', () => t.readyState == Tether.CLOSED)
+  assert.deepEqual(events, ['open', 'close'])
+})
+
+test('the fallback order skips a refused WebSocket, a buffered stream and a failing stream', async () => {
+  const f = fake(['websocket', 'sse', 'streaming', 'longpoll'])
+  // WebSocket refused: the handshake fails at once, as behind a proxy that strips Upgrade.
+  ;(globalThis as any).WebSocket = class {
+    onclose?: () => void
+    constructor() {
+      setTimeout(() => this.onclose?.())
+    }
+    close() {}
+  }
+  f.fault = (path) => {
+    // sse: headers, then nothing, as through a buffering proxy.
+    if (path == 'sse') return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }))
+    if (path == 'streaming') return new Response('bad gateway', { status: 502 })
+  }
+  try {
+    const { t, events } = client(f)
+    await until('open', () => t.readyState == Tether.OPEN)
+    assert.equal(t.transport, 'longpoll')
+    assert.deepEqual(
+      f.log.filter((l) => !l.startsWith('POST send')).slice(0, 4),
+      ['POST negotiate', 'GET sse', 'GET streaming', 'GET longpoll'],
+    )
+    assert.deepEqual(events, ['open'])
+    t.close()
+  } finally {
+    delete (globalThis as any).WebSocket
+  }
+})
+
+test('resume after cut polls and truncated bodies: every message exactly once, in order', async () => {
+  const f = fake()
+  const n = 200
+  f.fault = (path, q, count) => {
+    if (path != 'longpoll') return
+    if (count % 3 == 0) return new TypeError('network error')
+    // A batch cut by a proxy: the client must not count the partial frame.
+    if (count % 5 == 0) return 'truncate'
+  }
+  const { t, got, events } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  for (let i = 1; i <= n; i++) {
+    f.send('m' + i)
+    if (i % 10 == 0) await new Promise((r) => setTimeout(r, 1))
+  }
+  await until(n + ' messages', () => got.length >= n, 15000)
+  await new Promise((r) => setTimeout(r, 50))
+  assert.deepEqual(
+    got,
+    Array.from({ length: n }, (_, i) => 'm' + (i + 1)),
+  )
+  assert.ok(events.includes('reconnecting') && events.includes('resumed'), 'reconnecting and resumed: ' + events)
+  t.close()
+})
+
+test('client messages survive failed and repeated send requests', async () => {
+  const f = fake()
+  f.fault = (path, _q, count) => {
+    if (path != 'send') return
+    if (count % 2 == 1) return 'after' // accepted, but the answer is lost: the retry is a duplicate
+    if (count % 3 == 0) return new TypeError('network error')
+  }
+  const { t } = client(f)
+  const n = 50
+  for (let i = 1; i <= n; i++) {
+    t.send('c' + i)
+    if (i % 7 == 0) t.send(new Uint8Array([i]))
+    if (i % 5 == 0) await new Promise((r) => setTimeout(r, 2))
+  }
+  await until('all accepted', () => t.bufferedAmount == 0, 10000)
+  const want: (string | Uint8Array)[] = []
+  for (let i = 1; i <= n; i++) {
+    want.push('c' + i)
+    if (i % 7 == 0) want.push(new Uint8Array([i]))
+  }
+  assert.deepEqual(f.in, want)
+  t.close(4100, 'bye')
+  await until('closed', () => t.readyState == Tether.CLOSED)
+  assert.deepEqual(f.closed, [4100, 'bye'])
+})
+
+test('a server close frame ends the session with its code', async () => {
+  const f = fake()
+  const { t, events, closed } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  f.send('last')
+  f.close(4100, 'done here')
+  await until('close', () => !!closed())
+  assert.equal(closed()!.code, 4100)
+  assert.equal(closed()!.reason, 'done here')
+  assert.equal(closed()!.wasClean, true)
+  assert.deepEqual(events, ['open', 'close'])
+})
+
+test('close codes that say so make the client negotiate a new session', async () => {
+  const f = fake()
+  const { t, events, got } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  f.close(1012, 'restart')
+  await until('second session', () => t.session == 'S2' && t.readyState == Tether.OPEN)
+  f.send('hi')
+  await until('message', () => got.length == 1)
+  assert.deepEqual(events, ['open', 'reconnecting', 'open'])
+  t.close()
+})
+
+test('an unknown session on attach closes with 4001', async () => {
+  const f = fake()
+  f.fault = (path, _q, count) => {
+    if (path == 'longpoll' && count > 1) return new Response('unknown session', { status: 404 })
+  }
+  const { t, closed } = client(f)
+  await until('close', () => !!closed())
+  assert.equal(closed()!.code, 4001)
+  assert.equal(closed()!.wasClean, false)
+  t.close()
+})
+
+test('negotiate refused by the auth hook closes with 1008 and its message', async () => {
+  const f = fake()
+  f.fault = (path) => (path == 'negotiate' ? new Response('no token\n', { status: 401 }) : undefined)
+  const { closed, events } = client(f)
+  await until('close', () => !!closed())
+  assert.equal(closed()!.code, 1008)
+  assert.equal(closed()!.reason, 'no token')
+  assert.deepEqual(events, ['error', 'close'])
+})
+
+test('the WebSocket-shaped surface', () => {
+  globalThis.fetch = (() => new Promise(() => {})) as any
+  const t = new Tether('ws://127.0.0.1:1/rt')
+  assert.equal(t.url, 'http://127.0.0.1:1/rt/')
+  assert.deepEqual([t.CONNECTING, t.OPEN, t.CLOSING, t.CLOSED], [0, 1, 2, 3])
+  assert.deepEqual([Tether.CONNECTING, Tether.OPEN, Tether.CLOSING, Tether.CLOSED], [0, 1, 2, 3])
+  assert.equal(t.readyState, Tether.CONNECTING)
+  assert.equal(t.binaryType, 'blob')
+  t.send('12345')
+  t.send(new Uint16Array([1, 2]))
+  t.send(new DataView(new ArrayBuffer(3)))
+  assert.equal(t.bufferedAmount, 12)
+  assert.throws(() => t.close(1001), RangeError)
+  assert.throws(() => t.close(1000, 'x'.repeat(124)), SyntaxError)
+  t.close()
+  assert.equal(t.readyState, Tether.CLOSED)
+})
+
+test('a session that cannot attach again within the resume window closes with 4001', async () => {
+  const f = fake(['longpoll'], 1000, 300)
+  let down = false
+  f.fault = (path) => (down && path != 'negotiate' ? new TypeError('network down') : undefined)
+  const { t, events, closed } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  down = true
+  try {
+    await until('close', () => !!closed())
+  } finally {
+    t.close()
+  }
+  assert.equal(closed()!.code, 4001)
+  assert.deepEqual(events, ['open', 'reconnecting', 'error', 'close'])
+})
+
+test('silence on a connection for two heartbeats counts as a cut', async () => {
+  const f = fake(['longpoll'], 100)
+  let silent = 0
+  // The second poll hangs without an answer (as through a dead network path).
+  f.fault = (path, _q, count) => {
+    if (path == 'longpoll' && count == 2) return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }))
+    if (path == 'longpoll' && count > 2) silent = count
+  }
+  const { t, events, got } = client(f)
+  await until('a poll after the silent one', () => silent > 0)
+  f.send('after')
+  await until('message', () => got.length == 1)
+  assert.deepEqual(got, ['after'])
+  assert.deepEqual(events, ['open', 'reconnecting', 'resumed'])
+  t.close()
+})
+
+test('a session never attached closes with 4001 once the resume window has passed', async () => {
+  const f = fake(['sse'], 1000, 300)
+  f.fault = (path) => (path == 'sse' ? new Response('bad gateway', { status: 502 }) : undefined)
+  const { t, events, closed } = client(f)
+  try {
+    await until('close', () => !!closed())
+  } finally {
+    t.close()
+  }
+  assert.equal(closed()!.code, 4001)
+  assert.deepEqual(events, ['error', 'close'])
+})
