@@ -1,0 +1,33 @@
+// Package tether is a real-time messaging server that keeps working when
+// WebSocket does not. The application sees one session per client (send,
+// receive, close); under it, the connection travels over whichever
+// transport the client's network allows — WebSocket, server-sent events,
+// multipart streaming or long polling —
+// chosen at connect time and re-chosen when it breaks, without losing,
+// duplicating or reordering a message.
+//
+// A Server is an http.Handler mounted under a prefix:
+//
+//	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) {
+//		for {
+//			m, err := s.Recv(s.Context())
+//			if err != nil {
+//				return // session.CloseStatus(err) says why
+//			}
+//			s.Send(s.Context(), m)
+//		}
+//	}), nil)
+//	http.Handle("/rt/", srv)
+//
+// # Receiving sessions
+//
+// The Server calls the Handler once per session, in a goroutine of its own,
+// as net/http calls a handler once per request. The session ends, if it has
+// not already, when the handler returns. This ties the session's lifetime to
+// one function the application writes, and needs no accept loop that could
+// fall behind.
+//
+// # Concurrency
+//
+// A Server and its sessions may be used from any number of goroutines.
+package tether

@@ -1,0 +1,88 @@
+package tether_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/session"
+)
+
+// ExampleNewServer mounts a Tether echo server on a plain net/http mux at
+// /rt/, next to the application's own routes, and talks to it with the Go
+// client. Browsers load the bundled client from /rt/tether.js.
+func ExampleNewServer() {
+	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) {
+		for { // one goroutine per session; returning closes it
+			m, err := s.Recv(s.Context())
+			if err != nil {
+				return
+			}
+			s.Send(s.Context(), m)
+		}
+	}), nil)
+
+	mux := http.NewServeMux()
+	mux.Handle("/rt/", srv)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<script src="/rt/tether.js"></script>`)
+	})
+
+	hs := httptest.NewServer(mux) // http.ListenAndServe(addr, mux) in an application
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, hs.URL+"/rt/", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(session.StatusNormalClosure, "")
+	c.Send(ctx, session.Message{Type: session.Text, Data: []byte("hello")})
+	m, err := c.Recv(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(m.Type, string(m.Data))
+	// Output: text hello
+}
+
+// ExampleNewServer_stripPrefix mounts the server under a prefix that the
+// mux strips: the server routes on the last path element, so it works
+// either way.
+func ExampleNewServer_stripPrefix() {
+	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) {
+		s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("welcome")})
+		s.Recv(s.Context())
+	}), &tether.Options{Transports: []string{"longpoll"}})
+
+	mux := http.NewServeMux()
+	mux.Handle("/app/live/", http.StripPrefix("/app", srv))
+
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, hs.URL+"/app/live/", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(session.StatusNormalClosure, "")
+	m, err := c.Recv(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(c.Transport(), string(m.Data))
+	// Output: longpoll welcome
+}

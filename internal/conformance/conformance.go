@@ -1,0 +1,117 @@
+package conformance
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/session"
+)
+
+// Behaviour is one row of the table.
+type Behaviour struct {
+	Name string
+	Run  func(t *testing.T, e *Env)
+}
+
+// Env is what a behaviour gets: the transport under test and ways to start
+// a server and dial it.
+type Env struct {
+	Transport string
+}
+
+// testTimeout bounds every behaviour.
+const testTimeout = 60 * time.Second
+
+// Run runs every behaviour of the table against transport, each as a
+// subtest.
+func Run(t *testing.T, transport string) {
+	for _, b := range Table {
+		t.Run(b.Name, func(t *testing.T) {
+			b.Run(t, &Env{Transport: transport})
+		})
+	}
+}
+
+// Context returns a context bounded by the behaviour's time limit.
+func (e *Env) Context(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Server starts a Tether server with h and opts, mounted at /rt/, and
+// returns its prefix URL. Everything stops when the test ends.
+func (e *Env) Server(t *testing.T, h tether.Handler, opts *tether.Options) (*tether.Server, string) {
+	t.Helper()
+	srv := tether.NewServer(h, quiet(opts))
+	mux := http.NewServeMux()
+	mux.Handle("/rt/", srv)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		// Sessions negotiated raw and never attached would hold a
+		// graceful shutdown for two heartbeats; a second is enough for
+		// the attached ones to get their close frame.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		hs.Close()
+	})
+	return srv, hs.URL + "/rt/"
+}
+
+// Dial connects a client forced onto the transport under test.
+func (e *Env) Dial(t *testing.T, ctx context.Context, base string, opts *client.Options) *client.Session {
+	t.Helper()
+	var o client.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Transports = []string{e.Transport}
+	if o.ReconnectMin == 0 {
+		o.ReconnectMin = 10 * time.Millisecond
+	}
+	if o.ReconnectMax == 0 {
+		o.ReconnectMax = 100 * time.Millisecond
+	}
+	c, err := client.Dial(ctx, base, &o)
+	if err != nil {
+		t.Fatalf("Dial(%s): %v", e.Transport, err)
+	}
+	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	if got := c.Transport(); got != e.Transport {
+		t.Fatalf("Transport() = %q, want %q", got, e.Transport)
+	}
+	return c
+}
+
+// Echo is a handler that sends every message back.
+var Echo = tether.HandlerFunc(func(s *session.Session) {
+	for {
+		m, err := s.Recv(s.Context())
+		if err != nil {
+			return
+		}
+		if s.Send(s.Context(), m) != nil {
+			return
+		}
+	}
+})
+
+// quiet returns opts with a logger that discards, unless opts has one: a
+// test's output is its own findings, not every session's start and end.
+func quiet(opts *tether.Options) *tether.Options {
+	var o tether.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &o
+}

@@ -1,0 +1,201 @@
+package tether
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tetherkit/tether/session"
+)
+
+// Metrics are a server's Prometheus metrics. Make them with NewMetrics and
+// give them to one or more servers in Options.Metrics; the servers then
+// count into them. Every metric is updated with atomic adds on counters
+// resolved in advance: no lock and no allocation per message.
+//
+// The metrics, all prefixed tether_:
+//
+//	sessions{transport}                 gauge: sessions by the transport attached now ("none" between connections)
+//	messages_total{transport,direction} counter: messages in (accepted from clients, duplicates excluded) and out (handed to connections, replays included)
+//	message_bytes_total{transport,direction} counter: their payload bytes
+//	negotiates_total{result}            counter: negotiate requests by result: ok, refused (auth hook), too_many_sessions, shutting_down
+//	fallbacks_total{transport}          counter: attaches on a transport later in the offer than the session's previous one (or, for the first, than the first offered)
+//	resumes_total{transport}            counter: attaches that replay messages an earlier connection carried and the client did not receive
+//	replayed_messages_total             counter: the messages those attaches replay
+//	closes_total{code}                  counter: sessions ended, by close code
+//	queue_drops_total                   counter: messages dropped by SlowConsumerDrop
+type Metrics struct {
+	sessions   *prometheus.GaugeVec
+	messages   *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+	negotiates *prometheus.CounterVec
+	fallbacks  *prometheus.CounterVec
+	resumes    *prometheus.CounterVec
+	replayed   prometheus.Counter
+	closes     *prometheus.CounterVec
+	drops      prometheus.Counter
+
+	// byName maps a transport name to its *transportMetrics. A name is
+	// stored once and then read on every batch, under the session's lock:
+	// sync.Map reads it without a lock of its own.
+	byName sync.Map
+}
+
+// transportMetrics are one transport's children of the labeled metrics.
+type transportMetrics struct {
+	sessions           prometheus.Gauge
+	msgsIn, msgsOut    prometheus.Counter
+	bytesIn, bytesOut  prometheus.Counter
+	fallbacks, resumes prometheus.Counter
+}
+
+// noTransport is the transport label of sessions with no connection.
+const noTransport = "none"
+
+// NewMetrics makes a server's metrics and registers them with reg. reg may
+// be nil to register nowhere (read them with Gather on a registry of your
+// own, or in tests); prometheus.DefaultRegisterer exposes them with
+// promhttp.Handler(). It returns an error if reg refuses one, for example
+// because metrics of the same names are registered already.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tether_sessions",
+			Help: "Sessions by the transport attached now (none: between connections).",
+		}, []string{"transport"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_messages_total",
+			Help: "Messages in (accepted from clients) and out (handed to connections, replays included).",
+		}, []string{"transport", "direction"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_message_bytes_total",
+			Help: "Payload bytes of tether_messages_total.",
+		}, []string{"transport", "direction"}),
+		negotiates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_negotiates_total",
+			Help: "Negotiate requests by result.",
+		}, []string{"result"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_fallbacks_total",
+			Help: "Attaches on a transport later in the offer than the session's previous one.",
+		}, []string{"transport"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_resumes_total",
+			Help: "Attaches that replay messages an earlier connection did not deliver.",
+		}, []string{"transport"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tether_replayed_messages_total",
+			Help: "Messages replayed by resuming attaches.",
+		}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_closes_total",
+			Help: "Sessions ended, by close code.",
+		}, []string{"code"}),
+		drops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tether_queue_drops_total",
+			Help: "Messages dropped because the client was too slow (SlowConsumerDrop).",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.sessions, m.messages, m.bytes, m.negotiates,
+			m.fallbacks, m.resumes, m.replayed, m.closes, m.drops} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, name := range []string{noTransport, "websocket", "sse", "streaming", "longpoll"} {
+		m.transport(name)
+	}
+	return m, nil
+}
+
+// Collectors returns every metric, to register them with a registry of
+// your own.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.sessions, m.messages, m.bytes, m.negotiates,
+		m.fallbacks, m.resumes, m.replayed, m.closes, m.drops}
+}
+
+// transport returns the children for one transport name, making them the
+// first time.
+func (m *Metrics) transport(name string) *transportMetrics {
+	if name == "" {
+		name = noTransport
+	}
+	if t, ok := m.byName.Load(name); ok {
+		return t.(*transportMetrics)
+	}
+	t, _ := m.byName.LoadOrStore(name, &transportMetrics{
+		sessions:  m.sessions.WithLabelValues(name),
+		msgsIn:    m.messages.WithLabelValues(name, "in"),
+		msgsOut:   m.messages.WithLabelValues(name, "out"),
+		bytesIn:   m.bytes.WithLabelValues(name, "in"),
+		bytesOut:  m.bytes.WithLabelValues(name, "out"),
+		fallbacks: m.fallbacks.WithLabelValues(name),
+		resumes:   m.resumes.WithLabelValues(name),
+	})
+	return t.(*transportMetrics)
+}
+
+func (m *Metrics) negotiated(result string) {
+	if m != nil {
+		m.negotiates.WithLabelValues(result).Inc()
+	}
+}
+
+// observer is one server's session.Observer: it counts into Metrics and
+// knows the server's offer order, to tell fallbacks.
+type observer struct {
+	m    *Metrics
+	rank map[string]int // position of each offered transport
+}
+
+func newObserver(m *Metrics, offered []string) *observer {
+	o := &observer{m: m, rank: make(map[string]int, len(offered))}
+	for i, name := range offered {
+		o.rank[name] = i
+		m.transport(name)
+	}
+	return o
+}
+
+func (o *observer) Opened() { o.m.transport(noTransport).sessions.Inc() }
+
+func (o *observer) Attached(transport, previous string, replayed uint64) {
+	t := o.m.transport(transport)
+	o.m.transport(noTransport).sessions.Dec()
+	t.sessions.Inc()
+	if r := o.rank[transport]; (previous == "" && r > 0) || (previous != "" && r > o.rank[previous]) {
+		t.fallbacks.Inc()
+	}
+	if replayed > 0 {
+		t.resumes.Inc()
+		o.m.replayed.Add(float64(replayed))
+	}
+}
+
+func (o *observer) Detached(transport string) {
+	o.m.transport(transport).sessions.Dec()
+	o.m.transport(noTransport).sessions.Inc()
+}
+
+func (o *observer) MessagesOut(transport string, n, size int) {
+	t := o.m.transport(transport)
+	t.msgsOut.Add(float64(n))
+	t.bytesOut.Add(float64(size))
+}
+
+func (o *observer) MessagesIn(transport string, n, size int) {
+	t := o.m.transport(transport)
+	t.msgsIn.Add(float64(n))
+	t.bytesIn.Add(float64(size))
+}
+
+func (o *observer) Dropped() { o.m.drops.Inc() }
+
+func (o *observer) Finished(transport string, code session.StatusCode) {
+	o.m.transport(transport).sessions.Dec()
+	o.m.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
+}

@@ -1,0 +1,228 @@
+package tether_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// metricValue returns the value of the metric name with exactly labels
+// (name=value pairs), or 0 when it has none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(want) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if want[l.GetName()] != l.GetValue() {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// sessionsGauge sums tether_sessions over every transport label.
+func sessionsGauge(t *testing.T, reg *prometheus.Registry) float64 {
+	var sum float64
+	for _, name := range []string{"none", "websocket", "sse", "streaming", "longpoll"} {
+		sum += metricValue(t, reg, "tether_sessions", "transport", name)
+	}
+	return sum
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestMetricsAndLogs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	m, err := tether.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tether.NewMetrics(reg); err == nil {
+		t.Fatal("NewMetrics registered the same metrics twice")
+	}
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	base := echoServer(t, &tether.Options{Metrics: m, Logger: logger, HeartbeatInterval: time.Second})
+
+	// A client on long polling, the last transport offered: a fallback.
+	c, err := client.Dial(ctx, base, &client.Options{Transports: []string{"longpoll"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for i := range n {
+		if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprintf("m%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		if _, err := c.Recv(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := metricValue(t, reg, "tether_messages_total", "transport", "longpoll", "direction", "in"); got != n {
+		t.Errorf("messages in = %v, want %d", got, n)
+	}
+	if got := metricValue(t, reg, "tether_messages_total", "transport", "longpoll", "direction", "out"); got != n {
+		t.Errorf("messages out = %v, want %d", got, n)
+	}
+	if got := metricValue(t, reg, "tether_message_bytes_total", "transport", "longpoll", "direction", "out"); got != 2*n {
+		t.Errorf("bytes out = %v, want %d", got, 2*n)
+	}
+	if got := metricValue(t, reg, "tether_fallbacks_total", "transport", "longpoll"); got != 1 {
+		t.Errorf("fallbacks = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "tether_negotiates_total", "result", "ok"); got != 1 {
+		t.Errorf("negotiates ok = %v, want 1", got)
+	}
+	// The labels are read one after another while the polling client
+	// moves between "longpoll" and "none", so one sum may count it twice
+	// or not at all: read until a sum is consistent, within a bound.
+	gotSessions := sessionsGauge(t, reg)
+	for i := 0; i < 200 && gotSessions != 1; i++ {
+		time.Sleep(5 * time.Millisecond)
+		gotSessions = sessionsGauge(t, reg)
+	}
+	if gotSessions != 1 {
+		t.Errorf("sessions = %v, want 1", gotSessions)
+	}
+
+	// A raw session: two messages polled, then polled again from 0 as
+	// after a lost answer: a resume replaying 2.
+	neg := negotiate(t, base)
+	q := "session=" + neg.Session + "&token=" + neg.Token
+	postBatch(t, base+"send?seq=1&"+q, transport.AppendBatchFrame(transport.AppendBatchFrame(nil, []byte("ma")), []byte("mb")))
+	got := 0
+	for got < 2 {
+		body := get(t, fmt.Sprintf("%slongpoll?received=%d&%s", base, got, q))
+		transport.ParseBatch(body, 1<<20, func(f transport.Frame) error {
+			if f.IsMessage() {
+				got++
+			}
+			return nil
+		})
+	}
+	get(t, base+"longpoll?received=0&"+q)
+	if got := metricValue(t, reg, "tether_resumes_total", "transport", "longpoll"); got != 1 {
+		t.Errorf("resumes = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "tether_replayed_messages_total"); got != 2 {
+		t.Errorf("replayed = %v, want 2", got)
+	}
+	// A malformed send: 400, logged at Warn.
+	if status := postBatch(t, base+"send?seq=3&"+q, []byte("x:")); status != http.StatusBadRequest {
+		t.Errorf("malformed send: %d, want 400", status)
+	}
+	postBatch(t, base+"send?"+q, transport.AppendBatchFrame(nil, []byte("c4100 bye")))
+
+	c.Close(session.StatusNormalClosure, "done")
+	waitFor(t, "both sessions to end", func() bool {
+		return metricValue(t, reg, "tether_closes_total", "code", "1000") == 1 &&
+			metricValue(t, reg, "tether_closes_total", "code", "4100") == 1
+	})
+	waitFor(t, "the sessions gauge to fall to 0", func() bool { return sessionsGauge(t, reg) == 0 })
+	if n, err := testutil.GatherAndCount(reg, "tether_closes_total"); err != nil || n != 2 {
+		t.Errorf("closes_total series = %d, %v; want 2", n, err)
+	}
+
+	waitFor(t, "the close to be logged", func() bool { return strings.Count(logs.String(), "tether: session closed") == 2 })
+	out := logs.String()
+	for _, want := range []string{"level=INFO msg=\"tether: session opened\"", "level=WARN msg=\"tether: malformed send\"", "code=4100"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, neg.Token) {
+		t.Errorf("logs hold a session token:\n%s", out)
+	}
+}
+
+func postBatch(t *testing.T, u string, body []byte) int {
+	t.Helper()
+	resp, err := http.Post(u, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func get(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", u, resp.Status, b)
+	}
+	return b
+}

@@ -1,0 +1,52 @@
+package tether
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		return
+	}
+	if r.URL.Query().Get("v") != "1" {
+		transport.Error(w, http.StatusBadRequest, transport.MsgUnsupportedVersion)
+		return
+	}
+	s, err := srv.NewSession(r)
+	if err != nil {
+		status, msg := http.StatusUnauthorized, err.Error()
+		var ae *AuthError
+		switch {
+		case errors.Is(err, ErrOriginNotAllowed):
+			status, msg = http.StatusForbidden, transport.MsgOriginNotAllowed
+		case errors.Is(err, ErrShuttingDown):
+			status, msg = http.StatusServiceUnavailable, transport.MsgShuttingDown
+		case errors.Is(err, session.ErrTooManySessions):
+			status, msg = http.StatusServiceUnavailable, transport.MsgTooManySessions
+		case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden):
+			status = ae.Status
+		}
+		transport.Error(w, status, msg)
+		return
+	}
+	resp := transport.Negotiation{
+		Protocol:        ProtocolVersion,
+		Session:         s.ID(),
+		Token:           s.Token(),
+		Transports:      srv.opts.Transports,
+		HeartbeatMs:     srv.opts.HeartbeatInterval.Milliseconds(),
+		ResumeWindowMs:  srv.opts.ResumeWindow.Milliseconds(),
+		MaxMessageBytes: srv.opts.MaxMessageBytes,
+		MaxBodyBytes:    srv.opts.MaxBodyBytes,
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(resp)
+}

@@ -1,0 +1,149 @@
+package tether
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+)
+
+// Options configure a Server. A nil *Options means every default; NewServer
+// copies the struct, so changing it afterwards has no effect.
+type Options struct {
+	// AllowedOrigins lists the browser origins, besides the server's own,
+	// allowed to negotiate, open a WebSocket and POST messages, as
+	// "https://app.example.com". "*" allows every origin. Requests without
+	// an Origin header (not from a browser) are always allowed. Default:
+	// none, so same-origin only.
+	AllowedOrigins []string
+
+	// Authorize runs on every negotiate request, before a session exists.
+	// The value it returns is kept as the session's RequestInfo.Auth. An
+	// error refuses the session: an *AuthError chooses the status and
+	// message; any other error answers 401 with its text. Default: every
+	// request is allowed.
+	Authorize func(r *http.Request) (any, error)
+
+	// HeartbeatInterval is how often an idle connection carries a
+	// heartbeat; a client that hears nothing for twice as long reconnects.
+	// Default 25s.
+	HeartbeatInterval time.Duration
+
+	// ResumeWindow is how long a session with no connection waits for its
+	// client to attach again. Default 30s.
+	ResumeWindow time.Duration
+
+	// MaxMessageBytes is the largest message, either direction. Default
+	// 64 KiB.
+	MaxMessageBytes int
+
+	// MaxBodyBytes is the largest upstream POST body. Default 1 MiB, and
+	// at least MaxMessageBytes plus framing.
+	MaxBodyBytes int
+
+	// MaxQueuedBytes bounds, per session and direction, the bytes of
+	// messages held: sent but not acknowledged by the client, and received
+	// but not yet read. Default 4 MiB.
+	MaxQueuedBytes int
+
+	// SlowConsumer is what Send does when MaxQueuedBytes is reached.
+	// Default session.SlowConsumerClose (close with 4002). The bound is
+	// met not only by a client that reads slowly but by any burst of more
+	// than MaxQueuedBytes sent faster than the network carries it: a
+	// handler that streams bulk data should use session.SlowConsumerBlock,
+	// which makes Send wait for acknowledgements instead.
+	SlowConsumer session.SlowConsumerPolicy
+
+	// MaxSessions bounds the sessions on this server; negotiate answers
+	// 503 beyond it. Default 100,000.
+	MaxSessions int
+
+	// Transports lists the transports offered to clients, in the order they
+	// should try them. Default: "websocket", "sse", "streaming",
+	// "longpoll".
+	Transports []string
+
+	// StreamMaxBytes is how many bytes one sse or streaming response
+	// carries before it ends, so that the browser frees its memory; the
+	// client continues on a new response without losing anything. Default
+	// 128 KiB, and at most half of MaxQueuedBytes: a stream client
+	// acknowledges what it received when it opens its next response, so a
+	// longer response would fill the queue of a client that keeps up and
+	// set off the slow-consumer policy.
+	StreamMaxBytes int
+
+	// WriteTimeout bounds each write to a client connection. Default 10s.
+	WriteTimeout time.Duration
+
+	// ReadTimeout bounds reading the body of one send request, so that a
+	// client sending it a byte at a time holds nothing but its own
+	// request; such a request answers 408. Default 10s.
+	ReadTimeout time.Duration
+
+	// Logger receives the server's structured logs: session opened and
+	// closed at Info, protocol errors of clients at Warn, requests for
+	// unknown sessions at Debug. The session token is never logged.
+	// Default: slog's default logger.
+	Logger *slog.Logger
+
+	// Metrics, if not nil, receives the server's Prometheus metrics (see
+	// NewMetrics). Several servers may share one. Default: none.
+	Metrics *Metrics
+}
+
+// AuthError is returned by Options.Authorize to refuse a session with a
+// status (401 or 403) and a message the client sees.
+type AuthError struct {
+	Status  int
+	Message string
+}
+
+func (e *AuthError) Error() string { return e.Message }
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+		c.AllowedOrigins = append([]string(nil), o.AllowedOrigins...)
+		c.Transports = append([]string(nil), o.Transports...)
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 25 * time.Second
+	}
+	if c.ResumeWindow <= 0 {
+		c.ResumeWindow = 30 * time.Second
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	// Room for one message of the largest size, base64 and framed.
+	c.MaxBodyBytes = max(c.MaxBodyBytes, c.MaxMessageBytes*4/3+64)
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = 4 << 20
+	}
+	if c.StreamMaxBytes <= 0 {
+		c.StreamMaxBytes = transport.DefaultStreamMaxBytes
+	}
+	c.StreamMaxBytes = min(c.StreamMaxBytes, max(c.MaxQueuedBytes/2, 4<<10))
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 100_000
+	}
+	if len(c.Transports) == 0 {
+		c.Transports = []string{"websocket", "sse", "streaming", "longpoll"}
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

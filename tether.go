@@ -1,0 +1,233 @@
+package tether
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"sync"
+	"time"
+
+	jsclient "github.com/tetherkit/tether/js-client"
+	"github.com/tetherkit/tether/longpoll"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/sse"
+	"github.com/tetherkit/tether/streaming"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/websocket"
+)
+
+// ProtocolVersion is the version of PROTOCOL.md this server speaks.
+const ProtocolVersion = 1
+
+// Handler serves one session. ServeSession runs in a goroutine of its own
+// for the whole session; when it returns, the session is closed with
+// StatusNormalClosure unless it has closed already.
+type Handler interface {
+	ServeSession(s *session.Session)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(s *session.Session)
+
+// ServeSession calls f(s).
+func (f HandlerFunc) ServeSession(s *session.Session) { f(s) }
+
+// Server is an http.Handler that serves Tether's endpoints under the path
+// it is mounted at: negotiate, send, one per transport, and the JavaScript
+// client as tether.js (classic script) and tether.mjs (ES module). It routes on
+// the last element of the request path, so it works mounted at "/rt/"
+// directly or behind http.StripPrefix.
+type Server struct {
+	handler    Handler
+	opts       Options
+	store      session.Store
+	sessionCfg *session.Config
+	tcfg       *transport.Config
+	origins    *transport.OriginPolicy
+	transports map[string]transport.Transport
+
+	mu           sync.Mutex
+	shuttingDown bool // guarded by mu
+	handlers     sync.WaitGroup
+}
+
+// NewServer returns a server that calls h for each new session. It panics
+// if opts names a transport it does not know, as http.Handle panics on a
+// bad pattern.
+func NewServer(h Handler, opts *Options) *Server {
+	o := opts.withDefaults()
+	known := map[string]transport.Transport{
+		websocket.Name: websocket.New(nil),
+		longpoll.Name:  longpoll.New(),
+		sse.Name:       sse.New(&sse.Options{MaxBytes: o.StreamMaxBytes}),
+		streaming.Name: streaming.New(&streaming.Options{MaxBytes: o.StreamMaxBytes}),
+	}
+	srv := &Server{
+		handler: h,
+		opts:    o,
+		store:   session.NewMemoryStore(o.MaxSessions),
+		sessionCfg: &session.Config{
+			HeartbeatInterval: o.HeartbeatInterval,
+			ResumeWindow:      o.ResumeWindow,
+			MaxMessageBytes:   o.MaxMessageBytes,
+			MaxQueuedBytes:    o.MaxQueuedBytes,
+			SlowConsumer:      o.SlowConsumer,
+		},
+		tcfg: &transport.Config{
+			HeartbeatInterval: o.HeartbeatInterval,
+			MaxMessageBytes:   o.MaxMessageBytes,
+			MaxBodyBytes:      o.MaxBodyBytes,
+			WriteTimeout:      o.WriteTimeout,
+			ReadTimeout:       o.ReadTimeout,
+			Logger:            o.Logger,
+		},
+		origins:    transport.NewOriginPolicy(o.AllowedOrigins),
+		transports: make(map[string]transport.Transport),
+	}
+	for _, name := range o.Transports {
+		t, ok := known[name]
+		if !ok {
+			panic(fmt.Sprintf("tether: unknown transport %q", name))
+		}
+		srv.transports[name] = t
+	}
+	if o.Metrics != nil {
+		srv.sessionCfg.Observer = newObserver(o.Metrics, o.Transports)
+	}
+	return srv
+}
+
+// Sessions returns how many sessions the server holds now.
+func (srv *Server) Sessions() int { return srv.store.Len() }
+
+// ServeHTTP implements http.Handler.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := path.Base(r.URL.Path)
+	if name == "tether.js" || name == "tether.mjs" {
+		// The client bundle is public: no origin check.
+		jsclient.ServeHTTP(w, r, name)
+		return
+	}
+	if r.Method == http.MethodOptions {
+		srv.origins.ServePreflight(w, r)
+		return
+	}
+	if !srv.origins.Allowed(r) {
+		transport.Error(w, http.StatusForbidden, transport.MsgOriginNotAllowed)
+		return
+	}
+	srv.origins.SetCORS(w, r)
+	switch name {
+	case "negotiate":
+		srv.serveNegotiate(w, r)
+		return
+	case "send":
+		if s := srv.lookup(w, r); s != nil {
+			transport.ServeSend(w, r, s, srv.tcfg)
+		}
+		return
+	}
+	t, ok := srv.transports[name]
+	if !ok {
+		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		return
+	}
+	if r.Method != http.MethodGet {
+		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	received, bad := transport.ParseCount(q, "received", 0)
+	stated := q.Has("received")
+	if rr, ok := t.(transport.ReceivedReader); ok && bad == "" {
+		if n, ok := rr.Received(r); ok {
+			received, stated = max(received, n), true
+		}
+	}
+	if bad == "" && !stated {
+		bad = "missing received"
+	}
+	seq, bad2 := transport.ParseCount(q, "seq", 1)
+	if bad == "" {
+		bad = bad2
+	}
+	if bad == "" && seq == 0 {
+		bad = "invalid seq"
+	}
+	if bad != "" {
+		transport.BadRequest(w, bad)
+		return
+	}
+	s := srv.lookup(w, r)
+	if s == nil {
+		return
+	}
+	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg})
+}
+
+// lookup finds the request's session, or answers 404 and returns nil.
+func (srv *Server) lookup(w http.ResponseWriter, r *http.Request) *session.Session {
+	q := r.URL.Query()
+	s, err := srv.store.Lookup(q.Get("session"), q.Get("token"))
+	if err != nil {
+		srv.opts.Logger.Debug("tether: unknown session", "session", q.Get("session"), "path", r.URL.Path, "remote", r.RemoteAddr)
+		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
+		return nil
+	}
+	return s
+}
+
+// Shutdown closes every session with StatusGoingAway (1001), which tells
+// clients to reconnect, refuses new ones, and waits until the close frames
+// are delivered, the handlers have returned, or ctx ends; then it ends
+// whatever is left as Close does. A session whose client does not attach
+// within two heartbeat intervals is ended without its close frame. It
+// returns ctx.Err() if ctx ended first.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.mu.Lock()
+	srv.shuttingDown = true
+	srv.mu.Unlock()
+	for _, s := range srv.store.Sessions() {
+		s.Close(session.StatusGoingAway, "server shutting down")
+		// Every transport's client attaches at least once per heartbeat
+		// interval; a client that does not is gone.
+		s.Expire(2 * srv.opts.HeartbeatInterval)
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.handlers.Wait()
+		close(done)
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for srv.store.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			srv.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close ends every session at once with StatusGoingAway, discarding what
+// is queued, and refuses new sessions. A connection attached at that moment
+// still carries the close frame to its client; sessions with none end at
+// once. It does not wait for handlers to return.
+func (srv *Server) Close() error {
+	srv.mu.Lock()
+	srv.shuttingDown = true
+	srv.mu.Unlock()
+	for _, s := range srv.store.Sessions() {
+		s.Abort(session.CloseError{Code: session.StatusGoingAway, Reason: "server closed"})
+		s.Expire(0) // no waiting for a client to attach
+	}
+	return nil
+}
