@@ -1,0 +1,208 @@
+package sockjs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	sockjsgo "github.com/igm/sockjs-go/v3/sockjs"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/transport"
+)
+
+// Name is the transport name that sessions of SockJS clients report
+// through Session.Transport, and the label of their metrics.
+const Name = "sockjs"
+
+// Options configure the bridge. A nil *Options means every default; New
+// copies the struct.
+type Options struct {
+	// HeartbeatInterval is how often sockjs-go sends a heartbeat frame on
+	// an idle connection, so that proxies do not close it. Default 25s.
+	HeartbeatInterval time.Duration
+
+	// DisconnectDelay is how long a SockJS session on an HTTP transport
+	// (xhr-polling, xhr-streaming, eventsource) waits for the client's
+	// next request before it ends, and the Tether session with it (1006).
+	// Default 5s, as sockjs-go's.
+	DisconnectDelay time.Duration
+
+	// ResponseLimit is how many bytes an xhr-streaming or eventsource
+	// response carries before it ends and the client opens the next one.
+	// Default 128 KiB.
+	ResponseLimit int
+
+	// MaxBodyBytes is the largest xhr_send request body; a larger one
+	// answers 413 and delivers none of its messages. Default 1 MiB.
+	MaxBodyBytes int
+
+	// WriteTimeout bounds each write to a WebSocket. Default 10s.
+	WriteTimeout time.Duration
+}
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 25 * time.Second
+	}
+	if c.DisconnectDelay <= 0 {
+		c.DisconnectDelay = 5 * time.Second
+	}
+	if c.ResponseLimit <= 0 {
+		c.ResponseLimit = 128 << 10
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// handler is what New returns: sockjs-go's handler behind the checks
+// Tether applies to every request.
+type handler struct {
+	srv    *tether.Server
+	prefix string
+	opts   Options
+	sockjs *sockjsgo.Handler
+
+	mu       sync.Mutex
+	trackers map[string]*tracker // by SockJS session id, HTTP transports only; guarded by mu
+}
+
+// New returns an http.Handler that serves SockJS clients at prefix (as
+// "/sockjs": the URL given to sockjs-client, without a trailing slash) and
+// hands each SockJS session to srv as a Tether session. Mount it for
+// everything under the prefix:
+//
+//	mux.Handle("/sockjs/", sockjs.New(rt, "/sockjs", nil))
+func New(srv *tether.Server, prefix string, opts *Options) http.Handler {
+	h := &handler{
+		srv:      srv,
+		prefix:   strings.TrimSuffix(prefix, "/"),
+		opts:     opts.withDefaults(),
+		trackers: make(map[string]*tracker),
+	}
+	h.sockjs = sockjsgo.NewHandler(h.prefix, sockjsgo.Options{
+		Websocket:       true,
+		HeartbeatDelay:  h.opts.HeartbeatInterval,
+		DisconnectDelay: h.opts.DisconnectDelay,
+		ResponseLimit:   uint32(h.opts.ResponseLimit),
+		WebsocketUpgrader: &websocket.Upgrader{
+			// ServeHTTP has checked the origin with the server's policy.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+		WebsocketWriteTimeout: h.opts.WriteTimeout,
+		// CORS headers for the origins the server allows, none for others.
+		CheckOrigin: srv.CheckOrigin,
+	}, h.serve)
+	return h
+}
+
+// endpoints are the last path elements of the SockJS session endpoints
+// served; receiving is set for those whose response carries frames.
+var endpoints = map[string]struct{ receiving bool }{
+	"websocket":     {},
+	"xhr_send":      {},
+	"xhr":           {receiving: true},
+	"xhr_streaming": {receiving: true},
+	"eventsource":   {receiving: true},
+}
+
+// ServeHTTP checks the origin, refuses the endpoints the bridge does not
+// serve, bounds xhr_send bodies, and counts what HTTP responses carry before
+// handing the request to sockjs-go.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.srv.CheckOrigin(r) {
+		transport.Error(w, http.StatusForbidden, transport.MsgOriginNotAllowed)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, h.prefix)
+	if !ok {
+		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		return
+	}
+	if rest == "" || rest == "/" || rest == "/info" {
+		h.sockjs.ServeHTTP(w, r)
+		return
+	}
+	// /{server}/{session}/{endpoint}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[0] != "" || parts[1] == "" || parts[2] == "" {
+		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		return
+	}
+	ep, ok := endpoints[parts[3]]
+	if !ok {
+		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		return
+	}
+	switch {
+	case parts[3] == "xhr_send" && r.Method == http.MethodPost:
+		if !h.readSendBody(w, r) {
+			return
+		}
+	case ep.receiving:
+		h.serveReceiving(&countingWriter{ResponseWriter: w, h: h, id: parts[2]}, r)
+		return
+	}
+	h.sockjs.ServeHTTP(w, r)
+}
+
+// maxAttachTries bounds how many times serveReceiving hands one request to
+// sockjs-go.
+const maxAttachTries = 50
+
+// serveReceiving serves a poll or stream request. sockjs-go lets go of a
+// finished poll in a goroutine of its own; a client that polls again at
+// once (as sockjs-client does after every message) can arrive before that
+// and be told "Another connection still open" (2010), which ends its
+// session. The countingWriter holds that answer back and the request is
+// tried again a moment later; only a client that really holds two
+// receiving requests open gets it.
+func (h *handler) serveReceiving(cw *countingWriter, r *http.Request) {
+	for try := 1; ; try++ {
+		cw.holdBusy = try < maxAttachTries
+		cw.busy = false
+		h.sockjs.ServeHTTP(cw, r)
+		if !cw.busy || r.Context().Err() != nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// readSendBody reads an xhr_send body whole, up to Options.MaxBodyBytes,
+// and checks that it is a JSON array of strings, so that sockjs-go never
+// accepts part of a body: a body too big answers 413, a malformed one 400,
+// and neither delivers any message.
+func (h *handler) readSendBody(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opts.MaxBodyBytes)))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			transport.Error(w, http.StatusRequestEntityTooLarge, transport.MsgBodyTooBig)
+		} else {
+			transport.BadRequest(w, "unreadable body")
+		}
+		return false
+	}
+	var msgs []string
+	if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &msgs) != nil {
+		transport.BadRequest(w, "body is not a JSON array of strings")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return true
+}
