@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/session"
+)
+
+// conn is one client session of any system under test, carrying text
+// messages. Send and Recv may each be used by one goroutine at a time.
+type conn interface {
+	Send(ctx context.Context, p []byte) error
+	Recv(ctx context.Context) ([]byte, error)
+	Close()
+}
+
+// system is one system on one transport.
+type system struct {
+	// Name is what the report calls it: "tether/websocket".
+	Name string
+	// Family is "tether", "raw" or "sockjs".
+	Family string
+	// Transport is the transport's name in its own system.
+	Transport string
+	// Peer names, for a Tether transport, its sockjs-go counterpart.
+	Peer string
+	// dial opens a session to the bench server at base ("http://host:port"),
+	// counting its bytes into ctr.
+	dial func(ctx context.Context, base string, env *dialEnv) (conn, error)
+}
+
+// dialEnv is what every session of one measurement shares.
+type dialEnv struct {
+	ctr *counter
+	hc  *http.Client
+	wsd *ws.Dialer
+	// refused counts sockjs-go polls and streams refused with close 2010.
+	refused *counter
+}
+
+func newDialEnv(keepAlive bool) *dialEnv {
+	ctr := &counter{}
+	return &dialEnv{
+		ctr: ctr,
+		hc: &http.Client{Transport: &http.Transport{
+			DialContext:         ctr.dialFunc(),
+			MaxIdleConnsPerHost: 4096,
+			DisableKeepAlives:   !keepAlive,
+			DisableCompression:  true,
+		}},
+		wsd:     &ws.Dialer{NetDialContext: ctr.dialFunc(), HandshakeTimeout: 30 * time.Second},
+		refused: &counter{},
+	}
+}
+
+func (e *dialEnv) close() { e.hc.CloseIdleConnections() }
+
+// systems lists every system the bench measures, Tether first.
+var systems = []*system{
+	{Name: "tether/websocket", Family: "tether", Transport: "websocket", Peer: "sockjs/websocket", dial: dialTether("websocket")},
+	{Name: "tether/sse", Family: "tether", Transport: "sse", Peer: "sockjs/eventsource", dial: dialTether("sse")},
+	{Name: "tether/streaming", Family: "tether", Transport: "streaming", Peer: "sockjs/xhr-streaming", dial: dialTether("streaming")},
+	{Name: "tether/longpoll", Family: "tether", Transport: "longpoll", Peer: "sockjs/xhr-polling", dial: dialTether("longpoll")},
+	{Name: "gorilla/websocket", Family: "raw", Transport: "websocket", dial: dialRaw},
+	{Name: "sockjs/websocket", Family: "sockjs", Transport: "websocket", dial: dialSockJSWebSocket},
+	{Name: "sockjs/eventsource", Family: "sockjs", Transport: "eventsource", dial: dialSockJSHTTP("eventsource")},
+	{Name: "sockjs/xhr-streaming", Family: "sockjs", Transport: "xhr-streaming", dial: dialSockJSHTTP("xhr_streaming")},
+	{Name: "sockjs/xhr-polling", Family: "sockjs", Transport: "xhr-polling", dial: dialSockJSHTTP("xhr")},
+}
+
+func systemByName(name string) *system {
+	for _, s := range systems {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// tetherConn is a Tether session through the Go client.
+type tetherConn struct{ s *client.Session }
+
+func dialTether(transport string) func(ctx context.Context, base string, env *dialEnv) (conn, error) {
+	return func(ctx context.Context, base string, env *dialEnv) (conn, error) {
+		s, err := client.Dial(ctx, base+tetherPrefix, &client.Options{
+			Transports:     []string{transport},
+			HTTPClient:     env.hc,
+			Dialer:         env.wsd,
+			ConnectTimeout: 30 * time.Second,
+			RecvBuffer:     1024,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &tetherConn{s: s}, nil
+	}
+}
+
+func (c *tetherConn) Send(ctx context.Context, p []byte) error {
+	return c.s.Send(ctx, session.Message{Type: session.Text, Data: p})
+}
+
+func (c *tetherConn) Recv(ctx context.Context) ([]byte, error) {
+	m, err := c.s.Recv(ctx)
+	return m.Data, err
+}
+
+func (c *tetherConn) Close() { c.s.Close(session.StatusNormalClosure, "") }
+
+// rawConnClient is a plain gorilla/websocket connection to the raw echo.
+type rawConnClient struct{ c *ws.Conn }
+
+func dialRaw(ctx context.Context, base string, env *dialEnv) (conn, error) {
+	c, resp, err := env.wsd.DialContext(ctx, "ws"+strings.TrimPrefix(base, "http")+rawPath, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rawConnClient{c: c}, nil
+}
+
+func (c *rawConnClient) Send(ctx context.Context, p []byte) error {
+	return c.c.WriteMessage(ws.TextMessage, p)
+}
+
+func (c *rawConnClient) Recv(ctx context.Context) ([]byte, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		c.c.SetReadDeadline(dl)
+	} else {
+		c.c.SetReadDeadline(time.Time{})
+	}
+	_, p, err := c.c.ReadMessage()
+	return p, err
+}
+
+func (c *rawConnClient) Close() {
+	c.c.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(ws.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	c.c.Close()
+}

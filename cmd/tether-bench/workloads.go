@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// dialMany opens n sessions of sys, par at a time, and returns those that
+// opened, with the first error.
+func dialMany(ctx context.Context, sys *system, base string, env *dialEnv, n, par int) ([]conn, error) {
+	conns := make([]conn, n)
+	var firstErr error
+	var mu sync.Mutex
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(par, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				c, err := sys.dial(ctx, base, env)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("%s: dial: %w", sys.Name, err)
+					}
+					mu.Unlock()
+					continue
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	out := conns[:0]
+	for _, c := range conns {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out, firstErr
+}
+
+func closeAll(conns []conn) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, c := range conns {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.Close()
+		})
+	}
+	wg.Wait()
+}
+
+// fleet is one measurement's fresh server process and the clients
+// connected to it.
+type fleet struct {
+	child *child
+	env   *dialEnv
+	conns []conn
+}
+
+// startFleet starts a fresh server process, runs before (if not nil) on it,
+// and connects n clients of sys, par at a time. It returns a nil fleet when
+// the server or before failed; otherwise a fleet to close, with the dial
+// error, if any, beside the clients that did connect.
+func startFleet(ctx context.Context, sys *system, n, par int, keepAlive bool, before func(*child) error) (*fleet, error) {
+	c, err := startChild()
+	if err != nil {
+		return nil, err
+	}
+	if before != nil {
+		if err := before(c); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	f := &fleet{child: c, env: newDialEnv(keepAlive)}
+	f.conns, err = dialMany(ctx, sys, c.base(), f.env, n, par)
+	return f, err
+}
+
+// close disconnects the clients and stops the server.
+func (f *fleet) close() {
+	closeAll(f.conns)
+	f.env.close()
+	f.child.stop()
+}
+
+// percentile returns the p-th percentile (0..1) of sorted ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	i := int(float64(len(ds)-1) * p)
+	return ds[i]
+}
+
+// echoResult is workload 1 (and half of workload 5) for one system.
+type echoResult struct {
+	Clients     int     `json:"clients"`
+	RoundTrips  int     `json:"roundTrips"`
+	Seconds     float64 `json:"seconds"`
+	PerSec      float64 `json:"perSec"`
+	P50us       float64 `json:"p50us"`
+	P99us       float64 `json:"p99us"`
+	Lost        int     `json:"lost"`
+	Refused     int64   `json:"refused"`
+	BytesPerMsg float64 `json:"bytesPerMsg"`
+	Err         string  `json:"err,omitempty"`
+}
+
+// runEcho runs total round trips of 64-byte messages over clients
+// sessions, each client waiting for its echo before sending again. A reply
+// that does not come within 5 seconds counts as lost and ends that client.
+func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
+	res := echoResult{Clients: clients}
+	f, err := startFleet(ctx, sys, clients, clients, true, nil)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if f == nil {
+		return res
+	}
+	defer f.close()
+	env, conns := f.env, f.conns
+	if len(conns) == 0 {
+		return res
+	}
+	per := total / len(conns)
+	rtts := make([][]time.Duration, len(conns))
+	var lost atomic.Int64
+	bytes0 := env.ctr.n.Load()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, cn := range conns {
+		wg.Go(func() {
+			msg := make([]byte, 64)
+			for j := range msg {
+				msg[j] = 'e'
+			}
+			ds := make([]time.Duration, 0, per)
+			for k := 0; k < per && ctx.Err() == nil; k++ {
+				copy(msg, strconv.Itoa(i*per+k))
+				t0 := time.Now()
+				if err := cn.Send(ctx, msg); err != nil {
+					lost.Add(int64(per - k))
+					break
+				}
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				p, err := cn.Recv(rctx)
+				cancel()
+				if err != nil || !bytes.Equal(p, msg) {
+					lost.Add(int64(per - k))
+					break
+				}
+				ds = append(ds, time.Since(t0))
+			}
+			rtts[i] = ds
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := slices.Concat(rtts...)
+	slices.Sort(all)
+	res.RoundTrips = len(all)
+	res.Seconds = elapsed.Seconds()
+	res.PerSec = float64(len(all)) / elapsed.Seconds()
+	res.P50us = float64(percentile(all, 0.50).Microseconds())
+	res.P99us = float64(percentile(all, 0.99).Microseconds())
+	res.Lost = int(lost.Load())
+	res.Refused = env.refused.n.Load()
+	if len(all) > 0 {
+		res.BytesPerMsg = float64(env.ctr.n.Load()-bytes0) / float64(2*len(all))
+	}
+	if ctx.Err() != nil && res.Err == "" {
+		res.Err = "time limit reached"
+	}
+	return res
+}
+
+// streamResult is workload 2 (and half of workload 5) for one system.
+type streamResult struct {
+	Clients     int     `json:"clients"`
+	Messages    int     `json:"messages"`
+	Seconds     float64 `json:"seconds"`
+	PerSec      float64 `json:"perSec"`
+	Lost        int     `json:"lost"`
+	Refused     int64   `json:"refused"`
+	BytesPerMsg float64 `json:"bytesPerMsg"`
+	Err         string  `json:"err,omitempty"`
+}
+
+// runStream has each of clients sessions ask the server for total/clients
+// messages of 64 bytes and times their arrival.
+func runStream(ctx context.Context, sys *system, clients, total int) streamResult {
+	res := streamResult{Clients: clients}
+	f, err := startFleet(ctx, sys, clients, clients, true, nil)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if f == nil {
+		return res
+	}
+	defer f.close()
+	env, conns := f.env, f.conns
+	if len(conns) == 0 {
+		return res
+	}
+	per := total / len(conns)
+	var got, lost atomic.Int64
+	bytes0 := env.ctr.n.Load()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, cn := range conns {
+		wg.Go(func() {
+			if err := cn.Send(ctx, []byte("S:"+strconv.Itoa(per))); err != nil {
+				lost.Add(int64(per))
+				return
+			}
+			for k := range per {
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				p, err := cn.Recv(rctx)
+				cancel()
+				if err != nil || len(p) != len(streamPayload) {
+					lost.Add(int64(per - k))
+					return
+				}
+				got.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res.Messages = int(got.Load())
+	res.Seconds = elapsed.Seconds()
+	res.PerSec = float64(res.Messages) / elapsed.Seconds()
+	res.Lost = int(lost.Load())
+	res.Refused = env.refused.n.Load()
+	if res.Messages > 0 {
+		res.BytesPerMsg = float64(env.ctr.n.Load()-bytes0) / float64(res.Messages)
+	}
+	if ctx.Err() != nil && res.Err == "" {
+		res.Err = "time limit reached"
+	}
+	return res
+}
+
+// fanoutResult is workload 3 for one system and session count.
+type fanoutResult struct {
+	Sessions   int     `json:"sessions"`
+	Connected  int     `json:"connected"`
+	Rounds     int     `json:"rounds"`
+	Deliveries int     `json:"deliveries"`
+	P50ms      float64 `json:"p50ms"`
+	P99ms      float64 `json:"p99ms"`
+	PerSec     float64 `json:"perSec"`
+	Lost       int     `json:"lost"`
+	Err        string  `json:"err,omitempty"`
+}
+
+// runFanout connects n sessions to a fresh server, then has the server
+// broadcast rounds messages, one round at a time: a round is over when
+// every session has its message (or after 10 seconds, the rest counted
+// lost). Latency is from the start of the broadcast loop to the arrival.
+func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
+	res := fanoutResult{Sessions: n, Rounds: rounds}
+	f, err := startFleet(ctx, sys, n, 64, false, nil)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if f == nil {
+		return res
+	}
+	defer f.close()
+	c, conns := f.child, f.conns
+	res.Connected = len(conns)
+	if len(conns) == 0 {
+		return res
+	}
+	lat := make([][]time.Duration, len(conns))
+	var got atomic.Int64
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, cn := range conns {
+		lat[i] = make([]time.Duration, 0, rounds)
+		wg.Go(func() {
+			for {
+				p, err := cn.Recv(rctx)
+				if err != nil {
+					return
+				}
+				if ts, ok := parseBroadcast(p); ok {
+					lat[i] = append(lat[i], time.Duration(time.Now().UnixNano()-ts))
+					got.Add(1)
+				}
+			}
+		})
+	}
+	var busy time.Duration
+	for r := range rounds {
+		if ctx.Err() != nil {
+			break
+		}
+		want := int64(len(conns) * (r + 1))
+		t0 := time.Now()
+		if _, err := c.broadcast(sys.Family); err != nil {
+			res.Err = err.Error()
+			break
+		}
+		deadline := t0.Add(10 * time.Second)
+		for got.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(200 * time.Microsecond)
+		}
+		busy += time.Since(t0)
+		time.Sleep(50 * time.Millisecond) // let the clients settle between rounds
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	res.Deliveries = len(all)
+	res.Lost = len(conns)*rounds - len(all)
+	res.P50ms = float64(percentile(all, 0.50).Microseconds()) / 1000
+	res.P99ms = float64(percentile(all, 0.99).Microseconds()) / 1000
+	if busy > 0 {
+		res.PerSec = float64(len(all)) / busy.Seconds()
+	}
+	return res
+}
+
+// idleResult is workload 4 for one system and session count.
+type idleResult struct {
+	Sessions          int     `json:"sessions"`
+	Connected         int     `json:"connected"`
+	RSSPerSession     float64 `json:"rssPerSession"`
+	HeapPerSession    float64 `json:"heapPerSession"`
+	StackPerSession   float64 `json:"stackPerSession"`
+	GoroutinesPerSess float64 `json:"goroutinesPerSession"`
+	Err               string  `json:"err,omitempty"`
+}
+
+// runIdle connects n sessions to a fresh server process and compares its
+// memory and goroutines before and after, once the sessions are idle.
+func runIdle(ctx context.Context, sys *system, n int, settle time.Duration) idleResult {
+	res := idleResult{Sessions: n}
+	var before serverStats
+	f, err := startFleet(ctx, sys, n, 64, false, func(c *child) (err error) {
+		before, err = c.stats()
+		return err
+	})
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if f == nil {
+		return res
+	}
+	defer f.close()
+	c, conns := f.child, f.conns
+	res.Connected = len(conns)
+	if len(conns) == 0 {
+		return res
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+	}
+	after, err := c.stats()
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	k := float64(len(conns))
+	res.RSSPerSession = float64(after.RSS-before.RSS) / k
+	res.HeapPerSession = float64(after.HeapAlloc-before.HeapAlloc) / k
+	res.StackPerSession = float64(after.StackInuse-before.StackInuse) / k
+	res.GoroutinesPerSess = float64(after.Goroutines-before.Goroutines) / k
+	return res
+}
