@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Go (with the race detector) and the
+# JavaScript client (node's test runner and real Chromium). Installs what the
+# tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh # system packages the tests use as real peers (nginx)
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+# Every fuzz target for a bounded number of executions (6 targets: about
+# 2 minutes), in CI or when FUZZ=1.
+if [[ "${CI:-}" == "true" || "${FUZZ:-}" == "1" ]]; then
+	echo "== fuzz (${FUZZEXECS:-100000} executions per target)"
+	bash scripts/fuzz.sh "${FUZZEXECS:-100000}"
+fi
+
+if [[ -f js-client/test.sh ]]; then
+	echo "== js-client"
+	bash js-client/test.sh
+fi
+bash sockjs/test.sh # the SockJS bridge with sockjs-client in Chromium
+
+echo "== examples/demo (Chromium)"
+bash examples/demo/test.sh
