@@ -59,25 +59,45 @@ func (s *Session) Received() uint64 {
 // a seq beyond the next expected number closes the session with
 // StatusResumeGap and returns ErrSequenceGap. While Config.MaxQueuedBytes of
 // received messages wait for Recv, Deliver waits for room until ctx ends.
-// Deliver keeps msgs' Data: callers must not reuse it. It returns the
-// session's CloseError when the session has closed.
+// With a message callback (OnMessage), Deliver instead calls it for each new
+// message, in order, before it returns. Deliver keeps msgs' Data: callers
+// must not reuse it. It returns the session's CloseError when the session
+// has closed.
 func (s *Session) Deliver(ctx context.Context, seq uint64, msgs []Message) error {
 	if seq == 0 {
 		return fmt.Errorf("%w: message numbers start at 1", ErrSequenceGap)
 	}
+	// One delivery at a time, so that callbacks see messages in order and
+	// never two at once.
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var accepted, size int // for the Observer, told on the way out
-	if o := s.cfg.Observer; o != nil {
-		defer func() {
-			if accepted > 0 {
-				o.MessagesIn(s.lastTransport, accepted, size)
+	fn := s.onMessage
+	first, accepted, size, err := s.admitLocked(ctx, seq, msgs, fn == nil)
+	transportName := s.lastTransport
+	s.mu.Unlock()
+	if accepted > 0 {
+		if o := s.cfg.Observer; o != nil {
+			o.MessagesIn(transportName, accepted, size)
+		}
+		if fn != nil {
+			for _, m := range msgs[first : first+accepted] {
+				fn(m)
 			}
-		}()
+		}
 	}
+	return err
+}
+
+// admitLocked numbers msgs (the first is seq), drops the ones already
+// received and accepts the rest: into the queue Recv reads when queue is
+// set (waiting for room there until ctx ends), or only counted, for the
+// caller to hand a callback; those are msgs[first:first+accepted].
+func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, queue bool) (first, accepted, size int, err error) {
+	first = -1
 	for i := 0; i < len(msgs); {
 		if s.closeErr != nil {
-			return *s.closeErr
+			return max(first, 0), accepted, size, *s.closeErr
 		}
 		num := seq + uint64(i)
 		if num <= s.received {
@@ -86,35 +106,85 @@ func (s *Session) Deliver(ctx context.Context, seq uint64, msgs []Message) error
 		}
 		if num > s.received+1 {
 			s.closeLocked(CloseError{Code: StatusResumeGap, Reason: "sequence gap"})
-			return fmt.Errorf("%w: message %d arrived, %d expected", ErrSequenceGap, num, s.received+1)
+			return max(first, 0), accepted, size, fmt.Errorf("%w: message %d arrived, %d expected", ErrSequenceGap, num, s.received+1)
 		}
 		m := msgs[i]
 		if len(m.Data) > s.cfg.MaxMessageBytes {
 			s.closeLocked(CloseError{Code: StatusMessageTooBig, Reason: "message too big"})
-			return ErrMessageTooBig
+			return max(first, 0), accepted, size, ErrMessageTooBig
 		}
-		if s.inBytes+len(m.Data) > s.cfg.MaxQueuedBytes && len(s.in) > 0 {
-			room := s.inSpace.wait()
-			s.mu.Unlock()
-			select {
-			case <-room:
-			case <-ctx.Done():
+		if queue {
+			if s.inBytes+len(m.Data) > s.cfg.MaxQueuedBytes && len(s.in) > 0 {
+				room := s.inSpace.wait()
+				s.mu.Unlock()
+				select {
+				case <-room:
+				case <-ctx.Done():
+					s.mu.Lock()
+					return max(first, 0), accepted, size, ctx.Err()
+				}
 				s.mu.Lock()
-				return ctx.Err()
+				continue // look again: the session may have closed meanwhile
 			}
-			s.mu.Lock()
-			continue // look again: another delivery may have taken this number
+			s.in = append(s.in, m)
+			s.inBytes += len(m.Data)
+			s.inReady.broadcast()
 		}
-		s.in = append(s.in, m)
-		s.inBytes += len(m.Data)
+		if first < 0 {
+			first = i
+		}
 		s.received++
 		accepted++
 		size += len(m.Data)
 		i++
-		s.inReady.broadcast()
 		if s.link != nil && s.link.acksInBand && (s.received-s.link.ackSent >= ackEvery || s.received-s.link.ackSent == 1) {
 			s.link.notify()
 		}
 	}
-	return nil
+	return max(first, 0), accepted, size, nil
+}
+
+// OnMessage makes the session hand each message from the client to fn
+// instead of queuing it for Recv: in order, one call at a time, on the
+// goroutine that delivers it (a WebSocket connection's reader, or the
+// request that uploaded it), before the session reads further from that
+// client. Messages already queued are handed to fn first, by OnMessage
+// itself. fn should return promptly: while it runs, its client's later
+// messages wait (and so does the connection's read of them, acknowledgements
+// included: under SlowConsumerBlock a Send in fn that finds the queue full
+// waits until its ctx ends). Recv then returns only the CloseError, once
+// the session has closed.
+//
+// With OnMessage and OnClose an application serves a session with no
+// goroutine of its own; the session's Context still ends when it closes.
+// OnMessage may be called once; later calls are ignored.
+func (s *Session) OnMessage(fn func(Message)) {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	s.mu.Lock()
+	if s.onMessage != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.onMessage = fn
+	queued := s.in
+	s.in, s.inBytes = nil, 0
+	s.inSpace.broadcast()
+	s.mu.Unlock()
+	for _, m := range queued {
+		fn(m)
+	}
+}
+
+// OnClose arranges for fn to be called once, with the session's
+// CloseError, when the session closes (from either side, or because the
+// client did not come back within the resume window): after every message
+// callback has returned, in a goroutine of its own.
+func (s *Session) OnClose(fn func(err error)) {
+	context.AfterFunc(s.ctx, func() {
+		// Wait for a delivery under way: its callbacks come first.
+		s.deliverMu.Lock()
+		s.deliverMu.Unlock()
+		fn(s.Err())
+	})
 }

@@ -6,12 +6,15 @@ import (
 )
 
 // Link is one connection attached to a session: the transport's handle for
-// pulling what to send. A Link is used by one goroutine, the transport's
-// writer; Detach may be called from any goroutine.
+// taking what to send. A transport either pulls (Pull waits for something to
+// send) or is told (AttachOptions.Notify, then Collect); either way one
+// goroutine at a time takes from a Link. Detach may be called from any
+// goroutine.
 type Link struct {
 	s          *Session
 	transport  string
 	acksInBand bool
+	notifyFn   func() // AttachOptions.Notify
 
 	// Guarded by s.mu.
 	next      uint64 // number of the next message to hand out
@@ -54,6 +57,12 @@ type AttachOptions struct {
 	// AcksInBand is set for bidirectional transports, which carry
 	// acknowledgements of client messages in the downstream.
 	AcksInBand bool
+	// Notify, when set, is called whenever the link may have something
+	// new to take with Collect: messages, an acknowledgement, a close, or
+	// the end of the link. It is called with the session's lock held, so
+	// it must only schedule the work (it must not call back into the
+	// session or block). A link with Notify is not used with Pull.
+	Notify func()
 }
 
 // Attach attaches a connection to the session; it supersedes the connection
@@ -67,8 +76,11 @@ func (s *Session) Attach(opts AttachOptions) (*Link, error) {
 		s:          s,
 		transport:  opts.Transport,
 		acksInBand: opts.AcksInBand,
-		wake:       make(chan struct{}, 1),
+		notifyFn:   opts.Notify,
 		done:       make(chan struct{}),
+	}
+	if l.notifyFn == nil {
+		l.wake = make(chan struct{}, 1)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,6 +126,10 @@ func (l *Link) Session() *Session { return l.s }
 func (l *Link) Done() <-chan struct{} { return l.done }
 
 func (l *Link) notify() {
+	if l.notifyFn != nil {
+		l.notifyFn()
+		return
+	}
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -125,8 +141,33 @@ func (l *Link) end() {
 	if !l.ended {
 		l.ended = true
 		close(l.done)
+		if l.notifyFn != nil {
+			l.notifyFn()
+		}
 	}
 }
+
+// Collect returns what there is to send now, without waiting: a Batch that
+// is empty when there is nothing (Collect never asks for a heartbeat; the
+// transport decides when one is due). ackNow makes an acknowledgement of
+// the client messages accepted so far due at once; without it one is due
+// every ackEvery messages. ackPending reports client messages still
+// unacknowledged after this Batch: the transport calls Collect again with
+// ackNow once the burst has paused (AckDelay). The returned Messages are
+// valid until the next Collect. Collect returns ErrSuperseded or
+// ErrFinished when the link is over.
+func (l *Link) Collect(maxBytes int, ackNow bool) (b Batch, ackPending bool, err error) {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, _, err = l.collectLocked(maxBytes, ackNow)
+	return b, l.acksInBand && s.received != l.ackSent, err
+}
+
+// AckDelay is how long a transport that uses Collect waits, after client
+// messages arrive with nothing going out to carry their acknowledgement,
+// before it sends one alone.
+const AckDelay = ackDelay
 
 // Pull waits for something to send and returns it, holding at most
 // maxBytes of message data (but always at least one message when one is

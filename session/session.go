@@ -38,6 +38,9 @@ type Session struct {
 
 	onFinish func(*Session)
 
+	deliverMu sync.Mutex      // held by Deliver and OnMessage, taken before mu
+	onMessage func(Message) // guarded by mu; set once by OnMessage
+
 	mu sync.Mutex
 
 	// Messages to the client: out[i] is message number acked+1+i. Guarded
