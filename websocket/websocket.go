@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ws "github.com/gorilla/websocket"
@@ -75,7 +76,9 @@ func (t *Transport) Name() string { return Name }
 // messages too.
 func (t *Transport) Bidirectional() bool { return true }
 
-// ServeAttach implements transport.Transport.
+// ServeAttach implements transport.Transport. The request's goroutine reads
+// the connection for as long as it lives; there is no writer goroutine while
+// nothing is being written (see connection).
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	if !ws.IsWebSocketUpgrade(r) {
 		transport.BadRequest(w, "not a WebSocket handshake")
@@ -87,69 +90,277 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		return // the upgrader has answered
 	}
 	defer conn.Close()
-	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received, AcksInBand: true})
+	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, r: r}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer c.cancel()
+	link, err := a.Session.Attach(session.AttachOptions{
+		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick,
+	})
 	if err != nil {
 		conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(int(session.StatusSessionExpired), "unknown session"),
 			time.Now().Add(a.Config.WriteTimeout))
 		return
 	}
-	defer link.Detach()
-	c := &connection{conn: conn, cork: cw.conn, link: link, cfg: a.Config, r: r}
-	ctx, cancel := context.WithCancel(context.Background())
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		if !c.read(ctx, a.Seq) {
-			cancel()
-		}
-		// Otherwise the reader closed the session: the writer delivers
-		// the close frame (or finds the session finished) and ends.
-	}()
-	if c.write(ctx) {
-		// The socket is closed once the client has answered the close
-		// (its reader then ends), or after closeGrace: closing it with
-		// the client's frames unread would reset the connection, and the
-		// client could lose the last frames written, the close frame
-		// among them.
-		grace := time.NewTimer(closeGrace)
-		select {
-		case <-readerDone:
-		case <-grace.C:
-		}
-		grace.Stop()
-	}
-	cancel()
-	conn.Close() // unblocks the reader
-	<-readerDone
+	c.link = link
+	c.lastWrite.Store(nanotime())
+	c.mu.Lock()
+	c.heartbeat = time.AfterFunc(c.cfg.HeartbeatInterval, c.heartbeatTick)
+	c.mu.Unlock()
+	c.kick() // the replay, if any, and the acknowledgement a new link owes
+	c.read(a.Seq)
+	c.stop()
+	link.Detach()
 }
 
 // connection is one attached WebSocket.
+//
+// Its request's goroutine reads. Writing is done on demand, with no
+// goroutine while there is nothing to write: when the link has something
+// (Notify calls kick), a flush starts in a goroutine of its own and ends
+// once nothing is left. While the reader is handing a message to the
+// session (an application's message callback may answer it at once), a
+// kick is deferred to the reader, which flushes itself when the delivery
+// returns: a reply costs no goroutine switch. Heartbeats and delayed
+// acknowledgements come from timers, which hold no goroutine either.
 type connection struct {
 	conn *ws.Conn
 	cork *corkConn // under conn
 	link *session.Link
 	cfg  *transport.Config
 	r    *http.Request // the handshake, for logs
+
+	// ctx ends when the connection is being torn down; it bounds the
+	// reader's wait for room in the session's inbound queue.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	lastWrite atomic.Int64 // nanotime of the last write, for heartbeats
+	flushes   sync.WaitGroup
+
+	// Guarded by mu.
+	mu           sync.Mutex
+	running      bool        // a flush is under way
+	pending      bool        // something arrived since the flush last looked
+	delivering   bool        // the reader is in Deliver and flushes after it
+	stopped      bool        // the connection is over: no more flushes
+	closing      bool        // a WebSocket close went out
+	heartbeatDue bool        // the heartbeat interval passed with nothing written
+	ackDue       bool        // client messages waited AckDelay for an acknowledgement
+	heartbeat    *time.Timer // fires heartbeatTick
+	ackTimer     *time.Timer // armed while an acknowledgement waits
+	deferTimer   *time.Timer // bounds how long a kick waits for the reader
+	deferArmed   bool
+
+	frame []byte // scratch for text frames, used by the flush under way
 }
 
-// read delivers client frames to the session until the connection fails
-// or the session closes. It reports whether it closed the session itself
-// (a protocol error, or the client's close frame), in which case the
-// writer must be left to deliver what follows.
-func (c *connection) read(ctx context.Context, seq uint64) (closed bool) {
+// kick asks for a flush. It may be called with the session's lock held
+// (Notify), so it only schedules.
+func (c *connection) kick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = true
+	if c.delivering && !c.running && !c.stopped && !c.deferArmed {
+		// The reader flushes when its delivery returns; if a message
+		// callback takes longer than deferLimit, a flush of its own
+		// starts instead.
+		c.deferArmed = true
+		if c.deferTimer == nil {
+			c.deferTimer = time.AfterFunc(deferLimit, c.deferTick)
+		} else {
+			c.deferTimer.Reset(deferLimit)
+		}
+		return
+	}
+	c.startFlushLocked()
+}
+
+// deferLimit bounds how long a flush waits for the reader to come back
+// from a delivery.
+const deferLimit = time.Millisecond
+
+func (c *connection) deferTick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deferArmed {
+		c.deferArmed = false
+		c.startFlushLocked()
+	}
+}
+
+// startFlushLocked starts a flush in a goroutine of its own when one is
+// needed and none is under way (or deferred to the reader).
+func (c *connection) startFlushLocked() {
+	if c.pending && !c.running && !c.stopped && !c.deferArmed {
+		c.running = true
+		c.flushes.Add(1)
+		go c.flush()
+	}
+}
+
+// flush writes what the link has until nothing is pending. It runs with
+// running set, and clears it.
+func (c *connection) flush() {
+	defer c.flushes.Done()
+	for {
+		c.mu.Lock()
+		if !c.pending || c.stopped {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.pending = false
+		heartbeat, ackNow := c.heartbeatDue, c.ackDue
+		c.heartbeatDue, c.ackDue = false, false
+		c.mu.Unlock()
+		if !c.writeAvailable(heartbeat, ackNow) {
+			c.fail()
+		}
+	}
+}
+
+// writeAvailable writes everything the link has now, a heartbeat when one
+// is due and nothing else went out, and arms the acknowledgement timer when
+// client messages wait for one. It reports false when the connection
+// failed.
+func (c *connection) writeAvailable(heartbeat, ackNow bool) bool {
+	wrote := false
+	for {
+		b, ackPending, err := c.link.Collect(maxBatchBytes, ackNow)
+		if err != nil {
+			switch {
+			case errors.Is(err, session.ErrSuperseded):
+				c.closeConn(StatusSuperseded, "superseded")
+			default: // session.ErrFinished
+				c.closeConn(ws.CloseNormalClosure, "")
+			}
+			return true
+		}
+		if b.Empty() {
+			if heartbeat && !wrote {
+				return c.write(session.Batch{})
+			}
+			if ackPending {
+				c.armAck()
+			}
+			return true
+		}
+		if !c.write(b) {
+			return false
+		}
+		wrote = true
+		if b.Close != nil {
+			c.closeConn(ws.CloseNormalClosure, "")
+			return true
+		}
+		ackNow = false
+	}
+}
+
+// armAck starts the acknowledgement timer unless it runs already.
+func (c *connection) armAck() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped || c.ackDue {
+		return
+	}
+	if c.ackTimer == nil {
+		c.ackTimer = time.AfterFunc(session.AckDelay, c.ackTick)
+		return
+	}
+	c.ackTimer.Reset(session.AckDelay)
+}
+
+func (c *connection) ackTick() {
+	c.mu.Lock()
+	c.ackDue = true
+	c.mu.Unlock()
+	c.kick()
+}
+
+// heartbeatTick sends a heartbeat when nothing has been written for a
+// heartbeat interval, and rearms itself for the next one.
+func (c *connection) heartbeatTick() {
+	idle := time.Duration(nanotime() - c.lastWrite.Load())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	if next := c.cfg.HeartbeatInterval - idle; next > heartbeatSlack {
+		c.heartbeat.Reset(next)
+		return
+	}
+	c.heartbeatDue = true
+	c.heartbeat.Reset(c.cfg.HeartbeatInterval)
+	c.pending = true
+	c.deferArmed = false // a heartbeat does not wait for a delivery
+	c.startFlushLocked()
+}
+
+// heartbeatSlack is how early a heartbeat may go out: a timer that fires a
+// little before the interval ends does not wait for another round.
+const heartbeatSlack = 5 * time.Millisecond
+
+// fail ends a connection whose write failed: closing the socket ends the
+// reader, which tears the rest down.
+func (c *connection) fail() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.cancel()
+	c.conn.Close()
+}
+
+// stop ends the writing side once the reader is done: no flush starts
+// again, timers stop, and a flush under way is waited for (the socket is
+// closed, so its write fails at once).
+func (c *connection) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	for _, t := range []*time.Timer{c.heartbeat, c.ackTimer, c.deferTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.conn.Close()
+	c.flushes.Wait()
+}
+
+// read delivers client frames to the session until the connection fails.
+// Once the session is closing (a protocol error, the client's close frame,
+// or a WebSocket close written), it reads on only to let the client's last
+// frames and its close answer arrive, for at most closeGrace: closing the
+// socket with them unread would reset the connection, and the client could
+// lose the last frames written to it, the close frame among them.
+func (c *connection) read(seq uint64) {
 	s := c.link.Session()
 	c.conn.SetReadLimit(int64(c.cfg.MaxMessageBytes) + 1)
 	dead := 2 * c.cfg.HeartbeatInterval
+	draining := false
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(dead))
+		if !draining {
+			// Under mu, so that closeConn's shorter deadline is never
+			// overwritten.
+			c.mu.Lock()
+			if draining = c.closing; !draining {
+				c.conn.SetReadDeadline(time.Now().Add(dead))
+			}
+			c.mu.Unlock()
+		}
 		typ, data, err := c.conn.ReadMessage()
 		if err != nil {
-			if errors.Is(err, ws.ErrReadLimit) {
+			if errors.Is(err, ws.ErrReadLimit) && !draining {
 				c.cfg.Warn("tether: message too big", s, c.r, err)
 				s.Close(session.StatusMessageTooBig, "message too big")
-				return true
+				c.drain()
 			}
-			return false
+			return
+		}
+		if draining {
+			continue
 		}
 		var f transport.Frame
 		if typ == ws.BinaryMessage {
@@ -161,101 +372,159 @@ func (c *connection) read(ctx context.Context, seq uint64) (closed bool) {
 			} else {
 				s.Close(session.StatusProtocolError, "malformed frame")
 			}
-			return true
+			draining = true
+			c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+			continue
 		}
 		switch {
 		case f.IsMessage():
-			if err := s.Deliver(ctx, seq, []session.Message{f.Message}); err != nil {
+			err := c.deliver(s, seq, f.Message)
+			if err != nil {
 				if errors.Is(err, session.ErrSequenceGap) {
 					c.cfg.Warn("tether: sequence gap", s, c.r, err)
-					return true
+				} else if c.ctx.Err() != nil {
+					return
 				}
-				return false
+				draining = true
+				c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+				continue
 			}
 			seq++
 		case f.Type == transport.FrameAck:
 			if err := s.Acknowledge(f.Received); err != nil {
 				c.cfg.Warn("tether: bad acknowledgement", s, c.r, err)
 				s.Close(session.StatusProtocolError, "bad acknowledgement")
-				return true
+				draining = true
+				c.conn.SetReadDeadline(time.Now().Add(closeGrace))
 			}
 		case f.Type == transport.FrameClose:
 			s.CloseFromClient(f.Close)
-			return true
+			draining = true
+			c.conn.SetReadDeadline(time.Now().Add(closeGrace))
 		}
 	}
+}
+
+// drain waits, for at most closeGrace, for the flush to write the close
+// after a read that can go no further (gorilla's read limit leaves the
+// connection unreadable).
+func (c *connection) drain() {
+	deadline := time.NewTimer(closeGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		done := c.closing || c.stopped
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// deliver hands one message to the session, and writes what the delivery
+// produced (an application's reply, an acknowledgement) itself, so that a
+// reply made in a message callback costs no goroutine switch.
+func (c *connection) deliver(s *session.Session, seq uint64, m session.Message) error {
+	c.mu.Lock()
+	c.delivering = true
+	c.mu.Unlock()
+	err := s.Deliver(c.ctx, seq, []session.Message{m})
+	c.mu.Lock()
+	c.delivering = false
+	if c.deferArmed {
+		c.deferArmed = false
+		c.deferTimer.Stop()
+	}
+	run := c.pending && !c.running && !c.stopped
+	if run {
+		c.running = true
+		c.flushes.Add(1)
+	}
+	c.mu.Unlock()
+	if run {
+		c.flush()
+	}
+	return err
 }
 
 // closeGrace bounds how long a connection waits for its client to answer
 // a WebSocket close before it closes the socket.
 const closeGrace = 2 * time.Second
 
-// write sends what the session has for the client until the link ends. It
-// reports whether it ended by sending a WebSocket close.
-func (c *connection) write(ctx context.Context) (closing bool) {
-	var frame []byte
-	for {
-		b, err := c.link.Pull(ctx, c.cfg.HeartbeatInterval, maxBatchBytes)
-		if err != nil {
-			switch {
-			case errors.Is(err, session.ErrSuperseded):
-				c.closeConn(StatusSuperseded, "superseded")
-				return true
-			case errors.Is(err, session.ErrFinished):
-				c.closeConn(ws.CloseNormalClosure, "")
-				return true
-			}
-			return false
-		}
-		c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-		if !c.writeBatch(b, &frame) {
-			return false
-		}
-		if b.Close != nil {
-			c.closeConn(ws.CloseNormalClosure, "")
-			return true
-		}
-	}
-}
-
-// writeBatch writes b's frames: its messages, then an acknowledgement, a
-// close frame or, for an empty batch, a heartbeat. They go to the network
-// in one write; frame is scratch space kept between batches.
-func (c *connection) writeBatch(b session.Batch, frame *[]byte) bool {
+// write writes b's frames: its messages, then an acknowledgement, a close
+// frame or, for an empty batch, a heartbeat. They go to the network in one
+// write.
+func (c *connection) write(b session.Batch) bool {
+	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	c.cork.cork()
-	ok := c.writeFrames(b, frame)
-	return c.cork.uncork() == nil && ok
+	ok := c.writeFrames(b)
+	ok = c.cork.uncork() == nil && ok
+	c.lastWrite.Store(nanotime())
+	return ok
 }
 
-func (c *connection) writeFrames(b session.Batch, frame *[]byte) bool {
+func (c *connection) writeFrames(b session.Batch) bool {
 	for _, m := range b.Messages {
 		if m.Type == session.Binary {
 			if c.conn.WriteMessage(ws.BinaryMessage, m.Data) != nil {
 				return false
 			}
-		} else if !c.writeText(frame, transport.RawEncoding.AppendMessage((*frame)[:0], m)) {
+		} else if !c.writeText(transport.RawEncoding.AppendMessage(c.frame[:0], m)) {
 			return false
 		}
 	}
-	if b.AckDue && !c.writeText(frame, transport.AppendAck((*frame)[:0], b.Received)) {
+	if b.AckDue && !c.writeText(transport.AppendAck(c.frame[:0], b.Received)) {
 		return false
 	}
 	if b.Close != nil {
-		return c.writeText(frame, transport.AppendClose((*frame)[:0], *b.Close))
+		return c.writeText(transport.AppendClose(c.frame[:0], *b.Close))
 	}
 	if b.Empty() {
-		return c.writeText(frame, transport.AppendHeartbeat((*frame)[:0]))
+		return c.writeText(transport.AppendHeartbeat(c.frame[:0]))
 	}
 	return true
 }
 
-// writeText writes p, built in *frame, as a text WebSocket message, and
-// keeps the buffer for the next frame.
-func (c *connection) writeText(frame *[]byte, p []byte) bool {
-	*frame = p
+// writeText writes p, built in c.frame, as a text WebSocket message, and
+// keeps the buffer for the next frame (unless it grew large).
+func (c *connection) writeText(p []byte) bool {
+	if cap(p) <= maxKeptFrame {
+		c.frame = p
+	} else {
+		c.frame = nil
+	}
 	return c.conn.WriteMessage(ws.TextMessage, p) == nil
 }
 
+// maxKeptFrame is the largest frame buffer a connection keeps between
+// writes.
+const maxKeptFrame = 4 << 10
+
+// closeConn writes a WebSocket close; the reader then waits for the
+// client's answer, for at most closeGrace.
 func (c *connection) closeConn(code int, reason string) {
+	c.mu.Lock()
+	already := c.closing
+	c.closing = true
+	c.mu.Unlock()
+	if already {
+		return
+	}
 	c.conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(code, reason), time.Now().Add(c.cfg.WriteTimeout))
+	c.cancel() // a reader waiting for inbound room gives up
+	c.mu.Lock()
+	c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	c.mu.Unlock()
 }
+
+// nanotime is a monotonic clock reading in nanoseconds.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
