@@ -27,6 +27,24 @@
 // one function the application writes, and needs no accept loop that could
 // fall behind.
 //
+// A server that holds many mostly idle sessions (notifications, live
+// dashboards) can serve them with Callbacks instead: functions the session
+// calls when it opens, for each message, and when it closes, with no
+// goroutine per session. An idle WebSocket session then holds one
+// goroutine, its connection's reader; writes happen when there is
+// something to write, and a reply sent from the Message callback is written
+// by that reader directly:
+//
+//	srv := tether.NewServer(&tether.Callbacks{
+//		Message: func(s *session.Session, m session.Message) {
+//			s.Send(s.Context(), m)
+//		},
+//	}, nil)
+//
+// A callback runs while its client's connection waits, so it should return
+// promptly; work that takes long, or a Send that may wait for the client
+// (SlowConsumerBlock), belongs in a goroutine.
+//
 // # Concurrency
 //
 // A Server and its sessions may be used from any number of goroutines.

@@ -61,22 +61,40 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 		return nil, err
 	}
 	srv.opts.Metrics.negotiated("ok")
-	log := srv.opts.Logger
-	log.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
+	srv.opts.Logger.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
 	srv.handlers.Add(1)
+	start := time.Now()
+	if cb, ok := srv.handler.(*Callbacks); ok {
+		// No goroutine: the session calls back.
+		if cb.Open != nil {
+			cb.Open(s)
+		}
+		s.OnMessage(func(m session.Message) { cb.Message(s, m) })
+		s.OnClose(func(err error) {
+			defer srv.handlers.Done()
+			if cb.Close != nil {
+				cb.Close(s, err)
+			}
+			srv.logClosed(s, start)
+		})
+		return s, nil
+	}
 	go func() {
 		defer srv.handlers.Done()
-		start := time.Now()
 		defer func() {
 			s.Close(session.StatusNormalClosure, "")
-			var ce session.CloseError
-			errors.As(s.Err(), &ce)
-			log.Info("tether: session closed", "session", s.ID(), "code", int(ce.Code), "reason", ce.Reason,
-				"duration", time.Since(start).Round(time.Millisecond))
+			srv.logClosed(s, start)
 		}()
 		srv.handler.ServeSession(s)
 	}()
 	return s, nil
+}
+
+func (srv *Server) logClosed(s *session.Session, start time.Time) {
+	var ce session.CloseError
+	errors.As(s.Err(), &ce)
+	srv.opts.Logger.Info("tether: session closed", "session", s.ID(), "code", int(ce.Code), "reason", ce.Reason,
+		"duration", time.Since(start).Round(time.Millisecond))
 }
 
 // CheckOrigin reports whether r's Origin is allowed: absent, the server's

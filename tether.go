@@ -33,6 +33,53 @@ type HandlerFunc func(s *session.Session)
 // ServeSession calls f(s).
 func (f HandlerFunc) ServeSession(s *session.Session) { f(s) }
 
+// Callbacks serves sessions through functions that the session calls,
+// with no goroutine per session: a Server given a *Callbacks calls Open
+// while it creates the session, then Message for each message from the
+// client, on the goroutine that received it, then Close. It suits servers
+// that hold many mostly idle sessions; a Handler suits sessions that do
+// long work of their own. Unlike a Handler, Callbacks do not close the
+// session when they return: the session lives until either side closes
+// it (Session.Close) or the client does not come back.
+type Callbacks struct {
+	// Open, if set, is called once for each new session before the
+	// client learns of it, so before any message: it may Send, read
+	// Request, or Close the session. It runs in the negotiate request and
+	// delays its answer.
+	Open func(s *session.Session)
+	// Message is called for each message from the client, in order and
+	// one call at a time per session, as session.Session.OnMessage
+	// describes: it should return promptly (the session reads nothing
+	// more from that client until it does), and may Send.
+	Message func(s *session.Session, m session.Message)
+	// Close, if set, is called once when the session has closed, with its
+	// CloseError, after the last call to Message, in a goroutine of its
+	// own.
+	Close func(s *session.Session, err error)
+}
+
+// ServeSession implements Handler, for code that runs a Handler in a
+// goroutine of its own (a Server does not, for Callbacks): it calls Open,
+// then Message for each message Recv returns, then Close.
+func (cb *Callbacks) ServeSession(s *session.Session) {
+	if cb.Open != nil {
+		cb.Open(s)
+	}
+	for {
+		m, err := s.Recv(s.Context())
+		if err != nil {
+			if err = s.Err(); err == nil {
+				err = context.Cause(s.Context())
+			}
+			if cb.Close != nil {
+				cb.Close(s, err)
+			}
+			return
+		}
+		cb.Message(s, m)
+	}
+}
+
 // Server is an http.Handler that serves Tether's endpoints under the path
 // it is mounted at: negotiate, send, one per transport, and the JavaScript
 // client as tether.js (classic script) and tether.mjs (ES module). It routes on
@@ -52,10 +99,14 @@ type Server struct {
 	handlers     sync.WaitGroup
 }
 
-// NewServer returns a server that calls h for each new session. It panics
-// if opts names a transport it does not know, as http.Handle panics on a
-// bad pattern.
+// NewServer returns a server that calls h for each new session (a
+// *Callbacks is called without a goroutine per session). It panics if
+// opts names a transport it does not know, or if h is a *Callbacks without
+// Message, as http.Handle panics on a bad pattern.
 func NewServer(h Handler, opts *Options) *Server {
+	if cb, ok := h.(*Callbacks); ok && cb.Message == nil {
+		panic("tether: Callbacks without Message")
+	}
 	o := opts.withDefaults()
 	known := map[string]transport.Transport{
 		websocket.Name: websocket.New(nil),

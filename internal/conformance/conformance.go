@@ -23,18 +23,29 @@ type Behaviour struct {
 // a server and dial it.
 type Env struct {
 	Transport string
+	// Callbacks runs the servers' *tether.Callbacks handlers (Echo,
+	// BurstEcho) as callbacks; otherwise each runs in a goroutine of its
+	// own per session, as a Handler does.
+	Callbacks bool
 }
 
 // testTimeout bounds every behaviour.
 const testTimeout = 60 * time.Second
 
 // Run runs every behaviour of the table against transport, each as a
-// subtest.
+// subtest, with the handlers in goroutines (Handler) and then as callbacks
+// (Callbacks).
 func Run(t *testing.T, transport string) {
-	for _, b := range Table {
-		t.Run(b.Name, func(t *testing.T) {
-			b.Run(t, &Env{Transport: transport})
-		})
+	for _, callbacks := range []bool{false, true} {
+		for _, b := range Table {
+			name := b.Name
+			if callbacks {
+				name += "/callbacks"
+			}
+			t.Run(name, func(t *testing.T) {
+				b.Run(t, &Env{Transport: transport, Callbacks: callbacks})
+			})
+		}
 	}
 }
 
@@ -48,6 +59,9 @@ func (e *Env) Context(t *testing.T) context.Context {
 // Server starts a Tether server with h and opts, mounted at /rt/, and
 // returns its prefix URL. Everything stops when the test ends.
 func (e *Env) Server(t *testing.T, h tether.Handler, opts *tether.Options) (*tether.Server, string) {
+	if cb, ok := h.(*tether.Callbacks); ok && !e.Callbacks {
+		h = tether.HandlerFunc(cb.ServeSession)
+	}
 	t.Helper()
 	srv := tether.NewServer(h, quiet(opts))
 	mux := http.NewServeMux()
@@ -91,17 +105,13 @@ func (e *Env) Dial(t *testing.T, ctx context.Context, base string, opts *client.
 }
 
 // Echo is a handler that sends every message back.
-var Echo = tether.HandlerFunc(func(s *session.Session) {
-	for {
-		m, err := s.Recv(s.Context())
-		if err != nil {
-			return
+var Echo = &tether.Callbacks{
+	Message: func(s *session.Session, m session.Message) {
+		if err := s.Send(s.Context(), m); err != nil {
+			s.Close(session.StatusNormalClosure, "")
 		}
-		if s.Send(s.Context(), m) != nil {
-			return
-		}
-	}
-})
+	},
+}
 
 // quiet returns opts with a logger that discards, unless opts has one: a
 // test's output is its own findings, not every session's start and end.

@@ -49,26 +49,22 @@ func heartbeatsKeepIdleConnectionAlive(t *testing.T, e *Env) {
 
 // BurstEcho is a handler that answers "burst N" with N text messages
 // "d0", "d1", ... and echoes everything else.
-var BurstEcho = tether.HandlerFunc(func(s *session.Session) {
-	for {
-		m, err := s.Recv(s.Context())
-		if err != nil {
-			return
-		}
+var BurstEcho = &tether.Callbacks{
+	Message: func(s *session.Session, m session.Message) {
 		var n int
-		if _, err := fmt.Sscanf(string(m.Data), "burst %d", &n); err == nil {
-			for i := range n {
-				if s.Send(s.Context(), text(fmt.Sprintf("d%d", i))) != nil {
-					return
-				}
+		if _, err := fmt.Sscanf(string(m.Data), "burst %d", &n); err != nil {
+			n = -1
+		}
+		for i := range n {
+			if s.Send(s.Context(), text(fmt.Sprintf("d%d", i))) != nil {
+				return
 			}
-			continue
 		}
-		if s.Send(s.Context(), m) != nil {
-			return
+		if n < 0 {
+			s.Send(s.Context(), m)
 		}
-	}
-})
+	},
+}
 
 // resumeAfterCutMidBurst: the connection is cut twice while messages flow
 // both ways; every message arrives once, in order.
