@@ -101,7 +101,7 @@ func streamCount(p []byte) (int, bool) {
 
 func (b *benchServer) handler() http.Handler {
 	mux := http.NewServeMux()
-	tsrv := tether.NewServer(tether.HandlerFunc(b.serveTether), &tether.Options{
+	tsrv := tether.NewServer(b.tetherCallbacks(), &tether.Options{
 		// The stream outruns the client's acknowledgements: wait, as
 		// sockjs-go's unbounded buffer does, instead of closing.
 		SlowConsumer: session.SlowConsumerBlock,
@@ -119,26 +119,29 @@ func (b *benchServer) handler() http.Handler {
 	return mux
 }
 
-func (b *benchServer) serveTether(s *session.Session) {
-	b.tetherSessions.add(s)
-	defer b.tetherSessions.remove(s)
-	ctx := s.Context()
-	for {
-		m, err := s.Recv(ctx)
-		if err != nil {
-			return
-		}
-		if n, ok := streamCount(m.Data); ok {
-			for range n {
-				if s.Send(ctx, session.Message{Type: session.Text, Data: streamPayload}) != nil {
-					return
-				}
+// tetherCallbacks serve the Tether sessions without a goroutine per
+// session, as the raw gorilla echo does: an echo is written by the
+// connection's reader. A stream request is served from a goroutine, since
+// its Sends wait for the client's acknowledgements (SlowConsumerBlock),
+// which the reader of a WebSocket would not read while in the callback.
+func (b *benchServer) tetherCallbacks() *tether.Callbacks {
+	return &tether.Callbacks{
+		Open: func(s *session.Session) { b.tetherSessions.add(s) },
+		Message: func(s *session.Session, m session.Message) {
+			ctx := s.Context()
+			if n, ok := streamCount(m.Data); ok {
+				go func() {
+					for range n {
+						if s.Send(ctx, session.Message{Type: session.Text, Data: streamPayload}) != nil {
+							return
+						}
+					}
+				}()
+				return
 			}
-			continue
-		}
-		if s.Send(ctx, m) != nil {
-			return
-		}
+			s.Send(ctx, m)
+		},
+		Close: func(s *session.Session, err error) { b.tetherSessions.remove(s) },
 	}
 }
 
