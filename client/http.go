@@ -19,15 +19,23 @@ import (
 const maxResponseBytes = 64 << 20
 
 // do sends one request with the session's HTTP client; see roundTrip.
-func (s *Session) do(ctx context.Context, method, u string, body []byte, timeout time.Duration) (int, []byte, error) {
+func (s *Session) do(ctx context.Context, method, u string, body []byte, timeout time.Duration) (reply, error) {
 	return roundTrip(ctx, s.hc, method, u, body, timeout)
 }
 
+// reply is a response read whole.
+type reply struct {
+	status int
+	body   []byte
+	// contentType is the response's Content-Type header.
+	contentType string
+}
+
 // roundTrip sends one request with hc, bounded by timeout, and returns the
-// status and the whole body. A non-nil body is sent as a batch
+// response with its whole body. A non-nil body is sent as a batch
 // (application/octet-stream). Errors never carry the URL, which holds the
 // session token.
-func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []byte, timeout time.Duration) (int, []byte, error) {
+func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []byte, timeout time.Duration) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader = http.NoBody
@@ -36,24 +44,52 @@ func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []by
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return 0, nil, redact(err)
+		return reply{}, redact(err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header["Content-Type"] = batchContentType
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, nil, redact(err)
+		return reply{}, redact(err)
 	}
 	defer resp.Body.Close()
+	data, err := readBody(resp)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{status: resp.StatusCode, body: data, contentType: resp.Header.Get("Content-Type")}, nil
+}
+
+// batchContentType is the Content-Type of a send request, shared by every
+// request (net/http only reads it).
+var batchContentType = []string{"application/octet-stream"}
+
+// readBody reads resp's body whole, at most maxResponseBytes of it, into a
+// buffer of the announced size when the response states one.
+func readBody(resp *http.Response) ([]byte, error) {
+	n := resp.ContentLength
+	if n == 0 || resp.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
+	if n > maxResponseBytes {
+		return nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+	}
+	if n > 0 {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, fmt.Errorf("reading response: %w", redact(err))
+		}
+		return data, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("reading response: %w", redact(err))
+		return nil, fmt.Errorf("reading response: %w", redact(err))
 	}
 	if len(data) > maxResponseBytes {
-		return 0, nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+		return nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
 	}
-	return resp.StatusCode, data, nil
+	return data, nil
 }
 
 // release tells the server, best effort, that a session Dial could not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 
 	"github.com/tetherkit/tether/session"
@@ -40,11 +41,13 @@ func pollLoop(ctx context.Context, l *link) error {
 			return errPollStopped
 		}
 		q := l.query(int64(s.received.Load()), -1)
-		status, body, err := s.do(ctx, http.MethodGet, endpoint(s.prefix, "longpoll", q), nil, timeout)
+		q.Set(wire.CompactParam, "1")
+		rp, err := s.do(ctx, http.MethodGet, endpoint(s.prefix, "longpoll", q), nil, timeout)
 		if err != nil {
 			return fmt.Errorf("longpoll: %w", err)
 		}
-		switch status {
+		body := rp.body
+		switch status := rp.status; status {
 		case http.StatusOK:
 		case http.StatusNotFound:
 			return errSessionGone
@@ -54,7 +57,11 @@ func pollLoop(ctx context.Context, l *link) error {
 			return fmt.Errorf("longpoll: status %d: %s", status, firstLine(body))
 		}
 		l.established()
-		err = wire.ParseBatch(body, s.neg.MaxMessageBytes, func(f wire.Frame) error {
+		parse := wire.ParseBatch
+		if compactResponse(rp.contentType) {
+			parse = wire.ParseCompactBatch
+		}
+		err = parse(body, s.neg.MaxMessageBytes, func(f wire.Frame) error {
 			return l.deliver(ctx, f)
 		})
 		var ee *endError
@@ -70,4 +77,12 @@ func pollLoop(ctx context.Context, l *link) error {
 			return fmt.Errorf("longpoll: %w", err)
 		}
 	}
+}
+
+// compactResponse reports whether contentType marks a response in compact
+// framing (PROTOCOL.md section 4.6): a server that ignored the compact
+// parameter answers in batches.
+func compactResponse(contentType string) bool {
+	_, params, err := mime.ParseMediaType(contentType)
+	return err == nil && params[wire.CompactParam] == "1"
 }

@@ -56,11 +56,12 @@ func sendLoop(ctx context.Context, l *link) error {
 			body = wire.AppendBatchFrame(body, wire.AppendClose(nil, *w.closeReq))
 		}
 		q := l.query(int64(s.received.Load()), int64(seq))
-		status, resp, err := s.do(ctx, http.MethodPost, endpoint(s.prefix, "send", q), body, timeout)
+		rp, err := s.do(ctx, http.MethodPost, endpoint(s.prefix, "send", q), body, timeout)
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
-		switch status {
+		resp := rp.body
+		switch status := rp.status; status {
 		case http.StatusNoContent:
 			probe, bad = false, 0
 			l.established()

@@ -17,11 +17,16 @@ import (
 // direction, and the shared send loop for the other.
 var sseTransport = &streamTransport{kind: "sse", open: openSSE}
 
-// openSSE checks that resp is an event stream and returns its decoder.
+// openSSE checks that resp is an event stream and returns its decoder: for
+// a response marked compact=1, one batch per event (PROTOCOL.md section
+// 4.6); otherwise one frame per event.
 func openSSE(resp *http.Response, maxMessage int) (frameDecoder, error) {
-	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "text/event-stream" {
 		return nil, fmt.Errorf("sse: Content-Type %q is not text/event-stream", resp.Header.Get("Content-Type"))
+	}
+	if params[wire.CompactParam] == "1" {
+		return &sseDecoder{p: newSSEParser(resp.Body, sseCompactLineLimit(maxMessage)), maxMessage: maxMessage, compact: true}, nil
 	}
 	return &sseDecoder{p: newSSEParser(resp.Body, sseLineLimit(maxMessage)), maxMessage: maxMessage}, nil
 }
@@ -33,23 +38,49 @@ func sseLineLimit(maxMessage int) int {
 	return 64 + (maxMessage+2)/3*4
 }
 
-// sseDecoder decodes the frame of each event.
+// sseCompactLineLimit is the longest line a compact event stream may hold:
+// a batch (at most 64 KiB of messages, or one message of any allowed size)
+// in base64, with a type byte and a separator per frame.
+func sseCompactLineLimit(maxMessage int) int {
+	n := max(64<<10, maxMessage) + maxMessage
+	return 1024 + (n+2)/3*4*2
+}
+
+// recordSeparator (U+001E) separates the frames of a compact event.
+const recordSeparator = 0x1e
+
+// sseDecoder decodes the frames of each event.
 type sseDecoder struct {
 	p          *sseParser
 	maxMessage int
+	compact    bool // an event holds frames separated by recordSeparator
 }
 
-// next implements frameDecoder: one event, one frame.
+// next implements frameDecoder: one event, one frame, or with compact
+// framing one event, one batch.
 func (d *sseDecoder) next(fn func(wire.Frame) error) error {
 	ev, err := d.p.next()
 	if err != nil {
 		return err
 	}
-	f, err := wire.ParseFrame(ev.data, d.maxMessage)
-	if err != nil {
-		return err
+	data := ev.data
+	for {
+		frame, rest, more := data, []byte(nil), false
+		if d.compact {
+			frame, rest, more = bytes.Cut(data, []byte{recordSeparator})
+		}
+		f, err := wire.ParseFrame(frame, d.maxMessage)
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+		data = rest
 	}
-	return fn(f)
 }
 
 // errSSELineTooLong is returned by sseParser.next for a line over its limit.
@@ -82,12 +113,14 @@ func newSSEParser(r io.Reader, limit int) *sseParser {
 }
 
 // readLine returns the next line without its ending, or only the colon of
-// a comment line; the slice is valid until the next call. At the end of the stream it returns io.EOF, or
-// io.ErrUnexpectedEOF when a line was cut.
+// a comment line; the slice is valid until the next call. At the end of the
+// stream it returns io.EOF, or io.ErrUnexpectedEOF when a line was cut. It
+// scans what the reader holds for the line's end instead of reading a byte
+// at a time: a compact event's line holds a whole batch.
 func (p *sseParser) readLine() ([]byte, error) {
 	p.line = p.line[:0]
 	for {
-		c, err := p.r.ReadByte()
+		buf, err := p.r.Peek(1)
 		if err != nil {
 			if err == io.EOF && len(p.line) > 0 {
 				return nil, io.ErrUnexpectedEOF
@@ -96,26 +129,35 @@ func (p *sseParser) readLine() ([]byte, error) {
 		}
 		if p.pendingCR {
 			p.pendingCR = false
-			if c == '\n' {
+			if buf[0] == '\n' {
+				p.r.Discard(1)
 				continue
 			}
 		}
-		switch c {
-		case '\n':
-			return p.line, nil
-		case '\r':
-			p.pendingCR = true
-			return p.line, nil
+		buf, _ = p.r.Peek(p.r.Buffered())
+		end := bytes.IndexAny(buf, "\r\n")
+		chunk := buf
+		if end >= 0 {
+			chunk = buf[:end]
 		}
 		switch {
 		case len(p.line) == 1 && p.line[0] == ':':
 			// A comment (the prelude's padding): of any length, and
 			// not kept.
-		case len(p.line) >= p.limit:
+		case len(p.line) == 0 && len(chunk) > 0 && chunk[0] == ':':
+			p.line = append(p.line, ':')
+		case len(p.line)+len(chunk) > p.limit:
 			return nil, errSSELineTooLong
 		default:
-			p.line = append(p.line, c)
+			p.line = append(p.line, chunk...)
 		}
+		if end < 0 {
+			p.r.Discard(len(buf))
+			continue
+		}
+		p.pendingCR = buf[end] == '\r'
+		p.r.Discard(end + 1)
+		return p.line, nil
 	}
 }
 

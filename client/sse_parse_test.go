@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,65 @@ func sseEncode(msgs ...session.Message) []byte {
 	return b
 }
 
+// sseCompactEncode writes messages as the server does with compact framing:
+// one event holding them all, separated by U+001E, with the number of the
+// last as id; text holding a line break or U+001E in base64.
+func sseCompactEncode(msgs ...session.Message) []byte {
+	b := fmt.Appendf(nil, "id:%d\ndata:", len(msgs))
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		if m.Type == session.Text && bytes.IndexByte(m.Data, recordSeparator) >= 0 {
+			b = append(b, 'M')
+			b = base64.StdEncoding.AppendEncode(b, m.Data)
+			continue
+		}
+		b = wire.TextOnlyEncoding.AppendMessage(b, m)
+	}
+	return append(b, "\n\n"...)
+}
+
+func TestSSECompactDecoder(t *testing.T) {
+	msgs := []session.Message{
+		{Type: session.Text, Data: []byte("hello")},
+		{Type: session.Text, Data: []byte("a\x1eb")},
+		{Type: session.Binary, Data: []byte{0, 1, 0x1e, 0xff}},
+		{Type: session.Text, Data: []byte("line\nbreak")},
+		{Type: session.Text, Data: []byte("")},
+	}
+	in := append(sseCompactEncode(msgs...), "data:h\n\ndata:mx\x1ec1000 bye\n\n"...)
+	d := &sseDecoder{p: newSSEParser(bytes.NewReader(in), sseCompactLineLimit(64)), maxMessage: 64, compact: true}
+	var got []string
+	for {
+		err := d.next(func(f wire.Frame) error {
+			switch {
+			case f.IsMessage():
+				got = append(got, fmt.Sprintf("%v %q", f.Message.Type, f.Message.Data))
+			case f.Type == wire.FrameClose:
+				got = append(got, fmt.Sprintf("close %d %q", f.Close.Code, f.Close.Reason))
+			default:
+				got = append(got, string(f.Type))
+			}
+			return nil
+		})
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{`text "hello"`, `text "a\x1eb"`, `binary "\x00\x01\x1e\xff"`, `text "line\nbreak"`, `text ""`,
+		"h", `text "x"`, `close 1000 "bye"`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("frames = %q, want %q", got, want)
+	}
+	if d.p.lastID != "5" {
+		t.Errorf("last id %q, want 5", d.p.lastID)
+	}
+}
+
 // FuzzSSEParser feeds arbitrary streams to the SSE parser, which must
 // neither panic nor exceed its line limit, and round-trips the input as a
 // text and a binary message through the server's encoding.
@@ -104,6 +164,7 @@ func FuzzSSEParser(f *testing.F) {
 			msgs = append(msgs, session.Message{Type: session.Text, Data: in})
 		}
 		d := &sseDecoder{p: newSSEParser(bytes.NewReader(sseEncode(msgs...)), sseLineLimit(len(in))), maxMessage: len(in)}
+		checkCompactRoundTrip(t, msgs, len(in))
 		for i, want := range msgs {
 			err := d.next(func(f wire.Frame) error {
 				if !f.IsMessage() || f.Message.Type != want.Type || !bytes.Equal(f.Message.Data, want.Data) {
@@ -122,4 +183,29 @@ func FuzzSSEParser(f *testing.F) {
 			t.Fatalf("after the messages: %v, want io.EOF", err)
 		}
 	})
+}
+
+// checkCompactRoundTrip decodes msgs from one compact event and checks that
+// they come out whole, in order, and that the last id counts them.
+func checkCompactRoundTrip(t *testing.T, msgs []session.Message, maxMessage int) {
+	t.Helper()
+	d := &sseDecoder{p: newSSEParser(bytes.NewReader(sseCompactEncode(msgs...)), sseCompactLineLimit(maxMessage)), maxMessage: maxMessage, compact: true}
+	i := 0
+	err := d.next(func(f wire.Frame) error {
+		if i >= len(msgs) {
+			return fmt.Errorf("frame %d of %d", i+1, len(msgs))
+		}
+		want := msgs[i]
+		i++
+		if !f.IsMessage() || f.Message.Type != want.Type || !bytes.Equal(f.Message.Data, want.Data) {
+			return fmt.Errorf("got %v %q, want %v %q", f.Message.Type, f.Message.Data, want.Type, want.Data)
+		}
+		return nil
+	})
+	if err != nil || i != len(msgs) {
+		t.Fatalf("compact event: %d of %d messages: %v", i, len(msgs), err)
+	}
+	if got := d.p.lastID; got != fmt.Sprint(len(msgs)) {
+		t.Fatalf("compact event: last id %q, want %d", got, len(msgs))
+	}
 }

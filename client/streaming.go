@@ -110,6 +110,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 	}
 
 	q := l.query(int64(s.received.Load()), -1)
+	q.Set(wire.CompactParam, "1")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(s.prefix, t.kind, q), nil)
 	if err != nil {
 		return fail(err)
@@ -169,13 +170,22 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 }
 
 // openMultipart checks that resp is a multipart stream and returns its
-// decoder.
+// decoder: compact batches in the parts of a response marked compact=1
+// (PROTOCOL.md section 4.6), batches otherwise.
 func openMultipart(resp *http.Response, maxMessage int) (frameDecoder, error) {
 	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/x-mixed-replace" || !validBoundary(params["boundary"]) {
 		return nil, fmt.Errorf("streaming: Content-Type %q is not multipart/x-mixed-replace with a boundary", resp.Header.Get("Content-Type"))
 	}
-	return &multipartDecoder{p: newMultipartParser(resp.Body, params["boundary"], multipartPartLimit(maxMessage)), maxMessage: maxMessage}, nil
+	d := &multipartDecoder{
+		p:          newMultipartParser(resp.Body, params["boundary"], multipartPartLimit(maxMessage)),
+		maxMessage: maxMessage,
+		parse:      wire.ParseBatch,
+	}
+	if params[wire.CompactParam] == "1" {
+		d.parse = wire.ParseCompactBatch
+	}
+	return d, nil
 }
 
 // multipartPartLimit bounds one part's batch: the server's batches hold at
@@ -188,6 +198,7 @@ func multipartPartLimit(maxMessage int) int {
 type multipartDecoder struct {
 	p          *multipartParser
 	maxMessage int
+	parse      func(p []byte, maxMessage int, fn func(wire.Frame) error) error
 }
 
 // next implements frameDecoder: one part, one batch.
@@ -196,5 +207,5 @@ func (d *multipartDecoder) next(fn func(wire.Frame) error) error {
 	if err != nil {
 		return err
 	}
-	return wire.ParseBatch(body, d.maxMessage, fn)
+	return d.parse(body, d.maxMessage, fn)
 }

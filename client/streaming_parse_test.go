@@ -18,6 +18,12 @@ func part(boundary, body string) string {
 	return fmt.Sprintf("--%s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n%s\r\n", boundary, len(body), body)
 }
 
+// compactPart writes one part as the server does with compact framing:
+// without a Content-Type.
+func compactPart(boundary, body string) string {
+	return fmt.Sprintf("--%s\r\nContent-Length: %d\r\n\r\n%s\r\n", boundary, len(body), body)
+}
+
 // multipartParseTests are streams with boundary "B" and the part bodies
 // they hold, then the error that ends them.
 var multipartParseTests = []struct {
@@ -100,22 +106,31 @@ func FuzzMultipartParser(f *testing.F) {
 			}
 		}
 
-		batch := wire.RawEncoding.AppendBatchMessage(nil, session.Message{Type: session.Binary, Data: in})
-		stream := "  \r\n" + part("B", "1:h") + part("B", string(batch)) + "--B--\r\n"
-		d := &multipartDecoder{p: newMultipartParser(strings.NewReader(stream), "B", len(batch)), maxMessage: len(in)}
-		var frames []wire.Frame
-		collect := func(f wire.Frame) error { frames = append(frames, f); return nil }
-		for {
-			err := d.next(collect)
-			if err == io.EOF {
-				break
+		m := session.Message{Type: session.Binary, Data: in}
+		for _, compact := range []bool{false, true} {
+			batch := wire.RawEncoding.AppendBatchMessage(nil, m)
+			stream := "  \r\n" + part("B", "1:h") + part("B", string(batch)) + "--B--\r\n"
+			parse := wire.ParseBatch
+			if compact {
+				batch = wire.RawEncoding.AppendCompactMessage(nil, m)
+				stream = "  \r\n" + compactPart("B", "\x01h") + compactPart("B", string(batch)) + "--B--\r\n"
+				parse = wire.ParseCompactBatch
 			}
-			if err != nil {
-				t.Fatalf("stream for %q: %v", in, err)
+			d := &multipartDecoder{p: newMultipartParser(strings.NewReader(stream), "B", len(batch)), maxMessage: len(in), parse: parse}
+			var frames []wire.Frame
+			collect := func(f wire.Frame) error { frames = append(frames, f); return nil }
+			for {
+				err := d.next(collect)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("stream for %q (compact %v): %v", in, compact, err)
+				}
 			}
-		}
-		if len(frames) != 2 || frames[0].Type != wire.FrameHeartbeat || frames[1].Type != wire.FrameBinary || !bytes.Equal(frames[1].Message.Data, in) {
-			t.Fatalf("stream for %q gave %+v", in, frames)
+			if len(frames) != 2 || frames[0].Type != wire.FrameHeartbeat || frames[1].Type != wire.FrameBinary || !bytes.Equal(frames[1].Message.Data, in) {
+				t.Fatalf("stream for %q (compact %v) gave %+v", in, compact, frames)
+			}
 		}
 	})
 }

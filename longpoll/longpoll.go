@@ -51,19 +51,26 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	case err != nil && !errors.Is(err, session.ErrSuperseded):
 		return // the client went away
 	}
+	compact := transport.WantsCompact(r)
+	appendMessage, appendFrame := transport.RawEncoding.AppendBatchMessage, transport.AppendBatchFrame
+	contentType := "application/octet-stream"
+	if compact {
+		appendMessage, appendFrame = transport.RawEncoding.AppendCompactMessage, transport.AppendCompactFrame
+		contentType += transport.CompactMediaParam
+	}
 	body := make([]byte, 0, 64)
 	for _, m := range b.Messages {
-		body = transport.RawEncoding.AppendBatchMessage(body, m)
+		body = appendMessage(body, m)
 	}
 	var frame []byte
 	if b.Close != nil {
 		frame = transport.AppendClose(frame, *b.Close)
-		body = transport.AppendBatchFrame(body, frame)
+		body = appendFrame(body, frame)
 	} else if b.Empty() && err == nil {
-		body = transport.AppendBatchFrame(body, transport.AppendHeartbeat(frame))
+		body = appendFrame(body, transport.AppendHeartbeat(frame))
 	}
 	h := w.Header()
 	transport.SetNoCache(h)
-	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Type", contentType)
 	w.Write(body)
 }

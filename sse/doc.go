@@ -11,6 +11,11 @@
 // the client's received count, so the new response resumes where the old
 // one stopped even without the Tether client's help.
 //
+// A request with compact=1 gets compact framing (PROTOCOL.md section 4.6):
+// an event carries a whole batch, its frames separated by U+001E, and its
+// id is the number of the batch's last message, so Last-Event-ID still
+// states the received count. It saves the per-message id and data fields.
+//
 // The response starts with a padding comment and a heartbeat, so that
 // browsers and proxies hand over the first bytes at once and a client can
 // tell a buffering proxy from a live stream; it ends after Options.MaxBytes

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"time"
@@ -85,13 +86,18 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
 		return
 	}
-	transport.ServeStream(w, r, a, &transport.Stream{
+	st := &transport.Stream{
 		Name:        Name,
 		ContentType: "text/event-stream; charset=utf-8",
 		Prelude:     t.prelude,
 		Encoder:     encoder{},
 		MaxBytes:    t.maxBytes,
-	})
+	}
+	if transport.WantsCompact(r) {
+		st.ContentType += transport.CompactMediaParam
+		st.Encoder = compactEncoder{}
+	}
+	transport.ServeStream(w, r, a, st)
 }
 
 // Received implements transport.ReceivedReader: the count in r's
@@ -121,13 +127,65 @@ func (encoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctr
 	}
 	if ctrl != nil {
 		dst = append(dst, "data:"...)
-		for _, c := range ctrl {
-			if c == '\n' || c == '\r' {
-				c = ' ' // a close reason may hold one; it would end the line
-			}
-			dst = append(dst, c)
-		}
+		dst = appendControl(dst, ctrl)
 		dst = append(dst, "\n\n"...)
 	}
 	return dst
+}
+
+// appendControl appends the control frame ctrl with any line break or
+// record separator in it (a close reason may hold one) sent as a space.
+func appendControl(dst, ctrl []byte) []byte {
+	for _, c := range ctrl {
+		if c == '\n' || c == '\r' || c == recordSeparator {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// recordSeparator (U+001E) separates the frames of a compact event.
+const recordSeparator = 0x1e
+
+// compactEncoder writes one event per batch (PROTOCOL.md section 4.6): the
+// frames in one data line, separated by U+001E, and as id the number of the
+// batch's last message, so that Last-Event-ID still states the received
+// count. Events without messages have no id.
+type compactEncoder struct{}
+
+// AppendBatch implements transport.StreamEncoder.
+func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte {
+	if len(msgs) == 0 && ctrl == nil {
+		return dst
+	}
+	if len(msgs) > 0 {
+		dst = append(dst, "id:"...)
+		dst = strconv.AppendUint(dst, first+uint64(len(msgs))-1, 10)
+		dst = append(dst, '\n')
+	}
+	dst = append(dst, "data:"...)
+	for i, m := range msgs {
+		if i > 0 {
+			dst = append(dst, recordSeparator)
+		}
+		dst = appendCompactMessage(dst, m)
+	}
+	if ctrl != nil {
+		if len(msgs) > 0 {
+			dst = append(dst, recordSeparator)
+		}
+		dst = appendControl(dst, ctrl)
+	}
+	return append(dst, "\n\n"...)
+}
+
+// appendCompactMessage appends m as TextOnlyEncoding does, except that text
+// holding a record separator also travels as base64.
+func appendCompactMessage(dst []byte, m session.Message) []byte {
+	if m.Type == session.Text && bytes.IndexByte(m.Data, recordSeparator) >= 0 {
+		dst = append(dst, byte(transport.FrameTextBase64))
+		return base64.StdEncoding.AppendEncode(dst, m.Data)
+	}
+	return transport.TextOnlyEncoding.AppendMessage(dst, m)
 }

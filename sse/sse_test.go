@@ -360,3 +360,135 @@ func TestSupersededResponseEnds(t *testing.T) {
 		}
 	}
 }
+
+// nextCompact returns the next event of a compact stream and its frames,
+// decoded.
+func (st *stream) nextCompact(t *testing.T) (event, []transport.Frame, error) {
+	t.Helper()
+	ev, err := st.next()
+	if err != nil {
+		return ev, nil, err
+	}
+	var frames []transport.Frame
+	for _, p := range strings.Split(ev.data, "\x1e") {
+		f, err := transport.ParseFrame([]byte(p), 1<<20)
+		if err != nil {
+			t.Fatalf("event data %q: frame %q: %v", ev.data, p, err)
+		}
+		frames = append(frames, f)
+	}
+	return ev, frames, nil
+}
+
+// TestCompactBatchPerEvent checks compact framing: the response says so
+// in its Content-Type, an event carries a batch whose id is the number of
+// its last message, and text holding a separator or a line break travels
+// as base64.
+func TestCompactBatchPerEvent(t *testing.T) {
+	e := newEnv(t, nil)
+	msgs := []session.Message{
+		{Type: session.Text, Data: []byte("hello")},
+		{Type: session.Text, Data: []byte("a\x1eb")},
+		{Type: session.Text, Data: []byte("two\nlines\r\n")},
+		{Type: session.Binary, Data: []byte{0, 1, 0x1e, '\n', 0xff}},
+		{Type: session.Text, Data: []byte("")},
+	}
+	for _, m := range msgs {
+		if err := e.s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.open(t, "&received=0&compact=1", "")
+	if got, want := st.resp.Header.Get("Content-Type"), "text/event-stream; charset=utf-8; compact=1"; got != want {
+		t.Errorf("Content-Type = %q, want %q", got, want)
+	}
+	for i := 0; i < len(msgs); {
+		ev, frames, err := st.nextCompact(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if frames[0].Type == transport.FrameHeartbeat {
+			if ev.hasID || len(frames) != 1 {
+				t.Errorf("heartbeat event %+v, want one frame and no id", ev)
+			}
+			continue
+		}
+		for _, f := range frames {
+			if !f.IsMessage() {
+				t.Fatalf("event %q: frame %c, want messages", ev.data, f.Type)
+			}
+			if f.Message.Type != msgs[i].Type || string(f.Message.Data) != string(msgs[i].Data) {
+				t.Errorf("message %d = %v %q, want %v %q", i+1, f.Message.Type, f.Message.Data, msgs[i].Type, msgs[i].Data)
+			}
+			if f.Type == transport.FrameText && strings.ContainsAny(string(f.Message.Data), "\r\n\x1e") {
+				t.Errorf("message %d sent raw holding a separator", i+1)
+			}
+			i++
+		}
+		if want := strconv.Itoa(i); ev.id != want {
+			t.Errorf("event with messages up to %d has id %q, want %q", i, ev.id, want)
+		}
+	}
+}
+
+// TestCompactLastEventIDResumes reconnects a compact stream as a bare
+// EventSource does (the same URL, whose received is stale or absent, and
+// Last-Event-ID): an event's id is the number of its last message, so the
+// stream resumes exactly after it, with nothing lost or repeated.
+func TestCompactLastEventIDResumes(t *testing.T) {
+	e := newEnv(t, nil)
+	send := func(from, to int) {
+		for i := from; i <= to; i++ {
+			e.s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "m%d", i)})
+		}
+	}
+	send(1, 4)
+	st := e.open(t, "&received=0&compact=1", "")
+	lastID, got := "", 0
+	for got < 4 {
+		ev, frames, err := st.nextCompact(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range frames {
+			if f.IsMessage() {
+				got++
+			}
+		}
+		if ev.hasID {
+			lastID = ev.id
+		}
+	}
+	st.close()
+	if lastID != "4" {
+		t.Fatalf("last id after 4 messages = %q, want 4", lastID)
+	}
+	send(5, 10)
+
+	for _, query := range []string{"&received=0&compact=1", "&compact=1"} {
+		st = e.open(t, query, lastID)
+		if st.resp.StatusCode != http.StatusOK {
+			t.Fatalf("query %q with Last-Event-ID: %s", query, st.resp.Status)
+		}
+		next := 5
+		for next <= 10 {
+			ev, frames, err := st.nextCompact(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range frames {
+				if !f.IsMessage() {
+					continue
+				}
+				if want := fmt.Sprintf("m%d", next); string(f.Message.Data) != want {
+					t.Fatalf("query %q: message %q after Last-Event-ID 4, want %q", query, f.Message.Data, want)
+				}
+				next++
+			}
+			if ev.hasID && ev.id != strconv.Itoa(next-1) {
+				t.Fatalf("query %q: event id %q after message %d", query, ev.id, next-1)
+			}
+		}
+		st.close()
+	}
+}

@@ -11,4 +11,8 @@
 // hand over the first bytes at once and a client can tell a buffering proxy
 // from a live stream; it ends after Options.MaxBytes with the closing
 // boundary, and the client attaches again with its received count.
+//
+// A request with compact=1 gets compact framing (PROTOCOL.md section 4.6):
+// parts hold compact batches (LEB128 frame lengths) and carry no
+// Content-Type header.
 package streaming

@@ -68,10 +68,14 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
 		return
 	}
-	enc := newEncoder()
+	enc := newEncoder(transport.WantsCompact(r))
+	ct := "multipart/x-mixed-replace; boundary=" + enc.boundary
+	if enc.compact {
+		ct += transport.CompactMediaParam
+	}
 	transport.ServeStream(w, r, a, &transport.Stream{
 		Name:        Name,
-		ContentType: "multipart/x-mixed-replace; boundary=" + enc.boundary,
+		ContentType: ct,
 		Prelude:     t.preamble,
 		Encoder:     enc,
 		Epilogue:    []byte("--" + enc.boundary + "--\r\n"),
@@ -83,29 +87,43 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 // the next delimiter, so every part is complete once flushed.
 type encoder struct {
 	boundary string
-	body     []byte // the batch being framed, reused
+	// compact: parts hold compact batches and no Content-Type header
+	// (PROTOCOL.md section 4.6).
+	compact bool
+	body    []byte // the batch being framed, reused
 }
 
 // newEncoder draws a boundary of 96 random bits in hex: the delimiter
 // starts every part, so each byte of it is paid once per batch.
-func newEncoder() *encoder {
+func newEncoder(compact bool) *encoder {
 	var b [12]byte
 	rand.Read(b[:])
-	return &encoder{boundary: hex.EncodeToString(b[:])}
+	return &encoder{boundary: hex.EncodeToString(b[:]), compact: compact}
 }
 
 // AppendBatch implements transport.StreamEncoder.
 func (e *encoder) AppendBatch(dst []byte, _ uint64, msgs []session.Message, ctrl []byte) []byte {
 	e.body = e.body[:0]
 	for _, m := range msgs {
-		e.body = transport.RawEncoding.AppendBatchMessage(e.body, m)
+		if e.compact {
+			e.body = transport.RawEncoding.AppendCompactMessage(e.body, m)
+		} else {
+			e.body = transport.RawEncoding.AppendBatchMessage(e.body, m)
+		}
 	}
 	if ctrl != nil {
-		e.body = transport.AppendBatchFrame(e.body, ctrl)
+		if e.compact {
+			e.body = transport.AppendCompactFrame(e.body, ctrl)
+		} else {
+			e.body = transport.AppendBatchFrame(e.body, ctrl)
+		}
 	}
 	dst = append(dst, "--"...)
 	dst = append(dst, e.boundary...)
-	dst = append(dst, "\r\nContent-Type: "+PartContentType+"\r\nContent-Length: "...)
+	if !e.compact {
+		dst = append(dst, "\r\nContent-Type: "+PartContentType...)
+	}
+	dst = append(dst, "\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(e.body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	dst = append(dst, e.body...)

@@ -49,12 +49,30 @@ type stream struct {
 	raw      bytes.Buffer // every byte read
 	started  bool         // the preamble has been read
 	preamble int
+	compact  bool // parts hold compact batches, without a Content-Type
 }
 
 func (e *env) open(t *testing.T, received int) *stream {
 	t.Helper()
+	return e.openQuery(t, fmt.Sprintf("&received=%d", received))
+}
+
+// openCompact opens a response in compact framing.
+func (e *env) openCompact(t *testing.T, received int) *stream {
+	t.Helper()
+	st := e.openQuery(t, fmt.Sprintf("&received=%d&compact=1", received))
+	_, params, _ := mime.ParseMediaType(st.resp.Header.Get("Content-Type"))
+	if params["compact"] != "1" {
+		t.Fatalf("Content-Type %q: want compact=1", st.resp.Header.Get("Content-Type"))
+	}
+	st.compact = true
+	return st
+}
+
+func (e *env) openQuery(t *testing.T, query string) *stream {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%sstreaming?%s&received=%d", e.base, e.sess, received), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"streaming?"+e.sess+query, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
@@ -134,6 +152,9 @@ func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
 		if !ok {
 			return nil, fmt.Errorf("bad header line %q", l)
 		}
+		if st.compact && strings.EqualFold(name, "Content-Type") {
+			return nil, fmt.Errorf("compact part with a Content-Type")
+		}
 		if strings.EqualFold(name, "Content-Length") {
 			if length, err = strconv.Atoi(strings.TrimSpace(value)); err != nil {
 				return nil, err
@@ -151,7 +172,11 @@ func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
 		return nil, fmt.Errorf("part body not followed by CRLF: %q, %v", l, err)
 	}
 	var fs []transport.Frame
-	err := transport.ParseBatch(body, 1<<20, func(f transport.Frame) error {
+	parse := transport.ParseBatch
+	if st.compact {
+		parse = transport.ParseCompactBatch
+	}
+	err := parse(body, 1<<20, func(f transport.Frame) error {
 		fs = append(fs, f)
 		return nil
 	})
@@ -207,6 +232,15 @@ func TestHeartbeatsOnIdleStream(t *testing.T) {
 // with its count: every message arrives once, in order. Each finished
 // response is also a valid multipart body for mime/multipart.
 func TestRecycleMidBurst(t *testing.T) {
+	testRecycleMidBurst(t, (*env).open)
+}
+
+// TestCompactRecycleMidBurst is TestRecycleMidBurst in compact framing.
+func TestCompactRecycleMidBurst(t *testing.T) {
+	testRecycleMidBurst(t, (*env).openCompact)
+}
+
+func testRecycleMidBurst(t *testing.T, open func(*env, *testing.T, int) *stream) {
 	const limit, n = 4096, 2000
 	e := newEnv(t, &tether.Options{StreamMaxBytes: limit})
 	go func() {
@@ -222,7 +256,7 @@ func TestRecycleMidBurst(t *testing.T) {
 	}()
 	received, responses := 0, 0
 	for received < n {
-		st := e.open(t, received)
+		st := open(e, t, received)
 		responses++
 		ended := false
 		for received < n {

@@ -76,6 +76,30 @@ export const parseBatch = (p: Uint8Array, i: number, fn: (f: Frame) => boolean):
   }
 }
 
+/**
+ * parseCompact reads a compact batch (PROTOCOL.md section 4.6: each frame
+ * after its length in unsigned LEB128) as parseBatch reads a batch.
+ */
+export const parseCompact = (p: Uint8Array, i: number, fn: (f: Frame) => boolean): number => {
+  for (;;) {
+    let j = i
+    let n = 0
+    let c: number
+    do {
+      if (j == p.length) return i
+      c = p[j]
+      n += (c & 127) * 2 ** (7 * (j++ - i))
+    } while (c > 127 && j - i < 5)
+    if (c > 127 || !n || (!c && j - i > 1)) malformed()
+    if (j + n > p.length) return i
+    if (!fn(bytesFrame(p.subarray(j, j + n)))) return -1
+    i = j + n
+  }
+}
+
+/** compact reports whether r is in compact framing (its Content-Type says compact=1). */
+export const compact = (r: Response): boolean => /;\s*compact=1/.test(r.headers.get('content-type')!)
+
 /** encodeFrame returns the bytes of the frame that carries message m. */
 export const encodeFrame = (m: Payload): Bytes => {
   if (typeof m == 'string') return encoder.encode('m' + m)

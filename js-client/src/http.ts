@@ -1,9 +1,10 @@
 // The HTTP downstream transports: longpoll (one batch per response), sse
-// (text/event-stream, one frame per event) and streaming
-// (multipart/x-mixed-replace, one batch per part). Client messages go up
-// in send requests (Tether._send).
+// (text/event-stream, one batch per event) and streaming
+// (multipart/x-mixed-replace, one batch per part), each asked for in compact
+// framing (PROTOCOL.md section 4.6) and read in whichever framing the server
+// answers with. Client messages go up in send requests (Tether._send).
 
-import { encoder, indexOf, parseBatch, textFrame } from './codec'
+import { compact, encoder, indexOf, parseBatch, parseCompact, textFrame } from './codec'
 import type { Tether } from './tether'
 import type { Conn } from './websocket'
 
@@ -11,7 +12,7 @@ import type { Conn } from './websocket'
 const get = async (t: Tether, c: Conn, path: string): Promise<Response | void> => {
   const a = new AbortController()
   c.stop = () => a.abort()
-  const r = await fetch(t._url(path, { received: (c.n = t._rcv) }), { signal: a.signal, cache: 'no-store' })
+  const r = await fetch(t._url(path, { received: (c.n = t._rcv), compact: 1 }), { signal: a.signal, cache: 'no-store' })
   if (r.status == 404) return t._gone(c)
   if (!r.ok) throw r.status
   return r
@@ -33,7 +34,7 @@ export const longpoll = async (t: Tether, c: Conn) => {
       const p = new Uint8Array(await r.arrayBuffer())
       c.seen = Date.now()
       t._alive(c)
-      const i = parseBatch(p, 0, (f) => t._in(c, f))
+      const i = (compact(r) ? parseCompact : parseBatch)(p, 0, (f) => t._in(c, f))
       if (i >= 0 && i < p.length) throw i
     }
   } catch {
@@ -63,17 +64,20 @@ const stream = async (t: Tether, c: Conn, path: string, feed: (p: Uint8Array, r:
   }
 }
 
-/** sse attaches c over server-sent events, read from a fetch body. */
+/**
+ * sse attaches c over server-sent events, read from a fetch body: one frame
+ * per event, or in compact framing frames separated by U+001E.
+ */
 export const sse = (t: Tether, c: Conn) => {
   const d = new TextDecoder()
   let buf = ''
   let data: string | undefined
-  stream(t, c, 'sse', (p) => {
+  stream(t, c, 'sse', (p, r) => {
     const lines = (buf += d.decode(p, { stream: true })).split(/\r\n|\r|\n/)
     buf = lines.pop()!
     for (const l of lines) {
       if (!l) {
-        if (data != null && !t._in(c, textFrame(data))) return false
+        if (data != null) for (const f of compact(r) ? data.split('\x1e') : [data]) if (!t._in(c, textFrame(f))) return false
         data = undefined
       } else if (l.startsWith('data:')) {
         const v = l.slice(l[5] == ' ' ? 6 : 5)
@@ -84,33 +88,41 @@ export const sse = (t: Tether, c: Conn) => {
   })
 }
 
-/** streaming attaches c over a multipart/x-mixed-replace response, one batch per part. */
+/**
+ * streaming attaches c over a multipart/x-mixed-replace response, one batch
+ * per part, each read by its Content-Length.
+ */
 export const streaming = (t: Tether, c: Conn) => {
   let buf = new Uint8Array()
   let i = 0
-  let body = false
+  let end = -1
   let delim: Uint8Array
   stream(t, c, 'streaming', (p, r) => {
     delim ||= encoder.encode('--' + /boundary="?([^";]+)/.exec(r.headers.get('content-type')!)![1])
     const b = new Uint8Array(buf.length - i + p.length)
     b.set(buf.subarray(i))
     b.set(p, buf.length - i)
+    if (end >= 0) end -= i
     buf = b
     i = 0
     for (;;) {
-      if (!body) {
-        // Skip to the end of the next part's headers.
+      if (end < 0) {
+        // Skip to the end of the next part's headers and read its length.
         const j = indexOf(buf, delim, i)
         const k = j < 0 ? -1 : indexOf(buf, encoder.encode('\r\n\r\n'), j)
         if (k < 0) return true
+        const n = /content-length:\s*(\d+)/i.exec(String.fromCharCode(...buf.subarray(j, k)))
+        if (!n) throw 0
         i = k + 4
-        body = true
+        end = i + +n[1]
       }
-      i = parseBatch(buf, i, (f) => t._in(c, f))
-      if (i < 0) return false
-      // A byte that starts no frame ends the part; otherwise wait for more.
-      if (i == buf.length || (buf[i] > 47 && buf[i] < 58)) return true
-      body = false
+      if (end > buf.length) return true
+      const part = buf.subarray(i, end)
+      const e = (compact(r) ? parseCompact : parseBatch)(part, 0, (f) => t._in(c, f))
+      if (e < 0) return false
+      if (e < part.length) throw e
+      i = end
+      end = -1
     }
   })
 }

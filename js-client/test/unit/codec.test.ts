@@ -10,6 +10,7 @@ import {
   indexOf,
   parseBatch,
   parseClose,
+  parseCompact,
   textFrame,
 } from '../../src/codec'
 
@@ -121,4 +122,36 @@ test('indexOf finds byte patterns', () => {
   assert.equal(indexOf(p, bytes('\r\n\r\n'), 4), 7)
   assert.equal(indexOf(p, bytes('--b'), 5), -1)
   assert.equal(indexOf(p, bytes('xyz'), 0), -1)
+})
+
+const allCompact = (p: Uint8Array, from = 0): [Frame[], number] => {
+  const fs: Frame[] = []
+  const i = parseCompact(p, from, (f) => (fs.push(f), true))
+  return [fs, i]
+}
+
+test('parseCompact reads frames after LEB128 lengths', () => {
+  const long = 'x'.repeat(200)
+  const p = new Uint8Array([6, ...bytes('mhello'), 1, 104, 0xc9, 0x01, ...bytes('m' + long), 4, 98, 0, 1, 255])
+  assert.deepEqual(allCompact(p), [
+    [
+      ['m', 'hello'],
+      ['h', ''],
+      ['m', long],
+      ['b', new Uint8Array([0, 1, 255])],
+    ],
+    p.length,
+  ])
+  assert.deepEqual(allCompact(new Uint8Array()), [[], 0])
+})
+
+test('parseCompact stops at incomplete frames and lengths', () => {
+  assert.deepEqual(allCompact(new Uint8Array([1, 104, 6, 109])), [[['h', '']], 2])
+  assert.deepEqual(allCompact(new Uint8Array([1, 104, 0x80])), [[['h', '']], 2])
+})
+
+test('parseCompact rejects malformed lengths', () => {
+  for (const bad of [[0], [0x80, 0, 104], [0x80, 0x80, 0x80, 0x80, 0x80, 1], [1, 120]]) {
+    assert.throws(() => allCompact(new Uint8Array(bad)), JSON.stringify(bad))
+  }
 })
