@@ -37,9 +37,11 @@ type Session struct {
 	cancel context.CancelFunc
 
 	out        *outbox
-	inbox      chan session.Message // received messages waiting for Recv
-	received   atomic.Uint64        // messages put in inbox: the attach's received
-	recvSignal chan struct{}        // poked, without blocking, on every message put in inbox
+	inbox      chan session.Message   // received messages waiting for Recv
+	received   atomic.Uint64          // messages put in inbox: the attach's received
+	recvSignal chan struct{}          // poked, without blocking, when a received message may need an acknowledgement
+	ackedSent  atomic.Uint64          // the received count the WebSocket last acknowledged
+	ws         atomic.Pointer[wsConn] // the WebSocket attached now, which Send writes to itself
 
 	mu      sync.Mutex
 	current string              // guarded by mu; the attached transport, "" when none
@@ -148,6 +150,10 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Send numbers m and queues it for the server; the session keeps it until
 // the server acknowledges it and replays it after a cut. Send copies m.Data.
+// On a WebSocket, Send writes the message itself when no other write is
+// under way (it then returns once the write is done, or has failed: the
+// connection is replaced and the message replayed); otherwise it only
+// queues it for the write under way.
 // It blocks while Options.MaxUnackedBytes of messages wait for
 // acknowledgement, until ctx is done (returning ctx.Err() with m not sent).
 // It fails with ErrMessageTooBig or ErrInvalidMessage without sending, and
@@ -168,6 +174,9 @@ func (s *Session) Send(ctx context.Context, m session.Message) error {
 	err := s.out.push(ctx, s.ended, m)
 	if errors.Is(err, errStopped) {
 		return s.closeError()
+	}
+	if c := s.ws.Load(); c != nil && err == nil {
+		c.flushFromSend()
 	}
 	return err
 }
@@ -211,6 +220,9 @@ func (s *Session) Close(code session.StatusCode, reason string) error {
 	}
 	ce := session.CloseError{Code: code, Reason: wire.TruncateReason(reason)}
 	s.out.close(ce)
+	if c := s.ws.Load(); c != nil {
+		c.wake()
+	}
 	t := time.NewTimer(s.opts.CloseTimeout)
 	defer t.Stop()
 	select {

@@ -160,6 +160,14 @@ func batchFrameLen(m session.Message) int {
 	return len(strconv.Itoa(n)) + 1 + n
 }
 
+// has reports whether message number n is queued, or a close was
+// requested: whether a writer at n has something to do.
+func (o *outbox) has(n uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return n <= o.acked+uint64(len(o.msgs)) || o.closeReq != nil
+}
+
 // closing reports whether Close was called or the session ended.
 func (o *outbox) closing() bool {
 	o.mu.Lock()

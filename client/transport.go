@@ -147,10 +147,15 @@ func (l *link) deliver(ctx context.Context, f wire.Frame) error {
 		}
 		select {
 		case s.inbox <- f.Message:
-			s.received.Add(1)
-			select {
-			case s.recvSignal <- struct{}{}:
-			default:
+			// The WebSocket writer acknowledges every ackEvery messages,
+			// or ackDelay after the first one left unacknowledged: it
+			// needs waking only then.
+			r := s.received.Add(1)
+			if d := r - s.ackedSent.Load(); d == 1 || d >= ackEvery {
+				select {
+				case s.recvSignal <- struct{}{}:
+				default:
+				}
 			}
 			return nil
 		case <-ctx.Done():

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -52,16 +54,24 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 	conn.SetReadLimit(int64(s.neg.MaxMessageBytes) + 64)
 	l.established()
 
-	c := &wsConn{l: l, conn: conn, hb: s.neg.heartbeat(), readDone: make(chan struct{})}
+	c := &wsConn{
+		l: l, conn: conn, hb: s.neg.heartbeat(),
+		readDone: make(chan struct{}), poke: make(chan struct{}, 1),
+		next: l.seq, acked: l.received,
+	}
+	c.nextSeen.Store(l.seq)
 	go c.readLoop(ctx)
 	werr := c.writeLoop(ctx)
+	s.ws.CompareAndSwap(c, nil) // no more writes from Send
 	select {
 	case <-c.readDone:
 		var ee *endError
 		if errors.As(c.readErr, &ee) && ee.notify {
 			// Tell the server why, best effort: the writer has returned.
+			c.wmu.Lock()
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
 			conn.WriteMessage(websocket.TextMessage, wire.AppendClose(nil, ee.ce))
+			c.wmu.Unlock()
 		}
 	default:
 	}
@@ -70,14 +80,27 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 	return firstEnd(werr, c.readErr)
 }
 
-// wsConn is one attached WebSocket: a reader goroutine and the writer, which
-// is the only goroutine that writes data messages.
+// wsConn is one attached WebSocket: a reader goroutine, and writes made by
+// whichever goroutine holds wmu. Send writes its message itself when no
+// write is under way (Session.flushWebSocket), so a message costs no
+// goroutine switch; the connection's writer goroutine writes what was
+// queued before it attached, acknowledgements, heartbeats and the close.
 type wsConn struct {
 	l        *link
 	conn     *websocket.Conn
 	hb       time.Duration
 	readDone chan struct{} // closed when readLoop has returned
 	readErr  error         // readLoop's result, set before readDone is closed
+	poke     chan struct{} // capacity 1: wakes the writer goroutine
+
+	wmu       sync.Mutex
+	next      uint64              // guarded by wmu; number of the next client message to write
+	acked     uint64              // guarded by wmu; received count last acknowledged
+	lastWrite time.Time           // guarded by wmu
+	buf       []byte              // guarded by wmu
+	werr      error               // guarded by wmu; the first failed write, after which none is tried
+	closeReq  *session.CloseError // guarded by wmu; seen in the outbox, for the writer goroutine
+	nextSeen  atomic.Uint64       // next, readable without wmu
 }
 
 // readLoop reads frames and delivers them until the connection fails, is
@@ -114,15 +137,115 @@ func (c *wsConn) readLoop(ctx context.Context) {
 	}
 }
 
-// writeLoop writes the connection's client messages, from the attach's seq
-// on, acknowledgements and heartbeats, and the close frame once Close was
-// called. It returns when the reader has, or on a write error.
+// writeLocked writes one WebSocket message. c.wmu must be held.
+func (c *wsConn) writeLocked(typ int, p []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(2 * c.hb))
+	if err := c.conn.WriteMessage(typ, p); err != nil {
+		c.werr = fmt.Errorf("websocket write: %w", err)
+		c.conn.Close() // the reader ends, and with it the connection
+		return c.werr
+	}
+	c.lastWrite = time.Now()
+	return nil
+}
+
+// flushLocked writes the client messages queued from c.next on, and an
+// acknowledgement when ackEvery server messages wait for one (or, with
+// ackNow, any). It records a close request for the writer goroutine, which
+// sends the close frame. c.wmu must be held.
+func (c *wsConn) flushLocked(ackNow bool) error {
+	s := c.l.s
+	w, err := s.out.view(c.next, 0)
+	if err != nil {
+		// The server acknowledged messages this connection has not
+		// carried yet; numbering on it would skip. Attach again.
+		c.werr = fmt.Errorf("websocket: %w", err)
+		c.conn.Close()
+		return c.werr
+	}
+	if err := c.writeWindowLocked(w); err != nil {
+		return err
+	}
+	if w.closeReq != nil {
+		c.closeReq = w.closeReq
+	}
+	if r := s.received.Load(); r > c.acked && (ackNow || r-c.acked >= ackEvery) {
+		if err := c.writeLocked(websocket.TextMessage, wire.AppendAck(c.buf[:0], r)); err != nil {
+			return err
+		}
+		c.acked = r
+		s.ackedSent.Store(r)
+	}
+	return nil
+}
+
+// writeWindowLocked writes w's messages from c.next on. c.wmu must be held.
+func (c *wsConn) writeWindowLocked(w window) error {
+	for i, m := range w.msgs {
+		if w.first+uint64(i) < c.next {
+			continue
+		}
+		var err error
+		if m.Type == session.Binary {
+			err = c.writeLocked(websocket.BinaryMessage, m.Data)
+		} else {
+			c.buf = wire.RawEncoding.AppendMessage(c.buf[:0], m)
+			err = c.writeLocked(websocket.TextMessage, c.buf)
+		}
+		if err != nil {
+			return err
+		}
+		c.next++
+	}
+	c.nextSeen.Store(c.next)
+	return nil
+}
+
+// flushFromSend writes what Send queued, unless a write is under way: the
+// writer that holds wmu then looks again before it lets go (the loop
+// below), so nothing queued is left behind.
+func (c *wsConn) flushFromSend() {
+	for c.wmu.TryLock() {
+		err := c.flushLocked(false)
+		closing := c.closeReq != nil
+		c.wmu.Unlock()
+		if err != nil || closing || !c.l.s.out.has(c.nextSeen.Load()) {
+			if closing {
+				c.wake()
+			}
+			return
+		}
+	}
+}
+
+func (c *wsConn) wake() {
+	select {
+	case c.poke <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes what was queued before the connection attached, then
+// serves what Send does not write itself: acknowledgements, heartbeats and
+// the close frame once Close was called. It returns when the reader has,
+// or on a write error.
 func (c *wsConn) writeLoop(ctx context.Context) error {
 	s := c.l.s
-	w := c.l.initial
-	next := c.l.seq // number of the next client message to write
-	acked := c.l.received
-	lastWrite := time.Now()
+	s.ackedSent.Store(c.acked) // the attach's received acknowledges
+	c.wmu.Lock()
+	c.lastWrite = time.Now()
+	err := c.writeWindowLocked(c.l.initial)
+	c.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	// From here on Send writes too; one flush catches what it queued
+	// before.
+	s.ws.Store(c)
+	c.flushFromSend()
 	hbTimer := time.NewTimer(c.hb)
 	defer hbTimer.Stop()
 	var ackTimer *time.Timer
@@ -132,85 +255,53 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 			ackTimer.Stop()
 		}
 	}()
-	write := func(typ int, p []byte) error {
-		c.conn.SetWriteDeadline(time.Now().Add(2 * c.hb))
-		if err := c.conn.WriteMessage(typ, p); err != nil {
-			return fmt.Errorf("websocket write: %w", err)
-		}
-		lastWrite = time.Now()
-		return nil
-	}
-	writeAck := func() error {
-		r := s.received.Load()
-		if r == acked {
-			return nil
-		}
-		if err := write(websocket.TextMessage, wire.AppendAck(nil, r)); err != nil {
-			return err
-		}
-		acked = r
-		if ackTimer != nil {
-			ackTimer.Stop()
-			ackTimer, ackC = nil, nil
-		}
-		return nil
-	}
-	var buf []byte
 	for {
-		for i, m := range w.msgs {
-			if w.first+uint64(i) < next {
-				continue
-			}
-			var err error
-			if m.Type == session.Binary {
-				err = write(websocket.BinaryMessage, m.Data)
-			} else {
-				buf = wire.RawEncoding.AppendMessage(buf[:0], m)
-				err = write(websocket.TextMessage, buf)
-			}
-			if err != nil {
-				return err
-			}
-			next++
-		}
-		if w.closeReq != nil {
-			return c.closeHandshake(ctx, *w.closeReq, write)
-		}
-		if r := s.received.Load(); r-acked >= ackEvery {
-			if err := writeAck(); err != nil {
-				return err
-			}
-		} else if r > acked && ackC == nil {
-			ackTimer = time.NewTimer(ackDelay)
-			ackC = ackTimer.C
-		}
+		ackNow := false
 		select {
-		case <-w.changed:
+		case <-c.poke:
 		case <-s.recvSignal:
 		case <-ackC:
 			ackTimer, ackC = nil, nil
-			if err := writeAck(); err != nil {
-				return err
-			}
+			ackNow = true
 		case <-hbTimer.C:
-			if idle := time.Since(lastWrite); idle < c.hb {
-				hbTimer.Reset(c.hb - idle)
-				break
+			c.wmu.Lock()
+			idle := time.Since(c.lastWrite)
+			if idle >= c.hb {
+				err = c.writeLocked(websocket.TextMessage, wire.AppendHeartbeat(c.buf[:0]))
+				idle = 0
 			}
-			if err := write(websocket.TextMessage, wire.AppendHeartbeat(nil)); err != nil {
+			c.wmu.Unlock()
+			if err != nil {
 				return err
 			}
-			hbTimer.Reset(c.hb)
+			hbTimer.Reset(c.hb - idle)
+			if s.out.has(c.nextSeen.Load()) {
+				c.wake() // Send found the lock held
+			}
+			continue
 		case <-c.readDone:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		var err error
-		if w, err = s.out.view(next, 0); err != nil {
-			// The server acknowledged messages this connection has not
-			// carried yet; numbering on it would skip. Attach again.
-			return fmt.Errorf("websocket: %w", err)
+		c.wmu.Lock()
+		err := c.flushLocked(ackNow)
+		closeReq := c.closeReq
+		pendingAck := s.received.Load() > c.acked
+		c.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+		if closeReq != nil {
+			return c.closeHandshake(ctx, *closeReq)
+		}
+		if pendingAck && ackC == nil {
+			ackTimer = time.NewTimer(ackDelay)
+			ackC = ackTimer.C
+		}
+		// Send may have queued more while the lock was held here.
+		if s.out.has(c.nextSeen.Load()) {
+			c.wake()
 		}
 	}
 }
@@ -218,8 +309,14 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 // closeHandshake writes the close frame, after every message (the caller
 // wrote them), then a WebSocket close, and waits a little for the server to
 // end the connection, so the frame is read before the connection goes.
-func (c *wsConn) closeHandshake(ctx context.Context, ce session.CloseError, write func(int, []byte) error) error {
-	if err := write(websocket.TextMessage, wire.AppendClose(nil, ce)); err != nil {
+func (c *wsConn) closeHandshake(ctx context.Context, ce session.CloseError) error {
+	c.wmu.Lock()
+	err := c.flushLocked(false) // what Send queued before Close, if any is left
+	if err == nil {
+		err = c.writeLocked(websocket.TextMessage, wire.AppendClose(nil, ce))
+	}
+	c.wmu.Unlock()
+	if err != nil {
 		return err
 	}
 	c.conn.WriteControl(websocket.CloseMessage,
