@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 )
@@ -81,6 +82,7 @@ func main() {
 	chart := flag.String("chart", "", "write the PNG chart to this file")
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
 	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle (default all)")
+	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket (default all; ratios need both sides)")
 	echoClients := flag.Int("echo-clients", 0, "echo: concurrent clients (default 50; quick 10)")
 	echoTotal := flag.Int("echo-total", 0, "echo: round trips in all (default 100000; quick 2000)")
 	streamTotal := flag.Int("stream-total", 0, "stream: messages in all (default 100000; quick 4000)")
@@ -123,6 +125,18 @@ func main() {
 		for _, w := range strings.Split(*only, ",") {
 			cfg.Only[strings.TrimSpace(w)] = true
 		}
+	}
+	if *systemsFlag != "" {
+		keep := map[string]bool{}
+		for _, name := range strings.Split(*systemsFlag, ",") {
+			if systemByName(strings.TrimSpace(name)) == nil {
+				fmt.Fprintf(os.Stderr, "tether-bench: unknown system %q\n", name)
+				os.Exit(2)
+			}
+			keep[strings.TrimSpace(name)] = true
+		}
+		systems = slices.DeleteFunc(systems, func(s *system) bool { return !keep[s.Name] })
+		wsSystems = slices.DeleteFunc(wsSystems, func(name string) bool { return !keep[name] })
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
