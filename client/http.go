@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,37 @@ const maxResponseBytes = 64 << 20
 // do sends one request with the session's HTTP client; see roundTrip.
 func (s *Session) do(ctx context.Context, method, u string, body []byte, timeout time.Duration) (reply, error) {
 	return roundTrip(ctx, s.hc, method, u, body, timeout)
+}
+
+// requestURL builds the URLs of one endpoint's requests for one link: the
+// endpoint and the session's parameters are encoded once, so that each
+// request only appends its counts.
+type requestURL struct {
+	base []byte // "{prefix}{name}?session=...&token=..."
+	buf  []byte
+}
+
+func (l *link) requestURL(name string) *requestURL {
+	base := endpoint(l.s.prefix, name, nil)
+	base += "?session=" + url.QueryEscape(l.s.neg.Session) + "&token=" + url.QueryEscape(l.s.neg.Token)
+	return &requestURL{base: []byte(base)}
+}
+
+// with returns the URL with received and, when not negative, seq, and with
+// compact=1 when compact is set. The string is new; u may be reused at once.
+func (u *requestURL) with(received uint64, seq int64, compact bool) string {
+	b := append(u.buf[:0], u.base...)
+	b = append(b, "&received="...)
+	b = strconv.AppendUint(b, received, 10)
+	if seq >= 0 {
+		b = append(b, "&seq="...)
+		b = strconv.AppendInt(b, seq, 10)
+	}
+	if compact {
+		b = append(b, "&"+wire.CompactParam+"=1"...)
+	}
+	u.buf = b
+	return string(b)
 }
 
 // reply is a response read whole.

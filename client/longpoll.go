@@ -36,13 +36,12 @@ func pollLoop(ctx context.Context, l *link) error {
 	// The server answers within one heartbeat interval; two is a dead
 	// connection (PROTOCOL.md section 5.3).
 	timeout := 2 * s.neg.heartbeat()
+	u := l.requestURL("longpoll")
 	for {
 		if s.out.closing() {
 			return errPollStopped
 		}
-		q := l.query(int64(s.received.Load()), -1)
-		q.Set(wire.CompactParam, "1")
-		rp, err := s.do(ctx, http.MethodGet, endpoint(s.prefix, "longpoll", q), nil, timeout)
+		rp, err := s.do(ctx, http.MethodGet, u.with(s.received.Load(), -1, true), nil, timeout)
 		if err != nil {
 			return fmt.Errorf("longpoll: %w", err)
 		}

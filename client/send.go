@@ -33,6 +33,7 @@ func sendLoop(ctx context.Context, l *link) error {
 	timeout := 2 * s.neg.heartbeat()
 	probe := true
 	bad := 0
+	u := l.requestURL("send")
 	for {
 		seq := s.out.next()
 		w, err := s.out.view(seq, max(limit-closeFrameRoom, 1))
@@ -55,8 +56,7 @@ func sendLoop(ctx context.Context, l *link) error {
 		if closing {
 			body = wire.AppendBatchFrame(body, wire.AppendClose(nil, *w.closeReq))
 		}
-		q := l.query(int64(s.received.Load()), int64(seq))
-		rp, err := s.do(ctx, http.MethodPost, endpoint(s.prefix, "send", q), body, timeout)
+		rp, err := s.do(ctx, http.MethodPost, u.with(s.received.Load(), int64(seq), false), body, timeout)
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}

@@ -109,9 +109,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		return fmt.Errorf("%s: %w", t.kind, redact(err))
 	}
 
-	q := l.query(int64(s.received.Load()), -1)
-	q.Set(wire.CompactParam, "1")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(s.prefix, t.kind, q), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.requestURL(t.kind).with(s.received.Load(), -1, true), nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -136,20 +134,21 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		return err
 	}
 	idle := 2 * s.neg.heartbeat()
+	deliver := func(f wire.Frame) error {
+		// Stop the watchdog while delivering: a full inbox makes deliver
+		// wait for the application, not for the network.
+		if !watchdog.Stop() {
+			return errWatchdog
+		}
+		if started.CompareAndSwap(false, true) {
+			l.established()
+		}
+		err := l.deliver(ctx, f)
+		watchdog.Reset(idle)
+		return err
+	}
 	for {
-		err := dec.next(func(f wire.Frame) error {
-			// Stop the watchdog while delivering: a full inbox makes
-			// deliver wait for the application, not for the network.
-			if !watchdog.Stop() {
-				return errWatchdog
-			}
-			if started.CompareAndSwap(false, true) {
-				l.established()
-			}
-			err := l.deliver(ctx, f)
-			watchdog.Reset(idle)
-			return err
-		})
+		err := dec.next(deliver)
 		var ee *endError
 		switch {
 		case err == nil:

@@ -48,7 +48,27 @@ func SetNoCache(h http.Header) {
 // ParseCount reads the decimal query parameter name. A missing parameter
 // yields def; a malformed one an error message for BadRequest.
 func ParseCount(q url.Values, name string, def uint64) (uint64, string) {
-	v := q.Get(name)
+	return parseCountValue(q.Get(name), name, def)
+}
+
+// ParseRawCount is ParseCount for a raw query (r.URL.RawQuery), read
+// without building url.Values for the common query that holds no escapes.
+func ParseRawCount(rawQuery, name string, def uint64) (uint64, string) {
+	if strings.ContainsAny(rawQuery, "%+;") {
+		q, _ := url.ParseQuery(rawQuery) // as r.URL.Query does: bad pairs dropped
+		return ParseCount(q, name, def)
+	}
+	for q := rawQuery; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return parseCountValue(v, name, def)
+		}
+	}
+	return def, ""
+}
+
+func parseCountValue(v, name string, def uint64) (uint64, string) {
 	if v == "" {
 		return def, ""
 	}

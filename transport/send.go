@@ -19,13 +19,12 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		Error(w, http.StatusMethodNotAllowed, MsgMethodNotAllowed)
 		return
 	}
-	q := r.URL.Query()
-	seq, bad := ParseCount(q, "seq", 0)
+	seq, bad := ParseRawCount(r.URL.RawQuery, "seq", 0)
 	if bad != "" {
 		BadRequest(w, bad)
 		return
 	}
-	received, bad := ParseCount(q, "received", 0)
+	received, bad := ParseRawCount(r.URL.RawQuery, "received", 0)
 	if bad != "" {
 		BadRequest(w, bad)
 		return
@@ -35,7 +34,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		// and only this long. The connection cannot be reused after.
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(cfg.MaxBodyBytes)))
+	body, err := readBody(w, r, cfg.MaxBodyBytes)
 	if cfg.ReadTimeout > 0 && err == nil {
 		// The body is in; the request may now wait for room as long as
 		// its client does (net/http reads on to see the client go).
@@ -126,4 +125,23 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		s.CloseFromClient(*closing)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// readBody reads r's body, at most limit bytes of it: into one buffer of the
+// announced size when the request states one that fits, as a send request
+// does.
+func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, int64(limit))
+	n := r.ContentLength
+	if n < 0 || n > int64(limit) {
+		return io.ReadAll(body)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(body, p); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return p, nil
 }
