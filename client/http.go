@@ -19,9 +19,55 @@ import (
 // maxResponseBytes bounds one HTTP response body the client reads.
 const maxResponseBytes = 64 << 20
 
-// do sends one request with the session's HTTP client; see roundTrip.
-func (s *Session) do(ctx context.Context, method, u string, body []byte, timeout time.Duration) (reply, error) {
-	return roundTrip(ctx, s.hc, method, u, body, timeout)
+// do sends one request with the session's HTTP client, bounded by d; see
+// roundTrip. A request that overruns fails even if its answer came at the
+// last moment: the loop that made it ends, and the protocol makes what it
+// carried safe to send or ask for again.
+func (s *Session) do(d *requestDeadline, method, u string, body []byte) (reply, error) {
+	rp, err := roundTrip(d.start(), s.hc, method, u, body)
+	if !d.stop() {
+		return reply{}, fmt.Errorf("no answer within %v: %w", d.timeout, context.DeadlineExceeded)
+	}
+	return rp, err
+}
+
+// requestDeadline bounds the requests of one loop, one at a time, each to
+// timeout: one context for the loop, canceled by one timer that runs while
+// a request is under way, instead of a context and a timer per request.
+// Once a request has overrun, the context stays canceled: the loop ends.
+type requestDeadline struct {
+	parent  context.Context
+	timeout time.Duration
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timer   *time.Timer
+}
+
+// newRequestDeadline returns a requestDeadline for requests made under
+// ctx; stop it with close.
+func newRequestDeadline(ctx context.Context, timeout time.Duration) *requestDeadline {
+	d := &requestDeadline{parent: ctx, timeout: timeout}
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	d.timer = time.AfterFunc(timeout, d.cancel)
+	d.timer.Stop()
+	return d
+}
+
+// start arms the timer and returns the context of the next request.
+func (d *requestDeadline) start() context.Context {
+	d.timer.Reset(d.timeout)
+	return d.ctx
+}
+
+// stop disarms the timer. It reports false when the request overran (and
+// not because the loop's own context ended).
+func (d *requestDeadline) stop() bool {
+	return d.timer.Stop() || d.parent.Err() != nil
+}
+
+func (d *requestDeadline) close() {
+	d.timer.Stop()
+	d.cancel()
 }
 
 // requestURL builds the URLs of one endpoint's requests for one link: the
@@ -63,13 +109,11 @@ type reply struct {
 	contentType string
 }
 
-// roundTrip sends one request with hc, bounded by timeout, and returns the
-// response with its whole body. A non-nil body is sent as a batch
+// roundTrip sends one request with hc under ctx and returns the response
+// with its whole body. A non-nil body is sent as a batch
 // (application/octet-stream). Errors never carry the URL, which holds the
 // session token.
-func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []byte, timeout time.Duration) (reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []byte) (reply, error) {
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -79,7 +123,7 @@ func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []by
 		return reply{}, redact(err)
 	}
 	if body != nil {
-		req.Header["Content-Type"] = batchContentType
+		req.Header.Set("Content-Type", "application/octet-stream")
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -92,10 +136,6 @@ func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []by
 	}
 	return reply{status: resp.StatusCode, body: data, contentType: resp.Header.Get("Content-Type")}, nil
 }
-
-// batchContentType is the Content-Type of a send request, shared by every
-// request (net/http only reads it).
-var batchContentType = []string{"application/octet-stream"}
 
 // readBody reads resp's body whole, at most maxResponseBytes of it, into a
 // buffer of the announced size when the response states one.
@@ -131,7 +171,9 @@ func release(ctx context.Context, hc *http.Client, prefix *url.URL, neg *negotia
 	body := wire.AppendBatchFrame(nil, wire.AppendClose(nil, session.CloseError{
 		Code: session.StatusNormalClosure, Reason: "no usable transport"}))
 	q := url.Values{"session": {neg.Session}, "token": {neg.Token}, "seq": {"1"}, "received": {"0"}}
-	roundTrip(ctx, hc, http.MethodPost, endpoint(prefix, "send", q), body, timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	roundTrip(ctx, hc, http.MethodPost, endpoint(prefix, "send", q), body)
 }
 
 // redact strips the URL, which holds the session token, from err.

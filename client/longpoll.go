@@ -37,11 +37,13 @@ func pollLoop(ctx context.Context, l *link) error {
 	// connection (PROTOCOL.md section 5.3).
 	timeout := 2 * s.neg.heartbeat()
 	u := l.requestURL("longpoll")
+	d := newRequestDeadline(ctx, timeout)
+	defer d.close()
 	for {
 		if s.out.closing() {
 			return errPollStopped
 		}
-		rp, err := s.do(ctx, http.MethodGet, u.with(s.received.Load(), -1, true), nil, timeout)
+		rp, err := s.do(d, http.MethodGet, u.with(s.received.Load(), -1, true), nil)
 		if err != nil {
 			return fmt.Errorf("longpoll: %w", err)
 		}

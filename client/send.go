@@ -34,6 +34,8 @@ func sendLoop(ctx context.Context, l *link) error {
 	probe := true
 	bad := 0
 	u := l.requestURL("send")
+	d := newRequestDeadline(ctx, timeout)
+	defer d.close()
 	for {
 		seq := s.out.next()
 		w, err := s.out.view(seq, max(limit-closeFrameRoom, 1))
@@ -56,7 +58,7 @@ func sendLoop(ctx context.Context, l *link) error {
 		if closing {
 			body = wire.AppendBatchFrame(body, wire.AppendClose(nil, *w.closeReq))
 		}
-		rp, err := s.do(ctx, http.MethodPost, u.with(s.received.Load(), int64(seq), false), body, timeout)
+		rp, err := s.do(d, http.MethodPost, u.with(s.received.Load(), int64(seq), false), body)
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}

@@ -58,7 +58,11 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		appendMessage, appendFrame = transport.RawEncoding.AppendCompactMessage, transport.AppendCompactFrame
 		contentType += transport.CompactMediaParam
 	}
-	body := make([]byte, 0, 64)
+	size := 16
+	for _, m := range b.Messages {
+		size += len(m.Data) + 8 // length prefix and type byte, at most
+	}
+	body := make([]byte, 0, size)
 	for _, m := range b.Messages {
 		body = appendMessage(body, m)
 	}
@@ -70,7 +74,7 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		body = appendFrame(body, transport.AppendHeartbeat(frame))
 	}
 	h := w.Header()
-	transport.SetNoCache(h)
+	transport.SetNoStore(h)
 	h.Set("Content-Type", contentType)
 	w.Write(body)
 }

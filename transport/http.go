@@ -38,10 +38,18 @@ func BadRequest(w http.ResponseWriter, detail string) {
 }
 
 // SetNoCache sets the headers that keep browsers and proxies from caching
-// or transforming a response, and tell nginx not to buffer it.
+// or transforming a response, and tell nginx not to buffer it: for a
+// response that streams.
 func SetNoCache(h http.Header) {
-	h.Set("Cache-Control", "no-cache, no-store, no-transform")
+	SetNoStore(h)
 	h.Set("X-Accel-Buffering", "no")
+}
+
+// SetNoStore sets the headers that keep browsers and proxies from caching
+// or transforming a response written whole (a long poll), which a proxy
+// may well buffer.
+func SetNoStore(h http.Header) {
+	h.Set("Cache-Control", "no-cache, no-store, no-transform")
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 

@@ -29,16 +29,17 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		BadRequest(w, bad)
 		return
 	}
+	rc := http.NewResponseController(w)
 	if cfg.ReadTimeout > 0 {
 		// A body trickling in a byte at a time holds this request only,
 		// and only this long. The connection cannot be reused after.
-		http.NewResponseController(w).SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+		rc.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	}
 	body, err := readBody(w, r, cfg.MaxBodyBytes)
 	if cfg.ReadTimeout > 0 && err == nil {
 		// The body is in; the request may now wait for room as long as
 		// its client does (net/http reads on to see the client go).
-		http.NewResponseController(w).SetReadDeadline(time.Time{})
+		rc.SetReadDeadline(time.Time{})
 	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
