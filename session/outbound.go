@@ -56,10 +56,16 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 	}
 	s.out = append(s.out, Message{Type: m.Type, Data: data})
 	s.outBytes += len(data)
-	if s.link != nil {
-		s.link.notify()
+	var flush func()
+	if l := s.link; l != nil {
+		if flush = l.flushFn; flush == nil {
+			l.notify()
+		}
 	}
 	s.mu.Unlock()
+	if flush != nil {
+		flush()
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 )
 
 // corkLimit is how many bytes a corked connection collects before it writes
@@ -22,9 +23,11 @@ var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retur
 // ping or a close from the reader) join the buffer while it is corked.
 type corkConn struct {
 	net.Conn
+	raw syscall.RawConn // the socket, for tryUncork; nil without one
 
 	mu     sync.Mutex
 	buf    *[]byte // non-nil while corked; guarded by mu
+	hold   bool    // collect past corkLimit rather than wait: tryUncork follows; guarded by mu
 	failed error   // the error of a failed write; guarded by mu
 }
 
@@ -39,7 +42,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	*c.buf = append(*c.buf, p...)
-	if len(*c.buf) >= corkLimit {
+	if len(*c.buf) >= corkLimit && !c.hold {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -56,7 +59,17 @@ func (c *corkConn) cork() {
 	}
 }
 
-// uncork writes what was collected and lets later writes through.
+// corkHold starts collecting writes for tryUncork: nothing goes to the
+// network before it, however much collects.
+func (c *corkConn) corkHold() {
+	c.cork()
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+// uncork writes what was collected, waiting for the network as long as the
+// write deadline allows, and lets later writes through.
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -64,13 +77,48 @@ func (c *corkConn) uncork() error {
 		return c.failed
 	}
 	err := c.flushLocked()
+	c.releaseLocked()
+	return err
+}
+
+// tryUncork writes what was collected as far as the socket takes it at
+// once, without waiting. When everything went out it lets later writes
+// through and reports done; otherwise the rest stays collected, and the
+// connection corked, for uncork to finish.
+func (c *corkConn) tryUncork() (done bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = false
+	if c.buf == nil {
+		return true, c.failed
+	}
+	if c.failed != nil {
+		return false, c.failed
+	}
+	if c.raw != nil && len(*c.buf) > 0 {
+		n, err := writeNow(c.raw, *c.buf)
+		if err != nil {
+			c.failed = err
+			return false, err
+		}
+		*c.buf = (*c.buf)[:copy(*c.buf, (*c.buf)[n:])]
+	}
+	if len(*c.buf) > 0 {
+		return false, nil
+	}
+	c.releaseLocked()
+	return true, nil
+}
+
+// releaseLocked returns the buffer to the pool and ends the cork.
+func (c *corkConn) releaseLocked() {
 	b := c.buf
 	c.buf = nil
+	c.hold = false
 	if cap(*b) <= corkLimit*2 {
 		*b = (*b)[:0]
 		corkBuffers.Put(b)
 	}
-	return err
 }
 
 func (c *corkConn) flushLocked() error {
@@ -98,6 +146,6 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &corkConn{Conn: nc}
+	w.conn = &corkConn{Conn: nc, raw: rawConn(nc)}
 	return w.conn, brw, nil
 }

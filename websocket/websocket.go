@@ -93,20 +93,25 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, r: r}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
+	// Until c.link is set, a flush counts as under way: the link's
+	// notifications only mark work pending, and the first flush below
+	// takes it.
+	c.running, c.pending = true, true
+	c.flushes.Add(1)
 	link, err := a.Session.Attach(session.AttachOptions{
-		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick,
+		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick, Flush: c.flushFromSend,
 	})
 	if err != nil {
 		conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(int(session.StatusSessionExpired), "unknown session"),
 			time.Now().Add(a.Config.WriteTimeout))
 		return
 	}
-	c.link = link
-	c.lastWrite.Store(nanotime())
 	c.mu.Lock()
+	c.link = link
 	c.heartbeat = time.AfterFunc(c.cfg.HeartbeatInterval, c.heartbeatTick)
 	c.mu.Unlock()
-	c.kick() // the replay, if any, and the acknowledgement a new link owes
+	c.lastWrite.Store(nanotime())
+	c.flush(false) // the replay, if any, and the acknowledgement a new link owes
 	c.read(a.Seq)
 	c.stop()
 	link.Detach()
@@ -194,36 +199,83 @@ func (c *connection) startFlushLocked() {
 	if c.pending && !c.running && !c.stopped && !c.deferArmed {
 		c.running = true
 		c.flushes.Add(1)
-		go c.flush()
+		go c.flush(false)
 	}
 }
 
+// flushFromSend is the link's Flush: Send queued a message, and the
+// sending goroutine writes it at once unless a flush is under way (which
+// takes the message too) or the reader will flush after its delivery.
+// It never waits for the network: what the socket does not take at once
+// goes on in a goroutine.
+func (c *connection) flushFromSend() {
+	c.mu.Lock()
+	c.pending = true
+	if c.running || c.stopped || c.deferArmed {
+		c.mu.Unlock()
+		return
+	}
+	if c.delivering {
+		c.mu.Unlock()
+		c.kick() // deferred to the reader, bounded by deferLimit
+		return
+	}
+	c.running = true
+	c.flushes.Add(1)
+	c.mu.Unlock()
+	c.flush(true)
+}
+
 // flush writes what the link has until nothing is pending. It runs with
-// running set, and clears it.
-func (c *connection) flush() {
-	defer c.flushes.Done()
+// running set and one count in flushes, and ends both. With nowait (on a
+// sending goroutine) it does not wait for the network: when the socket is
+// full it hands the rest of the write, and the flush, to a goroutine.
+func (c *connection) flush(nowait bool) {
 	for {
 		c.mu.Lock()
 		if !c.pending || c.stopped {
 			c.running = false
 			c.mu.Unlock()
+			c.flushes.Done()
 			return
 		}
 		c.pending = false
 		heartbeat, ackNow := c.heartbeatDue, c.ackDue
 		c.heartbeatDue, c.ackDue = false, false
 		c.mu.Unlock()
-		if !c.writeAvailable(heartbeat, ackNow) {
+		switch c.writeAvailable(heartbeat, ackNow, nowait) {
+		case writeFailed:
 			c.fail()
+		case writeBlocked:
+			go c.finishFlush()
+			return
 		}
 	}
 }
 
+// finishFlush completes a write the socket did not take at once, waiting
+// as long as the write deadline allows, then goes on flushing.
+func (c *connection) finishFlush() {
+	if c.cork.uncork() != nil {
+		c.fail()
+	}
+	c.lastWrite.Store(nanotime())
+	c.flush(false)
+}
+
+// writeResult is how writeAvailable ended.
+type writeResult uint8
+
+const (
+	writeDone    writeResult = iota // everything available went out
+	writeBlocked                    // the socket is full; the rest waits in the cork
+	writeFailed                     // the connection failed
+)
+
 // writeAvailable writes everything the link has now, a heartbeat when one
 // is due and nothing else went out, and arms the acknowledgement timer when
-// client messages wait for one. It reports false when the connection
-// failed.
-func (c *connection) writeAvailable(heartbeat, ackNow bool) bool {
+// client messages wait for one.
+func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult {
 	wrote := false
 	for {
 		b, ackPending, err := c.link.Collect(maxBatchBytes, ackNow)
@@ -234,24 +286,24 @@ func (c *connection) writeAvailable(heartbeat, ackNow bool) bool {
 			default: // session.ErrFinished
 				c.closeConn(ws.CloseNormalClosure, "")
 			}
-			return true
+			return writeDone
 		}
 		if b.Empty() {
 			if heartbeat && !wrote {
-				return c.write(session.Batch{})
+				return c.write(session.Batch{}, nowait)
 			}
 			if ackPending {
 				c.armAck()
 			}
-			return true
+			return writeDone
 		}
-		if !c.write(b) {
-			return false
+		if r := c.write(b, nowait); r != writeDone {
+			return r
 		}
 		wrote = true
 		if b.Close != nil {
 			c.closeConn(ws.CloseNormalClosure, "")
-			return true
+			return writeDone
 		}
 		ackNow = false
 	}
@@ -449,7 +501,7 @@ func (c *connection) deliver(s *session.Session, seq uint64, m session.Message) 
 	}
 	c.mu.Unlock()
 	if run {
-		c.flush()
+		c.flush(false)
 	}
 	return err
 }
@@ -460,14 +512,28 @@ const closeGrace = 2 * time.Second
 
 // write writes b's frames: its messages, then an acknowledgement, a close
 // frame or, for an empty batch, a heartbeat. They go to the network in one
-// write.
-func (c *connection) write(b session.Batch) bool {
+// write; with nowait, only as far as the socket takes them at once.
+func (c *connection) write(b session.Batch, nowait bool) writeResult {
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	c.cork.cork()
+	if nowait {
+		c.cork.corkHold()
+	} else {
+		c.cork.cork()
+	}
 	ok := c.writeFrames(b)
-	ok = c.cork.uncork() == nil && ok
+	if nowait {
+		done, err := c.cork.tryUncork()
+		switch {
+		case err != nil || !ok:
+			return writeFailed
+		case !done:
+			return writeBlocked
+		}
+	} else if c.cork.uncork() != nil || !ok {
+		return writeFailed
+	}
 	c.lastWrite.Store(nanotime())
-	return ok
+	return writeDone
 }
 
 func (c *connection) writeFrames(b session.Batch) bool {
