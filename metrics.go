@@ -17,7 +17,7 @@ import (
 // The metrics, all prefixed tether_:
 //
 //	sessions{transport}                 gauge: sessions by the transport attached now ("none" between connections)
-//	messages_total{transport,direction} counter: messages in (accepted from clients, duplicates excluded) and out (handed to connections, replays included)
+//	messages_total{transport,direction} counter: messages in (accepted from clients, duplicates excluded; labeled with the transport attached last, "none" before the first attach) and out (handed to connections, replays included)
 //	message_bytes_total{transport,direction} counter: their payload bytes
 //	negotiates_total{result}            counter: negotiate requests by result: ok, refused (auth hook), too_many_sessions, shutting_down
 //	fallbacks_total{transport}          counter: attaches on a transport later in the offer than the session's previous one (or, for the first, than the first offered)

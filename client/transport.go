@@ -147,11 +147,11 @@ func (l *link) deliver(ctx context.Context, f wire.Frame) error {
 		}
 		select {
 		case s.inbox <- f.Message:
-			// The WebSocket writer acknowledges every ackEvery messages,
-			// or ackDelay after the first one left unacknowledged: it
-			// needs waking only then.
+			// The WebSocket writer acknowledges every ackEvery messages
+			// (its reader arms a timer for the end of a burst): it needs
+			// waking only then.
 			r := s.received.Add(1)
-			if d := r - s.ackedSent.Load(); d == 1 || d >= ackEvery {
+			if r-s.ackedSent.Load() >= ackEvery {
 				select {
 				case s.recvSignal <- struct{}{}:
 				default:

@@ -101,6 +101,11 @@ type wsConn struct {
 	werr      error               // guarded by wmu; the first failed write, after which none is tried
 	closeReq  *session.CloseError // guarded by wmu; seen in the outbox, for the writer goroutine
 	nextSeen  atomic.Uint64       // next, readable without wmu
+
+	ackMu    sync.Mutex
+	ackTimer *time.Timer // guarded by ackMu; fires ackTick
+	ackArmed atomic.Bool // the timer runs
+	ackDue   atomic.Bool // the timer fired: acknowledge what was received
 }
 
 // readLoop reads frames and delivers them until the connection fails, is
@@ -134,6 +139,40 @@ func (c *wsConn) readLoop(ctx context.Context) {
 			c.readErr = err
 			return
 		}
+		if s := c.l.s; f.IsMessage() && s.received.Load()-s.ackedSent.Load() == 1 {
+			c.armAck()
+		}
+	}
+}
+
+// armAck makes sure an acknowledgement goes out ackDelay after the first
+// message left unacknowledged: a timer, so the writer goroutine is not
+// woken for every message received.
+func (c *wsConn) armAck() {
+	if !c.ackArmed.CompareAndSwap(false, true) {
+		return
+	}
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	if c.ackTimer == nil {
+		c.ackTimer = time.AfterFunc(ackDelay, c.ackTick)
+		return
+	}
+	c.ackTimer.Reset(ackDelay)
+}
+
+func (c *wsConn) ackTick() {
+	c.ackArmed.Store(false)
+	c.ackDue.Store(true)
+	c.wake()
+}
+
+// stopAck stops the acknowledgement timer for good.
+func (c *wsConn) stopAck() {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	if c.ackTimer != nil {
+		c.ackTimer.Stop()
 	}
 }
 
@@ -248,21 +287,11 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 	c.flushFromSend()
 	hbTimer := time.NewTimer(c.hb)
 	defer hbTimer.Stop()
-	var ackTimer *time.Timer
-	var ackC <-chan time.Time
-	defer func() {
-		if ackTimer != nil {
-			ackTimer.Stop()
-		}
-	}()
+	defer c.stopAck()
 	for {
-		ackNow := false
 		select {
 		case <-c.poke:
 		case <-s.recvSignal:
-		case <-ackC:
-			ackTimer, ackC = nil, nil
-			ackNow = true
 		case <-hbTimer.C:
 			c.wmu.Lock()
 			idle := time.Since(c.lastWrite)
@@ -285,7 +314,7 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 			return ctx.Err()
 		}
 		c.wmu.Lock()
-		err := c.flushLocked(ackNow)
+		err := c.flushLocked(c.ackDue.Swap(false))
 		closeReq := c.closeReq
 		pendingAck := s.received.Load() > c.acked
 		c.wmu.Unlock()
@@ -295,9 +324,8 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 		if closeReq != nil {
 			return c.closeHandshake(ctx, *closeReq)
 		}
-		if pendingAck && ackC == nil {
-			ackTimer = time.NewTimer(ackDelay)
-			ackC = ackTimer.C
+		if pendingAck {
+			c.armAck() // what this flush did not acknowledge
 		}
 		// Send may have queued more while the lock was held here.
 		if s.out.has(c.nextSeen.Load()) {

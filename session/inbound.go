@@ -74,16 +74,14 @@ func (s *Session) Deliver(ctx context.Context, seq uint64, msgs []Message) error
 	s.mu.Lock()
 	fn := s.onMessage
 	first, accepted, size, err := s.admitLocked(ctx, seq, msgs, fn == nil)
-	transportName := s.lastTransport
+	if o := s.cfg.Observer; o != nil && accepted > 0 {
+		// Counted before Recv can return them.
+		o.MessagesIn(s.lastTransport, accepted, size)
+	}
 	s.mu.Unlock()
-	if accepted > 0 {
-		if o := s.cfg.Observer; o != nil {
-			o.MessagesIn(transportName, accepted, size)
-		}
-		if fn != nil {
-			for _, m := range msgs[first : first+accepted] {
-				fn(m)
-			}
+	if fn != nil {
+		for _, m := range msgs[first : first+accepted] {
+			fn(m)
 		}
 	}
 	return err

@@ -38,7 +38,7 @@ type Session struct {
 
 	onFinish func(*Session)
 
-	deliverMu sync.Mutex      // held by Deliver and OnMessage, taken before mu
+	deliverMu sync.Mutex    // held by Deliver and OnMessage, taken before mu
 	onMessage func(Message) // guarded by mu; set once by OnMessage
 
 	mu sync.Mutex
