@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/tetherkit/tether"
@@ -85,4 +86,59 @@ func ExampleNewServer_stripPrefix() {
 	}
 	fmt.Println(c.Transport(), string(m.Data))
 	// Output: longpoll welcome
+}
+
+// ExampleCallbacks serves a chat-like room with callbacks: no goroutine per
+// session. Open greets and registers the session, Message relays to every
+// member, Close unregisters.
+func ExampleCallbacks() {
+	var (
+		mu      sync.Mutex
+		members = map[*session.Session]bool{}
+	)
+	room := &tether.Callbacks{
+		Open: func(s *session.Session) {
+			mu.Lock()
+			members[s] = true
+			mu.Unlock()
+			s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("welcome")})
+		},
+		Message: func(s *session.Session, m session.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			for member := range members {
+				member.Send(member.Context(), m) // never waits for the network
+			}
+		},
+		Close: func(s *session.Session, err error) {
+			mu.Lock()
+			delete(members, s)
+			mu.Unlock()
+		},
+	}
+	srv := tether.NewServer(room, nil)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, hs.URL+"/", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(session.StatusNormalClosure, "")
+	c.Send(ctx, session.Message{Type: session.Text, Data: []byte("hi all")})
+	for range 2 {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(string(m.Data))
+	}
+	// Output:
+	// welcome
+	// hi all
 }
