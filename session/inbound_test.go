@@ -224,3 +224,84 @@ func TestDeliverWaitingClose(t *testing.T) {
 	s.Close(session.StatusNormalClosure, "")
 	wantClose(t, "waiting Deliver after Close", <-done, session.StatusNormalClosure)
 }
+
+// TestOnMessageConcurrent: with a message callback, deliveries from many
+// goroutines (retried, overlapping uploads) reach it exactly once each, in
+// order, one call at a time; messages queued before OnMessage come first;
+// OnClose runs once, after the last callback, with the close.
+func TestOnMessageConcurrent(t *testing.T) {
+	const (
+		total   = 500
+		senders = 8
+		early   = 3 // delivered before OnMessage, so queued for Recv
+	)
+	s := newSession(t, testConfig())
+	all := make([]session.Message, total)
+	for i := range all {
+		all[i] = text(fmt.Sprint(i + 1))
+	}
+	ctx := testContext(t)
+	if err := s.Deliver(ctx, 1, all[:early]); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		got      []string
+		inFlight int
+		overlap  bool
+	)
+	closed := make(chan string, 2)
+	s.OnClose(func(err error) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		closed <- fmt.Sprintf("%d messages, %v", n, err)
+	})
+	s.OnMessage(func(m session.Message) {
+		mu.Lock()
+		inFlight++
+		overlap = overlap || inFlight > 1
+		got = append(got, string(m.Data))
+		mu.Unlock()
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	var wg sync.WaitGroup
+	for g := range senders {
+		step := 3 + g%4
+		size := step + 1 + g%5
+		wg.Go(func() {
+			for start := 1; start <= total; start += step {
+				end := min(start-1+size, total)
+				if err := s.Deliver(ctx, uint64(start), all[start-1:end]); err != nil {
+					t.Errorf("Deliver(%d) = %v", start, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s.Close(session.StatusCode(4100), "done")
+	select {
+	case c := <-closed:
+		if want := fmt.Sprintf("%d messages, %v", total, session.CloseError{Code: 4100, Reason: "done"}); c != want {
+			t.Fatalf("OnClose saw %s, want %s", c, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("OnClose was not called")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if overlap {
+		t.Error("two callbacks ran at once")
+	}
+	for i, m := range got {
+		if m != fmt.Sprint(i+1) {
+			t.Fatalf("callback %d got %q, want %d", i, m, i+1)
+		}
+	}
+	if _, err := s.Recv(ctx); !errors.As(err, new(session.CloseError)) {
+		t.Errorf("Recv after OnMessage = %v, want the CloseError", err)
+	}
+}
