@@ -84,6 +84,12 @@ func pollLoop(ctx context.Context, l *link) error {
 // framing (PROTOCOL.md section 4.6): a server that ignored the compact
 // parameter answers in batches.
 func compactResponse(contentType string) bool {
+	switch contentType { // what the server sends, without parsing it
+	case "application/octet-stream" + wire.CompactMediaParam:
+		return true
+	case "application/octet-stream":
+		return false
+	}
 	_, params, err := mime.ParseMediaType(contentType)
 	return err == nil && params[wire.CompactParam] == "1"
 }
