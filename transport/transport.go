@@ -59,7 +59,13 @@ type Config struct {
 
 // Warn logs a client's protocol error on session s at Warn: never the token.
 func (cfg *Config) Warn(msg string, s *session.Session, r *http.Request, err error) {
+	cfg.WarnRemote(msg, s, r.RemoteAddr, err)
+}
+
+// WarnRemote is Warn for a connection that outlived its request: remote is
+// the request's RemoteAddr.
+func (cfg *Config) WarnRemote(msg string, s *session.Session, remote string, err error) {
 	if cfg.Logger != nil {
-		cfg.Logger.Warn(msg, "session", s.ID(), "remote", r.RemoteAddr, "err", err)
+		cfg.Logger.Warn(msg, "session", s.ID(), "remote", remote, "err", err)
 	}
 }

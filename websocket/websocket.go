@@ -76,9 +76,11 @@ func (t *Transport) Name() string { return Name }
 // messages too.
 func (t *Transport) Bidirectional() bool { return true }
 
-// ServeAttach implements transport.Transport. The request's goroutine reads
-// the connection for as long as it lives; there is no writer goroutine while
-// nothing is being written (see connection).
+// ServeAttach implements transport.Transport. It returns once the
+// connection is attached, leaving it to one goroutine, its reader, for as
+// long as it lives: net/http then lets go of the request and of its
+// connection's buffers, which a hijacked connection no longer uses. There is
+// no writer goroutine while nothing is being written (see connection).
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	if !ws.IsWebSocketUpgrade(r) {
 		transport.BadRequest(w, "not a WebSocket handshake")
@@ -89,10 +91,8 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	if err != nil {
 		return // the upgrader has answered
 	}
-	defer conn.Close()
-	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, r: r}
+	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, remote: r.RemoteAddr}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	defer c.cancel()
 	// Until c.link is set, a flush counts as under way: the link's
 	// notifications only mark work pending, and the first flush below
 	// takes it.
@@ -104,6 +104,8 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	if err != nil {
 		conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(int(session.StatusSessionExpired), "unknown session"),
 			time.Now().Add(a.Config.WriteTimeout))
+		c.cancel()
+		conn.Close()
 		return
 	}
 	c.mu.Lock()
@@ -111,15 +113,23 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	c.heartbeat = time.AfterFunc(c.cfg.HeartbeatInterval, c.heartbeatTick)
 	c.mu.Unlock()
 	c.lastWrite.Store(nanotime())
-	c.flush(false) // the replay, if any, and the acknowledgement a new link owes
-	c.read(a.Seq)
+	go c.serve(a.Seq)
+}
+
+// serve runs the connection on its reader goroutine: the first flush (the
+// replay, if any, and the acknowledgement a new link owes), then reading
+// until the connection ends, then the teardown.
+func (c *connection) serve(seq uint64) {
+	c.flush(false)
+	c.read(seq)
 	c.stop()
-	link.Detach()
+	c.link.Detach()
+	c.conn.Close()
 }
 
 // connection is one attached WebSocket.
 //
-// Its request's goroutine reads. Writing is done on demand, with no
+// One goroutine reads. Writing is done on demand, with no
 // goroutine while there is nothing to write: when the link has something
 // (Notify calls kick), a flush starts in a goroutine of its own and ends
 // once nothing is left. While the reader is handing a message to the
@@ -128,11 +138,11 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 // returns: a reply costs no goroutine switch. Heartbeats and delayed
 // acknowledgements come from timers, which hold no goroutine either.
 type connection struct {
-	conn *ws.Conn
-	cork *corkConn // under conn
-	link *session.Link
-	cfg  *transport.Config
-	r    *http.Request // the handshake, for logs
+	conn   *ws.Conn
+	cork   *corkConn // under conn
+	link   *session.Link
+	cfg    *transport.Config
+	remote string // the handshake's RemoteAddr, for logs
 
 	// ctx ends when the connection is being torn down; it bounds the
 	// reader's wait for room in the session's inbound queue.
@@ -405,7 +415,7 @@ func (c *connection) read(seq uint64) {
 		typ, data, err := c.conn.ReadMessage()
 		if err != nil {
 			if errors.Is(err, ws.ErrReadLimit) && !draining {
-				c.cfg.Warn("tether: message too big", s, c.r, err)
+				c.cfg.WarnRemote("tether: message too big", s, c.remote, err)
 				s.Close(session.StatusMessageTooBig, "message too big")
 				c.drain()
 			}
@@ -418,7 +428,7 @@ func (c *connection) read(seq uint64) {
 		if typ == ws.BinaryMessage {
 			f = transport.Frame{Type: transport.FrameBinary, Message: session.Message{Type: session.Binary, Data: data}}
 		} else if f, err = transport.ParseFrame(data, c.cfg.MaxMessageBytes); err != nil {
-			c.cfg.Warn("tether: malformed frame", s, c.r, err)
+			c.cfg.WarnRemote("tether: malformed frame", s, c.remote, err)
 			if errors.Is(err, transport.ErrMessageTooBig) {
 				s.Close(session.StatusMessageTooBig, "message too big")
 			} else {
@@ -433,7 +443,7 @@ func (c *connection) read(seq uint64) {
 			err := c.deliver(s, seq, f.Message)
 			if err != nil {
 				if errors.Is(err, session.ErrSequenceGap) {
-					c.cfg.Warn("tether: sequence gap", s, c.r, err)
+					c.cfg.WarnRemote("tether: sequence gap", s, c.remote, err)
 				} else if c.ctx.Err() != nil {
 					return
 				}
@@ -444,7 +454,7 @@ func (c *connection) read(seq uint64) {
 			seq++
 		case f.Type == transport.FrameAck:
 			if err := s.Acknowledge(f.Received); err != nil {
-				c.cfg.Warn("tether: bad acknowledgement", s, c.r, err)
+				c.cfg.WarnRemote("tether: bad acknowledgement", s, c.remote, err)
 				s.Close(session.StatusProtocolError, "bad acknowledgement")
 				draining = true
 				c.conn.SetReadDeadline(time.Now().Add(closeGrace))
