@@ -177,12 +177,18 @@ func (s *Session) OnMessage(fn func(Message)) {
 // OnClose arranges for fn to be called once, with the session's
 // CloseError, when the session closes (from either side, or because the
 // client did not come back within the resume window): after every message
-// callback has returned, in a goroutine of its own.
+// callback has returned, in a goroutine of its own. On a session that has
+// closed already, fn is called at once (in its goroutine). OnClose may be
+// called once; later calls are ignored.
 func (s *Session) OnClose(fn func(err error)) {
-	context.AfterFunc(s.ctx, func() {
-		// Wait for a delivery under way: its callbacks come first.
-		s.deliverMu.Lock()
-		s.deliverMu.Unlock()
-		fn(s.Err())
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onClose != nil || s.closeSet {
+		return
+	}
+	s.closeSet = true
+	s.onClose = fn
+	if s.ctx.Err() != nil {
+		s.closedLocked()
+	}
 }

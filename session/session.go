@@ -40,6 +40,8 @@ type Session struct {
 
 	deliverMu sync.Mutex    // held by Deliver and OnMessage, taken before mu
 	onMessage func(Message) // guarded by mu; set once by OnMessage
+	onClose   func(error)   // guarded by mu; set once by OnClose, cleared when called
+	closeSet  bool          // guarded by mu; OnClose was called
 
 	mu sync.Mutex
 
@@ -168,6 +170,7 @@ func (s *Session) closeLocked(ce CloseError) {
 		s.closeErr = &ce
 	}
 	s.cancel()
+	s.closedLocked()
 	s.spaceFree.broadcast()
 	s.inReady.broadcast()
 	s.inSpace.broadcast()
@@ -219,6 +222,22 @@ func (s *Session) Abort(ce CloseError) {
 	}
 }
 
+// closedLocked calls the OnClose function, if any, once the session has
+// closed (its context is canceled): in a goroutine of its own, after the
+// delivery under way, whose callbacks come first.
+func (s *Session) closedLocked() {
+	fn := s.onClose
+	if fn == nil {
+		return
+	}
+	s.onClose = nil
+	go func() {
+		s.deliverMu.Lock()
+		s.deliverMu.Unlock()
+		fn(s.Err())
+	}()
+}
+
 // Finished reports whether the session has ended for good.
 func (s *Session) Finished() bool {
 	s.mu.Lock()
@@ -237,6 +256,7 @@ func (s *Session) finishLocked() {
 		s.closeErr = &CloseError{Code: StatusAbnormalClosure, Reason: "connection lost"}
 	}
 	s.cancel()
+	s.closedLocked()
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
