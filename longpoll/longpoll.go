@@ -39,7 +39,7 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	}
 	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received})
 	if err != nil {
-		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
+		transport.AttachError(w, err)
 		return
 	}
 	defer link.Detach()

@@ -30,4 +30,10 @@ var (
 	// ErrFinished is returned by Link.Pull once the session has ended and
 	// the link has nothing more to deliver.
 	ErrFinished = errors.New("session finished")
+	// ErrStaleAttach is returned by Attach when the client says it has
+	// received fewer messages than it has already acknowledged: the
+	// request was made before others that arrived first (a retry of an
+	// abandoned connection, held up on the way). It is refused; the
+	// session and its attached connection go on.
+	ErrStaleAttach = errors.New("stale attach")
 )

@@ -74,9 +74,11 @@ type AttachOptions struct {
 // Attach attaches a connection to the session; it supersedes the connection
 // attached before, whose Pull then returns ErrSuperseded. Messages after
 // opts.Received are replayed; the ones up to it count as acknowledged. If
-// those messages are no longer all held, the session closes with
+// opts.Received counts messages never sent, the session closes with
 // StatusResumeGap and the link delivers only the close frame. Attach
-// returns ErrUnknownSession for a session that has ended.
+// returns ErrUnknownSession for a session that has ended, and
+// ErrStaleAttach, changing nothing, when opts.Received is below what the
+// client has acknowledged already.
 func (s *Session) Attach(opts AttachOptions) (*Link, error) {
 	l := &Link{
 		s:          s,
@@ -95,7 +97,14 @@ func (s *Session) Attach(opts AttachOptions) (*Link, error) {
 	if s.finished {
 		return nil, ErrUnknownSession
 	}
+	if opts.Received < s.clientAcked {
+		// The client's received count only grows, and it has stated
+		// s.clientAcked already: this request is older than that.
+		return nil, ErrStaleAttach
+	}
 	var replayed uint64
+	// Below s.acked (and not stale) only after Abort, which counts
+	// undelivered messages as acknowledged: the link delivers its close.
 	if opts.Received < s.acked || opts.Received > s.acked+uint64(len(s.out)) {
 		l.gap = true
 		s.closeLocked(CloseError{Code: StatusResumeGap, Reason: "resume gap"})

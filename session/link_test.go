@@ -155,8 +155,35 @@ var gapTests = []struct {
 }{
 	{"beyond sent", 0, 6},
 	{"far beyond sent", 0, 1 << 40},
-	{"below acknowledged", 3, 2},
-	{"zero after an acknowledgement", 1, 0},
+}
+
+// TestStaleAttach: an attach stating fewer messages than the client has
+// acknowledged is an old request arriving late; it is refused, and neither
+// the session nor the connection attached is disturbed.
+func TestStaleAttach(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		acked, received uint64
+	}{
+		{"below acknowledged", 3, 2},
+		{"zero after an acknowledgement", 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(t, nil)
+			sendAll(t, s, "1", "2", "3", "4", "5")
+			current := attach(t, s, session.AttachOptions{Received: tt.acked})
+			if l, err := s.Attach(session.AttachOptions{Received: tt.received}); !errors.Is(err, session.ErrStaleAttach) || l != nil {
+				t.Fatalf("Attach(Received %d) after %d acknowledged = %v, %v; want ErrStaleAttach", tt.received, tt.acked, l, err)
+			}
+			if err := s.Err(); err != nil {
+				t.Fatalf("Err() after a stale attach = %v, want the session open", err)
+			}
+			b := pull(t, current, 1<<20)
+			if b.First != tt.acked+1 || len(b.Messages) != int(5-tt.acked) {
+				t.Fatalf("the attached link then pulled %d messages from %d, want %d from %d", len(b.Messages), b.First, 5-tt.acked, tt.acked+1)
+			}
+		})
+	}
 }
 
 func TestReattachGap(t *testing.T) {

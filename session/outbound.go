@@ -94,6 +94,7 @@ func (s *Session) acknowledgeLocked(received uint64) error {
 	if received > s.acked+uint64(len(s.out)) {
 		return fmt.Errorf("%w: %d acknowledged, %d sent", ErrBadAck, received, s.acked+uint64(len(s.out)))
 	}
+	s.clientAcked = max(s.clientAcked, received)
 	if received <= s.acked {
 		return nil
 	}

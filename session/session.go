@@ -47,11 +47,12 @@ type Session struct {
 
 	// Messages to the client: out[i] is message number acked+1+i. Guarded
 	// by mu, like every field below.
-	out       []Message
-	acked     uint64
-	outBytes  int
-	dropped   uint64
-	spaceFree signal // Send waiting under SlowConsumerBlock
+	out         []Message
+	acked       uint64
+	clientAcked uint64 // the highest received count the client has stated
+	outBytes    int
+	dropped     uint64
+	spaceFree   signal // Send waiting under SlowConsumerBlock
 
 	// Messages from the client, accepted and not yet read.
 	in       []Message

@@ -1,16 +1,20 @@
 package transport
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/tetherkit/tether/session"
 )
 
 // Error bodies, one short line each (PROTOCOL.md section 9).
 const (
 	MsgUnsupportedVersion = "unsupported protocol version"
 	MsgUnknownSession     = "unknown session"
+	MsgStaleAttach        = "stale attach"
 	MsgOriginNotAllowed   = "origin not allowed"
 	MsgMethodNotAllowed   = "method not allowed"
 	MsgSequenceGap        = "sequence gap"
@@ -167,4 +171,14 @@ func (p *OriginPolicy) ServePreflight(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// AttachError answers an attach that Session.Attach refused: 409 for a
+// stale attach (session.ErrStaleAttach), 404 for an unknown session.
+func AttachError(w http.ResponseWriter, err error) {
+	if errors.Is(err, session.ErrStaleAttach) {
+		Error(w, http.StatusConflict, MsgStaleAttach)
+		return
+	}
+	Error(w, http.StatusNotFound, MsgUnknownSession)
 }

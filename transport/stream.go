@@ -73,7 +73,7 @@ type Stream struct {
 func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
 	link, err := a.Session.Attach(session.AttachOptions{Transport: st.Name, Received: a.Received})
 	if err != nil {
-		Error(w, http.StatusNotFound, MsgUnknownSession)
+		AttachError(w, err)
 		return
 	}
 	defer link.Detach()

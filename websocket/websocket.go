@@ -102,8 +102,11 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick, Flush: c.flushFromSend,
 	})
 	if err != nil {
-		conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(int(session.StatusSessionExpired), "unknown session"),
-			time.Now().Add(a.Config.WriteTimeout))
+		code, reason := int(session.StatusSessionExpired), transport.MsgUnknownSession
+		if errors.Is(err, session.ErrStaleAttach) {
+			code, reason = StatusSuperseded, transport.MsgStaleAttach
+		}
+		conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(code, reason), time.Now().Add(a.Config.WriteTimeout))
 		c.cancel()
 		conn.Close()
 		return

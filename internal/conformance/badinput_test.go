@@ -107,6 +107,17 @@ var badInputs = []badRow{
 		}
 		return e.answer(t, e.req(t, "GET", "longpoll?received=0", s.query(), nil))
 	}},
+	{"longpoll stating fewer messages than it acknowledged (a late, stale attach)", "409 stale attach; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		if got := e.after(t, s); got != "; session unaffected" {
+			t.Fatalf("before: %s", got)
+		}
+		// Acknowledge the echo received (the poll waits out a heartbeat).
+		if got := e.answer(t, e.req(t, "GET", fmt.Sprintf("longpoll?received=%d", s.received), s.query(), nil)); !strings.HasPrefix(got, "200") {
+			t.Fatalf("acknowledging poll: %s", got)
+		}
+		return e.answer(t, e.req(t, "GET", "longpoll?received=0", s.query(), nil)) + e.after(t, s)
+	}},
 	{"send to a session the client closed", "404 unknown session", func(t *testing.T, e *badEnv) string {
 		s := e.session(t)
 		if got := e.answer(t, e.req(t, "POST", "send", s.query(), batch("c1000"))); got != "204" {
