@@ -24,6 +24,7 @@ var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retur
 type corkConn struct {
 	net.Conn
 	raw syscall.RawConn // the socket, for tryUncork; nil without one
+	now nowWriter       // tryUncork's write, kept to allocate nothing per call
 
 	mu     sync.Mutex
 	buf    *[]byte // non-nil while corked; guarded by mu
@@ -48,6 +49,25 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// writeFrame writes a frame's header and payload as one unit: a write from
+// another goroutine (gorilla answering a ping) never lands between them.
+func (c *corkConn) writeFrame(header, payload []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed != nil {
+		return c.failed
+	}
+	if c.buf == nil { // not corked: one write all the same
+		_, err := c.Conn.Write(append(append(make([]byte, 0, len(header)+len(payload)), header...), payload...))
+		return err
+	}
+	*c.buf = append(append(*c.buf, header...), payload...)
+	if len(*c.buf) >= corkLimit && !c.hold {
+		return c.flushLocked()
+	}
+	return nil
 }
 
 // cork starts collecting writes.
@@ -96,7 +116,7 @@ func (c *corkConn) tryUncork() (done bool, err error) {
 		return false, c.failed
 	}
 	if c.raw != nil && len(*c.buf) > 0 {
-		n, err := writeNow(c.raw, *c.buf)
+		n, err := c.now.write(c.raw, *c.buf)
 		if err != nil {
 			c.failed = err
 			return false, err

@@ -91,7 +91,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, remote: r.RemoteAddr}
+	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, remote: r.RemoteAddr, compress: t.upgrader.EnableCompression}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// Until c.link is set, a flush counts as under way: the link's
 	// notifications only mark work pending, and the first flush below
@@ -141,11 +141,12 @@ func (c *connection) serve(seq uint64) {
 // returns: a reply costs no goroutine switch. Heartbeats and delayed
 // acknowledgements come from timers, which hold no goroutine either.
 type connection struct {
-	conn   *ws.Conn
-	cork   *corkConn // under conn
-	link   *session.Link
-	cfg    *transport.Config
-	remote string // the handshake's RemoteAddr, for logs
+	conn     *ws.Conn
+	cork     *corkConn // under conn
+	link     *session.Link
+	cfg      *transport.Config
+	remote   string // the handshake's RemoteAddr, for logs
+	compress bool   // per-message deflate may be on: gorilla frames messages
 
 	// ctx ends when the connection is being torn down; it bounds the
 	// reader's wait for room in the session's inbound queue.
@@ -269,6 +270,7 @@ func (c *connection) flush(nowait bool) {
 // finishFlush completes a write the socket did not take at once, waiting
 // as long as the write deadline allows, then goes on flushing.
 func (c *connection) finishFlush() {
+	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	if c.cork.uncork() != nil {
 		c.fail()
 	}
@@ -527,7 +529,11 @@ const closeGrace = 2 * time.Second
 // frame or, for an empty batch, a heartbeat. They go to the network in one
 // write; with nowait, only as far as the socket takes them at once.
 func (c *connection) write(b session.Batch, nowait bool) writeResult {
-	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	if !nowait || c.compress {
+		// Gorilla applies it to its own writes (with compression); the
+		// cork to the blocking write of what it collected.
+		c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	}
 	if nowait {
 		c.cork.corkHold()
 	} else {
@@ -552,7 +558,7 @@ func (c *connection) write(b session.Batch, nowait bool) writeResult {
 func (c *connection) writeFrames(b session.Batch) bool {
 	for _, m := range b.Messages {
 		if m.Type == session.Binary {
-			if c.conn.WriteMessage(ws.BinaryMessage, m.Data) != nil {
+			if !c.writeMessage(ws.BinaryMessage, m.Data) {
 				return false
 			}
 		} else if !c.writeText(transport.RawEncoding.AppendMessage(c.frame[:0], m)) {
@@ -579,7 +585,19 @@ func (c *connection) writeText(p []byte) bool {
 	} else {
 		c.frame = nil
 	}
-	return c.conn.WriteMessage(ws.TextMessage, p) == nil
+	return c.writeMessage(ws.TextMessage, p)
+}
+
+// writeMessage writes p as one WebSocket message of type typ. Without
+// compression it frames the message itself, straight into the cork
+// buffer: no allocation, where gorilla's writer costs one per message with
+// a buffer pool. With compression it leaves the message to gorilla.
+func (c *connection) writeMessage(typ int, p []byte) bool {
+	if c.compress {
+		return c.conn.WriteMessage(typ, p) == nil
+	}
+	var h [maxFrameHeader]byte
+	return c.cork.writeFrame(appendFrameHeader(h[:0], byte(typ), len(p)), p) == nil
 }
 
 // maxKeptFrame is the largest frame buffer a connection keeps between

@@ -23,16 +23,29 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// writeNow writes as much of p as the socket takes at once, without
-// waiting: one write(2) on the non-blocking socket. It returns how many
-// bytes went out; a full socket is not an error.
-func writeNow(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), p)
-		return true // never wait for the socket to become writable
-	})
+// nowWriter makes one write(2) on a non-blocking socket without waiting
+// for it to become writable. Its callback is made once, so a write
+// allocates nothing. Not for concurrent use.
+type nowWriter struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// write writes as much of p as the socket takes at once, without waiting.
+// It returns how many bytes went out; a full socket is not an error.
+func (w *nowWriter) write(rc syscall.RawConn, p []byte) (int, error) {
+	if w.fn == nil {
+		w.fn = func(fd uintptr) bool {
+			w.n, w.err = syscall.Write(int(fd), w.p)
+			return true // never wait for the socket to become writable
+		}
+	}
+	w.p = p
+	err := rc.Write(w.fn)
+	n, werr := w.n, w.err
+	w.p, w.n, w.err = nil, 0, nil
 	switch {
 	case err != nil:
 		return 0, err

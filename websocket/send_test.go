@@ -1,0 +1,116 @@
+package websocket_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/session"
+)
+
+// dialSession starts a server with opts (served by Callbacks that do
+// nothing), negotiates and attaches a raw gorilla WebSocket, and returns
+// the server's session and the client's connection.
+func dialSession(tb testing.TB, opts *tether.Options) (*session.Session, *ws.Conn) {
+	tb.Helper()
+	sessions := make(chan *session.Session, 1)
+	srv := tether.NewServer(&tether.Callbacks{
+		Open:    func(s *session.Session) { sessions <- s },
+		Message: func(*session.Session, session.Message) {},
+	}, opts)
+	hs := httptest.NewServer(srv)
+	tb.Cleanup(hs.Close)
+	tb.Cleanup(func() { srv.Close() })
+	resp, err := http.Post(hs.URL+"/negotiate?v=1", "", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n struct{ Session, Token string }
+	json.NewDecoder(resp.Body).Decode(&n)
+	resp.Body.Close()
+	s := <-sessions
+	u := "ws" + strings.TrimPrefix(hs.URL, "http") + fmt.Sprintf("/websocket?session=%s&token=%s&received=0&seq=1", n.Session, n.Token)
+	c, _, err := ws.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return s, c
+}
+
+// TestFramesOfEverySize: the frames the connection writes itself read back
+// in gorilla, with every length encoding (7-bit, 16-bit, 64-bit) at its
+// bounds, text and binary.
+func TestFramesOfEverySize(t *testing.T) {
+	sizes := []int{0, 1, 124, 125, 126, 127, 65534, 65535, 65536, 70000}
+	s, c := dialSession(t, &tether.Options{Logger: slog.New(slog.DiscardHandler), MaxMessageBytes: 1 << 20})
+	ctx := context.Background()
+	for _, n := range sizes {
+		for _, typ := range []session.MessageType{session.Text, session.Binary} {
+			data := []byte(strings.Repeat("x", n))
+			if err := s.Send(ctx, session.Message{Type: typ, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for _, n := range sizes {
+		for _, typ := range []int{ws.TextMessage, ws.BinaryMessage} {
+			var got []byte
+			for { // skip acknowledgements and heartbeats
+				gotTyp, p, err := c.ReadMessage()
+				if err != nil {
+					t.Fatalf("reading the %d-byte message: %v", n, err)
+				}
+				if gotTyp == ws.BinaryMessage || (len(p) > 0 && p[0] == 'm') {
+					if gotTyp != typ {
+						t.Fatalf("%d bytes: message type %d, want %d", n, gotTyp, typ)
+					}
+					got = p
+					break
+				}
+			}
+			if typ == ws.TextMessage {
+				got = got[1:] // the frame type
+			}
+			if len(got) != n || strings.Trim(string(got), "x") != "" {
+				t.Fatalf("a %d-byte message arrived as %d bytes", n, len(got))
+			}
+		}
+	}
+}
+
+// BenchmarkSend measures the server's send path over a real WebSocket:
+// Session.Send of a 64-byte text message, written by the sending goroutine
+// (or the flush it hands over to). The client reads the raw socket and
+// discards it, so the allocations reported are the server's.
+func BenchmarkSend(b *testing.B) {
+	s, c := dialSession(b, &tether.Options{Logger: slog.New(slog.DiscardHandler), SlowConsumer: session.SlowConsumerBlock})
+	go io.Copy(io.Discard, c.UnderlyingConn()) // no acknowledgements: Block waits past the queue limit
+	ctx := context.Background()
+	m := session.Message{Type: session.Text, Data: []byte(strings.Repeat("x", 64))}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(m.Data)))
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Send(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		if i%1024 == 1023 {
+			// Stand in for the client's acknowledgement, so that the
+			// queue stays short.
+			sent, _ := s.Sent()
+			s.Acknowledge(sent)
+		}
+	}
+}
