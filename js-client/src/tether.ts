@@ -424,7 +424,7 @@ export class Tether extends EventTarget {
         })
         if (c.name != 'longpoll') {
           if (this._rcv - this._ar >= 64) this._ack()
-          else this._at ||= setTimeout(() => this._ack(), 100)
+          else this._at ||= setTimeout(() => this._ack(), 1000)
         }
       }
     } else if (t == 'a') this._acknowledged(+d)
