@@ -4,6 +4,16 @@
 // binary WebSocket message is a binary Tether message with no framing at
 // all, a text WebSocket message is a frame whose first byte is its type, so
 // a text message costs one byte of overhead. The connection carries both
-// directions; each connection has one reader goroutine and one writer, the
-// request's own goroutine.
+// directions.
+//
+// Each connection has one goroutine, its reader; the HTTP handler returns
+// once the connection is attached, so net/http releases the upgrade request
+// and its buffers. There is no writer goroutine: a message is written by
+// the goroutine that sends it (Session.Send), with one non-blocking write
+// of the whole batch, or by the reader right after delivering a message (a
+// reply made in a message callback); only what a full socket does not take
+// at once is finished by a short-lived goroutine, so a sender never waits
+// for a slow client. Heartbeats and delayed acknowledgements come from
+// timers. Without compression, frames are written into the connection's
+// buffer directly, so a message costs no allocation past the session's copy.
 package websocket
