@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path"
 	"sync"
 	"time"
@@ -174,7 +175,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.serveNegotiate(w, r)
 		return
 	case "send":
-		if s := srv.lookup(w, r); s != nil {
+		if s := srv.lookup(w, r, r.URL.Query()); s != nil {
 			transport.ServeSend(w, r, s, srv.tcfg)
 		}
 		return
@@ -210,7 +211,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		transport.BadRequest(w, bad)
 		return
 	}
-	s := srv.lookup(w, r)
+	s := srv.lookup(w, r, q)
 	if s == nil {
 		return
 	}
@@ -218,8 +219,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookup finds the request's session, or answers 404 and returns nil.
-func (srv *Server) lookup(w http.ResponseWriter, r *http.Request) *session.Session {
-	q := r.URL.Query()
+func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) *session.Session {
 	s, err := srv.store.Lookup(q.Get("session"), q.Get("token"))
 	if err != nil {
 		srv.opts.Logger.Debug("tether: unknown session", "session", q.Get("session"), "path", r.URL.Path, "remote", r.RemoteAddr)
