@@ -327,6 +327,10 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 	}
 	time.Sleep(100 * time.Millisecond)
 	cancel()
+	// A raw gorilla reader does not see the cancel: closing the
+	// connections ends every reader now, not at the step's time limit.
+	closeAll(conns)
+	f.conns = nil
 	wg.Wait()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
