@@ -42,6 +42,7 @@ type Session struct {
 	recvSignal chan struct{}          // poked, without blocking, when a received message may need an acknowledgement
 	ackedSent  atomic.Uint64          // the received count the WebSocket last acknowledged
 	ws         atomic.Pointer[wsConn] // the WebSocket attached now, which Send writes to itself
+	deliverMu  sync.Mutex             // one Options.OnMessage call at a time
 
 	mu      sync.Mutex
 	current string              // guarded by mu; the attached transport, "" when none

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tetherkit/tether/session"
 )
 
 // Options configure Dial. A nil *Options means every default; Dial clones the
@@ -63,6 +65,15 @@ type Options struct {
 	// RecvBuffer is how many received messages wait for Recv before the
 	// client stops reading from the connection. Default: 256.
 	RecvBuffer int
+
+	// OnMessage, if set, is called for each message from the server
+	// instead of queuing it for Recv, as session.Session.OnMessage does on
+	// the server: in order, one call at a time, on the goroutine that read
+	// the message, with no goroutine switch. It should return promptly:
+	// the connection reads nothing more until it does. It may Send (on a
+	// WebSocket the message is then written by that goroutine). Recv then
+	// returns only the session's end.
+	OnMessage func(m session.Message)
 
 	// CloseTimeout bounds how long Close waits for the close frame to reach
 	// the server before it gives up and stops the session anyway. Default:

@@ -145,18 +145,16 @@ func (l *link) deliver(ctx context.Context, f wire.Frame) error {
 		if s.out.closing() {
 			return nil
 		}
+		if fn := s.opts.OnMessage; fn != nil {
+			s.deliverMu.Lock()
+			fn(f.Message)
+			s.countReceived()
+			s.deliverMu.Unlock()
+			return nil
+		}
 		select {
 		case s.inbox <- f.Message:
-			// The WebSocket writer acknowledges every ackEvery messages
-			// (its reader arms a timer for the end of a burst): it needs
-			// waking only then.
-			r := s.received.Add(1)
-			if r-s.ackedSent.Load() >= ackEvery {
-				select {
-				case s.recvSignal <- struct{}{}:
-				default:
-				}
-			}
+			s.countReceived()
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -199,4 +197,16 @@ func firstEnd(errs ...error) error {
 		return end
 	}
 	return other
+}
+
+// countReceived counts one more message handed to the application. The
+// WebSocket writer acknowledges every ackEvery messages (its reader arms a
+// timer for the end of a burst): it needs waking only then.
+func (s *Session) countReceived() {
+	if r := s.received.Add(1); r-s.ackedSent.Load() >= ackEvery {
+		select {
+		case s.recvSignal <- struct{}{}:
+		default:
+		}
+	}
 }

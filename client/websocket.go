@@ -23,9 +23,9 @@ func (websocketTransport) name() string { return "websocket" }
 
 // Acknowledgement pacing on WebSocket (PROTOCOL.md section 5.1).
 const (
-	ackEvery    = 64                     // messages received before an ack goes out at once
-	ackDelay    = time.Second // longest wait before acknowledging the end of a burst
-	closeLinger = 2 * time.Second        // wait for the server to end the connection after a close frame
+	ackEvery    = 64              // messages received before an ack goes out at once
+	ackDelay    = time.Second     // longest wait before acknowledging the end of a burst
+	closeLinger = 2 * time.Second // wait for the server to end the connection after a close frame
 )
 
 // run dials {prefix}websocket with the attach parameters; the connection
