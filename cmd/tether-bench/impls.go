@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	ws "github.com/gorilla/websocket"
@@ -83,23 +84,54 @@ func systemByName(name string) *system {
 	return nil
 }
 
-// tetherConn is a Tether session through the Go client.
-type tetherConn struct{ s *client.Session }
+// tetherConn is a Tether session through the Go client. Messages arrive
+// through client.Options.OnMessage, on the connection's reader: to the
+// handler a workload installs (echo and fan-out answer and measure there,
+// as the raw gorilla client does in its read loop), or else into a queue
+// that Recv reads.
+type tetherConn struct {
+	s       *client.Session
+	handler atomic.Pointer[func(p []byte)]
+	queue   chan []byte
+	closed  chan struct{}
+}
 
 func dialTether(transport string) func(ctx context.Context, base string, env *dialEnv) (conn, error) {
 	return func(ctx context.Context, base string, env *dialEnv) (conn, error) {
+		c := &tetherConn{queue: make(chan []byte, 1024), closed: make(chan struct{})}
 		s, err := client.Dial(ctx, base+tetherPrefix, &client.Options{
 			Transports:     []string{transport},
 			HTTPClient:     env.hc,
 			Dialer:         env.wsd,
 			ConnectTimeout: 30 * time.Second,
-			RecvBuffer:     1024,
+			OnMessage:      c.onMessage,
 		})
 		if err != nil {
 			return nil, err
 		}
-		return &tetherConn{s: s}, nil
+		c.s = s
+		return c, nil
 	}
+}
+
+func (c *tetherConn) onMessage(m session.Message) {
+	if h := c.handler.Load(); h != nil {
+		(*h)(m.Data)
+		return
+	}
+	select {
+	case c.queue <- m.Data:
+	case <-c.closed:
+	}
+}
+
+// setHandler makes h receive the messages, or (nil) the queue again.
+func (c *tetherConn) setHandler(h func(p []byte)) {
+	if h == nil {
+		c.handler.Store(nil)
+		return
+	}
+	c.handler.Store(&h)
 }
 
 func (c *tetherConn) Send(ctx context.Context, p []byte) error {
@@ -107,11 +139,27 @@ func (c *tetherConn) Send(ctx context.Context, p []byte) error {
 }
 
 func (c *tetherConn) Recv(ctx context.Context) ([]byte, error) {
-	m, err := c.s.Recv(ctx)
-	return m.Data, err
+	select {
+	case p := <-c.queue:
+		return p, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.s.Context().Done():
+		return nil, c.s.Context().Err()
+	}
 }
 
-func (c *tetherConn) Close() { c.s.Close(session.StatusNormalClosure, "") }
+func (c *tetherConn) Close() {
+	close(c.closed)
+	c.s.Close(session.StatusNormalClosure, "")
+}
+
+// handlerConn is a conn whose messages can go to a handler on the
+// connection's reader instead of Recv.
+type handlerConn interface {
+	conn
+	setHandler(h func(p []byte))
+}
 
 // rawConnClient is a plain gorilla/websocket connection to the raw echo.
 type rawConnClient struct{ c *ws.Conn }

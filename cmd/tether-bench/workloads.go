@@ -145,6 +145,12 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 	var wg sync.WaitGroup
 	for i, cn := range conns {
 		wg.Go(func() {
+			if hc, ok := cn.(handlerConn); ok {
+				ds := echoByHandler(ctx, hc, i, per)
+				lost.Add(int64(per - len(ds)))
+				rtts[i] = ds
+				return
+			}
 			msg := make([]byte, 64)
 			for j := range msg {
 				msg[j] = 'e'
@@ -187,6 +193,59 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 		res.Err = "time limit reached"
 	}
 	return res
+}
+
+// echoByHandler runs client i's share of the echo on a connection whose
+// messages go to a handler: the handler, on the connection's reader,
+// checks each echo and sends the next message, as a raw gorilla client
+// does in its read loop. It returns the round-trip times.
+func echoByHandler(ctx context.Context, cn handlerConn, i, per int) []time.Duration {
+	var (
+		mu      sync.Mutex // the handler's state, against the end by ctx
+		msg     = bytes.Repeat([]byte{'e'}, 64)
+		ds      = make([]time.Duration, 0, per)
+		t0      time.Time
+		stopped bool
+		done    = make(chan struct{})
+	)
+	send := func() bool { // mu held
+		copy(msg, strconv.Itoa(i*per+len(ds)))
+		t0 = time.Now()
+		return cn.Send(ctx, msg) == nil
+	}
+	cn.setHandler(func(p []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		ok := bytes.Equal(p, msg)
+		if ok {
+			ds = append(ds, time.Since(t0))
+		}
+		if !ok || len(ds) == per || ctx.Err() != nil || !send() {
+			stopped = true
+			close(done)
+		}
+	})
+	defer cn.setHandler(nil)
+	mu.Lock()
+	if !send() {
+		stopped = true
+		close(done)
+	}
+	mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !stopped {
+		stopped = true
+		close(done)
+	}
+	return slices.Clone(ds)
 }
 
 // streamResult is workload 2 (and half of workload 5) for one system.
@@ -289,11 +348,24 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		return res
 	}
 	lat := make([][]time.Duration, len(conns))
+	latMu := make([]sync.Mutex, len(conns)) // for handlers, which may still run at the end
 	var got atomic.Int64
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i, cn := range conns {
 		lat[i] = make([]time.Duration, 0, rounds)
+		if hc, ok := cn.(handlerConn); ok {
+			hc.setHandler(func(p []byte) {
+				if ts, ok := parseBroadcast(p); ok {
+					d := time.Duration(time.Now().UnixNano() - ts)
+					latMu[i].Lock()
+					lat[i] = append(lat[i], d)
+					latMu[i].Unlock()
+					got.Add(1)
+				}
+			})
+			continue
+		}
 		wg.Go(func() {
 			for {
 				p, err := cn.Recv(rctx)
@@ -332,6 +404,11 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 	closeAll(conns)
 	f.conns = nil
 	wg.Wait()
+	for i := range lat {
+		latMu[i].Lock()
+		lat[i] = slices.Clone(lat[i])
+		latMu[i].Unlock()
+	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	res.Deliveries = len(all)
