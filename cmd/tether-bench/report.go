@@ -101,6 +101,21 @@ func renderReport(res *results, chart string) string {
 			}
 			w("| %s | %s | %.0f µs | %.0f µs | %d | %d | %s | %s |\n", sys.Name+orDash(r.Err), human(r.PerSec), r.P50us, r.P99us, r.Lost, r.Refused, g, p)
 		}
+		w("\nCPU time per round trip, server process plus load generator (`/proc` and `getrusage`), steadier than throughput on a shared machine; lower is better, and a ratio below 1 means Tether uses less:\n\n")
+		w("| system | server CPU/round trip | client CPU/round trip | total | total × gorilla | total × sockjs counterpart |\n|---|---:|---:|---:|---:|---:|\n")
+		cpu := func(r echoResult) float64 { return r.ServerCPUus + r.ClientCPUus }
+		for _, sys := range systems {
+			r, ok := res.Echo[sys.Name]
+			if !ok || cpu(r) == 0 {
+				continue
+			}
+			g, p := "", ""
+			if sys.Family == "tether" {
+				g = ratio(cpu(r), cpu(res.Echo["gorilla/websocket"]))
+				p = ratio(cpu(r), cpu(res.Echo[sys.Peer]))
+			}
+			w("| %s | %.1f µs | %.1f µs | %.1f µs | %s | %s |\n", sys.Name, r.ServerCPUus, r.ClientCPUus, cpu(r), g, p)
+		}
 		w("\n")
 	}
 	if len(res.Stream) > 0 {

@@ -117,6 +117,11 @@ type echoResult struct {
 	Lost        int     `json:"lost"`
 	Refused     int64   `json:"refused"`
 	BytesPerMsg float64 `json:"bytesPerMsg"`
+	// ServerCPUus and ClientCPUus are the CPU time per round trip of the
+	// server process and of the load generator (its clients), in
+	// microseconds: steadier than throughput on a shared machine.
+	ServerCPUus float64 `json:"serverCPUus"`
+	ClientCPUus float64 `json:"clientCPUus"`
 	Err         string  `json:"err,omitempty"`
 }
 
@@ -141,6 +146,7 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 	rtts := make([][]time.Duration, len(conns))
 	var lost atomic.Int64
 	bytes0 := env.ctr.n.Load()
+	server0, client0 := processCPU(f.child.cmd.Process.Pid), selfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, cn := range conns {
@@ -177,9 +183,14 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	server1, client1 := processCPU(f.child.cmd.Process.Pid), selfCPU()
 	all := slices.Concat(rtts...)
 	slices.Sort(all)
 	res.RoundTrips = len(all)
+	if len(all) > 0 && server1 > server0 {
+		res.ServerCPUus = float64((server1 - server0).Microseconds()) / float64(len(all))
+		res.ClientCPUus = float64((client1 - client0).Microseconds()) / float64(len(all))
+	}
 	res.Seconds = elapsed.Seconds()
 	res.PerSec = float64(len(all)) / elapsed.Seconds()
 	res.P50us = float64(percentile(all, 0.50).Microseconds())
