@@ -33,10 +33,6 @@ func (*Transport) Bidirectional() bool { return false }
 // interval otherwise. A poll superseded by a newer one answers at once with
 // an empty batch.
 func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
-	if r.Method != http.MethodGet {
-		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
-		return
-	}
 	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received})
 	if err != nil {
 		transport.AttachError(w, err)

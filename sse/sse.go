@@ -82,10 +82,6 @@ func (*Transport) Bidirectional() bool { return false }
 // the client's received count as the larger of the received parameter and
 // a Last-Event-ID header (see Received).
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
-	if r.Method != http.MethodGet {
-		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
-		return
-	}
 	st := &transport.Stream{
 		Name:        Name,
 		ContentType: "text/event-stream; charset=utf-8",

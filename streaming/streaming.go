@@ -64,10 +64,6 @@ func (*Transport) Bidirectional() bool { return false }
 
 // ServeAttach implements transport.Transport.
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
-	if r.Method != http.MethodGet {
-		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
-		return
-	}
 	enc := newEncoder(transport.WantsCompact(r))
 	ct := "multipart/x-mixed-replace; boundary=" + enc.boundary
 	if enc.compact {

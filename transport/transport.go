@@ -10,10 +10,14 @@ import (
 
 // Transport carries a session's frames over one kind of connection.
 //
-// The server has already checked the request's origin, found its session
-// and parsed its parameters when it calls ServeAttach; ServeAttach attaches
-// the connection to the session, serves it until it ends, detaches it and
-// returns. Like an http.Handler, it must not use w after it returns.
+// The server has already checked the request's origin and method (GET),
+// found its session and parsed its parameters when it calls ServeAttach.
+// ServeAttach attaches the connection to the session and serves it until it
+// ends, then detaches it. A transport that takes the connection over from
+// net/http (WebSocket) may return as soon as it is attached and serve it on
+// a goroutine of its own, so that net/http releases the request; one that
+// answers through w returns when the connection ends. Like an
+// http.Handler, it must not use w after it returns.
 type Transport interface {
 	// Name is the transport's name in negotiate responses and URLs.
 	Name() string
