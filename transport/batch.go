@@ -33,22 +33,38 @@ func (enc Encoding) AppendBatchMessage(dst []byte, m session.Message) []byte {
 // the frames before the fault, so callers that must accept all or nothing
 // collect the frames first.
 func ParseBatch(p []byte, maxMessage int, fn func(Frame) error) error {
+	return parseFrames(p, maxMessage, fn, decimalLength)
+}
+
+// decimalLength reads a batch frame's length prefix: decimal digits, no
+// leading zero, then a colon. It returns the length and the prefix's size.
+func decimalLength(p []byte) (uint64, int, error) {
+	i := 0
+	for i < len(p) && i <= maxLengthDigits && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > maxLengthDigits || i == len(p) || p[i] != ':' {
+		return 0, 0, malformed("invalid frame length prefix")
+	}
+	if p[0] == '0' {
+		return 0, 0, malformed("frame length with a leading zero or zero length")
+	}
+	n, err := strconv.ParseUint(string(p[:i]), 10, 64)
+	if err != nil {
+		return 0, 0, malformed("invalid frame length: %v", err)
+	}
+	return n, i + 1, nil
+}
+
+// parseFrames is the loop of both batch formats: a length, read by
+// length, then that many bytes of frame, until p ends.
+func parseFrames(p []byte, maxMessage int, fn func(Frame) error, length func([]byte) (n uint64, size int, err error)) error {
 	for len(p) > 0 {
-		i := 0
-		for i < len(p) && i <= maxLengthDigits && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
-		if i == 0 || i > maxLengthDigits || i == len(p) || p[i] != ':' {
-			return malformed("invalid frame length prefix")
-		}
-		if p[0] == '0' {
-			return malformed("frame length with a leading zero or zero length")
-		}
-		n, err := strconv.ParseUint(string(p[:i]), 10, 64)
+		n, size, err := length(p)
 		if err != nil {
-			return malformed("invalid frame length: %v", err)
+			return err
 		}
-		p = p[i+1:]
+		p = p[size:]
 		if n > uint64(len(p)) {
 			return malformed("frame length %d exceeds the %d bytes left", n, len(p))
 		}

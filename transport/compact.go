@@ -66,41 +66,31 @@ func appendLEB128(dst []byte, n uint64) []byte {
 // calling fn for each, as ParseBatch does for a batch. A length must use as
 // few bytes as it can (no trailing zero byte) and may not be zero.
 func ParseCompactBatch(p []byte, maxMessage int, fn func(Frame) error) error {
-	for len(p) > 0 {
-		var n uint64
-		i := 0
-		for {
-			if i == len(p) {
-				return malformed("frame length cut short")
+	return parseFrames(p, maxMessage, fn, compactLength)
+}
+
+// compactLength reads a compact frame length: LEB128, in its shortest
+// form, not zero. It returns the length and its size in bytes.
+func compactLength(p []byte) (uint64, int, error) {
+	var n uint64
+	for i := 0; ; {
+		if i == len(p) {
+			return 0, 0, malformed("frame length cut short")
+		}
+		if i == maxCompactLengthBytes {
+			return 0, 0, malformed("frame length longer than %d bytes", maxCompactLengthBytes)
+		}
+		c := p[i]
+		n |= uint64(c&0x7f) << (7 * i)
+		i++
+		if c < 0x80 {
+			if c == 0 && i > 1 {
+				return 0, 0, malformed("frame length not in its shortest form")
 			}
-			if i == maxCompactLengthBytes {
-				return malformed("frame length longer than %d bytes", maxCompactLengthBytes)
+			if n == 0 {
+				return 0, 0, malformed("zero frame length")
 			}
-			c := p[i]
-			n |= uint64(c&0x7f) << (7 * i)
-			i++
-			if c < 0x80 {
-				if c == 0 && i > 1 {
-					return malformed("frame length not in its shortest form")
-				}
-				break
-			}
+			return n, i, nil
 		}
-		if n == 0 {
-			return malformed("zero frame length")
-		}
-		p = p[i:]
-		if n > uint64(len(p)) {
-			return malformed("frame length %d exceeds the %d bytes left", n, len(p))
-		}
-		f, err := ParseFrame(p[:n], maxMessage)
-		if err != nil {
-			return err
-		}
-		if err := fn(f); err != nil {
-			return err
-		}
-		p = p[n:]
 	}
-	return nil
 }
