@@ -474,24 +474,14 @@ func (c *connection) read(seq uint64) {
 
 // drain waits, for at most closeGrace, for the flush to write the close
 // after a read that can go no further (gorilla's read limit leaves the
-// connection unreadable).
+// connection unreadable): c.ctx ends once a close is written or the
+// connection failed.
 func (c *connection) drain() {
 	deadline := time.NewTimer(closeGrace)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c.mu.Lock()
-		done := c.closing || c.stopped
-		c.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-deadline.C:
-			return
-		case <-tick.C:
-		}
+	select {
+	case <-c.ctx.Done():
+	case <-deadline.C:
 	}
 }
 
