@@ -39,22 +39,12 @@ func TestCallbacksNeedNoGoroutine(t *testing.T) {
 			// One negotiate first, so that the HTTP connection's own
 			// goroutines (client and server side) are counted before.
 			negotiate(t, hs.URL+"/")
-			time.Sleep(50 * time.Millisecond)
-			before := runtime.NumGoroutine()
+			before := settledGoroutines()
 			for range n - 1 {
 				negotiate(t, hs.URL+"/")
 			}
 			want := tc.want * (n - 1)
-			// Goroutines of the HTTP exchanges may still be ending:
-			// wait (bounded) for the count to settle at what the
-			// sessions hold.
-			var got int
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-				if got = runtime.NumGoroutine() - before; got <= want {
-					break
-				}
-			}
-			if got > want+slack || got < want-slack {
+			if got := goroutinesAdded(before, want); got > want+slack || got < want-slack {
 				t.Fatalf("%d sessions added %d goroutines, want %d", n-1, got, want)
 			}
 		})
@@ -174,8 +164,7 @@ func TestIdleWebSocketSessionHoldsOneGoroutine(t *testing.T) {
 	defer srv.Close()
 	base := hs.URL + "/"
 	negotiate(t, base) // the keep-alive connection's goroutines count before
-	time.Sleep(50 * time.Millisecond)
-	before := runtime.NumGoroutine()
+	before := settledGoroutines()
 	conns := make([]*ws.Conn, n)
 	for i := range conns {
 		nt := negotiate(t, base)
@@ -201,13 +190,32 @@ func TestIdleWebSocketSessionHoldsOneGoroutine(t *testing.T) {
 			}
 		}
 	}
-	var got int
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if got = runtime.NumGoroutine() - before; got <= n {
-			break
-		}
-	}
-	if got > n+slack || got < n-slack {
+	if got := goroutinesAdded(before, n); got > n+slack || got < n-slack {
 		t.Fatalf("%d idle WebSocket sessions hold %d goroutines, want %d (one each)", n, got, n)
 	}
+}
+
+// settledGoroutines returns the number of goroutines once it has stopped
+// changing (goroutines of finished HTTP exchanges end a moment after the
+// exchange), waiting at most 5 seconds.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
+}
+
+// goroutinesAdded returns how many goroutines there are beyond before,
+// once that is at most want or the count has settled.
+func goroutinesAdded(before, want int) int {
+	if got := runtime.NumGoroutine() - before; got <= want {
+		return got
+	}
+	return settledGoroutines() - before
 }
