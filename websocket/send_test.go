@@ -96,7 +96,7 @@ func TestFramesOfEverySize(t *testing.T) {
 // discards it, so the allocations reported are the server's.
 func BenchmarkSend(b *testing.B) {
 	s, c := dialSession(b, &tether.Options{Logger: slog.New(slog.DiscardHandler), SlowConsumer: session.SlowConsumerBlock})
-	go io.Copy(io.Discard, c.UnderlyingConn()) // no acknowledgements: Block waits past the queue limit
+	go io.Copy(io.Discard, c.UnderlyingConn()) // the raw socket: no client, no acknowledgements (the loop stands in)
 	ctx := context.Background()
 	m := session.Message{Type: session.Text, Data: []byte(strings.Repeat("x", 64))}
 	b.ReportAllocs()

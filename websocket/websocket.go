@@ -166,7 +166,8 @@ type connection struct {
 	heartbeatDue bool        // the heartbeat interval passed with nothing written
 	ackDue       bool        // client messages waited AckDelay for an acknowledgement
 	heartbeat    *time.Timer // fires heartbeatTick
-	ackTimer     *time.Timer // armed while an acknowledgement waits
+	ackTimer     *time.Timer // runs while ackArmed
+	ackArmed     bool        // an acknowledgement waits for ackTimer
 	deferTimer   *time.Timer // bounds how long a kick waits for the reader
 	deferArmed   bool
 
@@ -324,13 +325,17 @@ func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult 
 	}
 }
 
-// armAck starts the acknowledgement timer unless it runs already.
+// armAck starts the acknowledgement timer unless it runs already: the
+// acknowledgement goes out at most AckDelay after the first client message
+// nothing else acknowledged, and a steady flow of messages costs no timer
+// operation per message.
 func (c *connection) armAck() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped || c.ackDue {
+	if c.stopped || c.ackDue || c.ackArmed {
 		return
 	}
+	c.ackArmed = true
 	if c.ackTimer == nil {
 		c.ackTimer = time.AfterFunc(session.AckDelay, c.ackTick)
 		return
@@ -340,6 +345,7 @@ func (c *connection) armAck() {
 
 func (c *connection) ackTick() {
 	c.mu.Lock()
+	c.ackArmed = false
 	c.ackDue = true
 	c.mu.Unlock()
 	c.kick()
