@@ -233,8 +233,10 @@ func (s *Session) closedLocked() {
 	}
 	s.onClose = nil
 	go func() {
+		// An empty critical section on purpose: it waits for a delivery
+		// under way, whose message callbacks come before fn.
 		s.deliverMu.Lock()
-		s.deliverMu.Unlock()
+		s.deliverMu.Unlock() //lint:ignore SA2001 a barrier, see above
 		fn(s.Err())
 	}()
 }
