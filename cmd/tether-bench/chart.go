@@ -2,94 +2,35 @@ package main
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"os"
-	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
-// The chart is drawn with image/png and a 5×7 bitmap font of its own: one
-// panel per workload, one horizontal bar per system, labelled with its
-// value.
+// The chart is one SVG file: a panel per workload, stacked, each a
+// horizontal bar chart (gonum.org/v1/plot) with a bar per system, coloured by
+// family and labelled with its value.
 
-// glyphs holds 7 rows of 5 bits per character (bit 4 is the left column).
-var glyphs = map[rune][7]byte{
-	'0': {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}, '1': {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E},
-	'2': {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}, '3': {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E},
-	'4': {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}, '5': {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E},
-	'6': {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}, '7': {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08},
-	'8': {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}, '9': {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C},
-	'A': {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}, 'B': {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E},
-	'C': {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}, 'D': {0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C},
-	'E': {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}, 'F': {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10},
-	'G': {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}, 'H': {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11},
-	'I': {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}, 'J': {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C},
-	'K': {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}, 'L': {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F},
-	'M': {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}, 'N': {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11},
-	'O': {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, 'P': {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10},
-	'Q': {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}, 'R': {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11},
-	'S': {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}, 'T': {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04},
-	'U': {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, 'V': {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04},
-	'W': {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}, 'X': {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11},
-	'Y': {0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04}, 'Z': {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F},
-	'/': {0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10}, '-': {0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00},
-	'.': {0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C}, ',': {0x00, 0x00, 0x00, 0x00, 0x0C, 0x04, 0x08},
-	':': {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00}, '(': {0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02},
-	')': {0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08}, '%': {0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03},
-	'×': {0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x00}, '=': {0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00},
-	' ': {},
+// familyColor colours the bars of each family of systems.
+var familyColor = map[string]color.RGBA{
+	"tether": {46, 110, 200, 255},
+	"raw":    {130, 130, 130, 255},
+	"sockjs": {230, 140, 40, 255},
 }
 
+// Sizes of the chart: its width, and the height of a panel's bar row and of
+// its title and axis.
 const (
-	chartScale = 2
-	charW      = 6 * chartScale
-	rowH       = 22
-	chartW     = 1100
-	labelW     = 22 * charW
+	chartWidth   = 26 * vg.Centimeter
+	barRowHeight = 0.75 * vg.Centimeter
+	panelMargin  = 2.2 * vg.Centimeter
+	panelGap     = 0.4 * vg.Centimeter
 )
-
-var (
-	white     = color.RGBA{255, 255, 255, 255}
-	ink       = color.RGBA{30, 30, 30, 255}
-	gridColor = color.RGBA{225, 225, 225, 255}
-	famColor  = map[string]color.RGBA{
-		"tether": {46, 110, 200, 255},
-		"raw":    {130, 130, 130, 255},
-		"sockjs": {230, 140, 40, 255},
-	}
-)
-
-// drawText writes s at (x, y), y being the top of the glyphs.
-func drawText(img *image.RGBA, x, y int, s string, c color.Color) {
-	for _, r := range strings.ToUpper(s) {
-		g, ok := glyphs[r]
-		if !ok {
-			g = glyphs['-']
-		}
-		for row := range 7 {
-			for col := range 5 {
-				if g[row]&(1<<(4-col)) == 0 {
-					continue
-				}
-				for dy := range chartScale {
-					for dx := range chartScale {
-						img.Set(x+col*chartScale+dx, y+row*chartScale+dy, c)
-					}
-				}
-			}
-		}
-		x += charW
-	}
-}
-
-func fillRect(img *image.RGBA, x0, y0, x1, y1 int, c color.Color) {
-	for y := y0; y < y1; y++ {
-		for x := x0; x < x1; x++ {
-			img.Set(x, y, c)
-		}
-	}
-}
 
 // bar is one bar of a panel.
 type bar struct {
@@ -159,43 +100,73 @@ func chartPanels(res *results) []panel {
 	return ps
 }
 
-// writeChart draws the panels into a PNG file.
-func writeChart(res *results, path string) error {
-	ps := chartPanels(res)
-	h := 20
-	for _, p := range ps {
-		h += 40 + len(p.bars)*rowH + 16
+// panelPlot makes the plot of one panel.
+func panelPlot(p panel) (*plot.Plot, error) {
+	pl := plot.New()
+	pl.Title.Text = p.title
+	pl.Title.TextStyle.Font.Size = vg.Points(11)
+	pl.X.Min = 0
+	names := make([]string, len(p.bars))
+	maxValue := 0.0
+	for i, b := range p.bars {
+		// One chart per bar, so that each takes its family's colour; the
+		// first bar is drawn at the top.
+		row := float64(len(p.bars) - 1 - i)
+		names[len(p.bars)-1-i] = b.label
+		bc, err := plotter.NewBarChart(plotter.Values{b.value}, barRowHeight*0.7)
+		if err != nil {
+			return nil, err
+		}
+		bc.Horizontal = true
+		bc.XMin = row
+		bc.Color = familyColor[b.family]
+		bc.LineStyle.Width = 0
+		labels, err := plotter.NewLabels(plotter.XYLabels{
+			XYs:    []plotter.XY{{X: b.value, Y: row}},
+			Labels: []string{b.text},
+		})
+		if err != nil {
+			return nil, err
+		}
+		labels.Offset = vg.Point{X: vg.Points(4), Y: -vg.Points(4)}
+		pl.Add(bc, labels)
+		maxValue = max(maxValue, b.value)
 	}
-	img := image.NewRGBA(image.Rect(0, 0, chartW, h))
-	fillRect(img, 0, 0, chartW, h, white)
-	y := 20
-	for _, p := range ps {
-		drawText(img, 16, y, p.title, ink)
-		y += 30
-		maxV := 0.0
-		for _, b := range p.bars {
-			maxV = max(maxV, b.value)
+	// Room on the right for the longest label.
+	pl.X.Max = max(maxValue, 1) * 1.55
+	pl.NominalY(names...)
+	pl.Add(plotter.NewGrid())
+	return pl, nil
+}
+
+// writeChart draws the panels into an SVG file, one above the other.
+func writeChart(res *results, path string) error {
+	panels := chartPanels(res)
+	heights := make([]vg.Length, len(panels))
+	var total vg.Length
+	for i, p := range panels {
+		heights[i] = panelGap + panelMargin + vg.Length(len(p.bars))*barRowHeight
+		total += heights[i]
+	}
+	canvas := vgsvg.New(chartWidth, max(total, barRowHeight))
+	dc := draw.New(canvas)
+	top := dc.Max.Y
+	for i, p := range panels {
+		pl, err := panelPlot(p)
+		if err != nil {
+			return fmt.Errorf("chart panel %q: %w", p.title, err)
 		}
-		barMax := chartW - labelW - 40 - 26*charW
-		x0 := 16 + labelW
-		fillRect(img, x0-1, y-4, x0, y+len(p.bars)*rowH, gridColor)
-		for _, b := range p.bars {
-			drawText(img, 16, y+2, b.label, ink)
-			w := 0
-			if maxV > 0 {
-				w = int(float64(barMax) * b.value / maxV)
-			}
-			fillRect(img, x0, y, x0+max(w, 1), y+rowH-6, famColor[b.family])
-			drawText(img, x0+w+8, y+2, b.text, ink)
-			y += rowH
-		}
-		y += 26
+		area := dc
+		area.Max.Y = top - panelGap
+		area.Min.Y = top - heights[i]
+		pl.Draw(area)
+		top -= heights[i]
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, img); err != nil {
+	if _, err := canvas.WriteTo(f); err != nil {
 		f.Close()
 		return err
 	}

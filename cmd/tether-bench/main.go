@@ -1,6 +1,6 @@
 // Command tether-bench measures Tether against a raw gorilla/websocket echo
 // (the limit) and against igm/sockjs-go/v3 (the peer), in one run, on
-// loopback, and writes a Markdown report with ratios and a PNG chart.
+// loopback, and writes a Markdown report with ratios and an SVG chart.
 //
 // Workloads: echo ping-pong, a one-way server-to-client stream, broadcast
 // fan-out, idle memory per session, and bytes on the wire per message
@@ -8,7 +8,7 @@
 // server runs in a fresh child process (this binary, re-executed with
 // -serve), so that memory and goroutines are per server.
 //
-//	go run ./cmd/tether-bench -out BENCHMARKS.md -chart benchmarks.png
+//	go run ./cmd/tether-bench -out BENCHMARKS.md -chart benchmarks.svg
 //	go run ./cmd/tether-bench -quick
 package main
 
@@ -79,7 +79,7 @@ func main() {
 	serve := flag.Bool("serve", false, "run as a bench server (used by the bench itself)")
 	quick := flag.Bool("quick", false, "a small run that finishes in under a minute")
 	out := flag.String("out", "", "write the Markdown report to this file (default: stdout)")
-	chart := flag.String("chart", "", "write the PNG chart to this file")
+	chart := flag.String("chart", "", "write the SVG chart to this file")
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
 	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle (default all)")
 	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket (default all; ratios need both sides)")

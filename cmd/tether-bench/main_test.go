@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +60,7 @@ func TestQuick(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	out, chart := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "chart.png")
+	out, chart := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "chart.svg")
 	if err := writeOutputs(res, out, chart, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,42 @@ func TestQuick(t *testing.T) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	if fi, err := os.Stat(chart); err != nil || fi.Size() == 0 {
-		t.Errorf("chart: %v", err)
+	checkChart(t, chart)
+}
+
+// checkChart checks that the chart is well-formed SVG naming every system.
+func checkChart(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("chart: %v", err)
+	}
+	var text strings.Builder
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	root := ""
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed XML: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = tok.Name.Local
+			}
+		case xml.CharData:
+			text.Write(tok)
+		}
+	}
+	if root != "svg" {
+		t.Errorf("chart's root element is %q, want svg", root)
+	}
+	for _, sys := range systems {
+		if !strings.Contains(text.String(), sys.Name) {
+			t.Errorf("chart does not name %s", sys.Name)
+		}
 	}
 }
