@@ -40,14 +40,14 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 	down := srv.shuttingDown
 	srv.mu.Unlock()
 	if down {
-		srv.opts.Metrics.negotiated("shutting_down")
+		srv.negotiated(NegotiateShuttingDown)
 		return nil, ErrShuttingDown
 	}
 	var auth any
 	if srv.opts.Authorize != nil {
 		v, err := srv.opts.Authorize(r)
 		if err != nil {
-			srv.opts.Metrics.negotiated("refused")
+			srv.negotiated(NegotiateRefused)
 			return nil, err
 		}
 		auth = v
@@ -56,11 +56,11 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 	s := session.New(srv.sessionCfg, info, srv.store.Remove)
 	if err := srv.store.Add(s); err != nil {
 		s.Abort(session.CloseError{Code: session.StatusTryAgainLater, Reason: "too many sessions"})
-		srv.opts.Metrics.negotiated("too_many_sessions")
+		srv.negotiated(NegotiateTooManySessions)
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)
 		return nil, err
 	}
-	srv.opts.Metrics.negotiated("ok")
+	srv.negotiated(NegotiateOK)
 	srv.opts.Logger.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
 	srv.handlers.Add(1)
 	start := time.Now()

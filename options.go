@@ -88,9 +88,10 @@ type Options struct {
 	// Default: slog's default logger.
 	Logger *slog.Logger
 
-	// Metrics, if not nil, receives the server's Prometheus metrics (see
-	// NewMetrics). Several servers may share one. Default: none.
-	Metrics *Metrics
+	// Observer, if not nil, is told what the server and its sessions do,
+	// for metrics: package metrics gives Prometheus metrics through it.
+	// Several servers may share one. Default: none.
+	Observer Observer
 }
 
 // AuthError is returned by Options.Authorize to refuse a session with a

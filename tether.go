@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,6 +95,7 @@ type Server struct {
 	tcfg       *transport.Config
 	origins    *transport.OriginPolicy
 	transports map[string]transport.Transport
+	observer   ServerObserver // nil without Options.Observer
 
 	mu           sync.Mutex
 	shuttingDown bool // guarded by mu
@@ -144,10 +146,18 @@ func NewServer(h Handler, opts *Options) *Server {
 		}
 		srv.transports[name] = t
 	}
-	if o.Metrics != nil {
-		srv.sessionCfg.Observer = newObserver(o.Metrics, o.Transports)
+	if o.Observer != nil {
+		srv.observer = o.Observer.ServerObserver(slices.Clone(o.Transports))
+		srv.sessionCfg.Observer = srv.observer
 	}
 	return srv
+}
+
+// negotiated tells the observer, if any, the outcome of a negotiate request.
+func (srv *Server) negotiated(result NegotiateResult) {
+	if srv.observer != nil {
+		srv.observer.Negotiated(result)
+	}
 }
 
 // Sessions returns how many sessions the server holds now.

@@ -44,6 +44,14 @@ func negotiate(t *testing.T, base, origin string) negotiated {
 	return n
 }
 
+// Negotiate creates a session with a raw request and returns its query
+// ("session=...&token=...") and its token, for tests that bypass the client.
+func Negotiate(t *testing.T, base string) (query, token string) {
+	t.Helper()
+	n := negotiate(t, base, "")
+	return n.query(), n.Token
+}
+
 // OfferedTransports returns the transports a server with default options
 // offers.
 func OfferedTransports(t *testing.T) []string {

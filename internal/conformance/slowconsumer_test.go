@@ -15,6 +15,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/conformance"
+	"github.com/tetherkit/tether/metrics"
 	"github.com/tetherkit/tether/session"
 )
 
@@ -103,7 +104,7 @@ func TestSlowConsumerDrop(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			reg := prometheus.NewRegistry()
-			metrics, err := tether.NewMetrics(reg)
+			m, err := metrics.New(reg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +137,7 @@ func TestSlowConsumerDrop(t *testing.T) {
 				s.Recv(s.Context())
 			})
 			e := &conformance.Env{Transport: name}
-			_, base := e.Server(t, h, &tether.Options{MaxQueuedBytes: floodQueue, SlowConsumer: session.SlowConsumerDrop, Metrics: metrics})
+			_, base := e.Server(t, h, &tether.Options{MaxQueuedBytes: floodQueue, SlowConsumer: session.SlowConsumerDrop, Observer: m})
 			c := e.Dial(t, ctx, base, &client.Options{RecvBuffer: 4})
 			if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte("go")}); err != nil {
 				t.Fatal(err)

@@ -1,22 +1,22 @@
-package tether_test
+package metrics_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/internal/conformance"
+	"github.com/tetherkit/tether/metrics"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 )
@@ -65,24 +65,6 @@ func sessionsGauge(t *testing.T, reg *prometheus.Registry) float64 {
 	return sum
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -94,20 +76,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestMetricsAndLogs(t *testing.T) {
+func TestMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	m, err := tether.NewMetrics(reg)
+	m, err := metrics.New(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tether.NewMetrics(reg); err == nil {
-		t.Fatal("NewMetrics registered the same metrics twice")
+	if _, err := metrics.New(reg); err == nil {
+		t.Fatal("New registered the same metrics twice")
 	}
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	base := echoServer(t, &tether.Options{Metrics: m, Logger: logger, HeartbeatInterval: time.Second})
+	_, base := (&conformance.Env{}).Server(t, conformance.Echo, &tether.Options{Observer: m, HeartbeatInterval: time.Second})
 
 	// A client on long polling, the last transport offered: a fallback.
 	c, err := client.Dial(ctx, base, &client.Options{Transports: []string{"longpoll"}})
@@ -157,8 +137,7 @@ func TestMetricsAndLogs(t *testing.T) {
 
 	// A raw session: two messages polled, then polled again from 0 as
 	// after a lost answer: a resume replaying 2.
-	neg := negotiate(t, base)
-	q := "session=" + neg.Session + "&token=" + neg.Token
+	q, _ := conformance.Negotiate(t, base)
 	postBatch(t, base+"send?seq=1&"+q, transport.AppendBatchFrame(transport.AppendBatchFrame(nil, []byte("ma")), []byte("mb")))
 	got := 0
 	for got < 2 {
@@ -193,16 +172,6 @@ func TestMetricsAndLogs(t *testing.T) {
 		t.Errorf("closes_total series = %d, %v; want 2", n, err)
 	}
 
-	waitFor(t, "the close to be logged", func() bool { return strings.Count(logs.String(), "tether: session closed") == 2 })
-	out := logs.String()
-	for _, want := range []string{"level=INFO msg=\"tether: session opened\"", "level=WARN msg=\"tether: malformed send\"", "code=4100"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("logs lack %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, neg.Token) {
-		t.Errorf("logs hold a session token:\n%s", out)
-	}
 }
 
 func postBatch(t *testing.T, u string, body []byte) int {
@@ -229,3 +198,5 @@ func get(t *testing.T, u string) []byte {
 	}
 	return b
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

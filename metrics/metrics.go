@@ -1,4 +1,11 @@
-package tether
+// Package metrics counts what Tether servers and their sessions do into
+// Prometheus metrics (client_golang). It is a package of its own so that an
+// application that does not use Prometheus does not compile it:
+//
+//	m, err := metrics.New(prometheus.DefaultRegisterer)
+//	rt := tether.NewServer(h, &tether.Options{Observer: m})
+//	http.Handle("/metrics", promhttp.Handler())
+package metrics
 
 import (
 	"strconv"
@@ -6,12 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
 )
 
-// Metrics are a server's Prometheus metrics. Make them with NewMetrics and
-// give them to one or more servers in Options.Metrics; the servers then
-// count into them. Every metric is updated with atomic adds on counters
+// Metrics are Prometheus metrics of Tether servers. Make them with New and
+// give them to one or more servers in tether.Options.Observer; the servers
+// then count into them. Every metric is updated with atomic adds on counters
 // resolved in advance: no lock and no allocation per message.
 //
 // The metrics, all prefixed tether_:
@@ -53,12 +61,12 @@ type transportMetrics struct {
 // noTransport is the transport label of sessions with no connection.
 const noTransport = "none"
 
-// NewMetrics makes a server's metrics and registers them with reg. reg may
+// New makes a server's metrics and registers them with reg. reg may
 // be nil to register nowhere (read them with Gather on a registry of your
 // own, or in tests); prometheus.DefaultRegisterer exposes them with
 // promhttp.Handler(). It returns an error if reg refuses one, for example
 // because metrics of the same names are registered already.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tether_sessions",
@@ -139,14 +147,14 @@ func (m *Metrics) transport(name string) *transportMetrics {
 	return t.(*transportMetrics)
 }
 
-func (m *Metrics) negotiated(result string) {
-	if m != nil {
-		m.negotiates.WithLabelValues(result).Inc()
-	}
+// ServerObserver returns what one server, offering transports in the order
+// offered, tells what it does: it implements tether.Observer.
+func (m *Metrics) ServerObserver(offered []string) tether.ServerObserver {
+	return newObserver(m, offered)
 }
 
-// observer is one server's session.Observer: it counts into Metrics and
-// knows the server's offer order, to tell fallbacks.
+// observer is one server's tether.ServerObserver: it counts into Metrics
+// and knows the server's offer order, to tell fallbacks.
 type observer struct {
 	m    *Metrics
 	rank map[string]int // position of each offered transport
@@ -159,6 +167,10 @@ func newObserver(m *Metrics, offered []string) *observer {
 		m.transport(name)
 	}
 	return o
+}
+
+func (o *observer) Negotiated(result tether.NegotiateResult) {
+	o.m.negotiates.WithLabelValues(string(result)).Inc()
 }
 
 func (o *observer) Opened() { o.m.transport(noTransport).sessions.Inc() }
