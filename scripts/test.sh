@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Go (with the race detector) and the
-# JavaScript client (node's test runner and real Chromium). Installs what the
-# tests need when it is missing.
+# Runs every test of the project: the linters (go vet, staticcheck, tsc), Go
+# (with the race detector) and the JavaScript client (node's test runner and
+# real Chromium). Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,11 @@ bash scripts/setup.sh # system packages the tests use as real peers (nginx)
 
 echo "== go vet"
 go vet ./...
+
+# The version go.mod's tool directive pins, so that every machine runs the
+# same checks (the default set, plus staticcheck.conf where one exists).
+echo "== staticcheck"
+go tool staticcheck ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
