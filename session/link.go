@@ -76,7 +76,8 @@ type AttachOptions struct {
 // opts.Received are replayed; the ones up to it count as acknowledged. If
 // opts.Received counts messages never sent, the session closes with
 // StatusResumeGap and the link delivers only the close frame. Attach
-// returns ErrUnknownSession for a session that has ended, and
+// returns ErrUnknownSession for a session that has ended or whose close
+// frame a link has taken, and
 // ErrStaleAttach, changing nothing, when opts.Received is below what the
 // client has acknowledged already.
 func (s *Session) Attach(opts AttachOptions) (*Link, error) {
@@ -94,7 +95,11 @@ func (s *Session) Attach(opts AttachOptions) (*Link, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished {
+	if s.finished || (s.link != nil && s.link.closeSent) {
+		// A link that has taken the close frame finishes the session
+		// when its connection ends (Detach), however the write went: an
+		// attach made once the frame arrived, before that, finds the
+		// session as closed as an attach made after.
 		return nil, ErrUnknownSession
 	}
 	if opts.Received < s.clientAcked {
