@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 log() { echo "js-client: $*"; }
 
-if [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/tsc ]; then
+if [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/@types/node ]; then
   log "installing npm dev dependencies (npm ci)"
   npm ci --no-audit --no-fund
 fi
@@ -21,8 +21,11 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-log "type check"
+# Strict mode: src/ alone, without Node's types (it runs in browsers), then
+# src/ with the unit tests, which run in Node.
+log "type check (tsc --noEmit, strict)"
 node_modules/.bin/tsc -p tsconfig.json --noEmit
+node_modules/.bin/tsc -p tsconfig.test.json --noEmit
 
 log "checking that dist/ is built from src/"
 node build.mjs "$tmp/dist"

@@ -1,4 +1,4 @@
 // The entry of the classic script build: defines the global Tether.
 import { Tether } from './tether'
 
-;(globalThis as any).Tether = Tether
+;(globalThis as typeof globalThis & { Tether: typeof Tether }).Tether = Tether

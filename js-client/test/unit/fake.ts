@@ -2,20 +2,20 @@
 // PROTOCOL.md (negotiate, longpoll, sse, streaming, send) to drive the
 // client's session logic, with faults injected on demand.
 
-import { type Frame, encodeBatch, encodeFrame, encoder, parseBatch, parseClose } from '../../src/codec'
+import { type Bytes, type Frame, type Payload, encodeBatch, encodeFrame, encoder, parseBatch, parseClose } from '../../src/codec'
 
 export interface Fake {
   fetch: typeof fetch
   /** Messages the server sent, in order (number i+1 at index i). */
-  out: (string | Uint8Array)[]
+  out: Payload[]
   /** Messages the server accepted from the client, in order. */
-  in: (string | Uint8Array)[]
+  in: Payload[]
   /** The close frame the client sent, if any. */
   closed?: [number, string]
   /** Every request, as "METHOD path". */
   log: string[]
   /** Sends a message to the client. */
-  send(m: string | Uint8Array): void
+  send(m: Payload): void
   /** Closes the session from the server with a close frame. */
   close(code: number, reason: string): void
   /** Fault injection: called per request; return a Response, an Error to throw, or nothing to proceed. */
@@ -97,7 +97,7 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
         return new Response(null, { status: 204 })
       }
       // A downstream attach: frames from received+1, or wait for some.
-      const frames = async (): Promise<Uint8Array> => {
+      const frames = async (): Promise<Bytes> => {
         const deadline = Date.now() + heartbeatMs
         while (received >= f.out.length && !closeFrame && Date.now() < deadline) {
           await new Promise<void>((res, rej) => {

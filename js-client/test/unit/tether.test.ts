@@ -80,7 +80,7 @@ test('the fallback order skips a refused WebSocket, a buffered stream and a fail
 test('resume after cut polls and truncated bodies: every message exactly once, in order', async () => {
   const f = fake()
   const n = 200
-  f.fault = (path, q, count) => {
+  f.fault = (path, _q, count) => {
     if (path != 'longpoll') return
     if (count % 3 == 0) return new TypeError('network error')
     // A batch cut by a proxy: the client must not count the partial frame.
