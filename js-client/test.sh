@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Tests of the JavaScript client: installs what is missing, checks that the
-# committed bundle matches its source, prints its size, runs the unit tests
-# (node's test runner) and the browser tests (Chromium via playwright-core).
+# Tests of the JavaScript client: installs what is missing, type-checks,
+# checks that the committed bundle matches its source, prints its size, runs
+# the unit tests (node's test runner), the npm package test (pack, install,
+# bundle, type-check) and the browser tests (Chromium via playwright-core).
 # Run from anywhere: bash js-client/test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -46,6 +47,9 @@ log "unit tests"
 node_modules/.bin/esbuild test/unit/*.test.ts --bundle --platform=node --format=esm \
   --outdir="$tmp/unit" --out-extension:.js=.mjs --log-level=warning
 node --test --test-timeout=60000 "$tmp/unit/"
+
+log "package: npm pack, install, bundle, type check"
+node --test --test-timeout=120000 test/pack/
 
 log "browser tests"
 if [ ! -x /usr/bin/chromium ]; then
