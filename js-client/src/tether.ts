@@ -34,6 +34,7 @@ export interface TetherOptions {
 
 /** The answer to negotiate (PROTOCOL.md section 2). */
 interface Negotiated {
+  protocol: number
   session: string
   token: string
   transports: string[]
@@ -271,6 +272,9 @@ export class Tether extends EventTarget {
       if (!r.ok) throw r.status
       const n: Negotiated = await r.json()
       if (this.readyState > OPEN) return
+      // The version asked for in ?v=: a server that answers another one is
+      // not one this client can talk to.
+      if (n.protocol !== 1) return this._end(1002, 'unsupported protocol version', false)
       let remembered
       try {
         remembered = sessionStorage.getItem('tether:' + this.url)
