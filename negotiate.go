@@ -1,8 +1,10 @@
 package tether
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/tetherkit/tether/session"
@@ -18,6 +20,14 @@ func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		transport.Error(w, http.StatusBadRequest, transport.MsgUnsupportedVersion)
 		return
 	}
+	// The body is read, within MaxBodyBytes and ReadTimeout, before
+	// anything else: net/http would otherwise wait, after the answer, for
+	// the rest of a body announced and never sent. Authorize may read it.
+	body, ok := transport.ReadBody(w, r, srv.tcfg, nil)
+	if !ok {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	s, err := srv.NewSession(r)
 	if err != nil {
 		status, msg := http.StatusUnauthorized, err.Error()

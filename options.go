@@ -19,6 +19,14 @@ type Options struct {
 	// none, so same-origin only.
 	AllowedOrigins []string
 
+	// TrustForwardedProto makes the same-origin check take the request's
+	// scheme from its X-Forwarded-Proto header, as a TLS-terminating proxy
+	// in front sets it. Set it only when every request comes through such
+	// a proxy, which sets or removes the header: otherwise any client
+	// chooses the scheme it is checked against. Default false: a request
+	// is https only when it reached this server over TLS.
+	TrustForwardedProto bool
+
 	// Authorize runs on every negotiate request, before a session exists.
 	// The value it returns is kept as the session's RequestInfo.Auth. An
 	// error refuses the session: an *AuthError chooses the status and
@@ -77,9 +85,10 @@ type Options struct {
 	// WriteTimeout bounds each write to a client connection. Default 10s.
 	WriteTimeout time.Duration
 
-	// ReadTimeout bounds reading the body of one send request, so that a
-	// client sending it a byte at a time holds nothing but its own
-	// request; such a request answers 408. Default 10s.
+	// ReadTimeout bounds reading the body of one send or negotiate
+	// request, so that a client sending it a byte at a time, or announcing
+	// more than it sends, holds nothing but its own request; such a
+	// request answers 408 and its connection is closed. Default 10s.
 	ReadTimeout time.Duration
 
 	// Logger receives the server's structured logs: session opened and

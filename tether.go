@@ -136,7 +136,7 @@ func NewServer(h Handler, opts *Options) *Server {
 			ReadTimeout:       o.ReadTimeout,
 			Logger:            o.Logger,
 		},
-		origins:    transport.NewOriginPolicy(o.AllowedOrigins),
+		origins:    transport.NewOriginPolicy(o.AllowedOrigins, o.TrustForwardedProto),
 		transports: make(map[string]transport.Transport),
 	}
 	for _, name := range o.Transports {

@@ -96,15 +96,18 @@ func parseCountValue(v, name string, def uint64) (uint64, string) {
 
 // OriginPolicy decides which browser origins may use the server.
 type OriginPolicy struct {
-	any     bool
-	allowed map[string]bool
+	any           bool
+	allowed       map[string]bool
+	trustForwards bool // take the scheme from X-Forwarded-Proto
 }
 
 // NewOriginPolicy allows the request's own origin and each origin listed
 // ("https://app.example.com"; compared without case). "*" allows every
-// origin.
-func NewOriginPolicy(allowed []string) *OriginPolicy {
-	p := &OriginPolicy{allowed: make(map[string]bool)}
+// origin. The request's own scheme is https when it came over TLS or, only
+// when trustForwardedProto is set (a proxy in front sets the header on
+// every request), when its X-Forwarded-Proto header says https.
+func NewOriginPolicy(allowed []string, trustForwardedProto bool) *OriginPolicy {
+	p := &OriginPolicy{allowed: make(map[string]bool), trustForwards: trustForwardedProto}
 	for _, o := range allowed {
 		if o == "*" {
 			p.any = true
@@ -132,14 +135,14 @@ func (p *OriginPolicy) Allowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	return strings.EqualFold(u.Host, r.Host) && u.Scheme == requestScheme(r)
+	return strings.EqualFold(u.Host, r.Host) && u.Scheme == p.requestScheme(r)
 }
 
-func requestScheme(r *http.Request) string {
+func (p *OriginPolicy) requestScheme(r *http.Request) string {
 	if r.TLS != nil {
 		return "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" {
+	if p.trustForwards && r.Header.Get("X-Forwarded-Proto") == "https" {
 		return "https"
 	}
 	return "http"

@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"net/http/httptest"
 	"net/url"
 	"testing"
 
@@ -37,4 +38,31 @@ func FuzzParseRawCount(f *testing.F) {
 		f.Add(q)
 	}
 	f.Fuzz(checkRawCount)
+}
+
+// TestOriginForwardedProto checks that X-Forwarded-Proto counts for the
+// same-origin check only when the policy trusts it.
+func TestOriginForwardedProto(t *testing.T) {
+	for _, c := range []struct {
+		trust       bool
+		origin, fwd string
+		want        bool
+	}{
+		{false, "http://app.example", "", true},
+		{false, "https://app.example", "", false},
+		{false, "https://app.example", "https", false},
+		{true, "https://app.example", "https", true},
+		{true, "http://app.example", "https", false},
+		{true, "https://app.example", "", false},
+		{true, "http://app.example", "http", true},
+	} {
+		r := httptest.NewRequest("POST", "http://app.example/rt/negotiate?v=1", nil)
+		r.Header.Set("Origin", c.origin)
+		if c.fwd != "" {
+			r.Header.Set("X-Forwarded-Proto", c.fwd)
+		}
+		if got := transport.NewOriginPolicy(nil, c.trust).Allowed(r); got != c.want {
+			t.Errorf("trust %v, Origin %s, X-Forwarded-Proto %q: allowed %v, want %v", c.trust, c.origin, c.fwd, got, c.want)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/tetherkit/tether/session"
@@ -29,32 +30,8 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		BadRequest(w, bad)
 		return
 	}
-	rc := http.NewResponseController(w)
-	if cfg.ReadTimeout > 0 {
-		// A body trickling in a byte at a time holds this request only,
-		// and only this long. The connection cannot be reused after.
-		rc.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
-	}
-	body, err := readBody(w, r, cfg.MaxBodyBytes)
-	if cfg.ReadTimeout > 0 && err == nil {
-		// The body is in; the request may now wait for room as long as
-		// its client does (net/http reads on to see the client go).
-		rc.SetReadDeadline(time.Time{})
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		var ne net.Error
-		switch {
-		case errors.As(err, &tooBig):
-			cfg.Warn("tether: send body too big", s, r, err)
-			Error(w, http.StatusRequestEntityTooLarge, MsgBodyTooBig)
-		case errors.As(err, &ne) && ne.Timeout():
-			cfg.Warn("tether: send body too slow", s, r, err)
-			w.Header().Set("Connection", "close")
-			Error(w, http.StatusRequestTimeout, MsgRequestTimeout)
-		default:
-			BadRequest(w, "reading body: "+err.Error())
-		}
+	body, ok := ReadBody(w, r, cfg, s)
+	if !ok {
 		return
 	}
 	var (
@@ -64,7 +41,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		closing  *session.CloseError
 		tooLarge bool
 	)
-	err = ParseBatch(body, cfg.MaxMessageBytes, func(f Frame) error {
+	err := ParseBatch(body, cfg.MaxMessageBytes, func(f Frame) error {
 		if closing != nil {
 			return malformed("frame after close")
 		}
@@ -128,21 +105,75 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// readBody reads r's body, at most limit bytes of it: into one buffer of the
-// announced size when the request states one that fits, as a send request
-// does.
+// ReadBody reads the body of a send or negotiate request: at most
+// cfg.MaxBodyBytes of it, within cfg.ReadTimeout, so that a body sent a byte
+// at a time holds its own request only, and only that long. Memory follows
+// the bytes that arrive, not the length the request announces. When the
+// body cannot be read, ReadBody answers (413 body too big; 408 request
+// timeout, closing the connection; 400 for a body cut short), logs at Warn
+// (naming s, which may be nil), and returns false.
+func ReadBody(w http.ResponseWriter, r *http.Request, cfg *Config, s *session.Session) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	if cfg.ReadTimeout > 0 {
+		// The connection cannot be reused after a timeout.
+		rc.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+	}
+	body, err := readBody(w, r, cfg.MaxBodyBytes)
+	if err == nil {
+		if cfg.ReadTimeout > 0 {
+			// The body is in; the request may now wait (for room in the
+			// session's queue) as long as its client does: net/http
+			// reads on to see the client go.
+			rc.SetReadDeadline(time.Time{})
+		}
+		return body, true
+	}
+	var tooBig *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		cfg.warnBody("tether: body too big", s, r, err)
+		Error(w, http.StatusRequestEntityTooLarge, MsgBodyTooBig)
+	case errors.As(err, &ne) && ne.Timeout():
+		cfg.warnBody("tether: body too slow", s, r, err)
+		w.Header().Set("Connection", "close")
+		Error(w, http.StatusRequestTimeout, MsgRequestTimeout)
+	default:
+		BadRequest(w, "reading body: "+err.Error())
+	}
+	return nil, false
+}
+
+// firstBodyBuffer is the buffer a body is first read into; it doubles as
+// it fills, up to the announced length.
+const firstBodyBuffer = 512
+
+// readBody reads r's body, at most limit bytes of it. A body that announces
+// its length is read into a buffer that grows as bytes arrive, up to that
+// length: a client that announces a large body and sends little of it
+// holds little memory.
 func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, int64(limit))
-	n := r.ContentLength
-	if n < 0 || n > int64(limit) {
+	if r.ContentLength < 0 || r.ContentLength > int64(limit) {
 		return io.ReadAll(body)
 	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(body, p); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	n := int(r.ContentLength)
+	p := make([]byte, 0, min(n, firstBodyBuffer))
+	for len(p) < n {
+		if len(p) == cap(p) {
+			p = slices.Grow(p, min(len(p), n-len(p)))
 		}
-		return nil, err
+		m, err := body.Read(p[len(p):cap(p)])
+		p = p[:len(p)+m]
+		if err == io.EOF {
+			if len(p) < n {
+				return nil, io.ErrUnexpectedEOF
+			}
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }

@@ -66,6 +66,15 @@ func (cfg *Config) Warn(msg string, s *session.Session, r *http.Request, err err
 	cfg.WarnRemote(msg, s, r.RemoteAddr, err)
 }
 
+// warnBody is Warn for a request that may have no session yet (negotiate).
+func (cfg *Config) warnBody(msg string, s *session.Session, r *http.Request, err error) {
+	if s != nil {
+		cfg.Warn(msg, s, r, err)
+	} else if cfg.Logger != nil {
+		cfg.Logger.Warn(msg, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	}
+}
+
 // WarnRemote is Warn for a connection that outlived its request: remote is
 // the request's RemoteAddr.
 func (cfg *Config) WarnRemote(msg string, s *session.Session, remote string, err error) {

@@ -78,6 +78,13 @@ var badInputs = []badRow{
 		r.Header.Set("Access-Control-Request-Method", "POST")
 		return e.answer(t, r)
 	}},
+	{"negotiate claiming X-Forwarded-Proto: https, with the https Origin of the server's own host, over http", "403 origin not allowed", func(t *testing.T, e *badEnv) string {
+		// Options.TrustForwardedProto is off: the header is the client's word.
+		r := e.req(t, "POST", "negotiate?v=1", "", nil)
+		r.Header.Set("Origin", "https://"+e.addr)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		return e.answer(t, r)
+	}},
 	{"negotiate refused by the auth hook", "403 denied", func(t *testing.T, e *badEnv) string {
 		r := e.req(t, "POST", "negotiate?v=1", "", nil)
 		r.Header.Set("X-Test-Deny", "1")
@@ -285,6 +292,15 @@ var badInputs = []badRow{
 	{"request headers sent one byte a second", "400 400 Bad Request", func(t *testing.T, e *badEnv) string {
 		return e.trickle(t, "POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\n", "X-Slow: "+strings.Repeat("a", 100))
 	}},
+	{"negotiate declaring a 100000-byte body, sending one byte, then nothing", "408 request timeout", func(t *testing.T, e *badEnv) string {
+		return e.rawHTTP(t, "POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{", false)
+	}},
+	{"negotiate body sent one byte a second", "408 request timeout", func(t *testing.T, e *badEnv) string {
+		return e.trickle(t, "POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", strings.Repeat("x", 100))
+	}},
+	{"negotiate body over maxBodyBytes", "413 body too big", func(t *testing.T, e *badEnv) string {
+		return e.answer(t, e.req(t, "POST", "negotiate?v=1", "", make([]byte, badMaxBody+1)))
+	}},
 	{"send body sent one byte a second", "408 request timeout; session unaffected", func(t *testing.T, e *badEnv) string {
 		s := e.session(t)
 		return e.trickle(t, "POST /rt/send?seq=1&"+s.query()+" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", strings.Repeat("x", 100)) + e.after(t, s)
@@ -309,13 +325,27 @@ var badInputs = []badRow{
 			answers = map[string]int{}
 		)
 		defer func() { e.release(t, held) }()
-		tr := &http.Transport{MaxIdleConnsPerHost: burst}
-		defer tr.CloseIdleConnections()
-		hc := &http.Client{Transport: tr}
-		for range burst {
+		// Every connection is opened, and has served one request, before
+		// the burst. The clock of http.Server's ReadHeaderTimeout (1 s
+		// here) starts when a new connection is accepted, and 400
+		// goroutines starting at once under -race on 2 loaded CPUs can
+		// hold a request's first write past it (the server then closes
+		// the connection: EOF or reset). On a kept-alive connection the
+		// clock starts only once the next request's first bytes arrive.
+		conns := make([]*keptConn, burst)
+		defer func() {
+			for _, c := range conns {
+				if c != nil {
+					c.Close()
+				}
+			}
+		}()
+		for i := range conns {
+			conns[i] = e.keptConn(t)
+		}
+		for _, c := range conns {
 			wg.Go(func() {
-				r := e.req(t, "POST", "negotiate?v=1", "", nil)
-				resp, err := hc.Do(r)
+				resp, err := c.do("POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
 				if err != nil {
 					mu.Lock()
 					answers["error: "+err.Error()]++
@@ -445,15 +475,7 @@ func newBadEnv(t *testing.T) *badEnv {
 			s.Expire(50 * time.Millisecond)
 		}
 		defer func() { e.ends.Store(s.ID(), session.CloseStatus(s.Err())) }()
-		for {
-			m, err := s.Recv(s.Context())
-			if err != nil {
-				return
-			}
-			if s.Send(s.Context(), m) != nil {
-				return
-			}
-		}
+		echo(s)
 	})
 	e.srv = tether.NewServer(h, &tether.Options{
 		AllowedOrigins:    []string{goodOrigin},
@@ -727,6 +749,45 @@ func (e *badEnv) rawHTTP(t *testing.T, req string, closeWrite bool) string {
 		}
 	}()
 	return readAnswer(conn)
+}
+
+// keptConn is a connection to the server under test that has served one
+// request and is kept alive for the next.
+type keptConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+// keptConn opens a connection and has it serve one request (a path that is
+// no endpoint: 404).
+func (e *badEnv) keptConn(t *testing.T) *keptConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	c := &keptConn{Conn: conn, br: bufio.NewReader(conn)}
+	resp, err := c.do("GET /rt/none HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		conn.Close()
+		t.Fatalf("first request on a kept connection: %s", resp.Status)
+	}
+	return c
+}
+
+// do writes one raw request and reads its answer.
+func (c *keptConn) do(req string) (*http.Response, error) {
+	if _, err := io.WriteString(c, req); err != nil {
+		return nil, err
+	}
+	return http.ReadResponse(c.br, nil)
 }
 
 func readAnswer(conn net.Conn) string {
