@@ -23,12 +23,17 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 			s.mu.Unlock()
 			return m, nil
 		}
+		if s.fault != nil {
+			// Every message before the client's fault is handled.
+			s.closeLocked(*s.fault)
+		}
 		if s.closeErr != nil {
 			err := *s.closeErr
 			s.mu.Unlock()
 			return Message{}, err
 		}
 		ready := s.inReady.wait()
+		s.inWaiting = true
 		s.mu.Unlock()
 		select {
 		case <-ready:
@@ -37,13 +42,15 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 			// close that also made messages or the CloseError ready:
 			// those win.
 			s.mu.Lock()
-			if len(s.in) == 0 && s.closeErr == nil {
+			s.inWaiting = false
+			if len(s.in) == 0 && s.closeErr == nil && s.fault == nil {
 				s.mu.Unlock()
 				return Message{}, ctx.Err()
 			}
 			continue
 		}
 		s.mu.Lock()
+		s.inWaiting = false
 	}
 }
 
@@ -56,8 +63,8 @@ func (s *Session) Received() uint64 {
 
 // Deliver hands the session client messages numbered seq, seq+1, ...
 // Messages it already has are dropped, so a retried delivery is harmless;
-// a seq beyond the next expected number closes the session with
-// StatusResumeGap and returns ErrSequenceGap. While Config.MaxQueuedBytes of
+// a seq beyond the next expected number faults the session with
+// StatusResumeGap (see Fault) and returns ErrSequenceGap. While Config.MaxQueuedBytes of
 // received messages wait for Recv, Deliver waits for room until ctx ends.
 // With a message callback (OnMessage), Deliver instead calls it for each new
 // message, in order, before it returns. Deliver keeps msgs' Data: callers
@@ -73,18 +80,36 @@ func (s *Session) Deliver(ctx context.Context, seq uint64, msgs []Message) error
 	defer s.deliverMu.Unlock()
 	s.mu.Lock()
 	fn := s.onMessage
-	first, accepted, size, err := s.admitLocked(ctx, seq, msgs, fn == nil)
-	if o := s.cfg.Observer; o != nil && accepted > 0 {
-		// Counted before Recv can return them.
-		o.MessagesIn(s.lastTransport, accepted, size)
+	if fn == nil {
+		_, accepted, size, err := s.admitLocked(ctx, seq, msgs, true)
+		s.countIn(accepted, size)
+		s.mu.Unlock()
+		return err
+	}
+	// A fault found while admitting msgs waits for the callbacks of the
+	// ones before it.
+	s.delivering = true
+	first, accepted, size, err := s.admitLocked(ctx, seq, msgs, false)
+	s.countIn(accepted, size)
+	s.mu.Unlock()
+	for _, m := range msgs[first : first+accepted] {
+		fn(m)
+	}
+	s.mu.Lock()
+	s.delivering = false
+	if s.fault != nil {
+		s.closeLocked(*s.fault)
 	}
 	s.mu.Unlock()
-	if fn != nil {
-		for _, m := range msgs[first : first+accepted] {
-			fn(m)
-		}
-	}
 	return err
+}
+
+// countIn tells the observer of accepted messages, before Recv can return
+// them. Called with mu held.
+func (s *Session) countIn(accepted, size int) {
+	if o := s.cfg.Observer; o != nil && accepted > 0 {
+		o.MessagesIn(s.lastTransport, accepted, size)
+	}
 }
 
 // admitLocked numbers msgs (the first is seq), drops the ones already
@@ -94,6 +119,9 @@ func (s *Session) Deliver(ctx context.Context, seq uint64, msgs []Message) error
 func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, queue bool) (first, accepted, size int, err error) {
 	first = -1
 	for i := 0; i < len(msgs); {
+		if s.fault != nil {
+			return max(first, 0), accepted, size, *s.fault
+		}
 		if s.closeErr != nil {
 			return max(first, 0), accepted, size, *s.closeErr
 		}
@@ -103,12 +131,12 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, q
 			continue
 		}
 		if num > s.received+1 {
-			s.closeLocked(CloseError{Code: StatusResumeGap, Reason: "sequence gap"})
+			s.faultLocked(CloseError{Code: StatusResumeGap, Reason: "sequence gap"})
 			return max(first, 0), accepted, size, fmt.Errorf("%w: message %d arrived, %d expected", ErrSequenceGap, num, s.received+1)
 		}
 		m := msgs[i]
 		if len(m.Data) > s.cfg.MaxMessageBytes {
-			s.closeLocked(CloseError{Code: StatusMessageTooBig, Reason: "message too big"})
+			s.faultLocked(CloseError{Code: StatusMessageTooBig, Reason: "message too big"})
 			return max(first, 0), accepted, size, ErrMessageTooBig
 		}
 		if queue {

@@ -67,9 +67,11 @@ func TestDeliver(t *testing.T) {
 				}
 				return
 			}
-			wantClose(t, "Err()", s.Err(), tt.wantCode)
+			// A fault closes the session once the messages before it
+			// are read: when Recv asks for the next one.
 			_, err := s.Recv(testContext(t))
 			wantClose(t, "Recv after the queued messages", err, tt.wantCode)
+			wantClose(t, "Err()", s.Err(), tt.wantCode)
 		})
 	}
 }
@@ -304,4 +306,98 @@ func TestOnMessageConcurrent(t *testing.T) {
 	if _, err := s.Recv(ctx); !errors.As(err, new(session.CloseError)) {
 		t.Errorf("Recv after OnMessage = %v, want the CloseError", err)
 	}
+}
+
+// TestFaultAfterHandledMessages checks that a client's fault closes the
+// session after the application has handled the messages before it, so
+// that what it sent in answer goes out before the close frame: with Recv,
+// with a message callback, and with an application that reads nothing
+// (FaultWait).
+func TestFaultAfterHandledMessages(t *testing.T) {
+	tooBig := session.CloseError{Code: session.StatusMessageTooBig, Reason: "message too big"}
+	// outgoing returns the messages and close frame the client gets.
+	outgoing := func(t *testing.T, s *session.Session) string {
+		l := attach(t, s, session.AttachOptions{Transport: "test"})
+		defer l.Detach()
+		var got []string
+		for {
+			b := pull(t, l, 1<<20)
+			got = append(got, strs(b.Messages)...)
+			if b.Close != nil {
+				return fmt.Sprintf("%s; close %d", join(got), b.Close.Code)
+			}
+		}
+	}
+	t.Run("recv", func(t *testing.T) {
+		s := newSession(t, nil)
+		if err := s.Deliver(testContext(t), 1, texts("a", "b")); err != nil {
+			t.Fatal(err)
+		}
+		s.Fault(tooBig)
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err() before the application read the messages = %v, want nil", err)
+		}
+		for _, want := range []string{"a", "b"} {
+			m, err := s.Recv(testContext(t))
+			if err != nil || string(m.Data) != want {
+				t.Fatalf("Recv = %q, %v, want %q", m.Data, err, want)
+			}
+			sendAll(t, s, "echo "+want)
+		}
+		_, err := s.Recv(testContext(t))
+		wantClose(t, "Recv after the messages before the fault", err, session.StatusMessageTooBig)
+		if got, want := outgoing(t, s), "echo a,echo b; close 1009"; got != want {
+			t.Errorf("the client gets %q, want %q", got, want)
+		}
+	})
+	t.Run("waiting recv", func(t *testing.T) {
+		s := newSession(t, nil)
+		done := make(chan error)
+		go func() {
+			_, err := s.Recv(testContext(t))
+			done <- err
+		}()
+		// Whether Recv waits already or comes later, it returns the
+		// close: no message came before the fault.
+		s.Fault(tooBig)
+		wantClose(t, "Recv", <-done, session.StatusMessageTooBig)
+	})
+	t.Run("callback", func(t *testing.T) {
+		s := newSession(t, nil)
+		s.OnMessage(func(m session.Message) { sendAll(t, s, "echo "+string(m.Data)) })
+		// The callbacks of the messages before the gap have run: the
+		// session closes at once.
+		if err := s.Deliver(testContext(t), 1, texts("a", "b")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Deliver(testContext(t), 4, texts("d")); !errors.Is(err, session.ErrSequenceGap) {
+			t.Fatalf("Deliver with a gap = %v, want ErrSequenceGap", err)
+		}
+		wantClose(t, "Err() after the callbacks", s.Err(), session.StatusResumeGap)
+		if got, want := outgoing(t, s), "echo a,echo b; close 4000"; got != want {
+			t.Errorf("the client gets %q, want %q", got, want)
+		}
+	})
+	t.Run("nobody reads", func(t *testing.T) {
+		s := newSession(t, nil)
+		if err := s.Deliver(testContext(t), 1, texts("a")); err != nil {
+			t.Fatal(err)
+		}
+		s.Fault(tooBig)
+		s.Close(session.StatusNormalClosure, "") // the fault's code stays
+		if got, want := outgoing(t, s), "; close 1009"; got != want {
+			t.Errorf("the client gets %q, want %q", got, want)
+		}
+		s2 := newSession(t, nil)
+		if err := s2.Deliver(testContext(t), 1, texts("a")); err != nil {
+			t.Fatal(err)
+		}
+		s2.Fault(tooBig)
+		select {
+		case <-s2.Context().Done(): // FaultWait passed
+		case <-testContext(t).Done():
+			t.Fatal("the session did not close")
+		}
+		wantClose(t, "Err()", s2.Err(), session.StatusMessageTooBig)
+	})
 }

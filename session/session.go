@@ -55,13 +55,17 @@ type Session struct {
 	spaceFree   signal // Send waiting under SlowConsumerBlock
 
 	// Messages from the client, accepted and not yet read.
-	in       []Message
-	inBytes  int
-	received uint64 // client messages accepted, read or not
-	inReady  signal // Recv waiting for a message
-	inSpace  signal // Deliver waiting for room
+	in        []Message
+	inBytes   int
+	received  uint64 // client messages accepted, read or not
+	inReady   signal // Recv waiting for a message
+	inWaiting bool   // a Recv waits on inReady with the queue read
+	inSpace   signal // Deliver waiting for room
 
 	closeFrame *CloseError // a close to deliver to the client after out
+	fault      *CloseError // the client's fault, closing once the application has caught up (Fault)
+	faultTimer *time.Timer // closes with fault after FaultWait
+	delivering bool        // Deliver is handing messages to the message callback
 	closeErr   *CloseError // what Recv returns once the queue is read
 	finished   bool        // no more attaching; the store has let go
 
@@ -166,6 +170,13 @@ func (s *Session) closeLocked(ce CloseError) {
 	if s.closeFrame != nil || s.finished {
 		return
 	}
+	if s.fault != nil {
+		// The client's fault came first: it is why the session ends.
+		ce = *s.fault
+		if s.faultTimer != nil {
+			s.faultTimer.Stop()
+		}
+	}
 	s.closeFrame = &ce
 	if s.closeErr == nil {
 		s.closeErr = &ce
@@ -180,6 +191,42 @@ func (s *Session) closeLocked(ce CloseError) {
 	} else {
 		s.startExpiryLocked()
 	}
+}
+
+// FaultWait is how long a session waits, at most, for its application to
+// handle the messages before a client's fault (Fault) before it closes.
+const FaultWait = time.Second
+
+// Fault closes the session because its client broke the protocol: with
+// StatusMessageTooBig, StatusProtocolError or StatusResumeGap. The fault
+// takes its place after the client messages accepted before it: the
+// application handles each of them first, and what it sends meanwhile goes
+// out before the close frame. So the session closes when the application
+// asks for a message after the last of them (Recv), at once when it reads
+// with a message callback (OnMessage), and at the latest FaultWait after the
+// fault. Until then Send works and Deliver accepts nothing more; a later
+// Fault or Close changes nothing but the moment (the first fault's code
+// stays).
+func (s *Session) Fault(ce CloseError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultLocked(ce)
+}
+
+func (s *Session) faultLocked(ce CloseError) {
+	if s.closeFrame != nil || s.finished || s.fault != nil {
+		return
+	}
+	s.fault = &ce
+	if (s.onMessage != nil && !s.delivering) || (s.inWaiting && len(s.in) == 0) {
+		s.closeLocked(ce)
+		return
+	}
+	s.faultTimer = time.AfterFunc(FaultWait, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closeLocked(ce)
+	})
 }
 
 // CloseFromClient ends the session because the client sent a close frame.
@@ -262,6 +309,9 @@ func (s *Session) finishLocked() {
 	s.closedLocked()
 	if s.expiry != nil {
 		s.expiry.Stop()
+	}
+	if s.faultTimer != nil {
+		s.faultTimer.Stop()
 	}
 	if o := s.cfg.Observer; o != nil {
 		o.Finished(s.transport, s.closeErr.Code)

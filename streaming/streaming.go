@@ -83,8 +83,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 // the next delimiter, so every part is complete once flushed.
 type encoder struct {
 	boundary string
-	// compact: parts hold compact batches and no Content-Type header
-	// (PROTOCOL.md section 4.6).
+	// compact: parts hold compact batches (PROTOCOL.md section 4.6).
 	compact bool
 	body    []byte // the batch being framed, reused
 }
@@ -116,10 +115,9 @@ func (e *encoder) AppendBatch(dst []byte, _ uint64, msgs []session.Message, ctrl
 	}
 	dst = append(dst, "--"...)
 	dst = append(dst, e.boundary...)
-	if !e.compact {
-		dst = append(dst, "\r\nContent-Type: "+PartContentType...)
-	}
-	dst = append(dst, "\r\nContent-Length: "...)
+	// Every part says what it holds: with the response's nosniff, a
+	// browser never guesses a type from the first bytes of a batch.
+	dst = append(dst, "\r\nContent-Type: "+PartContentType+"\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(e.body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	dst = append(dst, e.body...)

@@ -20,6 +20,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/streaming"
 	"github.com/tetherkit/tether/transport"
 )
 
@@ -49,7 +50,7 @@ type stream struct {
 	raw      bytes.Buffer // every byte read
 	started  bool         // the preamble has been read
 	preamble int
-	compact  bool // parts hold compact batches, without a Content-Type
+	compact  bool // parts hold compact batches
 }
 
 func (e *env) open(t *testing.T, received int) *stream {
@@ -140,6 +141,7 @@ func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
 	}
 	st.started = true
 	length := -1
+	contentType := ""
 	for {
 		l, err := st.line()
 		if err != nil {
@@ -152,8 +154,8 @@ func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
 		if !ok {
 			return nil, fmt.Errorf("bad header line %q", l)
 		}
-		if st.compact && strings.EqualFold(name, "Content-Type") {
-			return nil, fmt.Errorf("compact part with a Content-Type")
+		if strings.EqualFold(name, "Content-Type") {
+			contentType = strings.TrimSpace(value)
 		}
 		if strings.EqualFold(name, "Content-Length") {
 			if length, err = strconv.Atoi(strings.TrimSpace(value)); err != nil {
@@ -163,6 +165,10 @@ func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
 	}
 	if length < 0 {
 		return nil, errors.New("part without Content-Length")
+	}
+	if contentType != streaming.PartContentType {
+		// Every part, compact or not: a part without one is sniffed.
+		return nil, fmt.Errorf("part Content-Type %q, want %q", contentType, streaming.PartContentType)
 	}
 	body := make([]byte, length)
 	if _, err := io.ReadFull(st.r, body); err != nil {

@@ -72,7 +72,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 	if hasAck {
 		if err := s.Acknowledge(acked); err != nil {
 			cfg.Warn("tether: bad acknowledgement", s, r, err)
-			s.Close(session.StatusProtocolError, "bad acknowledgement")
+			s.Fault(session.CloseError{Code: session.StatusProtocolError, Reason: "bad acknowledgement"})
 			BadRequest(w, err.Error())
 			return
 		}
@@ -81,7 +81,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		cfg.Warn("tether: message too big", s, r, ErrMessageTooBig)
 		// The messages before the oversized one are lost with the
 		// session, which cannot go on without the one it must skip.
-		s.Close(session.StatusMessageTooBig, "message too big")
+		s.Fault(session.CloseError{Code: session.StatusMessageTooBig, Reason: "message too big"})
 		Error(w, http.StatusRequestEntityTooLarge, MsgMessageTooBig)
 		return
 	}

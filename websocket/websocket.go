@@ -2,7 +2,11 @@ package websocket
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -86,31 +90,33 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		transport.BadRequest(w, "not a WebSocket handshake")
 		return
 	}
-	cw := &corkingWriter{ResponseWriter: w}
-	conn, err := t.upgrader.Upgrade(cw, r, nil)
-	if err != nil {
-		return // the upgrader has answered
-	}
-	c := &connection{conn: conn, cork: cw.conn, cfg: a.Config, remote: r.RemoteAddr, compress: t.upgrader.EnableCompression}
+	c := &connection{cfg: a.Config, remote: r.RemoteAddr, compress: t.upgrader.EnableCompression}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	// Until c.link is set, a flush counts as under way: the link's
-	// notifications only mark work pending, and the first flush below
-	// takes it.
+	// Until the first flush, a flush counts as under way: the link's
+	// notifications only mark work pending, and the first flush takes it.
 	c.running, c.pending = true, true
 	c.flushes.Add(1)
+	// Attached before the upgrade, so that a refused attach is answered
+	// in HTTP as on every transport (404, 409), never by a WebSocket
+	// that opens only to close.
 	link, err := a.Session.Attach(session.AttachOptions{
 		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick, Flush: c.flushFromSend,
 	})
 	if err != nil {
-		code, reason := int(session.StatusSessionExpired), transport.MsgUnknownSession
-		if errors.Is(err, session.ErrStaleAttach) {
-			code, reason = StatusSuperseded, transport.MsgStaleAttach
-		}
-		conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(code, reason), time.Now().Add(a.Config.WriteTimeout))
 		c.cancel()
-		conn.Close()
+		transport.AttachError(w, err)
 		return
 	}
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := t.upgrader.Upgrade(cw, r, nil)
+	if err != nil {
+		// The upgrader has answered.
+		c.cancel()
+		link.Detach()
+		return
+	}
+	c.conn, c.cork = conn, cw.conn
+	c.textLimit = textLimit(a.Config.MaxMessageBytes)
 	c.mu.Lock()
 	c.link = link
 	c.heartbeat = time.AfterFunc(c.cfg.HeartbeatInterval, c.heartbeatTick)
@@ -147,6 +153,9 @@ type connection struct {
 	cfg      *transport.Config
 	remote   string // the handshake's RemoteAddr, for logs
 	compress bool   // per-message deflate may be on: gorilla frames messages
+	// textLimit is the largest text WebSocket message read: a frame of
+	// the largest message in base64.
+	textLimit int
 
 	// ctx ends when the connection is being torn down; it bounds the
 	// reader's wait for room in the session's inbound queue.
@@ -299,7 +308,7 @@ func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult 
 			switch {
 			case errors.Is(err, session.ErrSuperseded):
 				c.closeConn(StatusSuperseded, "superseded")
-			default: // session.ErrFinished
+			default: // session.ErrFinished: the client's close frame
 				c.closeConn(ws.CloseNormalClosure, "")
 			}
 			return writeDone
@@ -318,7 +327,8 @@ func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult 
 		}
 		wrote = true
 		if b.Close != nil {
-			c.closeConn(ws.CloseNormalClosure, "")
+			// The WebSocket closes with the session's code and reason.
+			c.closeConn(int(b.Close.Code), transport.TruncateReason(b.Close.Reason))
 			return writeDone
 		}
 		ackNow = false
@@ -403,50 +413,64 @@ func (c *connection) stop() {
 }
 
 // read delivers client frames to the session until the connection fails.
-// Once the session is closing (a protocol error, the client's close frame,
-// or a WebSocket close written), it reads on only to let the client's last
-// frames and its close answer arrive, for at most closeGrace: closing the
-// socket with them unread would reset the connection, and the client could
-// lose the last frames written to it, the close frame among them.
+// Once the session is closing (a fault of the client's, its close frame, or
+// a WebSocket close written), it reads on only to let the client's last
+// frames and its close answer arrive, discarding them, for at most
+// closeGrace after the close: closing the socket with them unread would
+// reset the connection, and the client could lose the last frames written
+// to it, the close frame among them.
 func (c *connection) read(seq uint64) {
 	s := c.link.Session()
-	c.conn.SetReadLimit(int64(c.cfg.MaxMessageBytes) + 1)
 	dead := 2 * c.cfg.HeartbeatInterval
 	draining := false
+	// fault ends the session for a client's fault: once the application
+	// has handled the messages before it, the close frame goes out (as the
+	// last frame), then the WebSocket close.
+	fault := func(code session.StatusCode, reason, log string, err error) {
+		c.cfg.WarnRemote(log, s, c.remote, err)
+		s.Fault(session.CloseError{Code: code, Reason: reason})
+		draining = true
+		c.mu.Lock()
+		if !c.closing {
+			c.conn.SetReadDeadline(time.Now().Add(session.FaultWait + closeGrace))
+		}
+		c.mu.Unlock()
+	}
 	for {
-		if !draining {
-			// Under mu, so that closeConn's shorter deadline is never
-			// overwritten.
-			c.mu.Lock()
-			if draining = c.closing; !draining {
-				c.conn.SetReadDeadline(time.Now().Add(dead))
+		if draining {
+			// NextReader skips what is left of the previous message.
+			if _, _, err := c.conn.NextReader(); err != nil {
+				return
 			}
-			c.mu.Unlock()
+			continue
 		}
-		typ, data, err := c.conn.ReadMessage()
-		if err != nil {
-			if errors.Is(err, ws.ErrReadLimit) && !draining {
-				c.cfg.WarnRemote("tether: message too big", s, c.remote, err)
-				s.Close(session.StatusMessageTooBig, "message too big")
-				c.drain()
-			}
-			return
+		// Under mu, so that closeConn's shorter deadline is never
+		// overwritten.
+		c.mu.Lock()
+		if draining = c.closing; !draining {
+			c.conn.SetReadDeadline(time.Now().Add(dead))
 		}
+		c.mu.Unlock()
 		if draining {
 			continue
+		}
+		typ, data, err := c.readMessage()
+		if err != nil {
+			if errors.Is(err, transport.ErrMessageTooBig) {
+				fault(session.StatusMessageTooBig, "message too big", "tether: message too big", err)
+				continue
+			}
+			return
 		}
 		var f transport.Frame
 		if typ == ws.BinaryMessage {
 			f = transport.Frame{Type: transport.FrameBinary, Message: session.Message{Type: session.Binary, Data: data}}
 		} else if f, err = transport.ParseFrame(data, c.cfg.MaxMessageBytes); err != nil {
-			c.cfg.WarnRemote("tether: malformed frame", s, c.remote, err)
 			if errors.Is(err, transport.ErrMessageTooBig) {
-				s.Close(session.StatusMessageTooBig, "message too big")
+				fault(session.StatusMessageTooBig, "message too big", "tether: message too big", err)
 			} else {
-				s.Close(session.StatusProtocolError, "malformed frame")
+				fault(session.StatusProtocolError, "malformed frame", "tether: malformed frame", err)
 			}
-			draining = true
-			c.conn.SetReadDeadline(time.Now().Add(closeGrace))
 			continue
 		}
 		switch {
@@ -459,16 +483,13 @@ func (c *connection) read(seq uint64) {
 					return
 				}
 				draining = true
-				c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+				c.conn.SetReadDeadline(time.Now().Add(session.FaultWait + closeGrace))
 				continue
 			}
 			seq++
 		case f.Type == transport.FrameAck:
 			if err := s.Acknowledge(f.Received); err != nil {
-				c.cfg.WarnRemote("tether: bad acknowledgement", s, c.remote, err)
-				s.Close(session.StatusProtocolError, "bad acknowledgement")
-				draining = true
-				c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+				fault(session.StatusProtocolError, "bad acknowledgement", "tether: bad acknowledgement", err)
 			}
 		case f.Type == transport.FrameClose:
 			s.CloseFromClient(f.Close)
@@ -478,17 +499,39 @@ func (c *connection) read(seq uint64) {
 	}
 }
 
-// drain waits, for at most closeGrace, for the flush to write the close
-// after a read that can go no further (gorilla's read limit leaves the
-// connection unreadable): c.ctx ends once a close is written or the
-// connection failed.
-func (c *connection) drain() {
-	deadline := time.NewTimer(closeGrace)
-	defer deadline.Stop()
-	select {
-	case <-c.ctx.Done():
-	case <-deadline.C:
+// readMessage reads the next WebSocket message. A message larger than a
+// frame of the largest Tether message (binary: its payload; text: a type
+// byte and the payload in base64) returns an error wrapping
+// transport.ErrMessageTooBig, the rest of it unread: the limit is the
+// session's, on the decoded payload, so it is checked here and by
+// ParseFrame rather than by gorilla, whose read limit closes the WebSocket
+// before the close frame can go out.
+func (c *connection) readMessage() (int, []byte, error) {
+	typ, r, err := c.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
 	}
+	limit := c.textLimit
+	if typ == ws.BinaryMessage {
+		limit = c.cfg.MaxMessageBytes
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(data) > limit {
+		return 0, nil, fmt.Errorf("%w: over %d bytes, limit %d", transport.ErrMessageTooBig, limit, c.cfg.MaxMessageBytes)
+	}
+	return typ, data, nil
+}
+
+// textLimit returns the size of a text frame holding a message of
+// maxMessage bytes in base64.
+func textLimit(maxMessage int) int {
+	if maxMessage > math.MaxInt/2 {
+		return math.MaxInt - 1
+	}
+	return 1 + base64.StdEncoding.EncodedLen(maxMessage)
 }
 
 // deliver hands one message to the session, and writes what the delivery

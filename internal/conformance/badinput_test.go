@@ -269,7 +269,7 @@ var badInputs = []badRow{
 	{"WebSocket empty text message", "close frame 4003 malformed frame; session closed 4003", func(t *testing.T, e *badEnv) string {
 		return e.badWebSocket(t, "seq=1", ws.TextMessage, nil)
 	}},
-	{"WebSocket message over maxMessageBytes", "WebSocket close 1009; session closed 1009", func(t *testing.T, e *badEnv) string {
+	{"WebSocket message over maxMessageBytes", "close frame 1009 message too big; session closed 1009", func(t *testing.T, e *badEnv) string {
 		return e.badWebSocket(t, "seq=1", ws.BinaryMessage, make([]byte, badMaxMessage+2))
 	}},
 	{"WebSocket skipping a sequence number", "close frame 4000 sequence gap; session closed 4000", func(t *testing.T, e *badEnv) string {
