@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,6 +178,9 @@ var badInputs = []badRow{
 		// after() checks that its own message 1 is the first echoed.
 		return e.badSend(t, "seq=1", append(batch("mfirst"), "1:z"...))
 	}},
+	{"send close frame with a reason over 123 bytes", "400 bad request: malformed frame: close reason longer than 123 bytes; session unaffected", func(t *testing.T, e *badEnv) string {
+		return e.badSend(t, "", batch("c1000 "+strings.Repeat("r", 124)))
+	}},
 	{"send frame after a close frame", "400 bad request: malformed frame: frame after close; session unaffected", func(t *testing.T, e *badEnv) string {
 		return e.badSend(t, "seq=1", append(batch("c1000"), batch("mlate")...))
 	}},
@@ -272,6 +276,36 @@ var badInputs = []badRow{
 	{"WebSocket message over maxMessageBytes", "close frame 1009 message too big; session closed 1009", func(t *testing.T, e *badEnv) string {
 		return e.badWebSocket(t, "seq=1", ws.BinaryMessage, make([]byte, badMaxMessage+2))
 	}},
+	{"WebSocket base64 message decoding to over maxMessageBytes", "close frame 1009 message too big; session closed 1009", func(t *testing.T, e *badEnv) string {
+		return e.badWebSocket(t, "seq=1", ws.TextMessage, append([]byte("B"), base64.StdEncoding.EncodeToString(make([]byte, badMaxMessage+1))...))
+	}},
+	{"WebSocket acknowledging messages never sent", "close frame 4003 bad acknowledgement; session closed 4003", func(t *testing.T, e *badEnv) string {
+		return e.badWebSocket(t, "seq=1", ws.TextMessage, []byte("a7"))
+	}},
+	{"WebSocket close frame with a reason over 123 bytes", "close frame 4003 malformed frame; session closed 4003", func(t *testing.T, e *badEnv) string {
+		return e.badWebSocket(t, "seq=1", ws.TextMessage, []byte("c1000 "+strings.Repeat("r", 124)))
+	}},
+	{"WebSocket attach for an unknown session", "404 unknown session", func(t *testing.T, e *badEnv) string {
+		_, resp, err := ws.DefaultDialer.Dial(e.wsURL(&rawSession{Session: "AAAAAAAAAAAAAAAAAAAAAA", Token: "AAAAAAAAAAAAAAAAAAAAAA"}, "received=0"), nil)
+		if err == nil {
+			t.Fatal("the handshake succeeded")
+		}
+		return responseAnswer(resp)
+	}},
+	{"WebSocket attach stating fewer messages than it acknowledged", "409 stale attach; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		if got := e.after(t, s); got != "; session unaffected" {
+			t.Fatalf("before: %s", got)
+		}
+		if got := e.answer(t, e.req(t, "POST", fmt.Sprintf("send?received=%d", s.received), s.query(), nil)); got != "204" {
+			t.Fatalf("acknowledging send: %s", got)
+		}
+		_, resp, err := ws.DefaultDialer.Dial(e.wsURL(s, "received=0&seq=2"), nil)
+		if err == nil {
+			t.Fatal("the handshake succeeded")
+		}
+		return responseAnswer(resp) + e.after(t, s)
+	}},
 	{"WebSocket skipping a sequence number", "close frame 4000 sequence gap; session closed 4000", func(t *testing.T, e *badEnv) string {
 		return e.badWebSocket(t, "seq=5", ws.TextMessage, []byte("mx"))
 	}},
@@ -289,6 +323,8 @@ var badInputs = []badRow{
 		big := strings.Repeat("a", 2*badHeaderBytes)
 		return e.rawHTTP(t, "POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\nX-Big: "+big+"\r\n\r\n", false)
 	}},
+	// The timeout strikes inside the header's name: net/http answers 400
+	// (TestSlowHeadersWithREADMEServer has the other case).
 	{"request headers sent one byte a second", "400 400 Bad Request", func(t *testing.T, e *badEnv) string {
 		return e.trickle(t, "POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\n", "X-Slow: "+strings.Repeat("a", 100))
 	}},
