@@ -9,6 +9,6 @@
 // are harmless. PROTOCOL.md describes the wire side of this.
 //
 // Applications use Send, Recv, Close, Context and the accessors. Transports
-// use Attach, the Link it returns, Deliver and Acknowledge; the Store keeps
-// sessions so that requests can find them.
+// use Attach, the Link it returns, Deliver, Acknowledge and Fault; the Store
+// keeps sessions so that requests can find them.
 package session

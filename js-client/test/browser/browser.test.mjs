@@ -289,3 +289,30 @@ describe('session lifecycle', () => {
     assert.ok(r.events.includes('resumed'), 'events: ' + r.events)
   })
 })
+
+describe('what Chromium sends', () => {
+  test('Origin: on same-origin POSTs, not on same-origin GETs (PROTOCOL.md section 7)', { skip: skip('sse') }, async () => {
+    const page = await browser.newPage()
+    const seen = []
+    page.on('request', (r) => seen.push(r))
+    try {
+      await page.goto(server.url)
+      await page.evaluate(async () => {
+        const t = connect('/rt/', { transports: ['sse'] })
+        t.send('hello')
+        await until('echo', () => t.got.length >= 1)
+        t.close(1000, 'done')
+        await until('close', () => t.readyState == Tether.CLOSED)
+      })
+      const origins = {}
+      for (const r of seen) {
+        const name = new URL(r.url()).pathname.split('/').pop()
+        if (['negotiate', 'sse', 'send'].includes(name)) origins[r.method() + ' ' + name] = (await r.allHeaders()).origin ?? 'none'
+      }
+      const own = new URL(server.url).origin
+      assert.deepEqual(origins, { 'POST negotiate': own, 'GET sse': 'none', 'POST send': own })
+    } finally {
+      await page.close()
+    }
+  })
+})
