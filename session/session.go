@@ -222,6 +222,7 @@ func (s *Session) faultLocked(ce CloseError) {
 		s.closeLocked(ce)
 		return
 	}
+	s.inReady.broadcast() // a Recv waiting already closes it
 	s.faultTimer = time.AfterFunc(FaultWait, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
