@@ -2,7 +2,8 @@
 # Tests of the JavaScript client: installs what is missing, type-checks,
 # checks that the committed bundle matches its source, prints its size, runs
 # the unit tests (node's test runner), the npm package test (pack, install,
-# bundle, type-check) and the browser tests (Chromium via playwright-core).
+# bundle, type-check), the browser tests (Chromium via playwright-core) and
+# the browser tests behind real nginx (test/hostile).
 # Run from anywhere: bash js-client/test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,3 +62,14 @@ if [ ! -x /usr/bin/chromium ]; then
   exit 0
 fi
 node --test --test-timeout=120000 test/browser/
+
+log "browser tests behind real nginx (test/hostile)"
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  if [ "${CI:-}" = true ]; then
+    log "FAIL: nginx not found; the tests behind nginx cannot run (scripts/setup.sh installs it)"
+    exit 1
+  fi
+  log "SKIPPED: nginx not found; the tests behind nginx did not run (they are required in CI)"
+  exit 0
+fi
+node --test --test-timeout=180000 test/hostile/

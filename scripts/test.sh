@@ -17,6 +17,11 @@ go tool staticcheck ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
+# The Go client behind real nginx (internal/hostile) writes its table here.
+if [[ -f test-output/hostile-go.txt ]]; then
+	echo "== the Go client behind nginx (internal/hostile)"
+	cat test-output/hostile-go.txt
+fi
 
 # Every fuzz target for a bounded number of executions (6 targets: about
 # 2 minutes), in CI or when FUZZ=1.

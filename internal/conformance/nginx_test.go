@@ -4,140 +4,34 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/conformance"
+	"github.com/tetherkit/tether/internal/nginxtest"
 	"github.com/tetherkit/tether/session"
 )
-
-// nginxBinary finds nginx; without it the test skips loudly, or fails in CI.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx not found; scripts/setup.sh installs it (apt-get install nginx)")
-	}
-	t.Skip("SKIPPED: nginx not found, so the tests behind a real nginx did not run; scripts/setup.sh installs it (they are required in CI)")
-	return ""
-}
 
 // readmeNginxConfig returns the nginx configuration README.md recommends,
 // so that this test keeps the README true.
 func readmeNginxConfig(t *testing.T) string {
 	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
+	nginxtest.Require(t)
+	conf, err := nginxtest.ReadmeConfig("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(readme), "```nginx\n")
-	block, _, ok2 := strings.Cut(rest, "```")
-	if !ok || !ok2 {
-		t.Fatal("README.md has no ```nginx block")
-	}
-	return block
-}
-
-// startNginx runs nginx in front of backend (host:port) with the http-level
-// configuration conf, in which it replaces the README's listen and upstream
-// addresses, and returns the address nginx listens on. nginx stops when the
-// test ends.
-func startNginx(t *testing.T, conf, backend string) string {
-	t.Helper()
-	bin := nginxBinary(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	for old, repl := range map[string]string{
-		"listen 443 ssl;":        "listen " + addr + ";",
-		"server 127.0.0.1:8080;": "server " + backend + ";",
-	} {
-		if !strings.Contains(conf, old) {
-			t.Fatalf("the nginx configuration has no %q to replace", old)
-		}
-		conf = strings.ReplaceAll(conf, old, repl)
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
-	full := fmt.Sprintf(`%s
-daemon off;
-master_process off;
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-%[3]s
-}
-`, user, dir, conf)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(full), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s%s", err, out.String(), log)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nginx did not start listening within 10s")
-		}
-	}
+	return conf
 }
 
 // TestBehindNginx runs every offered transport through a real nginx
 // configured as README.md recommends: each works, streams included, and a
 // browser's same-origin negotiate passes the origin check through it.
 func TestBehindNginx(t *testing.T) {
-	nginxBinary(t)
 	conf := readmeNginxConfig(t)
 	for _, name := range conformance.OfferedTransports(t) {
 		t.Run(name, func(t *testing.T) {
@@ -146,7 +40,7 @@ func TestBehindNginx(t *testing.T) {
 			e := &conformance.Env{Transport: name}
 			_, base := e.Server(t, conformance.BurstEcho, &tether.Options{SlowConsumer: session.SlowConsumerBlock})
 			backend := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/rt/")
-			front := startNginx(t, conf, backend)
+			front := nginxtest.StartT(t, conf, backend).Addr
 			c := e.Dial(t, ctx, "http://"+front+"/rt/", &client.Options{StreamStartTimeout: 2 * time.Second})
 			exchange(t, ctx, c, 1000)
 
@@ -203,13 +97,9 @@ func TestBehindCompressingNginx(t *testing.T) {
 // nginxVariant returns README's nginx configuration with replacements.
 func nginxVariant(t *testing.T, replace map[string]string) string {
 	t.Helper()
-	nginxBinary(t)
-	conf := readmeNginxConfig(t)
-	for old, repl := range replace {
-		if !strings.Contains(conf, old) {
-			t.Fatalf("README's nginx configuration has no %q", old)
-		}
-		conf = strings.ReplaceAll(conf, old, repl)
+	conf, err := nginxtest.Variant(readmeNginxConfig(t), replace)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return conf
 }
@@ -222,7 +112,7 @@ func dialBehind(t *testing.T, conf string) *client.Session {
 	t.Cleanup(cancel)
 	_, base := (&conformance.Env{}).Server(t, conformance.BurstEcho, &tether.Options{SlowConsumer: session.SlowConsumerBlock})
 	backend := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/rt/")
-	front := startNginx(t, conf, backend)
+	front := nginxtest.StartT(t, conf, backend).Addr
 	start := time.Now()
 	c, err := client.Dial(ctx, "http://"+front+"/rt/", &client.Options{StreamStartTimeout: 500 * time.Millisecond})
 	if err != nil {

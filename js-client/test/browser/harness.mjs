@@ -21,22 +21,32 @@ export const repo = join(jsClient, '..')
  * dir and starts it with -addr 127.0.0.1:0 and args. The program prints
  * "listening <url>" once it listens, and ends when its standard input closes
  * (stop: 'stdin') or on SIGTERM (stop: 'SIGTERM'). It resolves to
- * { url, stop }, stop resolving once the program has exited.
+ * { url, stop, command }: stop resolves once the program has exited;
+ * command(line, answer, ms) writes line to the program's standard input and
+ * resolves once it prints the line answer, failing after ms.
  */
 export const startGoServer = async (dir, { pkg, args = [], stop = 'stdin' }) => {
   const bin = join(dir, pkg.replaceAll('/', '_'))
   execFileSync('go', ['build', '-o', bin, pkg], { cwd: repo, stdio: 'inherit' })
   const p = spawn(bin, ['-addr', '127.0.0.1:0', ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: p.stdout })
   const url = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(pkg + ' did not start within 20s')), 20000)
     p.on('exit', (code) => reject(new Error(pkg + ' exited with ' + code)))
-    createInterface({ input: p.stdout }).on('line', (l) => {
+    lines.on('line', (l) => {
       const m = /^listening (\S+)/.exec(l)
       if (m) clearTimeout(t), resolve(m[1])
     })
   })
   return {
     url,
+    command: (line, answer, ms = 20000) =>
+      new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`${pkg}: no "${answer}" within ${ms}ms after "${line}"`)), ms)
+        const on = (l) => l == answer && (clearTimeout(t), lines.off('line', on), resolve())
+        lines.on('line', on)
+        p.stdin.write(line + '\n')
+      }),
     stop: () =>
       new Promise((resolve) => {
         if (p.exitCode != null) return resolve()

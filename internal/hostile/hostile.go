@@ -1,0 +1,194 @@
+// Package hostile puts real nginx, configured as the networks users meet,
+// in front of Tether echo servers: the setups of issue 11, shared by the Go
+// client's tests in this package and by the Chromium suite
+// (js-client/test/hostile), which starts them through the command in
+// hostileserver/.
+package hostile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/internal/nginxtest"
+	"github.com/tetherkit/tether/session"
+)
+
+// Setup is one nginx configuration: README's block with replacements, in
+// front of one or more independent Tether servers.
+type Setup struct {
+	Name    string
+	Doc     string
+	Replace map[string]string
+	Servers int // independent servers, round robin; default 1
+}
+
+// Lines of README's nginx block that the setups change.
+const (
+	upgradeHeader    = "proxy_set_header Upgrade $http_upgrade;"
+	connectionHeader = "proxy_set_header Connection $connection_upgrade;"
+	bufferingOff     = "proxy_buffering off;"
+	readTimeout      = "proxy_read_timeout 75s;"
+	sendTimeout      = "proxy_send_timeout 75s;"
+)
+
+// IdleTimeout is the idle timeout of the "idle" setup, below the default
+// heartbeat interval (25 s).
+const IdleTimeout = 5 * time.Second
+
+// OutageTime is how long the "outage" scenario keeps nginx down.
+const OutageTime = 4 * time.Second
+
+// Setups are the networks of issue 11. "outage" runs README's configuration;
+// what differs is that the scenario stops nginx for OutageTime and starts it
+// again on the same port.
+var Setups = []Setup{
+	{Name: "plain", Doc: "README's configuration"},
+	{Name: "noupgrade", Doc: "Upgrade and Connection headers dropped: WebSocket is impossible", Replace: map[string]string{
+		upgradeHeader:    "",
+		connectionHeader: "",
+	}},
+	{Name: "antivirus", Doc: "buffering on (X-Accel-Buffering ignored), gzip on every type, no upgrades, as an antivirus proxy does", Replace: map[string]string{
+		bufferingOff:     "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering; gzip on; gzip_types *; gzip_min_length 1;",
+		upgradeHeader:    "",
+		connectionHeader: "",
+	}},
+	{Name: "idle", Doc: "idle timeouts of 5 s, below the 25 s heartbeat", Replace: map[string]string{
+		readTimeout: "proxy_read_timeout 5s; send_timeout 5s;",
+		sendTimeout: "proxy_send_timeout 5s;",
+	}},
+	{Name: "outage", Doc: "README's configuration, stopped for 4 s mid-session and started again on the same port"},
+	{Name: "roundrobin", Doc: "round robin over two independent servers (no shared state)", Servers: 2},
+}
+
+// Page is the HTML page nginx serves at /: it loads the bundled client from
+// the Tether server, through nginx, at /rt/tether.js.
+const Page = `<!doctype html><meta charset="utf-8"><title>tether behind nginx</title><link rel="icon" href="data:,"><script src="/rt/tether.js"></script>`
+
+// Config returns README's nginx configuration (read from readme) changed
+// for s, with a location serving Page at /.
+func (s Setup) Config(readme string) (string, error) {
+	conf, err := nginxtest.ReadmeConfig(readme)
+	if err != nil {
+		return "", err
+	}
+	replace := map[string]string{
+		"location /rt/ {": "location = / {\n        default_type text/html;\n        return 200 '" + Page + "';\n    }\n\n    location /rt/ {",
+	}
+	for k, v := range s.Replace {
+		replace[k] = v
+	}
+	return nginxtest.Variant(conf, replace)
+}
+
+// Env is a setup running: nginx in front of its servers.
+type Env struct {
+	Setup Setup
+	Nginx *nginxtest.Nginx
+	// Page is the URL of Page; URL the Tether prefix, both through nginx.
+	Page, URL string
+
+	servers []*tether.Server
+	https   []*http.Server
+}
+
+// Start runs s: its Tether echo servers (see Handle), each on a loopback
+// port of its own, and nginx in front on addr (port 0: a free one), with its
+// files in dir. readme is the path of README.md. logger receives the
+// servers' logs (nil: none).
+func Start(s Setup, readme, addr, dir string, logger *slog.Logger) (*Env, error) {
+	conf, err := s.Config(readme)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Env{Setup: s}
+	var backends []string
+	for range max(s.Servers, 1) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		srv := tether.NewServer(tether.HandlerFunc(Handle), &tether.Options{Logger: logger})
+		mux := http.NewServeMux()
+		mux.Handle("/rt/", srv)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		e.servers, e.https = append(e.servers, srv), append(e.https, hs)
+		backends = append(backends, ln.Addr().String())
+	}
+	if e.Nginx, err = nginxtest.Start(conf, addr, backends, dir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.Page = "http://" + e.Nginx.Addr + "/"
+	e.URL = e.Page + "rt/"
+	return e, nil
+}
+
+// Close stops nginx and the servers (sessions end with 1001).
+func (e *Env) Close() {
+	if e.Nginx != nil {
+		e.Nginx.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for i, srv := range e.servers {
+		srv.Shutdown(ctx)
+		e.https[i].Close()
+	}
+}
+
+// Handle is the servers' session handler: it echoes every message, except
+// the text "stream N", which it answers with the text messages "1" .. "N".
+func Handle(s *session.Session) {
+	ctx := s.Context()
+	for {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			return
+		}
+		if n, ok := streamCommand(m); ok {
+			for i := 1; i <= n; i++ {
+				if err := s.Send(ctx, session.Message{Type: session.Text, Data: []byte(strconv.Itoa(i))}); err != nil {
+					return
+				}
+			}
+			continue
+		}
+		if err := s.Send(ctx, m); err != nil {
+			return
+		}
+	}
+}
+
+// streamCommand parses "stream N".
+func streamCommand(m session.Message) (int, bool) {
+	arg, ok := strings.CutPrefix(string(m.Data), "stream ")
+	if m.Type != session.Text || !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(arg)
+	return n, err == nil && n > 0
+}
+
+// Lookup returns the setup called name, or an error listing the setups.
+func Lookup(name string) (Setup, error) {
+	names := make([]string, len(Setups))
+	for i, s := range Setups {
+		if s.Name == name {
+			return s, nil
+		}
+		names[i] = s.Name
+	}
+	return Setup{}, fmt.Errorf("hostile: no setup %q (want one of %s)", name, strings.Join(names, ", "))
+}

@@ -1,0 +1,373 @@
+package hostile_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/internal/hostile"
+	"github.com/tetherkit/tether/internal/nginxtest"
+	"github.com/tetherkit/tether/session"
+)
+
+// report is where the tests write their table, printed by scripts/test.sh
+// after the Go tests (go test shows nothing of a passing package).
+const report = "../../test-output/hostile-go.txt"
+
+func TestMain(m *testing.M) {
+	os.MkdirAll(filepath.Dir(report), 0o755)
+	os.Remove(report)
+	goleak.VerifyTestMain(m)
+}
+
+// Bounds of the waits: a wait that ends by its bound fails the test with
+// what it saw. None is a measure of speed.
+const (
+	dialBound  = 30 * time.Second
+	phaseBound = 40 * time.Second
+	closeBound = 15 * time.Second
+	// roundRobinBound is the phase bound in round robin, where sessions
+	// that hit the server not holding them must end rather than hang.
+	roundRobinBound = 15 * time.Second
+	idleTime        = 17500 * time.Millisecond
+)
+
+// run is one session's record: what the table prints.
+type run struct {
+	t          *testing.T
+	c          *client.Session
+	start      time.Time
+	transport  string        // the transport before Close
+	open       time.Duration // Dial's return
+	first      time.Duration // the first echo
+	reconnects atomic.Int64  // "tether connection lost" logged
+	lost, dup  int           // messages, over every phase
+	reordered  bool
+	ended      error  // the session's end, when a phase saw it
+	hung       string // what a phase that ended by its bound saw
+	extra      []string
+}
+
+// countLost is a slog.Handler that counts the client's "connection lost"
+// records, one per reconnect.
+type countLost struct{ n *atomic.Int64 }
+
+func (h countLost) Enabled(context.Context, slog.Level) bool { return true }
+func (h countLost) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "tether connection lost" {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countLost) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countLost) WithGroup(string) slog.Handler      { return h }
+
+// start runs setup name behind real nginx.
+func start(t *testing.T, name string) *hostile.Env {
+	t.Helper()
+	nginxtest.Require(t)
+	s, err := hostile.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := hostile.Start(s, "../../README.md", "127.0.0.1:0", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return env
+}
+
+// dial connects with the default options (transports forced when given)
+// and sends "first", whose echo the first phase waits for. A failed Dial is returned: it is
+// the event a failure must surface as.
+func dial(t *testing.T, env *hostile.Env, transports ...string) (*run, error) {
+	r := &run{t: t, start: time.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), dialBound)
+	defer cancel()
+	c, err := client.Dial(ctx, env.URL, &client.Options{
+		Transports: transports,
+		Logger:     slog.New(countLost{&r.reconnects}),
+	})
+	if ctx.Err() != nil {
+		t.Fatalf("Dial hung: no result within %v (%v)", dialBound, err)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.c = c
+	r.open = time.Since(r.start)
+	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	r.send("first")
+	return r, nil
+}
+
+// phase sends tag1 .. tagN (after the messages in want, already sent) and
+// "stream S", and receives until every echo and streamed message is in,
+// the session ends or phaseBound passes. It adds what it got to the
+// counts and returns whether everything came.
+func (r *run) phase(tag string, n, stream int, want ...string) bool {
+	return r.phaseWithin(phaseBound, tag, n, stream, want...)
+}
+
+// phaseWithin is phase with another bound.
+func (r *run) phaseWithin(bound time.Duration, tag string, n, stream int, want ...string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	for i := 1; i <= n; i++ {
+		r.send(tag + strconv.Itoa(i))
+		want = append(want, tag+strconv.Itoa(i))
+	}
+	if stream > 0 {
+		r.send("stream " + strconv.Itoa(stream))
+	}
+	for i := 1; i <= stream; i++ {
+		want = append(want, strconv.Itoa(i))
+	}
+	var got []string
+	for len(got) < len(want) {
+		m, err := r.c.Recv(ctx)
+		if err != nil {
+			r.count(got, want)
+			r.ended = err
+			if ctx.Err() != nil {
+				r.hung = fmt.Sprintf("hang: phase %s: %d of %d messages after %v, session not ended, on %q", tag, len(got), len(want), bound, r.c.Transport())
+			}
+			return false
+		}
+		if r.first == 0 {
+			r.first = time.Since(r.start)
+		}
+		got = append(got, string(m.Data))
+	}
+	r.count(got, want)
+	return true
+}
+
+func (r *run) send(s string) {
+	ctx, cancel := context.WithTimeout(context.Background(), phaseBound)
+	defer cancel()
+	if err := r.c.Send(ctx, session.Message{Type: session.Text, Data: []byte(s)}); err != nil && ctx.Err() != nil {
+		r.t.Errorf("hang: Send(%q) blocked for %v", s, phaseBound)
+	}
+}
+
+// count adds the lost, duplicated and reordered messages of got to r.
+func (r *run) count(got, want []string) {
+	seen := map[string]int{}
+	wanted := map[string]bool{}
+	for _, w := range want {
+		wanted[w] = true
+	}
+	var firsts []string
+	for _, g := range got {
+		if seen[g]++; seen[g] > 1 || !wanted[g] {
+			r.dup++
+		} else {
+			firsts = append(firsts, g)
+		}
+	}
+	var present []string
+	for _, w := range want {
+		if seen[w] == 0 {
+			r.lost++
+		} else {
+			present = append(present, w)
+		}
+	}
+	r.reordered = r.reordered || !slices.Equal(firsts, present)
+}
+
+// exact fails the test unless every phase ended and every message of every
+// phase arrived once, in order.
+func (r *run) exact() {
+	r.t.Helper()
+	if r.hung != "" {
+		r.t.Error(r.hung)
+	}
+	if r.ended != nil {
+		r.t.Errorf("the session ended: %v", r.ended)
+	}
+	if r.lost != 0 || r.dup != 0 || r.reordered {
+		r.t.Errorf("lost %d, duplicated %d, reordered %v; want none", r.lost, r.dup, r.reordered)
+	}
+}
+
+// closeAndWait closes the session and waits, bounded, for its end.
+func (r *run) closeAndWait() error {
+	r.t.Helper()
+	r.transport = r.c.Transport()
+	err := r.c.Close(session.StatusNormalClosure, "done")
+	select {
+	case <-r.c.Done():
+	case <-time.After(closeBound):
+		r.t.Errorf("hang: the session did not end within %v of Close", closeBound)
+	}
+	return err
+}
+
+// waitTransport waits up to d for the session to be on transport name.
+func (r *run) waitTransport(name string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if r.c.Transport() == name {
+			return true
+		}
+		select {
+		case <-r.c.Done():
+			return false
+		default:
+		}
+	}
+	return r.c.Transport() == name
+}
+
+var reportMu sync.Mutex
+
+// print logs the table line of r and appends it to the report.
+func (r *run) print(label string) {
+	line := fmt.Sprintf("hostile go %s: transport %s, open %v, first echo %v, reconnects %d, lost %d, duplicated %d, reordered %v",
+		label, cmp.Or(r.transport, "none"), r.open.Round(time.Millisecond), r.first.Round(time.Millisecond), r.reconnects.Load(), r.lost, r.dup, r.reordered)
+	if len(r.extra) > 0 {
+		line += ", " + strings.Join(r.extra, ", ")
+	}
+	r.t.Log(line)
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	if f, err := os.OpenFile(report, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintln(f, line)
+		f.Close()
+	}
+}
+
+// basic: the first echo, 50 echoes and a stream of 100, on the best
+// transport that works through setup.
+func basic(t *testing.T, setup, best string) {
+	t.Parallel()
+	env := start(t, setup)
+	r, err := dial(t, env)
+	if err != nil {
+		t.Fatalf("Dial through %s: %v", setup, err)
+	}
+	defer r.print(setup)
+	_ = r.phase("first", 0, 0, "first") && r.phase("a", 50, 100)
+	r.exact()
+	if got := r.c.Transport(); got != best {
+		t.Errorf("Transport() = %q, want %q", got, best)
+	}
+	if err := r.closeAndWait(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestPlain(t *testing.T)     { basic(t, "plain", "websocket") }
+func TestNoUpgrade(t *testing.T) { basic(t, "noupgrade", "sse") }
+func TestAntivirus(t *testing.T) { basic(t, "antivirus", "longpoll") }
+
+// TestIdle: an idle period behind an nginx whose timeouts (5 s) are below
+// the heartbeat (25 s); the reconnects are counted, and nothing is lost.
+func TestIdle(t *testing.T) {
+	t.Parallel()
+	env := start(t, "idle")
+	r, err := dial(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.print("idle")
+	ok := r.phase("first", 0, 0, "first") && r.phase("a", 20, 50)
+	before := r.reconnects.Load()
+	time.Sleep(idleTime)
+	idle := r.reconnects.Load() - before
+	r.extra = append(r.extra, fmt.Sprintf("idle reconnects %d in %v (%.0f per idle minute)", idle, idleTime, float64(idle)*float64(time.Minute)/float64(idleTime)))
+	_ = ok && r.phase("b", 20, 50)
+	r.exact()
+	if err := r.closeAndWait(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestOutage: nginx stops for 4 s mid-session, with messages sent before,
+// during and after; every one arrives exactly once, in order.
+func TestOutage(t *testing.T) {
+	t.Parallel()
+	env := start(t, "outage")
+	r, err := dial(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.print("outage")
+	if !r.phase("first", 0, 0, "first") || !r.phase("a", 20, 50) {
+		r.exact()
+		return
+	}
+	var during []string
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 1; i <= 20; i++ {
+			time.Sleep(hostile.OutageTime / 20)
+			during = append(during, "b"+strconv.Itoa(i))
+			r.send(during[i-1])
+		}
+	}()
+	if err := env.Nginx.Outage(hostile.OutageTime); err != nil {
+		t.Fatal(err)
+	}
+	over := time.Now()
+	<-sent
+	r.phase("c", 20, 50, during...)
+	r.exact()
+	if r.waitTransport("websocket", 20*time.Second) {
+		r.extra = append(r.extra, fmt.Sprintf("on websocket %v after the outage", time.Since(over).Round(time.Millisecond)))
+	} else {
+		r.extra = append(r.extra, "not back on websocket within 20s")
+	}
+	if err := r.closeAndWait(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestRoundRobin: round robin over two servers that share nothing, one
+// session per way of connecting. A session works exactly, or its failure
+// surfaces as an error from Dial or as the session's end.
+func TestRoundRobin(t *testing.T) {
+	t.Parallel()
+	env := start(t, "roundrobin")
+	for _, mode := range []string{"", "websocket", "sse", "streaming", "longpoll"} {
+		label := "roundrobin automatic"
+		var ts []string
+		if mode != "" {
+			label, ts = "roundrobin "+mode, []string{mode}
+		}
+		r, err := dial(t, env, ts...)
+		switch {
+		case err != nil:
+			r.extra = append(r.extra, "outcome Dial failed: "+err.Error())
+		case r.phaseWithin(roundRobinBound, "first", 0, 0, "first") && r.phaseWithin(roundRobinBound, "a", 10, 0):
+			r.exact()
+			r.extra = append(r.extra, "outcome worked")
+		case r.hung != "":
+			// Issue 11, item 1: a send answered 404 leaves the session
+			// waiting; asserted once the client turns it into an event.
+			r.extra = append(r.extra, "outcome HANG, "+r.hung)
+		default:
+			r.extra = append(r.extra, fmt.Sprintf("outcome ended: %v", r.ended))
+		}
+		if r.c != nil {
+			r.closeAndWait()
+		}
+		r.print(label)
+	}
+}
