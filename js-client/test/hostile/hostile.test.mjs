@@ -253,7 +253,7 @@ test('roundrobin: two independent servers, no shared state', async () => {
       for (const transports of modes) {
         const t = track(transports && { transports })
         t.send('first')
-        const p = await phase(t, { tag: 'a', n: 10, ms: 15000, want: ['first'] })
+        const p = await phase(t, { tag: 'a', n: 10, ms: 10000, want: ['first'] })
         // The session worked, or the application got a close event.
         const outcome = p.ok ? 'worked' : t.readyState == Tether.CLOSED ? 'closed' : 'hang'
         rs.push({ mode: transports ? transports[0] : 'automatic', outcome, phases: [p], ...(await finish(t)) })
