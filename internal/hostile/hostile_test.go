@@ -307,7 +307,8 @@ func TestIdle(t *testing.T) {
 }
 
 // TestOutage: nginx stops for 4 s mid-session, with messages sent before,
-// during and after; every one arrives exactly once, in order.
+// during and after; every one arrives exactly once, in order, and the
+// session is back on WebSocket.
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	env := start(t, "outage")
@@ -340,6 +341,7 @@ func TestOutage(t *testing.T) {
 	if r.waitTransport("websocket", 20*time.Second) {
 		r.extra = append(r.extra, fmt.Sprintf("on websocket %v after the outage", time.Since(over).Round(time.Millisecond)))
 	} else {
+		t.Error("not back on websocket within 20s of the outage's end: an outage is no evidence against a transport")
 		r.extra = append(r.extra, "not back on websocket within 20s")
 	}
 	if err := r.closeAndWait(); err != nil {
