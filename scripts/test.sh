@@ -36,5 +36,11 @@ if [[ -f js-client/test.sh ]]; then
 fi
 bash sockjs/test.sh # the SockJS bridge with sockjs-client in Chromium
 
+# The browser bench at a few hundred messages per system (no timings
+# checked); it uses js-client's and sockjs/test's npm packages, installed by
+# the two steps above.
+echo "== cmd/tether-bench -browser (smoke)"
+TETHER_BENCH_BROWSER=1 go test -race -count=1 -run TestBrowserSmoke ./cmd/tether-bench
+
 echo "== examples/demo (Chromium)"
 bash examples/demo/test.sh

@@ -78,6 +78,8 @@ var wsSystems = []string{"tether/websocket", "gorilla/websocket", "sockjs/websoc
 func main() {
 	serve := flag.Bool("serve", false, "run as a bench server (used by the bench itself)")
 	quick := flag.Bool("quick", false, "a small run that finishes in under a minute")
+	browser := flag.Bool("browser", false, "measure in Chromium instead (echo and stream for the browser's WebSocket, the Tether client and sockjs-client); -out replaces the browser section of the file")
+	browserSystemsFlag := flag.String("browser-systems", "", "with -browser: comma-separated systems (default all: "+strings.Join(browserSystems, ",")+")")
 	out := flag.String("out", "", "write the Markdown report to this file (default: stdout)")
 	chart := flag.String("chart", "", "write the SVG chart to this file")
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
@@ -94,6 +96,13 @@ func main() {
 	if *serve || os.Getenv(serveEnv) != "" {
 		if err := runServer(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *browser {
+		if err := mainBrowser(*quick, *browserSystemsFlag, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "tether-bench:", err)
 			os.Exit(1)
 		}
 		return
@@ -154,6 +163,32 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tether-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// mainBrowser runs the browser bench and writes its section.
+func mainBrowser(quick bool, systemsFlag, out string) error {
+	cfg := browserFullConfig()
+	if quick {
+		cfg = browserQuickConfig()
+	}
+	if systemsFlag != "" {
+		cfg.Systems = nil
+		for _, name := range strings.Split(systemsFlag, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(browserSystems, name) {
+				return fmt.Errorf("unknown browser system %q", name)
+			}
+			cfg.Systems = append(cfg.Systems, name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	run, err := runBrowser(ctx, cfg, func(s string) { fmt.Fprintln(os.Stderr, s) })
+	if err != nil {
+		return err
+	}
+	run.Command = "go run ./cmd/tether-bench " + strings.Join(os.Args[1:], " ")
+	return writeBrowser(run, out)
 }
 
 func parseInts(s string) []int {

@@ -112,3 +112,63 @@ func checkChart(t *testing.T, path string) {
 		}
 	}
 }
+
+// browserEnv, set to 1, runs TestBrowserSmoke: scripts/test.sh does, after
+// the npm packages the browser bench uses are installed.
+const browserEnv = "TETHER_BENCH_BROWSER"
+
+// TestBrowserSmoke runs the browser bench at a few hundred messages per
+// system and checks that every system answered every round trip and
+// delivered the whole stream, exactly, over the transport asked for, and
+// that the report section is written and replaced in place. It checks no
+// timings.
+func TestBrowserSmoke(t *testing.T) {
+	if os.Getenv(browserEnv) != "1" {
+		t.Skip("SKIPPED: the browser bench's smoke test runs in scripts/test.sh's browser step (" + browserEnv + "=1), after npm ci")
+	}
+	cfg := browserQuickConfig()
+	run, err := runBrowser(context.Background(), cfg, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range browserSystems {
+		r, ok := run.Results[name]
+		if !ok {
+			t.Errorf("%s: no result", name)
+			continue
+		}
+		if r.Err != "" {
+			t.Errorf("%s: %s", name, r.Err)
+		}
+		if want := name[strings.Index(name, "/")+1:]; r.Transport != want {
+			t.Errorf("%s: ran on %q", name, r.Transport)
+		}
+		if r.Echo == nil || r.Echo.RoundTrips != cfg.EchoN || r.Echo.Wrong != 0 || !(r.Echo.PerSec > 0) || r.Echo.P50us > r.Echo.P99us {
+			t.Errorf("%s: echo %+v, want %d round trips, none wrong", name, r.Echo, cfg.EchoN)
+		}
+		if r.Stream == nil || r.Stream.Messages != cfg.StreamN || r.Stream.Wrong != 0 || !(r.Stream.PerSec > 0) {
+			t.Errorf("%s: stream %+v, want %d messages, none wrong", name, r.Stream, cfg.StreamN)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(out, []byte("# Benchmarks\n\n"+notesMarker+"\nnotes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second run replaces the section
+		if err := writeBrowser(run, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(md), browserBegin); n != 1 || strings.Count(string(md), browserEnd) != 1 {
+		t.Errorf("report holds %d browser sections, want 1", n)
+	}
+	for _, want := range append([]string{"## In Chromium", "notes\n", "Targets in this run"}, browserSystems...) {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

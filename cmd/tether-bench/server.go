@@ -116,6 +116,7 @@ func (b *benchServer) handler() http.Handler {
 	mux.Handle(sockjsPrefix+"/", sockjs.NewHandler(sockjsPrefix, opts, b.serveSockJS))
 	mux.HandleFunc("/ctl/stats", b.serveStats)
 	mux.HandleFunc("/ctl/broadcast", b.serveBroadcast)
+	mux.Handle(pagePath, pageHandler())
 	return mux
 }
 
