@@ -19,9 +19,10 @@ import (
 )
 
 // dialSession starts a server with opts (served by Callbacks that do
-// nothing), negotiates and attaches a raw gorilla WebSocket, and returns
-// the server's session and the client's connection.
-func dialSession(tb testing.TB, opts *tether.Options) (*session.Session, *ws.Conn) {
+// nothing), negotiates and attaches a raw gorilla WebSocket offering
+// subprotocols, and returns the server's session and the client's
+// connection.
+func dialSession(tb testing.TB, opts *tether.Options, subprotocols ...string) (*session.Session, *ws.Conn) {
 	tb.Helper()
 	sessions := make(chan *session.Session, 1)
 	srv := tether.NewServer(&tether.Callbacks{
@@ -40,7 +41,8 @@ func dialSession(tb testing.TB, opts *tether.Options) (*session.Session, *ws.Con
 	resp.Body.Close()
 	s := <-sessions
 	u := "ws" + strings.TrimPrefix(hs.URL, "http") + fmt.Sprintf("/websocket?session=%s&token=%s&received=0&seq=1", n.Session, n.Token)
-	c, _, err := ws.DefaultDialer.Dial(u, nil)
+	d := ws.Dialer{Subprotocols: subprotocols}
+	c, _, err := d.Dial(u, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -54,6 +56,9 @@ func dialSession(tb testing.TB, opts *tether.Options) (*session.Session, *ws.Con
 func TestFramesOfEverySize(t *testing.T) {
 	sizes := []int{0, 1, 124, 125, 126, 127, 65534, 65535, 65536, 70000}
 	s, c := dialSession(t, &tether.Options{Logger: slog.New(slog.DiscardHandler), MaxMessageBytes: 1 << 20})
+	if p := c.Subprotocol(); p != "" {
+		t.Fatalf("subprotocol %q chosen, none offered", p) // so one message per WebSocket message
+	}
 	ctx := context.Background()
 	for _, n := range sizes {
 		for _, typ := range []session.MessageType{session.Text, session.Binary} {

@@ -29,6 +29,14 @@ const StatusSuperseded = 4009
 // maxBatchBytes bounds the message bytes one Pull hands the writer.
 const maxBatchBytes = 256 << 10
 
+// CompactSubprotocol is the WebSocket subprotocol by which a client asks for
+// compact batches (PROTOCOL.md section 4.2): the server then sends several
+// frames in one binary WebSocket message, a compact batch, wherever it has
+// more than one to send. A browser hands each WebSocket message to the page
+// as a task of its own, which costs far more than reading one more frame of
+// a batch; so a burst of small messages arrives several times faster.
+const CompactSubprotocol = "tether.compact"
+
 // Options configure the WebSocket transport. A nil *Options means defaults.
 type Options struct {
 	// ReadBufferSize is gorilla's read buffer size. Default 0: the
@@ -65,6 +73,7 @@ func New(opts *Options) *Transport {
 		WriteBufferSize:   o.WriteBufferSize,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: o.EnableCompression,
+		Subprotocols:      []string{CompactSubprotocol},
 		// The server checked the origin before calling ServeAttach.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
@@ -116,6 +125,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		return
 	}
 	c.conn, c.cork = conn, cw.conn
+	c.compact = conn.Subprotocol() == CompactSubprotocol
 	c.textLimit = textLimit(a.Config.MaxMessageBytes)
 	c.mu.Lock()
 	c.link = link
@@ -153,6 +163,7 @@ type connection struct {
 	cfg      *transport.Config
 	remote   string // the handshake's RemoteAddr, for logs
 	compress bool   // per-message deflate may be on: gorilla frames messages
+	compact  bool   // the client chose CompactSubprotocol: frames go in batches
 	// textLimit is the largest text WebSocket message read: a frame of
 	// the largest message in base64.
 	textLimit int
@@ -208,6 +219,11 @@ func (c *connection) kick() {
 // from a delivery.
 const deferLimit = time.Millisecond
 
+// burstGap is the longest pause between a write and the next Send that
+// makes the Send part of a burst (see flushFromSend): at more than about
+// 10,000 messages a second on one connection, messages go out in batches.
+const burstGap = 100 * time.Microsecond
+
 func (c *connection) deferTick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -232,6 +248,11 @@ func (c *connection) startFlushLocked() {
 // takes the message too) or the reader will flush after its delivery.
 // It never waits for the network: what the socket does not take at once
 // goes on in a goroutine.
+//
+// On a compact connection, a Send that comes within burstGap of the last
+// write is part of a burst: a flush goroutine writes it instead, and while
+// that goroutine writes, the sender queues more, which its next write takes
+// as one batch. A lone message is still written at once by its sender.
 func (c *connection) flushFromSend() {
 	c.mu.Lock()
 	c.pending = true
@@ -242,6 +263,11 @@ func (c *connection) flushFromSend() {
 	if c.delivering {
 		c.mu.Unlock()
 		c.kick() // deferred to the reader, bounded by deferLimit
+		return
+	}
+	if c.compact && nanotime()-c.lastWrite.Load() < int64(burstGap) {
+		c.startFlushLocked()
+		c.mu.Unlock()
 		return
 	}
 	c.running = true
@@ -595,6 +621,9 @@ func (c *connection) write(b session.Batch, nowait bool) writeResult {
 }
 
 func (c *connection) writeFrames(b session.Batch) bool {
+	if c.compact && (len(b.Messages) > 1 || len(b.Messages) == 1 && (b.AckDue || b.Close != nil || b.Messages[0].Type == session.Binary)) {
+		return c.writeBatch(b)
+	}
 	for _, m := range b.Messages {
 		if m.Type == session.Binary {
 			if !c.writeMessage(ws.BinaryMessage, m.Data) {
@@ -616,15 +645,38 @@ func (c *connection) writeFrames(b session.Batch) bool {
 	return true
 }
 
+// writeBatch writes b's frames as one compact batch in one binary WebSocket
+// message (PROTOCOL.md section 4.2), built in c.frame.
+func (c *connection) writeBatch(b session.Batch) bool {
+	p := c.frame[:0]
+	for _, m := range b.Messages {
+		p = transport.RawEncoding.AppendCompactMessage(p, m)
+	}
+	if b.AckDue {
+		var f [24]byte
+		p = transport.AppendCompactFrame(p, transport.AppendAck(f[:0], b.Received))
+	}
+	if b.Close != nil {
+		p = transport.AppendCompactFrame(p, transport.AppendClose(nil, *b.Close))
+	}
+	c.keepFrame(p)
+	return c.writeMessage(ws.BinaryMessage, p)
+}
+
 // writeText writes p, built in c.frame, as a text WebSocket message, and
 // keeps the buffer for the next frame (unless it grew large).
 func (c *connection) writeText(p []byte) bool {
+	c.keepFrame(p)
+	return c.writeMessage(ws.TextMessage, p)
+}
+
+// keepFrame keeps p's buffer for the next frame, unless it grew large.
+func (c *connection) keepFrame(p []byte) {
 	if cap(p) <= maxKeptFrame {
 		c.frame = p
 	} else {
 		c.frame = nil
 	}
-	return c.writeMessage(ws.TextMessage, p)
 }
 
 // writeMessage writes p as one WebSocket message of type typ. Without

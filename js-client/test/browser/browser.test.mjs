@@ -52,6 +52,14 @@ describe('each transport, forced', () => {
   for (const name of all) {
     test(name + ': text echo, a stream of 500, close', { skip: skip(name) }, async () => {
       const r = await inPage(async (name) => {
+        // The WebSockets the client opens, to see the subprotocol chosen.
+        const sockets = []
+        window.WebSocket = class extends WebSocket {
+          constructor(...args) {
+            super(...args)
+            sockets.push(this)
+          }
+        }
         const t = connect('/rt/', { transports: [name] })
         const texts = ['', 'hello', 'two\nlines\r\n', 'h\u00e9 \u{1F600}', '\uFEFFbom', 'x'.repeat(70000 / 2)]
         for (const s of texts) t.send(s)
@@ -61,11 +69,14 @@ describe('each transport, forced', () => {
         await until('500 messages', () => t.got.length >= 500)
         await new Promise((r) => setTimeout(r, 100))
         const streamed = t.got.splice(0)
+        const protocol = sockets.at(-1)?.protocol
         t.close(1000, 'done')
         await until('close', () => t.readyState == Tether.CLOSED)
-        return { transport: t.transport, echoed, sent: texts, exact: streamed.join() == numbers(500).join(), n: streamed.length, events: t.events, close: t.closeEvent }
+        return { transport: t.transport, protocol, echoed, sent: texts, exact: streamed.join() == numbers(500).join(), n: streamed.length, events: t.events, close: t.closeEvent }
       }, name)
       assert.equal(r.transport, name)
+      // The server chose compact batches (PROTOCOL.md section 4.2).
+      if (name == 'websocket') assert.equal(r.protocol, 'tether.compact')
       assert.deepEqual(r.echoed, r.sent)
       assert.ok(r.exact, `stream of 500 arrived as ${r.n} messages, not exactly 1..500 in order`)
       assert.deepEqual(r.events, ['open', 'close'])
