@@ -24,24 +24,53 @@ import (
 // Each test here checks, to the byte, an answer PROTOCOL.md gives to a
 // question a client written from it alone had to guess.
 
-// wsFrames reads n WebSocket messages, acknowledgements included, and
-// returns them as wsTranscript does.
+// wsFrames reads n WebSocket messages, heartbeats and acknowledgements
+// left out (they come when they are due), and returns them as wsTranscript
+// does.
 func wsFrames(t *testing.T, conn *ws.Conn, n int) string {
 	t.Helper()
+	got, _ := wsUntilAck(t, conn, n, 0)
+	return got
+}
+
+// wsUntilAck reads WebSocket messages until n of them (heartbeats and
+// acknowledgements left out) and an acknowledgement of at least ack have
+// come, and returns the messages as wsTranscript does and the counts of the
+// acknowledgements.
+func wsUntilAck(t *testing.T, conn *ws.Conn, n int, ack uint64) (string, []uint64) {
+	t.Helper()
 	var got []string
-	for len(got) < n {
+	var acks []uint64
+	for len(got) < n || (ack > 0 && (len(acks) == 0 || acks[len(acks)-1] < ack)) {
 		typ, p, err := conn.ReadMessage()
 		if err != nil {
-			t.Fatalf("after %q: %v", got, err)
+			t.Fatalf("after %q and acknowledgements %v: %v", got, acks, err)
 		}
 		switch {
 		case typ == ws.BinaryMessage:
 			got = append(got, fmt.Sprintf("binary:%d bytes", len(p)))
-		case string(p) != "h":
+		case string(p) == "h":
+		case p[0] == 'a':
+			count, err := strconv.ParseUint(string(p[1:]), 10, 64)
+			if err != nil {
+				t.Fatalf("acknowledgement %q: %v", p, err)
+			}
+			acks = append(acks, count)
+		default:
 			got = append(got, "text:"+string(p))
 		}
 	}
-	return strings.Join(got, " | ")
+	return strings.Join(got, " | "), acks
+}
+
+// increasing reports whether counts only grow.
+func increasing(counts []uint64) bool {
+	for i := 1; i < len(counts); i++ {
+		if counts[i] <= counts[i-1] {
+			return false
+		}
+	}
+	return true
 }
 
 // TestWireWebSocketRefusals: a refused WebSocket attach is an HTTP answer
@@ -235,22 +264,35 @@ func TestWireAcknowledgements(t *testing.T) {
 	e := newWireEnv(t, &tether.Options{MaxQueuedBytes: 4 << 10})
 	s := e.negotiate(t)
 	conn := e.wsDial(t, s, "received=0&seq=1")
+	// However the acknowledgements fall among the echoes, each counts
+	// every message so far: they grow, and the one after message k is
+	// ak, never a count since the last.
 	for _, m := range []string{"m1", "m2", "m3"} {
 		conn.WriteMessage(ws.TextMessage, []byte(m))
 	}
-	if got := wsFrames(t, conn, 4); got != "text:m1 | text:m2 | text:m3 | text:a3" {
-		t.Errorf("first acknowledgement: %q", got)
+	var all []uint64
+	got, acks := wsUntilAck(t, conn, 3, 3)
+	if got != "text:m1 | text:m2 | text:m3" {
+		t.Errorf("echoes: %q", got)
 	}
+	all = append(all, acks...)
 	conn.WriteMessage(ws.TextMessage, []byte("m4"))
-	if got := wsFrames(t, conn, 2); got != "text:m4 | text:a4" {
-		t.Errorf("second acknowledgement: %q, want a cumulative a4", got)
+	got, acks = wsUntilAck(t, conn, 1, 4)
+	if got != "text:m4" {
+		t.Errorf("echo: %q", got)
 	}
+	all = append(all, acks...)
 	// The client's counts are cumulative too: a lower one changes nothing.
 	conn.WriteMessage(ws.TextMessage, []byte("a4"))
 	conn.WriteMessage(ws.TextMessage, []byte("a2"))
 	conn.WriteMessage(ws.TextMessage, []byte("m5"))
-	if got := wsFrames(t, conn, 2); got != "text:m5 | text:a5" {
-		t.Errorf("after a lower count: %q", got)
+	got, acks = wsUntilAck(t, conn, 1, 5)
+	if got != "text:m5" {
+		t.Errorf("echo after a lower count: %q", got)
+	}
+	all = append(all, acks...)
+	if !increasing(all) || all[len(all)-1] != 5 {
+		t.Errorf("acknowledgements %v: want growing counts ending at 5", all)
 	}
 	conn.Close()
 
@@ -271,7 +313,7 @@ func TestWireAcknowledgements(t *testing.T) {
 	for range 6 {
 		conn.WriteMessage(ws.TextMessage, []byte(msg))
 	}
-	got := wsTranscript(conn)
+	got = wsTranscript(conn)
 	if want := "text:c4002 slow consumer | close 4002 slow consumer"; !strings.HasSuffix(got, want) {
 		t.Errorf("a client that never acknowledges: %.60s...%s, want the end %s", got, got[max(0, len(got)-60):], want)
 	}
