@@ -225,7 +225,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg})
+	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg, Probe: q.Get("probe") == "1"})
 }
 
 // lookup finds the request's session, or answers 404 and returns nil.

@@ -62,7 +62,8 @@ type Stream struct {
 }
 
 // ServeStream attaches a downstream connection for a.Session and serves it
-// as one streaming response: the prelude and a heartbeat at once, then
+// as one streaming response (a probe: see serveProbe): the prelude and a
+// heartbeat at once, then
 // every batch the session has, each flushed with a write deadline of
 // a.Config.WriteTimeout, and a heartbeat whenever the heartbeat interval
 // passes with nothing to send. The response ends, with st.Epilogue, once it
@@ -71,6 +72,10 @@ type Stream struct {
 // received count and loses nothing. It returns when the response is over;
 // an unknown or finished session answers 404.
 func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
+	if a.Probe {
+		serveProbe(w, r, a, st)
+		return
+	}
 	link, err := a.Session.Attach(session.AttachOptions{Transport: st.Name, Received: a.Received})
 	if err != nil {
 		AttachError(w, err)
@@ -81,15 +86,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 	if limit <= 0 {
 		limit = DefaultStreamMaxBytes
 	}
-	h := w.Header()
-	SetNoCache(h)
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("Content-Type", st.ContentType)
-	w.WriteHeader(http.StatusOK)
-
-	sw := streamWriter{w: w, rc: http.NewResponseController(w), timeout: a.Config.WriteTimeout}
-	buf := append([]byte(nil), st.Prelude...)
-	buf = st.Encoder.AppendBatch(buf, 0, nil, AppendHeartbeat(nil))
+	sw, buf := startStream(w, a, st)
 	if sw.write(buf) != nil {
 		return
 	}
@@ -132,6 +129,50 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 		afterData = len(b.Messages) > 0
 	}
 	sw.write(st.Epilogue)
+}
+
+// startStream writes the headers of a streaming response and returns its
+// writer and the response's first flush: the prelude and a heartbeat.
+func startStream(w http.ResponseWriter, a *Attach, st *Stream) (*streamWriter, []byte) {
+	h := w.Header()
+	SetNoCache(h)
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", st.ContentType)
+	w.WriteHeader(http.StatusOK)
+	buf := append([]byte(nil), st.Prelude...)
+	buf = st.Encoder.AppendBatch(buf, 0, nil, AppendHeartbeat(nil))
+	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: a.Config.WriteTimeout}, buf
+}
+
+// ProbeHold bounds how long a probe's response stays open. It must outlast
+// the client's wait for the probe's first bytes: a buffering proxy passes
+// the response only once it ends, and a response that ended early would
+// pass for a stream that is not held back.
+const ProbeHold = 30 * time.Second
+
+// serveProbe answers a probe (PROTOCOL.md section 10): the start of a
+// streaming response, the prelude and a heartbeat, without attaching to the
+// session, so that the session's messages are never held in a stream a
+// proxy buffers. The response ends once the client goes away, when the
+// session ends, or after ProbeHold (with st.Epilogue). A probe of a
+// finished session answers 404 like an attach.
+func serveProbe(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
+	if a.Session.Finished() {
+		Error(w, http.StatusNotFound, MsgUnknownSession)
+		return
+	}
+	sw, buf := startStream(w, a, st)
+	if sw.write(buf) != nil {
+		return
+	}
+	t := time.NewTimer(ProbeHold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		sw.write(st.Epilogue)
+	case <-r.Context().Done():
+	case <-a.Session.Context().Done():
+	}
 }
 
 // streamWriter writes and flushes a streaming response, counting bytes.

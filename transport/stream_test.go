@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -39,7 +40,8 @@ func streamServer(t *testing.T, s *session.Session, maxBytes int) string {
 	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: 5 * time.Second}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		received, _ := strconv.ParseUint(r.URL.Query().Get("received"), 10, 64)
-		transport.ServeStream(w, r, &transport.Attach{Session: s, Received: received, Config: cfg}, &transport.Stream{
+		probe := r.URL.Query().Get("probe") == "1"
+		transport.ServeStream(w, r, &transport.Attach{Session: s, Received: received, Config: cfg, Probe: probe}, &transport.Stream{
 			Name:        "test",
 			ContentType: "text/plain",
 			Prelude:     []byte("prelude\n"),
@@ -108,6 +110,75 @@ func testRecycle(t *testing.T, limit int) {
 	}
 	if responses < 2 {
 		t.Errorf("%d responses, want the byte limit to split them", responses)
+	}
+}
+
+// TestServeStreamProbe checks that a probe answers with the prelude and a
+// heartbeat at once and never attaches: the messages waiting stay for the
+// attach that follows, and a connection attached meanwhile is not
+// superseded. A probe of a finished session answers 404.
+func TestServeStreamProbe(t *testing.T) {
+	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
+	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	for i := range 3 {
+		if err := s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := streamServer(t, s, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// An attached stream, reading msg1..msg3 and then waiting.
+	actx, stopAttached := context.WithCancel(ctx)
+	defer stopAttached()
+	req, _ := http.NewRequestWithContext(actx, http.MethodGet, url+"?received=0", nil)
+	attached, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attached.Body.Close()
+	ar := bufio.NewReader(attached.Body)
+	for _, want := range []string{"prelude", "ctrl h", "1 msg1", "2 msg2", "3 msg3"} {
+		if l, err := ar.ReadString('\n'); strings.TrimSuffix(l, "\n") != want {
+			t.Fatalf("attached stream: line %q (%v), want %q", l, err, want)
+		}
+	}
+
+	for range 2 {
+		pctx, leave := context.WithCancel(ctx)
+		req, _ := http.NewRequestWithContext(pctx, http.MethodGet, url+"?received=0&probe=1", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		for _, want := range []string{"prelude", "ctrl h"} {
+			if l, err := br.ReadString('\n'); strings.TrimSuffix(l, "\n") != want {
+				t.Fatalf("probe: line %q (%v), want %q", l, err, want)
+			}
+		}
+		leave() // the client has seen the first bytes and goes away
+		resp.Body.Close()
+	}
+
+	// The attached stream was not superseded: it carries the next message.
+	if err := s.Send(ctx, session.Message{Type: session.Text, Data: []byte("msg4")}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ar.ReadString('\n'); l != "4 msg4\n" {
+		t.Fatalf("attached stream after the probes: line %q (%v), want \"4 msg4\"", l, err)
+	}
+	stopAttached()
+
+	s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	resp, err := http.Get(url + "?received=0&probe=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("probe of a finished session: status %d, want 404", resp.StatusCode)
 	}
 }
 

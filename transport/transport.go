@@ -47,6 +47,10 @@ type Attach struct {
 	Seq uint64
 	// Config is the server's configuration.
 	Config *Config
+	// Probe is set by the parameter probe=1: a streaming transport answers
+	// as it would (prelude and heartbeat) without attaching, so that the
+	// client learns whether a proxy holds the stream back (ServeStream).
+	Probe bool
 }
 
 // Config is what transports need of the server's configuration.
