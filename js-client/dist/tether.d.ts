@@ -5,11 +5,16 @@ export interface TetherOptions {
     /** Never use these transports. */
     exclude?: string[];
     /**
-     * Start on long polling, for a fast first message, and move to WebSocket
-     * once a WebSocket has attached. Default false.
+     * Fast connect (PROTOCOL.md section 10): start on long polling at once, for
+     * a fast first message, while the better transports are probed; move to
+     * the best one that works. Default true. With false, the transports are
+     * tried one after another, each for up to timeout.
      */
     upgrade?: boolean;
-    /** How long one transport may take to attach before the next one is tried, ms. Default 5000. */
+    /**
+     * How long one transport may take to attach (or a probe to answer) before
+     * it counts as failed, ms; also bounds negotiate and close. Default 5000.
+     */
     timeout?: number;
     /** The first reconnect delay, ms; it doubles per attempt, with jitter. Default 250. */
     minDelay?: number;
@@ -49,12 +54,25 @@ export interface TetherReconnectingEvent extends Event {
 export interface TetherTransportEvent extends Event {
     readonly transport: string;
 }
+/**
+ * TetherErrorEvent is dispatched for every failed attempt (the session goes
+ * on and tries again), and before every close that is not clean (then
+ * request is absent).
+ */
+export interface TetherErrorEvent extends Event {
+    /** What failed: 'negotiate', 'attach', 'probe' or 'send'. */
+    readonly request?: string;
+    /** The transport of the attach or probe, or the one in use for a send. */
+    readonly transport?: string;
+    /** The HTTP status of the answer; 0 when there was none (a network error, a timeout, a WebSocket refused). */
+    readonly status?: number;
+}
 /** TetherEventMap lists the events a Tether dispatches, by type. */
 export interface TetherEventMap {
     open: Event;
     message: TetherMessageEvent;
     close: TetherCloseEvent;
-    error: Event;
+    error: TetherErrorEvent;
     reconnecting: TetherReconnectingEvent;
     resumed: Event;
     transport: TetherTransportEvent;
@@ -99,7 +117,7 @@ export declare class Tether extends EventTarget {
     onopen: Handler<Event>;
     onmessage: Handler<TetherMessageEvent>;
     onclose: Handler<TetherCloseEvent>;
-    onerror: Handler<Event>;
+    onerror: Handler<TetherErrorEvent>;
     onreconnecting: Handler<TetherReconnectingEvent>;
     onresumed: Handler<Event>;
     ontransport: Handler<TetherTransportEvent>;

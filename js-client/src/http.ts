@@ -12,31 +12,53 @@ import type { Conn } from './websocket'
 const get = async (t: Tether, c: Conn, path: string): Promise<Response | void> => {
   const a = new AbortController()
   c.stop = () => a.abort()
-  const r = await fetch(t._url(path, { received: (c.n = t._rcv), compact: 1 }), { signal: a.signal, cache: 'no-store' })
+  const r = await fetch(t._url(path, c.probe ? { received: t._rcv, probe: 1 } : { received: (c.n = t._rcv), compact: 1 }), {
+    signal: a.signal,
+    cache: 'no-store',
+  })
+  c.status = r.status
   if (r.status == 404) return t._gone(c)
-  if (!r.ok) throw r.status
+  if (!r.ok) throw Error(r.statusText)
   return r
 }
 
 /**
  * longpoll attaches c as a chain of long polls, each acknowledging with its
- * received. While an upgrade probe attaches it polls no more (a poll would
- * supersede the probe); it parks, and the session calls longpoll again if
- * the probe fails.
+ * received. A poll answered with frames proves the transport (an empty
+ * answer is a poll superseded). While a probe's attach is under way it polls
+ * no more (a poll would supersede it); it parks, and the session calls
+ * longpoll again if that attach fails.
  */
 export const longpoll = async (t: Tether, c: Conn) => {
-  // negotiate went through over HTTP, so long polling works.
-  t._ok(c)
   try {
-    while (c == t._c && !(c.parked = !!t._p)) {
+    while (c == t._c && !(c.parked = !!t._p && !t._p.probe)) {
       const r = await get(t, c, 'longpoll')
       if (!r) return
       const p = new Uint8Array(await r.arrayBuffer())
       c.seen = Date.now()
+      if (p.length) t._ok(c)
       t._alive(c)
       const i = (compact(r) ? parseCompact : parseBatch)(p, 0, (f) => t._in(c, f))
-      if (i >= 0 && i < p.length) throw i
+      if (i >= 0 && i < p.length) throw Error('tether: malformed batch')
     }
+  } catch {
+    t._fail(c)
+  }
+}
+
+/**
+ * probe asks for a stream with probe=1 (PROTOCOL.md section 10): the server
+ * answers with the prelude and a heartbeat and never attaches it. Its first
+ * bytes show that no proxy holds the stream back.
+ */
+export const probe = async (t: Tether, c: Conn) => {
+  try {
+    const r = await get(t, c, c.name)
+    if (!r) return
+    const { done } = await r.body!.getReader().read()
+    if (done) throw Error('tether: empty probe')
+    c.stop()
+    t._probed(c)
   } catch {
     t._fail(c)
   }

@@ -18,20 +18,32 @@ export const backoff = (attempt: number, min = 250, max = 10000, random = Math.r
  * order returns the transports to try, in order: those the server offers,
  * in the server's order, that the client knows, that the force list
  * (transports) names if it is given, and that the exclude list does not
- * name. The transport remembered from an earlier success comes first;
- * with upgrade, long polling comes first instead.
+ * name. The transport remembered from an earlier session in this tab comes
+ * first.
  */
 export const order = (
   offered: string[],
-  o: { transports?: string[]; exclude?: string[]; upgrade?: boolean },
+  o: { transports?: string[]; exclude?: string[] },
   remembered?: string | null,
 ): string[] => {
   const list = offered.filter(
     (n) => transports.includes(n) && (!o.transports || o.transports.includes(n)) && !o.exclude?.includes(n),
   )
-  const first = o.upgrade ? 'longpoll' : remembered
-  return first && list.includes(first) ? [first, ...list.filter((n) => n != first)] : list
+  return remembered && list.includes(remembered) ? [remembered, ...list.filter((n) => n != remembered)] : list
 }
+
+/**
+ * probes returns the transports to probe while long polling carries the
+ * session (fast connect, PROTOCOL.md section 10), in order, or undefined
+ * when the client tries the transports of list one after another instead:
+ * when upgrade is false, or list has no long polling or nothing else.
+ */
+export const probes = (list: string[], upgrade?: boolean): string[] | undefined =>
+  upgrade != false && list.length > 1 && list.includes('longpoll') ? list.filter((n) => n != 'longpoll') : undefined
+
+/** Close codes of Tether's own, reported by the client (PROTOCOL.md section 6). */
+export const NO_TRANSPORT = 4004
+export const SESSION_UNKNOWN = 4005
 
 /**
  * reconnects reports whether a client negotiates a new session by itself

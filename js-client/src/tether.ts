@@ -2,9 +2,9 @@
 // transports themselves are in websocket.ts and http.ts.
 
 import { type Bytes, type Frame, type Payload, closeFrame, encodeBatch, encodeFrame, encoder, parseClose } from './codec'
-import { backoff, order, reconnects } from './policy'
+import { NO_TRANSPORT, SESSION_UNKNOWN, backoff, order, probes, reconnects } from './policy'
 import { type Conn, websocket } from './websocket'
-import { longpoll, sse, streaming } from './http'
+import { longpoll, probe, sse, streaming } from './http'
 
 /** Options of a Tether client. Every field is optional. */
 export interface TetherOptions {
@@ -13,11 +13,16 @@ export interface TetherOptions {
   /** Never use these transports. */
   exclude?: string[]
   /**
-   * Start on long polling, for a fast first message, and move to WebSocket
-   * once a WebSocket has attached. Default false.
+   * Fast connect (PROTOCOL.md section 10): start on long polling at once, for
+   * a fast first message, while the better transports are probed; move to
+   * the best one that works. Default true. With false, the transports are
+   * tried one after another, each for up to timeout.
    */
   upgrade?: boolean
-  /** How long one transport may take to attach before the next one is tried, ms. Default 5000. */
+  /**
+   * How long one transport may take to attach (or a probe to answer) before
+   * it counts as failed, ms; also bounds negotiate and close. Default 5000.
+   */
   timeout?: number
   /** The first reconnect delay, ms; it doubles per attempt, with jitter. Default 250. */
   minDelay?: number
@@ -73,12 +78,26 @@ export interface TetherTransportEvent extends Event {
   readonly transport: string
 }
 
+/**
+ * TetherErrorEvent is dispatched for every failed attempt (the session goes
+ * on and tries again), and before every close that is not clean (then
+ * request is absent).
+ */
+export interface TetherErrorEvent extends Event {
+  /** What failed: 'negotiate', 'attach', 'probe' or 'send'. */
+  readonly request?: string
+  /** The transport of the attach or probe, or the one in use for a send. */
+  readonly transport?: string
+  /** The HTTP status of the answer; 0 when there was none (a network error, a timeout, a WebSocket refused). */
+  readonly status?: number
+}
+
 /** TetherEventMap lists the events a Tether dispatches, by type. */
 export interface TetherEventMap {
   open: Event
   message: TetherMessageEvent
   close: TetherCloseEvent
-  error: Event
+  error: TetherErrorEvent
   reconnecting: TetherReconnectingEvent
   resumed: Event
   transport: TetherTransportEvent
@@ -144,7 +163,7 @@ export class Tether extends EventTarget {
   onopen: Handler<Event> = null
   onmessage: Handler<TetherMessageEvent> = null
   onclose: Handler<TetherCloseEvent> = null
-  onerror: Handler<Event> = null
+  onerror: Handler<TetherErrorEvent> = null
   onreconnecting: Handler<TetherReconnectingEvent> = null
   onresumed: Handler<Event> = null
   ontransport: Handler<TetherTransportEvent> = null
@@ -154,9 +173,10 @@ export class Tether extends EventTarget {
   /** @internal the transports to try */ _list: string[] = []
   /** @internal index into _list of the transport tried now */ _ti = 0
   /** @internal the connection attached, or being attached */ _c?: Conn
-  /** @internal the WebSocket being probed in upgrade mode */ _p?: Conn
-  /** @internal upgrade tried in this session */ _up?: boolean
-  /** @internal hold HTTP sends while a probe attaches */ _hold?: boolean
+  /** @internal the probe, or the attach of a transport that probed well, while long polling carries the session */ _p?: Conn
+  /** @internal the transports still to probe in this round; undefined: one after another */ _probes?: string[]
+  /** @internal a probe failed in this round while the connection in use worked */ _probeFailed?: boolean
+  /** @internal a connection attached in this session */ _ever?: boolean
   /** @internal messages handed to the application in this session */ _rcv = 0
   /** @internal _rcv when an acknowledgement was last sent */ _ar = 0
   /** @internal client messages acknowledged by the server */ _acked = 0
@@ -168,11 +188,12 @@ export class Tether extends EventTarget {
   /** @internal another send request is wanted after the one in flight */ _again?: boolean
   /** @internal since when no connection works, 0 while one does */ _lost = 0
   /** @internal reconnecting was dispatched, resumed is due */ _rc?: boolean
-  /** @internal an attach that waits for the send request in flight */ _wait?: () => void
-  /** @internal timers: reattach, send retry, acknowledge, heartbeat tick */ _rt?: any
+  /** @internal timers: reattach, send retry, acknowledge, heartbeat tick, close, send answered 404 */ _rt?: any
   /** @internal */ _pt?: any
   /** @internal */ _at?: any
   /** @internal */ _tick?: any
+  /** @internal */ _ct?: any
+  /** @internal */ _gt?: any
   /** @internal Blob reads in flight, which keep later sends in order */ _chain?: Promise<void>
 
   constructor(url: string | URL, options: TetherOptions = {}) {
@@ -226,8 +247,10 @@ export class Tether extends EventTarget {
     if (this._chain) return this._then(async () => this.close(code, reason))
     this._cf = [closeFrame(code, reason), code, reason]
     this.readyState = CLOSING
-    if (this._c?.ok) this._flush()
-    else this._end(code, reason, false)
+    if (!this._n) return this._end(code, reason, false)
+    // The close event comes within timeout, delivered or not.
+    this._ct = setTimeout(() => this._end(code, reason, false), this._o.timeout ?? 5000)
+    this._flush(true)
   }
 
   /** @internal _then runs f after the Blob reads in flight. */
@@ -252,6 +275,18 @@ export class Tether extends EventTarget {
     this.dispatchEvent(e)
   }
 
+  /** @internal _error dispatches error for a failed request (see TetherErrorEvent). */
+  _error(request: string, transport?: string | null, status = 0) {
+    this._emit('error', { request, transport, status })
+  }
+
+  /** @internal _remember keeps the transport for the next sessions in this tab. */
+  _remember(name: string) {
+    try {
+      sessionStorage.setItem('tether:' + this.url, name)
+    } catch {}
+  }
+
   /** @internal _url returns the URL of an endpoint with the session's query parameters. */
   _url(path: string, q: Record<string, number>): URL {
     const u = new URL(path, this.url)
@@ -269,7 +304,10 @@ export class Tether extends EventTarget {
         signal: AbortSignal.timeout(o.timeout ?? 5000),
       })
       if (r.status >= 400 && r.status < 500) return this._end(1008, (await r.text()).trim(), false)
-      if (!r.ok) throw r.status
+      if (!r.ok) {
+        this._error('negotiate', null, r.status)
+        throw 0
+      }
       const n: Negotiated = await r.json()
       if (this.readyState > OPEN) return
       // The version asked for in ?v=: a server that answers another one is
@@ -280,14 +318,17 @@ export class Tether extends EventTarget {
         remembered = sessionStorage.getItem('tether:' + this.url)
       } catch {}
       this._list = order(n.transports, o, remembered)
-      if (!this._list.length) return this._end(1002, 'no transport', false)
+      if (!this._list.length) return this._end(NO_TRANSPORT, 'no transport', false)
       this._n = n
       this.session = n.session
-      this._ti = this._rcv = this._ar = this._acked = this._lost = 0
-      this._up = this._rc = false
+      this._ti = this._rcv = this._ar = this._acked = 0
+      // Since when no connection works: for a new session, since now.
+      this._lost = Date.now()
+      this._ever = this._rc = false
       this._tick = setInterval(() => this._beat(), n.heartbeatMs / 2)
-      this._attach()
-    } catch {
+      this._connect()
+    } catch (e) {
+      if (e !== 0) this._error('negotiate')
       if (this.readyState < CLOSING) this._later(() => this._negotiate())
     }
   }
@@ -297,20 +338,26 @@ export class Tether extends EventTarget {
     this._rt = setTimeout(f, delay)
   }
 
-  /** @internal _attach attaches a connection of the transport whose turn it is. */
-  _attach(probe?: boolean) {
-    const name = probe ? 'websocket' : this._list[this._ti % this._list.length]
-    if (name == 'websocket' && this._post) {
-      // A WebSocket numbers client messages from the seq of its attach; a
-      // send request in flight could have them acknowledged meanwhile. So
-      // it waits for that request, and no other starts.
-      this._hold = true
-      this._wait = () => this._attach(probe)
-      return
-    }
-    this._hold = !!(probe || this._p)
+  /**
+   * @internal _connect starts a round of attaching (PROTOCOL.md section 10):
+   * with fast connect, long polling at once while the other transports are
+   * probed, one after another; otherwise the transport whose turn it is.
+   */
+  _connect() {
+    const list = this._list
+    this._probes = probes(list, this._o.upgrade)
+    this._probeFailed = false
+    const name = this._probes ? 'longpoll' : list[this._ti % list.length]
+    this._attach(name)
+    // A send request answered shows that long polling works, long before a
+    // poll with nothing to carry is answered. The probes start then (_ok).
+    if (name == 'longpoll' && !this._post) this._send()
+  }
+
+  /** @internal _attach attaches a connection of transport name, as the probe's attach with asProbe. */
+  _attach(name: string, asProbe?: boolean) {
     const c: Conn = { name, n: this._rcv, seen: Date.now(), stop() {} }
-    if (probe) this._p = c
+    if (asProbe) this._p = c
     else this._c = c
     c.timer = setTimeout(() => this._fail(c), this._o.timeout ?? 5000)
     try {
@@ -322,38 +369,55 @@ export class Tether extends EventTarget {
   }
 
   /**
+   * @internal _probe starts the next probe of the round: a WebSocket
+   * attaches and is taken once open; sse and streaming are probed without
+   * attaching (see _probed).
+   */
+  _probe() {
+    const name = !this._p && this._c && this._probes?.shift()
+    if (!name) return
+    if (name == 'websocket') return this._attach(name, true)
+    const c: Conn = { name, n: this._rcv, seen: Date.now(), stop() {}, probe: true }
+    this._p = c
+    c.timer = setTimeout(() => this._fail(c), this._o.timeout ?? 5000)
+    probe(this, c)
+  }
+
+  /** @internal _probed is called when the probe c received its first bytes: the stream is not held back. */
+  _probed(c: Conn) {
+    if (c != this._p) return
+    clearTimeout(c.timer)
+    this._attach(c.name, true)
+  }
+
+  /**
    * @internal _ok is called when c has proven itself: a WebSocket opened, a
-   * stream's first bytes arrived, a long poll started (negotiate proved HTTP).
+   * stream's first bytes arrived, a poll or a send request was answered.
    */
   _ok(c: Conn) {
     if (c.ok || (c != this._c && c != this._p)) return
     c.ok = true
     clearTimeout(c.timer)
     if (c == this._p) {
-      // The upgrade probe attached, superseding the long poll on the server.
-      clearTimeout(this._rt)
+      // The probe's attach superseded long polling on the server.
       this._c?.stop()
+      clearTimeout(this._c?.timer)
       this._c = c
-      this._p = undefined
-      this._hold = false
-      this._ti = this._list.indexOf(c.name)
+      this._p = this._probes = undefined
+      if (this._probeFailed) this._remember(c.name)
     }
+    this._ever = true
     const was = this.transport
     this.transport = c.name
-    try {
-      sessionStorage.setItem('tether:' + this.url, c.name)
-    } catch {}
     if (this.readyState == CONNECTING) {
       this.readyState = OPEN
       this._emit('open')
     }
-    // A long poll is attached at once but shows it works with its first answer.
-    if (c.name != 'longpoll') this._alive(c)
+    this._alive(c)
     if (was && was != c.name) this._emit('transport', { transport: c.name })
-    if (this._o.upgrade && !this._up && c.name == 'longpoll' && this._list.includes('websocket')) {
-      this._up = true
-      this._attach(true)
-    }
+    // Probing starts once long polling works: the poll in flight has reached
+    // the server by then, and cannot supersede the WebSocket probe.
+    this._probe()
     this._flush()
   }
 
@@ -362,7 +426,7 @@ export class Tether extends EventTarget {
    * over, and a lost connection is resumed.
    */
   _alive(c: Conn) {
-    if (c != this._c) return
+    if (c != this._c || !c.ok) return
     this._f = this._lost = 0
     if (this._rc) {
       this._rc = false
@@ -377,38 +441,70 @@ export class Tether extends EventTarget {
   _fail(c: Conn, ended?: boolean) {
     c.stop()
     clearTimeout(c.timer)
+    const carrier = this._c
     if (c == this._p) {
-      // The upgrade failed: stay on long polling.
+      // The probe failed: long polling goes on, and the next is probed.
       this._p = undefined
-      this._hold = false
-      if (this._c?.parked) longpoll(this, this._c)
+      this._error(c.probe ? 'probe' : 'attach', c.name, c.status)
+      if (carrier?.ok) {
+        this._probeFailed = true
+        if (!this._probes?.length) this._remember(carrier.name)
+      }
+      if (carrier?.parked) {
+        // It heard nothing while parked: silence counts from now.
+        carrier.seen = Date.now()
+        longpoll(this, carrier)
+      }
+      this._probe()
       return this._flush()
     }
-    if (c != this._c) return
+    if (c != carrier) return
     this._c = undefined
-    const n = this._n!
+    const p = this._p
+    if (p) clearTimeout(p.timer), p.stop()
+    this._p = undefined
     // Closing: the send request in flight, which carries the close frame,
     // decides the end; without one the close frame cannot go out.
     if (this.readyState == CLOSING) return this._post || this._end(this._cf![1], this._cf![2], false)
-    if (!ended) this._lost ||= Date.now()
-    if (c.ok && !ended && !this._rc) {
-      this._rc = true
-      this._emit('reconnecting')
+    if (!ended) {
+      this._lost ||= Date.now()
+      if (!c.ok) this._error('attach', c.name, c.status)
+      else if (!this._rc) {
+        this._rc = true
+        this._emit('reconnecting')
+      }
     }
     // The server has given up on the session by now (PROTOCOL.md 5.4).
-    if (this._lost && Date.now() - this._lost > n.resumeWindowMs) return this._end(4001, 'session expired', false)
+    if (this._lost && Date.now() - this._lost > this._n!.resumeWindowMs)
+      return this._ever ? this._end(4001, 'session expired', false) : this._end(NO_TRANSPORT, 'no transport', false)
+    // A stream that ended at its byte limit is followed at once by the next.
+    if (ended) return this._later(() => this._attach(c.name), 0)
+    if (this._probes) return this._later(() => this._connect())
     if (!c.ok) this._ti++
     // A connection that worked is tried again after a delay; a transport that
     // did not is followed at once by the next, until all have failed.
-    this._later(() => this._attach(), ended ? 0 : c.ok || this._ti % this._list.length == 0 ? undefined : 0)
+    this._later(() => this._connect(), c.ok || this._ti % this._list.length == 0 ? undefined : 0)
   }
 
-  /** @internal _gone is called when an attach answered 404: the session is over. */
+  /** @internal _gone is called when an attach or probe answered 404: the server does not know the session. */
   _gone(c: Conn) {
+    c.status = 404
     // Closing, the 404 may well be the server done with the session after
     // reading the close frame: the send request decides (see _fail).
-    if (c == this._c && this.readyState < CLOSING) this._end(4001, 'session expired', false)
+    if (c == this._c && this.readyState < CLOSING) this._unknown()
     else this._fail(c)
+  }
+
+  /**
+   * @internal _unknown ends a session the server answered 404 for: 4001 once
+   * the resume window has passed without a connection, 4005 before (the
+   * request reached a server that does not hold the session).
+   */
+  _unknown() {
+    const cf = this._cf
+    if (cf) return this._end(cf[1], cf[2], false)
+    if (this._lost && Date.now() - this._lost > this._n!.resumeWindowMs) this._end(4001, 'session expired', false)
+    else this._end(SESSION_UNKNOWN, 'session unknown', false)
   }
 
   /**
@@ -437,6 +533,7 @@ export class Tether extends EventTarget {
       if (reconnects(code) && this._o.reconnect != false && this.readyState == OPEN) {
         this._stop()
         this.readyState = CONNECTING
+        this.transport = null
         this._out = []
         this._emit('reconnecting', { code, reason })
         this._later(() => this._negotiate())
@@ -465,9 +562,9 @@ export class Tether extends EventTarget {
   _beat() {
     const c = this._c
     const h = this._n!.heartbeatMs
-    // A long poll parked for an upgrade probe hears nothing: the probe's
+    // A long poll parked for a probe's attach hears nothing: the attach's
     // own timeout bounds the wait.
-    if (!c?.ok || this._p) return
+    if (!c?.ok || c.parked) return
     if (Date.now() - c.seen > 2 * h) this._fail(c)
     else if (c.ws && Date.now() - c.sent! >= h / 2) c.ws.send('h'), (c.sent = Date.now())
   }
@@ -479,9 +576,8 @@ export class Tether extends EventTarget {
    */
   _flush(force?: boolean) {
     const c = this._c
-    if (!c?.ok || this._hold) return
     const cf = this._cf
-    if (c.ws) {
+    if (c?.ws && c.ok) {
       for (let i = Math.max(0, c.next! - this._acked - 1); i < this._out.length; i++, c.next!++) {
         const m = this._out[i]
         c.ws.send(typeof m == 'string' ? 'm' + m : m)
@@ -491,7 +587,8 @@ export class Tether extends EventTarget {
         c.ws.send(cf[0])
         this._end(cf[1], cf[2], true)
       }
-    } else if (this._post) this._again = true
+    } else if (!c?.ok && !cf) return
+    else if (this._post) this._again = true
     else if (this._out.length || cf || force) this._send()
   }
 
@@ -511,7 +608,11 @@ export class Tether extends EventTarget {
     }
     const cf = frames.length == this._out.length && this._cf
     if (cf) frames.push(encoder.encode(cf[0]))
-    const retry = () => (this._pt = setTimeout(() => this._sent(), backoff(this._pf++, this._o.minDelay, this._o.maxDelay)))
+    const transport = this._c?.name
+    const retry = (status = 0) => {
+      this._error('send', transport, status)
+      this._pt = setTimeout(() => this._sent(), backoff(this._pf++, this._o.minDelay, this._o.maxDelay))
+    }
     try {
       const r = await fetch(this._url('send', { seq, received: this._rcv }), {
         method: 'POST',
@@ -526,15 +627,21 @@ export class Tether extends EventTarget {
         this._pf = 0
         this._acknowledged(seq - 1 + frames.length - (cf ? 1 : 0))
         if (cf) return this._end(cf[1], cf[2], true)
+        // An answer shows that long polling works (see _connect).
+        const c = this._c
+        if (c?.name == 'longpoll') this._ok(c)
         this._sent()
       } else if (s == 404) {
-        // The session is gone; the downstream connection learns why (a
-        // close frame, or a 404 of its own).
+        // The server does not know the session. If it closed it, the
+        // downstream brings the close frame at once; otherwise the request
+        // reached a server without the session: no further send request.
+        this._error('send', transport, s)
         if (cf) this._end(cf[1], cf[2], false)
+        else this._gt = setTimeout(() => this._unknown(), Math.min(2000, this._o.timeout ?? 5000))
       } else if (s == 409) this._end(4000, 'sequence gap', false)
       else if (s == 413) this._end(1009, 'message too big', false)
       else if (s == 403) this._end(1008, 'origin not allowed', false)
-      else retry()
+      else retry(s)
     } catch {
       if (n == this._n) retry()
     }
@@ -542,12 +649,8 @@ export class Tether extends EventTarget {
 
   /** @internal _sent is called when the send request in flight is done. */
   _sent() {
-    const w = this._wait
     this._post = false
-    this._wait = undefined
-    if (this.readyState == CLOSING && !this._c) this._end(this._cf![1], this._cf![2], false)
-    else if (w) w()
-    else if (this._again || this._out.length) this._flush()
+    if (this._again || this._out.length || this._cf) this._flush()
   }
 
   /** @internal _stop stops every connection and timer of the session. */
@@ -555,11 +658,12 @@ export class Tether extends EventTarget {
     clearTimeout(this._rt)
     clearTimeout(this._pt)
     clearTimeout(this._at)
+    clearTimeout(this._ct)
+    clearTimeout(this._gt)
     clearInterval(this._tick)
     for (const c of [this._c, this._p]) if (c) clearTimeout(c.timer), c.stop()
     this._c = this._p = this._n = undefined
-    this._post = this._hold = false
-    this._wait = undefined
+    this._post = false
   }
 
   /** @internal _end ends the session and dispatches close (after error when not clean). */

@@ -22,8 +22,12 @@ export interface Conn {
   timer?: any
   /** stop abandons the connection. Calling it again does nothing. */
   stop(): void
-  /** longpoll: stopped polling while an upgrade probe attaches. */
+  /** longpoll: stopped polling while a probe attaches. */
   parked?: boolean
+  /** A probe (PROTOCOL.md section 10): shows the transport works, never attaches. */
+  probe?: boolean
+  /** The HTTP status of the failed request, for the error event; 0 or absent: no answer. */
+  status?: number
   /** The WebSocket, for the websocket transport. */
   ws?: WebSocket
   /** websocket: the number the next client message written to ws has. */

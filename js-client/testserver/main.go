@@ -17,6 +17,9 @@
 //	               offers websocket
 //	/buffered/     as /blocked/, and the sse and streaming responses are
 //	               held back until they end, as by a buffering proxy
+//	/split/        the same server, but send requests reach a second server
+//	               that holds no session, as behind a balancer whose
+//	               servers do not share sessions: they answer 404
 //
 // The session handler echoes every message, except these text commands:
 //
@@ -25,6 +28,8 @@
 //	                   numbered by each CUT is queued
 //	cut                cut every connection through the proxy
 //	pause MS           hold all traffic through the proxy for MS milliseconds
+//	down MS            cut every connection and refuse new ones for MS
+//	                   milliseconds, as a network outage
 //	close CODE REASON  close the session with a close frame
 //	count              answer "count N", N the messages received so far
 //	                   (including this one)
@@ -90,11 +95,19 @@ func main() {
 		opts.Transports = strings.Split(*transports, ",")
 	}
 	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) { handle(s, px) }), opts)
+	other := tether.NewServer(tether.HandlerFunc(func(s *session.Session) { handle(s, px) }), opts)
 
 	mux := http.NewServeMux()
 	mux.Handle("/rt/", srv)
 	mux.Handle("/blocked/", http.StripPrefix("/blocked", refuseWebSocket(srv)))
 	mux.Handle("/buffered/", http.StripPrefix("/buffered", refuseWebSocket(bufferStreams(srv))))
+	mux.Handle("/split/", http.StripPrefix("/split", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/send") {
+			other.ServeHTTP(w, r)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	})))
 	mux.HandleFunc("/tether.js", func(w http.ResponseWriter, r *http.Request) { jsclient.ServeHTTP(w, r, "tether.js") })
 	mux.HandleFunc("/tether.mjs", func(w http.ResponseWriter, r *http.Request) { jsclient.ServeHTTP(w, r, "tether.mjs") })
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +131,7 @@ func main() {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	other.Shutdown(sctx)
 	hs.Shutdown(sctx)
 }
 
@@ -236,6 +250,9 @@ func command(s *session.Session, proxy *proxy, text func(string) error, f []stri
 	case f[0] == "pause" && len(nums) == 1:
 		proxy.Pause()
 		time.AfterFunc(time.Duration(nums[0])*time.Millisecond, proxy.Resume)
+	case f[0] == "down" && len(nums) == 1:
+		proxy.Down()
+		time.AfterFunc(time.Duration(nums[0])*time.Millisecond, proxy.Up)
 	case f[0] == "close" && len(nums) >= 1:
 		s.Close(session.StatusCode(nums[0]), strings.Join(f[2:], " "))
 	case f[0] == "count" && len(nums) == 0:

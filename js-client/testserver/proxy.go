@@ -16,6 +16,7 @@ type proxy struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // guarded by mu; both ends of every pair
 	open  chan struct{}         // guarded by mu; closed unless paused
+	down  bool                  // guarded by mu; refuse every connection
 }
 
 func newProxy(addr, target string) (*proxy, error) {
@@ -43,6 +44,13 @@ func (p *proxy) serve() {
 }
 
 func (p *proxy) forward(c net.Conn) {
+	p.mu.Lock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
+		reset(c)
+		return
+	}
 	t, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
@@ -91,12 +99,33 @@ func (p *proxy) CutAll() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0) // RST, as a dropped network path looks to the peer
-		}
-		c.Close()
+		reset(c)
 	}
 	return len(p.conns) / 2
+}
+
+// reset closes c with a RST, as a dropped network path looks to the peer.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// Down cuts every connection and resets every new one until Up, as a
+// network that is down: every request fails at once.
+func (p *proxy) Down() {
+	p.mu.Lock()
+	p.down = true
+	p.mu.Unlock()
+	p.CutAll()
+}
+
+// Up ends a Down.
+func (p *proxy) Up() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
 }
 
 // Pause holds all traffic until Resume.

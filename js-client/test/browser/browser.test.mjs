@@ -12,7 +12,8 @@ const [dir, removeDir] = tempDir()
 // TETHER_TEST_TRANSPORTS (for example "websocket,longpoll") restricts what
 // the server offers, to run the suite as against an older server.
 const only = process.env.TETHER_TEST_TRANSPORTS
-const server = await startServer(dir, ['-heartbeat', '1s', ...(only ? ['-transports', only] : [])])
+// A resume window of 6 s bounds the wait for close 4004.
+const server = await startServer(dir, ['-heartbeat', '1s', '-resume-window', '6s', ...(only ? ['-transports', only] : [])])
 const offered = (await (await fetch(server.url + 'rt/negotiate?v=1', { method: 'POST' })).json()).transports
 let browser
 
@@ -173,54 +174,84 @@ describe('each transport, forced', () => {
   }
 })
 
-describe('automatic mode', () => {
-  test('the server refuses WebSocket: the client falls back and remembers', async () => {
+describe('automatic mode (fast connect)', () => {
+  test('the server refuses WebSocket: long polling at once, then sse, remembered for the next session', async () => {
     const r = await inPage(async () => {
       sessionStorage.clear()
       const t = connect('/blocked/')
-      await until('open', () => t.readyState == Tether.OPEN)
+      const errors = []
+      t.onerror = (e) => errors.push([e.request, e.transport, e.status])
+      await until('sse', () => t.transport == 'sse')
       t.send('stream 100')
       await until('100 messages', () => t.got.length >= 100)
-      const first = { transport: t.transport, exact: t.got.join() == numbers(100).join() }
+      const first = { transports: t.transports, exact: t.got.join() == numbers(100).join(), errors, events: t.events.slice() }
       t.close()
-      // A second client in the same tab starts with the transport that worked.
+      // A second client in the same tab probes sse first, and WebSocket not at all.
       const u = connect('/blocked/')
-      await until('open', () => u.readyState == Tether.OPEN)
-      const second = u.transport
+      const uErrors = []
+      u.onerror = (e) => uErrors.push([e.request, e.transport, e.status])
+      await until('sse', () => u.transport == 'sse')
       u.close()
-      return { first, second, remembered: sessionStorage.getItem('tether:' + location.origin + '/blocked/') }
+      return { first, second: { transports: u.transports, errors: uErrors }, remembered: sessionStorage.getItem('tether:' + location.origin + '/blocked/') }
     })
-    assert.notEqual(r.first.transport, 'websocket')
+    assert.deepEqual(r.first.transports, ['longpoll', 'sse'])
     assert.ok(r.first.exact)
-    assert.equal(r.second, r.first.transport)
-    assert.equal(r.remembered, r.first.transport)
+    assert.deepEqual(r.first.errors, [['attach', 'websocket', 0]])
+    assert.deepEqual(r.first.events, ['open', 'error', 'transport'])
+    assert.equal(r.remembered, 'sse')
+    assert.deepEqual(r.second, { transports: ['longpoll', 'sse'], errors: [] })
   })
 
-  test('a buffering proxy: streams whose prelude does not arrive are skipped for long polling', async () => {
+  test('a buffering proxy: the first echo comes over long polling at once; the buffered streams are probed, never used', async () => {
     const r = await inPage(async () => {
       sessionStorage.clear()
+      const start = performance.now()
       const t = connect('/buffered/', { timeout: 1500 })
-      await until('open', () => t.readyState == Tether.OPEN)
+      const errors = []
+      t.onerror = (e) => errors.push([e.request, e.transport, e.status])
+      let open, echo
+      t.onopen = () => (open = performance.now() - start)
+      t.send('first')
+      await until('echo', () => t.got.length >= 1)
+      echo = performance.now() - start
+      const before = errors.map((e) => e[0])
+      await until('three failed probes', () => errors.length == 3, 15000)
       t.send('stream 100')
-      await until('100 messages', () => t.got.length >= 100)
+      await until('101 messages', () => t.got.length >= 101)
       const events = t.events.slice()
       t.close()
-      return { transport: t.transport, exact: t.got.join() == numbers(100).join(), events }
+      return { transport: t.transport, open, echo, before, exact: t.got.join() == ['first', ...numbers(100)].join(), events, errors }
     })
+    console.log(`buffered: open after ${r.open.toFixed(0)} ms, first echo after ${r.echo.toFixed(0)} ms (was 10 s with two stream timeouts)`)
     assert.equal(r.transport, 'longpoll')
     assert.ok(r.exact)
-    assert.deepEqual(r.events, ['open'])
+    // The echo came before any stream probe had failed: nothing waited for them.
+    assert.ok(!r.before.includes('probe'), 'errors before the echo: ' + r.before)
+    assert.deepEqual(r.errors, [
+      ['attach', 'websocket', 0],
+      // This proxy holds back the headers too: no status.
+      ['probe', 'sse', 0],
+      ['probe', 'streaming', 0],
+    ])
+    assert.deepEqual(r.events, ['open', 'error', 'error', 'error'])
   })
 
-  test('with nothing blocked the client uses WebSocket', { skip: skip('websocket') }, async () => {
+  test('with nothing blocked the client moves to WebSocket', { skip: skip('websocket') }, async () => {
     const r = await inPage(async () => {
       sessionStorage.clear()
+      const start = performance.now()
       const t = connect('/rt/')
-      await until('open', () => t.readyState == Tether.OPEN)
+      t.send('first')
+      await until('echo', () => t.got.length >= 1)
+      const echo = performance.now() - start
+      await until('websocket', () => t.transport == 'websocket')
+      const ws = performance.now() - start
       t.close()
-      return t.transport
+      return { transports: t.transports, echo, ws, events: t.events }
     })
-    assert.equal(r, 'websocket')
+    console.log(`plain: first echo after ${r.echo.toFixed(0)} ms, on websocket after ${r.ws.toFixed(0)} ms`)
+    assert.deepEqual(r.transports, ['longpoll', 'websocket'])
+    assert.deepEqual(r.events, ['open', 'transport', 'close'])
   })
 
   test('upgrade: starts on long polling, moves to WebSocket without losing a message', { skip: skip('websocket') || skip('longpoll') }, async () => {
@@ -248,6 +279,83 @@ describe('automatic mode', () => {
     assert.equal(r.total, 2200)
     assert.ok(r.streamExact, 'stream not exactly 1..2000')
     assert.ok(r.echoExact, 'echo not exactly u1..u200')
+  })
+
+  test('an outage: back on WebSocket once the network is back, nothing lost, the remembered choice unchanged', { skip: skip('websocket') }, async () => {
+    const r = await inPage(async () => {
+      sessionStorage.clear()
+      const t = connect('/rt/')
+      await until('websocket', () => t.transport == 'websocket')
+      t.send('stream 200 100')
+      await until('200', () => t.got.length >= 200)
+      t.send('down 1500')
+      await until('reconnecting', () => t.events.includes('reconnecting'))
+      const lost = performance.now()
+      for (let i = 1; i <= 50; i++) t.send('o' + i)
+      await until('50 echoes', () => t.got.length >= 250, 30000)
+      const echoes = performance.now() - lost
+      await until('websocket again', () => t.transport == 'websocket' && t.events.at(-1) == 'transport', 30000)
+      const back = performance.now() - lost
+      t.send('count')
+      await until('count', () => t.got.length >= 251)
+      const events = t.events.slice()
+      t.close()
+      return {
+        exact: t.got.slice(0, 250).join() == [...numbers(200), ...numbers(50).map((n) => 'o' + n)].join(),
+        count: t.got[250],
+        echoes,
+        back,
+        events,
+        remembered: sessionStorage.getItem('tether:' + location.origin + '/rt/'),
+      }
+    })
+    console.log(`outage of 1.5 s: echoes after ${r.echoes.toFixed(0)} ms, back on websocket after ${r.back.toFixed(0)} ms`)
+    assert.ok(r.exact, 'messages not exactly once, in order')
+    // The server received: stream, down, o1..o50, count.
+    assert.equal(r.count, 'count 53')
+    assert.equal(r.events.at(-1), 'transport')
+    assert.ok(r.events.includes('resumed'), 'events: ' + r.events)
+    assert.ok(!r.events.includes('close'), 'events: ' + r.events)
+    assert.equal(r.remembered, null)
+  })
+
+  test('a send that reaches a server without the session: error, then close 4005, in bounded time', async () => {
+    const r = await inPage(async () => {
+      sessionStorage.clear()
+      const errors = []
+      const u = connect('/split/', { transports: ['longpoll'] })
+      u.onerror = (e) => errors.push([e.request, e.transport, e.status])
+      u.send('hello')
+      await until('close', () => u.readyState == Tether.CLOSED, 15000)
+      const v = connect('/split/', { transports: ['longpoll'] })
+      await until('v closed', () => v.readyState == Tether.CLOSED, 15000)
+      // close() while a send hangs on 404 still ends in a close event.
+      const w = connect('/split/', { transports: ['sse'] })
+      await until('w open', () => w.readyState == Tether.OPEN)
+      w.send('x')
+      w.close(4100, 'bye')
+      await until('w closed', () => w.readyState == Tether.CLOSED, 15000)
+      return { u: u.closeEvent, uEvents: u.events, errors, v: v.closeEvent, w: w.closeEvent }
+    })
+    assert.deepEqual(r.u, { code: 4005, reason: 'session unknown', wasClean: false })
+    assert.deepEqual(r.v, { code: 4005, reason: 'session unknown', wasClean: false })
+    assert.deepEqual(r.w, { code: 4100, reason: 'bye', wasClean: false })
+    assert.ok(r.errors.some((e) => e.join() == 'send,longpoll,404'), 'errors: ' + JSON.stringify(r.errors))
+    assert.equal(r.uEvents.at(-1), 'close')
+  })
+
+  test('a forced transport that can never attach: an error per attempt, then close 4004', async () => {
+    const r = await inPage(async () => {
+      const t = connect('/blocked/', { transports: ['websocket'] })
+      const errors = []
+      t.onerror = (e) => errors.push([e.request ?? '', e.transport ?? '', e.status ?? ''])
+      await until('close', () => t.readyState == Tether.CLOSED, 15000)
+      return { close: t.closeEvent, errors }
+    })
+    assert.deepEqual(r.close, { code: 4004, reason: 'no transport', wasClean: false })
+    assert.ok(r.errors.length >= 3, 'errors: ' + JSON.stringify(r.errors))
+    assert.deepEqual(r.errors.slice(0, -1), r.errors.slice(0, -1).map(() => ['attach', 'websocket', 0]))
+    assert.deepEqual(r.errors.at(-1), ['', '', ''])
   })
 })
 
@@ -278,7 +386,7 @@ describe('session lifecycle', () => {
       return { got: t.got, events: t.events }
     })
     assert.deepEqual(r.got, ['again'])
-    assert.deepEqual(r.events, ['open', 'reconnecting', 'open', 'close'])
+    assert.deepEqual(r.events.filter((e) => e != 'transport'), ['open', 'reconnecting', 'open', 'close'])
   })
 
   test('silence (heartbeats missing) is detected and the session resumes', async () => {

@@ -21,7 +21,8 @@ export interface Fake {
   /** Fault injection: called per request; return a Response, an Error to throw, or nothing to proceed. */
   // 'after' (send): accept the messages, then fail as if the answer were lost.
   // 'truncate' (longpoll): cut the body in the middle of its last frame.
-  fault?: (path: string, q: URLSearchParams, count: number) => Response | Error | 'after' | 'truncate' | void
+  // 'hang': no answer at all, until the request is aborted.
+  fault?: (path: string, q: URLSearchParams, count: number) => Response | Error | 'after' | 'truncate' | 'hang' | void
 }
 
 export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 5000): Fake => {
@@ -58,6 +59,8 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
       const fault = f.fault?.(path, q, counts[path])
       if (fault instanceof Error) throw fault
       if (fault instanceof Response) return fault
+      if (fault == 'hang')
+        return new Promise<Response>((_, rej) => init.signal?.addEventListener('abort', () => rej(new DOMException('aborted', 'AbortError'))))
       if (path == 'negotiate') {
         sessions++
         f.out = []

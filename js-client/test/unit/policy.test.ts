@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backoff, order, reconnects } from '../../src/policy'
+import { backoff, order, probes, reconnects } from '../../src/policy'
 
 const all = ['websocket', 'sse', 'streaming', 'longpoll']
 
@@ -16,11 +16,22 @@ test('order follows the server and the options', () => {
     ['remembered first', all, {}, 'streaming', ['streaming', 'websocket', 'sse', 'longpoll']],
     ['remembered but excluded', all, { exclude: ['streaming'] }, 'streaming', ['websocket', 'sse', 'longpoll']],
     ['remembered but no longer offered', ['websocket'], {}, 'longpoll', ['websocket']],
-    ['upgrade starts on longpoll', all, { upgrade: true }, 'websocket', ['longpoll', 'websocket', 'sse', 'streaming']],
   ]
   for (const [name, offered, o, remembered, want] of cases) {
     assert.deepEqual(order(offered, o, remembered), want, name)
   }
+})
+
+test('probes: long polling carries the session while the others are probed', () => {
+  const cases: [string, string[], boolean | undefined, string[] | undefined][] = [
+    ['everything', all, undefined, ['websocket', 'sse', 'streaming']],
+    ['remembered first', ['sse', 'websocket', 'streaming', 'longpoll'], undefined, ['sse', 'websocket', 'streaming']],
+    ['upgrade true', ['websocket', 'longpoll'], true, ['websocket']],
+    ['upgrade false: one after another', all, false, undefined],
+    ['no long polling', ['websocket', 'sse'], undefined, undefined],
+    ['only long polling', ['longpoll'], undefined, undefined],
+  ]
+  for (const [name, list, upgrade, want] of cases) assert.deepEqual(probes(list, upgrade), want, name)
 })
 
 test('backoff doubles from min up to max', () => {

@@ -29,6 +29,72 @@ const client = (f: ReturnType<typeof fake>, options = {}) => {
   return { t, got, events, closed: () => closed }
 }
 
+test('without upgrade the transports are tried one after another', async () => {
+  const f = fake(['websocket', 'sse', 'streaming', 'longpoll'])
+  ;(globalThis as any).WebSocket = class {
+    onclose?: () => void
+    constructor() {
+      setTimeout(() => this.onclose?.())
+    }
+    close() {}
+  }
+  f.fault = (path) => {
+    if (path == 'sse') return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }))
+    if (path == 'streaming') return new Response('bad gateway', { status: 502 })
+  }
+  try {
+    const { t, events } = client(f, { upgrade: false })
+    await until('open', () => t.readyState == Tether.OPEN)
+    assert.equal(t.transport, 'longpoll')
+    assert.deepEqual(f.log.filter((l) => !l.startsWith('POST send')).slice(0, 4), ['POST negotiate', 'GET sse', 'GET streaming', 'GET longpoll'])
+    assert.deepEqual(events, ['error', 'error', 'error', 'open'])
+    t.close()
+  } finally {
+    delete (globalThis as any).WebSocket
+  }
+})
+
+test('long polling opens only once a request was answered', async () => {
+  const f = fake(['longpoll'], 1000, 400)
+  // The server is unreachable: no open, an error per attempt, then 4004.
+  f.fault = (path) => (path != 'negotiate' ? new TypeError('network down') : undefined)
+  const { t, events, closed } = client(f)
+  await until('close', () => !!closed())
+  assert.equal(closed()!.code, 4004)
+  assert.ok(!events.includes('open'), 'no open: ' + events)
+  assert.equal(events.at(-1), 'close')
+  assert.ok(events.filter((e) => e == 'error').length >= 2, 'an error per attempt: ' + events)
+  t.close()
+})
+
+test('a send answered 404 without a close frame ends the session with 4005', async () => {
+  const f = fake()
+  f.fault = (path, _q, count) => (path == 'send' && count > 1 ? new Response('unknown session', { status: 404 }) : undefined)
+  const { t, events, closed } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  t.send('lost in a server that does not know the session')
+  await until('close', () => !!closed())
+  assert.deepEqual([closed()!.code, closed()!.reason, closed()!.wasClean], [4005, 'session unknown', false])
+  assert.deepEqual(events, ['open', 'error', 'error', 'close'])
+})
+
+test('close() ends in a close event even when nothing answers', async () => {
+  const f = fake()
+  const { t, closed } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  let hang = false
+  f.fault = (path) => {
+    if (path == 'send') {
+      hang = true
+      return 'hang'
+    }
+  }
+  t.close(4100, 'bye')
+  await until('close', () => !!closed())
+  assert.ok(hang)
+  assert.deepEqual([closed()!.code, closed()!.reason, closed()!.wasClean], [4100, 'bye', false])
+})
+
 test('long polling delivers text and binary in order', async () => {
   const f = fake()
   const { t, got, events } = client(f)
@@ -47,7 +113,7 @@ test('long polling delivers text and binary in order', async () => {
   assert.deepEqual(events, ['open', 'close'])
 })
 
-test('the fallback order skips a refused WebSocket, a buffered stream and a failing stream', async () => {
+test('fast connect: long polling at once, then a refused WebSocket, a buffered stream and a failing stream are probed', async () => {
   const f = fake(['websocket', 'sse', 'streaming', 'longpoll'])
   // WebSocket refused: the handshake fails at once, as behind a proxy that strips Upgrade.
   ;(globalThis as any).WebSocket = class {
@@ -64,13 +130,19 @@ test('the fallback order skips a refused WebSocket, a buffered stream and a fail
   }
   try {
     const { t, events } = client(f)
+    const errors: [string, string, number][] = []
+    t.onerror = (e) => errors.push([e.request!, e.transport!, e.status!])
     await until('open', () => t.readyState == Tether.OPEN)
     assert.equal(t.transport, 'longpoll')
-    assert.deepEqual(
-      f.log.filter((l) => !l.startsWith('POST send')).slice(0, 4),
-      ['POST negotiate', 'GET sse', 'GET streaming', 'GET longpoll'],
-    )
-    assert.deepEqual(events, ['open'])
+    await until('three failed probes', () => errors.length == 3)
+    assert.deepEqual(f.log.filter((l) => !l.startsWith('POST send') && l != 'GET longpoll'), ['POST negotiate', 'GET sse', 'GET streaming'])
+    assert.deepEqual(errors, [
+      ['attach', 'websocket', 0],
+      ['probe', 'sse', 200],
+      ['probe', 'streaming', 502],
+    ])
+    assert.deepEqual(events, ['open', 'error', 'error', 'error'])
+    assert.equal(t.transport, 'longpoll')
     t.close()
   } finally {
     delete (globalThis as any).WebSocket
@@ -153,14 +225,15 @@ test('close codes that say so make the client negotiate a new session', async ()
   t.close()
 })
 
-test('an unknown session on attach closes with 4001', async () => {
+test('an unknown session on attach closes with 4005', async () => {
   const f = fake()
   f.fault = (path, _q, count) => {
     if (path == 'longpoll' && count > 1) return new Response('unknown session', { status: 404 })
   }
   const { t, closed } = client(f)
   await until('close', () => !!closed())
-  assert.equal(closed()!.code, 4001)
+  assert.equal(closed()!.code, 4005)
+  assert.equal(closed()!.reason, 'session unknown')
   assert.equal(closed()!.wasClean, false)
   t.close()
 })
@@ -217,7 +290,9 @@ test('a session that cannot attach again within the resume window closes with 40
     t.close()
   }
   assert.equal(closed()!.code, 4001)
-  assert.deepEqual(events, ['open', 'reconnecting', 'error', 'close'])
+  assert.deepEqual(events.slice(0, 3), ['open', 'reconnecting', 'error'])
+  assert.deepEqual(events.slice(-2), ['error', 'close'])
+  assert.ok(!events.includes('resumed'))
 })
 
 test('silence on a connection for two heartbeats counts as a cut', async () => {
@@ -237,7 +312,7 @@ test('silence on a connection for two heartbeats counts as a cut', async () => {
   t.close()
 })
 
-test('a session never attached closes with 4001 once the resume window has passed', async () => {
+test('a session never attached closes with 4004 once the resume window has passed', async () => {
   const f = fake(['sse'], 1000, 300)
   f.fault = (path) => (path == 'sse' ? new Response('bad gateway', { status: 502 }) : undefined)
   const { t, events, closed } = client(f)
@@ -246,6 +321,8 @@ test('a session never attached closes with 4001 once the resume window has passe
   } finally {
     t.close()
   }
-  assert.equal(closed()!.code, 4001)
-  assert.deepEqual(events, ['error', 'close'])
+  assert.equal(closed()!.code, 4004)
+  assert.equal(closed()!.reason, 'no transport')
+  assert.equal(events.at(-1), 'close')
+  assert.ok(events.length >= 3 && events.slice(0, -1).every((e) => e == 'error'), 'an error per attempt, then close: ' + events)
 })
