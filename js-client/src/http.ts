@@ -41,6 +41,9 @@ export const longpoll = async (t: Tether, c: Conn) => {
       const i = (compact(r) ? parseCompact : parseBatch)(p, 0, (f) => t._in(c, f))
       if (i >= 0 && i < p.length) throw Error('tether: malformed batch')
     }
+    // Parked: a WebSocket that opened meanwhile takes over now (see Tether._ok).
+    const p = t._p
+    if (c.parked && p?.opened) t._ok(p)
   } catch {
     t._fail(c)
   }

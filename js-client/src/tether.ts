@@ -177,6 +177,7 @@ export class Tether extends EventTarget {
   /** @internal the transports still to probe in this round; undefined: one after another */ _probes?: string[]
   /** @internal a probe failed in this round while the connection in use worked */ _probeFailed?: boolean
   /** @internal a connection attached in this session */ _ever?: boolean
+  /** @internal the WebSocket probed now is the second of the round (see _fail) */ _wsAgain?: boolean
   /** @internal messages handed to the application in this session */ _rcv = 0
   /** @internal _rcv when an acknowledgement was last sent */ _ar = 0
   /** @internal client messages acknowledged by the server */ _acked = 0
@@ -346,7 +347,7 @@ export class Tether extends EventTarget {
   _connect() {
     const list = this._list
     this._probes = probes(list, this._o.upgrade)
-    this._probeFailed = false
+    this._probeFailed = this._wsAgain = false
     const name = this._probes ? 'longpoll' : list[this._ti % list.length]
     this._attach(name)
     // A send request answered shows that long polling works, long before a
@@ -376,7 +377,11 @@ export class Tether extends EventTarget {
   _probe() {
     const name = !this._p && this._c && this._probes?.shift()
     if (!name) return
-    if (name == 'websocket') return this._attach(name, true)
+    if (name == 'websocket') {
+      this._attach(name, true)
+      if (this._p) this._p.again = this._wsAgain
+      return
+    }
     const c: Conn = { name, n: this._rcv, seen: Date.now(), stop() {}, probe: true }
     this._p = c
     c.timer = setTimeout(() => this._fail(c), this._o.timeout ?? 5000)
@@ -396,6 +401,15 @@ export class Tether extends EventTarget {
    */
   _ok(c: Conn) {
     if (c.ok || (c != this._c && c != this._p)) return
+    const carrier = this._c
+    if (c.ws && c == this._p && carrier && !carrier.parked) {
+      // A poll is in flight. It ends at once if the WebSocket superseded
+      // it; if it reached the server after the WebSocket, it superseded the
+      // WebSocket instead, and long polling goes on. So the WebSocket takes
+      // over only once that poll has ended (longpoll calls _ok again).
+      c.opened = true
+      return
+    }
     c.ok = true
     clearTimeout(c.timer)
     if (c == this._p) {
@@ -443,8 +457,12 @@ export class Tether extends EventTarget {
     clearTimeout(c.timer)
     const carrier = this._c
     if (c == this._p) {
-      // The probe failed: long polling goes on, and the next is probed.
+      // The probe failed: long polling goes on, and the next is probed. A
+      // WebSocket that opened was superseded by a late poll: no evidence
+      // against it, so it is probed again, once.
       this._p = undefined
+      this._wsAgain = c.opened && !c.again
+      if (this._wsAgain) this._probes?.unshift('websocket')
       this._error(c.probe ? 'probe' : 'attach', c.name, c.status)
       if (carrier?.ok) {
         this._probeFailed = true
@@ -512,7 +530,9 @@ export class Tether extends EventTarget {
    * transport must stop reading: c is no longer attached, or the session is over.
    */
   _in(c: Conn, [t, d]: Frame): boolean {
-    if (c != this._c) return false
+    // An open WebSocket waiting to take over (see _ok) may carry messages
+    // already: they are counted like the poll's.
+    if (c != this._c && !(c == this._p && c.opened)) return false
     c.seen = Date.now()
     if (t == 'm' || t == 'b') {
       // c.n counts the messages c carried from its attach on; those up to
@@ -539,11 +559,15 @@ export class Tether extends EventTarget {
         this._later(() => this._negotiate())
       } else this._end(code, reason, true)
     }
-    return c == this._c
+    return c == this._c || c == this._p
   }
 
   /** @internal _acknowledged drops the client messages the server has acknowledged. */
   _acknowledged(n: number) {
+    // A WebSocket being attached numbers the client messages it will carry
+    // from its seq on: until it opens they stay, even those a send request
+    // had accepted meanwhile (the server drops what it already has).
+    for (const c of [this._c, this._p]) if (c?.ws && !c.ok) return
     for (; this._acked < n && this._out.length; this._acked++) this._out.shift()
   }
 

@@ -28,6 +28,10 @@ export interface Conn {
   probe?: boolean
   /** The HTTP status of the failed request, for the error event; 0 or absent: no answer. */
   status?: number
+  /** websocket, attached as a probe: open, and waiting for the poll in flight to end before it takes over. */
+  opened?: boolean
+  /** websocket: probed again once after it was superseded by a poll that arrived late. */
+  again?: boolean
   /** The WebSocket, for the websocket transport. */
   ws?: WebSocket
   /** websocket: the number the next client message written to ws has. */
