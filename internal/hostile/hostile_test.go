@@ -48,6 +48,8 @@ const (
 // run is one session's record: what the table prints.
 type run struct {
 	t          *testing.T
+	label      string // the row's name in the table
+	best       string // the transport it must end on
 	c          *client.Session
 	start      time.Time
 	transport  string        // the transport before Close
@@ -127,6 +129,7 @@ func (r *run) phase(tag string, n, stream int, want ...string) bool {
 func (r *run) phaseWithin(bound time.Duration, tag string, n, stream int, want ...string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
+	want = slices.Clone(want) // the caller's, shared by concurrent phases
 	for i := 1; i <= n; i++ {
 		r.send(tag + strconv.Itoa(i))
 		want = append(want, tag+strconv.Itoa(i))
@@ -284,69 +287,106 @@ func TestPlain(t *testing.T)     { basic(t, "plain", "websocket") }
 func TestNoUpgrade(t *testing.T) { basic(t, "noupgrade", "sse") }
 func TestAntivirus(t *testing.T) { basic(t, "antivirus", "longpoll") }
 
+// modes are the ways of connecting that the idle and outage tests run at
+// once, one session each: "" is the automatic choice.
+var modes = []string{"", "websocket", "sse", "streaming", "longpoll"}
+
+// dialModes dials one session per mode and runs the first echo and phase a
+// on each.
+func dialModes(t *testing.T, env *hostile.Env) []*run {
+	t.Helper()
+	var rs []*run
+	for _, mode := range modes {
+		var ts []string
+		if mode != "" {
+			ts = []string{mode}
+		}
+		r, err := dial(t, env, ts...)
+		if err != nil {
+			t.Fatalf("Dial %s: %v", cmp.Or(mode, "automatic"), err)
+		}
+		r.label = env.Setup.Name + " " + cmp.Or(mode, "automatic")
+		r.best = cmp.Or(mode, "websocket")
+		rs = append(rs, r)
+	}
+	each(rs, func(r *run) { _ = r.phase("first", 0, 0, "first") && r.phase("a", 20, 50) })
+	return rs
+}
+
+// each runs f on every run at once and waits for them all.
+func each(rs []*run, f func(r *run)) {
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Go(func() { f(r) })
+	}
+	wg.Wait()
+}
+
 // TestIdle: an idle period behind an nginx whose timeouts (5 s) are below
-// the heartbeat (25 s); the reconnects are counted, and nothing is lost.
+// the heartbeat (25 s), on every transport; the reconnects are counted, and
+// nothing is lost.
 func TestIdle(t *testing.T) {
 	t.Parallel()
-	env := start(t, "idle")
-	r, err := dial(t, env)
-	if err != nil {
-		t.Fatal(err)
+	rs := dialModes(t, start(t, "idle"))
+	before := make([]int64, len(rs))
+	for i, r := range rs {
+		before[i] = r.reconnects.Load()
 	}
-	defer r.print("idle")
-	ok := r.phase("first", 0, 0, "first") && r.phase("a", 20, 50)
-	before := r.reconnects.Load()
 	time.Sleep(idleTime)
-	idle := r.reconnects.Load() - before
-	r.extra = append(r.extra, fmt.Sprintf("idle reconnects %d in %v (%.0f per idle minute)", idle, idleTime, float64(idle)*float64(time.Minute)/float64(idleTime)))
-	_ = ok && r.phase("b", 20, 50)
-	r.exact()
-	if err := r.closeAndWait(); err != nil {
-		t.Errorf("Close: %v", err)
+	for i, r := range rs {
+		idle := r.reconnects.Load() - before[i]
+		r.extra = append(r.extra, fmt.Sprintf("idle reconnects %d in %v (%.0f per idle minute)", idle, idleTime, float64(idle)*float64(time.Minute)/float64(idleTime)))
 	}
+	each(rs, func(r *run) {
+		r.phase("b", 20, 50)
+		r.exact()
+		if err := r.closeAndWait(); err != nil {
+			t.Errorf("%s: Close: %v", r.label, err)
+		}
+		r.print(r.label)
+	})
 }
 
 // TestOutage: nginx stops for 4 s mid-session, with messages sent before,
-// during and after; every one arrives exactly once, in order, and the
-// session is back on WebSocket.
+// during and after, on every transport; every one arrives exactly once, in
+// order, and each session is back on its best transport (WebSocket for the
+// automatic choice).
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	env := start(t, "outage")
-	r, err := dial(t, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.print("outage")
-	if !r.phase("first", 0, 0, "first") || !r.phase("a", 20, 50) {
-		r.exact()
-		return
-	}
+	rs := dialModes(t, env)
 	var during []string
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for i := 1; i <= 20; i++ {
-			time.Sleep(hostile.OutageTime / 20)
-			during = append(during, "b"+strconv.Itoa(i))
-			r.send(during[i-1])
-		}
-	}()
+	for i := 1; i <= 20; i++ {
+		during = append(during, "b"+strconv.Itoa(i))
+	}
+	var sending sync.WaitGroup
+	for _, r := range rs {
+		sending.Go(func() {
+			for _, m := range during {
+				time.Sleep(hostile.OutageTime / 20)
+				r.send(m)
+			}
+		})
+	}
 	if err := env.Nginx.Outage(hostile.OutageTime); err != nil {
 		t.Fatal(err)
 	}
 	over := time.Now()
-	<-sent
-	r.phase("c", 20, 50, during...)
-	r.exact()
-	if r.waitTransport("websocket", 20*time.Second) {
-		r.extra = append(r.extra, fmt.Sprintf("on websocket %v after the outage", time.Since(over).Round(time.Millisecond)))
-	} else {
-		t.Error("not back on websocket within 20s of the outage's end: an outage is no evidence against a transport")
-		r.extra = append(r.extra, "not back on websocket within 20s")
-	}
-	if err := r.closeAndWait(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
+	sending.Wait()
+	each(rs, func(r *run) {
+		r.phase("c", 20, 50, during...)
+		r.exact()
+		if r.waitTransport(r.best, 20*time.Second) {
+			r.extra = append(r.extra, fmt.Sprintf("on %s %v after the outage", r.best, time.Since(over).Round(time.Millisecond)))
+		} else {
+			t.Errorf("%s: not back on %s within 20s of the outage's end: an outage is no evidence against a transport", r.label, r.best)
+			r.extra = append(r.extra, fmt.Sprintf("not back on %s within 20s", r.best))
+		}
+		if err := r.closeAndWait(); err != nil {
+			t.Errorf("%s: Close: %v", r.label, err)
+		}
+		r.print(r.label)
+	})
 }
 
 // TestRoundRobin: round robin over two servers that share nothing, one
