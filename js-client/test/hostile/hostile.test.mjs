@@ -285,9 +285,7 @@ test('outage: nginx stopped for 4 s mid-session, traffic before, during and afte
   for (const r of rs) report('outage ' + modeName(r.mode), r)
   for (const r of rs) {
     assertWorked(r)
-    // Issue 11, item 2: the automatic choice stays on long polling after
-    // the outage; asserted for it too once it comes back to WebSocket.
-    if (r.mode) assert.ok(r.onBest, `outage ${r.mode}: not back on ${r.mode}`)
+    assert.ok(r.onBest, `outage ${modeName(r.mode)}: not back on ${r.mode ?? 'websocket'}: an outage is no evidence against a transport`)
   }
 })
 
@@ -313,9 +311,15 @@ test('roundrobin: two independent servers, no shared state', async () => {
     const close = r.rec.events.find((e) => e.type == 'close')
     report('roundrobin ' + modeName(r.mode), { ...r, extra: { outcome: r.outcome, close: close ? `${close.code} ${close.reason}` : 'none' } })
   }
-  // Issue 11, item 1: a send answered 404 leaves the session open and
-  // close() without a close event ("hang" above); asserted once fixed.
   for (const r of rs) {
+    const what = `roundrobin ${modeName(r.mode)}: saw ${JSON.stringify(r.seen)}`
+    assert.notEqual(r.outcome, 'hang', `${what}: neither every echo nor a close event within the bound`)
     if (r.outcome == 'worked') assertWorked(r)
+    assert.ok(r.closed, `${what}: close() did not end in a close event`)
+    if (r.outcome == 'closed') {
+      const close = r.rec.events.findIndex((e) => e.type == 'close')
+      assert.equal(r.rec.events[close - 1]?.type, 'error', `${what}: a close that is not clean follows an error event`)
+      assert.notEqual(r.rec.events[close].code, 4001, `${what}: 4001 says the session expired, not that a server did not have it`)
+    }
   }
 })
