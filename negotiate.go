@@ -39,6 +39,8 @@ func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusServiceUnavailable, transport.MsgShuttingDown
 		case errors.Is(err, session.ErrTooManySessions):
 			status, msg = http.StatusServiceUnavailable, transport.MsgTooManySessions
+		case errors.Is(err, ErrTooManyForClient):
+			status, msg = http.StatusServiceUnavailable, transport.MsgTooManyForClient
 		case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden):
 			status = ae.Status
 		}

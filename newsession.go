@@ -2,7 +2,9 @@ package tether
 
 import (
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/tetherkit/tether/session"
@@ -16,7 +18,36 @@ var (
 	// ErrShuttingDown is returned by NewSession once Shutdown or Close has
 	// been called.
 	ErrShuttingDown = errors.New("tether: server shutting down")
+	// ErrTooManyForClient is returned by NewSession when the request's
+	// client (Options.ClientKey) holds Options.MaxSessionsPerClient
+	// sessions already.
+	ErrTooManyForClient = errors.New("tether: too many sessions for this client")
 )
+
+// KeptHeaderBytes bounds what a session keeps of its negotiate request's
+// headers in RequestInfo.Header: the headers, in the order of their names,
+// each kept whole (every value) if its name and values fit in what is left
+// of KeptHeaderBytes, and left out otherwise. Options.Authorize sees every
+// header, and what it returns is kept whole in RequestInfo.Auth.
+const KeptHeaderBytes = 8 << 10
+
+// keptHeader copies what a session keeps of h (see KeptHeaderBytes).
+func keptHeader(h http.Header) http.Header {
+	kept := make(http.Header)
+	left := KeptHeaderBytes
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		size := len(name)
+		for _, v := range h[name] {
+			size += len(v)
+		}
+		if size > left {
+			continue
+		}
+		left -= size
+		kept[name] = slices.Clone(h[name])
+	}
+	return kept
+}
 
 // NewSession creates a session for a client that does not negotiate, such
 // as one that arrives through a bridge (package sockjs), and starts the
@@ -25,12 +56,13 @@ var (
 // session's RequestInfo, and honours Options.MaxSessions and Shutdown.
 //
 // It returns ErrOriginNotAllowed, ErrShuttingDown,
-// session.ErrTooManySessions, or the error Options.Authorize returned, as
-// it is (an *AuthError when the hook chose a status).
+// session.ErrTooManySessions, ErrTooManyForClient, or the error
+// Options.Authorize returned, as it is (an *AuthError when the hook chose a
+// status). Of r's headers the session keeps at most KeptHeaderBytes.
 //
 // The caller attaches its connection with Session.Attach. Until a
-// connection is attached the session's resume window runs, as after a
-// negotiate; a caller that ends the session without a close frame uses
+// connection is attached the session's first-attach window runs
+// (Options.FirstAttachWindow), as after a negotiate; a caller that ends the session without a close frame uses
 // Session.CloseFromClient.
 func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 	if !srv.origins.Allowed(r) {
@@ -52,9 +84,19 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 		}
 		auth = v
 	}
-	info := session.RequestInfo{Header: r.Header.Clone(), RemoteAddr: r.RemoteAddr, Auth: auth}
-	s := session.New(srv.sessionCfg, info, srv.store.Remove)
+	release, ok := srv.clients.acquire(srv.clientKey(r))
+	if !ok {
+		srv.negotiated(NegotiateTooManyForClient)
+		srv.opts.Logger.Warn("tether: too many sessions for this client", "limit", srv.opts.MaxSessionsPerClient, "remote", r.RemoteAddr)
+		return nil, ErrTooManyForClient
+	}
+	info := session.RequestInfo{Header: keptHeader(r.Header), RemoteAddr: r.RemoteAddr, Auth: auth}
+	s := session.New(srv.sessionCfg, info, func(s *session.Session) {
+		srv.store.Remove(s)
+		release()
+	})
 	if err := srv.store.Add(s); err != nil {
+		release()
 		s.Abort(session.CloseError{Code: session.StatusTryAgainLater, Reason: "too many sessions"})
 		srv.negotiated(NegotiateTooManySessions)
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)

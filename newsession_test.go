@@ -3,8 +3,11 @@ package tether_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +80,34 @@ func TestNewSession(t *testing.T) {
 	}
 	if _, err := srv.NewSession(req("", "Bearer ok")); !errors.Is(err, tether.ErrShuttingDown) {
 		t.Fatalf("NewSession after Shutdown = %v, want ErrShuttingDown", err)
+	}
+}
+
+// TestKeptHeader: a session keeps at most KeptHeaderBytes of its request's
+// headers, in the order of their names, each whole or not at all.
+func TestKeptHeader(t *testing.T) {
+	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) { <-s.Context().Done() }), nil)
+	defer srv.Close()
+	r := httptest.NewRequest(http.MethodPost, "http://app.example/rt/negotiate?v=1", nil)
+	big := strings.Repeat("c", tether.KeptHeaderBytes) // too big alone
+	r.Header.Set("Authorization", "Bearer x")
+	r.Header.Set("Cookie", big)
+	r.Header["X-Many"] = []string{"1", "2"}
+	r.Header.Set("X-Rest", strings.Repeat("r", tether.KeptHeaderBytes-len("Authorization")-len("Bearer x")-len("X-Many")-2-len("X-Rest")))
+	r.Header.Set("X-Zzz", "z") // nothing left for it
+	s, err := srv.NewSession(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(maps.Keys(s.Request().Header))
+	if want := []string{"Authorization", "X-Many", "X-Rest"}; !slices.Equal(got, want) {
+		t.Errorf("kept headers %q, want %q", got, want)
+	}
+	if v := s.Request().Header["X-Many"]; !slices.Equal(v, []string{"1", "2"}) {
+		t.Errorf("X-Many = %q, want both values", v)
+	}
+	r.Header["X-Many"][0] = "changed"
+	if v := s.Request().Header.Get("X-Many"); v != "1" {
+		t.Errorf("X-Many after the request's header changed = %q, want a copy: 1", v)
 	}
 }

@@ -31,8 +31,9 @@ type NegotiateResult string
 
 // The outcomes of a negotiate request.
 const (
-	NegotiateOK              NegotiateResult = "ok"                // a session was created
-	NegotiateRefused         NegotiateResult = "refused"           // the Authorize hook refused it
-	NegotiateTooManySessions NegotiateResult = "too_many_sessions" // MaxSessions was reached (503)
-	NegotiateShuttingDown    NegotiateResult = "shutting_down"     // the server is shutting down (503)
+	NegotiateOK               NegotiateResult = "ok"                  // a session was created
+	NegotiateRefused          NegotiateResult = "refused"             // the Authorize hook refused it
+	NegotiateTooManySessions  NegotiateResult = "too_many_sessions"   // MaxSessions was reached (503)
+	NegotiateShuttingDown     NegotiateResult = "shutting_down"       // the server is shutting down (503)
+	NegotiateTooManyForClient NegotiateResult = "too_many_for_client" // MaxSessionsPerClient was reached (503)
 )

@@ -43,6 +43,14 @@ type Options struct {
 	// client to attach again. Default 30s.
 	ResumeWindow time.Duration
 
+	// FirstAttachWindow is how long a new session waits for its client to
+	// attach its first connection, after negotiate: a client that
+	// negotiates and never attaches holds a session this long only. It
+	// leaves time for one transport to fail before the next attaches
+	// (the bundled clients give each 5 s). Default 10s, and at most
+	// ResumeWindow.
+	FirstAttachWindow time.Duration
+
 	// MaxMessageBytes is the largest message, either direction. Default
 	// 64 KiB.
 	MaxMessageBytes int
@@ -53,7 +61,8 @@ type Options struct {
 
 	// MaxQueuedBytes bounds, per session and direction, the bytes of
 	// messages held: sent but not acknowledged by the client, and received
-	// but not yet read. Default 4 MiB.
+	// but not yet read. Each message counts its data's length plus
+	// session.MessageOverhead. Default 4 MiB.
 	MaxQueuedBytes int
 
 	// SlowConsumer is what Send does when MaxQueuedBytes is reached.
@@ -67,6 +76,21 @@ type Options struct {
 	// MaxSessions bounds the sessions on this server; negotiate answers
 	// 503 beyond it. Default 100,000.
 	MaxSessions int
+
+	// MaxSessionsPerClient, with ClientKey, bounds the sessions one client
+	// holds at a time: negotiate answers 503 "too many sessions for this
+	// client" beyond it (NewSession returns ErrTooManyForClient). A backstop
+	// against one client filling MaxSessions, not a rate limit: rate-limit
+	// negotiate at the proxy in front as well. Default 0: no limit.
+	MaxSessionsPerClient int
+
+	// ClientKey names the client a negotiate request comes from, for
+	// MaxSessionsPerClient; it runs after Authorize, on requests it
+	// allowed. For example the remote address without its port, the
+	// address a trusted proxy in front forwards, or the user Authorize
+	// identified (from the same request). Requests it gives the key ""
+	// are not limited. Default: none, so no per-client limit.
+	ClientKey func(r *http.Request) string
 
 	// Transports lists the transports offered to clients, in the order they
 	// should try them. Default: "websocket", "sse", "streaming",
@@ -125,6 +149,10 @@ func (o *Options) withDefaults() Options {
 	if c.ResumeWindow <= 0 {
 		c.ResumeWindow = 30 * time.Second
 	}
+	if c.FirstAttachWindow <= 0 {
+		c.FirstAttachWindow = 10 * time.Second
+	}
+	c.FirstAttachWindow = min(c.FirstAttachWindow, c.ResumeWindow)
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 64 << 10
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,4 +150,92 @@ func TestServesJavaScriptClient(t *testing.T) {
 			t.Fatalf("GET %s: Content-Type %q", name, ct)
 		}
 	}
+}
+
+// do sends a request with an optional Tether-Token header and returns its
+// status and body.
+func do(t *testing.T, method, u, token string, body []byte) (int, string) {
+	t.Helper()
+	r, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		r.Header.Set(transport.TokenHeader, token)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTokenHeader: the token may travel in the Tether-Token header instead
+// of the query; a request with the header is looked up with it alone.
+func TestTokenHeader(t *testing.T) {
+	base := echoServer(t, nil)
+	n := negotiate(t, base)
+	if code, body := do(t, "POST", base+"send?seq=1&session="+n.Session, n.Token, transport.AppendBatchFrame(nil, []byte("mhi"))); code != 204 {
+		t.Fatalf("send with the token in the header: %d %q, want 204", code, body)
+	}
+	if code, body := do(t, "GET", base+"longpoll?received=0&session="+n.Session, n.Token, nil); code != 200 || body != "3:mhi" {
+		t.Errorf("poll with the token in the header: %d %q, want 200 \"3:mhi\"", code, body)
+	}
+	wrong := strings.Repeat("A", len(n.Token))
+	if code, body := do(t, "GET", base+"longpoll?received=1&session="+n.Session+"&token="+n.Token, wrong, nil); code != 404 || body != "unknown session\n" {
+		t.Errorf("poll with a wrong token in the header and the right one in the query: %d %q, want 404", code, body)
+	}
+	if code, _ := do(t, "POST", base+"send?session="+n.Session, n.Token, transport.AppendBatchFrame(nil, []byte("c1000"))); code != 204 {
+		t.Errorf("close with the token in the header: %d, want 204", code)
+	}
+}
+
+// TestLogsHoldNoToken: whatever a client sends, even its token where the
+// session id belongs, the server's logs (Debug included) never hold the
+// token.
+func TestLogsHoldNoToken(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	base := echoServer(t, &tether.Options{Logger: logger, MaxMessageBytes: 1 << 10, MaxBodyBytes: 2 << 10})
+	n := negotiate(t, base)
+	q := "?session=" + n.Session + "&token=" + n.Token
+	swapped := "?session=" + n.Token + "&token=" + n.Session
+	for _, r := range []struct {
+		method, url string
+		body        []byte
+		want        int
+	}{
+		{"GET", base + "longpoll" + swapped + "&received=0", nil, 404},
+		{"POST", base + "send" + swapped + "&seq=1", transport.AppendBatchFrame(nil, []byte("mx")), 404},
+		{"POST", base + "send" + q + "&seq=1", []byte("x:y"), 400},
+		{"POST", base + "send" + q + "&seq=1", bytes.Repeat([]byte("x"), 4<<10), 413},
+		{"POST", base + "send" + q, transport.AppendBatchFrame(nil, []byte("a99")), 400},
+	} {
+		if code, body := do(t, r.method, r.url, "", r.body); code != r.want {
+			t.Errorf("%s %s: %d %q, want %d", r.method, r.url, code, body, r.want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "tether: unknown session") || !strings.Contains(logs.String(), "tether: malformed send") {
+		t.Errorf("the logs lack the requests' entries:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), n.Token) {
+		t.Errorf("the logs hold the session token %s:\n%s", n.Token, logs.String())
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -97,6 +97,8 @@ type Server struct {
 	transports map[string]transport.Transport
 	observer   ServerObserver // nil without Options.Observer
 
+	clients clientCounts // sessions per client, for MaxSessionsPerClient
+
 	mu           sync.Mutex
 	shuttingDown bool // guarded by mu
 	handlers     sync.WaitGroup
@@ -121,9 +123,11 @@ func NewServer(h Handler, opts *Options) *Server {
 		handler: h,
 		opts:    o,
 		store:   session.NewMemoryStore(o.MaxSessions),
+		clients: clientCounts{max: o.MaxSessionsPerClient},
 		sessionCfg: &session.Config{
 			HeartbeatInterval: o.HeartbeatInterval,
 			ResumeWindow:      o.ResumeWindow,
+			FirstAttachWindow: o.FirstAttachWindow,
 			MaxMessageBytes:   o.MaxMessageBytes,
 			MaxQueuedBytes:    o.MaxQueuedBytes,
 			SlowConsumer:      o.SlowConsumer,
@@ -228,11 +232,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg, Probe: q.Get("probe") == "1"})
 }
 
-// lookup finds the request's session, or answers 404 and returns nil.
+// lookup finds the request's session, or answers 404 and returns nil. The
+// token is the Tether-Token header's when the request has one, and the
+// token parameter's otherwise.
 func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) *session.Session {
-	s, err := srv.store.Lookup(q.Get("session"), q.Get("token"))
+	token := q.Get("token")
+	if v, ok := r.Header[transport.TokenHeader]; ok {
+		token = v[0]
+	}
+	s, err := srv.store.Lookup(q.Get("session"), token)
 	if err != nil {
-		srv.opts.Logger.Debug("tether: unknown session", "session", q.Get("session"), "path", r.URL.Path, "remote", r.RemoteAddr)
+		// Not the session parameter: a client that swapped its
+		// parameters would have its token logged.
+		srv.opts.Logger.Debug("tether: unknown session", "path", r.URL.Path, "remote", r.RemoteAddr)
 		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
 		return nil
 	}

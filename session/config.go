@@ -41,12 +41,17 @@ type Config struct {
 	// ResumeWindow is how long a session with no attached connection waits
 	// for the client to attach again.
 	ResumeWindow time.Duration
+	// FirstAttachWindow, if shorter than ResumeWindow and not zero, is how
+	// long a new session waits for its first connection: a client that
+	// negotiates and never attaches holds its session this long only.
+	FirstAttachWindow time.Duration
 	// MaxMessageBytes is the largest message in either direction.
 	MaxMessageBytes int
 	// MaxQueuedBytes bounds, in each direction, the bytes of messages held
 	// by the session: sent but not acknowledged, and received but not yet
-	// read with Recv. A message larger than the bound is still let through
-	// when nothing else is queued.
+	// read with Recv. Each message counts its data's length plus
+	// MessageOverhead. A message larger than the bound is still let
+	// through when nothing else is queued.
 	MaxQueuedBytes int
 	// SlowConsumer is applied when Send would go over MaxQueuedBytes.
 	SlowConsumer SlowConsumerPolicy

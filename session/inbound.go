@@ -18,7 +18,7 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 			if len(s.in) == 0 {
 				s.in = s.in[:0:0]
 			}
-			s.inBytes -= len(m.Data)
+			s.inBytes -= queuedSize(m)
 			s.inSpace.broadcast()
 			s.mu.Unlock()
 			return m, nil
@@ -140,7 +140,7 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, q
 			return max(first, 0), accepted, size, ErrMessageTooBig
 		}
 		if queue {
-			if s.inBytes+len(m.Data) > s.cfg.MaxQueuedBytes && len(s.in) > 0 {
+			if s.inBytes+queuedSize(m) > s.cfg.MaxQueuedBytes && len(s.in) > 0 {
 				room := s.inSpace.wait()
 				s.mu.Unlock()
 				select {
@@ -153,7 +153,7 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, q
 				continue // look again: the session may have closed meanwhile
 			}
 			s.in = append(s.in, m)
-			s.inBytes += len(m.Data)
+			s.inBytes += queuedSize(m)
 			s.inReady.broadcast()
 		}
 		if first < 0 {

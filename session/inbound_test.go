@@ -169,7 +169,7 @@ func TestDeliverConcurrent(t *testing.T) {
 
 func TestDeliverBackpressure(t *testing.T) {
 	cfg := testConfig()
-	cfg.MaxQueuedBytes = 10
+	cfg.MaxQueuedBytes = 10 + 2*session.MessageOverhead // two messages of 10 bytes in all
 	s := newSession(t, cfg)
 	if err := s.Deliver(testContext(t), 1, texts("123456")); err != nil {
 		t.Fatalf("Deliver(1) = %v", err)
@@ -191,7 +191,7 @@ func TestDeliverBackpressure(t *testing.T) {
 	}
 
 	// A message larger than the bound goes through an empty queue.
-	big := strings.Repeat("B", 20)
+	big := strings.Repeat("B", cfg.MaxQueuedBytes+1)
 	if err := s.Deliver(testContext(t), 4, texts(big)); err != nil {
 		t.Fatalf("Deliver of a large message to an empty queue = %v, want nil", err)
 	}

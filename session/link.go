@@ -133,6 +133,7 @@ func (s *Session) Attach(opts AttachOptions) (*Link, error) {
 		o.Attached(opts.Transport, s.lastTransport, replayed)
 	}
 	s.link = l
+	s.attachedOnce = true
 	s.transport = opts.Transport
 	s.lastTransport = opts.Transport
 	if s.expiry != nil {
@@ -171,7 +172,7 @@ func (l *Link) end() {
 
 // Collect returns what there is to send now, without waiting: a Batch that
 // is empty when there is nothing (Collect never asks for a heartbeat; the
-// transport decides when one is due). ackNow makes an acknowledgement of
+// transport decides when one is due), within maxBytes as for Pull. ackNow makes an acknowledgement of
 // the client messages accepted so far due at once; without it one is due
 // every ackEvery messages. ackPending reports client messages still
 // unacknowledged after this Batch: the transport calls Collect again with
@@ -192,8 +193,8 @@ func (l *Link) Collect(maxBytes int, ackNow bool) (b Batch, ackPending bool, err
 const AckDelay = ackDelay
 
 // Pull waits for something to send and returns it, holding at most
-// maxBytes of message data (but always at least one message when one is
-// waiting). After wait passes with nothing to send it returns an empty
+// maxBytes of messages, each counting its data plus MessageOverhead (but
+// always at least one message when one is waiting). After wait passes with nothing to send it returns an empty
 // Batch. The returned Messages are valid until the next Pull. Pull returns
 // ErrSuperseded or ErrFinished when the link is over, and ctx.Err() when
 // ctx ends.
@@ -258,14 +259,15 @@ func (l *Link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 		}
 		l.buf = l.buf[:0]
 		start := int(l.next - s.acked - 1)
-		size := 0
+		size, payload := 0, 0
 		for i := start; i < len(s.out); i++ {
 			m := s.out[i]
-			if len(l.buf) > 0 && size+len(m.Data) > maxBytes {
+			if len(l.buf) > 0 && size+queuedSize(m) > maxBytes {
 				break
 			}
 			l.buf = append(l.buf, m)
-			size += len(m.Data)
+			size += queuedSize(m)
+			payload += len(m.Data)
 		}
 		if len(l.buf) > 0 {
 			b.First = l.next
@@ -273,7 +275,7 @@ func (l *Link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 			l.next += uint64(len(l.buf))
 			s.handedOut = max(s.handedOut, l.next-1)
 			if o := s.cfg.Observer; o != nil {
-				o.MessagesOut(l.transport, len(l.buf), size)
+				o.MessagesOut(l.transport, len(l.buf), payload)
 			}
 			ok = true
 		}

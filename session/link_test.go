@@ -45,18 +45,22 @@ func TestPullWaitsForSend(t *testing.T) {
 	}
 }
 
+// ovh is what each message counts for besides its data.
+const ovh = session.MessageOverhead
+
 var splitTests = []struct {
 	sizes    []int // bytes of each message sent
 	maxBytes int
 	want     [][]int // batches, as indexes of messages
 }{
-	{[]int{10, 10, 10, 10}, 25, [][]int{{0, 1}, {2, 3}}},
-	{[]int{10, 10, 10, 10}, 40, [][]int{{0, 1, 2, 3}}},
-	{[]int{10, 10, 10, 10}, 39, [][]int{{0, 1, 2}, {3}}},
-	{[]int{100, 5}, 10, [][]int{{0}, {1}}},         // larger than maxBytes: alone
-	{[]int{5, 100, 5}, 10, [][]int{{0}, {1}, {2}}}, // never joined to a large one
-	{[]int{3, 3, 3}, 0, [][]int{{0}, {1}, {2}}},    // at least one message
-	{[]int{0, 0, 0}, 0, [][]int{{0, 1, 2}}},        // empty messages cost nothing
+	{[]int{10, 10, 10, 10}, 2*(10+ovh) + 5, [][]int{{0, 1}, {2, 3}}},
+	{[]int{10, 10, 10, 10}, 4 * (10 + ovh), [][]int{{0, 1, 2, 3}}},
+	{[]int{10, 10, 10, 10}, 4*(10+ovh) - 1, [][]int{{0, 1, 2}, {3}}},
+	{[]int{100, 5}, 10 + ovh, [][]int{{0}, {1}}},         // larger than maxBytes: alone
+	{[]int{5, 100, 5}, 10 + ovh, [][]int{{0}, {1}, {2}}}, // never joined to a large one
+	{[]int{3, 3, 3}, 0, [][]int{{0}, {1}, {2}}},          // at least one message
+	{[]int{0, 0, 0}, 2 * ovh, [][]int{{0, 1}, {2}}},      // empty messages count ovh each
+	{[]int{0, 0, 0}, 3*ovh - 1, [][]int{{0, 1}, {2}}},
 }
 
 func TestPullMaxBytes(t *testing.T) {

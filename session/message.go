@@ -33,6 +33,17 @@ type Message struct {
 	Data []byte
 }
 
+// MessageOverhead is what each message a session holds counts for besides
+// its data: in Config.MaxQueuedBytes, in both directions, and in the byte
+// limit of each Batch a link hands out. It covers what the session itself
+// keeps per message (its place in a queue, the rounding of its data's
+// allocation), so that a flood of empty messages fills the queue as
+// surely as large ones do, and the limit bounds real memory.
+const MessageOverhead = 64
+
+// queuedSize is what m counts for in queues and batch limits.
+func queuedSize(m Message) int { return len(m.Data) + MessageOverhead }
+
 // StatusCode is a close code. Tether uses WebSocket's codes plus its own in
 // 4000-4099; 4100-4999 belong to the application. PROTOCOL.md section 6 says
 // which codes make a client negotiate a new session by itself.

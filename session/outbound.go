@@ -10,7 +10,8 @@ import (
 // delivered. The session keeps its own copy of m.Data until the client
 // acknowledges it, so the caller may reuse m.Data.
 //
-// When the client has not acknowledged Config.MaxQueuedBytes of messages,
+// When the client has not acknowledged Config.MaxQueuedBytes of messages
+// (each counting its data's length plus MessageOverhead),
 // Send follows the slow-consumer policy: it closes the session (and returns
 // its CloseError), returns ErrDropped, or waits for room until ctx ends.
 // After the session closes, Send returns the CloseError.
@@ -27,7 +28,7 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 			s.mu.Unlock()
 			return err
 		}
-		if s.outBytes+len(data) <= s.cfg.MaxQueuedBytes || len(s.out) == 0 {
+		if s.outBytes+len(data)+MessageOverhead <= s.cfg.MaxQueuedBytes || len(s.out) == 0 {
 			break
 		}
 		switch s.cfg.SlowConsumer {
@@ -55,7 +56,7 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 		}
 	}
 	s.out = append(s.out, Message{Type: m.Type, Data: data})
-	s.outBytes += len(data)
+	s.outBytes += len(data) + MessageOverhead
 	var flush func()
 	if l := s.link; l != nil {
 		if flush = l.flushFn; flush == nil {
@@ -100,7 +101,7 @@ func (s *Session) acknowledgeLocked(received uint64) error {
 	}
 	n := int(received - s.acked)
 	for i := range n {
-		s.outBytes -= len(s.out[i].Data)
+		s.outBytes -= queuedSize(s.out[i])
 	}
 	clear(s.out[:n])
 	if n == len(s.out) && cap(s.out) <= maxReusedOut {

@@ -145,10 +145,11 @@ func TestAcknowledgeTrims(t *testing.T) {
 	}
 }
 
-// slowConfig queues at most 10 bytes toward the client.
+// slowConfig queues at most two messages of 10 bytes in all toward the
+// client.
 func slowConfig(p session.SlowConsumerPolicy) *session.Config {
 	cfg := testConfig()
-	cfg.MaxQueuedBytes = 10
+	cfg.MaxQueuedBytes = 10 + 2*session.MessageOverhead
 	cfg.SlowConsumer = p
 	return cfg
 }
@@ -168,7 +169,7 @@ func TestSlowConsumerClose(t *testing.T) {
 
 func TestSlowConsumerDrop(t *testing.T) {
 	s := newSession(t, slowConfig(session.SlowConsumerDrop))
-	sendAll(t, s, "123456", "7890") // 10 bytes: exactly the limit
+	sendAll(t, s, "123456", "7890") // 10 bytes in two messages: exactly the limit
 	for i := range 3 {
 		if err := s.Send(testContext(t), text("x")); !errors.Is(err, session.ErrDropped) {
 			t.Fatalf("Send #%d over the limit = %v, want ErrDropped", i, err)
@@ -265,4 +266,19 @@ func TestSlowConsumerPolicyString(t *testing.T) {
 			t.Errorf("SlowConsumerPolicy(%d).String() = %q, want %q", tt.p, got, tt.want)
 		}
 	}
+}
+
+// TestSlowConsumerEmptyMessages checks that empty messages fill the queue
+// too: each counts MessageOverhead.
+func TestSlowConsumerEmptyMessages(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxQueuedBytes = 100 * session.MessageOverhead
+	cfg.SlowConsumer = session.SlowConsumerClose
+	s := newSession(t, cfg)
+	for i := range 100 {
+		if err := s.Send(testContext(t), text("")); err != nil {
+			t.Fatalf("Send of empty message %d = %v, want nil", i+1, err)
+		}
+	}
+	wantClose(t, "Send of empty message 101", s.Send(testContext(t), text("")), session.StatusSlowConsumer)
 }

@@ -12,7 +12,8 @@ import (
 // RequestInfo is what the session kept of the negotiate request that
 // created it.
 type RequestInfo struct {
-	// Header is a copy of the negotiate request's headers.
+	// Header is a copy of the negotiate request's headers, as many as
+	// the server keeps (package tether keeps at most KeptHeaderBytes).
 	Header http.Header
 	// RemoteAddr is the negotiate request's RemoteAddr.
 	RemoteAddr string
@@ -75,13 +76,16 @@ type Session struct {
 	expiry        *time.Timer
 	expiresAt     time.Time     // when the current resume window ends
 	resumeWindow  time.Duration // cfg.ResumeWindow unless shortened by Expire
+	attachedOnce  bool          // a connection has attached: FirstAttachWindow is over
 	transport     string
 }
 
 // New returns a session with a fresh public id and secret token. onFinish,
 // if not nil, is called once when the session ends (with its lock held: it
-// must not call back into the session). The resume window starts at once:
-// a client that never attaches is given up after cfg.ResumeWindow.
+// must not call back into the session). The wait for the client starts at
+// once: a client that never attaches is given up after
+// cfg.FirstAttachWindow (or cfg.ResumeWindow, if that is shorter or
+// FirstAttachWindow is zero).
 func New(cfg *Config, info RequestInfo, onFinish func(*Session)) *Session {
 	s := &Session{
 		id:       randomID(),
@@ -333,17 +337,22 @@ func (s *Session) finishLocked() {
 	}
 }
 
-// startExpiryLocked starts (or restarts) the resume window.
+// startExpiryLocked starts (or restarts) the resume window, or the first-
+// attach window while no connection has attached yet.
 func (s *Session) startExpiryLocked() {
 	if s.finished {
 		return
 	}
-	s.expiresAt = time.Now().Add(s.resumeWindow)
+	d := s.resumeWindow
+	if !s.attachedOnce && s.cfg.FirstAttachWindow > 0 {
+		d = min(d, s.cfg.FirstAttachWindow)
+	}
+	s.expiresAt = time.Now().Add(d)
 	if s.expiry == nil {
-		s.expiry = time.AfterFunc(s.resumeWindow, s.expire)
+		s.expiry = time.AfterFunc(d, s.expire)
 		return
 	}
-	s.expiry.Reset(s.resumeWindow)
+	s.expiry.Reset(d)
 }
 
 // Expire shortens the resume window to d, if d is shorter: from now on, the

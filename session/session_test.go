@@ -235,6 +235,27 @@ func TestResumeWindowNeverAttached(t *testing.T) {
 	}
 }
 
+// TestFirstAttachWindow checks that a session no connection has attached
+// to is given up after FirstAttachWindow, and one that had a connection
+// waits out its ResumeWindow (an hour here) after it goes.
+func TestFirstAttachWindow(t *testing.T) {
+	cfg := testConfig()
+	cfg.FirstAttachWindow = 50 * time.Millisecond
+	s, fin := newCountedSession(t, cfg)
+	waitFinished(t, s)
+	wantClose(t, "Err() of a session never attached", s.Err(), session.StatusAbnormalClosure)
+	if fin.n.Load() != 1 {
+		t.Errorf("onFinish calls = %d, want 1", fin.n.Load())
+	}
+
+	s2, _ := newCountedSession(t, cfg)
+	attach(t, s2, session.AttachOptions{}).Detach()
+	time.Sleep(4 * cfg.FirstAttachWindow) // outlive the first-attach window
+	if s2.Finished() {
+		t.Errorf("a session attached once ended %v after its connection went, within its resume window of %v", 4*cfg.FirstAttachWindow, cfg.ResumeWindow)
+	}
+}
+
 // TestResumeWindowCloseExpires checks that a session closed by the server
 // while no link is attached is given up after the window too, with the
 // close as its error.

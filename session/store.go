@@ -2,6 +2,7 @@ package session
 
 import (
 	"crypto/subtle"
+	"maps"
 	"sync"
 )
 
@@ -23,12 +24,19 @@ type Store interface {
 }
 
 // MemoryStore is a Store in this process's memory: the one-node default.
+// Its memory follows the sessions it holds: after a flood of sessions has
+// gone, it lets go of what held them (a Go map never shrinks by itself).
 type MemoryStore struct {
 	max int
 
 	mu       sync.RWMutex
 	sessions map[string]*Session // guarded by mu
+	peak     int                 // most sessions held since the map was made; guarded by mu
 }
+
+// shrinkMin is the fewest sessions a map must have held before Remove
+// rebuilds it smaller.
+const shrinkMin = 1024
 
 // NewMemoryStore returns a store that holds at most max sessions (no bound
 // when max <= 0).
@@ -44,6 +52,7 @@ func (m *MemoryStore) Add(s *Session) error {
 		return ErrTooManySessions
 	}
 	m.sessions[s.id] = s
+	m.peak = max(m.peak, len(m.sessions))
 	return nil
 }
 
@@ -70,8 +79,16 @@ func (m *MemoryStore) Lookup(id, token string) (*Session, error) {
 func (m *MemoryStore) Remove(s *Session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.sessions[s.id] == s {
-		delete(m.sessions, s.id)
+	if m.sessions[s.id] != s {
+		return
+	}
+	delete(m.sessions, s.id)
+	if n := len(m.sessions); m.peak >= shrinkMin && n <= m.peak/4 {
+		// Down to a quarter of the peak: a map of the right size, copied
+		// in time amortized over the removals since the peak.
+		fresh := make(map[string]*Session, n)
+		maps.Copy(fresh, m.sessions)
+		m.sessions, m.peak = fresh, n
 	}
 }
 

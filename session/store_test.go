@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/tetherkit/tether/session"
@@ -94,4 +95,48 @@ func TestMemoryStoreOnFinish(t *testing.T) {
 	if _, err := st.Lookup(s.ID(), s.Token()); !errors.Is(err, session.ErrUnknownSession) || st.Len() != 0 {
 		t.Errorf("Lookup of a finished session = %v (Len %d), want ErrUnknownSession (Len 0)", err, st.Len())
 	}
+}
+
+// TestMemoryStoreShrinks checks that a store lets go of the memory that
+// held a flood of sessions once they are removed: a Go map never shrinks by
+// itself.
+func TestMemoryStoreShrinks(t *testing.T) {
+	const n = 50_000
+	all := make([]*session.Session, n)
+	for i := range all {
+		all[i] = session.New(testConfig(), session.RequestInfo{}, nil)
+	}
+	defer func() {
+		for _, s := range all {
+			s.Abort(session.CloseError{Code: session.StatusGoingAway})
+		}
+	}()
+	st := session.NewMemoryStore(0)
+	base := liveHeap()
+	for _, s := range all {
+		if err := st.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := liveHeap() - base
+	for _, s := range all[1:] {
+		st.Remove(s)
+	}
+	left := liveHeap() - base
+	t.Logf("store of %d sessions: %d bytes; with 1 left: %d bytes", n, full, left)
+	if st.Len() != 1 {
+		t.Errorf("Len() = %d, want 1", st.Len())
+	}
+	if left > full/8 {
+		t.Errorf("the store holds %d bytes for 1 session, after %d for %d: it kept the flood's memory", left, full, n)
+	}
+	runtime.KeepAlive(st)
+}
+
+// liveHeap returns the bytes of live heap objects after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

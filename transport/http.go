@@ -21,10 +21,16 @@ const (
 	MsgBodyTooBig         = "body too big"
 	MsgMessageTooBig      = "message too big"
 	MsgTooManySessions    = "too many sessions"
+	MsgTooManyForClient   = "too many sessions for this client"
 	MsgNotFound           = "not found"
 	MsgShuttingDown       = "shutting down"
 	MsgRequestTimeout     = "request timeout"
 )
+
+// TokenHeader is the request header that may carry the session token
+// instead of the token query parameter (PROTOCOL.md section 3): a request
+// with this header is looked up with its value, whatever its query says.
+const TokenHeader = "Tether-Token"
 
 // Error answers with status and a one-line text/plain body.
 func Error(w http.ResponseWriter, status int, msg string) {

@@ -62,6 +62,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		BadRequest(w, err.Error())
 		return
 	}
+	ownData(msgs, body)
 	if len(msgs) > 0 && seq == 0 {
 		BadRequest(w, "missing seq")
 		return
@@ -176,4 +177,29 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error)
 		}
 	}
 	return p, nil
+}
+
+// ownData gives each message that aliases body a copy of its data, when
+// body holds more than the messages count for in the session's queue (their
+// data plus session.MessageOverhead each): other frames, or padding. A
+// queued message would otherwise keep the whole body. (A message decoded
+// from base64 has its own array already; a raw one's data runs to the end
+// of body's.)
+func ownData(msgs []session.Message, body []byte) {
+	counted := 0
+	for _, m := range msgs {
+		counted += len(m.Data) + session.MessageOverhead
+	}
+	if len(body) <= counted {
+		return
+	}
+	end := &body[:cap(body)][cap(body)-1]
+	for i, m := range msgs {
+		switch {
+		case len(m.Data) == 0:
+			msgs[i].Data = nil
+		case &m.Data[:cap(m.Data)][cap(m.Data)-1] == end:
+			msgs[i].Data = append([]byte(nil), m.Data...)
+		}
+	}
 }

@@ -541,7 +541,7 @@ func (c *connection) readMessage() (int, []byte, error) {
 	if typ == ws.BinaryMessage {
 		limit = c.cfg.MaxMessageBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	data, err := readWhole(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -549,6 +549,44 @@ func (c *connection) readMessage() (int, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: over %d bytes, limit %d", transport.ErrMessageTooBig, limit, c.cfg.MaxMessageBytes)
 	}
 	return typ, data, nil
+}
+
+// readPool holds the buffers messages are read through, as *[]byte.
+var readPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledRead is the largest read buffer put back in readPool.
+const maxPooledRead = 64 << 10
+
+// readWhole reads r to its end into a slice of its own, of the size read:
+// io.ReadAll (gorilla's ReadMessage too) gives every message, even an
+// empty one, an array of at least 512 bytes, which a message queued for
+// the application would keep beyond what the queue counts for it. It
+// reads through a pooled buffer, then copies.
+func readWhole(r io.Reader) ([]byte, error) {
+	bp := readPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var err error
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		var n int
+		n, err = r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	var data []byte
+	if err == io.EOF {
+		err = nil
+		data = append([]byte{}, buf...)
+	}
+	if cap(buf) <= maxPooledRead {
+		*bp = buf
+		readPool.Put(bp)
+	}
+	return data, err
 }
 
 // textLimit returns the size of a text frame holding a message of

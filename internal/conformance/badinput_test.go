@@ -44,6 +44,7 @@ const (
 	badMaxMessage  = 1 << 10
 	badMaxBody     = 8 << 10
 	badMaxSessions = 200
+	badPerClient   = 3           // Options.MaxSessionsPerClient, for requests with an X-Test-Client header
 	badReadTimeout = time.Second // Options.ReadTimeout: a send body must arrive within it
 	badHeaderWait  = time.Second // http.Server.ReadHeaderTimeout (README recommends 10s)
 	badHeaderBytes = 64 << 10    // http.Server.MaxHeaderBytes, as README recommends
@@ -102,6 +103,12 @@ var badInputs = []badRow{
 		wrong := *s
 		wrong.Token = strings.Repeat("A", len(s.Token))
 		return e.answer(t, e.req(t, "POST", "send?seq=1", wrong.query(), batch("mx"))) + e.after(t, s)
+	}},
+	{"send with the right token in the query and a wrong one in a Tether-Token header", "404 unknown session; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		r := e.req(t, "POST", "send?seq=1", s.query(), batch("mx"))
+		r.Header.Set(transport.TokenHeader, strings.Repeat("A", len(s.Token)))
+		return e.answer(t, r) + e.after(t, s)
 	}},
 	{"longpoll for an unknown session", "404 unknown session", func(t *testing.T, e *badEnv) string {
 		return e.answer(t, e.req(t, "GET", "longpoll?session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA&received=0", "", nil))
@@ -351,6 +358,25 @@ var badInputs = []badRow{
 		}
 		return e.answer(t, e.req(t, "POST", "negotiate?v=1", "", nil))
 	}},
+	{"negotiate beyond MaxSessionsPerClient", "503 too many sessions for this client; another client: 200; the same client once its sessions closed: 200", func(t *testing.T, e *badEnv) string {
+		var held []*rawSession
+		defer func() { e.release(t, held) }()
+		negotiate := func(client string) *http.Request {
+			r := e.req(t, "POST", "negotiate?v=1", "", nil)
+			r.Header.Set("X-Test-Client", client)
+			return r
+		}
+		for range badPerClient {
+			held = append(held, e.negotiate(t, negotiate("a")))
+		}
+		got := e.answer(t, negotiate("a"))
+		// e.negotiate fails the row unless the answer is 200.
+		held = append(held, e.negotiate(t, negotiate("b")))
+		// Sessions that end count off at once.
+		e.release(t, held)
+		held = []*rawSession{e.negotiate(t, negotiate("a"))}
+		return got + "; another client: 200; the same client once its sessions closed: 200"
+	}},
 	{"a burst of 400 concurrent negotiates", "every one answered: 200 up to MaxSessions, then 503 too many sessions", func(t *testing.T, e *badEnv) string {
 		const burst = 400
 		room := badMaxSessions - e.srv.Sessions()
@@ -520,9 +546,13 @@ func newBadEnv(t *testing.T) *badEnv {
 		MaxMessageBytes:   badMaxMessage,
 		MaxBodyBytes:      badMaxBody,
 		MaxSessions:       badMaxSessions,
-		ReadTimeout:       badReadTimeout,
-		StreamMaxBytes:    4 << 10, // streams end often: the truncation rows need several
-		Logger:            slog.New(slog.DiscardHandler),
+		// Requests that name a client in X-Test-Client hold at most
+		// badPerClient sessions each; the others are not limited.
+		MaxSessionsPerClient: badPerClient,
+		ClientKey:            func(r *http.Request) string { return r.Header.Get("X-Test-Client") },
+		ReadTimeout:          badReadTimeout,
+		StreamMaxBytes:       4 << 10, // streams end often: the truncation rows need several
+		Logger:               slog.New(slog.DiscardHandler),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/rt/", e.srv)

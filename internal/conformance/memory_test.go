@@ -2,17 +2,25 @@ package conformance_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	ws "github.com/gorilla/websocket"
+
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
 )
 
 // The memory tests: what one client can make the server hold. Each measures
@@ -112,4 +120,271 @@ func TestSendBodyMemoryFollowsBytes(t *testing.T) {
 	if limit := int64(conns * declared / 8); growth > limit {
 		t.Errorf("live heap grew by %d bytes, want at most %d: memory follows what was announced", growth, limit)
 	}
+}
+
+// TestEmptyMessageFlood floods one session of an echo server with empty
+// messages and never acknowledges the echoes: every message counts
+// session.MessageOverhead in the queue, so the session closes with 4002
+// while the live heap grows by at most about twice MaxQueuedBytes.
+func TestEmptyMessageFlood(t *testing.T) {
+	const (
+		queued  = 1 << 20 // Options.MaxQueuedBytes
+		body    = 256 << 10
+		maxSent = 1_000_000 // empty messages sent at most
+	)
+	for _, tr := range []string{"send", "websocket"} {
+		t.Run(tr, func(t *testing.T) {
+			sessions := make(chan *session.Session, 1)
+			h := tether.HandlerFunc(func(s *session.Session) {
+				sessions <- s
+				echo(s)
+			})
+			e := newMemEnv(t, h, tether.Options{MaxQueuedBytes: queued, MaxBodyBytes: body, ReadTimeout: time.Minute})
+			batchBody := bytes.Repeat([]byte("1:m"), body/3) // empty text messages
+			before, g0 := liveHeap(), runtime.NumGoroutine()
+			rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
+			s := <-sessions
+			sent := 0
+			switch tr {
+			case "send":
+				for sent < maxSent && s.Err() == nil {
+					answer := e.answer(t, e.req(t, "POST", fmt.Sprintf("send?seq=%d", sent+1), rs.query(), batchBody))
+					if answer != "204" && answer != "404 unknown session" {
+						t.Fatalf("send after %d messages: %s", sent, answer)
+					}
+					sent += body / 3
+				}
+			case "websocket":
+				c, _, err := ws.DefaultDialer.Dial(e.wsURL(rs, "received=0&seq=1"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetWriteDeadline(time.Now().Add(time.Minute))
+				for sent < maxSent && s.Err() == nil {
+					for range 1000 {
+						if err := c.WriteMessage(ws.BinaryMessage, nil); err != nil {
+							t.Fatalf("write after %d messages: %v", sent, err)
+						}
+					}
+					sent += 1000
+				}
+			}
+			// The session keeps its unacknowledged messages for the
+			// client's next attach: they are all still held here.
+			growth, g1 := liveHeap()-before, runtime.NumGoroutine()
+			outSent, outAcked := s.Sent()
+			t.Logf("%s: %d empty messages sent, %d echoes queued unacknowledged, session %v; live heap %+d bytes, goroutines %d -> %d",
+				tr, sent, outSent-outAcked, s.Err(), growth, g0, g1)
+			if code := session.CloseStatus(s.Err()); code != session.StatusSlowConsumer {
+				t.Errorf("session ended with %d after %d empty messages, want %d", code, sent, session.StatusSlowConsumer)
+			}
+			if growth > 2*queued {
+				t.Errorf("live heap grew by %d bytes, want at most 2 x MaxQueuedBytes = %d", growth, 2*queued)
+			}
+			if tr == "send" {
+				// One long poll carries at most MaxBodyBytes of
+				// messages, each counting MessageOverhead.
+				r := e.req(t, "GET", "longpoll?received=0", rs.query(), nil)
+				resp, err := e.hc.Do(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				polled, _ := io.ReadAll(resp.Body)
+				frames := 0
+				err = transport.ParseBatch(polled, 1<<20, func(transport.Frame) error { frames++; return nil })
+				t.Logf("one long poll: %d bytes, %d frames (%v)", len(polled), frames, err)
+				if want := body / session.MessageOverhead; err != nil || frames > want {
+					t.Errorf("one long poll carried %d frames (%v), want at most %d", frames, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPaddedSendFlood fills the inbound queue of a session whose
+// application does not read, with send bodies that each carry a few empty
+// messages and much padding (heartbeat frames): a queued message must not
+// keep the body it came in, so the live heap grows by at most about twice
+// MaxQueuedBytes.
+func TestPaddedSendFlood(t *testing.T) {
+	const (
+		queued = 1 << 20 // Options.MaxQueuedBytes
+		body   = 256 << 10
+		perReq = 1000 // empty messages in each body
+	)
+	sessions := make(chan *session.Session, 1)
+	h := tether.HandlerFunc(func(s *session.Session) {
+		sessions <- s
+		<-s.Context().Done()
+	})
+	e := newMemEnv(t, h, tether.Options{MaxQueuedBytes: queued, MaxBodyBytes: body, ReadTimeout: time.Minute})
+	padded := bytes.Repeat([]byte("1:m"), perReq)
+	padded = append(padded, bytes.Repeat([]byte("1:h"), (body-len(padded))/3)...)
+	before, g0 := liveHeap(), runtime.NumGoroutine()
+	rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
+	s := <-sessions
+	fit := queued / session.MessageOverhead / perReq // bodies accepted whole
+	for i := range fit {
+		if got := e.answer(t, e.req(t, "POST", fmt.Sprintf("send?seq=%d", i*perReq+1), rs.query(), padded)); got != "204" {
+			t.Fatalf("send %d: %s", i, got)
+		}
+	}
+	// One more waits for room, holding its own body only.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan string, 1)
+	go func() {
+		r := e.req(t, "POST", fmt.Sprintf("send?seq=%d", fit*perReq+1), rs.query(), padded).WithContext(ctx)
+		resp, err := e.hc.Do(r)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- responseAnswer(resp)
+	}()
+	// It has filled the queue (MaxQueuedBytes / MessageOverhead empty
+	// messages) when it waits.
+	for deadline := time.Now().Add(time.Minute); s.Received() < queued/session.MessageOverhead; {
+		select {
+		case got := <-done:
+			t.Fatalf("the send that should wait for room answered %s", got)
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue holds %d messages, want %d", s.Received(), queued/session.MessageOverhead)
+		}
+	}
+	growth, g1 := liveHeap()-before, runtime.NumGoroutine()
+	cancel()
+	t.Logf("%d padded bodies of %d bytes, %d empty messages each, not read: live heap %+d bytes, goroutines %d -> %d (answer to the last: %s)",
+		fit+1, len(padded), perReq, growth, g0, g1, <-done)
+	if growth > 2*queued {
+		t.Errorf("live heap grew by %d bytes, want at most 2 x MaxQueuedBytes = %d", growth, 2*queued)
+	}
+}
+
+// TestUnreadWebSocketFlood fills the inbound queue of a session whose
+// application does not read with empty binary WebSocket messages: each is
+// held in a buffer of its own size (not the 512 bytes io.ReadAll starts
+// with), so the live heap grows by at most about twice MaxQueuedBytes.
+func TestUnreadWebSocketFlood(t *testing.T) {
+	const queued = 1 << 20 // Options.MaxQueuedBytes
+	sessions := make(chan *session.Session, 1)
+	h := tether.HandlerFunc(func(s *session.Session) {
+		sessions <- s
+		<-s.Context().Done()
+	})
+	e := newMemEnv(t, h, tether.Options{MaxQueuedBytes: queued})
+	before, g0 := liveHeap(), runtime.NumGoroutine()
+	rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
+	s := <-sessions
+	c, _, err := ws.DefaultDialer.Dial(e.wsURL(rs, "received=0&seq=1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(time.Minute))
+	fit := queued / session.MessageOverhead
+	for i := range fit + 100 { // the last ones wait in the socket
+		if err := c.WriteMessage(ws.BinaryMessage, nil); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); s.Received() < uint64(fit); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue holds %d messages, want %d", s.Received(), fit)
+		}
+	}
+	growth, g1 := liveHeap()-before, runtime.NumGoroutine()
+	t.Logf("%d empty binary WebSocket messages queued, not read: live heap %+d bytes, goroutines %d -> %d", s.Received(), growth, g0, g1)
+	if s.Received() != uint64(fit) {
+		t.Errorf("the queue took %d messages, want %d", s.Received(), fit)
+	}
+	if growth > 2*queued {
+		t.Errorf("live heap grew by %d bytes, want at most 2 x MaxQueuedBytes = %d", growth, 2*queued)
+	}
+}
+
+// TestNegotiateFloodMemory negotiates sessions that never attach: each
+// keeps at most tether.KeptHeaderBytes of its request's headers (here they
+// carry 60 KiB), lives only the first-attach window, and once the flood
+// has expired the server's memory is back where it was (its session map
+// too).
+func TestNegotiateFloodMemory(t *testing.T) {
+	const (
+		held  = 300    // sessions with large headers, held at once
+		flood = 10_000 // sessions negotiated in the flood
+		par   = 4      // negotiates at a time
+	)
+	pad := string(bytes.Repeat([]byte("p"), 60<<10))
+	negotiateAll := func(t *testing.T, e *badEnv, n int, header string) {
+		var wg sync.WaitGroup
+		next := make(chan struct{})
+		for range par {
+			wg.Go(func() {
+				for range next {
+					// Not e.req, whose context and cleanup per request
+					// the test would hold until it ends.
+					r, err := http.NewRequest("POST", e.base+"negotiate?v=1", nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if header != "" {
+						r.Header.Set("X-Pad", header)
+					}
+					if got := e.answer(t, r); !strings.HasPrefix(got, "200 ") {
+						t.Errorf("negotiate: %s", got)
+					}
+				}
+			})
+		}
+		for range n {
+			next <- struct{}{}
+		}
+		close(next)
+		wg.Wait()
+	}
+
+	t.Run("held", func(t *testing.T) {
+		e := newMemEnv(t, echoHandler, tether.Options{FirstAttachWindow: time.Minute})
+		before, g0 := liveHeap(), runtime.NumGoroutine()
+		negotiateAll(t, e, held, pad)
+		growth, g1 := liveHeap()-before, runtime.NumGoroutine()
+		t.Logf("%d sessions never attached, negotiated with %d bytes of headers each: live heap %+d bytes (%d per session), goroutines %d -> %d",
+			held, len(pad), growth, growth/held, g0, g1)
+		if limit := int64(held * (tether.KeptHeaderBytes + 8<<10)); growth > limit {
+			t.Errorf("live heap grew by %d bytes, want at most %d: sessions keep more than KeptHeaderBytes of headers", growth, limit)
+		}
+	})
+
+	t.Run("flood", func(t *testing.T) {
+		// A resume window of an hour: only the first-attach window can
+		// end these sessions within the test.
+		e := newMemEnv(t, echoHandler, tether.Options{FirstAttachWindow: 100 * time.Millisecond, ResumeWindow: time.Hour, MaxSessions: flood})
+		before, g0 := liveHeap(), runtime.NumGoroutine()
+		negotiateAll(t, e, flood, "")
+		peak, gPeak := liveHeap()-before, runtime.NumGoroutine()
+		for deadline := time.Now().Add(time.Minute); e.srv.Sessions() > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sessions never attached are still held", e.srv.Sessions())
+			}
+		}
+		e.hc.CloseIdleConnections()
+		for deadline := time.Now().Add(time.Minute); runtime.NumGoroutine() > g0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines after the flood expired, %d before", runtime.NumGoroutine(), g0)
+			}
+		}
+		after, g1 := liveHeap()-before, runtime.NumGoroutine()
+		t.Logf("flood of %d negotiates: live heap %+d bytes and %d goroutines at its end (%d before); %+d bytes and %d goroutines once expired",
+			flood, peak, gPeak, g0, after, g1)
+		// The runtime keeps a descriptor (under 1 KiB) of every goroutine
+		// that ever ran at the same time as the others; nothing of the
+		// sessions may stay (under 26 bytes each).
+		if limit := int64(256<<10 + (gPeak-g0)<<10); after > limit {
+			t.Errorf("live heap is %d bytes above where it was after the flood expired, want at most %d", after, limit)
+		}
+	})
 }

@@ -3,8 +3,11 @@ package conformance_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +43,8 @@ func TestBehindNginx(t *testing.T) {
 			e := &conformance.Env{Transport: name}
 			_, base := e.Server(t, conformance.BurstEcho, &tether.Options{SlowConsumer: session.SlowConsumerBlock})
 			backend := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/rt/")
-			front := nginxtest.StartT(t, conf, backend).Addr
+			ngx := nginxtest.StartT(t, conf, backend)
+			front := ngx.Addr
 			c := e.Dial(t, ctx, "http://"+front+"/rt/", &client.Options{StreamStartTimeout: 2 * time.Second})
 			exchange(t, ctx, c, 1000)
 
@@ -50,11 +54,42 @@ func TestBehindNginx(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var n struct{ Session, Token string }
+			err = json.NewDecoder(resp.Body).Decode(&n)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("same-origin negotiate through nginx: %s, want 200 (nginx must pass the Host with its port)", resp.Status)
+			if resp.StatusCode != http.StatusOK || err != nil {
+				t.Fatalf("same-origin negotiate through nginx: %s (%v), want 200 (nginx must pass the Host with its port)", resp.Status, err)
 			}
+			checkAccessLog(t, ctx, front, ngx.AccessLog, n.Session, n.Token)
 		})
+	}
+}
+
+// checkAccessLog ends the session with a send request through nginx, which
+// carries the token in its query, and checks that the access log README's
+// configuration writes has a line for it, without the token, and no query
+// anywhere.
+func checkAccessLog(t *testing.T, ctx context.Context, front, accessLog, id, token string) {
+	t.Helper()
+	u := "http://" + front + "/rt/send?session=" + url.QueryEscape(id) + "&token=" + url.QueryEscape(token)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader("5:c1000"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("send through nginx: %s, want 204", resp.Status)
+	}
+	log, err := os.ReadFile(accessLog)
+	if err != nil {
+		t.Fatalf("README's nginx configuration wrote no access log: %v", err)
+	}
+	if !bytes.Contains(log, []byte(`"POST /rt/send HTTP/1.1" 204`)) {
+		t.Errorf("the access log has no line for the send request:\n%s", log)
+	}
+	if bytes.Contains(log, []byte(token)) || bytes.Contains(log, []byte("token=")) || bytes.Contains(log, []byte("?")) {
+		t.Errorf("the access log holds a query, or the session token %q:\n%s", token, log)
 	}
 }
 

@@ -23,6 +23,9 @@ import (
 const (
 	readmeListen   = "listen 443 ssl;"
 	readmeUpstream = "server 127.0.0.1:8080;"
+	// readmeAccessLog is the path of the README's access log, which
+	// becomes Nginx.AccessLog.
+	readmeAccessLog = "/var/log/nginx/tether.access.log"
 )
 
 // ErrNotFound is returned by Binary when no nginx is installed.
@@ -86,6 +89,8 @@ func Variant(conf string, replace map[string]string) (string, error) {
 type Nginx struct {
 	// Addr is the host:port nginx listens on, the same across restarts.
 	Addr string
+	// AccessLog is the file the README's access log goes to (in dir).
+	AccessLog string
 
 	bin, dir, confPath string
 
@@ -126,6 +131,8 @@ func Start(conf, addr string, backends []string, dir string) (*Nginx, error) {
 	if err != nil {
 		return nil, err
 	}
+	accessLog := filepath.Join(dir, "access.log")
+	conf = strings.ReplaceAll(conf, readmeAccessLog, accessLog)
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;"
@@ -147,7 +154,7 @@ http {
 %[3]s
 }
 `, user, dir, conf)
-	n := &Nginx{Addr: addr, bin: bin, dir: dir, confPath: filepath.Join(dir, "nginx.conf")}
+	n := &Nginx{Addr: addr, AccessLog: accessLog, bin: bin, dir: dir, confPath: filepath.Join(dir, "nginx.conf")}
 	if err := os.WriteFile(n.confPath, []byte(full), 0o644); err != nil {
 		return nil, err
 	}
