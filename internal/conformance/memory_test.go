@@ -388,3 +388,52 @@ func TestNegotiateFloodMemory(t *testing.T) {
 		}
 	})
 }
+
+// TestNegotiateBodyHeld opens many negotiate requests that each announce a
+// body of 100000 bytes and send one byte of it: each is answered
+// 408 request timeout once ReadTimeout has passed and its connection
+// closed, and nothing is left of them.
+func TestNegotiateBodyHeld(t *testing.T) {
+	const conns = 64
+	e := newMemEnv(t, echoHandler, tether.Options{ReadTimeout: time.Second})
+	before, g0 := liveHeap(), runtime.NumGoroutine()
+	var open []net.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for range conns {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+		c.SetDeadline(time.Now().Add(time.Minute))
+		if _, err := io.WriteString(c, "POST /rt/negotiate?v=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, gHeld := liveHeap()-before, runtime.NumGoroutine()
+	answers := map[string]int{}
+	for _, c := range open {
+		answers[readAnswer(c)]++
+	}
+	for _, c := range open {
+		c.Close()
+	}
+	for deadline := time.Now().Add(time.Minute); runtime.NumGoroutine() > g0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the requests were answered, %d before", runtime.NumGoroutine(), g0)
+		}
+	}
+	after, g1 := liveHeap()-before, runtime.NumGoroutine()
+	t.Logf("%d negotiates announcing 100000 bytes, one sent: live heap %+d bytes, goroutines %d -> %d while held; answers %v; then %+d bytes, %d goroutines",
+		conns, held, g0, gHeld, answers, after, g1)
+	if want := map[string]int{"408 request timeout": conns}; fmt.Sprint(answers) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", answers, want)
+	}
+	if e.srv.Sessions() != 0 {
+		t.Errorf("%d sessions made by negotiates whose body never came", e.srv.Sessions())
+	}
+}
