@@ -78,23 +78,41 @@ export const parseBatch = (p: Uint8Array, i: number, fn: (f: Frame) => boolean):
 
 /**
  * parseCompact reads a compact batch (PROTOCOL.md section 4.6: each frame
- * after its length in unsigned LEB128) as parseBatch reads a batch.
+ * after its length in unsigned LEB128) as parseBatch reads a batch, except
+ * that a malformed length throws before any frame is handed over.
+ *
+ * It finds the complete frames first. When none is binary and the text is
+ * all ASCII (byte offsets are then string offsets), it decodes them in one
+ * TextDecoder call: per frame, a decode costs far more than a slice of a
+ * string, and a burst of short messages is mostly that cost.
  */
 export const parseCompact = (p: Uint8Array, i: number, fn: (f: Frame) => boolean): number => {
-  for (;;) {
-    let j = i
+  const bounds: number[] = [] // start and end of each complete frame
+  let end = i
+  let binary = false
+  scan: for (;;) {
+    let j = end
     let n = 0
     let c: number
     do {
-      if (j == p.length) return i
+      if (j == p.length) break scan
       c = p[j]
-      n += (c & 127) * 2 ** (7 * (j++ - i))
-    } while (c > 127 && j - i < 5)
-    if (c > 127 || !n || (!c && j - i > 1)) malformed()
-    if (j + n > p.length) return i
-    if (!fn(bytesFrame(p.subarray(j, j + n)))) return -1
-    i = j + n
+      n += (c & 127) * 2 ** (7 * (j++ - end))
+    } while (c > 127 && j - end < 5)
+    if (c > 127 || !n || (!c && j - end > 1)) malformed()
+    if (j + n > p.length) break
+    bounds.push(j, j + n)
+    binary ||= p[j] == 98
+    end = j + n
   }
+  const s = binary || !bounds.length ? '' : decoder.decode(p.subarray(i, end))
+  const ascii = s.length == end - i
+  for (let k = 0; k < bounds.length; k += 2) {
+    const a = bounds[k]
+    const b = bounds[k + 1]
+    if (!fn(ascii ? textFrame(s.slice(a - i, b - i)) : bytesFrame(p.subarray(a, b)))) return -1
+  }
+  return end
 }
 
 /** compact reports whether r is in compact framing (its Content-Type says compact=1). */

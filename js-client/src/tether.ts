@@ -542,10 +542,12 @@ export class Tether extends EventTarget {
         this._emit('message', {
           data: typeof d == 'string' || this.binaryType == 'arraybuffer' ? (d as Uint8Array).buffer || d : new Blob([d]),
         })
-        if (c.name != 'longpoll') {
-          if (this._rcv - this._ar >= 64) this._ack()
-          else this._at ||= setTimeout(() => this._ack(), 1000)
-        }
+        // A WebSocket acknowledges every 64 messages. A stream's end at its
+        // byte limit acknowledges (the next attach states received), so in
+        // a burst a stream costs no send request per 64 messages; only a
+        // message left unacknowledged for 1 s is (PROTOCOL.md section 5.1).
+        if (c.ws && this._rcv - this._ar >= 64) this._ack()
+        else if (c.name != 'longpoll') this._at ||= setTimeout(() => this._ack(), 1000)
       }
     } else if (t == 'a') this._acknowledged(+d)
     else if (t == 'c') {

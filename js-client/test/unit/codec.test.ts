@@ -145,6 +145,25 @@ test('parseCompact reads frames after LEB128 lengths', () => {
   assert.deepEqual(allCompact(new Uint8Array()), [[], 0])
 })
 
+test('parseCompact reads text batches, ASCII or not, as it reads each frame', () => {
+  const frames = ['mhello', 'a12', 'h', 'mh\u00e9 \u{1F600}', 'c1000 bye', 'M' + btoa('two\nlines')]
+  const compactOf = (fs: string[]) => new Uint8Array(fs.flatMap((f) => [bytes(f).length, ...bytes(f)]))
+  const want: Frame[] = [['m', 'hello'], ['a', '12'], ['h', ''], ['m', 'h\u00e9 \u{1F600}'], ['c', '1000 bye'], ['m', 'two\nlines']]
+  // All ASCII but the fourth frame; without it, and with it.
+  const ascii = frames.filter((_, k) => k != 3)
+  const p = compactOf(ascii)
+  assert.deepEqual(allCompact(p), [want.filter((_, k) => k != 3), p.length])
+  const q = compactOf(frames)
+  assert.deepEqual(allCompact(q), [want, q.length])
+  // From an offset, with an incomplete frame after the complete ones.
+  const r = new Uint8Array([7, ...p, 6, 109])
+  assert.deepEqual(allCompact(r, 1), [want.filter((_, k) => k != 3), 1 + p.length])
+  // fn returning false stops at once.
+  let n = 0
+  assert.equal(parseCompact(p, 0, () => ++n < 2), -1)
+  assert.equal(n, 2)
+})
+
 test('parseCompact stops at incomplete frames and lengths', () => {
   assert.deepEqual(allCompact(new Uint8Array([1, 104, 6, 109])), [[['h', '']], 2])
   assert.deepEqual(allCompact(new Uint8Array([1, 104, 0x80])), [[['h', '']], 2])
