@@ -221,6 +221,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if bad == "" && seq == 0 {
 		bad = "invalid seq"
 	}
+	heartbeat, bad3 := transport.ParseHeartbeat(q, srv.opts.HeartbeatInterval)
+	if bad == "" {
+		bad = bad3
+	}
 	if bad != "" {
 		transport.BadRequest(w, bad)
 		return
@@ -229,7 +233,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg, Probe: q.Get("probe") == "1"})
+	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg, Probe: q.Get("probe") == "1", Heartbeat: heartbeat})
 }
 
 // lookup finds the request's session, or answers 404 and returns nil. The

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tetherkit/tether/session"
 )
@@ -61,6 +62,32 @@ func SetNoCache(h http.Header) {
 func SetNoStore(h http.Header) {
 	h.Set("Cache-Control", "no-cache, no-store, no-transform")
 	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// MinHeartbeatInterval is the shortest heartbeat interval a client may ask
+// for with the heartbeatMs parameter (PROTOCOL.md section 5.3).
+const MinHeartbeatInterval = time.Second
+
+// ParseHeartbeat reads the heartbeatMs query parameter of an attach, by
+// which a client behind a proxy that closes idle connections asks for a
+// shorter heartbeat interval on that connection (PROTOCOL.md section 5.3).
+// It returns negotiated when the parameter is missing; otherwise the value
+// clamped to [MinHeartbeatInterval, negotiated] (negotiated when that is
+// shorter than the minimum). A malformed value or 0 yields an error
+// message for BadRequest.
+func ParseHeartbeat(q url.Values, negotiated time.Duration) (time.Duration, string) {
+	ms, bad := ParseCount(q, "heartbeatMs", 0)
+	switch {
+	case bad != "":
+		return 0, bad
+	case !q.Has("heartbeatMs"):
+		return negotiated, ""
+	case ms == 0:
+		return 0, "invalid heartbeatMs"
+	case ms >= uint64(negotiated.Milliseconds()):
+		return negotiated, ""
+	}
+	return min(negotiated, max(MinHeartbeatInterval, time.Duration(ms)*time.Millisecond)), ""
 }
 
 // ParseCount reads the decimal query parameter name. A missing parameter

@@ -65,7 +65,7 @@ type Stream struct {
 // as one streaming response (a probe: see serveProbe): the prelude and a
 // heartbeat at once, then
 // every batch the session has, each flushed with a write deadline of
-// a.Config.WriteTimeout, and a heartbeat whenever the heartbeat interval
+// a.Config.WriteTimeout, and a heartbeat whenever the connection's heartbeat interval
 // passes with nothing to send. The response ends, with st.Epilogue, once it
 // has carried st.MaxBytes, when a newer connection supersedes it, or after
 // the session's close frame; the client then attaches again with its
@@ -95,7 +95,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 	// reaches the limit, so that every response makes progress.
 	afterData := false
 	for first := true; first || sw.written < limit; first = false {
-		wait := a.Config.HeartbeatInterval
+		wait := a.HeartbeatInterval()
 		if afterData {
 			wait = min(wait, tailFlushDelay)
 		}

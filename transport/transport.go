@@ -51,6 +51,21 @@ type Attach struct {
 	// as it would (prelude and heartbeat) without attaching, so that the
 	// client learns whether a proxy holds the stream back (ServeStream).
 	Probe bool
+	// Heartbeat is the connection's heartbeat interval, when the client
+	// asked for a shorter one than Config.HeartbeatInterval with the
+	// heartbeatMs parameter (ParseHeartbeat); zero means Config's.
+	Heartbeat time.Duration
+}
+
+// HeartbeatInterval returns the heartbeat interval of a's connection: how
+// long it may go without the server writing, and half of how long the
+// server waits for the client before it takes a bidirectional connection
+// for dead.
+func (a *Attach) HeartbeatInterval() time.Duration {
+	if a.Heartbeat > 0 {
+		return a.Heartbeat
+	}
+	return a.Config.HeartbeatInterval
 }
 
 // Config is what transports need of the server's configuration.

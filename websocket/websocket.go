@@ -99,7 +99,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		transport.BadRequest(w, "not a WebSocket handshake")
 		return
 	}
-	c := &connection{cfg: a.Config, remote: r.RemoteAddr, compress: t.upgrader.EnableCompression}
+	c := &connection{cfg: a.Config, hb: a.HeartbeatInterval(), remote: r.RemoteAddr, compress: t.upgrader.EnableCompression}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// Until the first flush, a flush counts as under way: the link's
 	// notifications only mark work pending, and the first flush takes it.
@@ -129,7 +129,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	c.textLimit = textLimit(a.Config.MaxMessageBytes)
 	c.mu.Lock()
 	c.link = link
-	c.heartbeat = time.AfterFunc(c.cfg.HeartbeatInterval, c.heartbeatTick)
+	c.heartbeat = time.AfterFunc(c.hb, c.heartbeatTick)
 	c.mu.Unlock()
 	c.lastWrite.Store(nanotime())
 	go c.serve(a.Seq)
@@ -161,9 +161,10 @@ type connection struct {
 	cork     *corkConn // under conn
 	link     *session.Link
 	cfg      *transport.Config
-	remote   string // the handshake's RemoteAddr, for logs
-	compress bool   // per-message deflate may be on: gorilla frames messages
-	compact  bool   // the client chose CompactSubprotocol: frames go in batches
+	hb       time.Duration // the heartbeat interval of this connection (Attach.HeartbeatInterval)
+	remote   string        // the handshake's RemoteAddr, for logs
+	compress bool          // per-message deflate may be on: gorilla frames messages
+	compact  bool          // the client chose CompactSubprotocol: frames go in batches
 	// textLimit is the largest text WebSocket message read: a frame of
 	// the largest message in base64.
 	textLimit int
@@ -396,12 +397,12 @@ func (c *connection) heartbeatTick() {
 	if c.stopped {
 		return
 	}
-	if next := c.cfg.HeartbeatInterval - idle; next > heartbeatSlack {
+	if next := c.hb - idle; next > heartbeatSlack {
 		c.heartbeat.Reset(next)
 		return
 	}
 	c.heartbeatDue = true
-	c.heartbeat.Reset(c.cfg.HeartbeatInterval)
+	c.heartbeat.Reset(c.hb)
 	c.pending = true
 	c.deferArmed = false // a heartbeat does not wait for a delivery
 	c.startFlushLocked()
@@ -447,7 +448,7 @@ func (c *connection) stop() {
 // to it, the close frame among them.
 func (c *connection) read(seq uint64) {
 	s := c.link.Session()
-	dead := 2 * c.cfg.HeartbeatInterval
+	dead := 2 * c.hb
 	draining := false
 	// fault ends the session for a client's fault: once the application
 	// has handled the messages before it, the close frame goes out (as the

@@ -253,6 +253,18 @@ var badInputs = []badRow{
 		s := e.session(t)
 		return e.answer(t, e.req(t, "GET", "websocket?received=0&seq=0", s.query(), nil)) + e.after(t, s)
 	}},
+	{"longpoll with heartbeatMs=abc", "400 bad request: invalid heartbeatMs; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		return e.answer(t, e.req(t, "GET", "longpoll?received=0&heartbeatMs=abc", s.query(), nil)) + e.after(t, s)
+	}},
+	{"sse with heartbeatMs=0", "400 bad request: invalid heartbeatMs; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		return e.answer(t, e.req(t, "GET", "sse?received=0&heartbeatMs=0", s.query(), nil)) + e.after(t, s)
+	}},
+	{"WebSocket with heartbeatMs=-1000", "400 bad request: invalid heartbeatMs; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		return e.answer(t, e.req(t, "GET", "websocket?received=0&seq=1&heartbeatMs=-1000", s.query(), nil)) + e.after(t, s)
+	}},
 
 	// wrong methods and paths
 	{"GET on send", "405 method not allowed; session unaffected", func(t *testing.T, e *badEnv) string {
