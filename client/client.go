@@ -29,8 +29,8 @@ type Session struct {
 	hc         *http.Client
 	ownHTTP    bool // hc was made by Dial and is closed at the end
 	prefix     *url.URL
-	neg        *negotiation
-	transports []transport
+	neg        atomic.Pointer[negotiation] // replaced when a new session is negotiated (renegotiate)
+	transports []transport                 // only the goroutine that attaches reads or writes it after Dial
 	log        *slog.Logger
 
 	ctx    context.Context // canceled when the session ends
@@ -106,7 +106,6 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 		hc:         hc,
 		ownHTTP:    own,
 		prefix:     prefix,
-		neg:        neg,
 		transports: ts,
 		log:        o.Logger.With("session", neg.Session),
 		out:        newOutbox(o.MaxUnackedBytes),
@@ -115,6 +114,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 		ended:      make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	s.neg.Store(neg)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ac, err := s.connectFirst(ctx)
 	if err != nil {
@@ -129,8 +129,12 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 	return s, nil
 }
 
-// ID returns the public session id, safe to log and show.
-func (s *Session) ID() string { return s.neg.Session }
+// ID returns the public session id, safe to log and show. It changes when
+// the client negotiates a new session (see Options.DisableReconnect).
+func (s *Session) ID() string { return s.negotiated().Session }
+
+// negotiated returns the negotiate answer of the session in use.
+func (s *Session) negotiated() *negotiation { return s.neg.Load() }
 
 // Transport returns the name of the transport attached now ("websocket",
 // "sse", "streaming" or "longpoll"), or "" while the session is between
@@ -165,8 +169,8 @@ func (s *Session) Send(ctx context.Context, m session.Message) error {
 		return fmt.Errorf("%w: type %v", ErrInvalidMessage, m.Type)
 	case m.Type == session.Text && !utf8.Valid(m.Data):
 		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidMessage)
-	case len(m.Data) > s.neg.MaxMessageBytes:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(m.Data), s.neg.MaxMessageBytes)
+	case len(m.Data) > s.negotiated().MaxMessageBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(m.Data), s.negotiated().MaxMessageBytes)
 	}
 	m.Data = bytes.Clone(m.Data)
 	if m.Data == nil {

@@ -137,7 +137,9 @@ func TestSessionAbortedOnServer(t *testing.T) {
 				s.Abort(session.CloseError{Code: session.StatusInternalError, Reason: "forgotten"})
 			}, nil, nil)
 			var n network
-			s := dial(t, ctx, url, n.options(t, name))
+			o := n.options(t, name)
+			o.DisableReconnect = true // 1011 would have the client negotiate a new session
+			s := dial(t, ctx, url, o)
 			if err := s.Send(ctx, textMsg("forget me")); err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +154,7 @@ func TestSessionAbortedOnServer(t *testing.T) {
 
 // TestServerShutdown checks that a server going away ends the session with
 // 1001, a code that asks for a new session, which the client leaves to the
-// application.
+// application under Options.DisableReconnect.
 func TestServerShutdown(t *testing.T) {
 	for _, name := range transports {
 		t.Run(name, func(t *testing.T) {
@@ -168,7 +170,9 @@ func TestServerShutdown(t *testing.T) {
 				return h
 			})
 			var n network
-			s := dial(t, ctx, url, n.options(t, name))
+			o := n.options(t, name)
+			o.DisableReconnect = true
+			s := dial(t, ctx, url, o)
 			<-stop
 			go srv.Shutdown(ctx)
 			_, err := s.Recv(ctx)

@@ -102,7 +102,17 @@ func (s *Session) maintain(a *attached) {
 		a.cancel()
 		s.setCurrent("")
 		var ee *endError
-		if errors.As(a.err, &ee) {
+		if errors.As(a.err, &ee) && !ee.local && !ee.notify && ee.ce.Code.Reconnects() && !s.opts.DisableReconnect && !s.out.closing() {
+			var err error
+			if a, err = s.renegotiate(ee.ce); err != nil {
+				if errors.As(err, &ee) {
+					s.end(ee.ce, endedRemotely)
+				}
+				return
+			}
+			continue
+		}
+		if ee != nil {
 			by := endedRemotely
 			if ee.local {
 				by = endedByClose
@@ -114,6 +124,9 @@ func (s *Session) maintain(a *attached) {
 			return // ended by Close's timeout
 		}
 		s.log.Info("tether connection lost", "transport", a.t.name(), "err", a.err)
+		if fn := s.opts.OnReconnecting; fn != nil {
+			fn(nil)
+		}
 		var err error
 		if a, err = s.reattach(); err != nil {
 			if errors.As(err, &ee) {
@@ -124,11 +137,67 @@ func (s *Session) maintain(a *attached) {
 	}
 }
 
+// renegotiate negotiates a new session after the server closed the one in
+// use with ce, a code after which clients reconnect, and attaches its first
+// connection. It tries again, with backoff, until it succeeds, Close is
+// called (it then returns the close request as an *endError) or the
+// session's context ends; a negotiate refused with a 4xx ends the session
+// with 1008 and the server's message, no usable transport with 4004.
+func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
+	s.log.Info("tether negotiating a new session", "code", int(ce.Code), "reason", ce.Reason)
+	if fn := s.opts.OnReconnecting; fn != nil {
+		fn(&ce)
+	}
+	b := backoff{min: s.opts.ReconnectMin, max: s.opts.ReconnectMax}
+	for attempt := 0; ; attempt++ {
+		t := time.NewTimer(b.delay(attempt))
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return nil, errStopped
+		}
+		if ce, ok := s.out.closeRequest(); ok {
+			return nil, &endError{ce: ce, local: true}
+		}
+		neg, err := negotiate(s.ctx, s.hc, s.prefix, s.opts.Header)
+		var ne *NegotiateError
+		switch {
+		case errors.As(err, &ne) && ne.Status >= 400 && ne.Status < 500:
+			return nil, endSession(session.StatusPolicyViolation, ne.Message)
+		case err != nil:
+			s.log.Debug("tether negotiate failed", "err", err)
+			continue
+		}
+		ts, err := chooseTransports(s.opts.Transports, neg.Transports)
+		if err != nil {
+			return nil, endSession(session.StatusNoTransport, "no transport")
+		}
+		s.neg.Store(neg)
+		s.transports = ts
+		s.out.reset()
+		s.received.Store(0)
+		s.ackedSent.Store(0)
+		a, err := s.connectFirst(s.ctx)
+		var ce session.CloseError
+		switch {
+		case err == nil:
+			s.log.Info("tether new session", "session", neg.Session)
+			return a, nil
+		case errors.As(err, &ce):
+			return nil, endSession(ce.Code, ce.Reason)
+		case s.ctx.Err() != nil:
+			return nil, errStopped
+		}
+		s.log.Debug("tether new session could not attach", "err", err)
+	}
+}
+
 // reattach attaches a new connection after a cut: the transport that
 // worked last first, then the others, in rounds separated by backoff, until
 // the server's resume window has passed since the cut.
 func (s *Session) reattach() (*attached, error) {
-	deadline := time.Now().Add(s.neg.resumeWindow())
+	deadline := time.Now().Add(s.negotiated().resumeWindow())
 	b := backoff{min: s.opts.ReconnectMin, max: s.opts.ReconnectMax}
 	for round := 0; ; round++ {
 		if round > 0 {
@@ -144,7 +213,7 @@ func (s *Session) reattach() (*attached, error) {
 		for _, t := range s.order() {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return nil, endSession(session.StatusSessionExpired, "resume window passed")
+				return nil, endSession(session.StatusSessionExpired, "session expired")
 			}
 			a, err := s.attempt(s.ctx, t, min(s.opts.ConnectTimeout, left))
 			if err == nil {

@@ -15,11 +15,15 @@
 // # Ending
 //
 // A session ends when either side sends a close frame, when the resume
-// window passes without a connection (code 4001), or on a protocol error
-// (code 4003). Recv then returns the messages still queued, followed by a
-// session.CloseError. The client never negotiates a new session by itself,
-// even for codes whose StatusCode.Reconnects is true: the application decides,
-// typically by calling Dial again after a delay.
+// window passes without a connection (code 4001), when a request reaches a
+// server that does not hold the session (code 4005, as behind a balancer
+// over servers that share no sessions), or on a protocol error (code 4003).
+// Recv then returns the messages still queued, followed by a
+// session.CloseError. After a close frame whose code says so (1001, 1011,
+// 1012, 1013: StatusCode.Reconnects), the client negotiates a new session by
+// itself, as the JavaScript client does, and the Session goes on with a new
+// ID; Options.DisableReconnect turns that off, and Options.OnReconnecting
+// reports it (and every lost connection).
 //
 // # Concurrency
 //

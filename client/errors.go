@@ -69,8 +69,10 @@ func protocolError(code session.StatusCode, reason string) error {
 }
 
 var (
-	// errSessionGone ends a session the server no longer knows (404).
-	errSessionGone = endSession(session.StatusSessionExpired, "session unknown to the server")
+	// errSessionGone ends a session the server does not know (404) before
+	// the resume window has passed: the request reached a server that does
+	// not hold it.
+	errSessionGone = endSession(session.StatusSessionUnknown, "session unknown")
 	// errSequenceGap ends a session whose server found a gap in the
 	// client's messages (409).
 	errSequenceGap = endSession(session.StatusResumeGap, "sequence gap")

@@ -80,7 +80,7 @@ type requestURL struct {
 
 func (l *link) requestURL(name string) *requestURL {
 	base := endpoint(l.s.prefix, name, nil)
-	base += "?session=" + url.QueryEscape(l.s.neg.Session) + "&token=" + url.QueryEscape(l.s.neg.Token)
+	base += "?session=" + url.QueryEscape(l.s.negotiated().Session) + "&token=" + url.QueryEscape(l.s.negotiated().Token)
 	return &requestURL{base: []byte(base)}
 }
 

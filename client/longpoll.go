@@ -35,7 +35,7 @@ func pollLoop(ctx context.Context, l *link) error {
 	s := l.s
 	// The server answers within one heartbeat interval; two is a dead
 	// connection (PROTOCOL.md section 5.3).
-	timeout := 2 * s.neg.heartbeat()
+	timeout := 2 * s.negotiated().heartbeat()
 	u := l.requestURL("longpoll")
 	d := newRequestDeadline(ctx, timeout)
 	defer d.close()
@@ -62,7 +62,7 @@ func pollLoop(ctx context.Context, l *link) error {
 		if compactResponse(rp.contentType) {
 			parse = wire.ParseCompactBatch
 		}
-		err = parse(body, s.neg.MaxMessageBytes, func(f wire.Frame) error {
+		err = parse(body, s.negotiated().MaxMessageBytes, func(f wire.Frame) error {
 			return l.deliver(ctx, f)
 		})
 		var ee *endError

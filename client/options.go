@@ -75,6 +75,23 @@ type Options struct {
 	// returns only the session's end.
 	OnMessage func(m session.Message)
 
+	// DisableReconnect turns off what the client does by default after the
+	// server closes the session with a code whose StatusCode.Reconnects is
+	// true (1001, 1011, 1012, 1013): negotiate a new session, after the
+	// reconnect backoff, and go on with it (Session.ID changes; messages
+	// the old session had not acknowledged are dropped, as by the
+	// JavaScript client). With DisableReconnect, the session ends with that
+	// code instead. Default: false.
+	DisableReconnect bool
+
+	// OnReconnecting, if set, is called when the connection is lost and
+	// the client attaches again to the same session (ce is nil), and when
+	// the server closed the session with a code after which the client
+	// negotiates a new one (ce says why): the JavaScript client's
+	// reconnecting event. It runs on the goroutine that attaches, and
+	// should return promptly.
+	OnReconnecting func(ce *session.CloseError)
+
 	// CloseTimeout bounds how long Close waits for the close frame to reach
 	// the server before it gives up and stops the session anyway. Default:
 	// 5 seconds.

@@ -67,6 +67,16 @@ func (o *outbox) push(ctx context.Context, stop <-chan struct{}, m session.Messa
 	}
 }
 
+// reset drops every message and starts the numbering over, for a new
+// session: messages the old session had not acknowledged are not sent into
+// the new one. A close request stays.
+func (o *outbox) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.msgs, o.acked, o.bytes = nil, 0, 0
+	o.notifyLocked()
+}
+
 // close records the close request: push fails from now on, and the
 // transports send the close frame after every message queued before it.
 // It reports false, changing nothing, when a close was already requested.
@@ -173,4 +183,14 @@ func (o *outbox) closing() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.closeReq != nil
+}
+
+// closeRequest returns the close request, and false when there is none.
+func (o *outbox) closeRequest() (session.CloseError, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closeReq == nil {
+		return session.CloseError{}, false
+	}
+	return *o.closeReq, true
 }

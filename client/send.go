@@ -29,8 +29,8 @@ const maxBadRequests = 3
 // connection at once. The close frame from Close goes after the last message.
 func sendLoop(ctx context.Context, l *link) error {
 	s := l.s
-	limit := s.neg.MaxBodyBytes
-	timeout := 2 * s.neg.heartbeat()
+	limit := s.negotiated().MaxBodyBytes
+	timeout := 2 * s.negotiated().heartbeat()
 	probe := true
 	bad := 0
 	u := l.requestURL("send")
@@ -107,6 +107,11 @@ func sendLoop(ctx context.Context, l *link) error {
 	}
 }
 
+// unknownGrace is how long a connection whose send request was answered
+// 404 may still bring the server's close frame before the session ends
+// with StatusSessionUnknown.
+const unknownGrace = 2 * time.Second
+
 // runBesideSends runs a one-way transport's downstream loop on l beside the
 // send loop on sl, and returns how the connection ended. When the send loop
 // learns that the server ended the session, the downstream still carries
@@ -124,7 +129,19 @@ func runBesideSends(ctx context.Context, l, sl *link, down func(context.Context,
 	select {
 	case err := <-sendErr:
 		if errors.Is(err, errSessionGone) || errors.Is(err, errSequenceGap) {
-			return firstEnd(<-downErr, err)
+			// A server that ended the session sends its close frame at
+			// once; a downstream still healthy after unknownGrace is on a
+			// server that does not hold the session (a balancer over
+			// servers that share none): the send's answer decides.
+			t := time.NewTimer(unknownGrace)
+			defer t.Stop()
+			select {
+			case derr := <-downErr:
+				return firstEnd(derr, err)
+			case <-t.C:
+				cancel()
+				return firstEnd(<-downErr, err)
+			}
 		}
 		cancel()
 		return firstEnd(err, <-downErr)

@@ -104,7 +104,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 			if !started.Load() {
 				return fmt.Errorf("%s: no heartbeat within %v: %w", t.kind, s.opts.StreamStartTimeout, ErrBufferedStream)
 			}
-			return fmt.Errorf("%s: silent for %v", t.kind, 2*s.neg.heartbeat())
+			return fmt.Errorf("%s: silent for %v", t.kind, 2*s.negotiated().heartbeat())
 		}
 		return fmt.Errorf("%s: %w", t.kind, redact(err))
 	}
@@ -129,11 +129,11 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s: status %d: %s", t.kind, resp.StatusCode, firstLine(body))
 	}
-	dec, err := t.open(resp, s.neg.MaxMessageBytes)
+	dec, err := t.open(resp, s.negotiated().MaxMessageBytes)
 	if err != nil {
 		return err
 	}
-	idle := 2 * s.neg.heartbeat()
+	idle := 2 * s.negotiated().heartbeat()
 	deliver := func(f wire.Frame) error {
 		// Stop the watchdog while delivering: a full inbox makes deliver
 		// wait for the application, not for the network.

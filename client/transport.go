@@ -122,8 +122,8 @@ func (l *link) established() {
 // when they are not negative.
 func (l *link) query(received, seq int64) url.Values {
 	q := url.Values{
-		"session": {l.s.neg.Session},
-		"token":   {l.s.neg.Token},
+		"session": {l.s.negotiated().Session},
+		"token":   {l.s.negotiated().Token},
 	}
 	if received >= 0 {
 		q.Set("received", strconv.FormatInt(received, 10))

@@ -51,11 +51,11 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	// The type byte and a little slack; a larger message is refused below.
-	conn.SetReadLimit(int64(s.neg.MaxMessageBytes) + 64)
+	conn.SetReadLimit(int64(s.negotiated().MaxMessageBytes) + 64)
 	l.established()
 
 	c := &wsConn{
-		l: l, conn: conn, hb: s.neg.heartbeat(),
+		l: l, conn: conn, hb: s.negotiated().heartbeat(),
 		readDone: make(chan struct{}), poke: make(chan struct{}, 1),
 		next: l.seq, acked: l.received,
 	}
@@ -112,7 +112,7 @@ type wsConn struct {
 // silent for two heartbeat intervals, or the session ends.
 func (c *wsConn) readLoop(ctx context.Context) {
 	defer close(c.readDone)
-	maxMsg := c.l.s.neg.MaxMessageBytes
+	maxMsg := c.l.s.negotiated().MaxMessageBytes
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(2 * c.hb))
 		typ, p, err := c.conn.ReadMessage()
