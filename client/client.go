@@ -42,7 +42,8 @@ type Session struct {
 	recvSignal chan struct{}          // poked, without blocking, when a received message may need an acknowledgement
 	ackedSent  atomic.Uint64          // the received count the WebSocket last acknowledged
 	ws         atomic.Pointer[wsConn] // the WebSocket attached now, which Send writes to itself
-	deliverMu  sync.Mutex             // one Options.OnMessage call at a time
+	deliverMu  sync.Mutex             // one delivery at a time: the check that a message is new, Options.OnMessage
+	gate       pollGate               // holds polls back while an upgrade attaches
 
 	mu      sync.Mutex
 	current string              // guarded by mu; the attached transport, "" when none

@@ -12,6 +12,7 @@ import (
 // attached is one connection that a transport's run carries.
 type attached struct {
 	t      transport
+	l      *link
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned
 	err    error         // run's result, set before done is closed
@@ -23,7 +24,7 @@ type attached struct {
 func (s *Session) attempt(ctx context.Context, t transport, timeout time.Duration) (*attached, error) {
 	cctx, cancel := context.WithCancel(s.ctx)
 	l := s.newLink()
-	a := &attached{t: t, cancel: cancel, done: make(chan struct{})}
+	a := &attached{t: t, l: l, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		a.err = t.run(cctx, l)
 		close(a.done)
@@ -63,7 +64,7 @@ func (s *Session) attempt(ctx context.Context, t transport, timeout time.Duratio
 // in order.
 func (s *Session) connectFirst(ctx context.Context) (*attached, error) {
 	var errs []error
-	for _, t := range s.transports {
+	for _, t := range s.attemptOrder() {
 		a, err := s.attempt(ctx, t, s.opts.ConnectTimeout)
 		if err == nil {
 			s.preferred = t
@@ -98,6 +99,9 @@ func (s *Session) maintain(a *attached) {
 		close(s.done)
 	}()
 	for {
+		if s.fastConnect() {
+			a = s.upgrade(a)
+		}
 		<-a.done
 		a.cancel()
 		s.setCurrent("")
@@ -210,7 +214,7 @@ func (s *Session) reattach() (*attached, error) {
 				return nil, errStopped
 			}
 		}
-		for _, t := range s.order() {
+		for _, t := range s.attemptOrder() {
 			left := time.Until(deadline)
 			if left <= 0 {
 				return nil, endSession(session.StatusSessionExpired, "session expired")
@@ -235,17 +239,4 @@ func (s *Session) reattach() (*attached, error) {
 			s.log.Debug("tether attach failed", "transport", t.name(), "err", err)
 		}
 	}
-}
-
-// order returns the transports to try when attaching again: the preferred
-// one first, then the others in their usual order.
-func (s *Session) order() []transport {
-	ts := make([]transport, 0, len(s.transports))
-	ts = append(ts, s.preferred)
-	for _, t := range s.transports {
-		if t != s.preferred {
-			ts = append(ts, t)
-		}
-	}
-	return ts
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
@@ -81,9 +82,30 @@ func TestClientTransportOrder(t *testing.T) {
 	if got := s.Transport(); got != "longpoll" {
 		t.Fatalf("Transport() = %q, want longpoll, the first asked for", got)
 	}
+	// By default: long polling at once, then WebSocket, the server's first.
 	s2 := dial(t, ctx, url, n.options(t, ""))
-	if got := s2.Transport(); got != "websocket" {
-		t.Fatalf("Transport() by default = %q, want websocket, the server's first", got)
+	if got := s2.Transport(); got != "longpoll" {
+		t.Fatalf("Transport() by default, once Dial returns = %q, want longpoll", got)
+	}
+	waitTransport(t, ctx, s2, "websocket")
+	o = n.options(t, "")
+	o.DisableUpgrade = true
+	s3 := dial(t, ctx, url, o)
+	if got := s3.Transport(); got != "websocket" {
+		t.Fatalf("Transport() with DisableUpgrade = %q, want websocket, the server's first", got)
+	}
+}
+
+// waitTransport waits until s is on transport name, failing the test when
+// ctx ends first.
+func waitTransport(t *testing.T, ctx context.Context, s *client.Session, name string) {
+	t.Helper()
+	for s.Transport() != name {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Transport() = %q, still not %s", s.Transport(), name)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 

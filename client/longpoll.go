@@ -43,7 +43,12 @@ func pollLoop(ctx context.Context, l *link) error {
 		if s.out.closing() {
 			return errPollStopped
 		}
-		rp, err := s.do(d, http.MethodGet, u.with(s.received.Load(), -1, true), nil)
+		if err := s.gate.wait(ctx, l); err != nil {
+			return err
+		}
+		received := s.received.Load()
+		l.n = received
+		rp, err := s.do(d, http.MethodGet, u.with(received, -1, true), nil)
 		if err != nil {
 			return fmt.Errorf("longpoll: %w", err)
 		}

@@ -75,6 +75,17 @@ type Options struct {
 	// returns only the session's end.
 	OnMessage func(m session.Message)
 
+	// DisableUpgrade turns off fast connect (PROTOCOL.md section 10): by
+	// default, when long polling is among the transports with others, the
+	// session attaches long polling first, which proves itself with one
+	// send request, and then probes the transports before it in the order
+	// (sse and streaming with probe=1, which attaches nothing); the first
+	// that works takes over, with nothing lost. With DisableUpgrade the
+	// transports are tried one after another, each for up to
+	// ConnectTimeout (a stream: StreamStartTimeout for its first
+	// heartbeat). The JavaScript client's upgrade: false. Default: false.
+	DisableUpgrade bool
+
 	// DisableReconnect turns off what the client does by default after the
 	// server closes the session with a code whose StatusCode.Reconnects is
 	// true (1001, 1011, 1012, 1013): negotiate a new session, after the

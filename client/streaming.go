@@ -78,6 +78,9 @@ func (t *streamTransport) streamLoop(ctx context.Context, l *link) error {
 		if l.s.out.closing() {
 			return errStreamStopped
 		}
+		if err := l.s.gate.wait(ctx, l); err != nil {
+			return err
+		}
 		if err := t.stream(ctx, l); err != nil {
 			return err
 		}
@@ -109,7 +112,9 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		return fmt.Errorf("%s: %w", t.kind, redact(err))
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.requestURL(t.kind).with(s.received.Load(), -1, true), nil)
+	received := s.received.Load()
+	l.n = received
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.requestURL(t.kind).with(received, -1, true), nil)
 	if err != nil {
 		return fail(err)
 	}

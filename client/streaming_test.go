@@ -39,49 +39,68 @@ func (b *lockedBuffer) String() string {
 
 // TestBufferingProxyFallsBackToLongPolling puts a proxy that holds every
 // response body until it is complete (and refuses WebSocket upgrades) in
-// front of a server offering every transport. Both streams attach but
-// their first heartbeat never gets through, so the client gives each up
-// after Options.StreamStartTimeout and settles on long polling, where
-// messages then flow both ways: about 2 × StreamStartTimeout in all.
+// front of a server offering every transport. With fast connect (the
+// default) the session is on long polling at once, and the probes of
+// WebSocket and both streams fail without holding anything back; with
+// DisableUpgrade both streams attach, their first heartbeat never gets
+// through, and the client gives each up after Options.StreamStartTimeout.
+// Either way messages then flow both ways over long polling.
 func TestBufferingProxyFallsBackToLongPolling(t *testing.T) {
-	for _, holdHeaders := range []bool{false, true} {
-		t.Run(fmt.Sprintf("HoldHeaders=%v", holdHeaders), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			url := startServer(t, echo, nil, nil)
-			proxy, err := bufferproxy.New(strings.TrimSuffix(url, "/rt/"), &bufferproxy.Options{StripUpgrade: true, HoldHeaders: holdHeaders})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { proxy.Close() })
-			var logs lockedBuffer
-			var n network
-			o := n.options(t, "")
-			o.StreamStartTimeout = 300 * time.Millisecond
-			o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			start := time.Now()
-			s := dial(t, ctx, proxy.URL()+"/rt/", o)
-			t.Logf("on %s after %v", s.Transport(), time.Since(start))
-			if got := s.Transport(); got != "longpoll" {
-				t.Fatalf("Transport() behind a buffering proxy = %q, want longpoll", got)
-			}
-			for _, name := range []string{"sse", "streaming"} {
-				if !slices.ContainsFunc(strings.Split(logs.String(), "\n"), func(line string) bool {
-					return strings.Contains(line, "transport="+name) && strings.Contains(line, client.ErrBufferedStream.Error())
-				}) {
-					t.Errorf("no log of %s given up as buffered:\n%s", name, logs.String())
-				}
-			}
-			for i := range 3 {
-				msg := fmt.Sprintf("through the proxy %d", i)
-				if err := s.Send(ctx, textMsg(msg)); err != nil {
-					t.Fatal(err)
-				}
-				if m, err := s.Recv(ctx); err != nil || string(m.Data) != msg {
-					t.Fatalf("Recv() = %q, %v; want %q", m.Data, err, msg)
-				}
-			}
+	for _, disableUpgrade := range []bool{false, true} {
+		for _, holdHeaders := range []bool{false, true} {
+			t.Run(fmt.Sprintf("DisableUpgrade=%v/HoldHeaders=%v", disableUpgrade, holdHeaders), func(t *testing.T) {
+				testBufferingProxy(t, disableUpgrade, holdHeaders)
+			})
+		}
+	}
+}
+
+func testBufferingProxy(t *testing.T, disableUpgrade, holdHeaders bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := startServer(t, echo, nil, nil)
+	proxy, err := bufferproxy.New(strings.TrimSuffix(url, "/rt/"), &bufferproxy.Options{StripUpgrade: true, HoldHeaders: holdHeaders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	var logs lockedBuffer
+	var n network
+	o := n.options(t, "")
+	o.StreamStartTimeout = 300 * time.Millisecond
+	o.DisableUpgrade = disableUpgrade
+	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	start := time.Now()
+	s := dial(t, ctx, proxy.URL()+"/rt/", o)
+	t.Logf("on %s after %v", s.Transport(), time.Since(start))
+	if got := s.Transport(); got != "longpoll" {
+		t.Fatalf("Transport() behind a buffering proxy = %q, want longpoll", got)
+	}
+	gaveUp := func(name string) bool {
+		return slices.ContainsFunc(strings.Split(logs.String(), "\n"), func(line string) bool {
+			return strings.Contains(line, "transport="+name) && strings.Contains(line, client.ErrBufferedStream.Error())
 		})
+	}
+	for _, name := range []string{"sse", "streaming"} {
+		for !gaveUp(name) {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no log of %s given up as buffered:\n%s", name, logs.String())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	if got := s.Transport(); got != "longpoll" {
+		t.Fatalf("Transport() after the probes = %q, want longpoll", got)
+	}
+	for i := range 3 {
+		msg := fmt.Sprintf("through the proxy %d", i)
+		if err := s.Send(ctx, textMsg(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := s.Recv(ctx); err != nil || string(m.Data) != msg {
+			t.Fatalf("Recv() = %q, %v; want %q", m.Data, err, msg)
+		}
 	}
 }
 

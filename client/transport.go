@@ -96,6 +96,13 @@ type link struct {
 	// a message the connection must still carry.
 	initial window
 
+	// n counts the messages the connection carried, from the received
+	// count its request stated (each poll and each stream response states
+	// its own): those up to the session's received count were already
+	// delivered by another connection, when two overlap during an upgrade.
+	// Only the goroutine that reads the connection uses it.
+	n uint64
+
 	estOnce sync.Once
 	est     chan struct{} // closed by established
 }
@@ -103,9 +110,11 @@ type link struct {
 func (s *Session) newLink() *link {
 	seq := s.out.next()
 	w, _ := s.out.view(seq, 0) // cannot fail: seq is the first unacknowledged
+	received := s.received.Load()
 	return &link{
 		s:        s,
-		received: s.received.Load(),
+		received: received,
+		n:        received,
 		seq:      seq,
 		initial:  w,
 		est:      make(chan struct{}),
@@ -145,11 +154,15 @@ func (l *link) deliver(ctx context.Context, f wire.Frame) error {
 		if s.out.closing() {
 			return nil
 		}
+		l.n++
+		s.deliverMu.Lock()
+		defer s.deliverMu.Unlock()
+		if l.n <= s.received.Load() {
+			return nil // delivered by the connection this one superseded
+		}
 		if fn := s.opts.OnMessage; fn != nil {
-			s.deliverMu.Lock()
 			fn(f.Message)
 			s.countReceived()
-			s.deliverMu.Unlock()
 			return nil
 		}
 		select {
