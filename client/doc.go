@@ -1,16 +1,25 @@
 // Package client is the Go client of Tether: it creates a session with a
-// Tether server, attaches it over WebSocket or, when WebSocket does not work,
-// over long polling, and keeps it alive across connection cuts.
+// Tether server, attaches it over the best transport that works (WebSocket,
+// server-sent events, multipart streaming or long polling), and keeps it
+// alive across connection cuts.
 //
 // # Sessions and connections
 //
 // Dial negotiates a session (PROTOCOL.md section 2) and attaches a first
-// connection, trying each transport in turn, each within
-// Options.ConnectTimeout. The transport that worked is tried first when the
-// connection breaks; the session attaches again, with exponential backoff,
-// until the server's resume window has passed. Messages are numbered in both
-// directions and replayed after a cut, so the application sees every message
-// exactly once and in order, whatever happens to the connections under it.
+// connection. By default it connects fast (PROTOCOL.md section 10): long
+// polling at once, proven by one send request, so Dial returns after about
+// two round trips on any network that passes plain HTTP; then the session
+// probes the transports before long polling in the server's order
+// (WebSocket attaches, sse and streaming are first probed with probe=1,
+// which attaches nothing, so a buffering proxy costs no message) and the
+// first that works takes over, with nothing lost. Options.DisableUpgrade
+// tries the transports one after another instead, each within
+// Options.ConnectTimeout. When the connection breaks, the session attaches
+// again, with exponential backoff, until the server's resume window has
+// passed, and upgrades again from there, so after an outage it is back on
+// the best transport that works. Messages are numbered in both directions
+// and replayed after a cut, so the application sees every message exactly
+// once and in order, whatever happens to the connections under it.
 //
 // # Ending
 //
