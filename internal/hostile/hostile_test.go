@@ -145,8 +145,9 @@ func (r *run) phaseWithin(bound time.Duration, tag string, n, stream int, want .
 		m, err := r.c.Recv(ctx)
 		if err != nil {
 			r.count(got, want)
-			r.ended = err
-			if ctx.Err() != nil {
+			if ctx.Err() == nil {
+				r.ended = err
+			} else {
 				r.hung = fmt.Sprintf("hang: phase %s: %d of %d messages after %v, session not ended, on %q", tag, len(got), len(want), bound, r.c.Transport())
 			}
 			return false
@@ -275,8 +276,8 @@ func basic(t *testing.T, setup, best string) {
 	defer r.print(setup)
 	_ = r.phase("first", 0, 0, "first") && r.phase("a", 50, 100)
 	r.exact()
-	if got := r.c.Transport(); got != best {
-		t.Errorf("Transport() = %q, want %q", got, best)
+	if !r.waitTransport(best, 20*time.Second) {
+		t.Errorf("Transport() = %q after 20s, want %q", r.c.Transport(), best)
 	}
 	if err := r.closeAndWait(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -403,18 +404,25 @@ func TestRoundRobin(t *testing.T) {
 			ts = []string{mode}
 		}
 		r, err := dial(t, env, ts...)
+		if err == nil {
+			_ = r.phaseWithin(roundRobinBound, "first", 0, 0, "first") && r.phaseWithin(roundRobinBound, "a", 10, 0)
+		}
 		switch {
 		case err != nil:
 			r.extra = append(r.extra, "outcome Dial failed: "+err.Error())
-		case r.phaseWithin(roundRobinBound, "first", 0, 0, "first") && r.phaseWithin(roundRobinBound, "a", 10, 0):
+		case r.ended == nil && r.hung == "":
 			r.exact()
 			r.extra = append(r.extra, "outcome worked")
 		case r.hung != "":
-			// Issue 11, item 1: a send answered 404 leaves the session
-			// waiting; asserted once the client turns it into an event.
+			t.Errorf("roundrobin %s: %s", cmp.Or(mode, "automatic"), r.hung)
 			r.extra = append(r.extra, "outcome HANG, "+r.hung)
 		default:
 			r.extra = append(r.extra, fmt.Sprintf("outcome ended: %v", r.ended))
+		}
+		// A server without the session is reported as such, not as an
+		// expired session.
+		if end := cmp.Or(err, r.ended); end != nil && session.CloseStatus(end) != session.StatusSessionUnknown {
+			t.Errorf("roundrobin %s: ended with %v, want %d (session unknown)", cmp.Or(mode, "automatic"), end, session.StatusSessionUnknown)
 		}
 		if r.c != nil {
 			r.closeAndWait()
