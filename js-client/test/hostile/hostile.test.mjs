@@ -186,6 +186,14 @@ const assertWorked = (r) => {
     assert.ok(p.ok, `phase ${p.tag}: not every message arrived; saw ${JSON.stringify(p.seen)}`)
     assert.deepEqual(counts(p.got, p.want), { lost: 0, duplicated: 0, reordered: false }, `phase ${p.tag}: got ${p.got}`)
   }
+  // Every lost connection the application heard of (reconnecting) was
+  // resumed (resumed) before the next was lost and before the close.
+  let lost = false
+  for (const e of r.rec.events) {
+    if (e.type == 'reconnecting' || e.type == 'close') assert.ok(!lost, `${e.type} at ${e.at} ms while a reconnect was not resumed: ${r.rec.events.map(eventName)}`)
+    if (e.type == 'reconnecting') lost = true
+    if (e.type == 'resumed') assert.ok(lost, `resumed at ${e.at} ms without reconnecting`), (lost = false)
+  }
   assert.ok(r.closed, `close() did not end in a close event; saw ${JSON.stringify(r.seen)}`)
   assert.deepEqual(r.rec.events.at(-1), { type: 'close', at: r.rec.events.at(-1).at, transport: r.transport, code: 1000, reason: 'done', wasClean: true })
 }
@@ -300,6 +308,7 @@ test('outage: nginx stopped for 4 s mid-session, traffic before, during and afte
   for (const r of rs) report('outage ' + modeName(r.mode), r)
   for (const r of rs) {
     assertWorked(r)
+    assert.ok(r.rec.events.some((e) => e.type == 'reconnecting'), `outage ${modeName(r.mode)}: the cut never reached the application`)
     assert.ok(r.onBest, `outage ${modeName(r.mode)}: not back on ${r.mode ?? 'websocket'}: an outage is no evidence against a transport`)
   }
 })
