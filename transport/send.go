@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -35,23 +36,32 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		return
 	}
 	var (
-		msgs     []session.Message
+		msgs     []session.Message // the first sendChunk messages
+		count    int               // the messages in the body
+		counted  int               // what they count for in the session's queue
 		acked    uint64
 		hasAck   bool
 		closing  *session.CloseError
 		tooLarge bool
 	)
+	// The whole body is checked before any message is accepted.
 	err := ParseBatch(body, cfg.MaxMessageBytes, func(f Frame) error {
 		if closing != nil {
 			return malformed("frame after close")
 		}
 		switch {
 		case f.IsMessage():
-			msgs = append(msgs, f.Message)
+			if count < sendChunk {
+				msgs = append(msgs, f.Message)
+			}
+			count++
+			counted += len(f.Message.Data) + session.MessageOverhead
 		case f.Type == FrameAck:
 			acked, hasAck = max(acked, f.Received), true
 		case f.Type == FrameClose:
-			closing = &f.Close
+			// A copy: &f.Close would move every frame to the heap.
+			c := f.Close
+			closing = &c
 		}
 		return nil
 	})
@@ -62,8 +72,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		BadRequest(w, err.Error())
 		return
 	}
-	ownData(msgs, body)
-	if len(msgs) > 0 && seq == 0 {
+	if count > 0 && seq == 0 {
 		BadRequest(w, "missing seq")
 		return
 	}
@@ -86,8 +95,11 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 		Error(w, http.StatusRequestEntityTooLarge, MsgMessageTooBig)
 		return
 	}
-	if len(msgs) > 0 {
-		if err := s.Deliver(r.Context(), seq, msgs); err != nil {
+	if count > 0 {
+		// Messages that alias a body holding more than they count for
+		// get copies of their own: a queued message would keep it all.
+		own := len(body) > counted
+		if err := deliverBody(r.Context(), s, seq, body, msgs, count, own, cfg.MaxMessageBytes); err != nil {
 			switch {
 			case errors.Is(err, session.ErrSequenceGap):
 				cfg.Warn("tether: sequence gap", s, r, err)
@@ -179,18 +191,56 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error)
 	return p, nil
 }
 
-// ownData gives each message that aliases body a copy of its data, when
-// body holds more than the messages count for in the session's queue (their
-// data plus session.MessageOverhead each): other frames, or padding. A
-// queued message would otherwise keep the whole body. (A message decoded
-// from base64 has its own array already; a raw one's data runs to the end
-// of body's.)
-func ownData(msgs []session.Message, body []byte) {
-	counted := 0
-	for _, m := range msgs {
-		counted += len(m.Data) + session.MessageOverhead
+// sendChunk is how many messages of a send body are handed to the session
+// at a time: a body of many small messages never costs more than this many
+// Message values at once.
+const sendChunk = 1024
+
+// deliverBody hands the count messages of a checked send body to s,
+// numbered from seq, sendChunk at a time. msgs holds the first ones,
+// already parsed; the rest are parsed again, chunk by chunk. With own, each
+// message that aliases body gets a copy of its data first.
+func deliverBody(ctx context.Context, s *session.Session, seq uint64, body []byte, msgs []session.Message, count int, own bool, maxMessage int) error {
+	deliver := func(chunk []session.Message) error {
+		if own {
+			ownData(chunk, body)
+		}
+		err := s.Deliver(ctx, seq, chunk)
+		seq += uint64(len(chunk))
+		return err
 	}
-	if len(body) <= counted {
+	if err := deliver(msgs); err != nil || count == len(msgs) {
+		return err
+	}
+	skip := len(msgs)
+	chunk := msgs[:0] // the session keeps the messages, not the slice
+	err := ParseBatch(body, maxMessage, func(f Frame) error {
+		if !f.IsMessage() {
+			return nil
+		}
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		chunk = append(chunk, f.Message)
+		if len(chunk) < sendChunk {
+			return nil
+		}
+		err := deliver(chunk)
+		chunk = chunk[:0]
+		return err
+	})
+	if err == nil && len(chunk) > 0 {
+		err = deliver(chunk)
+	}
+	return err
+}
+
+// ownData gives each message of msgs that aliases body a copy of its data
+// (a message decoded from base64 has its own array already; a raw one's
+// data runs to the end of body's).
+func ownData(msgs []session.Message, body []byte) {
+	if cap(body) == 0 {
 		return
 	}
 	end := &body[:cap(body)][cap(body)-1]

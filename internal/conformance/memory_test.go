@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,5 +436,32 @@ func TestNegotiateBodyHeld(t *testing.T) {
 	}
 	if e.srv.Sessions() != 0 {
 		t.Errorf("%d sessions made by negotiates whose body never came", e.srv.Sessions())
+	}
+}
+
+// TestSendBatchAllocation sends one body of MaxBodyBytes full of empty
+// messages to a server whose application takes them by callback: the
+// server parses and hands them over a chunk at a time, so what it
+// allocates for the request stays within a few times the body, instead of
+// a Message value for every message of it at once (32 bytes for 3 of body).
+func TestSendBatchAllocation(t *testing.T) {
+	const body = 1 << 20
+	var received atomic.Int64
+	cb := &tether.Callbacks{Message: func(*session.Session, session.Message) { received.Add(1) }}
+	e := newMemEnv(t, cb, tether.Options{MaxBodyBytes: body})
+	rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
+	batchBody := bytes.Repeat([]byte("1:m"), body/3)
+	r := e.req(t, "POST", "send?seq=1", rs.query(), batchBody)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := e.answer(t, r)
+	runtime.ReadMemStats(&after)
+	allocated := int64(after.TotalAlloc - before.TotalAlloc)
+	t.Logf("one send of %d empty messages in %d bytes: %s, %d bytes allocated", body/3, len(batchBody), got, allocated)
+	if got != "204" || received.Load() != body/3 {
+		t.Fatalf("send: %s, %d messages received, want 204 and %d", got, received.Load(), body/3)
+	}
+	if limit := int64(6 * body); allocated > limit {
+		t.Errorf("one send allocated %d bytes, want at most %d (6 x its body)", allocated, limit)
 	}
 }
