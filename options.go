@@ -45,10 +45,11 @@ type Options struct {
 
 	// FirstAttachWindow is how long a new session waits for its client to
 	// attach its first connection, after negotiate: a client that
-	// negotiates and never attaches holds a session this long only. It
-	// leaves time for one transport to fail before the next attaches
-	// (the bundled clients give each 5 s). Default 10s, and at most
-	// ResumeWindow.
+	// negotiates and never attaches holds a session this long only. The
+	// bundled clients attach at once (fast connect starts on long
+	// polling); without fast connect they give each transport 5 s, and
+	// the default leaves room for one whose requests vanish before the
+	// next attaches. Default 10s, and at most ResumeWindow.
 	FirstAttachWindow time.Duration
 
 	// MaxMessageBytes is the largest message, either direction. Default
