@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -126,21 +127,39 @@ func TestSendBodyMemoryFollowsBytes(t *testing.T) {
 // TestEmptyMessageFlood floods one session of an echo server with empty
 // messages and never acknowledges the echoes: every message counts
 // session.MessageOverhead in the queue, so the session closes with 4002
-// while the live heap grows by at most about twice MaxQueuedBytes.
+// (or, under SlowConsumerDrop, drops echoes) while the live heap grows by
+// at most about twice MaxQueuedBytes.
 func TestEmptyMessageFlood(t *testing.T) {
 	const (
 		queued  = 1 << 20 // Options.MaxQueuedBytes
 		body    = 256 << 10
 		maxSent = 1_000_000 // empty messages sent at most
 	)
-	for _, tr := range []string{"send", "websocket"} {
-		t.Run(tr, func(t *testing.T) {
+	for _, c := range []struct {
+		tr     string
+		policy session.SlowConsumerPolicy
+	}{
+		{"send", session.SlowConsumerClose},
+		{"websocket", session.SlowConsumerClose},
+		{"send", session.SlowConsumerDrop},
+		{"websocket", session.SlowConsumerDrop},
+	} {
+		tr := c.tr
+		t.Run(tr+"/"+c.policy.String(), func(t *testing.T) {
 			sessions := make(chan *session.Session, 1)
 			h := tether.HandlerFunc(func(s *session.Session) {
 				sessions <- s
-				echo(s)
+				for {
+					m, err := s.Recv(s.Context())
+					if err != nil {
+						return
+					}
+					if err := s.Send(s.Context(), m); err != nil && !errors.Is(err, session.ErrDropped) {
+						return
+					}
+				}
 			})
-			e := newMemEnv(t, h, tether.Options{MaxQueuedBytes: queued, MaxBodyBytes: body, ReadTimeout: time.Minute})
+			e := newMemEnv(t, h, tether.Options{MaxQueuedBytes: queued, MaxBodyBytes: body, ReadTimeout: time.Minute, SlowConsumer: c.policy})
 			batchBody := bytes.Repeat([]byte("1:m"), body/3) // empty text messages
 			before, g0 := liveHeap(), runtime.NumGoroutine()
 			rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
@@ -148,7 +167,7 @@ func TestEmptyMessageFlood(t *testing.T) {
 			sent := 0
 			switch tr {
 			case "send":
-				for sent < maxSent && s.Err() == nil {
+				for sent < maxSent && s.Err() == nil && s.Dropped() == 0 {
 					answer := e.answer(t, e.req(t, "POST", fmt.Sprintf("send?seq=%d", sent+1), rs.query(), batchBody))
 					if answer != "204" && answer != "404 unknown session" {
 						t.Fatalf("send after %d messages: %s", sent, answer)
@@ -162,7 +181,7 @@ func TestEmptyMessageFlood(t *testing.T) {
 				}
 				defer c.Close()
 				c.SetWriteDeadline(time.Now().Add(time.Minute))
-				for sent < maxSent && s.Err() == nil {
+				for sent < maxSent && s.Err() == nil && s.Dropped() == 0 {
 					for range 1000 {
 						if err := c.WriteMessage(ws.BinaryMessage, nil); err != nil {
 							t.Fatalf("write after %d messages: %v", sent, err)
@@ -175,10 +194,16 @@ func TestEmptyMessageFlood(t *testing.T) {
 			// client's next attach: they are all still held here.
 			growth, g1 := liveHeap()-before, runtime.NumGoroutine()
 			outSent, outAcked := s.Sent()
-			t.Logf("%s: %d empty messages sent, %d echoes queued unacknowledged, session %v; live heap %+d bytes, goroutines %d -> %d",
-				tr, sent, outSent-outAcked, s.Err(), growth, g0, g1)
-			if code := session.CloseStatus(s.Err()); code != session.StatusSlowConsumer {
+			t.Logf("%s, %s: %d empty messages sent, %d echoes queued unacknowledged, %d dropped, session %v; live heap %+d bytes, goroutines %d -> %d",
+				tr, c.policy, sent, outSent-outAcked, s.Dropped(), s.Err(), growth, g0, g1)
+			switch code := session.CloseStatus(s.Err()); {
+			case c.policy == session.SlowConsumerClose && code != session.StatusSlowConsumer:
 				t.Errorf("session ended with %d after %d empty messages, want %d", code, sent, session.StatusSlowConsumer)
+			case c.policy == session.SlowConsumerDrop && (s.Err() != nil || s.Dropped() == 0):
+				t.Errorf("session %v, %d echoes dropped, after %d empty messages: want it open, dropping", s.Err(), s.Dropped(), sent)
+			}
+			if held := outSent - outAcked; held > queued/session.MessageOverhead {
+				t.Errorf("%d echoes queued, want at most MaxQueuedBytes / MessageOverhead = %d", held, queued/session.MessageOverhead)
 			}
 			if growth > 2*queued {
 				t.Errorf("live heap grew by %d bytes, want at most 2 x MaxQueuedBytes = %d", growth, 2*queued)
