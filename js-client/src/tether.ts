@@ -196,6 +196,8 @@ export class Tether extends EventTarget {
   /** @internal */ _ct?: any
   /** @internal */ _gt?: any
   /** @internal Blob reads in flight, which keep later sends in order */ _chain?: Promise<void>
+  /** @internal the heartbeat interval in use, ms: the negotiated one, or shorter behind a proxy that cuts idle connections */ _hb = 0
+  /** @internal how long the last cut connection had been idle, ms, when it was an idle cut (see _cut); 0: none */ _idle = 0
 
   constructor(url: string | URL, options: TetherOptions = {}) {
     super()
@@ -288,11 +290,40 @@ export class Tether extends EventTarget {
     } catch {}
   }
 
-  /** @internal _url returns the URL of an endpoint with the session's query parameters. */
+  /**
+   * @internal _url returns the URL of an endpoint with the session's query
+   * parameters, and heartbeatMs once the interval was shortened (see _cut).
+   */
   _url(path: string, q: Record<string, number>): URL {
     const u = new URL(path, this.url)
-    u.search = new URLSearchParams({ session: this.session!, token: this._n!.token, ...(q as any) }) + ''
+    const n = this._n!
+    if (this._hb < n.heartbeatMs) q.heartbeatMs = this._hb
+    u.search = new URLSearchParams({ session: this.session!, token: n.token, ...(q as any) }) + ''
     return u
+  }
+
+  /**
+   * @internal _cut is called when c, which worked, was cut. Two cuts in a
+   * row after about the same idle time T, shorter than the heartbeat
+   * interval, show a proxy that closes idle connections: from then on the
+   * heartbeat interval is T/2, asked of the server with heartbeatMs
+   * (PROTOCOL.md section 10.4).
+   */
+  _cut(c: Conn) {
+    const t = Date.now() - Math.max(c.seen, c.sent || 0)
+    const p = this._idle
+    this._idle = t >= 2000 && t < this._hb ? t : 0
+    if (this._idle && p && Math.abs(t - p) <= Math.max(t, p) / 4) {
+      this._hb = Math.max(1000, Math.floor(Math.min(t, p) / 2))
+      this._idle = 0
+      this._beats()
+    }
+  }
+
+  /** @internal _beats (re)starts the tick of _beat, every half heartbeat. */
+  _beats() {
+    clearInterval(this._tick)
+    this._tick = setInterval(() => this._beat(), this._hb / 2)
   }
 
   /** @internal _negotiate creates a session (PROTOCOL.md section 2). */
@@ -326,7 +357,9 @@ export class Tether extends EventTarget {
       // Since when no connection works: for a new session, since now.
       this._lost = Date.now()
       this._ever = this._rc = false
-      this._tick = setInterval(() => this._beat(), n.heartbeatMs / 2)
+      this._hb = n.heartbeatMs
+      this._idle = 0
+      this._beats()
       this._connect()
     } catch (e) {
       if (e !== 0) this._error('negotiate')
@@ -487,9 +520,12 @@ export class Tether extends EventTarget {
     if (!ended) {
       this._lost ||= Date.now()
       if (!c.ok) this._error('attach', c.name, c.status)
-      else if (!this._rc) {
-        this._rc = true
-        this._emit('reconnecting')
+      else {
+        this._cut(c)
+        if (!this._rc) {
+          this._rc = true
+          this._emit('reconnecting')
+        }
       }
     }
     // The server has given up on the session by now (PROTOCOL.md 5.4).
@@ -587,7 +623,7 @@ export class Tether extends EventTarget {
   /** @internal _beat runs every half heartbeat: dead-connection detection and WebSocket heartbeats. */
   _beat() {
     const c = this._c
-    const h = this._n!.heartbeatMs
+    const h = this._hb
     // A long poll parked for a probe's attach hears nothing: the attach's
     // own timeout bounds the wait.
     if (!c?.ok || c.parked) return

@@ -27,8 +27,13 @@ after(async () => {
   removeDir()
 })
 
-/** The idle period of the idle setup, ms: three and a half of its 5 s timeouts. */
-const idleMs = 17500
+/**
+ * The idle setup: the bound of the first idle period, until the client has
+ * adapted its heartbeat (two cuts by the 5 s proxy timeout, and a little),
+ * and the second idle period, three of the proxy's timeouts.
+ */
+const adaptBoundMs = 40000
+const afterIdleMs = 15000
 /** The outage of the outage setup, ms (the command stops nginx for as long). */
 const outageMs = 4000
 
@@ -244,26 +249,49 @@ const modes = [null, 'websocket', 'sse', 'streaming', 'longpoll']
 /** modeName names a mode in the table. */
 const modeName = (m) => m ?? 'automatic'
 
-test('idle: proxy timeouts of 5 s below the 25 s heartbeat, every transport', async () => {
+test('idle: proxy timeouts of 5 s below the 25 s heartbeat, every transport; the client adapts its heartbeat', async () => {
   const rs = await run(
     'idle',
     (_, server, pages) =>
       Promise.all(
-        pages.map((page, i) =>
-          page.evaluate(
-            async ({ mode, idleMs }) => {
+        pages.map(async (page, i) => {
+          // The heartbeatMs the client asks for on its attaches (PROTOCOL.md 10.4).
+          const asked = new Set()
+          const note = (u) => {
+            const v = new URL(u).searchParams.get('heartbeatMs')
+            if (v) asked.add(v)
+          }
+          page.on('request', (q) => note(q.url()))
+          page.on('websocket', (w) => note(w.url()))
+          const r = await page.evaluate(
+            async ({ mode, adaptMs, idleMs }) => {
               await begin(mode)
-              const reconnects = () => t.rec.events.filter((e) => e.type == 'reconnecting').length
-              const was = reconnects()
+              const count = (type) => t.rec.events.filter((e) => e.type == type).length
+              const start = t.ms()
+              const was = count('reconnecting')
+              // First idle period: until two idle cuts have shown the proxy's
+              // timeout (the client then shortens its heartbeat) and the session
+              // is back on its transport (bounded).
+              await wait(t, () => count('reconnecting') - was >= 2 && count('resumed') == count('reconnecting') && t.transport == (mode ?? 'websocket'), adaptMs)
+              const idle1 = t.ms() - start
+              const before = count('reconnecting') - was
+              // Second idle period: three of the proxy's timeouts.
               await new Promise((r) => setTimeout(r, idleMs))
-              const idle = reconnects() - was
+              const after = count('reconnecting') - was - before
               phases.push(await phase(t, { tag: 'b', n: 20, stream: 50 }))
-              const extra = { 'idle reconnects': idle, 'per idle minute': Math.round((idle * 60000) / idleMs) }
-              return { mode, phases, extra, ...(await finish(t)) }
+              const perMin = (n, ms) => Math.round((n * 60000) / ms)
+              const extra = {
+                'idle reconnects before adapting': `${before} in ${idle1} ms (${perMin(before, idle1)} per idle minute)`,
+                after: `${after} in ${idleMs} ms (${perMin(after, idleMs)} per idle minute)`,
+              }
+              return { mode, phases, before, after, extra, ...(await finish(t)) }
             },
-            { mode: modes[i], idleMs },
-          ),
-        ),
+            { mode: modes[i], adaptMs: adaptBoundMs, idleMs: afterIdleMs },
+          )
+          r.asked = [...asked]
+          r.extra['heartbeatMs asked'] = r.asked.join('/') || 'none'
+          return r
+        }),
       ),
     modes.length,
   )
@@ -271,8 +299,11 @@ test('idle: proxy timeouts of 5 s below the 25 s heartbeat, every transport', as
   for (const r of rs) {
     assertWorked(r)
     if (r.mode) assert.equal(r.transport, r.mode)
+    assert.ok(r.asked.length > 0, `${modeName(r.mode)}: the client never asked for a shorter heartbeat after idle cuts`)
+    assert.ok(r.after == 0 || r.after < r.before, `${modeName(r.mode)}: reconnects after adapting ${r.after}, before ${r.before}; want fewer`)
   }
 })
+
 test('outage: nginx stopped for 4 s mid-session, traffic before, during and after, every transport', async () => {
   const rs = await run(
     'outage',
