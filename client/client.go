@@ -44,6 +44,7 @@ type Session struct {
 	ws         atomic.Pointer[wsConn] // the WebSocket attached now, which Send writes to itself
 	deliverMu  sync.Mutex             // one delivery at a time: the check that a message is new, Options.OnMessage
 	gate       pollGate               // holds polls back while an upgrade attaches
+	idle       idleCuts               // idle cuts seen: the heartbeat interval in use (idle.go)
 
 	mu      sync.Mutex
 	current string              // guarded by mu; the attached transport, "" when none

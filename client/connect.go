@@ -128,6 +128,7 @@ func (s *Session) maintain(a *attached) {
 			return // ended by Close's timeout
 		}
 		s.log.Info("tether connection lost", "transport", a.t.name(), "err", a.err)
+		s.noteCut(a.l)
 		if fn := s.opts.OnReconnecting; fn != nil {
 			fn(nil)
 		}

@@ -21,6 +21,12 @@
 // and replayed after a cut, so the application sees every message exactly
 // once and in order, whatever happens to the connections under it.
 //
+// Behind a proxy that closes connections idle for less than the heartbeat
+// interval, two cuts in a row after about the same idle time T make the
+// session attach with heartbeatMs=T/2 from then on (at least 1 s), so that
+// idle gaps no longer cut it (PROTOCOL.md section 10.4); it logs "tether
+// heartbeat shortened" at Info.
+//
 // # Ending
 //
 // A session ends when either side sends a close frame, when the resume

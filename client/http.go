@@ -81,6 +81,9 @@ type requestURL struct {
 func (l *link) requestURL(name string) *requestURL {
 	base := endpoint(l.s.prefix, name, nil)
 	base += "?session=" + url.QueryEscape(l.s.negotiated().Session) + "&token=" + url.QueryEscape(l.s.negotiated().Token)
+	if hb := l.heartbeatParam(); hb != "" {
+		base += "&heartbeatMs=" + hb
+	}
 	return &requestURL{base: []byte(base)}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/tetherkit/tether/session"
 	wire "github.com/tetherkit/tether/transport"
@@ -35,7 +36,7 @@ func pollLoop(ctx context.Context, l *link) error {
 	s := l.s
 	// The server answers within one heartbeat interval; two is a dead
 	// connection (PROTOCOL.md section 5.3).
-	timeout := 2 * s.negotiated().heartbeat()
+	timeout := 2 * l.hb
 	u := l.requestURL("longpoll")
 	d := newRequestDeadline(ctx, timeout)
 	defer d.close()
@@ -48,6 +49,7 @@ func pollLoop(ctx context.Context, l *link) error {
 		}
 		received := s.received.Load()
 		l.n = received
+		l.touch(time.Now())
 		rp, err := s.do(d, http.MethodGet, u.with(received, -1, true), nil)
 		if err != nil {
 			return fmt.Errorf("longpoll: %w", err)

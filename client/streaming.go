@@ -107,13 +107,14 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 			if !started.Load() {
 				return fmt.Errorf("%s: no heartbeat within %v: %w", t.kind, s.opts.StreamStartTimeout, ErrBufferedStream)
 			}
-			return fmt.Errorf("%s: silent for %v", t.kind, 2*s.negotiated().heartbeat())
+			return fmt.Errorf("%s: silent for %v", t.kind, 2*l.hb)
 		}
 		return fmt.Errorf("%s: %w", t.kind, redact(err))
 	}
 
 	received := s.received.Load()
 	l.n = received
+	l.touch(time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.requestURL(t.kind).with(received, -1, true), nil)
 	if err != nil {
 		return fail(err)
@@ -138,7 +139,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 	if err != nil {
 		return err
 	}
-	idle := 2 * s.negotiated().heartbeat()
+	idle := 2 * l.hb
 	deliver := func(f wire.Frame) error {
 		// Stop the watchdog while delivering: a full inbox makes deliver
 		// wait for the application, not for the network.
@@ -153,6 +154,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		return err
 	}
 	for {
+		l.touch(time.Now())
 		err := dec.next(deliver)
 		var ee *endError
 		switch {

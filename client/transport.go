@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/tetherkit/tether/session"
 	wire "github.com/tetherkit/tether/transport"
@@ -103,6 +105,14 @@ type link struct {
 	// Only the goroutine that reads the connection uses it.
 	n uint64
 
+	// hb is the connection's heartbeat interval, asked for with
+	// heartbeatMs when shorter than the negotiated one (idle.go).
+	hb time.Duration
+	// active is when the connection last carried something, in Unix
+	// nanoseconds: on a WebSocket a read or a write; on the others, the
+	// start of the wait for the next response or bytes.
+	active atomic.Int64
+
 	estOnce sync.Once
 	est     chan struct{} // closed by established
 }
@@ -111,14 +121,17 @@ func (s *Session) newLink() *link {
 	seq := s.out.next()
 	w, _ := s.out.view(seq, 0) // cannot fail: seq is the first unacknowledged
 	received := s.received.Load()
-	return &link{
+	l := &link{
 		s:        s,
 		received: received,
 		n:        received,
 		seq:      seq,
 		initial:  w,
+		hb:       s.heartbeat(),
 		est:      make(chan struct{}),
 	}
+	l.touch(time.Now())
+	return l
 }
 
 // established records that the connection works; the attempt that started
@@ -139,6 +152,9 @@ func (l *link) query(received, seq int64) url.Values {
 	}
 	if seq >= 0 {
 		q.Set("seq", strconv.FormatInt(seq, 10))
+	}
+	if hb := l.heartbeatParam(); hb != "" {
+		q.Set("heartbeatMs", hb)
 	}
 	return q
 }

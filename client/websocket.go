@@ -55,7 +55,7 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 	l.established()
 
 	c := &wsConn{
-		l: l, conn: conn, hb: s.negotiated().heartbeat(),
+		l: l, conn: conn, hb: l.hb,
 		readDone: make(chan struct{}), poke: make(chan struct{}, 1),
 		next: l.seq, acked: l.received,
 	}
@@ -114,7 +114,9 @@ func (c *wsConn) readLoop(ctx context.Context) {
 	defer close(c.readDone)
 	maxMsg := c.l.s.negotiated().MaxMessageBytes
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(2 * c.hb))
+		now := time.Now()
+		c.l.touch(now)
+		c.conn.SetReadDeadline(now.Add(2 * c.hb))
 		typ, p, err := c.conn.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
@@ -188,6 +190,7 @@ func (c *wsConn) writeLocked(typ int, p []byte) error {
 		return c.werr
 	}
 	c.lastWrite = time.Now()
+	c.l.touch(c.lastWrite)
 	return nil
 }
 

@@ -42,7 +42,12 @@ const (
 	// roundRobinBound is the phase bound in round robin, where sessions
 	// that hit the server not holding them must end rather than hang.
 	roundRobinBound = 10 * time.Second
-	idleTime        = 17500 * time.Millisecond
+	// adaptBound bounds the first idle period of the idle setup, until the
+	// client has shortened its heartbeat (two cuts by the 5 s proxy
+	// timeout, and a little); afterIdle is the second idle period, three of
+	// the proxy's timeouts.
+	adaptBound = 40 * time.Second
+	afterIdle  = 15 * time.Second
 )
 
 // run is one session's record: what the table prints.
@@ -56,6 +61,7 @@ type run struct {
 	open       time.Duration // Dial's return
 	first      time.Duration // the first echo
 	reconnects atomic.Int64  // "tether connection lost" logged
+	heartbeat  atomic.Int64  // the interval of the last "tether heartbeat shortened" logged, ns
 	lost, dup  int           // messages, over every phase
 	reordered  bool
 	ended      error  // the session's end, when a phase saw it
@@ -64,13 +70,22 @@ type run struct {
 }
 
 // countLost is a slog.Handler that counts the client's "connection lost"
-// records, one per reconnect.
-type countLost struct{ n *atomic.Int64 }
+// records, one per reconnect, and keeps the interval of its "heartbeat
+// shortened" records.
+type countLost struct{ r *run }
 
 func (h countLost) Enabled(context.Context, slog.Level) bool { return true }
 func (h countLost) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "tether connection lost" {
-		h.n.Add(1)
+	switch r.Message {
+	case "tether connection lost":
+		h.r.reconnects.Add(1)
+	case "tether heartbeat shortened":
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "heartbeat" {
+				h.r.heartbeat.Store(int64(a.Value.Duration()))
+			}
+			return true
+		})
 	}
 	return nil
 }
@@ -102,7 +117,7 @@ func dial(t *testing.T, env *hostile.Env, transports ...string) (*run, error) {
 	defer cancel()
 	c, err := client.Dial(ctx, env.URL, &client.Options{
 		Transports: transports,
-		Logger:     slog.New(countLost{&r.reconnects}),
+		Logger:     slog.New(countLost{r}),
 	})
 	if ctx.Err() != nil {
 		t.Fatalf("Dial hung: no result within %v (%v)", dialBound, err)
@@ -323,22 +338,37 @@ func each(rs []*run, f func(r *run)) {
 	wg.Wait()
 }
 
-// TestIdle: an idle period behind an nginx whose timeouts (5 s) are below
-// the heartbeat (25 s), on every transport; the reconnects are counted, and
-// nothing is lost.
+// TestIdle: behind an nginx whose timeouts (5 s) are below the heartbeat
+// (25 s), on every transport, idle periods cut the connections; after two
+// such cuts the client shortens its heartbeat (PROTOCOL.md 10.4), and a
+// second idle period has fewer reconnects (none). Nothing is lost.
 func TestIdle(t *testing.T) {
 	t.Parallel()
 	rs := dialModes(t, start(t, "idle"))
-	before := make([]int64, len(rs))
-	for i, r := range rs {
-		before[i] = r.reconnects.Load()
-	}
-	time.Sleep(idleTime)
-	for i, r := range rs {
-		idle := r.reconnects.Load() - before[i]
-		r.extra = append(r.extra, fmt.Sprintf("idle reconnects %d in %v (%.0f per idle minute)", idle, idleTime, float64(idle)*float64(time.Minute)/float64(idleTime)))
-	}
 	each(rs, func(r *run) {
+		// First idle period: until the client has shortened its heartbeat
+		// and is back on its transport (bounded).
+		was, began := r.reconnects.Load(), time.Now()
+		for deadline := began.Add(adaptBound); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if r.heartbeat.Load() > 0 && r.c.Transport() == r.best {
+				break
+			}
+		}
+		idle1 := time.Since(began)
+		before := r.reconnects.Load() - was
+		time.Sleep(afterIdle)
+		after := r.reconnects.Load() - was - before
+		perMin := func(n int64, d time.Duration) float64 { return float64(n) * float64(time.Minute) / float64(d) }
+		r.extra = append(r.extra,
+			fmt.Sprintf("heartbeat shortened to %v", time.Duration(r.heartbeat.Load())),
+			fmt.Sprintf("idle reconnects before adapting %d in %v (%.0f per idle minute)", before, idle1.Round(time.Millisecond), perMin(before, idle1)),
+			fmt.Sprintf("after %d in %v (%.0f per idle minute)", after, afterIdle, perMin(after, afterIdle)))
+		if r.heartbeat.Load() == 0 {
+			t.Errorf("%s: the client never shortened its heartbeat after idle cuts", r.label)
+		}
+		if after != 0 && after >= before {
+			t.Errorf("%s: reconnects after adapting %d, before %d; want fewer", r.label, after, before)
+		}
 		r.phase("b", 20, 50)
 		r.exact()
 		if err := r.closeAndWait(); err != nil {
