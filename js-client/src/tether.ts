@@ -616,7 +616,7 @@ export class Tether extends EventTarget {
     const c = this._c
     if (!c?.ok) return
     this._ar = this._rcv
-    if (c.ws) c.ws.send('a' + this._rcv)
+    if (c.ws) c.ws.send('a' + this._rcv), (c.sent = Date.now())
     else this._flush(true)
   }
 
