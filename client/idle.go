@@ -22,7 +22,7 @@ const minIdleCut = 2 * wire.MinHeartbeatInterval
 // idleCuts is what the session learned from its cuts. Only the goroutine
 // that attaches (Dial's, then maintain) uses it.
 type idleCuts struct {
-	neg  *negotiation  // the session heartbeat belongs to
+	neg  *negotiation  // the session the rest belongs to
 	hb   time.Duration // the shortened heartbeat interval; 0: the negotiated one
 	last time.Duration // the idle time before the last cut, when it was an idle cut
 }
@@ -43,6 +43,9 @@ func (s *Session) heartbeat() time.Duration {
 // quarter shortens the heartbeat interval to half the shorter of the two.
 func (s *Session) noteCut(l *link) {
 	idle := time.Since(time.Unix(0, l.active.Load()))
+	if neg := s.negotiated(); s.idle.neg != neg {
+		s.idle = idleCuts{neg: neg} // a new session starts over
+	}
 	last := s.idle.last
 	s.idle.last = 0
 	if idle < minIdleCut || idle >= l.hb {
@@ -53,7 +56,7 @@ func (s *Session) noteCut(l *link) {
 		return
 	}
 	hb := max(wire.MinHeartbeatInterval, (min(idle, last) / 2).Truncate(time.Millisecond))
-	s.idle = idleCuts{neg: s.negotiated(), hb: hb}
+	s.idle = idleCuts{neg: s.idle.neg, hb: hb}
 	s.log.Info("tether heartbeat shortened", "heartbeat", hb, "idle", idle)
 }
 

@@ -53,8 +53,19 @@ func TestNoteCut(t *testing.T) {
 	if got := string(l.requestURL("longpoll").base); !strings.HasSuffix(got, "&heartbeatMs=1150") {
 		t.Errorf("longpoll URL %q, want it to ask for heartbeatMs=1150", got)
 	}
+	// One idle cut, then a new session: its first idle cut does not pair
+	// with the old session's.
+	cut(5 * time.Second)
 	s.neg.Store(&negotiation{wire.Negotiation{Session: "S2", Token: "T2", HeartbeatMs: 30000}})
 	if got := s.heartbeat(); got != 30*time.Second {
 		t.Errorf("a new session's heartbeat: %v, want the negotiated 30s", got)
+	}
+	cut(5 * time.Second)
+	if got := s.heartbeat(); got != 30*time.Second {
+		t.Errorf("a new session's heartbeat after one idle cut: %v, want the negotiated 30s", got)
+	}
+	cut(5 * time.Second)
+	if got := s.heartbeat(); got != 2500*time.Millisecond {
+		t.Errorf("a new session's heartbeat after two idle cuts: %v, want 2.5s", got)
 	}
 }
