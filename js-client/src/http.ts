@@ -18,6 +18,9 @@ const get = async (t: Tether, c: Conn, path: string): Promise<Response | void> =
   })
   c.status = r.status
   if (r.status == 404) return t._gone(c)
+  // A poll that reached the server after a request acknowledging more
+  // (PROTOCOL.md 3): only that poll is refused; the next one is not.
+  if (r.status == 409 && path == 'longpoll') return r
   if (!r.ok) throw Error(r.statusText)
   return r
 }
@@ -34,6 +37,7 @@ export const longpoll = async (t: Tether, c: Conn) => {
     while (c == t._c && !(c.parked = !!t._p && !t._p.probe)) {
       const r = await get(t, c, 'longpoll')
       if (!r) return
+      if (r.status == 409) continue
       const p = new Uint8Array(await r.arrayBuffer())
       c.seen = Date.now()
       if (p.length) t._ok(c)

@@ -582,8 +582,11 @@ export class Tether extends EventTarget {
         // byte limit acknowledges (the next attach states received), so in
         // a burst a stream costs no send request per 64 messages; only a
         // message left unacknowledged for 1 s is (PROTOCOL.md section 5.1).
+        // Polls acknowledge by themselves; an acknowledgement beside them
+        // (a WebSocket probe carries messages before it takes over) would
+        // make the poll in flight a stale attach (PROTOCOL.md 3).
         if (c.ws && this._rcv - this._ar >= 64) this._ack()
-        else if (c.name != 'longpoll') this._at ||= setTimeout(() => this._ack(), 1000)
+        else if (this._c?.name != 'longpoll') this._at ||= setTimeout(() => this._ack(), 1000)
       }
     } else if (t == 'a') this._acknowledged(+d)
     else if (t == 'c') {
@@ -614,7 +617,7 @@ export class Tether extends EventTarget {
     clearTimeout(this._at)
     this._at = 0
     const c = this._c
-    if (!c?.ok) return
+    if (!c?.ok || c.name == 'longpoll') return
     this._ar = this._rcv
     if (c.ws) c.ws.send('a' + this._rcv), (c.sent = Date.now())
     else this._flush(true)
