@@ -699,10 +699,14 @@ export class Tether extends EventTarget {
       } else if (s == 404) {
         // The server does not know the session. If it closed it, the
         // downstream brings the close frame at once; otherwise the request
-        // reached a server without the session: no further send request.
-        this._error('send', transport, s)
+        // reached a server without the session: no further send request,
+        // and the error and the end after a grace period.
         if (cf) this._end(cf[1], cf[2], false)
-        else this._gt = setTimeout(() => this._unknown(), Math.min(2000, this._o.timeout ?? 5000))
+        else
+          this._gt = setTimeout(() => {
+            this._error('send', transport, s)
+            this._unknown()
+          }, Math.min(2000, this._o.timeout ?? 5000))
       } else if (s == 409) this._end(4000, 'sequence gap', false)
       else if (s == 413) this._end(1009, 'message too big', false)
       else if (s == 403) this._end(1008, 'origin not allowed', false)
