@@ -545,8 +545,10 @@ export class Tether extends EventTarget {
     c.status = 404
     // Closing, the 404 may well be the server done with the session after
     // reading the close frame: the send request decides (see _fail).
-    if (c == this._c && this.readyState < CLOSING) this._unknown()
-    else this._fail(c)
+    if (c == this._c && this.readyState < CLOSING) {
+      this._error('attach', c.name, 404)
+      this._unknown()
+    } else this._fail(c)
   }
 
   /**

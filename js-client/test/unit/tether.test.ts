@@ -231,9 +231,12 @@ test('an unknown session on attach closes with 4005', async () => {
     if (path == 'longpoll' && count > 1) return new Response('unknown session', { status: 404 })
   }
   const { t, closed } = client(f)
+  const errors: [string, string, number][] = []
+  t.onerror = (e) => errors.push([e.request!, e.transport!, e.status!])
   await until('close', () => !!closed())
   assert.equal(closed()!.code, 4005)
   assert.equal(closed()!.reason, 'session unknown')
+  assert.deepEqual(errors[0], ['attach', 'longpoll', 404])
   assert.equal(closed()!.wasClean, false)
   t.close()
 })
