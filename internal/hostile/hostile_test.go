@@ -407,6 +407,9 @@ func TestOutage(t *testing.T) {
 	each(rs, func(r *run) {
 		r.phase("c", 20, 50, during...)
 		r.exact()
+		if r.reconnects.Load() == 0 {
+			t.Errorf("%s: the outage did not cut the session", r.label)
+		}
 		if r.waitTransport(r.best, 20*time.Second) {
 			r.extra = append(r.extra, fmt.Sprintf("on %s %v after the outage", r.best, time.Since(over).Round(time.Millisecond)))
 		} else {

@@ -340,6 +340,8 @@ test('outage: nginx stopped for 4 s mid-session, traffic before, during and afte
   for (const r of rs) {
     assertWorked(r)
     assert.ok(r.rec.events.some((e) => e.type == 'reconnecting'), `outage ${modeName(r.mode)}: the cut never reached the application`)
+    // Attempts refused while nginx was down are error events the application can log.
+    assert.ok(r.rec.events.some((e) => e.type == 'error' && e.request), `outage ${modeName(r.mode)}: no error event for a failed attempt`)
     assert.ok(r.onBest, `outage ${modeName(r.mode)}: not back on ${r.mode ?? 'websocket'}: an outage is no evidence against a transport`)
   }
 })
