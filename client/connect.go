@@ -150,6 +150,12 @@ func (s *Session) maintain(a *attached) {
 // with 1008 and the server's message, no usable transport with 4004.
 func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
 	s.log.Info("tether negotiating a new session", "code", int(ce.Code), "reason", ce.Reason)
+	// The messages the old session had not acknowledged are dropped, as
+	// the JavaScript client does; what the application sends from now on,
+	// while the new session is negotiated, is the new session's.
+	s.out.reset()
+	s.received.Store(0)
+	s.ackedSent.Store(0)
 	if fn := s.opts.OnReconnecting; fn != nil {
 		fn(&ce)
 	}
@@ -180,9 +186,6 @@ func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
 		}
 		s.neg.Store(neg)
 		s.transports = ts
-		s.out.reset()
-		s.received.Store(0)
-		s.ackedSent.Store(0)
 		a, err := s.connectFirst(s.ctx)
 		var ce session.CloseError
 		switch {

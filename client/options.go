@@ -91,8 +91,9 @@ type Options struct {
 	// true (1001, 1011, 1012, 1013): negotiate a new session, after the
 	// reconnect backoff, and go on with it (Session.ID changes; messages
 	// the old session had not acknowledged are dropped, as by the
-	// JavaScript client). With DisableReconnect, the session ends with that
-	// code instead. Default: false.
+	// JavaScript client, and messages sent from the moment OnReconnecting
+	// is called go to the new session). With DisableReconnect, the session
+	// ends with that code instead. Default: false.
 	DisableReconnect bool
 
 	// OnReconnecting, if set, is called when the connection is lost and

@@ -73,8 +73,10 @@ func TestShutdown(t *testing.T) {
 	var clients []*client.Session
 	for _, name := range transports {
 		// A small receive buffer: most of the messages wait in the
-		// server's queue when Shutdown starts.
-		c, err := client.Dial(ctx, base, &client.Options{Transports: []string{name}, RecvBuffer: 8})
+		// server's queue when Shutdown starts. DisableReconnect, so
+		// that Recv returns the 1001 (TestShutdownReconnects checks
+		// what the client does with it by default).
+		c, err := client.Dial(ctx, base, &client.Options{Transports: []string{name}, RecvBuffer: 8, DisableReconnect: true})
 		if err != nil {
 			t.Fatalf("Dial(%s): %v", name, err)
 		}
@@ -141,6 +143,81 @@ func TestShutdown(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
+	if err := srv2.Shutdown(sctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// TestShutdownReconnects: by default a client whose server shuts down (1001)
+// negotiates a new session by itself, here with a new server on the same
+// address, and the application goes on with the same client.Session.
+func TestShutdownReconnects(t *testing.T) {
+	transports := conformance.OfferedTransports(t) // its server ends with the test
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	base := "http://" + addr + "/rt/"
+	srv, stop := startServer(conformance.Echo, &tether.Options{HeartbeatInterval: time.Second}, ln)
+
+	type reconnecting struct {
+		c      *client.Session
+		closes chan session.CloseError // what OnReconnecting saw of a renegotiation
+		first  string                   // the first session's id
+	}
+	var clients []reconnecting
+	for _, name := range transports {
+		r := reconnecting{closes: make(chan session.CloseError, 8)}
+		r.c, err = client.Dial(ctx, base, &client.Options{
+			Transports: []string{name},
+			OnReconnecting: func(ce *session.CloseError) {
+				if ce != nil {
+					r.closes <- *ce
+				}
+			},
+		})
+		if err != nil {
+			t.Fatalf("Dial(%s): %v", name, err)
+		}
+		r.first = r.c.ID()
+		clients = append(clients, r)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	stop()
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	srv2, stop2 := startServer(conformance.Echo, nil, ln)
+	defer stop2()
+	for i, r := range clients {
+		select {
+		case ce := <-r.closes:
+			if ce.Code != session.StatusGoingAway {
+				t.Errorf("%s: OnReconnecting saw %v, want 1001", transports[i], ce)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: OnReconnecting was not told of the 1001", transports[i])
+		}
+		if err := r.c.Send(ctx, session.Message{Type: session.Text, Data: []byte("again")}); err != nil {
+			t.Fatalf("%s: Send after the restart: %v", transports[i], err)
+		}
+		if m, err := r.c.Recv(ctx); err != nil || string(m.Data) != "again" {
+			t.Fatalf("%s after the restart: Recv = %q, %v", transports[i], m.Data, err)
+		}
+		if r.c.ID() == r.first {
+			t.Errorf("%s: the session id did not change with the new session", transports[i])
+		}
+		r.c.Close(session.StatusNormalClosure, "")
+	}
 	if err := srv2.Shutdown(sctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
