@@ -5,12 +5,9 @@ import (
 	"time"
 )
 
-// Link is one connection attached to a session: the transport's handle for
-// taking what to send. A transport either pulls (Pull waits for something to
-// send) or is told (AttachOptions.Notify, then Collect); either way one
-// goroutine at a time takes from a Link. Detach may be called from any
-// goroutine.
-type Link struct {
+// link is the Link of a connection attached to a Session held by this
+// process.
+type link struct {
 	s          *Session
 	transport  string
 	acksInBand bool
@@ -31,7 +28,7 @@ type Link struct {
 	buf   []Message   // reused by Pull
 }
 
-// Batch is what Link.Pull hands the transport to write, in this order:
+// Batch is what a Link hands the transport to write, in this order:
 // Messages (numbered First, First+1, ...), an acknowledgement when AckDue,
 // then the close frame when Close is set. An empty batch (no messages, no
 // ack, no close) means the heartbeat interval passed: send a heartbeat.
@@ -80,8 +77,8 @@ type AttachOptions struct {
 // frame a link has taken, and
 // ErrStaleAttach, changing nothing, when opts.Received is below what the
 // client has acknowledged already.
-func (s *Session) Attach(opts AttachOptions) (*Link, error) {
-	l := &Link{
+func (s *Session) Attach(opts AttachOptions) (Link, error) {
+	l := &link{
 		s:          s,
 		transport:  opts.Transport,
 		acksInBand: opts.AcksInBand,
@@ -142,13 +139,10 @@ func (s *Session) Attach(opts AttachOptions) (*Link, error) {
 	return l, nil
 }
 
-// Session returns the session l is attached to.
-func (l *Link) Session() *Session { return l.s }
-
 // Done is closed when l is superseded or the session has finished.
-func (l *Link) Done() <-chan struct{} { return l.done }
+func (l *link) Done() <-chan struct{} { return l.done }
 
-func (l *Link) notify() {
+func (l *link) notify() {
 	if l.notifyFn != nil {
 		l.notifyFn()
 		return
@@ -160,7 +154,7 @@ func (l *Link) notify() {
 }
 
 // end closes done once. Called with s.mu held.
-func (l *Link) end() {
+func (l *link) end() {
 	if !l.ended {
 		l.ended = true
 		close(l.done)
@@ -179,7 +173,7 @@ func (l *Link) end() {
 // ackNow once the burst has paused (AckDelay). The returned Messages are
 // valid until the next Collect. Collect returns ErrSuperseded or
 // ErrFinished when the link is over.
-func (l *Link) Collect(maxBytes int, ackNow bool) (b Batch, ackPending bool, err error) {
+func (l *link) Collect(maxBytes int, ackNow bool) (b Batch, ackPending bool, err error) {
 	s := l.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,7 +192,7 @@ const AckDelay = ackDelay
 // Batch. The returned Messages are valid until the next Pull. Pull returns
 // ErrSuperseded or ErrFinished when the link is over, and ctx.Err() when
 // ctx ends.
-func (l *Link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batch, error) {
+func (l *link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batch, error) {
 	s := l.s
 	var timedOut bool
 	deadline := time.Now().Add(wait)
@@ -242,7 +236,7 @@ func (l *Link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batc
 // An acknowledgement is due after ackEvery client messages, or once Pull
 // has waited (ackDelay, or the heartbeat wait) with client messages
 // unacknowledged.
-func (l *Link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err error) {
+func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err error) {
 	s := l.s
 	if l.ended {
 		if s.finished {
@@ -299,7 +293,7 @@ func (l *Link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 // Detach tells the session that l's connection is gone. If the close frame
 // went out on it, the session ends; otherwise, unless another connection
 // has attached since, the resume window starts.
-func (l *Link) Detach() {
+func (l *link) Detach() {
 	s := l.s
 	s.mu.Lock()
 	defer s.mu.Unlock()

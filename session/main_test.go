@@ -85,7 +85,7 @@ func sendAll(t *testing.T, s *session.Session, ss ...string) {
 	}
 }
 
-func attach(t *testing.T, s *session.Session, opts session.AttachOptions) *session.Link {
+func attach(t *testing.T, s *session.Session, opts session.AttachOptions) session.Link {
 	t.Helper()
 	l, err := s.Attach(opts)
 	if err != nil {
@@ -96,7 +96,7 @@ func attach(t *testing.T, s *session.Session, opts session.AttachOptions) *sessi
 
 // pull returns the next batch, which must be ready: the wait is longWait
 // and the context ends first.
-func pull(t *testing.T, l *session.Link, maxBytes int) session.Batch {
+func pull(t *testing.T, l session.Link, maxBytes int) session.Batch {
 	t.Helper()
 	b, err := l.Pull(testContext(t), longWait, maxBytes)
 	if err != nil {

@@ -70,7 +70,7 @@ type Session struct {
 	closeErr   *CloseError // what Recv returns once the queue is read
 	finished   bool        // no more attaching; the store has let go
 
-	link          *Link
+	link          *link
 	lastTransport string // transport of the last link attached, for Observer
 	handedOut     uint64 // highest message number handed to a link
 	expiry        *time.Timer

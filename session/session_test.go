@@ -428,7 +428,7 @@ func TestAbortOldLinks(t *testing.T) {
 	s.Abort(ce)
 	for _, l := range []struct {
 		name string
-		l    *session.Link
+		l    session.Link
 	}{{"superseded", superseded}, {"detached", detached}} {
 		b, err := l.l.Pull(testContext(t), longWait, 1<<20)
 		if !errors.Is(err, session.ErrSuperseded) || b.Close != nil {

@@ -101,7 +101,7 @@ func readOverLinks(ctx context.Context, s *session.Session, senders, perSender i
 		last[i] = -1
 	}
 	var received uint64
-	var old *session.Link
+	var old session.Link
 	for received < total {
 		l, err := s.Attach(session.AttachOptions{Transport: "stress", Received: received, AcksInBand: rnd.IntN(2) == 0})
 		if err != nil {

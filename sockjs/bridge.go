@@ -65,7 +65,7 @@ func (h *handler) serve(ss sockjsgo.Session) {
 // downstream writes what the session sends to the SockJS client until the
 // session's close frame (closed is then true) or the end of the SockJS
 // session.
-func downstream(ss sockjsgo.Session, s *session.Session, link *session.Link, t *tracker) (closed bool) {
+func downstream(ss sockjsgo.Session, s *session.Session, link session.Link, t *tracker) (closed bool) {
 	ctx := ss.Context() // canceled when the SockJS session closes
 	for {
 		b, err := link.Pull(ctx, pullInterval, pullBytes)

@@ -16,7 +16,7 @@ import (
 // (PROTOCOL.md section 5.2). The messages in it are numbered from the seq
 // parameter and the session drops the ones it already has, so retries are
 // harmless. It answers 204 once every message is accepted.
-func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *Config) {
+func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *Config) {
 	if r.Method != http.MethodPost {
 		Error(w, http.StatusMethodNotAllowed, MsgMethodNotAllowed)
 		return
@@ -125,7 +125,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s *session.Session, cfg *
 // body cannot be read, ReadBody answers (413 body too big; 408 request
 // timeout, closing the connection; 400 for a body cut short), logs at Warn
 // (naming s, which may be nil), and returns false.
-func ReadBody(w http.ResponseWriter, r *http.Request, cfg *Config, s *session.Session) ([]byte, bool) {
+func ReadBody(w http.ResponseWriter, r *http.Request, cfg *Config, s session.Endpoint) ([]byte, bool) {
 	rc := http.NewResponseController(w)
 	if cfg.ReadTimeout > 0 {
 		// The connection cannot be reused after a timeout.
@@ -200,7 +200,7 @@ const sendChunk = 1024
 // numbered from seq, sendChunk at a time. msgs holds the first ones,
 // already parsed; the rest are parsed again, chunk by chunk. With own, each
 // message that aliases body gets a copy of its data first.
-func deliverBody(ctx context.Context, s *session.Session, seq uint64, body []byte, msgs []session.Message, count int, own bool, maxMessage int) error {
+func deliverBody(ctx context.Context, s session.Endpoint, seq uint64, body []byte, msgs []session.Message, count int, own bool, maxMessage int) error {
 	deliver := func(chunk []session.Message) error {
 		if own {
 			ownData(chunk, body)

@@ -39,7 +39,9 @@ type ReceivedReader interface {
 
 // Attach is one request to attach a connection.
 type Attach struct {
-	Session *session.Session
+	// Session is the session to attach to: the one the request names,
+	// found by the server.
+	Session session.Endpoint
 	// Received is the client's count of server messages received.
 	Received uint64
 	// Seq is the number of the first client message the connection will
@@ -81,12 +83,12 @@ type Config struct {
 }
 
 // Warn logs a client's protocol error on session s at Warn: never the token.
-func (cfg *Config) Warn(msg string, s *session.Session, r *http.Request, err error) {
+func (cfg *Config) Warn(msg string, s session.Endpoint, r *http.Request, err error) {
 	cfg.WarnRemote(msg, s, r.RemoteAddr, err)
 }
 
 // warnBody is Warn for a request that may have no session yet (negotiate).
-func (cfg *Config) warnBody(msg string, s *session.Session, r *http.Request, err error) {
+func (cfg *Config) warnBody(msg string, s session.Endpoint, r *http.Request, err error) {
 	if s != nil {
 		cfg.Warn(msg, s, r, err)
 	} else if cfg.Logger != nil {
@@ -96,7 +98,7 @@ func (cfg *Config) warnBody(msg string, s *session.Session, r *http.Request, err
 
 // WarnRemote is Warn for a connection that outlived its request: remote is
 // the request's RemoteAddr.
-func (cfg *Config) WarnRemote(msg string, s *session.Session, remote string, err error) {
+func (cfg *Config) WarnRemote(msg string, s session.Endpoint, remote string, err error) {
 	if cfg.Logger != nil {
 		cfg.Logger.Warn(msg, "session", s.ID(), "remote", remote, "err", err)
 	}

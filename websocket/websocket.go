@@ -128,7 +128,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	c.compact = conn.Subprotocol() == CompactSubprotocol
 	c.textLimit = textLimit(a.Config.MaxMessageBytes)
 	c.mu.Lock()
-	c.link = link
+	c.link, c.session = link, a.Session
 	c.heartbeat = time.AfterFunc(c.hb, c.heartbeatTick)
 	c.mu.Unlock()
 	c.lastWrite.Store(nanotime())
@@ -159,7 +159,8 @@ func (c *connection) serve(seq uint64) {
 type connection struct {
 	conn     *ws.Conn
 	cork     *corkConn // under conn
-	link     *session.Link
+	link     session.Link
+	session  session.Endpoint // the session link is attached to
 	cfg      *transport.Config
 	hb       time.Duration // the heartbeat interval of this connection (Attach.HeartbeatInterval)
 	remote   string        // the handshake's RemoteAddr, for logs
@@ -447,7 +448,7 @@ func (c *connection) stop() {
 // reset the connection, and the client could lose the last frames written
 // to it, the close frame among them.
 func (c *connection) read(seq uint64) {
-	s := c.link.Session()
+	s := c.session
 	dead := 2 * c.hb
 	draining := false
 	// fault ends the session for a client's fault: once the application
@@ -602,7 +603,7 @@ func textLimit(maxMessage int) int {
 // deliver hands one message to the session, and writes what the delivery
 // produced (an application's reply, an acknowledgement) itself, so that a
 // reply made in a message callback costs no goroutine switch.
-func (c *connection) deliver(s *session.Session, seq uint64, m session.Message) error {
+func (c *connection) deliver(s session.Endpoint, seq uint64, m session.Message) error {
 	c.mu.Lock()
 	c.delivering = true
 	c.mu.Unlock()
