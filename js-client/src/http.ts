@@ -122,17 +122,21 @@ export const sse = (t: Tether, c: Conn) => {
  * per part, each read by its Content-Length.
  */
 export const streaming = (t: Tether, c: Conn) => {
-  let buf = new Uint8Array()
+  let buf: Uint8Array = new Uint8Array()
   let i = 0
   let end = -1
   let delim: Uint8Array
   stream(t, c, 'streaming', (p, r) => {
     delim ||= encoder.encode('--' + /boundary="?([^";]+)/.exec(r.headers.get('content-type')!)![1])
-    const b = new Uint8Array(buf.length - i + p.length)
-    b.set(buf.subarray(i))
-    b.set(p, buf.length - i)
+    // The chunk joins what is left of the last one, if anything is.
+    if (i < buf.length) {
+      const b = new Uint8Array(buf.length - i + p.length)
+      b.set(buf.subarray(i))
+      b.set(p, buf.length - i)
+      p = b
+    }
     if (end >= 0) end -= i
-    buf = b
+    buf = p
     i = 0
     for (;;) {
       if (end < 0) {
