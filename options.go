@@ -101,7 +101,7 @@ type Options struct {
 	// StreamMaxBytes is how many bytes one sse or streaming response
 	// carries before it ends, so that the browser frees its memory; the
 	// client continues on a new response without losing anything. Default
-	// 128 KiB, and at most half of MaxQueuedBytes: a stream client
+	// 1 MiB, and at most half of MaxQueuedBytes: a stream client
 	// acknowledges what it received when it opens its next response, so a
 	// longer response would fill the queue of a client that keeps up and
 	// set off the slow-consumer policy.

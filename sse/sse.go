@@ -21,7 +21,7 @@ const LastEventIDHeader = "Last-Event-ID"
 // Options configure the SSE transport. A nil *Options means defaults.
 type Options struct {
 	// MaxBytes is how many bytes a response carries before it ends and
-	// the client opens the next one. Default 128 KiB
+	// the client opens the next one. Default 1 MiB
 	// (transport.DefaultStreamMaxBytes).
 	MaxBytes int
 	// PreludeBytes is the size of the padding comment that starts each

@@ -20,7 +20,7 @@ const PartContentType = "application/octet-stream"
 // Options configure the streaming transport. A nil *Options means defaults.
 type Options struct {
 	// MaxBytes is how many bytes a response carries before it ends and
-	// the client opens the next one. Default 128 KiB
+	// the client opens the next one. Default 1 MiB
 	// (transport.DefaultStreamMaxBytes).
 	MaxBytes int
 	// PreludeBytes is the size of the multipart preamble (padding, which

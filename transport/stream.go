@@ -11,8 +11,13 @@ import (
 // Defaults shared by the streaming transports (sse, streaming).
 const (
 	// DefaultStreamMaxBytes is how many bytes a streaming response carries
-	// before it ends, so that the browser can free what it holds of it.
-	DefaultStreamMaxBytes = 128 << 10
+	// before it ends, so that a reader that keeps what it has read (an
+	// XMLHttpRequest's responseText) can let go of it. Tether's clients
+	// read a fetch body, which keeps nothing, so the limit is large: each
+	// new response costs a request (about 4 ms in Chromium on loopback),
+	// and at 128 KiB that held a burst of 64-byte messages to about 2,000
+	// per request.
+	DefaultStreamMaxBytes = 1 << 20
 	// DefaultPreludeBytes is the size of the padding that starts a
 	// streaming response. 2 KiB is more than the first-chunk thresholds of
 	// the browsers and buffering proxies that hold back small responses.

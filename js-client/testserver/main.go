@@ -89,7 +89,10 @@ func main() {
 	opts := &tether.Options{
 		HeartbeatInterval: *heartbeat,
 		ResumeWindow:      *resume,
-		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Below the default (1 MiB), so that the tests' bursts of a few
+		// hundred KB cross the streams' byte limit several times.
+		StreamMaxBytes: 128 << 10,
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if *transports != "" {
 		opts.Transports = strings.Split(*transports, ",")

@@ -105,7 +105,7 @@ describe('each transport, forced', () => {
         await until('blob echo', () => t.got.length >= 1)
         const blob = t.got[0] instanceof Blob ? hex(await t.got[0].arrayBuffer()) : 'not a Blob'
         // 400 KB down: streaming responses end at their byte limit (128 KiB
-        // by default) and the next one follows without a loss.
+        // on the test server) and the next one follows without a loss.
         t.binaryType = 'arraybuffer'
         t.got = []
         const chunks = Array.from({ length: 25 }, (_, i) => new Uint8Array(16384).fill(i))
