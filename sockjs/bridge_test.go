@@ -75,9 +75,14 @@ func (e *env) server(t *testing.T, h tether.Handler, opts *tether.Options, bopts
 	if bopts == nil {
 		bopts = &sockjs.Options{}
 	}
-	// Short, so that the SockJS sessions of HTTP clients, which outlive
-	// their last request by this much, are gone before goleak looks.
-	bopts.DisconnectDelay = 100 * time.Millisecond
+	if bopts.DisconnectDelay == 0 {
+		// An HTTP client between two polls is still there: however slow
+		// the machine, it has the whole of the test to come back. (A
+		// shorter delay ends the session in a late gap between polls, and
+		// sockjs-go answers the next poll with a new session of the same
+		// id.)
+		bopts.DisconnectDelay = testTimeout
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/rt/", srv)
 	mux.Handle("/sockjs/", sockjs.New(srv, "/sockjs", bopts))
@@ -323,7 +328,12 @@ func closeFromClient(t *testing.T, e *env) {
 			}
 			msgs = append(msgs, string(m.Data))
 		}
-	}), nil, nil)
+	}), nil, &sockjs.Options{
+		// The 1006 comes at once when the dropped client had a request
+		// open; when it was between two polls, after this delay (the
+		// default).
+		DisconnectDelay: 5 * time.Second,
+	})
 	c := e.dial(t, ctx, base, nil)
 	mustSend(t, ctx, c, "one", "two")
 	mustSend(t, ctx, c, "before close")

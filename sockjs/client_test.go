@@ -61,6 +61,9 @@ func parseFrame(line string) (frame, error) {
 	return f, nil
 }
 
+// errLostSession is what next returns for a second open frame.
+var errLostSession = errors.New("server lost session: a second open frame")
+
 // closed is what recv returns after a close frame.
 type closed struct {
 	code   int
@@ -101,6 +104,11 @@ func (c *sjsClient) next(ctx context.Context) (frame, error) {
 	select {
 	case f := <-c.frames:
 		c.heard[f.kind]++
+		if f.kind == 'o' && c.heard['o'] > 1 {
+			// The server ended the session and opened a new one of the
+			// same id: sockjs-client closes then.
+			return frame{}, errLostSession
+		}
 		return f, nil
 	case err := <-c.errc:
 		c.errc <- err
