@@ -41,8 +41,9 @@ const outageMs = 4000
  * pageHelpers runs in every page. track() makes a Tether with the default
  * options that records every message and event with its time since
  * construction; phase() sends numbered messages and a stream command and
- * waits, bounded, for their echoes; finish() closes and waits, bounded, for
- * the close event; seen() is what a failed wait reports.
+ * waits, bounded, for their echoes; begin() starts a scenario's session and
+ * runs its first phases; finish() closes and waits, bounded, for the close
+ * event; seen() is what a failed wait reports.
  */
 function pageHelpers() {
   window.track = (options) => {
