@@ -60,11 +60,13 @@ func keptHeader(h http.Header) http.Header {
 // Options.Authorize returned, as it is (an *AuthError when the hook chose a
 // status). Of r's headers the session keeps at most KeptHeaderBytes.
 //
-// The caller attaches its connection with Session.Attach. Until a
+// It returns the session's *session.Local, for the caller to serve it as a
+// transport does: the caller attaches its connection with Attach. Until a
 // connection is attached the session's first-attach window runs
-// (Options.FirstAttachWindow), as after a negotiate; a caller that ends the session without a close frame uses
-// Session.CloseFromClient.
-func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
+// (Options.FirstAttachWindow), as after a negotiate; a caller that ends the
+// session without a close frame uses CloseFromClient. The Handler is given
+// the application's side, the Local's Session.
+func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 	if !srv.origins.Allowed(r) {
 		return nil, ErrOriginNotAllowed
 	}
@@ -91,18 +93,19 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 		return nil, ErrTooManyForClient
 	}
 	info := session.RequestInfo{Header: keptHeader(r.Header), RemoteAddr: r.RemoteAddr, Auth: auth}
-	s := session.New(srv.sessionCfg, info, func(s *session.Session) {
-		srv.store.Remove(s)
+	l := session.New(srv.sessionCfg, info, func(l *session.Local) {
+		srv.store.Remove(l)
 		release()
 	})
-	if err := srv.store.Add(s); err != nil {
+	if err := srv.store.Add(l); err != nil {
 		release()
-		s.Abort(session.CloseError{Code: session.StatusTryAgainLater, Reason: "too many sessions"})
+		l.Abort(session.CloseError{Code: session.StatusTryAgainLater, Reason: "too many sessions"})
 		srv.negotiated(NegotiateTooManySessions)
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)
 		return nil, err
 	}
 	srv.negotiated(NegotiateOK)
+	s := l.Session
 	srv.opts.Logger.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
 	srv.handlers.Add(1)
 	start := time.Now()
@@ -119,7 +122,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 			}
 			srv.logClosed(s, start)
 		})
-		return s, nil
+		return l, nil
 	}
 	go func() {
 		defer srv.handlers.Done()
@@ -129,7 +132,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Session, error) {
 		}()
 		srv.handler.ServeSession(s)
 	}()
-	return s, nil
+	return l, nil
 }
 
 func (srv *Server) logClosed(s *session.Session, start time.Time) {

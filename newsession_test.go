@@ -60,7 +60,7 @@ func TestNewSession(t *testing.T) {
 	}
 	select {
 	case got := <-served:
-		if got != s {
+		if got != s.Session {
 			t.Fatal("the Handler was given another session")
 		}
 	case <-ctx.Done():

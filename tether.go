@@ -236,10 +236,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.ServeAttach(w, r, &transport.Attach{Session: s, Received: received, Seq: seq, Config: srv.tcfg, Probe: q.Get("probe") == "1", Heartbeat: heartbeat})
 }
 
-// lookup finds the request's session, or answers 404 and returns nil. The
-// token is the Tether-Token header's when the request has one, and the
-// token parameter's otherwise.
-func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) *session.Session {
+// lookup finds the Endpoint of the request's session in the store, or
+// answers 404 and returns nil. The token is the Tether-Token header's when
+// the request has one, and the token parameter's otherwise.
+func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) session.Endpoint {
 	token := q.Get("token")
 	if v, ok := r.Header[transport.TokenHeader]; ok {
 		token = v[0]

@@ -8,7 +8,12 @@
 // are numbered the same way and duplicates are dropped, so retried uploads
 // are harmless. PROTOCOL.md describes the wire side of this.
 //
-// Applications use Send, Recv, Close, Context and the accessors. Transports
-// use Attach, the Link it returns, Deliver, Acknowledge and Fault; the Store
-// keeps sessions so that requests can find them.
+// Three audiences, three types. An application is given a *Session: Send,
+// Recv, Close, Context and the accessors. A transport is given an Endpoint:
+// it attaches a connection (Attach, and the Link it returns), delivers the
+// client's messages (Deliver), and passes on acknowledgements, faults and
+// the client's close. The server holds each session as a *Local (New), the
+// one-process Endpoint, and keeps it in a Store, which finds the Endpoint a
+// request names. A session held by another process can be served by
+// another Endpoint, found by another Store, with no change to transports.
 package session

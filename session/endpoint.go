@@ -8,9 +8,10 @@ import (
 // Endpoint is a session as a transport sees it: what a connection attaches
 // to, delivers the client's messages into, and acknowledges through. The
 // server finds it with Store.Lookup and hands it to the transport that
-// serves the request. A session held by this process is its own Endpoint
-// (*Session implements it); another implementation may serve a session held
-// elsewhere, relaying each call to the process that holds it.
+// serves the request. A session held by this process is served by its
+// *Local; another implementation may serve a session held elsewhere,
+// relaying each call to the process that holds it, and a test may serve a
+// transport with a fake.
 //
 // All methods may be called concurrently, from any number of requests and
 // connections at once. An Endpoint stays usable after its session has ended:
@@ -27,14 +28,14 @@ type Endpoint interface {
 	// Finished reports whether the session has ended for good: no
 	// connection can attach any more.
 	Finished() bool
-	// Attach attaches a connection, superseding the one attached before;
-	// Session.Attach documents the replay and the errors. The transport
+	// Attach attaches a connection, superseding the one attached before. The transport
 	// takes what to send from the returned Link and calls its Detach
-	// once the connection is over.
+	// once the connection is over. Local.Attach documents the replay
+	// and the errors.
 	Attach(opts AttachOptions) (Link, error)
 	// Deliver hands messages from the client, numbered from seq, to the
 	// session, waiting (until ctx ends) while its inbound queue is full;
-	// Session.Deliver documents numbering and errors.
+	// Local.Deliver documents numbering and errors.
 	Deliver(ctx context.Context, seq uint64, msgs []Message) error
 	// Acknowledge records that the client has received the first received
 	// messages of the session.
@@ -78,8 +79,4 @@ type Link interface {
 	Detach()
 }
 
-// The session held by this process is its own Endpoint.
-var (
-	_ Endpoint = (*Session)(nil)
-	_ Link     = (*link)(nil)
-)
+var _ Link = (*link)(nil)

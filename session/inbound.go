@@ -70,7 +70,8 @@ func (s *Session) Received() uint64 {
 // message, in order, before it returns. Deliver keeps msgs' Data: callers
 // must not reuse it. It returns the session's CloseError when the session
 // has closed.
-func (s *Session) Deliver(ctx context.Context, seq uint64, msgs []Message) error {
+func (l *Local) Deliver(ctx context.Context, seq uint64, msgs []Message) error {
+	s := l.Session
 	if seq == 0 {
 		return fmt.Errorf("%w: message numbers start at 1", ErrSequenceGap)
 	}

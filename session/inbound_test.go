@@ -316,7 +316,7 @@ func TestOnMessageConcurrent(t *testing.T) {
 func TestFaultAfterHandledMessages(t *testing.T) {
 	tooBig := session.CloseError{Code: session.StatusMessageTooBig, Reason: "message too big"}
 	// outgoing returns the messages and close frame the client gets.
-	outgoing := func(t *testing.T, s *session.Session) string {
+	outgoing := func(t *testing.T, s *session.Local) string {
 		l := attach(t, s, session.AttachOptions{Transport: "test"})
 		defer l.Detach()
 		var got []string

@@ -77,8 +77,9 @@ type AttachOptions struct {
 // frame a link has taken, and
 // ErrStaleAttach, changing nothing, when opts.Received is below what the
 // client has acknowledged already.
-func (s *Session) Attach(opts AttachOptions) (Link, error) {
-	l := &link{
+func (l *Local) Attach(opts AttachOptions) (Link, error) {
+	s := l.Session
+	ln := &link{
 		s:          s,
 		transport:  opts.Transport,
 		acksInBand: opts.AcksInBand,
@@ -86,9 +87,9 @@ func (s *Session) Attach(opts AttachOptions) (Link, error) {
 		flushFn:    opts.Flush,
 		done:       make(chan struct{}),
 	}
-	if l.notifyFn == nil {
-		l.wake = make(chan struct{}, 1)
-		l.flushFn = nil
+	if ln.notifyFn == nil {
+		ln.wake = make(chan struct{}, 1)
+		ln.flushFn = nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,16 +109,16 @@ func (s *Session) Attach(opts AttachOptions) (Link, error) {
 	// Below s.acked (and not stale) only after Abort, which counts
 	// undelivered messages as acknowledged: the link delivers its close.
 	if opts.Received < s.acked || opts.Received > s.acked+uint64(len(s.out)) {
-		l.gap = true
+		ln.gap = true
 		s.closeLocked(CloseError{Code: StatusResumeGap, Reason: "resume gap"})
 	} else {
 		s.acknowledgeLocked(opts.Received)
-		l.next = opts.Received + 1
+		ln.next = opts.Received + 1
 		if s.handedOut > opts.Received {
 			replayed = s.handedOut - opts.Received
 		}
 	}
-	// l.ackSent stays 0: the client may not have seen an acknowledgement of
+	// ln.ackSent stays 0: the client may not have seen an acknowledgement of
 	// what earlier links accepted (the connection can break before one goes
 	// out), so a new link owes it one as soon as it has anything to send.
 	if old := s.link; old != nil {
@@ -129,14 +130,14 @@ func (s *Session) Attach(opts AttachOptions) (Link, error) {
 		}
 		o.Attached(opts.Transport, s.lastTransport, replayed)
 	}
-	s.link = l
+	s.link = ln
 	s.attachedOnce = true
 	s.transport = opts.Transport
 	s.lastTransport = opts.Transport
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
-	return l, nil
+	return ln, nil
 }
 
 // Done is closed when l is superseded or the session has finished.

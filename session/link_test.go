@@ -194,7 +194,7 @@ func TestReattachGap(t *testing.T) {
 	for _, tt := range gapTests {
 		t.Run(tt.name, func(t *testing.T) {
 			finished := 0
-			s := session.New(testConfig(), session.RequestInfo{}, func(*session.Session) { finished++ })
+			s := session.New(testConfig(), session.RequestInfo{}, func(*session.Local) { finished++ })
 			t.Cleanup(func() { s.Abort(session.CloseError{Code: session.StatusGoingAway}) })
 			sendAll(t, s, "1", "2", "3", "4", "5")
 			if err := s.Acknowledge(tt.acked); err != nil {

@@ -37,7 +37,7 @@ func testConfig() *session.Config {
 
 // newSession returns a session with cfg (testConfig when nil) that is ended
 // when the test ends, so that no resume timer outlives it.
-func newSession(t *testing.T, cfg *session.Config) *session.Session {
+func newSession(t *testing.T, cfg *session.Config) *session.Local {
 	t.Helper()
 	if cfg == nil {
 		cfg = testConfig()
@@ -75,7 +75,7 @@ func strs(msgs []session.Message) []string {
 	return out
 }
 
-func sendAll(t *testing.T, s *session.Session, ss ...string) {
+func sendAll(t *testing.T, s *session.Local, ss ...string) {
 	t.Helper()
 	ctx := testContext(t)
 	for _, m := range ss {
@@ -85,7 +85,7 @@ func sendAll(t *testing.T, s *session.Session, ss ...string) {
 	}
 }
 
-func attach(t *testing.T, s *session.Session, opts session.AttachOptions) session.Link {
+func attach(t *testing.T, s *session.Local, opts session.AttachOptions) session.Link {
 	t.Helper()
 	l, err := s.Attach(opts)
 	if err != nil {
@@ -106,7 +106,7 @@ func pull(t *testing.T, l session.Link, maxBytes int) session.Batch {
 }
 
 // recvAll reads n messages with Recv.
-func recvAll(t *testing.T, s *session.Session, n int) []string {
+func recvAll(t *testing.T, s *session.Local, n int) []string {
 	t.Helper()
 	ctx := testContext(t)
 	var got []string
@@ -122,7 +122,7 @@ func recvAll(t *testing.T, s *session.Session, n int) []string {
 
 // waitFinished polls until s has finished, failing the test after
 // testTimeout. It asserts nothing about how long that took.
-func waitFinished(t *testing.T, s *session.Session) {
+func waitFinished(t *testing.T, s *session.Local) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for !s.Finished() {

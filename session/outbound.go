@@ -85,7 +85,8 @@ func (s *Session) checkOutgoing(m Message) error {
 // Acknowledge records that the client has received the first received
 // messages, so the session can forget them. A count below an earlier one is
 // ignored; a count above the number of messages sent returns ErrBadAck.
-func (s *Session) Acknowledge(received uint64) error {
+func (l *Local) Acknowledge(received uint64) error {
+	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.acknowledgeLocked(received)

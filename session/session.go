@@ -21,9 +21,12 @@ type RequestInfo struct {
 	Auth any
 }
 
-// Session is one client's session. It outlives the connections that carry
+// Session is one client's session as its application sees it: what a
+// Handler or Callbacks is given. It outlives the connections that carry
 // it: when one breaks, the client attaches another within the resume window
-// and delivery continues with nothing lost, duplicated or reordered.
+// and delivery continues with nothing lost, duplicated or reordered. What
+// transports call (attaching connections, delivering the client's
+// messages) is on Local and Endpoint, which an application is never given.
 //
 // All methods may be called concurrently. Messages sent by concurrent Send
 // calls are delivered in the order the calls took their place in the queue;
@@ -37,7 +40,7 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	onFinish func(*Session)
+	onFinish func() // New's onFinish, given the Local
 
 	deliverMu sync.Mutex    // held by Deliver and OnMessage, taken before mu
 	onMessage func(Message) // guarded by mu; set once by OnMessage
@@ -80,21 +83,24 @@ type Session struct {
 	transport     string
 }
 
-// New returns a session with a fresh public id and secret token. onFinish,
-// if not nil, is called once when the session ends (with its lock held: it
-// must not call back into the session). The wait for the client starts at
-// once: a client that never attaches is given up after
-// cfg.FirstAttachWindow (or cfg.ResumeWindow, if that is shorter or
+// New returns a session held by this process, with a fresh public id and
+// secret token. onFinish, if not nil, is called once when the session ends
+// (with its lock held: it must not call back into the session). The wait
+// for the client starts at once: a client that never attaches is given up
+// after cfg.FirstAttachWindow (or cfg.ResumeWindow, if that is shorter or
 // FirstAttachWindow is zero).
-func New(cfg *Config, info RequestInfo, onFinish func(*Session)) *Session {
+func New(cfg *Config, info RequestInfo, onFinish func(*Local)) *Local {
 	s := &Session{
-		id:       randomID(),
-		token:    randomID(),
-		info:     info,
-		cfg:      cfg,
-		onFinish: onFinish,
+		id:    randomID(),
+		token: randomID(),
+		info:  info,
+		cfg:   cfg,
 
 		resumeWindow: cfg.ResumeWindow,
+	}
+	l := &Local{Session: s}
+	if onFinish != nil {
+		s.onFinish = func() { onFinish(l) }
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.Observer != nil {
@@ -103,7 +109,7 @@ func New(cfg *Config, info RequestInfo, onFinish func(*Session)) *Session {
 	s.mu.Lock()
 	s.startExpiryLocked()
 	s.mu.Unlock()
-	return s
+	return l
 }
 
 // randomID returns 128 bits from crypto/rand in base64url without padding.
@@ -118,7 +124,7 @@ func (s *Session) ID() string { return s.id }
 
 // Token returns the secret session token, for transports and stores; it must
 // never be logged or shown.
-func (s *Session) Token() string { return s.token }
+func (l *Local) Token() string { return l.token }
 
 // Request returns what was kept of the negotiate request.
 func (s *Session) Request() RequestInfo { return s.info }
@@ -211,7 +217,8 @@ const FaultWait = time.Second
 // fault. Until then Send works and Deliver accepts nothing more; a later
 // Fault or Close changes nothing but the moment (the first fault's code
 // stays).
-func (s *Session) Fault(ce CloseError) {
+func (l *Local) Fault(ce CloseError) {
+	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faultLocked(ce)
@@ -237,7 +244,8 @@ func (s *Session) faultLocked(ce CloseError) {
 // CloseFromClient ends the session because the client sent a close frame.
 // Messages not yet delivered to the client are discarded; messages received
 // are still returned by Recv, then ce.
-func (s *Session) CloseFromClient(ce CloseError) {
+func (l *Local) CloseFromClient(ce CloseError) {
+	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeErr == nil {
@@ -294,7 +302,8 @@ func (s *Session) closedLocked() {
 }
 
 // Finished reports whether the session has ended for good.
-func (s *Session) Finished() bool {
+func (l *Local) Finished() bool {
+	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.finished
@@ -333,7 +342,7 @@ func (s *Session) finishLocked() {
 	s.inReady.broadcast()
 	s.inSpace.broadcast()
 	if s.onFinish != nil {
-		s.onFinish(s)
+		s.onFinish()
 	}
 }
 

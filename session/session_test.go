@@ -34,9 +34,9 @@ func TestNew(t *testing.T) {
 // finishCounter counts onFinish calls.
 type finishCounter struct{ n atomic.Int32 }
 
-func (f *finishCounter) onFinish(*session.Session) { f.n.Add(1) }
+func (f *finishCounter) onFinish(*session.Local) { f.n.Add(1) }
 
-func newCountedSession(t *testing.T, cfg *session.Config) (*session.Session, *finishCounter) {
+func newCountedSession(t *testing.T, cfg *session.Config) (*session.Local, *finishCounter) {
 	t.Helper()
 	if cfg == nil {
 		cfg = testConfig()

@@ -6,21 +6,30 @@ import (
 	"sync"
 )
 
-// Store holds the live sessions of a server so that each request can find
-// its session. Implementations must be safe for concurrent use.
+// Store is where a server finds sessions: it keeps the sessions this
+// process holds, and for each request finds the Endpoint that serves the
+// session the request names. MemoryStore, the one-process default, finds
+// only the sessions it keeps; a store shared by several processes may also
+// find sessions held by another one and serve them through an Endpoint
+// that relays to it.
+//
+// The server calls Add once for each session it creates, and Remove when
+// that session has finished (New's onFinish, with the session's lock held:
+// Remove must not call back into it). Implementations must be safe for
+// concurrent use.
 type Store interface {
 	// Add stores s, or returns ErrTooManySessions.
-	Add(s *Session) error
-	// Lookup returns the session with the public id whose token matches,
-	// or ErrUnknownSession: a wrong token and an unknown id are not told
-	// apart, in result or in time.
-	Lookup(id, token string) (*Session, error)
+	Add(s *Local) error
+	// Lookup returns the Endpoint of the session with the public id whose
+	// token matches, or ErrUnknownSession: a wrong token and an unknown id
+	// are not told apart, in result or in time.
+	Lookup(id, token string) (Endpoint, error)
 	// Remove forgets s; removing a session not stored does nothing.
-	Remove(s *Session)
-	// Len returns how many sessions are stored.
+	Remove(s *Local)
+	// Len returns how many sessions this process holds.
 	Len() int
-	// Sessions returns the sessions stored now.
-	Sessions() []*Session
+	// Sessions returns the sessions this process holds now.
+	Sessions() []*Local
 }
 
 // MemoryStore is a Store in this process's memory: the one-node default.
@@ -30,8 +39,8 @@ type MemoryStore struct {
 	max int
 
 	mu       sync.RWMutex
-	sessions map[string]*Session // guarded by mu
-	peak     int                 // most sessions held since the map was made; guarded by mu
+	sessions map[string]*Local // guarded by mu
+	peak     int               // most sessions held since the map was made; guarded by mu
 }
 
 // shrinkMin is the fewest sessions a map must have held before Remove
@@ -41,11 +50,11 @@ const shrinkMin = 1024
 // NewMemoryStore returns a store that holds at most max sessions (no bound
 // when max <= 0).
 func NewMemoryStore(max int) *MemoryStore {
-	return &MemoryStore{max: max, sessions: make(map[string]*Session)}
+	return &MemoryStore{max: max, sessions: make(map[string]*Local)}
 }
 
 // Add implements Store.
-func (m *MemoryStore) Add(s *Session) error {
+func (m *MemoryStore) Add(s *Local) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.max > 0 && len(m.sessions) >= m.max {
@@ -61,7 +70,7 @@ func (m *MemoryStore) Add(s *Session) error {
 var decoyToken = randomID()
 
 // Lookup implements Store.
-func (m *MemoryStore) Lookup(id, token string) (*Session, error) {
+func (m *MemoryStore) Lookup(id, token string) (Endpoint, error) {
 	m.mu.RLock()
 	s, ok := m.sessions[id]
 	m.mu.RUnlock()
@@ -76,7 +85,7 @@ func (m *MemoryStore) Lookup(id, token string) (*Session, error) {
 }
 
 // Remove implements Store.
-func (m *MemoryStore) Remove(s *Session) {
+func (m *MemoryStore) Remove(s *Local) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sessions[s.id] != s {
@@ -86,7 +95,7 @@ func (m *MemoryStore) Remove(s *Session) {
 	if n := len(m.sessions); m.peak >= shrinkMin && n <= m.peak/4 {
 		// Down to a quarter of the peak: a map of the right size, copied
 		// in time amortized over the removals since the peak.
-		fresh := make(map[string]*Session, n)
+		fresh := make(map[string]*Local, n)
 		maps.Copy(fresh, m.sessions)
 		m.sessions, m.peak = fresh, n
 	}
@@ -100,10 +109,10 @@ func (m *MemoryStore) Len() int {
 }
 
 // Sessions implements Store.
-func (m *MemoryStore) Sessions() []*Session {
+func (m *MemoryStore) Sessions() []*Local {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	all := make([]*Session, 0, len(m.sessions))
+	all := make([]*Local, 0, len(m.sessions))
 	for _, s := range m.sessions {
 		all = append(all, s)
 	}

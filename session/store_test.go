@@ -11,7 +11,7 @@ import (
 func TestMemoryStoreAdd(t *testing.T) {
 	st := session.NewMemoryStore(2)
 	a, b, c := newSession(t, nil), newSession(t, nil), newSession(t, nil)
-	for _, s := range []*session.Session{a, b} {
+	for _, s := range []*session.Local{a, b} {
 		if err := st.Add(s); err != nil {
 			t.Fatalf("Add = %v, want nil", err)
 		}
@@ -48,7 +48,7 @@ func TestMemoryStoreLookup(t *testing.T) {
 	lookups := []struct {
 		name      string
 		id, token string
-		want      *session.Session
+		want      session.Endpoint
 	}{
 		{"match", s.ID(), s.Token(), s},
 		{"other match", other.ID(), other.Token(), other},
@@ -62,7 +62,7 @@ func TestMemoryStoreLookup(t *testing.T) {
 	for _, tt := range lookups {
 		got, err := st.Lookup(tt.id, tt.token)
 		if got != tt.want || (tt.want == nil) != errors.Is(err, session.ErrUnknownSession) {
-			t.Errorf("%s: Lookup(%q, %q) = %p, %v, want %p", tt.name, tt.id, tt.token, got, err, tt.want)
+			t.Errorf("%s: Lookup(%q, %q) = %v, %v, want %v", tt.name, tt.id, tt.token, got, err, tt.want)
 		}
 	}
 }
@@ -102,7 +102,7 @@ func TestMemoryStoreOnFinish(t *testing.T) {
 // itself.
 func TestMemoryStoreShrinks(t *testing.T) {
 	const n = 50_000
-	all := make([]*session.Session, n)
+	all := make([]*session.Local, n)
 	for i := range all {
 		all[i] = session.New(testConfig(), session.RequestInfo{}, nil)
 	}

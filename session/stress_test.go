@@ -74,7 +74,7 @@ func TestStress(t *testing.T) {
 
 // deliverWithRetries delivers messages "1".."n" in random chunks, each
 // sometimes repeated and sometimes starting before the last one ended.
-func deliverWithRetries(ctx context.Context, s *session.Session, n int, rnd *rand.Rand) error {
+func deliverWithRetries(ctx context.Context, s *session.Local, n int, rnd *rand.Rand) error {
 	for next := 1; next <= n; {
 		start := max(1, next-rnd.IntN(4))
 		end := min(n, next+rnd.IntN(8))
@@ -94,7 +94,7 @@ func deliverWithRetries(ctx context.Context, s *session.Session, n int, rnd *ran
 
 // readOverLinks plays the client's side of the downstream until it has
 // every message of every sender.
-func readOverLinks(ctx context.Context, s *session.Session, senders, perSender int, rnd *rand.Rand) error {
+func readOverLinks(ctx context.Context, s *session.Local, senders, perSender int, rnd *rand.Rand) error {
 	total := uint64(senders * perSender)
 	last := make([]int, senders)
 	for i := range last {

@@ -65,7 +65,7 @@ func (h *handler) serve(ss sockjsgo.Session) {
 // downstream writes what the session sends to the SockJS client until the
 // session's close frame (closed is then true) or the end of the SockJS
 // session.
-func downstream(ss sockjsgo.Session, s *session.Session, link session.Link, t *tracker) (closed bool) {
+func downstream(ss sockjsgo.Session, s session.Endpoint, link session.Link, t *tracker) (closed bool) {
 	ctx := ss.Context() // canceled when the SockJS session closes
 	for {
 		b, err := link.Pull(ctx, pullInterval, pullBytes)
@@ -103,7 +103,7 @@ func downstream(ss sockjsgo.Session, s *session.Session, link session.Link, t *t
 // upstream delivers the client's messages to the session, numbered from 1,
 // until the SockJS session closes or the session refuses one (then it
 // closes, and downstream sends the close frame).
-func upstream(ss sockjsgo.Session, s *session.Session) {
+func upstream(ss sockjsgo.Session, s session.Endpoint) {
 	ctx := ss.Context()
 	for seq := uint64(1); ; seq++ {
 		msg, err := ss.RecvCtx(ctx)

@@ -19,7 +19,7 @@ import (
 // the session's queue limit (MaxQueuedBytes) bounds what a slow HTTP client
 // holds.
 type tracker struct {
-	s *session.Session
+	s session.Endpoint
 
 	mu      sync.Mutex
 	sent    uint64        // messages handed to sockjs-go; guarded by mu

@@ -209,7 +209,7 @@ func (p *OriginPolicy) ServePreflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// AttachError answers an attach that Session.Attach refused: 409 for a
+// AttachError answers an attach that Endpoint.Attach refused: 409 for a
 // stale attach (session.ErrStaleAttach), 404 for an unknown session.
 func AttachError(w http.ResponseWriter, err error) {
 	if errors.Is(err, session.ErrStaleAttach) {

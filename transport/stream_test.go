@@ -35,7 +35,7 @@ func (lineEncoder) AppendBatch(dst []byte, first uint64, msgs []session.Message,
 	return dst
 }
 
-func streamServer(t *testing.T, s *session.Session, maxBytes int) string {
+func streamServer(t *testing.T, s *session.Local, maxBytes int) string {
 	t.Helper()
 	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: 5 * time.Second}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
