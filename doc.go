@@ -45,6 +45,15 @@
 // promptly; work that takes long, or a Send that may wait for the client
 // (SlowConsumerBlock), belongs in a goroutine.
 //
+// # Where sessions live
+//
+// The application is given a *session.Session, which has what an
+// application calls (Send, Recv, Close, ...). Transports are given a
+// session.Endpoint, found in the server's session.Store (Options.Store,
+// by default this process's memory): a store shared by several servers can
+// find a session another server holds and return an Endpoint that relays to
+// it, and every transport serves it unchanged.
+//
 // # Concurrency
 //
 // A Server and its sessions may be used from any number of goroutines.

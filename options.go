@@ -75,8 +75,21 @@ type Options struct {
 	SlowConsumer session.SlowConsumerPolicy
 
 	// MaxSessions bounds the sessions on this server; negotiate answers
-	// 503 beyond it. Default 100,000.
+	// 503 beyond it. It is the bound of the default Store; a Store of
+	// one's own applies its own (Add returns session.ErrTooManySessions).
+	// Default 100,000.
 	MaxSessions int
+
+	// Store is where the server keeps the sessions it holds (each a
+	// *session.Local, added when negotiate creates it and removed when it
+	// ends) and finds the session each attach and send request names:
+	// Lookup returns the session.Endpoint that the request's transport
+	// serves. A store shared by several servers may find a session held by
+	// another one and return an Endpoint that relays to it; transports
+	// serve it as they serve a session held here. A Store serves one
+	// Server. Default: session.NewMemoryStore(MaxSessions), which finds
+	// the sessions of this server only.
+	Store session.Store
 
 	// MaxSessionsPerClient, with ClientKey, bounds the sessions one client
 	// holds at a time: negotiate answers 503 "too many sessions for this

@@ -113,6 +113,9 @@ func NewServer(h Handler, opts *Options) *Server {
 		panic("tether: Callbacks without Message")
 	}
 	o := opts.withDefaults()
+	if o.Store == nil {
+		o.Store = session.NewMemoryStore(o.MaxSessions)
+	}
 	known := map[string]transport.Transport{
 		websocket.Name: websocket.New(nil),
 		longpoll.Name:  longpoll.New(),
@@ -122,7 +125,7 @@ func NewServer(h Handler, opts *Options) *Server {
 	srv := &Server{
 		handler: h,
 		opts:    o,
-		store:   session.NewMemoryStore(o.MaxSessions),
+		store:   o.Store,
 		clients: clientCounts{max: o.MaxSessionsPerClient},
 		sessionCfg: &session.Config{
 			HeartbeatInterval: o.HeartbeatInterval,
