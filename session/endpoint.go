@@ -15,8 +15,9 @@ import (
 //
 // All methods may be called concurrently, from any number of requests and
 // connections at once. An Endpoint stays usable after its session has ended:
-// Attach then returns ErrUnknownSession, Deliver the session's CloseError
-// (or ErrUnknownSession), and Fault and CloseFromClient do nothing.
+// Attach then returns ErrUnknownSession, Deliver the session's CloseError,
+// and Fault and CloseFromClient do nothing. A relaying implementation that
+// cannot reach the session's holder answers as for an ended session.
 type Endpoint interface {
 	// ID returns the public session id, for logs.
 	ID() string
@@ -28,10 +29,10 @@ type Endpoint interface {
 	// Finished reports whether the session has ended for good: no
 	// connection can attach any more.
 	Finished() bool
-	// Attach attaches a connection, superseding the one attached before. The transport
-	// takes what to send from the returned Link and calls its Detach
-	// once the connection is over. Local.Attach documents the replay
-	// and the errors.
+	// Attach attaches a connection, superseding the one attached
+	// before. The transport takes what to send from the returned Link
+	// and calls its Detach once the connection is over. Local.Attach
+	// documents the replay and the errors.
 	Attach(opts AttachOptions) (Link, error)
 	// Deliver hands messages from the client, numbered from seq, to the
 	// session, waiting (until ctx ends) while its inbound queue is full;
