@@ -8,34 +8,37 @@ import (
 	"github.com/tetherkit/tether/session"
 )
 
-// ExampleSession shows both sides of a session: the application sends,
-// and a transport attaches a connection, pulls what to write, and
+// ExampleLocal shows both sides of a session held by this process: the
+// application sends through its Session, and a transport, given the Local
+// as its Endpoint, attaches a connection, pulls what to write, and
 // acknowledges what the client reports as received.
-func ExampleSession() {
+func ExampleLocal() {
 	cfg := &session.Config{
 		HeartbeatInterval: 25 * time.Second,
 		ResumeWindow:      30 * time.Second,
 		MaxMessageBytes:   64 << 10,
 		MaxQueuedBytes:    4 << 20,
 	}
-	s := session.New(cfg, session.RequestInfo{}, nil)
-	defer s.Close(session.StatusNormalClosure, "")
+	l := session.New(cfg, session.RequestInfo{}, nil)
+	app := l.Session           // the *Session a Handler is given
+	var e session.Endpoint = l // what a transport is given
+	defer app.Close(session.StatusNormalClosure, "")
 	ctx := context.Background()
 
 	// The application sends before any connection is attached.
-	s.Send(ctx, session.Message{Type: session.Text, Data: []byte("hello")})
-	s.Send(ctx, session.Message{Type: session.Text, Data: []byte("world")})
+	app.Send(ctx, session.Message{Type: session.Text, Data: []byte("hello")})
+	app.Send(ctx, session.Message{Type: session.Text, Data: []byte("world")})
 
 	// A transport attaches; the client has received nothing yet.
-	link, _ := s.Attach(session.AttachOptions{Transport: "example"})
+	link, _ := e.Attach(session.AttachOptions{Transport: "example"})
 	b, _ := link.Pull(ctx, cfg.HeartbeatInterval, 64<<10)
 	for i, m := range b.Messages {
 		fmt.Printf("message %d: %s\n", b.First+uint64(i), m.Data)
 	}
 
 	// The client reports both received: the session forgets them.
-	s.Acknowledge(2)
-	sent, acked := s.Sent()
+	e.Acknowledge(2)
+	sent, acked := app.Sent()
 	fmt.Printf("sent %d, acknowledged %d\n", sent, acked)
 	link.Detach()
 	// Output:
