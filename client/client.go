@@ -44,6 +44,7 @@ type Session struct {
 	ws         atomic.Pointer[wsConn] // the WebSocket attached now, which Send writes to itself
 	deliverMu  sync.Mutex             // one delivery at a time: the check that a message is new, Options.OnMessage
 	gate       pollGate               // holds polls back while an upgrade attaches
+	ackCeiling atomic.Uint64          // while an upgrade attaches: 1 + the received count its attach states; 0 otherwise
 	idle       idleCuts               // idle cuts seen: the heartbeat interval in use (idle.go)
 
 	mu      sync.Mutex

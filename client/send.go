@@ -58,7 +58,7 @@ func sendLoop(ctx context.Context, l *link) error {
 		if closing {
 			body = wire.AppendBatchFrame(body, wire.AppendClose(nil, *w.closeReq))
 		}
-		rp, err := s.do(d, http.MethodPost, u.with(s.received.Load(), int64(seq), false), body)
+		rp, err := s.do(d, http.MethodPost, u.with(s.acknowledgeable(), int64(seq), false), body)
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}

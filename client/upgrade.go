@@ -99,6 +99,10 @@ func (s *Session) tryUpgrade(a *attached, t transport) (*attached, error) {
 	}
 	parked := s.gate.shut(a.l)
 	defer s.gate.open()
+	// A send acknowledging more than t's attach states would make that
+	// attach arrive as a stale one (PROTOCOL.md 3).
+	s.ackCeiling.Store(s.received.Load() + 1)
+	defer s.ackCeiling.Store(0)
 	// The attempt ends when a does: the session then attaches anew.
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
@@ -183,6 +187,16 @@ func (s *Session) probeStream(a *attached, kind string) error {
 		return fmt.Errorf("%s probe: %w: %w", kind, ErrBufferedStream, redact(err))
 	}
 	return nil
+}
+
+// acknowledgeable returns the received count a send request states: the
+// session's, but no more than an attach under way states.
+func (s *Session) acknowledgeable() uint64 {
+	r := s.received.Load()
+	if c := s.ackCeiling.Load(); c > 0 {
+		r = min(r, c-1)
+	}
+	return r
 }
 
 // pollGate holds back the next poll or stream response of one connection

@@ -681,7 +681,11 @@ export class Tether extends EventTarget {
       this._pt = setTimeout(() => this._sent(), backoff(this._pf++, this._o.minDelay, this._o.maxDelay))
     }
     try {
-      const r = await fetch(this._url('send', { seq, received: this._rcv }), {
+      // Never acknowledge more than a connection being attached states: its
+      // attach would arrive as a stale one (PROTOCOL.md 3).
+      let received = this._rcv
+      for (const c of [this._c, this._p]) if (c && !c.ok && !c.opened && !c.probe) received = Math.min(received, c.n)
+      const r = await fetch(this._url('send', { seq, received }), {
         method: 'POST',
         headers: { 'Content-Type': 'application/octet-stream' },
         body: encodeBatch(frames),

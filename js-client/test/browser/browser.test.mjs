@@ -285,11 +285,15 @@ describe('automatic mode (fast connect)', () => {
     const r = await inPage(async () => {
       sessionStorage.clear()
       const t = connect('/rt/')
+      const errors = []
+      t.addEventListener('error', (e) => errors.push([e.request, e.transport, e.status, Math.round(performance.now())]))
       await until('websocket', () => t.transport == 'websocket')
       t.send('stream 200 100')
       await until('200', () => t.got.length >= 200)
       // The stream's cut was resumed; now the outage.
-      await until('on websocket after the cut', () => t.transport == 'websocket' && t.events.at(-1) != 'reconnecting')
+      await until('on websocket after the cut', () => t.transport == 'websocket' && t.events.at(-1) != 'reconnecting').catch((e) => {
+        throw new Error(e.message + ': events ' + t.events + ' transports ' + t.transports + ' errors ' + JSON.stringify(errors) + ' now ' + Math.round(performance.now()))
+      })
       const cuts = () => t.events.filter((e) => e == 'reconnecting').length
       const k = cuts()
       const n0 = t.transports.length
