@@ -495,9 +495,10 @@ export class Tether extends EventTarget {
       // against it, so it is probed again, once.
       this._p = undefined
       this._wsAgain = c.opened && !c.again
+      // Superseded by our own poll: no failure to report yet.
       if (this._wsAgain) this._probes?.unshift('websocket')
-      this._error(c.probe ? 'probe' : 'attach', c.name, c.status)
-      if (carrier?.ok) {
+      else this._error(c.probe ? 'probe' : 'attach', c.name, c.status)
+      if (carrier?.ok && !this._wsAgain) {
         this._probeFailed = true
         if (!this._probes?.length) this._remember(carrier.name)
       }

@@ -395,6 +395,7 @@ describe('session lifecycle', () => {
       t.send('again')
       await until('echo', () => t.got.length >= 1)
       t.close()
+      await until('closed', () => t.readyState == Tether.CLOSED)
       return { got: t.got, events: t.events }
     })
     assert.deepEqual(r.got, ['again'])
