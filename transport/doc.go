@@ -4,6 +4,9 @@
 // transport uses for client-to-server messages.
 //
 // A transport package (websocket, longpoll, ...) implements Transport and
-// moves frames between one connection and a session.Link; it never
-// re-implements framing, origin checks or the upstream POST.
+// moves frames between one connection and a session: it attaches to the
+// session.Endpoint the server found, takes what to send from the
+// session.Link that returns, and delivers what the client sends into the
+// Endpoint. It never re-implements framing, origin checks or the upstream
+// POST, and never depends on how or where the session is held.
 package transport
