@@ -48,7 +48,7 @@ type browserConfig struct {
 }
 
 func browserFullConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 2000, Warmup: 100, StreamN: 20000, TimeoutMs: 30000}
+	return browserConfig{Systems: browserSystems, EchoN: 1000, Warmup: 50, StreamN: 100000, TimeoutMs: 30000}
 }
 
 // browserQuickConfig is the smoke test's scale: a few hundred messages.
