@@ -135,10 +135,10 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("sessions = %v, want 1", gotSessions)
 	}
 
-	// A raw session: two messages polled, then the last poll made again
-	// as after a lost answer: a resume replaying what that answer carried
-	// (both messages, or the second alone when the first poll came before
-	// the echo of "mb"; a poll from 0 after one from 1 would be stale).
+	// A raw session: two messages ("a", "b") polled, then the last poll
+	// made again as after a lost answer: a resume replaying what that
+	// answer carried (both messages, or "b" alone when the first poll came
+	// before its echo; a poll from 0 after one from 1 would be stale).
 	q, _ := conformance.Negotiate(t, base)
 	postBatch(t, base+"send?seq=1&"+q, transport.AppendBatchFrame(transport.AppendBatchFrame(nil, []byte("ma")), []byte("mb")))
 	got, last := 0, 0
