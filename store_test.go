@@ -166,4 +166,3 @@ func TestStoreServesSessionHeldElsewhere(t *testing.T) {
 		}
 	}
 }
-

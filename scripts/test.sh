@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the linters (go vet, staticcheck, tsc), Go
+# Runs every test of the project: the linters (gofmt, go vet, staticcheck, tsc), Go
 # (with the race detector) and the JavaScript client (node's test runner and
 # real Chromium). Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh # system packages the tests use as real peers (nginx)
+
+echo "== gofmt"
+unformatted=$(gofmt -l .)
+if [[ -n "$unformatted" ]]; then
+	echo "gofmt: these files are not formatted (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 
 echo "== go vet"
 go vet ./...

@@ -167,7 +167,7 @@ func TestShutdownReconnects(t *testing.T) {
 	type reconnecting struct {
 		c      *client.Session
 		closes chan session.CloseError // what OnReconnecting saw of a renegotiation
-		first  string                   // the first session's id
+		first  string                  // the first session's id
 	}
 	var clients []reconnecting
 	for _, name := range transports {

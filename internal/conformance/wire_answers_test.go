@@ -232,7 +232,7 @@ func TestWireCloseReasons(t *testing.T) {
 	s = e.negotiate(t)
 	conn = e.wsDial(t, s, "received=0&seq=1")
 	conn.WriteMessage(ws.TextMessage, []byte("mclose 4100 "+strings.Repeat("é", 70))) // 140 bytes
-	cut := strings.Repeat("é", 61)                                                     // 122 bytes
+	cut := strings.Repeat("é", 61)                                                    // 122 bytes
 	if got, want := wsTranscript(conn), "text:c4100 "+cut+" | close 4100 "+cut; got != want {
 		t.Errorf("the application's long reason:\n got %s\nwant %s", got, want)
 	}
@@ -431,7 +431,7 @@ func TestSlowHeadersWithREADMEServer(t *testing.T) {
 	defer hs.Close()
 	// Enough bytes, a second apart, to outlast the timeout.
 	slow := map[string]string{
-		"closed without an answer":                                         "X: " + strings.Repeat("a", 2*secs+10),
+		"closed without an answer": "X: " + strings.Repeat("a", 2*secs+10),
 		"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request": "X-" + strings.Repeat("a", 2*secs+10),
 	}
 	var wg sync.WaitGroup
