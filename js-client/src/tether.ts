@@ -344,7 +344,7 @@ export class Tether extends EventTarget {
       if (this.readyState > OPEN) return
       // The version asked for in ?v=: a server that answers another one is
       // not one this client can talk to.
-      if (n.protocol !== 1) return this._end(1002, 'unsupported protocol version', false)
+      if (n.protocol !== 1) return this._end(4003, 'unsupported protocol version', false)
       let remembered
       try {
         remembered = sessionStorage.getItem('tether:' + this.url)

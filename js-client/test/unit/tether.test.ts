@@ -251,12 +251,12 @@ test('negotiate refused by the auth hook closes with 1008 and its message', asyn
   assert.deepEqual(events, ['error', 'close'])
 })
 
-test('a negotiate answer in a protocol version other than 1 closes with 1002 and attaches nothing', async () => {
+test('a negotiate answer in a protocol version other than 1 closes with 4003 and attaches nothing', async () => {
   const f = fake()
   f.fault = (path) => (path == 'negotiate' ? Response.json({ protocol: 2, session: 'S', token: 'T', transports: ['longpoll'], heartbeatMs: 1000, resumeWindowMs: 1000, maxBodyBytes: 1 << 20 }) : undefined)
   const { closed, events } = client(f)
   await until('close', () => !!closed())
-  assert.equal(closed()!.code, 1002)
+  assert.equal(closed()!.code, 4003)
   assert.equal(closed()!.reason, 'unsupported protocol version')
   assert.deepEqual(events, ['error', 'close'])
   assert.deepEqual(f.log, ['POST negotiate'])
