@@ -80,6 +80,7 @@ func (s *Session) connectFirst(ctx context.Context) (*attached, error) {
 			return nil, ctx.Err()
 		}
 		s.log.Debug("tether transport failed", "transport", t.name(), "err", err)
+		s.attemptFailed("attach", t.name(), err)
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("%w: %w", ErrNoTransport, errors.Join(errs...))
@@ -178,6 +179,7 @@ func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
 			return nil, endSession(session.StatusPolicyViolation, ne.Message)
 		case err != nil:
 			s.log.Debug("tether negotiate failed", "err", err)
+			s.attemptFailed("negotiate", "", err)
 			continue
 		}
 		ts, err := chooseTransports(s.opts.Transports, neg.Transports)
@@ -241,6 +243,7 @@ func (s *Session) reattach() (*attached, error) {
 				return nil, errStopped
 			}
 			s.log.Debug("tether attach failed", "transport", t.name(), "err", err)
+			s.attemptFailed("attach", t.name(), err)
 		}
 	}
 }

@@ -38,7 +38,9 @@
 // 1012, 1013: StatusCode.Reconnects), the client negotiates a new session by
 // itself, as the JavaScript client does, and the Session goes on with a new
 // ID; Options.DisableReconnect turns that off, and Options.OnReconnecting
-// reports it (and every lost connection).
+// reports it (and every lost connection). Options.OnError reports every
+// failed attempt to negotiate, attach or probe (an AttemptError: request,
+// transport, HTTP status), as the JavaScript client's error event does.
 //
 // # Concurrency
 //

@@ -43,6 +43,59 @@ func (e *NegotiateError) Error() string {
 	return fmt.Sprintf("tether: negotiate refused: %d %s", e.Status, e.Message)
 }
 
+// AttemptError is one failed attempt, as Options.OnError reports it: the
+// JavaScript client's error event. The session goes on and tries again, or
+// ends with a close code that says why.
+type AttemptError struct {
+	// Request is what failed: "negotiate", "attach" or "probe".
+	Request string
+	// Transport is the transport of the attach or probe; "" for negotiate.
+	Transport string
+	// Status is the HTTP status of the answer, 0 when there was none (a
+	// network error, a timeout, a stream held back).
+	Status int
+	// Err is the failure.
+	Err error
+}
+
+func (e *AttemptError) Error() string {
+	return fmt.Sprintf("tether: %s %s failed: %v", e.Request, e.Transport, e.Err)
+}
+
+func (e *AttemptError) Unwrap() error { return e.Err }
+
+// statusError is an HTTP answer other than the one expected.
+type statusError struct {
+	status int
+	text   string // the first line of the body, if read
+}
+
+func (e *statusError) Error() string {
+	if e.text == "" {
+		return fmt.Sprintf("answered %d", e.status)
+	}
+	return fmt.Sprintf("status %d: %s", e.status, e.text)
+}
+
+// httpStatus returns the HTTP status err carries, 0 when none.
+func httpStatus(err error) int {
+	if se := (*statusError)(nil); errors.As(err, &se) {
+		return se.status
+	}
+	var ne *NegotiateError
+	if errors.As(err, &ne) {
+		return ne.Status
+	}
+	return 0
+}
+
+// attemptFailed reports a failed attempt to Options.OnError.
+func (s *Session) attemptFailed(request, transport string, err error) {
+	if fn := s.opts.OnError; fn != nil {
+		fn(&AttemptError{Request: request, Transport: transport, Status: httpStatus(err), Err: err})
+	}
+}
+
 // endError is returned by a transport when the session is over, as opposed
 // to any other error, which means only that the connection broke.
 type endError struct {

@@ -32,9 +32,20 @@ func TestFallbackToLongPolling(t *testing.T) {
 	var n network
 	o := n.options(t, "")
 	o.Transports = []string{"websocket", "longpoll"} // the streams would work here too
+	failed := make(chan *client.AttemptError, 10)
+	o.OnError = func(e *client.AttemptError) { failed <- e }
 	s := dial(t, ctx, url, o)
 	if got := s.Transport(); got != "longpoll" {
 		t.Fatalf("Transport() behind a proxy without upgrades = %q, want longpoll", got)
+	}
+	// The WebSocket probe fails with the proxy's status, reported once.
+	select {
+	case e := <-failed:
+		if e.Request != "attach" || e.Transport != "websocket" || e.Status != http.StatusBadGateway {
+			t.Fatalf("OnError(%+v), want attach websocket 502", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("OnError not called for the refused WebSocket")
 	}
 	if err := s.Send(ctx, textMsg("through")); err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ func pollLoop(ctx context.Context, l *link) error {
 		case http.StatusBadRequest:
 			return endSession(session.StatusProtocolError, "longpoll refused: "+firstLine(body))
 		default:
-			return fmt.Errorf("longpoll: status %d: %s", status, firstLine(body))
+			return fmt.Errorf("longpoll: %w", &statusError{status, firstLine(body)})
 		}
 		l.established()
 		parse := wire.ParseBatch

@@ -104,6 +104,12 @@ type Options struct {
 	// should return promptly.
 	OnReconnecting func(ce *session.CloseError)
 
+	// OnError, if set, is called for every failed attempt to negotiate a
+	// new session, to attach a connection or to probe a stream, with what
+	// failed: the JavaScript client's error event. It runs on the goroutine
+	// that attaches, and should return promptly. Default: none.
+	OnError func(e *AttemptError)
+
 	// CloseTimeout bounds how long Close waits for the close frame to reach
 	// the server before it gives up and stops the session anyway. Default:
 	// 5 seconds.

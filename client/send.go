@@ -102,7 +102,7 @@ func sendLoop(ctx context.Context, l *link) error {
 				return ctx.Err()
 			}
 		default:
-			return fmt.Errorf("send: status %d: %s", status, firstLine(resp))
+			return fmt.Errorf("send: %w", &statusError{status, firstLine(resp)})
 		}
 	}
 }

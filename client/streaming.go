@@ -133,7 +133,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		return endSession(session.StatusProtocolError, t.kind+" refused: "+firstLine(body))
 	default:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: status %d: %s", t.kind, resp.StatusCode, firstLine(body))
+		return fmt.Errorf("%s: %w", t.kind, &statusError{resp.StatusCode, firstLine(body)})
 	}
 	dec, err := t.open(resp, s.negotiated().MaxMessageBytes)
 	if err != nil {

@@ -69,6 +69,13 @@ func testBufferingProxy(t *testing.T, disableUpgrade, holdHeaders bool) {
 	o := n.options(t, "")
 	o.StreamStartTimeout = 300 * time.Millisecond
 	o.DisableUpgrade = disableUpgrade
+	var failedMu sync.Mutex
+	var failed []string
+	o.OnError = func(e *client.AttemptError) {
+		failedMu.Lock()
+		defer failedMu.Unlock()
+		failed = append(failed, e.Request+" "+e.Transport)
+	}
 	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	start := time.Now()
 	s := dial(t, ctx, proxy.URL()+"/rt/", o)
@@ -93,6 +100,30 @@ func testBufferingProxy(t *testing.T, disableUpgrade, holdHeaders bool) {
 	if got := s.Transport(); got != "longpoll" {
 		t.Fatalf("Transport() after the probes = %q, want longpoll", got)
 	}
+	for {
+		failedMu.Lock()
+		n := len(failed)
+		failedMu.Unlock()
+		if n >= 3 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			failedMu.Lock()
+			defer failedMu.Unlock()
+			t.Fatalf("OnError reported %q, want three failures", failed)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	failedMu.Lock()
+	want := "attach websocket,probe sse,probe streaming" // fast connect: Dial is on long polling
+	if disableUpgrade {
+		want = "attach websocket,attach sse,attach streaming"
+	}
+	if got := strings.Join(failed, ","); got != want {
+		t.Errorf("OnError reported %q, want %q", got, want)
+	}
+	failedMu.Unlock()
 	for i := range 3 {
 		msg := fmt.Sprintf("through the proxy %d", i)
 		if err := s.Send(ctx, textMsg(msg)); err != nil {

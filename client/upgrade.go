@@ -72,6 +72,11 @@ func (s *Session) upgrade(a *attached) *attached {
 			return b
 		}
 		s.log.Debug("tether upgrade failed", "transport", t.name(), "err", err)
+		request := "attach"
+		if errors.Is(err, errProbe) {
+			request = "probe"
+		}
+		s.attemptFailed(request, t.name(), err)
 		if errors.Is(err, errEndedEarly) && again {
 			// Most likely superseded by a's request that reached the
 			// server late: no evidence against t; once more.
@@ -81,6 +86,9 @@ func (s *Session) upgrade(a *attached) *attached {
 	}
 	return a
 }
+
+// errProbe marks the failure of a stream's probe, as opposed to its attach.
+var errProbe = errors.New("probe failed")
 
 // errEndedEarly is returned by tryUpgrade when the connection attached but
 // ended before it could take over.
@@ -94,7 +102,7 @@ var errEndedEarly = errors.New("ended before it took over")
 func (s *Session) tryUpgrade(a *attached, t transport) (*attached, error) {
 	if st, ok := t.(*streamTransport); ok {
 		if err := s.probeStream(a, st.kind); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errProbe, err)
 		}
 	}
 	parked := s.gate.shut(a.l)
@@ -180,7 +188,7 @@ func (s *Session) probeStream(a *attached, kind string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s probe: status %d", kind, resp.StatusCode)
+		return fmt.Errorf("%s probe: %w", kind, &statusError{resp.StatusCode, ""})
 	}
 	var b [1]byte
 	if _, err := resp.Body.Read(b[:]); err != nil {

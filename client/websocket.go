@@ -43,7 +43,7 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 			return errSessionGone
 		}
 		if resp != nil {
-			return fmt.Errorf("websocket: handshake answered %d: %w", resp.StatusCode, err)
+			return fmt.Errorf("websocket: handshake %w: %w", &statusError{resp.StatusCode, ""}, err)
 		}
 		return fmt.Errorf("websocket: %w", err)
 	}
