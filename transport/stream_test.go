@@ -169,9 +169,17 @@ func TestServeStreamProbe(t *testing.T) {
 	if l, err := ar.ReadString('\n'); l != "4 msg4\n" {
 		t.Fatalf("attached stream after the probes: line %q (%v), want \"4 msg4\"", l, err)
 	}
-	stopAttached()
 
+	// Aborted while the stream is attached, the session sends its close
+	// frame there and is finished once that stream detaches, which it does
+	// before its response ends. (Aborted with no stream attached, it would
+	// wait for the next attach to deliver the close frame, and a probe,
+	// which does not attach, would still find it.)
 	s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	rest, err := io.ReadAll(ar)
+	if err != nil || !strings.Contains(string(rest), "ctrl c1000") {
+		t.Fatalf("attached stream after Abort: %q (%v), want the close frame", rest, err)
+	}
 	resp, err := http.Get(url + "?received=0&probe=1")
 	if err != nil {
 		t.Fatal(err)
