@@ -60,26 +60,25 @@ type run struct {
 	transport  string        // the transport before Close
 	open       time.Duration // Dial's return
 	first      time.Duration // the first echo
-	reconnects atomic.Int64  // "tether connection lost" logged
-	heartbeat  atomic.Int64  // the interval of the last "tether heartbeat shortened" logged, ns
-	lost, dup  int           // messages, over every phase
+	reconnects atomic.Int64  // OnReconnecting calls for a lost connection
+	renewed    atomic.Int64  // OnReconnecting calls for a new session
+	failedMu   sync.Mutex
+	failed     []client.AttemptError // guarded by failedMu; what OnError reported
+	heartbeat  atomic.Int64          // the interval of the last "tether heartbeat shortened" logged, ns
+	lost, dup  int                   // messages, over every phase
 	reordered  bool
 	ended      error  // the session's end, when a phase saw it
 	hung       string // what a phase that ended by its bound saw
 	extra      []string
 }
 
-// countLost is a slog.Handler that counts the client's "connection lost"
-// records, one per reconnect, and keeps the interval of its "heartbeat
-// shortened" records.
-type countLost struct{ r *run }
+// heartbeatLog is a slog.Handler that keeps the interval of the client's
+// "heartbeat shortened" records (no hook reports it).
+type heartbeatLog struct{ r *run }
 
-func (h countLost) Enabled(context.Context, slog.Level) bool { return true }
-func (h countLost) Handle(_ context.Context, r slog.Record) error {
-	switch r.Message {
-	case "tether connection lost":
-		h.r.reconnects.Add(1)
-	case "tether heartbeat shortened":
+func (h heartbeatLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h heartbeatLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "tether heartbeat shortened" {
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "heartbeat" {
 				h.r.heartbeat.Store(int64(a.Value.Duration()))
@@ -89,8 +88,8 @@ func (h countLost) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
-func (h countLost) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h countLost) WithGroup(string) slog.Handler      { return h }
+func (h heartbeatLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h heartbeatLog) WithGroup(string) slog.Handler      { return h }
 
 // start runs setup name behind real nginx.
 func start(t *testing.T, name string) *hostile.Env {
@@ -117,7 +116,19 @@ func dial(t *testing.T, env *hostile.Env, transports ...string) (*run, error) {
 	defer cancel()
 	c, err := client.Dial(ctx, env.URL, &client.Options{
 		Transports: transports,
-		Logger:     slog.New(countLost{r}),
+		Logger:     slog.New(heartbeatLog{r}),
+		OnReconnecting: func(ce *session.CloseError) {
+			if ce == nil {
+				r.reconnects.Add(1)
+			} else {
+				r.renewed.Add(1)
+			}
+		},
+		OnError: func(e *client.AttemptError) {
+			r.failedMu.Lock()
+			defer r.failedMu.Unlock()
+			r.failed = append(r.failed, *e)
+		},
 	})
 	if ctx.Err() != nil {
 		t.Fatalf("Dial hung: no result within %v (%v)", dialBound, err)
@@ -253,6 +264,13 @@ func (r *run) waitTransport(name string, d time.Duration) bool {
 	return r.c.Transport() == name
 }
 
+// failures returns the attempts OnError reported so far.
+func (r *run) failures() []client.AttemptError {
+	r.failedMu.Lock()
+	defer r.failedMu.Unlock()
+	return slices.Clone(r.failed)
+}
+
 // ms formats d in milliseconds, or "none" for 0: no open, no echo.
 func ms(d time.Duration) string {
 	if d == 0 {
@@ -265,8 +283,11 @@ var reportMu sync.Mutex
 
 // print logs the table line of r and appends it to the report.
 func (r *run) print(label string) {
-	line := fmt.Sprintf("hostile go %s: transport %s, open %s, first echo %s, reconnects %d, lost %d, duplicated %d, reordered %v",
-		label, cmp.Or(r.transport, "none"), ms(r.open), ms(r.first), r.reconnects.Load(), r.lost, r.dup, r.reordered)
+	line := fmt.Sprintf("hostile go %s: transport %s, open %s, first echo %s, reconnects %d, failed attempts %d, lost %d, duplicated %d, reordered %v",
+		label, cmp.Or(r.transport, "none"), ms(r.open), ms(r.first), r.reconnects.Load(), len(r.failures()), r.lost, r.dup, r.reordered)
+	if n := r.renewed.Load(); n > 0 {
+		line += fmt.Sprintf(", new sessions %d", n)
+	}
 	if len(r.extra) > 0 {
 		line += ", " + strings.Join(r.extra, ", ")
 	}
@@ -293,6 +314,9 @@ func basic(t *testing.T, setup, best string) {
 	r.exact()
 	if !r.waitTransport(best, 20*time.Second) {
 		t.Errorf("Transport() = %q after 20s, want %q", r.c.Transport(), best)
+	}
+	if best != "websocket" && !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Transport == "websocket" }) {
+		t.Errorf("OnError reported %v; want the failed websocket attempt among them", r.failures())
 	}
 	if err := r.closeAndWait(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -408,7 +432,10 @@ func TestOutage(t *testing.T) {
 		r.phase("c", 20, 50, during...)
 		r.exact()
 		if r.reconnects.Load() == 0 {
-			t.Errorf("%s: the outage did not cut the session", r.label)
+			t.Errorf("%s: the outage's cut never reached OnReconnecting", r.label)
+		}
+		if len(r.failures()) == 0 {
+			t.Errorf("%s: no attempt refused during the outage reached OnError", r.label)
 		}
 		if r.waitTransport(r.best, 20*time.Second) {
 			r.extra = append(r.extra, fmt.Sprintf("on %s %v after the outage", r.best, time.Since(over).Round(time.Millisecond)))
