@@ -99,6 +99,19 @@ func (c *child) broadcast(sys string) (int, error) {
 	return n, err
 }
 
+// sessions returns how many sessions of sys the server holds for
+// broadcasts.
+func (c *child) sessions(sys string) (int, error) {
+	resp, err := c.ctl.Get(c.base() + "/ctl/sessions?sys=" + sys)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var n int
+	_, err = fmt.Fscan(resp.Body, &n)
+	return n, err
+}
+
 // raiseFileLimit raises RLIMIT_NOFILE to its hard limit and returns it.
 func raiseFileLimit() uint64 {
 	var rl syscall.Rlimit

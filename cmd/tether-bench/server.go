@@ -116,6 +116,7 @@ func (b *benchServer) handler() http.Handler {
 	mux.Handle(sockjsPrefix+"/", sockjs.NewHandler(sockjsPrefix, opts, b.serveSockJS))
 	mux.HandleFunc("/ctl/stats", b.serveStats)
 	mux.HandleFunc("/ctl/broadcast", b.serveBroadcast)
+	mux.HandleFunc("/ctl/sessions", b.serveSessions)
 	mux.Handle(pagePath, pageHandler())
 	return mux
 }
@@ -303,6 +304,26 @@ func (b *benchServer) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "%d %d\n", n, time.Since(t0).Nanoseconds())
+}
+
+// serveSessions answers how many sessions of one system take part in
+// broadcasts. A client counts itself connected a moment before its server
+// side has joined (the raw handler joins after its upgrade, sockjs-go's
+// after its open frame): a broadcast waits for this count.
+func (b *benchServer) serveSessions(w http.ResponseWriter, r *http.Request) {
+	var n int
+	switch r.URL.Query().Get("sys") {
+	case "tether":
+		n = len(b.tetherSessions.list())
+	case "raw":
+		n = len(b.rawConns.list())
+	case "sockjs":
+		n = len(b.sockjsSessions.list())
+	default:
+		http.Error(w, "unknown sys", http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "%d\n", n)
 }
 
 // cpuProfileEnv names a file prefix: each server process writes a CPU

@@ -390,6 +390,19 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 			}
 		})
 	}
+	// Every session is in the server's broadcast list before the first
+	// round, within the bound of a round.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := c.sessions(sys.Family)
+		if err != nil {
+			res.Err = err.Error()
+			break
+		}
+		if n >= len(conns) || !time.Now().Before(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	var busy time.Duration
 	for r := range rounds {
 		if ctx.Err() != nil {
