@@ -88,28 +88,29 @@ func (c *child) stats() (serverStats, error) {
 // broadcast orders one broadcast to every session of sys and returns how
 // many sends succeeded.
 func (c *child) broadcast(sys string) (int, error) {
-	resp, err := c.ctl.Get(c.base() + "/ctl/broadcast?sys=" + sys)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var n int
 	var d int64
-	_, err = fmt.Fscan(resp.Body, &n, &d)
+	err := c.scan("/ctl/broadcast?sys="+sys, &n, &d)
 	return n, err
 }
 
 // sessions returns how many sessions of sys the server holds for
 // broadcasts.
 func (c *child) sessions(sys string) (int, error) {
-	resp, err := c.ctl.Get(c.base() + "/ctl/sessions?sys=" + sys)
+	var n int
+	err := c.scan("/ctl/sessions?sys="+sys, &n)
+	return n, err
+}
+
+// scan gets a control path and reads the answer's numbers into v.
+func (c *child) scan(path string, v ...any) error {
+	resp, err := c.ctl.Get(c.base() + path)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer resp.Body.Close()
-	var n int
-	_, err = fmt.Fscan(resp.Body, &n)
-	return n, err
+	_, err = fmt.Fscan(resp.Body, v...)
+	return err
 }
 
 // raiseFileLimit raises RLIMIT_NOFILE to its hard limit and returns it.
