@@ -120,6 +120,13 @@ func (n *network) dial(ctx context.Context, network, addr string) (net.Conn, err
 	}
 	nc := &netConn{Conn: c, n: n, stalled: make(chan struct{})}
 	n.mu.Lock()
+	if n.down {
+		// The network went down (and was cut) while this dial was under
+		// way: the connection never made it.
+		n.mu.Unlock()
+		c.Close()
+		return nil, errNetworkDown
+	}
 	if n.conns == nil {
 		n.conns = make(map[*netConn]bool)
 	}
