@@ -131,6 +131,7 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 		o.Attached(opts.Transport, s.lastTransport, replayed)
 	}
 	s.link = ln
+	s.forgetLocked()
 	s.attachedOnce = true
 	s.transport = opts.Transport
 	s.lastTransport = opts.Transport
@@ -269,6 +270,8 @@ func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 			b.Messages = l.buf
 			l.next += uint64(len(l.buf))
 			s.handedOut = max(s.handedOut, l.next-1)
+			// What the client acknowledged ahead of this link can go now.
+			s.forgetLocked()
 			if o := s.cfg.Observer; o != nil {
 				o.MessagesOut(l.transport, len(l.buf), payload)
 			}

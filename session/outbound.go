@@ -97,10 +97,27 @@ func (s *Session) acknowledgeLocked(received uint64) error {
 		return fmt.Errorf("%w: %d acknowledged, %d sent", ErrBadAck, received, s.acked+uint64(len(s.out)))
 	}
 	s.clientAcked = max(s.clientAcked, received)
-	if received <= s.acked {
-		return nil
+	s.forgetLocked()
+	return nil
+}
+
+// forgetLocked drops the messages the client has acknowledged, except
+// those the attached connection has yet to hand out. A client counts a
+// connection's messages from its attach's received count on (PROTOCOL.md
+// 5.1), so the connection carries every message after that count, even
+// ones the client has acknowledged meanwhile, having read them on an
+// earlier connection (a long poll answered while a WebSocket attached):
+// skipping them would make the client count the next message as one it
+// already has, and drop it.
+func (s *Session) forgetLocked() {
+	upTo := s.clientAcked
+	if l := s.link; l != nil && !l.gap {
+		upTo = min(upTo, l.next-1)
 	}
-	n := int(received - s.acked)
+	if upTo <= s.acked {
+		return
+	}
+	n := int(upTo - s.acked)
 	for i := range n {
 		s.outBytes -= queuedSize(s.out[i])
 	}
@@ -115,9 +132,8 @@ func (s *Session) acknowledgeLocked(received uint64) error {
 			s.out = s.out[:0:0] // let the old array go
 		}
 	}
-	s.acked = received
+	s.acked = upTo
 	s.spaceFree.broadcast()
-	return nil
 }
 
 // maxReusedOut is the largest outbound array, in messages, that an idle
@@ -131,5 +147,5 @@ const maxReusedOut = 64
 func (s *Session) Sent() (sent, acknowledged uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.acked + uint64(len(s.out)), s.acked
+	return s.acked + uint64(len(s.out)), max(s.acked, s.clientAcked)
 }

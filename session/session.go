@@ -49,8 +49,10 @@ type Session struct {
 
 	mu sync.Mutex
 
-	// Messages to the client: out[i] is message number acked+1+i. Guarded
-	// by mu, like every field below.
+	// Messages to the client: out[i] is message number acked+1+i. acked
+	// trails clientAcked while the attached link has yet to hand out
+	// messages the client acknowledged (see forgetLocked). Guarded by mu,
+	// like every field below.
 	out         []Message
 	acked       uint64
 	clientAcked uint64 // the highest received count the client has stated
