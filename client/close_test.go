@@ -214,9 +214,12 @@ func TestDialRefused(t *testing.T) {
 func TestCloseWhileDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	// A short resume window lets the server forget the session soon after
+	// The resume window outlasts the test by far, so the session is still
+	// resumable when Close gives up (a window of a few CloseTimeouts ran
+	// out first on a starved machine: Close returned 4001). A short
+	// heartbeat lets the server's Shutdown forget the session soon after
 	// the test, which cannot tell it.
-	url := startServer(t, echo, &tether.Options{ResumeWindow: 500 * time.Millisecond}, nil)
+	url := startServer(t, echo, &tether.Options{ResumeWindow: time.Minute, HeartbeatInterval: 250 * time.Millisecond}, nil)
 	var n network
 	o := n.options(t, "")
 	o.CloseTimeout = 100 * time.Millisecond
