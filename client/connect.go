@@ -74,6 +74,7 @@ func (s *Session) connectFirst(ctx context.Context) (*attached, error) {
 		}
 		var ee *endError
 		if errors.As(err, &ee) {
+			s.reportGone("attach", t.name(), err)
 			return nil, ee.ce
 		}
 		if ctx.Err() != nil {
@@ -237,6 +238,7 @@ func (s *Session) reattach() (*attached, error) {
 			}
 			var ee *endError
 			if errors.As(err, &ee) {
+				s.reportGone("attach", t.name(), err)
 				return nil, err
 			}
 			if s.ctx.Err() != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/tetherkit/tether/session"
 )
@@ -47,7 +48,8 @@ func (e *NegotiateError) Error() string {
 // JavaScript client's error event. The session goes on and tries again, or
 // ends with a close code that says why.
 type AttemptError struct {
-	// Request is what failed: "negotiate", "attach" or "probe".
+	// Request is what failed: "negotiate", "attach", "probe" or "send"
+	// (reported only when it ends the session: a send answered 404).
 	Request string
 	// Transport is the transport of the attach or probe; "" for negotiate.
 	Transport string
@@ -87,6 +89,19 @@ func httpStatus(err error) int {
 		return ne.Status
 	}
 	return 0
+}
+
+// unknownSession is the failure an attempt answered 404 reports: the
+// server it reached does not know the session.
+var unknownSession = &statusError{status: http.StatusNotFound, text: "unknown session"}
+
+// reportGone reports to Options.OnError a request answered 404 when err,
+// the error it ended with, says so; the session then ends with
+// StatusSessionUnknown.
+func (s *Session) reportGone(request, transport string, err error) {
+	if errors.Is(err, errSessionGone) {
+		s.attemptFailed(request, transport, unknownSession)
+	}
 }
 
 // attemptFailed reports a failed attempt to Options.OnError.

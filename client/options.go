@@ -105,9 +105,12 @@ type Options struct {
 	OnReconnecting func(ce *session.CloseError)
 
 	// OnError, if set, is called for every failed attempt to negotiate a
-	// new session, to attach a connection or to probe a stream, with what
-	// failed: the JavaScript client's error event. It runs on the goroutine
-	// that attaches, and should return promptly. Default: none.
+	// new session, to attach a connection or to probe a stream, and for the
+	// request answered 404 that ends a session with StatusSessionUnknown
+	// (an attach, a poll or a send that reached a server without the
+	// session), with what failed: the JavaScript client's error event. It
+	// runs on the goroutine that attaches or reads, and should return
+	// promptly. Default: none.
 	OnError func(e *AttemptError)
 
 	// CloseTimeout bounds how long Close waits for the close frame to reach

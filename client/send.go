@@ -140,12 +140,18 @@ func runBesideSends(ctx context.Context, l, sl *link, down func(context.Context,
 				return firstEnd(derr, err)
 			case <-t.C:
 				cancel()
+				l.s.reportGone("send", l.s.Transport(), err)
 				return firstEnd(<-downErr, err)
 			}
 		}
 		cancel()
 		return firstEnd(err, <-downErr)
 	case err := <-downErr:
+		// A poll or the next stream response answered 404 (while
+		// closing, that is the server done with the session).
+		if !l.s.out.closing() {
+			l.s.reportGone("attach", l.s.Transport(), err)
+		}
 		if l.s.out.closing() && ctx.Err() == nil {
 			serr := <-sendErr
 			cancel()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -483,6 +484,10 @@ func TestRoundRobin(t *testing.T) {
 		// expired session.
 		if end := cmp.Or(err, r.ended); end != nil && session.CloseStatus(end) != session.StatusSessionUnknown {
 			t.Errorf("roundrobin %s: ended with %v, want %d (session unknown)", cmp.Or(mode, "automatic"), end, session.StatusSessionUnknown)
+		}
+		// The request answered 404 that ended it reached OnError first.
+		if end := cmp.Or(err, r.ended); end != nil && !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Status == http.StatusNotFound }) {
+			t.Errorf("roundrobin %s: ended with %v, but OnError reported no request answered 404: %v", cmp.Or(mode, "automatic"), end, r.failures())
 		}
 		if r.c != nil {
 			r.closeAndWait()
