@@ -205,16 +205,18 @@ const assertWorked = (r) => {
 }
 
 /**
- * basic runs the first echo, 50 echoes and a stream of 100, waits (bounded)
- * for the session to be on best, the best transport that works through the
- * setup, then closes.
+ * basic sends "first", 50 echoes and a stream of 2,000 from construction on
+ * (so that they cross the open and the move to a better transport), waits
+ * (bounded) for the session to be on best, the best transport that works
+ * through the setup, runs 50 echoes and a stream of 100 there, then closes.
  */
 const basic = (best) => (page) =>
   page.evaluate(async (best) => {
     const t = (window.t = track())
     t.send('first')
-    const phases = [await phase(t, { tag: 'first', n: 0, want: ['first'] }), await phase(t, { tag: 'a', n: 50, stream: 100 })]
+    const phases = [await phase(t, { tag: 'a', n: 50, stream: 2000, want: ['first'] })]
     await wait(t, () => t.transport == best, 20000)
+    phases.push(await phase(t, { tag: 'b', n: 50, stream: 100 }))
     return { phases, ...(await finish(t)) }
   }, best)
 
