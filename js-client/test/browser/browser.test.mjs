@@ -281,6 +281,53 @@ describe('automatic mode (fast connect)', () => {
     assert.ok(r.echoExact, 'echo not exactly u1..u200')
   })
 
+  test('cuts while messages flow both ways: each resume starts on long polling and upgrades again, nothing lost', { skip: skip('websocket') || skip('longpoll') }, async () => {
+    // Every cut puts each session back on long polling, then fast connect
+    // moves it to WebSocket again while echoes flow: the switch the demo's
+    // "automatic" session makes (a poll answered while the WebSocket
+    // attaches; acknowledgements of the poll's messages reaching the server
+    // before the WebSocket replays them).
+    const r = await inPage(async () => {
+      sessionStorage.clear()
+      const sessions = [connect('/rt/'), connect('/rt/'), connect('/rt/')]
+      await until('all on websocket', () => sessions.every((t) => t.transport == 'websocket'))
+      const sent = sessions.map(() => 0)
+      const ticker = setInterval(() => sessions.forEach((t, i) => t.send('u' + ++sent[i])), 5)
+      let upgrades = 0
+      try {
+        for (let cut = 0; cut < 5; cut++) {
+          const n = sessions.map((t) => t.transports.length)
+          sessions[0].send('cut')
+          // Back on long polling, then on WebSocket again, each session.
+          await until('upgraded again', () => sessions.every((t, i) => t.transports.length >= n[i] + 2 && t.transport == 'websocket'))
+          upgrades += sessions.length
+          await new Promise((r) => setTimeout(r, 50 + 100 * Math.random()))
+        }
+      } finally {
+        clearInterval(ticker)
+      }
+      sessions.forEach((t) => t.send('count'))
+      await until('counts', () => sessions.every((t) => t.got.at(-1)?.startsWith('count')), 30000)
+      const out = sessions.map((t, i) => ({
+        exact: t.got.slice(0, -1).join() == numbers(sent[i]).map((n) => 'u' + n).join(),
+        got: t.got.length - 1,
+        sent: sent[i],
+        // The server received: u1..uN, the cuts (session 0), count.
+        count: t.got.at(-1),
+        wantCount: 'count ' + (sent[i] + (i == 0 ? 5 : 0) + 1),
+        events: t.events.join(),
+      }))
+      sessions.forEach((t) => t.close())
+      return { out, upgrades }
+    })
+    assert.equal(r.upgrades, 15)
+    for (const s of r.out) {
+      assert.ok(s.exact, `echoes not exactly u1..u${s.sent} in order: ${s.got} arrived; events ${s.events}`)
+      assert.equal(s.count, s.wantCount, 'messages the server received')
+      assert.ok(!s.events.includes('close'), 'events: ' + s.events)
+    }
+  })
+
   test('an outage: back on WebSocket once the network is back, nothing lost, the remembered choice unchanged', { skip: skip('websocket') }, async () => {
     const r = await inPage(async () => {
       sessionStorage.clear()
