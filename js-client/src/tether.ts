@@ -622,7 +622,7 @@ export class Tether extends EventTarget {
     const c = this._c
     if (!c?.ok || c.name == 'longpoll') return
     this._ar = this._rcv
-    if (c.ws) c.ws.send('a' + this._rcv), (c.sent = Date.now())
+    if (c.ws) c.ws.readyState == 1 && (c.ws.send('a' + this._rcv), (c.sent = Date.now()))
     else this._flush(true)
   }
 
@@ -634,7 +634,7 @@ export class Tether extends EventTarget {
     // own timeout bounds the wait.
     if (!c?.ok || c.parked) return
     if (Date.now() - c.seen > 2 * h) this._fail(c)
-    else if (c.ws && Date.now() - c.sent! >= h / 2) c.ws.send('h'), (c.sent = Date.now())
+    else if (c.ws?.readyState == 1 && Date.now() - c.sent! >= h / 2) c.ws.send('h'), (c.sent = Date.now())
   }
 
   /**
@@ -646,6 +646,10 @@ export class Tether extends EventTarget {
     const c = this._c
     const cf = this._cf
     if (c?.ws && c.ok) {
+      // A WebSocket closed under us is no longer OPEN (1) before its close
+      // event comes: what waits goes on the next connection (a send now
+      // would only make the browser log an error).
+      if (c.ws.readyState != 1) return
       for (let i = Math.max(0, c.next! - this._acked - 1); i < this._out.length; i++, c.next!++) {
         const m = this._out[i]
         c.ws.send(typeof m == 'string' ? 'm' + m : m)
