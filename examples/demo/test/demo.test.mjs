@@ -82,7 +82,7 @@ test('the demo compares every transport with no message lost', { timeout: 240000
     assert.ok(r.cut.interrupted, `${id}: the cut broke no connection`)
     assert.ok(r.cut.resumeMs >= 0, `${id}: resume time ${r.cut.resumeMs}`)
     assert.ok(r.cut.sent > 0, `${id}: no messages flowed across the cut`)
-    assert.equal(r.cut.lost, 0, `${id}: messages lost`)
+    assert.equal(r.cut.lost, 0, `${id}: messages lost: ${JSON.stringify(r.cut)}`)
     assert.equal(r.cut.disordered, 0, `${id}: messages out of order`)
     t.diagnostic(
       `${id}: on ${r.transport}, connect ${r.connectMs.toFixed(1)} ms, p50 ${r.p50.toFixed(2)} ms, ` +

@@ -160,6 +160,9 @@ class Probe {
         cutToResumeMs: lostAt ? resumedAt - cutAt : null,
         sent: sent + up,
         lost: sent - got + (up - upReceived),
+        // Each direction on its own, for the browser test's messages.
+        downLost: sent - got,
+        upLost: up - upReceived,
         disordered: disordered + upDisordered,
       }
     } finally {
