@@ -380,6 +380,10 @@ test('roundrobin: two independent servers, no shared state', async () => {
       const close = r.rec.events.findIndex((e) => e.type == 'close')
       assert.equal(r.rec.events[close - 1]?.type, 'error', `${what}: a close that is not clean follows an error event`)
       assert.equal(r.rec.events[close].code, 4005, `${what}: a server without the session is 4005 session unknown (4001 would say it expired)`)
+      assert.ok(
+        r.rec.events.some((e) => e.type == 'error' && e.status == 404),
+        `${what}: the request answered 404 is an error event the application can log`,
+      )
     }
   }
 })
