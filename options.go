@@ -158,17 +158,17 @@ func (o *Options) withDefaults() Options {
 		c.Transports = append([]string(nil), o.Transports...)
 	}
 	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = 25 * time.Second
+		c.HeartbeatInterval = session.DefaultHeartbeatInterval
 	}
 	if c.ResumeWindow <= 0 {
-		c.ResumeWindow = 30 * time.Second
+		c.ResumeWindow = session.DefaultResumeWindow
 	}
 	if c.FirstAttachWindow <= 0 {
 		c.FirstAttachWindow = 10 * time.Second
 	}
 	c.FirstAttachWindow = min(c.FirstAttachWindow, c.ResumeWindow)
 	if c.MaxMessageBytes <= 0 {
-		c.MaxMessageBytes = 64 << 10
+		c.MaxMessageBytes = session.DefaultMaxMessageBytes
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
@@ -176,7 +176,7 @@ func (o *Options) withDefaults() Options {
 	// Room for one message of the largest size, base64 and framed.
 	c.MaxBodyBytes = max(c.MaxBodyBytes, c.MaxMessageBytes*4/3+64)
 	if c.MaxQueuedBytes <= 0 {
-		c.MaxQueuedBytes = 4 << 20
+		c.MaxQueuedBytes = session.DefaultMaxQueuedBytes
 	}
 	if c.StreamMaxBytes <= 0 {
 		c.StreamMaxBytes = transport.DefaultStreamMaxBytes

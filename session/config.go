@@ -32,31 +32,73 @@ func (p SlowConsumerPolicy) String() string {
 	return "unknown"
 }
 
+// The defaults of Config's fields, which a server's options share.
+const (
+	DefaultHeartbeatInterval = 25 * time.Second
+	DefaultResumeWindow      = 30 * time.Second
+	DefaultMaxMessageBytes   = 64 << 10
+	DefaultMaxQueuedBytes    = 4 << 20
+)
+
 // Config holds the limits and timings shared by the sessions of one server.
-// It must not be changed after the first session uses it.
+// It must not be changed after the first session uses it. Its zero value
+// (and a nil *Config) gives every default.
 type Config struct {
 	// HeartbeatInterval is how often transports send a heartbeat on an idle
-	// connection.
+	// connection; a closed session waits two of them, at most, for its
+	// client to collect the close frame. Default 25s
+	// (DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
 	// ResumeWindow is how long a session with no attached connection waits
-	// for the client to attach again.
+	// for the client to attach again. Default 30s (DefaultResumeWindow).
 	ResumeWindow time.Duration
 	// FirstAttachWindow, if shorter than ResumeWindow and not zero, is how
 	// long a new session waits for its first connection: a client that
 	// negotiates and never attaches holds its session this long only.
+	// Default 0: ResumeWindow.
 	FirstAttachWindow time.Duration
-	// MaxMessageBytes is the largest message in either direction.
+	// MaxMessageBytes is the largest message in either direction. Default
+	// 64 KiB (DefaultMaxMessageBytes).
 	MaxMessageBytes int
 	// MaxQueuedBytes bounds, in each direction, the bytes of messages held
 	// by the session: sent but not acknowledged, and received but not yet
 	// read with Recv. Each message counts its data's length plus
 	// MessageOverhead. A message larger than the bound is still let
-	// through when nothing else is queued.
+	// through when nothing else is queued. Default 4 MiB
+	// (DefaultMaxQueuedBytes).
 	MaxQueuedBytes int
 	// SlowConsumer is applied when Send would go over MaxQueuedBytes.
+	// Default SlowConsumerClose.
 	SlowConsumer SlowConsumerPolicy
 	// Observer, if not nil, is told what the sessions do, for metrics.
+	// Default: none.
 	Observer Observer
+}
+
+// withDefaults returns cfg if it sets every field that has a default, and
+// otherwise a copy with the defaults filled in: a server's Config is
+// complete, so its sessions share it.
+func (cfg *Config) withDefaults() *Config {
+	if cfg != nil && cfg.HeartbeatInterval > 0 && cfg.ResumeWindow > 0 && cfg.MaxMessageBytes > 0 && cfg.MaxQueuedBytes > 0 {
+		return cfg
+	}
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.ResumeWindow <= 0 {
+		c.ResumeWindow = DefaultResumeWindow
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	return &c
 }
 
 // ackEvery is how many client messages a bidirectional link accepts before

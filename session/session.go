@@ -90,8 +90,10 @@ type Session struct {
 // (with its lock held: it must not call back into the session). The wait
 // for the client starts at once: a client that never attaches is given up
 // after cfg.FirstAttachWindow (or cfg.ResumeWindow, if that is shorter or
-// FirstAttachWindow is zero).
+// FirstAttachWindow is zero). A nil cfg, and any field of it left zero,
+// takes the defaults Config documents.
 func New(cfg *Config, info RequestInfo, onFinish func(*Local)) *Local {
+	cfg = cfg.withDefaults()
 	s := &Session{
 		id:    randomID(),
 		token: randomID(),

@@ -70,16 +70,29 @@ func (a *Attach) HeartbeatInterval() time.Duration {
 	return a.Config.HeartbeatInterval
 }
 
-// Config is what transports need of the server's configuration.
+// Config is what transports need of the server's configuration. A Server
+// fills every field from its Options (defaults applied) and shares one
+// Config among its transports; it must not be changed after that.
 type Config struct {
+	// HeartbeatInterval is how long a connection may go without the
+	// server writing, unless the client asked for a shorter one
+	// (Attach.Heartbeat): Attach.HeartbeatInterval gives the one that
+	// applies.
 	HeartbeatInterval time.Duration
-	MaxMessageBytes   int
-	MaxBodyBytes      int
+	// MaxMessageBytes is the largest message a client may send, in a send
+	// request or on a WebSocket.
+	MaxMessageBytes int
+	// MaxBodyBytes is the largest body of a send request, and the most
+	// message bytes one long-poll response carries.
+	MaxBodyBytes int
 	// WriteTimeout bounds each write to a connection.
 	WriteTimeout time.Duration
-	// ReadTimeout bounds reading one send request's body.
+	// ReadTimeout bounds reading one send request's body; zero means no
+	// bound.
 	ReadTimeout time.Duration
-	Logger      *slog.Logger
+	// Logger, if not nil, receives clients' protocol errors at Warn (see
+	// Warn); nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Warn logs a client's protocol error on session s at Warn: never the token.
