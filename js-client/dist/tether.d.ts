@@ -121,7 +121,7 @@ export declare class Tether extends EventTarget {
     onreconnecting: Handler<TetherReconnectingEvent>;
     onresumed: Handler<Event>;
     ontransport: Handler<TetherTransportEvent>;
-    constructor(url: string | URL, options?: TetherOptions);
+    constructor(url: string | URL, options?: TetherOptions | null);
     /**
      * bufferedAmount is the number of bytes of messages sent but not yet
      * acknowledged by the server.

@@ -199,13 +199,13 @@ export class Tether extends EventTarget {
   /** @internal the heartbeat interval in use, ms: the negotiated one, or shorter behind a proxy that cuts idle connections */ _hb = 0
   /** @internal how long the last cut connection had been idle, ms, when it was an idle cut (see _cut); 0: none */ _idle = 0
 
-  constructor(url: string | URL, options: TetherOptions = {}) {
+  constructor(url: string | URL, options?: TetherOptions | null) {
     super()
     const u = new URL(url, globalThis.location?.href)
     u.protocol = u.protocol.replace('ws', 'http')
     if (!u.pathname.endsWith('/')) u.pathname += '/'
     this.url = u.href
-    this._o = options
+    this._o = options ?? {} // null too: new Tether(url, null) is plain JavaScript
     this._negotiate()
   }
 

@@ -113,6 +113,16 @@ test('long polling delivers text and binary in order', async () => {
   assert.deepEqual(events, ['open', 'close'])
 })
 
+test('null options mean the defaults', async () => {
+  const f = fake()
+  globalThis.fetch = f.fetch
+  const t = new Tether('http://127.0.0.1:1/rt', null)
+  await until('open', () => t.readyState == Tether.OPEN)
+  assert.equal(t.transport, 'longpoll')
+  t.close()
+  await until('close', () => t.readyState == Tether.CLOSED)
+})
+
 test('fast connect: long polling at once, then a refused WebSocket, a buffered stream and a failing stream are probed', async () => {
   const f = fake(['websocket', 'sse', 'streaming', 'longpoll'])
   // WebSocket refused: the handshake fails at once, as behind a proxy that strips Upgrade.
