@@ -117,7 +117,7 @@ func NewServer(h Handler, opts *Options) *Server {
 		o.Store = session.NewMemoryStore(o.MaxSessions)
 	}
 	known := map[string]transport.Transport{
-		websocket.Name: websocket.New(nil),
+		websocket.Name: websocket.New(),
 		longpoll.Name:  longpoll.New(),
 		sse.Name:       sse.New(&sse.Options{MaxBytes: o.StreamMaxBytes}),
 		streaming.Name: streaming.New(&streaming.Options{MaxBytes: o.StreamMaxBytes}),

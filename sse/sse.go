@@ -24,15 +24,13 @@ type Options struct {
 	// the client opens the next one. Default 1 MiB
 	// (transport.DefaultStreamMaxBytes).
 	MaxBytes int
-	// PreludeBytes is the size of the padding comment that starts each
-	// response. Default 2 KiB (transport.DefaultPreludeBytes); a negative
-	// value sends no padding.
-	PreludeBytes int
-	// Retry is the reconnection delay the response asks a browser
-	// EventSource to wait before reconnecting by itself, sent as the
-	// event stream's retry field. Default 500ms.
-	Retry time.Duration
 }
+
+// retryDelay is the reconnection delay each response asks a browser
+// EventSource to wait before it reconnects by itself, sent as the event
+// stream's retry field after the padding comment that starts the response
+// (transport.DefaultPreludeBytes in all).
+const retryDelay = 500 * time.Millisecond
 
 // Transport is the server-sent events transport. It is safe for
 // concurrent use.
@@ -43,19 +41,11 @@ type Transport struct {
 
 // New returns an SSE transport. opts is not retained.
 func New(opts *Options) *Transport {
-	o := Options{MaxBytes: transport.DefaultStreamMaxBytes, PreludeBytes: transport.DefaultPreludeBytes, Retry: 500 * time.Millisecond}
-	if opts != nil {
-		if opts.MaxBytes > 0 {
-			o.MaxBytes = opts.MaxBytes
-		}
-		if opts.PreludeBytes != 0 {
-			o.PreludeBytes = max(0, opts.PreludeBytes)
-		}
-		if opts.Retry > 0 {
-			o.Retry = opts.Retry
-		}
+	maxBytes := transport.DefaultStreamMaxBytes
+	if opts != nil && opts.MaxBytes > 0 {
+		maxBytes = opts.MaxBytes
 	}
-	return &Transport{maxBytes: o.MaxBytes, prelude: prelude(o.PreludeBytes, o.Retry)}
+	return &Transport{maxBytes: maxBytes, prelude: prelude(transport.DefaultPreludeBytes, retryDelay)}
 }
 
 // prelude returns a comment line of padding and a retry field, size bytes

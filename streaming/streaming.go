@@ -23,10 +23,6 @@ type Options struct {
 	// the client opens the next one. Default 1 MiB
 	// (transport.DefaultStreamMaxBytes).
 	MaxBytes int
-	// PreludeBytes is the size of the multipart preamble (padding, which
-	// multipart readers skip) that starts each response. Default 2 KiB
-	// (transport.DefaultPreludeBytes); a negative value sends none.
-	PreludeBytes int
 }
 
 // Transport is the multipart streaming transport. It is safe for
@@ -38,20 +34,14 @@ type Transport struct {
 
 // New returns a streaming transport. opts is not retained.
 func New(opts *Options) *Transport {
-	o := Options{MaxBytes: transport.DefaultStreamMaxBytes, PreludeBytes: transport.DefaultPreludeBytes}
-	if opts != nil {
-		if opts.MaxBytes > 0 {
-			o.MaxBytes = opts.MaxBytes
-		}
-		if opts.PreludeBytes != 0 {
-			o.PreludeBytes = max(0, opts.PreludeBytes)
-		}
+	t := &Transport{maxBytes: transport.DefaultStreamMaxBytes}
+	if opts != nil && opts.MaxBytes > 0 {
+		t.maxBytes = opts.MaxBytes
 	}
-	t := &Transport{maxBytes: o.MaxBytes}
-	if o.PreludeBytes >= 2 {
-		// Padding then CRLF: the CRLF belongs to the first delimiter.
-		t.preamble = append(bytes.Repeat([]byte{' '}, o.PreludeBytes-2), "\r\n"...)
-	}
+	// Each response starts with a multipart preamble of
+	// transport.DefaultPreludeBytes, padding that multipart readers skip,
+	// then CRLF: the CRLF belongs to the first delimiter.
+	t.preamble = append(bytes.Repeat([]byte{' '}, transport.DefaultPreludeBytes-2), "\r\n"...)
 	return t
 }
 

@@ -14,6 +14,6 @@
 // reply made in a message callback); only what a full socket does not take
 // at once is finished by a short-lived goroutine, so a sender never waits
 // for a slow client. Heartbeats and delayed acknowledgements come from
-// timers. Without compression, frames are written into the connection's
+// timers. Frames are written into the connection's
 // buffer directly, so a message costs no allocation past the session's copy.
 package websocket

@@ -27,7 +27,7 @@ func TestServesFakeEndpoint(t *testing.T) {
 	e.Push(session.Batch{First: 3, Messages: []session.Message{{Type: session.Text, Data: []byte("hi")}}})
 	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: 5 * time.Second}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		websocket.New(nil).ServeAttach(w, r, &transport.Attach{Session: e, Received: 2, Seq: 7, Config: cfg})
+		websocket.New().ServeAttach(w, r, &transport.Attach{Session: e, Received: 2, Seq: 7, Config: cfg})
 	}))
 	defer hs.Close()
 	c, _, err := ws.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)

@@ -37,43 +37,21 @@ const maxBatchBytes = 256 << 10
 // a batch; so a burst of small messages arrives several times faster.
 const CompactSubprotocol = "tether.compact"
 
-// Options configure the WebSocket transport. A nil *Options means defaults.
-type Options struct {
-	// ReadBufferSize is gorilla's read buffer size. Default 0: the
-	// connection keeps the 4 KiB read buffer of the HTTP server it was
-	// hijacked from instead of allocating another.
-	ReadBufferSize int
-	// WriteBufferSize is gorilla's write buffer size; the buffer is taken
-	// from a pool for each message, so idle connections hold none.
-	// Default 4096.
-	WriteBufferSize int
-	// EnableCompression negotiates per-message deflate. Default false.
-	EnableCompression bool
-}
-
 // Transport is the WebSocket transport.
 type Transport struct {
 	upgrader ws.Upgrader
 }
 
-// New returns a WebSocket transport. opts is not retained.
-func New(opts *Options) *Transport {
-	o := Options{WriteBufferSize: 4096}
-	if opts != nil {
-		if opts.ReadBufferSize > 0 {
-			o.ReadBufferSize = opts.ReadBufferSize
-		}
-		if opts.WriteBufferSize > 0 {
-			o.WriteBufferSize = opts.WriteBufferSize
-		}
-		o.EnableCompression = opts.EnableCompression
-	}
+// New returns a WebSocket transport. A connection keeps the 4 KiB read
+// buffer of the HTTP server it was hijacked from instead of allocating
+// another; gorilla takes its 4 KiB write buffer from a pool for each
+// message it writes, so idle connections hold none. Per-message deflate is
+// not offered.
+func New() *Transport {
 	return &Transport{upgrader: ws.Upgrader{
-		ReadBufferSize:    o.ReadBufferSize,
-		WriteBufferSize:   o.WriteBufferSize,
-		WriteBufferPool:   &sync.Pool{},
-		EnableCompression: o.EnableCompression,
-		Subprotocols:      []string{CompactSubprotocol},
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		Subprotocols:    []string{CompactSubprotocol},
 		// The server checked the origin before calling ServeAttach.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
@@ -99,7 +77,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		transport.BadRequest(w, "not a WebSocket handshake")
 		return
 	}
-	c := &connection{cfg: a.Config, hb: a.HeartbeatInterval(), remote: r.RemoteAddr, compress: t.upgrader.EnableCompression}
+	c := &connection{cfg: a.Config, hb: a.HeartbeatInterval(), remote: r.RemoteAddr}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// Until the first flush, a flush counts as under way: the link's
 	// notifications only mark work pending, and the first flush takes it.
@@ -157,15 +135,14 @@ func (c *connection) serve(seq uint64) {
 // returns: a reply costs no goroutine switch. Heartbeats and delayed
 // acknowledgements come from timers, which hold no goroutine either.
 type connection struct {
-	conn     *ws.Conn
-	cork     *corkConn // under conn
-	link     session.Link
-	session  session.Endpoint // the session link is attached to
-	cfg      *transport.Config
-	hb       time.Duration // the heartbeat interval of this connection (Attach.HeartbeatInterval)
-	remote   string        // the handshake's RemoteAddr, for logs
-	compress bool          // per-message deflate may be on: gorilla frames messages
-	compact  bool          // the client chose CompactSubprotocol: frames go in batches
+	conn    *ws.Conn
+	cork    *corkConn // under conn
+	link    session.Link
+	session session.Endpoint // the session link is attached to
+	cfg     *transport.Config
+	hb      time.Duration // the heartbeat interval of this connection (Attach.HeartbeatInterval)
+	remote  string        // the handshake's RemoteAddr, for logs
+	compact bool          // the client chose CompactSubprotocol: frames go in batches
 	// textLimit is the largest text WebSocket message read: a frame of
 	// the largest message in base64.
 	textLimit int
@@ -634,9 +611,8 @@ const closeGrace = 2 * time.Second
 // frame or, for an empty batch, a heartbeat. They go to the network in one
 // write; with nowait, only as far as the socket takes them at once.
 func (c *connection) write(b session.Batch, nowait bool) writeResult {
-	if !nowait || c.compress {
-		// Gorilla applies it to its own writes (with compression); the
-		// cork to the blocking write of what it collected.
+	if !nowait {
+		// The cork applies it to the blocking write of what it collected.
 		c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	}
 	if nowait {
@@ -719,14 +695,10 @@ func (c *connection) keepFrame(p []byte) {
 	}
 }
 
-// writeMessage writes p as one WebSocket message of type typ. Without
-// compression it frames the message itself, straight into the cork
-// buffer: no allocation, where gorilla's writer costs one per message with
-// a buffer pool. With compression it leaves the message to gorilla.
+// writeMessage writes p as one WebSocket message of type typ. It frames
+// the message itself, straight into the cork buffer: no allocation, where
+// gorilla's writer costs one per message with a buffer pool.
 func (c *connection) writeMessage(typ int, p []byte) bool {
-	if c.compress {
-		return c.conn.WriteMessage(typ, p) == nil
-	}
 	var h [maxFrameHeader]byte
 	return c.cork.writeFrame(appendFrameHeader(h[:0], byte(typ), len(p)), p) == nil
 }
