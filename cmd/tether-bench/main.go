@@ -272,14 +272,13 @@ func writeOutputs(res *results, out, chart, jsonOut string) error {
 	if out == "" {
 		fmt.Print(report)
 	} else {
-		// Keep hand-written notes below the marker across runs.
+		// Keep hand-written notes below the marker across runs: the
+		// report, the marker, then the notes.
+		report = strings.TrimRight(report, "\n") + "\n\n" + notesMarker + "\n"
 		if old, err := os.ReadFile(out); err == nil {
 			if _, notes, ok := strings.Cut(string(old), notesMarker); ok {
-				report += notes
+				report += strings.TrimPrefix(notes, "\n")
 			}
-		}
-		if !strings.Contains(report, notesMarker) {
-			report += "\n" + notesMarker + "\n"
 		}
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 			return err

@@ -172,3 +172,35 @@ func TestBrowserSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestNotesKeptAcrossRuns: a run rewrites the report above the notes marker
+// and keeps, once and below it, what was written there by hand.
+func TestNotesKeptAcrossRuns(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	res := &results{Command: "first"}
+	if err := writeOutputs(res, out, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(out)
+	const notes = "## Method\n\nwritten by hand\n"
+	if err := os.WriteFile(out, append(md, notes...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res.Command = "second"
+	for range 2 {
+		if err := writeOutputs(res, out, "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, _ = os.ReadFile(out)
+	report, kept, ok := strings.Cut(string(md), notesMarker)
+	if !ok || strings.Count(string(md), notesMarker) != 1 {
+		t.Fatalf("want the marker once:\n%s", md)
+	}
+	if !strings.Contains(report, "second") || strings.Contains(report, "first") || strings.Contains(report, "written by hand") {
+		t.Errorf("the report above the marker is not the last run's alone:\n%s", report)
+	}
+	if strings.Count(kept, "written by hand") != 1 {
+		t.Errorf("the notes below the marker = %q, want them once", kept)
+	}
+}
