@@ -107,8 +107,8 @@ type Options struct {
 	ClientKey func(r *http.Request) string
 
 	// Transports lists the transports offered to clients, in the order they
-	// should try them. Default: "websocket", "sse", "streaming",
-	// "longpoll".
+	// should try them. Default: all of them, in the order of
+	// transport.Names: "websocket", "sse", "streaming", "longpoll".
 	Transports []string
 
 	// StreamMaxBytes is how many bytes one sse or streaming response
@@ -186,7 +186,7 @@ func (o *Options) withDefaults() Options {
 		c.MaxSessions = 100_000
 	}
 	if len(c.Transports) == 0 {
-		c.Transports = []string{"websocket", "sse", "streaming", "longpoll"}
+		c.Transports = transport.Names()
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

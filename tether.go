@@ -82,6 +82,20 @@ func (cb *Callbacks) ServeSession(s *session.Session) {
 	}
 }
 
+// transportRegistry makes each transport a Server can offer, by name, for
+// the options of that Server (defaults applied). It has an entry for every
+// name in transport.Names, which gives the default order.
+var transportRegistry = map[string]func(o *Options) transport.Transport{
+	websocket.Name: func(*Options) transport.Transport { return websocket.New() },
+	sse.Name: func(o *Options) transport.Transport {
+		return sse.New(&sse.Options{MaxBytes: o.StreamMaxBytes})
+	},
+	streaming.Name: func(o *Options) transport.Transport {
+		return streaming.New(&streaming.Options{MaxBytes: o.StreamMaxBytes})
+	},
+	longpoll.Name: func(*Options) transport.Transport { return longpoll.New() },
+}
+
 // Server is an http.Handler that serves Tether's endpoints under the path
 // it is mounted at: negotiate, send, one per transport, and the JavaScript
 // client as tether.js (classic script) and tether.mjs (ES module). It routes on
@@ -116,12 +130,6 @@ func NewServer(h Handler, opts *Options) *Server {
 	if o.Store == nil {
 		o.Store = session.NewMemoryStore(o.MaxSessions)
 	}
-	known := map[string]transport.Transport{
-		websocket.Name: websocket.New(),
-		longpoll.Name:  longpoll.New(),
-		sse.Name:       sse.New(&sse.Options{MaxBytes: o.StreamMaxBytes}),
-		streaming.Name: streaming.New(&streaming.Options{MaxBytes: o.StreamMaxBytes}),
-	}
 	srv := &Server{
 		handler: h,
 		opts:    o,
@@ -147,11 +155,11 @@ func NewServer(h Handler, opts *Options) *Server {
 		transports: make(map[string]transport.Transport),
 	}
 	for _, name := range o.Transports {
-		t, ok := known[name]
+		newTransport, ok := transportRegistry[name]
 		if !ok {
 			panic(fmt.Sprintf("tether: unknown transport %q", name))
 		}
-		srv.transports[name] = t
+		srv.transports[name] = newTransport(&o)
 	}
 	if o.Observer != nil {
 		srv.observer = o.Observer.ServerObserver(slices.Clone(o.Transports))

@@ -17,7 +17,7 @@ import (
 // server-to-client direction, and the shared send loop for the other.
 type longpollTransport struct{}
 
-func (longpollTransport) name() string { return "longpoll" }
+func (longpollTransport) name() string { return wire.LongPoll }
 
 // errPollStopped stops the poll loop once Close was called: from then on
 // only the send loop, which carries the close frame, decides the outcome.
@@ -37,7 +37,7 @@ func pollLoop(ctx context.Context, l *link) error {
 	// The server answers within one heartbeat interval; two is a dead
 	// connection (PROTOCOL.md section 5.3).
 	timeout := 2 * l.hb
-	u := l.requestURL("longpoll")
+	u := l.requestURL(wire.LongPoll)
 	d := newRequestDeadline(ctx, timeout)
 	defer d.close()
 	for {

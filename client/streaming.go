@@ -27,7 +27,7 @@ const DefaultStreamStartTimeout = 5 * time.Second
 
 // streamingTransport attaches multipart streams: GET {prefix}streaming,
 // one batch per part (PROTOCOL.md section 4.4).
-var streamingTransport = &streamTransport{kind: "streaming", open: openMultipart}
+var streamingTransport = &streamTransport{kind: wire.Streaming, open: openMultipart}
 
 // ErrBufferedStream is wrapped by the error of a streaming attempt whose
 // first heartbeat did not arrive within the stream start timeout.

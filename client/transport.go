@@ -16,8 +16,8 @@ import (
 )
 
 // A transport attaches connections of one kind to a session. Adding a
-// transport takes one file implementing this interface and one entry in
-// knownTransports.
+// transport takes one file implementing this interface, its name in
+// wire.Names, and one entry in knownTransports.
 type transport interface {
 	// name is the transport's name in negotiate and Options.Transports.
 	name() string
@@ -30,7 +30,8 @@ type transport interface {
 	run(ctx context.Context, l *link) error
 }
 
-// knownTransports are the transports this client implements.
+// knownTransports are the transports this client implements: one for each
+// name in wire.Names, in that order.
 var knownTransports = []transport{
 	websocketTransport{},
 	sseTransport,

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	wire "github.com/tetherkit/tether/transport"
 )
 
 // Fast connect (PROTOCOL.md section 10): long polling carries the session
@@ -22,7 +24,7 @@ func (s *Session) fastConnect() bool {
 		return false
 	}
 	for _, t := range s.transports {
-		if t.name() == "longpoll" {
+		if t.name() == wire.LongPoll {
 			return true
 		}
 	}
@@ -37,7 +39,7 @@ func (s *Session) attemptOrder() []transport {
 	if s.fastConnect() || first == nil {
 		first = s.transports[0]
 		for _, t := range s.transports {
-			if t.name() == "longpoll" && s.fastConnect() {
+			if t.name() == wire.LongPoll && s.fastConnect() {
 				first = t
 			}
 		}

@@ -19,7 +19,7 @@ import (
 // both directions, one frame per WebSocket message (PROTOCOL.md section 4.2).
 type websocketTransport struct{}
 
-func (websocketTransport) name() string { return "websocket" }
+func (websocketTransport) name() string { return wire.WebSocket }
 
 // Acknowledgement pacing on WebSocket (PROTOCOL.md section 5.1).
 const (
@@ -32,7 +32,7 @@ const (
 // is established once the handshake succeeds.
 func (websocketTransport) run(ctx context.Context, l *link) error {
 	s := l.s
-	u := endpoint(s.prefix, "websocket", l.query(int64(l.received), int64(l.seq)))
+	u := endpoint(s.prefix, wire.WebSocket, l.query(int64(l.received), int64(l.seq)))
 	u = "ws" + strings.TrimPrefix(u, "http") // http→ws, https→wss
 	conn, resp, err := s.opts.Dialer.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {

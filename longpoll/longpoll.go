@@ -13,7 +13,7 @@ import (
 )
 
 // Name is the transport's name in negotiate responses and URLs.
-const Name = "longpoll"
+const Name = transport.LongPoll
 
 // Transport is the long-polling transport. The zero value is ready to use.
 type Transport struct{}

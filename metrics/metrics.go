@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
 )
 
 // Metrics are Prometheus metrics of Tether servers. Make them with New and
@@ -113,7 +114,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			}
 		}
 	}
-	for _, name := range []string{noTransport, "websocket", "sse", "streaming", "longpoll"} {
+	for _, name := range append([]string{noTransport}, transport.Names()...) {
 		m.transport(name)
 	}
 	return m, nil

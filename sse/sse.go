@@ -12,7 +12,7 @@ import (
 )
 
 // Name is the transport's name in negotiate responses and URLs.
-const Name = "sse"
+const Name = transport.SSE
 
 // LastEventIDHeader is the header a browser EventSource sends when it
 // reconnects by itself: the id of the last message event it received.

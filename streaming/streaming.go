@@ -12,7 +12,7 @@ import (
 )
 
 // Name is the transport's name in negotiate responses and URLs.
-const Name = "streaming"
+const Name = transport.Streaming
 
 // PartContentType is the Content-Type of every part.
 const PartContentType = "application/octet-stream"

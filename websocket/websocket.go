@@ -19,7 +19,7 @@ import (
 )
 
 // Name is the transport's name in negotiate responses and URLs.
-const Name = "websocket"
+const Name = transport.WebSocket
 
 // StatusSuperseded is the WebSocket close status of a connection replaced
 // by a newer one of the same session. It is not a Tether close: the session
