@@ -2,8 +2,20 @@
 // check them: which transports to try in which order, how long to wait
 // before trying again, and which close codes end the client for good.
 
-/** The transports this client speaks, in its order of preference. */
-export const transports = ['websocket', 'sse', 'streaming', 'longpoll']
+/**
+ * The transports this client speaks, by their names in PROTOCOL.md, in the
+ * default order (the order a server offers them in by default). The one
+ * list of them: tether.ts's transportsByName must have an entry for each
+ * (the compiler checks), so adding a transport adds its name here and its
+ * function there.
+ */
+export const transports = ['websocket', 'sse', 'streaming', 'longpoll'] as const
+
+/** The name of a transport this client speaks. */
+export type TransportName = (typeof transports)[number]
+
+/** speaks tells whether this client speaks transport name. */
+export const speaks = (name: string): name is TransportName => (transports as readonly string[]).includes(name)
 
 /**
  * backoff returns the delay in milliseconds before try number attempt
@@ -27,7 +39,7 @@ export const order = (
   remembered?: string | null,
 ): string[] => {
   const list = offered.filter(
-    (n) => transports.includes(n) && (!o.transports || o.transports.includes(n)) && !o.exclude?.includes(n),
+    (n) => speaks(n) && (!o.transports || o.transports.includes(n)) && !o.exclude?.includes(n),
   )
   return remembered && list.includes(remembered) ? [remembered, ...list.filter((n) => n != remembered)] : list
 }

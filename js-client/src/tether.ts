@@ -2,7 +2,7 @@
 // transports themselves are in websocket.ts and http.ts.
 
 import { type Bytes, type Frame, type Payload, closeFrame, encodeBatch, encodeFrame, encoder, parseClose } from './codec'
-import { NO_TRANSPORT, SESSION_UNKNOWN, backoff, order, probes, reconnects } from './policy'
+import { NO_TRANSPORT, SESSION_UNKNOWN, type TransportName, backoff, order, probes, reconnects } from './policy'
 import { type Conn, websocket } from './websocket'
 import { longpoll, probe, sse, streaming } from './http'
 
@@ -126,7 +126,8 @@ const OPEN = 1
 const CLOSING = 2
 const CLOSED = 3
 
-const transportsByName: Record<string, (t: Tether, c: Conn) => void> = { websocket, sse, streaming, longpoll }
+/** Each transport's function by name: one for every name in policy.ts's transports. */
+const transportsByName: Record<TransportName, (t: Tether, c: Conn) => void> = { websocket, sse, streaming, longpoll }
 
 /**
  * Tether is a real-time connection shaped like the browser's WebSocket:
@@ -395,7 +396,7 @@ export class Tether extends EventTarget {
     else this._c = c
     c.timer = setTimeout(() => this._fail(c), this._o.timeout ?? 5000)
     try {
-      transportsByName[name](this, c)
+      transportsByName[name as TransportName](this, c)
     } catch {
       // new WebSocket throws where the page may not open one (mixed content, CSP).
       this._fail(c)
