@@ -135,14 +135,21 @@ func runBesideSends(ctx context.Context, l, sl *link, down func(context.Context,
 			// servers that share none): the send's answer decides.
 			t := time.NewTimer(unknownGrace)
 			defer t.Stop()
+			var end error
 			select {
 			case derr := <-downErr:
-				return firstEnd(derr, err)
+				end = firstEnd(derr, err)
 			case <-t.C:
 				cancel()
-				l.s.reportGone("send", l.s.Transport(), err)
-				return firstEnd(<-downErr, err)
+				end = firstEnd(<-downErr, err)
 			}
+			// The session ends unknown to the server (not by a close
+			// frame the downstream brought): the send answered 404 is
+			// the failed request to report.
+			if !l.s.out.closing() {
+				l.s.reportGone("send", l.s.Transport(), end)
+			}
+			return end
 		}
 		cancel()
 		return firstEnd(err, <-downErr)
