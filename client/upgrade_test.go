@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
 )
 
@@ -66,7 +66,15 @@ func TestBackOnWebSocketAfterOutage(t *testing.T) {
 	defer cancel()
 	url := startServer(t, echo, nil, nil)
 	var n network
-	s := dial(t, ctx, url, n.options(t, ""))
+	opts := n.options(t, "")
+	failed := make(chan struct{}, 64)
+	opts.OnError = func(*client.AttemptError) {
+		select {
+		case failed <- struct{}{}:
+		default:
+		}
+	}
+	s := dial(t, ctx, url, opts)
 	waitTransport(t, ctx, s, "websocket")
 	n.setDown(true)
 	n.cut()
@@ -75,7 +83,15 @@ func TestBackOnWebSocketAfterOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // several failed rounds of attempts
+	// Several attempts fail while the network is down: each transport,
+	// WebSocket included, has failed once before it comes back.
+	for range 4 {
+		select {
+		case <-failed:
+		case <-ctx.Done():
+			t.Fatal("no attempt failed while the network was down")
+		}
+	}
 	n.setDown(false)
 	for i := range 20 {
 		if m, err := s.Recv(ctx); err != nil || string(m.Data) != fmt.Sprint("o", i) {
