@@ -116,13 +116,7 @@ func (s *Session) tryUpgrade(a *attached, t transport) (*attached, error) {
 	// The attempt ends when a does: the session then attaches anew.
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-a.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go cancelWhenDone(ctx, cancel, a.done)
 	b, err := s.attempt(ctx, t, s.opts.ConnectTimeout)
 	if err != nil {
 		return nil, err
@@ -163,13 +157,7 @@ func (s *Session) tryUpgrade(a *attached, t transport) (*attached, error) {
 func (s *Session) probeStream(a *attached, kind string) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.StreamStartTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-a.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go cancelWhenDone(ctx, cancel, a.done)
 	neg := s.negotiated()
 	q := url.Values{
 		"session":  {neg.Session},
@@ -262,5 +250,15 @@ func (g *pollGate) wait(ctx context.Context, l *link) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// cancelWhenDone calls cancel when done is closed, and returns when ctx
+// ends: an attempt made beside a connection ends with it.
+func cancelWhenDone(ctx context.Context, cancel context.CancelFunc, done <-chan struct{}) {
+	select {
+	case <-done:
+		cancel()
+	case <-ctx.Done():
 	}
 }
