@@ -66,12 +66,13 @@ type Link interface {
 	// The returned Messages are valid until the next Pull.
 	Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batch, error)
 	// Collect returns what there is to send now, without waiting, within
-	// maxBytes as for Pull. ackNow makes an acknowledgement of the client
-	// messages accepted so far due at once; ackPending reports client
-	// messages still unacknowledged after the Batch, for which the
-	// transport calls Collect again with ackNow after AckDelay. The
-	// returned Messages are valid until the next Collect.
-	Collect(maxBytes int, ackNow bool) (b Batch, ackPending bool, err error)
+	// maxBytes as for Pull. The Link decides when an acknowledgement of
+	// client messages is due, for Pull and Collect alike (every so many
+	// messages, or a short delay after the first one nothing
+	// acknowledged), and notifies the transport then: a transport keeps
+	// no acknowledgement timer. The returned Messages are valid until the
+	// next Collect.
+	Collect(maxBytes int) (Batch, error)
 	// Done is closed when the Link is over.
 	Done() <-chan struct{}
 	// Detach tells the session that the connection is gone. If the close

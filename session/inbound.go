@@ -164,8 +164,8 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, q
 		accepted++
 		size += len(m.Data)
 		i++
-		if s.link != nil && s.link.acksInBand && (s.received-s.link.ackSent >= ackEvery || s.received-s.link.ackSent == 1) {
-			s.link.notify()
+		if s.link != nil {
+			s.link.received()
 		}
 	}
 	return max(first, 0), accepted, size, nil

@@ -24,6 +24,13 @@ type link struct {
 	done  chan struct{} // closed when superseded or the session finished
 	ended bool          // done is closed; guarded by s.mu
 
+	// The acknowledgement delay, guarded by s.mu: while client messages
+	// wait for an acknowledgement, either ackTimer runs (ackArmed) or it
+	// has fired and the next Batch carries one (ackDue).
+	ackTimer *time.Timer // fires ackTick ackDelay after the first unacknowledged client message
+	ackArmed bool
+	ackDue   bool
+
 	timer *time.Timer // heartbeat wait, owned by the writer
 	buf   []Message   // reused by Pull
 }
@@ -120,7 +127,11 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 	}
 	// ln.ackSent stays 0: the client may not have seen an acknowledgement of
 	// what earlier links accepted (the connection can break before one goes
-	// out), so a new link owes it one as soon as it has anything to send.
+	// out), so a new link owes it one: it goes out with the first batch
+	// that has room for it, at the latest ackDelay from now.
+	if ln.acksInBand && s.received != 0 {
+		ln.ackLaterLocked()
+	}
 	if old := s.link; old != nil {
 		old.end()
 	}
@@ -160,33 +171,88 @@ func (l *link) end() {
 	if !l.ended {
 		l.ended = true
 		close(l.done)
+		l.stopAckTimerLocked()
 		if l.notifyFn != nil {
 			l.notifyFn()
 		}
 	}
 }
 
-// Collect returns what there is to send now, without waiting: a Batch that
-// is empty when there is nothing (Collect never asks for a heartbeat; the
-// transport decides when one is due), within maxBytes as for Pull. ackNow makes an acknowledgement of
-// the client messages accepted so far due at once; without it one is due
-// every ackEvery messages. ackPending reports client messages still
-// unacknowledged after this Batch: the transport calls Collect again with
-// ackNow once the burst has paused (AckDelay). The returned Messages are
-// valid until the next Collect. Collect returns ErrSuperseded or
-// ErrFinished when the link is over.
-func (l *link) Collect(maxBytes int, ackNow bool) (b Batch, ackPending bool, err error) {
+// received is called, with s.mu held, when the session has accepted a
+// client message: an acknowledgement is due at once after ackEvery of them
+// (the link is notified), and otherwise at most ackDelay after the first
+// one nothing acknowledged. The delay is the link's, for both ways a
+// transport takes from it (Pull and Collect): a transport keeps no
+// acknowledgement timer of its own.
+func (l *link) received() {
+	if !l.acksInBand || l.ended {
+		return
+	}
+	if l.s.received-l.ackSent >= ackEvery {
+		l.notify()
+		return
+	}
+	l.ackLaterLocked()
+}
+
+// ackLaterLocked starts the acknowledgement timer unless it runs already
+// or has fired: a steady flow of client messages costs no timer operation
+// per message. Called with s.mu held.
+func (l *link) ackLaterLocked() {
+	if l.ackArmed || l.ackDue {
+		return
+	}
+	l.ackArmed = true
+	if l.ackTimer == nil {
+		l.ackTimer = time.AfterFunc(ackDelay, l.ackTick)
+		return
+	}
+	l.ackTimer.Reset(ackDelay)
+}
+
+// ackTick makes the acknowledgement due and tells the transport. A tick
+// whose Stop came too late may make it due a little early, which costs one
+// acknowledgement frame and nothing else.
+func (l *link) ackTick() {
 	s := l.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, _, err = l.collectLocked(maxBytes, ackNow)
-	return b, l.acksInBand && s.received != l.ackSent, err
+	if !l.ackArmed {
+		return
+	}
+	l.ackArmed = false
+	if l.ended || s.received == l.ackSent {
+		return
+	}
+	l.ackDue = true
+	l.notify()
 }
 
-// AckDelay is how long a transport that uses Collect waits, after client
-// messages arrive with nothing going out to carry their acknowledgement,
-// before it sends one alone.
-const AckDelay = ackDelay
+// stopAckTimerLocked stops the acknowledgement timer: nothing waits for
+// an acknowledgement any more. Called with s.mu held.
+func (l *link) stopAckTimerLocked() {
+	if l.ackArmed {
+		l.ackArmed = false
+		l.ackTimer.Stop()
+	}
+	l.ackDue = false
+}
+
+// Collect returns what there is to send now, without waiting: a Batch that
+// is empty when there is nothing (Collect never asks for a heartbeat; the
+// transport decides when one is due), within maxBytes as for Pull. An
+// acknowledgement of client messages is due every ackEvery messages, and
+// ackDelay after the first one nothing acknowledged (the link's timer
+// notifies the transport then). The returned Messages are valid until the
+// next Collect. Collect returns ErrSuperseded or ErrFinished when the link
+// is over.
+func (l *link) Collect(maxBytes int) (Batch, error) {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, _, err := l.collectLocked(maxBytes, false)
+	return b, err
+}
 
 // Pull waits for something to send and returns it, holding at most
 // maxBytes of messages, each counting its data plus MessageOverhead (but
@@ -201,7 +267,6 @@ func (l *link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batc
 	for {
 		s.mu.Lock()
 		b, ok, err := l.collectLocked(maxBytes, timedOut)
-		ackPending := l.acksInBand && s.received != l.ackSent
 		s.mu.Unlock()
 		if ok || err != nil {
 			return b, err
@@ -209,12 +274,6 @@ func (l *link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batc
 		d := time.Until(deadline)
 		if d <= 0 {
 			return Batch{}, nil
-		}
-		if ackPending {
-			// Client messages arrived and nothing is going out to carry
-			// their acknowledgement: send one alone once the burst has
-			// paused for ackDelay.
-			d = min(d, ackDelay)
 		}
 		if l.timer == nil {
 			l.timer = time.NewTimer(d)
@@ -235,9 +294,9 @@ func (l *link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batc
 }
 
 // collectLocked fills a Batch. ok is false when there is nothing to send.
-// An acknowledgement is due after ackEvery client messages, or once Pull
-// has waited (ackDelay, or the heartbeat wait) with client messages
-// unacknowledged.
+// An acknowledgement is due after ackEvery client messages, once the
+// link's acknowledgement timer has fired (ackDue), or when idle (Pull's
+// wait passed: it goes out instead of a heartbeat).
 func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err error) {
 	s := l.s
 	if l.ended {
@@ -280,10 +339,11 @@ func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 	}
 	// Not with every batch: an echo would then cost an acknowledgement
 	// per reply. A burst is acknowledged every ackEvery messages, and
-	// the rest once it pauses for ackDelay (Pull's idle wait).
-	if l.acksInBand && s.received != l.ackSent && (idle || s.received-l.ackSent >= ackEvery) {
+	// the rest ackDelay after its first message (the link's timer).
+	if l.acksInBand && s.received != l.ackSent && (idle || l.ackDue || s.received-l.ackSent >= ackEvery) {
 		b.AckDue, b.Received = true, s.received
 		l.ackSent = s.received
+		l.stopAckTimerLocked()
 		ok = true
 	}
 	if s.closeFrame != nil && (l.gap || l.next > s.acked+uint64(len(s.out))) {

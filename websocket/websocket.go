@@ -163,10 +163,7 @@ type connection struct {
 	stopped      bool        // the connection is over: no more flushes
 	closing      bool        // a WebSocket close went out
 	heartbeatDue bool        // the heartbeat interval passed with nothing written
-	ackDue       bool        // client messages waited AckDelay for an acknowledgement
 	heartbeat    *time.Timer // fires heartbeatTick
-	ackTimer     *time.Timer // runs while ackArmed
-	ackArmed     bool        // an acknowledgement waits for ackTimer
 	deferTimer   *time.Timer // bounds how long a kick waits for the reader
 	deferArmed   bool
 
@@ -269,10 +266,10 @@ func (c *connection) flush(nowait bool) {
 			return
 		}
 		c.pending = false
-		heartbeat, ackNow := c.heartbeatDue, c.ackDue
-		c.heartbeatDue, c.ackDue = false, false
+		heartbeat := c.heartbeatDue
+		c.heartbeatDue = false
 		c.mu.Unlock()
-		switch c.writeAvailable(heartbeat, ackNow, nowait) {
+		switch c.writeAvailable(heartbeat, nowait) {
 		case writeFailed:
 			c.fail()
 		case writeBlocked:
@@ -302,13 +299,12 @@ const (
 	writeFailed                     // the connection failed
 )
 
-// writeAvailable writes everything the link has now, a heartbeat when one
-// is due and nothing else went out, and arms the acknowledgement timer when
-// client messages wait for one.
-func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult {
+// writeAvailable writes everything the link has now, and a heartbeat when
+// one is due and nothing else went out.
+func (c *connection) writeAvailable(heartbeat, nowait bool) writeResult {
 	wrote := false
 	for {
-		b, ackPending, err := c.link.Collect(maxBatchBytes, ackNow)
+		b, err := c.link.Collect(maxBatchBytes)
 		if err != nil {
 			switch {
 			case errors.Is(err, session.ErrSuperseded):
@@ -322,9 +318,6 @@ func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult 
 			if heartbeat && !wrote {
 				return c.write(session.Batch{}, nowait)
 			}
-			if ackPending {
-				c.armAck()
-			}
 			return writeDone
 		}
 		if r := c.write(b, nowait); r != writeDone {
@@ -336,34 +329,7 @@ func (c *connection) writeAvailable(heartbeat, ackNow, nowait bool) writeResult 
 			c.closeConn(int(b.Close.Code), transport.TruncateReason(b.Close.Reason))
 			return writeDone
 		}
-		ackNow = false
 	}
-}
-
-// armAck starts the acknowledgement timer unless it runs already: the
-// acknowledgement goes out at most AckDelay after the first client message
-// nothing else acknowledged, and a steady flow of messages costs no timer
-// operation per message.
-func (c *connection) armAck() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped || c.ackDue || c.ackArmed {
-		return
-	}
-	c.ackArmed = true
-	if c.ackTimer == nil {
-		c.ackTimer = time.AfterFunc(session.AckDelay, c.ackTick)
-		return
-	}
-	c.ackTimer.Reset(session.AckDelay)
-}
-
-func (c *connection) ackTick() {
-	c.mu.Lock()
-	c.ackArmed = false
-	c.ackDue = true
-	c.mu.Unlock()
-	c.kick()
 }
 
 // heartbeatTick sends a heartbeat when nothing has been written for a
@@ -406,7 +372,7 @@ func (c *connection) fail() {
 func (c *connection) stop() {
 	c.mu.Lock()
 	c.stopped = true
-	for _, t := range []*time.Timer{c.heartbeat, c.ackTimer, c.deferTimer} {
+	for _, t := range []*time.Timer{c.heartbeat, c.deferTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -223,13 +223,12 @@ func (l *Link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (sess
 	}
 }
 
-// Collect implements session.Link; it never reports an acknowledgement
-// pending.
-func (l *Link) Collect(maxBytes int, ackNow bool) (session.Batch, bool, error) {
+// Collect implements session.Link.
+func (l *Link) Collect(maxBytes int) (session.Batch, error) {
 	l.e.mu.Lock()
 	defer l.e.mu.Unlock()
 	b, _, err := l.take()
-	return b, false, err
+	return b, err
 }
 
 // Done implements session.Link.
