@@ -15,6 +15,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestCallbacksNeedNoGoroutine: sessions served by Callbacks add no
@@ -27,7 +28,7 @@ func TestCallbacksNeedNoGoroutine(t *testing.T) {
 		handler tether.Handler
 		want    int // goroutines per session
 	}{
-		{"Callbacks", &tether.Callbacks{Message: func(*session.Session, session.Message) {}}, 0},
+		{"Callbacks", &tether.Callbacks{Message: func(*session.Session, wire.Message) {}}, 0},
 		{"HandlerFunc", tether.HandlerFunc(func(s *session.Session) { <-s.Context().Done() }), 1},
 	}
 	for _, tc := range cases {
@@ -67,16 +68,16 @@ func TestCallbacksOrderAndClose(t *testing.T) {
 			)
 			cb := &tether.Callbacks{
 				Open: func(s *session.Session) {
-					s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("hello")})
+					s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte("hello")})
 				},
-				Message: func(s *session.Session, m session.Message) {
+				Message: func(s *session.Session, m wire.Message) {
 					mu.Lock()
 					inFlight++
 					overlap = overlap || inFlight > 1
 					got = append(got, string(m.Data))
 					mu.Unlock()
 					if string(m.Data) == fmt.Sprint(count-1) {
-						s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("done")})
+						s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte("done")})
 					}
 					mu.Lock()
 					inFlight--
@@ -106,17 +107,17 @@ func TestCallbacksOrderAndClose(t *testing.T) {
 				t.Fatalf("first Recv = %q, %v; want Open's hello", m.Data, err)
 			}
 			for i := range count {
-				if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprint(i))}); err != nil {
+				if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(fmt.Sprint(i))}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			if m, err := c.Recv(ctx); err != nil || string(m.Data) != "done" {
 				t.Fatalf("Recv = %q, %v; want done", m.Data, err)
 			}
-			c.Close(session.StatusCode(4100), "bye")
+			c.Close(wire.StatusCode(4100), "bye")
 			select {
 			case err := <-closed:
-				var ce session.CloseError
+				var ce wire.CloseError
 				if !asCloseError(err, &ce) || ce.Code != 4100 || ce.Reason != "bye" {
 					t.Fatalf("Close got %v, want the client's close 4100 bye", err)
 				}
@@ -142,8 +143,8 @@ func TestCallbacksOrderAndClose(t *testing.T) {
 	}
 }
 
-func asCloseError(err error, ce *session.CloseError) bool {
-	c, ok := err.(session.CloseError)
+func asCloseError(err error, ce *wire.CloseError) bool {
+	c, ok := err.(wire.CloseError)
 	if ok {
 		*ce = c
 	}
@@ -157,7 +158,7 @@ func asCloseError(err error, ce *session.CloseError) bool {
 func TestIdleWebSocketSessionHoldsOneGoroutine(t *testing.T) {
 	const n = 40
 	const slack = 3
-	echo := &tether.Callbacks{Message: func(s *session.Session, m session.Message) { s.Send(s.Context(), m) }}
+	echo := &tether.Callbacks{Message: func(s *session.Session, m wire.Message) { s.Send(s.Context(), m) }}
 	srv := tether.NewServer(echo, &tether.Options{HeartbeatInterval: time.Minute})
 	hs := httptest.NewServer(srv)
 	defer hs.Close()

@@ -12,7 +12,7 @@
 //		for {
 //			m, err := s.Recv(s.Context())
 //			if err != nil {
-//				return // session.CloseStatus(err) says why
+//				return // wire.CloseStatus(err) says why
 //			}
 //			s.Send(s.Context(), m)
 //		}
@@ -36,7 +36,7 @@
 // by that reader directly:
 //
 //	srv := tether.NewServer(&tether.Callbacks{
-//		Message: func(s *session.Session, m session.Message) {
+//		Message: func(s *session.Session, m wire.Message) {
 //			s.Send(s.Context(), m)
 //		},
 //	}, nil)

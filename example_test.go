@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // ExampleNewServer mounts a Tether echo server on a plain net/http mux at
@@ -44,8 +45,8 @@ func ExampleNewServer() {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close(session.StatusNormalClosure, "")
-	c.Send(ctx, session.Message{Type: session.Text, Data: []byte("hello")})
+	defer c.Close(wire.StatusNormalClosure, "")
+	c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("hello")})
 	m, err := c.Recv(ctx)
 	if err != nil {
 		fmt.Println(err)
@@ -60,7 +61,7 @@ func ExampleNewServer() {
 // either way.
 func ExampleNewServer_stripPrefix() {
 	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) {
-		s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("welcome")})
+		s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte("welcome")})
 		s.Recv(s.Context())
 	}), &tether.Options{Transports: []string{"longpoll"}})
 
@@ -78,7 +79,7 @@ func ExampleNewServer_stripPrefix() {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close(session.StatusNormalClosure, "")
+	defer c.Close(wire.StatusNormalClosure, "")
 	m, err := c.Recv(ctx)
 	if err != nil {
 		fmt.Println(err)
@@ -101,9 +102,9 @@ func ExampleCallbacks() {
 			mu.Lock()
 			members[s] = true
 			mu.Unlock()
-			s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("welcome")})
+			s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte("welcome")})
 		},
-		Message: func(s *session.Session, m session.Message) {
+		Message: func(s *session.Session, m wire.Message) {
 			mu.Lock()
 			defer mu.Unlock()
 			for member := range members {
@@ -128,8 +129,8 @@ func ExampleCallbacks() {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close(session.StatusNormalClosure, "")
-	c.Send(ctx, session.Message{Type: session.Text, Data: []byte("hi all")})
+	defer c.Close(wire.StatusNormalClosure, "")
+	c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("hi all")})
 	for range 2 {
 		m, err := c.Recv(ctx)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/conformance"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // syncBuffer is a bytes.Buffer for a logger written from many goroutines.
@@ -47,7 +47,7 @@ func TestLogs(t *testing.T) {
 	if status := post(t, base+"send?seq=1&"+q, []byte("x:")); status != http.StatusBadRequest {
 		t.Errorf("malformed send: %d, want 400", status)
 	}
-	if status := post(t, base+"send?seq=1&"+q, transport.AppendBatchFrame(nil, []byte("c4100 bye"))); status != http.StatusNoContent {
+	if status := post(t, base+"send?seq=1&"+q, wire.AppendBatchFrame(nil, []byte("c4100 bye"))); status != http.StatusNoContent {
 		t.Errorf("close: %d, want 204", status)
 	}
 	for !strings.Contains(logs.String(), "tether: session closed") {

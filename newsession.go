@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Errors returned by NewSession.
@@ -99,7 +100,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 	})
 	if err := srv.store.Add(l); err != nil {
 		release()
-		l.Abort(session.CloseError{Code: session.StatusTryAgainLater, Reason: "too many sessions"})
+		l.Abort(wire.CloseError{Code: wire.StatusTryAgainLater, Reason: "too many sessions"})
 		srv.negotiated(NegotiateTooManySessions)
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)
 		return nil, err
@@ -114,7 +115,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		if cb.Open != nil {
 			cb.Open(s)
 		}
-		s.OnMessage(func(m session.Message) { cb.Message(s, m) })
+		s.OnMessage(func(m wire.Message) { cb.Message(s, m) })
 		s.OnClose(func(err error) {
 			defer srv.handlers.Done()
 			if cb.Close != nil {
@@ -127,7 +128,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 	go func() {
 		defer srv.handlers.Done()
 		defer func() {
-			s.Close(session.StatusNormalClosure, "")
+			s.Close(wire.StatusNormalClosure, "")
 			srv.logClosed(s, start)
 		}()
 		srv.handler.ServeSession(s)
@@ -136,7 +137,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 }
 
 func (srv *Server) logClosed(s *session.Session, start time.Time) {
-	var ce session.CloseError
+	var ce wire.CloseError
 	errors.As(s.Err(), &ce)
 	srv.opts.Logger.Info("tether: session closed", "session", s.ID(), "code", int(ce.Code), "reason", ce.Reason,
 		"duration", time.Since(start).Round(time.Millisecond))

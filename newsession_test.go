@@ -13,6 +13,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestNewSession: a session made outside negotiate goes through the same
@@ -74,7 +75,7 @@ func TestNewSession(t *testing.T) {
 	}
 
 	// The caller ends it as a bridge does when its client goes away.
-	s.CloseFromClient(session.CloseError{Code: session.StatusAbnormalClosure, Reason: "gone"})
+	s.CloseFromClient(wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "gone"})
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}

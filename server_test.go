@@ -18,6 +18,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -96,8 +97,8 @@ func TestLongPollEchoRaw(t *testing.T) {
 	n := negotiate(t, base)
 	q := fmt.Sprintf("?session=%s&token=%s", n.Session, n.Token)
 	var body []byte
-	body = transport.AppendBatchFrame(body, []byte("mhello"))
-	body = transport.AppendBatchFrame(body, []byte("bxyz"))
+	body = wire.AppendBatchFrame(body, []byte("mhello"))
+	body = wire.AppendBatchFrame(body, []byte("bxyz"))
 	resp, err := http.Post(base+"send"+q+"&seq=1", "application/octet-stream", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestLongPollEchoRaw(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("poll: %s %q", resp.Status, b)
 		}
-		err = transport.ParseBatch(b, 1<<20, func(f transport.Frame) error {
+		err = wire.ParseBatch(b, 1<<20, func(f wire.Frame) error {
 			if f.IsMessage() {
 				got = append(got, f.Message.Type.String()+":"+string(f.Message.Data))
 				received++
@@ -177,7 +178,7 @@ func do(t *testing.T, method, u, token string, body []byte) (int, string) {
 func TestTokenHeader(t *testing.T) {
 	base := echoServer(t, nil)
 	n := negotiate(t, base)
-	if code, body := do(t, "POST", base+"send?seq=1&session="+n.Session, n.Token, transport.AppendBatchFrame(nil, []byte("mhi"))); code != 204 {
+	if code, body := do(t, "POST", base+"send?seq=1&session="+n.Session, n.Token, wire.AppendBatchFrame(nil, []byte("mhi"))); code != 204 {
 		t.Fatalf("send with the token in the header: %d %q, want 204", code, body)
 	}
 	if code, body := do(t, "GET", base+"longpoll?received=0&session="+n.Session, n.Token, nil); code != 200 || body != "3:mhi" {
@@ -187,7 +188,7 @@ func TestTokenHeader(t *testing.T) {
 	if code, body := do(t, "GET", base+"longpoll?received=1&session="+n.Session+"&token="+n.Token, wrong, nil); code != 404 || body != "unknown session\n" {
 		t.Errorf("poll with a wrong token in the header and the right one in the query: %d %q, want 404", code, body)
 	}
-	if code, _ := do(t, "POST", base+"send?session="+n.Session, n.Token, transport.AppendBatchFrame(nil, []byte("c1000"))); code != 204 {
+	if code, _ := do(t, "POST", base+"send?session="+n.Session, n.Token, wire.AppendBatchFrame(nil, []byte("c1000"))); code != 204 {
 		t.Errorf("close with the token in the header: %d, want 204", code)
 	}
 }
@@ -209,10 +210,10 @@ func TestLogsHoldNoToken(t *testing.T) {
 		want        int
 	}{
 		{"GET", base + "longpoll" + swapped + "&received=0", nil, 404},
-		{"POST", base + "send" + swapped + "&seq=1", transport.AppendBatchFrame(nil, []byte("mx")), 404},
+		{"POST", base + "send" + swapped + "&seq=1", wire.AppendBatchFrame(nil, []byte("mx")), 404},
 		{"POST", base + "send" + q + "&seq=1", []byte("x:y"), 400},
 		{"POST", base + "send" + q + "&seq=1", bytes.Repeat([]byte("x"), 4<<10), 413},
-		{"POST", base + "send" + q, transport.AppendBatchFrame(nil, []byte("a99")), 400},
+		{"POST", base + "send" + q, wire.AppendBatchFrame(nil, []byte("a99")), 400},
 	} {
 		if code, body := do(t, r.method, r.url, "", r.body); code != r.want {
 			t.Errorf("%s %s: %d %q, want %d", r.method, r.url, code, body, r.want)

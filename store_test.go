@@ -11,7 +11,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // directory is what the servers of a cluster in miniature share: which
@@ -98,12 +98,12 @@ func (r *relay) Attach(opts session.AttachOptions) (session.Link, error) {
 	return r.Endpoint.Attach(opts)
 }
 
-func (r *relay) Deliver(ctx context.Context, seq uint64, msgs []session.Message) error {
+func (r *relay) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error {
 	r.dir.record(fmt.Sprintf("Deliver %d+%d", seq, len(msgs)))
 	return r.Endpoint.Deliver(ctx, seq, msgs)
 }
 
-func (r *relay) CloseFromClient(ce session.CloseError) {
+func (r *relay) CloseFromClient(ce wire.CloseError) {
 	r.dir.record(fmt.Sprintf("CloseFromClient %d", ce.Code))
 	r.Endpoint.CloseFromClient(ce)
 }
@@ -125,7 +125,7 @@ func TestStoreServesSessionHeldElsewhere(t *testing.T) {
 		t.Fatalf("after negotiate with A: A holds %d sessions, B %d, want 1, 0", a.Sessions(), b.Sessions())
 	}
 	q := fmt.Sprintf("?session=%s&token=%s", n.Session, n.Token)
-	if code, body := do(t, http.MethodPost, baseB+"send"+q+"&seq=1", "", transport.AppendBatchFrame(nil, []byte("mvia B"))); code != http.StatusNoContent {
+	if code, body := do(t, http.MethodPost, baseB+"send"+q+"&seq=1", "", wire.AppendBatchFrame(nil, []byte("mvia B"))); code != http.StatusNoContent {
 		t.Fatalf("send through B: %d %q", code, body)
 	}
 	code, body := do(t, http.MethodGet, baseB+"longpoll"+q+"&received=0", "", nil)
@@ -133,7 +133,7 @@ func TestStoreServesSessionHeldElsewhere(t *testing.T) {
 		t.Fatalf("poll through B: %d %q", code, body)
 	}
 	var got []string
-	err := transport.ParseBatch([]byte(body), 1<<20, func(f transport.Frame) error {
+	err := wire.ParseBatch([]byte(body), 1<<20, func(f wire.Frame) error {
 		if f.IsMessage() {
 			got = append(got, string(f.Message.Data))
 		}
@@ -149,7 +149,7 @@ func TestStoreServesSessionHeldElsewhere(t *testing.T) {
 		t.Errorf("poll through B with a wrong token: %d %q, want 404", code, body)
 	}
 
-	closing := transport.AppendBatchFrame(nil, transport.AppendClose(nil, session.CloseError{Code: session.StatusNormalClosure, Reason: "done"}))
+	closing := wire.AppendBatchFrame(nil, wire.AppendClose(nil, wire.CloseError{Code: wire.StatusNormalClosure, Reason: "done"}))
 	if code, body := do(t, http.MethodPost, baseB+"send"+q+"&received=1", "", closing); code != http.StatusNoContent {
 		t.Fatalf("close through B: %d %q", code, body)
 	}

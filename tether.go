@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/streaming"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/websocket"
+	"github.com/tetherkit/tether/wire"
 )
 
 // ProtocolVersion is the version of PROTOCOL.md this server speaks.
@@ -53,7 +54,7 @@ type Callbacks struct {
 	// one call at a time per session, as session.Session.OnMessage
 	// describes: it should return promptly (the session reads nothing
 	// more from that client until it does), and may Send.
-	Message func(s *session.Session, m session.Message)
+	Message func(s *session.Session, m wire.Message)
 	// Close, if set, is called once when the session has closed, with its
 	// CloseError, after the last call to Message, in a goroutine of its
 	// own.
@@ -277,7 +278,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.shuttingDown = true
 	srv.mu.Unlock()
 	for _, s := range srv.store.Sessions() {
-		s.Close(session.StatusGoingAway, "server shutting down")
+		s.Close(wire.StatusGoingAway, "server shutting down")
 		// Every transport's client attaches at least once per heartbeat
 		// interval; a client that does not is gone.
 		s.Expire(2 * srv.opts.HeartbeatInterval)
@@ -314,7 +315,7 @@ func (srv *Server) Close() error {
 	srv.shuttingDown = true
 	srv.mu.Unlock()
 	for _, s := range srv.store.Sessions() {
-		s.Abort(session.CloseError{Code: session.StatusGoingAway, Reason: "server closed"})
+		s.Abort(wire.CloseError{Code: wire.StatusGoingAway, Reason: "server closed"})
 		s.Expire(0) // no waiting for a client to attach
 	}
 	return nil

@@ -13,8 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Session is a Tether session seen from the client: the mirror of the
@@ -30,14 +29,14 @@ type Session struct {
 	ownHTTP    bool // hc was made by Dial and is closed at the end
 	prefix     *url.URL
 	neg        atomic.Pointer[negotiation] // replaced when a new session is negotiated (renegotiate)
-	transports []transport                 // only the goroutine that attaches reads or writes it after Dial
+	transports []clientTransport           // only the goroutine that attaches reads or writes it after Dial
 	log        *slog.Logger
 
 	ctx    context.Context // canceled when the session ends
 	cancel context.CancelFunc
 
 	out        *outbox
-	inbox      chan session.Message   // received messages waiting for Recv
+	inbox      chan wire.Message      // received messages waiting for Recv
 	received   atomic.Uint64          // messages put in inbox: the attach's received
 	recvSignal chan struct{}          // poked, without blocking, when a received message may need an acknowledgement
 	ackedSent  atomic.Uint64          // the received count the WebSocket last acknowledged
@@ -48,15 +47,15 @@ type Session struct {
 	idle       idleCuts               // idle cuts seen: the heartbeat interval in use (idle.go)
 
 	mu      sync.Mutex
-	current string              // guarded by mu; the attached transport, "" when none
-	endErr  *session.CloseError // guarded by mu; set once, when ended is closed
-	endedBy endCause            // guarded by mu
-	ended   chan struct{}       // closed when the session is over
-	done    chan struct{}       // closed when every goroutine of the session has exited
+	current string           // guarded by mu; the attached transport, "" when none
+	endErr  *wire.CloseError // guarded by mu; set once, when ended is closed
+	endedBy endCause         // guarded by mu
+	ended   chan struct{}    // closed when the session is over
+	done    chan struct{}    // closed when every goroutine of the session has exited
 
 	// preferred is the transport tried first on the next attach. Only the
 	// goroutine that attaches reads or writes it.
-	preferred transport
+	preferred clientTransport
 }
 
 // endCause records who ended a session, for Close's result.
@@ -112,7 +111,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 		transports: ts,
 		log:        o.Logger.With("session", neg.Session),
 		out:        newOutbox(o.MaxUnackedBytes),
-		inbox:      make(chan session.Message, o.RecvBuffer),
+		inbox:      make(chan wire.Message, o.RecvBuffer),
 		recvSignal: make(chan struct{}, 1),
 		ended:      make(chan struct{}),
 		done:       make(chan struct{}),
@@ -121,7 +120,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ac, err := s.connectFirst(ctx)
 	if err != nil {
-		var ce session.CloseError
+		var ce wire.CloseError
 		if !errors.As(err, &ce) && ctx.Err() == nil {
 			release(ctx, hc, prefix, neg, o.ConnectTimeout)
 		}
@@ -164,16 +163,16 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // queues it for the write under way.
 // It blocks while Options.MaxUnackedBytes of messages wait for
 // acknowledgement, until ctx is done (returning ctx.Err() with m not sent).
-// It fails with ErrMessageTooBig or ErrInvalidMessage without sending, and
-// with a session.CloseError once Close was called or the session ended.
-func (s *Session) Send(ctx context.Context, m session.Message) error {
+// It fails with wire.ErrMessageTooBig or wire.ErrInvalidMessage without sending, and
+// with a wire.CloseError once Close was called or the session ended.
+func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	switch {
-	case m.Type != session.Text && m.Type != session.Binary:
-		return fmt.Errorf("%w: type %v", ErrInvalidMessage, m.Type)
-	case m.Type == session.Text && !utf8.Valid(m.Data):
-		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidMessage)
+	case m.Type != wire.Text && m.Type != wire.Binary:
+		return fmt.Errorf("%w: type %v", wire.ErrInvalidMessage, m.Type)
+	case m.Type == wire.Text && !utf8.Valid(m.Data):
+		return fmt.Errorf("%w: text is not valid UTF-8", wire.ErrInvalidMessage)
 	case len(m.Data) > s.negotiated().MaxMessageBytes:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(m.Data), s.negotiated().MaxMessageBytes)
+		return fmt.Errorf("%w: %d bytes, limit %d", wire.ErrMessageTooBig, len(m.Data), s.negotiated().MaxMessageBytes)
 	}
 	m.Data = bytes.Clone(m.Data)
 	if m.Data == nil {
@@ -191,8 +190,8 @@ func (s *Session) Send(ctx context.Context, m session.Message) error {
 
 // Recv returns the next message from the server, waiting until one arrives
 // or ctx is done. Once the session has ended, Recv returns the messages
-// still queued and then the session.CloseError saying how it ended.
-func (s *Session) Recv(ctx context.Context) (session.Message, error) {
+// still queued and then the wire.CloseError saying how it ended.
+func (s *Session) Recv(ctx context.Context) (wire.Message, error) {
 	select {
 	case m := <-s.inbox:
 		return m, nil
@@ -206,10 +205,10 @@ func (s *Session) Recv(ctx context.Context) (session.Message, error) {
 		case m := <-s.inbox:
 			return m, nil
 		default:
-			return session.Message{}, s.closeError()
+			return wire.Message{}, s.closeError()
 		}
 	case <-ctx.Done():
-		return session.Message{}, ctx.Err()
+		return wire.Message{}, ctx.Err()
 	}
 }
 
@@ -219,14 +218,14 @@ func (s *Session) Recv(ctx context.Context) (session.Message, error) {
 // waits at most Options.CloseTimeout for that, attaching again if the
 // connection breaks meanwhile, and returns an error wrapping
 // context.DeadlineExceeded when the time runs out. A reason longer than
-// session.MaxReasonBytes is cut. If the session had already ended, Close
-// returns the session.CloseError that ended it; calling Close again after a
+// wire.MaxReasonBytes is cut. If the session had already ended, Close
+// returns the wire.CloseError that ended it; calling Close again after a
 // successful Close returns nil.
-func (s *Session) Close(code session.StatusCode, reason string) error {
+func (s *Session) Close(code wire.StatusCode, reason string) error {
 	if !code.Valid() {
-		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, code)
+		return fmt.Errorf("%w: %d", wire.ErrInvalidCloseCode, code)
 	}
-	ce := session.CloseError{Code: code, Reason: wire.TruncateReason(reason)}
+	ce := wire.CloseError{Code: code, Reason: wire.TruncateReason(reason)}
 	s.out.close(ce)
 	if c := s.ws.Load(); c != nil {
 		c.wake()
@@ -268,7 +267,7 @@ func (s *Session) closeError() error {
 
 // end records how the session ended, the first time it is called, and
 // stops the session's goroutines.
-func (s *Session) end(ce session.CloseError, by endCause) {
+func (s *Session) end(ce wire.CloseError, by endCause) {
 	s.mu.Lock()
 	if s.endErr == nil {
 		s.endErr = &ce

@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestServerClose checks that a close frame from the server ends the
@@ -35,12 +36,12 @@ func TestServerClose(t *testing.T) {
 				}
 			}
 			_, err := s.Recv(ctx)
-			var ce session.CloseError
+			var ce wire.CloseError
 			if !errors.As(err, &ce) || ce.Code != 4100 || ce.Reason != "app done" {
 				t.Fatalf("Recv() after the messages = %v, want CloseError 4100 app done", err)
 			}
 			<-s.Done()
-			if err := s.Close(session.StatusNormalClosure, ""); session.CloseStatus(err) != 4100 {
+			if err := s.Close(wire.StatusNormalClosure, ""); wire.CloseStatus(err) != 4100 {
 				t.Fatalf("Close() after the server closed = %v, want the server's CloseError", err)
 			}
 			if s.Context().Err() == nil {
@@ -88,13 +89,13 @@ func TestCloseDeliversEverything(t *testing.T) {
 			}
 			select {
 			case r := <-results:
-				if r.count != total || session.CloseStatus(r.err) != 4200 {
+				if r.count != total || wire.CloseStatus(r.err) != 4200 {
 					t.Fatalf("server got %d messages, then %v; want %d then CloseError 4200", r.count, r.err, total)
 				}
 			case <-ctx.Done():
 				t.Fatal("the server application never saw the close")
 			}
-			if err := s.Close(session.StatusNormalClosure, ""); err != nil {
+			if err := s.Close(wire.StatusNormalClosure, ""); err != nil {
 				t.Fatalf("second Close() = %v, want nil", err)
 			}
 		})
@@ -114,7 +115,7 @@ func TestSessionExpired(t *testing.T) {
 			n.setDown(true)
 			n.cut()
 			_, err := s.Recv(ctx)
-			if session.CloseStatus(err) != session.StatusSessionExpired {
+			if wire.CloseStatus(err) != wire.StatusSessionExpired {
 				t.Fatalf("Recv() with the network down = %v, want CloseError 4001", err)
 			}
 			if got := s.Transport(); got != "" {
@@ -134,7 +135,7 @@ func TestSessionAbortedOnServer(t *testing.T) {
 			defer cancel()
 			url := startServer(t, func(s *session.Session) {
 				s.Recv(s.Context())
-				s.Abort(session.CloseError{Code: session.StatusInternalError, Reason: "forgotten"})
+				s.Abort(wire.CloseError{Code: wire.StatusInternalError, Reason: "forgotten"})
 			}, nil, nil)
 			var n network
 			o := n.options(t, name)
@@ -144,8 +145,8 @@ func TestSessionAbortedOnServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := s.Recv(ctx)
-			var ce session.CloseError
-			if !errors.As(err, &ce) || ce.Code != session.StatusInternalError || ce.Reason != "forgotten" {
+			var ce wire.CloseError
+			if !errors.As(err, &ce) || ce.Code != wire.StatusInternalError || ce.Reason != "forgotten" {
 				t.Fatalf("Recv() = %v, want CloseError 1011 forgotten", err)
 			}
 		})
@@ -176,8 +177,8 @@ func TestServerShutdown(t *testing.T) {
 			<-stop
 			go srv.Shutdown(ctx)
 			_, err := s.Recv(ctx)
-			code := session.CloseStatus(err)
-			if code != session.StatusGoingAway || !code.Reconnects() {
+			code := wire.CloseStatus(err)
+			if code != wire.StatusGoingAway || !code.Reconnects() {
 				t.Fatalf("Recv() during Shutdown = %v, want CloseError 1001", err)
 			}
 		})
@@ -226,7 +227,7 @@ func TestCloseWhileDown(t *testing.T) {
 	s := dial(t, ctx, url, o)
 	n.setDown(true)
 	n.cut()
-	err := s.Close(session.StatusNormalClosure, "")
+	err := s.Close(wire.StatusNormalClosure, "")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close() with the network down = %v, want context.DeadlineExceeded", err)
 	}
@@ -235,7 +236,7 @@ func TestCloseWhileDown(t *testing.T) {
 	default:
 		t.Fatal("Done() not closed when Close returned")
 	}
-	if _, err := s.Recv(ctx); session.CloseStatus(err) != session.StatusNormalClosure {
+	if _, err := s.Recv(ctx); wire.CloseStatus(err) != wire.StatusNormalClosure {
 		t.Fatalf("Recv() after Close = %v, want CloseError 1000", err)
 	}
 }
@@ -247,25 +248,25 @@ func TestSendRefusesBadMessages(t *testing.T) {
 	var n network
 	s := dial(t, ctx, url, n.options(t, ""))
 	tests := []struct {
-		m    session.Message
+		m    wire.Message
 		want error
 	}{
-		{session.Message{Type: session.Binary, Data: make([]byte, 1001)}, client.ErrMessageTooBig},
-		{session.Message{Type: session.Text, Data: []byte{0xff}}, client.ErrInvalidMessage},
-		{session.Message{Data: []byte("no type")}, client.ErrInvalidMessage},
+		{wire.Message{Type: wire.Binary, Data: make([]byte, 1001)}, wire.ErrMessageTooBig},
+		{wire.Message{Type: wire.Text, Data: []byte{0xff}}, wire.ErrInvalidMessage},
+		{wire.Message{Data: []byte("no type")}, wire.ErrInvalidMessage},
 	}
 	for _, tt := range tests {
 		if err := s.Send(ctx, tt.m); !errors.Is(err, tt.want) {
 			t.Errorf("Send(%v, %d bytes) = %v, want %v", tt.m.Type, len(tt.m.Data), err, tt.want)
 		}
 	}
-	if err := s.Send(ctx, session.Message{Type: session.Binary, Data: make([]byte, 1000)}); err != nil {
+	if err := s.Send(ctx, wire.Message{Type: wire.Binary, Data: make([]byte, 1000)}); err != nil {
 		t.Fatalf("Send() at the limit = %v", err)
 	}
 	if m, err := s.Recv(ctx); err != nil || len(m.Data) != 1000 {
 		t.Fatalf("Recv() = %d bytes, %v; want 1000", len(m.Data), err)
 	}
-	if err := s.Close(999, ""); !errors.Is(err, client.ErrInvalidCloseCode) {
+	if err := s.Close(999, ""); !errors.Is(err, wire.ErrInvalidCloseCode) {
 		t.Fatalf("Close(999) = %v, want ErrInvalidCloseCode", err)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // attached is one connection that a transport's run carries.
 type attached struct {
-	t      transport
+	t      clientTransport
 	l      *link
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned
@@ -21,7 +21,7 @@ type attached struct {
 // attempt starts t.run and waits until the connection is established,
 // fails, or timeout or ctx ends the attempt. On failure it stops the
 // connection and waits for its goroutines before returning.
-func (s *Session) attempt(ctx context.Context, t transport, timeout time.Duration) (*attached, error) {
+func (s *Session) attempt(ctx context.Context, t clientTransport, timeout time.Duration) (*attached, error) {
 	cctx, cancel := context.WithCancel(s.ctx)
 	l := s.newLink()
 	a := &attached{t: t, l: l, cancel: cancel, done: make(chan struct{})}
@@ -150,7 +150,7 @@ func (s *Session) maintain(a *attached) {
 // called (it then returns the close request as an *endError) or the
 // session's context ends; a negotiate refused with a 4xx ends the session
 // with 1008 and the server's message, no usable transport with 4004.
-func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
+func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 	s.log.Info("tether negotiating a new session", "code", int(ce.Code), "reason", ce.Reason)
 	// The messages the old session had not acknowledged are dropped, as
 	// the JavaScript client does; what the application sends from now on,
@@ -177,7 +177,7 @@ func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
 		var ne *NegotiateError
 		switch {
 		case errors.As(err, &ne) && ne.Status >= 400 && ne.Status < 500:
-			return nil, endSession(session.StatusPolicyViolation, ne.Message)
+			return nil, endSession(wire.StatusPolicyViolation, ne.Message)
 		case err != nil:
 			s.log.Debug("tether negotiate failed", "err", err)
 			s.attemptFailed("negotiate", "", err)
@@ -185,12 +185,12 @@ func (s *Session) renegotiate(ce session.CloseError) (*attached, error) {
 		}
 		ts, err := chooseTransports(s.opts.Transports, neg.Transports)
 		if err != nil {
-			return nil, endSession(session.StatusNoTransport, "no transport")
+			return nil, endSession(wire.StatusNoTransport, "no transport")
 		}
 		s.neg.Store(neg)
 		s.transports = ts
 		a, err := s.connectFirst(s.ctx)
-		var ce session.CloseError
+		var ce wire.CloseError
 		switch {
 		case err == nil:
 			s.log.Info("tether new session", "session", neg.Session)
@@ -224,7 +224,7 @@ func (s *Session) reattach() (*attached, error) {
 		for _, t := range s.attemptOrder() {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return nil, endSession(session.StatusSessionExpired, "session expired")
+				return nil, endSession(wire.StatusSessionExpired, "session expired")
 			}
 			a, err := s.attempt(s.ctx, t, min(s.opts.ConnectTimeout, left))
 			if err == nil {

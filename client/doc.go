@@ -34,7 +34,7 @@
 // server that does not hold the session (code 4005, as behind a balancer
 // over servers that share no sessions), or on a protocol error (code 4003).
 // Recv then returns the messages still queued, followed by a
-// session.CloseError. After a close frame whose code says so (1001, 1011,
+// wire.CloseError. After a close frame whose code says so (1001, 1011,
 // 1012, 1013: StatusCode.Reconnects), the client negotiates a new session by
 // itself, as the JavaScript client does, and the Session goes on with a new
 // ID; Options.DisableReconnect turns that off, and Options.OnReconnecting

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // BenchmarkEcho measures round trips of 64-byte text messages, client and
@@ -42,10 +42,10 @@ func benchEcho(b *testing.B, name string) {
 	}
 	defer func() {
 		for _, s := range sessions {
-			s.Close(session.StatusNormalClosure, "")
+			s.Close(wire.StatusNormalClosure, "")
 		}
 	}()
-	msg := session.Message{Type: session.Text, Data: make([]byte, 64)}
+	msg := wire.Message{Type: wire.Text, Data: make([]byte, 64)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var wg sync.WaitGroup

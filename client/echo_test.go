@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestEcho(t *testing.T) {
@@ -21,13 +21,13 @@ func TestEcho(t *testing.T) {
 			if got := s.Transport(); got != name {
 				t.Fatalf("Transport() = %q, want %q", got, name)
 			}
-			msgs := []session.Message{
+			msgs := []wire.Message{
 				textMsg("hello"),
 				textMsg(""),
 				textMsg("héllo, 世界\n\r"),
-				{Type: session.Binary, Data: []byte{0, 1, 2, 0xff, 0xfe, '\n'}},
-				{Type: session.Binary, Data: []byte{}},
-				{Type: session.Binary, Data: bytes.Repeat([]byte{0x80}, 60000)},
+				{Type: wire.Binary, Data: []byte{0, 1, 2, 0xff, 0xfe, '\n'}},
+				{Type: wire.Binary, Data: []byte{}},
+				{Type: wire.Binary, Data: bytes.Repeat([]byte{0x80}, 60000)},
 				textMsg("6:mtrick1:h"),
 			}
 			for _, m := range msgs {
@@ -44,7 +44,7 @@ func TestEcho(t *testing.T) {
 					t.Fatalf("Recv() #%d = %v %q, want %v %q", i, got.Type, trim(got.Data), want.Type, trim(want.Data))
 				}
 			}
-			if err := s.Close(session.StatusNormalClosure, "bye"); err != nil {
+			if err := s.Close(wire.StatusNormalClosure, "bye"); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
 			select {
@@ -53,10 +53,10 @@ func TestEcho(t *testing.T) {
 				t.Fatal("Done() not closed when Close returned")
 			}
 			_, err := s.Recv(ctx)
-			if ce, ok := err.(session.CloseError); !ok || ce.Code != session.StatusNormalClosure || ce.Reason != "bye" {
+			if ce, ok := err.(wire.CloseError); !ok || ce.Code != wire.StatusNormalClosure || ce.Reason != "bye" {
 				t.Fatalf("Recv() after Close = %v, want CloseError 1000 bye", err)
 			}
-			if err := s.Send(ctx, textMsg("late")); session.CloseStatus(err) != session.StatusNormalClosure {
+			if err := s.Send(ctx, textMsg("late")); wire.CloseStatus(err) != wire.StatusNormalClosure {
 				t.Fatalf("Send() after Close = %v, want CloseError 1000", err)
 			}
 			if got := s.Transport(); got != "" {
@@ -82,7 +82,7 @@ func TestLongPollBodyLimit(t *testing.T) {
 	var n network
 	s := dial(t, ctx, url, n.options(t, "longpoll"))
 	for i := range 30 {
-		m := session.Message{Type: session.Binary, Data: bytes.Repeat([]byte{byte(i)}, 1000)}
+		m := wire.Message{Type: wire.Binary, Data: bytes.Repeat([]byte{byte(i)}, 1000)}
 		if err := s.Send(ctx, m); err != nil {
 			t.Fatalf("Send(%d) = %v", i, err)
 		}

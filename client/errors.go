@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 var (
@@ -19,16 +19,6 @@ var (
 	// ErrUnsupportedProtocol is returned by Dial when the server answers
 	// negotiate with a protocol version other than 1.
 	ErrUnsupportedProtocol = errors.New("tether: unsupported protocol version")
-	// ErrMessageTooBig is returned by Send for a message larger than the
-	// server's maxMessageBytes; the message is not sent and the session
-	// goes on.
-	ErrMessageTooBig = errors.New("tether: message too big")
-	// ErrInvalidMessage is returned by Send for a message whose Type is
-	// neither Text nor Binary, or a Text message that is not valid UTF-8.
-	ErrInvalidMessage = errors.New("tether: invalid message")
-	// ErrInvalidCloseCode is returned by Close for a code that may not
-	// travel in a close frame (see session.StatusCode.Valid).
-	ErrInvalidCloseCode = errors.New("tether: invalid close code")
 )
 
 // NegotiateError is returned by Dial when the server refuses the negotiate
@@ -114,7 +104,7 @@ func (s *Session) attemptFailed(request, transport string, err error) {
 // endError is returned by a transport when the session is over, as opposed
 // to any other error, which means only that the connection broke.
 type endError struct {
-	ce session.CloseError
+	ce wire.CloseError
 	// local is true when the client sent the close frame itself.
 	local bool
 	// notify is true when the client found the fault (a protocol error) and
@@ -126,24 +116,24 @@ func (e *endError) Error() string { return e.ce.Error() }
 
 // endSession returns an *endError for a close decided on the client side or
 // received from the server.
-func endSession(code session.StatusCode, reason string) error {
-	return &endError{ce: session.CloseError{Code: code, Reason: reason}}
+func endSession(code wire.StatusCode, reason string) error {
+	return &endError{ce: wire.CloseError{Code: code, Reason: reason}}
 }
 
 // protocolError ends a session for a fault of the server's: a malformed
 // frame, a message over the limit, an impossible acknowledgement.
-func protocolError(code session.StatusCode, reason string) error {
-	return &endError{ce: session.CloseError{Code: code, Reason: reason}, notify: true}
+func protocolError(code wire.StatusCode, reason string) error {
+	return &endError{ce: wire.CloseError{Code: code, Reason: reason}, notify: true}
 }
 
 var (
 	// errSessionGone ends a session the server does not know (404) before
 	// the resume window has passed: the request reached a server that does
 	// not hold it.
-	errSessionGone = endSession(session.StatusSessionUnknown, "session unknown")
+	errSessionGone = endSession(wire.StatusSessionUnknown, "session unknown")
 	// errSequenceGap ends a session whose server found a gap in the
 	// client's messages (409).
-	errSequenceGap = endSession(session.StatusResumeGap, "sequence gap")
+	errSequenceGap = endSession(wire.StatusResumeGap, "sequence gap")
 )
 
 // errStopped is returned by internal waits cut short by the end of the

@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // ExampleDial connects to a Tether server mounted at /rt/, sends a message
 // and prints the reply. The session survives connection cuts by itself;
-// Recv reports its end as a session.CloseError.
+// Recv reports its end as a wire.CloseError.
 func ExampleDial() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -23,14 +23,14 @@ func ExampleDial() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer s.Close(session.StatusNormalClosure, "done")
+	defer s.Close(wire.StatusNormalClosure, "done")
 
-	if err := s.Send(ctx, session.Message{Type: session.Text, Data: []byte("hello")}); err != nil {
+	if err := s.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("hello")}); err != nil {
 		log.Fatal(err)
 	}
 	m, err := s.Recv(ctx)
 	if err != nil {
-		if code := session.CloseStatus(err); code != -1 && code.Reconnects() {
+		if code := wire.CloseStatus(err); code != -1 && code.Reconnects() {
 			log.Print("the server asks for a new session: Dial again after a delay")
 		}
 		log.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // stripUpgrade stands for a proxy that does not pass WebSocket upgrades.
@@ -169,7 +169,7 @@ func TestConcurrentUse(t *testing.T) {
 					t.Errorf("sender %d: %d messages back, want %d", g, n, each)
 				}
 			}
-			if err := s.Close(session.StatusNormalClosure, ""); err != nil {
+			if err := s.Close(wire.StatusNormalClosure, ""); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
 		})

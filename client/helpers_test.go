@@ -15,6 +15,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // transports are the transports the client implements, each forced in turn
@@ -193,10 +194,10 @@ func dial(t *testing.T, ctx context.Context, url string, opts *client.Options) *
 		t.Fatalf("Dial(%s) = %v", url, err)
 	}
 	t.Cleanup(func() {
-		s.Close(session.StatusNormalClosure, "test over")
+		s.Close(wire.StatusNormalClosure, "test over")
 		<-s.Done()
 	})
 	return s
 }
 
-func textMsg(s string) session.Message { return session.Message{Type: session.Text, Data: []byte(s)} }
+func textMsg(s string) wire.Message { return wire.Message{Type: wire.Text, Data: []byte(s)} }

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // maxResponseBytes bounds one HTTP response body the client reads.
@@ -171,8 +170,8 @@ func readBody(resp *http.Response) ([]byte, error) {
 // attach is not wanted, so that it does not wait for the resume window: one
 // send request holding a close frame, which needs no transport attached.
 func release(ctx context.Context, hc *http.Client, prefix *url.URL, neg *negotiation, timeout time.Duration) {
-	body := wire.AppendBatchFrame(nil, wire.AppendClose(nil, session.CloseError{
-		Code: session.StatusNormalClosure, Reason: "no usable transport"}))
+	body := wire.AppendBatchFrame(nil, wire.AppendClose(nil, wire.CloseError{
+		Code: wire.StatusNormalClosure, Reason: "no usable transport"}))
 	q := url.Values{"session": {neg.Session}, "token": {neg.Token}, "seq": {"1"}, "received": {"0"}}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
 )
 
 // Proxies that close idle connections (PROTOCOL.md section 10.4): a proxy
@@ -17,7 +17,7 @@ import (
 // minIdleCut is the shortest idle time before a cut that counts as a
 // proxy's idle timeout: half of it is the shortest interval a client may
 // ask for.
-const minIdleCut = 2 * wire.MinHeartbeatInterval
+const minIdleCut = 2 * transport.MinHeartbeatInterval
 
 // idleCuts is what the session learned from its cuts. Only the goroutine
 // that attaches (Dial's, then maintain) uses it.
@@ -55,7 +55,7 @@ func (s *Session) noteCut(l *link) {
 		s.idle.last = idle
 		return
 	}
-	hb := max(wire.MinHeartbeatInterval, (min(idle, last) / 2).Truncate(time.Millisecond))
+	hb := max(transport.MinHeartbeatInterval, (min(idle, last) / 2).Truncate(time.Millisecond))
 	s.idle = idleCuts{neg: s.idle.neg, hb: hb}
 	s.log.Info("tether heartbeat shortened", "heartbeat", hb, "idle", idle)
 }

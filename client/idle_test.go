@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
 )
 
 // idleCutTests are pairs of cuts in order, each with the idle time before
@@ -30,7 +30,7 @@ var idleCutTests = []struct {
 // that follow ask for it; a new session starts from the negotiated one.
 func TestNoteCut(t *testing.T) {
 	s := &Session{log: slog.New(slog.DiscardHandler), prefix: &url.URL{Scheme: "http", Host: "127.0.0.1:1", Path: "/rt/"}}
-	s.neg.Store(&negotiation{wire.Negotiation{Session: "S", Token: "T", HeartbeatMs: 30000}})
+	s.neg.Store(&negotiation{transport.Negotiation{Session: "S", Token: "T", HeartbeatMs: 30000}})
 	cut := func(idle time.Duration) {
 		l := &link{s: s, hb: s.heartbeat()}
 		l.touch(time.Now().Add(-idle))
@@ -56,7 +56,7 @@ func TestNoteCut(t *testing.T) {
 	// One idle cut, then a new session: its first idle cut does not pair
 	// with the old session's.
 	cut(5 * time.Second)
-	s.neg.Store(&negotiation{wire.Negotiation{Session: "S2", Token: "T2", HeartbeatMs: 30000}})
+	s.neg.Store(&negotiation{transport.Negotiation{Session: "S2", Token: "T2", HeartbeatMs: 30000}})
 	if got := s.heartbeat(); got != 30*time.Second {
 		t.Errorf("a new session's heartbeat: %v, want the negotiated 30s", got)
 	}

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // longpollTransport attaches long-poll connections: a loop of GET
@@ -17,7 +17,7 @@ import (
 // server-to-client direction, and the shared send loop for the other.
 type longpollTransport struct{}
 
-func (longpollTransport) name() string { return wire.LongPoll }
+func (longpollTransport) name() string { return transport.LongPoll }
 
 // errPollStopped stops the poll loop once Close was called: from then on
 // only the send loop, which carries the close frame, decides the outcome.
@@ -37,7 +37,7 @@ func pollLoop(ctx context.Context, l *link) error {
 	// The server answers within one heartbeat interval; two is a dead
 	// connection (PROTOCOL.md section 5.3).
 	timeout := 2 * l.hb
-	u := l.requestURL(wire.LongPoll)
+	u := l.requestURL(transport.LongPoll)
 	d := newRequestDeadline(ctx, timeout)
 	defer d.close()
 	for {
@@ -60,7 +60,7 @@ func pollLoop(ctx context.Context, l *link) error {
 		case http.StatusNotFound:
 			return errSessionGone
 		case http.StatusBadRequest:
-			return endSession(session.StatusProtocolError, "longpoll refused: "+firstLine(body))
+			return endSession(wire.StatusProtocolError, "longpoll refused: "+firstLine(body))
 		default:
 			return fmt.Errorf("longpoll: %w", &statusError{status, firstLine(body)})
 		}

@@ -5,18 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	wire "github.com/tetherkit/tether/transport"
+
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tetherkit/tether/transport"
 )
 
 // negotiation is the server's answer to negotiate, with the protocol's
 // defaults filled in for limits the server left out.
 type negotiation struct {
-	wire.Negotiation
+	transport.Negotiation
 }
 
 // Protocol defaults, used when the negotiate answer omits a limit.

@@ -3,13 +3,15 @@ package client
 import (
 	"context"
 	"errors"
-	wire "github.com/tetherkit/tether/transport"
+
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherkit/tether/transport"
 )
 
 func TestParseNegotiation(t *testing.T) {
@@ -19,7 +21,7 @@ func TestParseNegotiation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseNegotiation(full) = %v", err)
 	}
-	want := negotiation{wire.Negotiation{Protocol: 1, Session: "sid", Token: "tok", Transports: []string{"websocket", "longpoll"},
+	want := negotiation{transport.Negotiation{Protocol: 1, Session: "sid", Token: "tok", Transports: []string{"websocket", "longpoll"},
 		HeartbeatMs: 25000, ResumeWindowMs: 30000, MaxMessageBytes: 65536, MaxBodyBytes: 1048576}}
 	if !reflect.DeepEqual(*n, want) {
 		t.Fatalf("parseNegotiation(full) = %+v, want %+v", *n, want)

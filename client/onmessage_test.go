@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestOnMessage: with Options.OnMessage, every message reaches the
@@ -30,7 +30,7 @@ func TestOnMessage(t *testing.T) {
 				c        *client.Session
 				ready    = make(chan struct{})
 			)
-			onMessage := func(m session.Message) {
+			onMessage := func(m wire.Message) {
 				<-ready // c is set
 				mu.Lock()
 				inFlight++
@@ -39,7 +39,7 @@ func TestOnMessage(t *testing.T) {
 				n := len(got)
 				mu.Unlock()
 				if n < count {
-					if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprint(n))}); err != nil {
+					if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(fmt.Sprint(n))}); err != nil {
 						t.Errorf("Send from the callback: %v", err)
 					}
 				} else if n == count {
@@ -51,7 +51,7 @@ func TestOnMessage(t *testing.T) {
 			}
 			c = dial(t, ctx, base, &client.Options{Transports: []string{name}, OnMessage: onMessage})
 			close(ready)
-			if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte("0")}); err != nil {
+			if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("0")}); err != nil {
 				t.Fatal(err)
 			}
 			select {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Options configure Dial. A nil *Options means every default; Dial clones the
@@ -73,7 +73,7 @@ type Options struct {
 	// the connection reads nothing more until it does. It may Send (on a
 	// WebSocket the message is then written by that goroutine). Recv then
 	// returns only the session's end.
-	OnMessage func(m session.Message)
+	OnMessage func(m wire.Message)
 
 	// DisableUpgrade turns off fast connect (PROTOCOL.md section 10): by
 	// default, when long polling is among the transports with others, the
@@ -102,7 +102,7 @@ type Options struct {
 	// negotiates a new one (ce says why): the JavaScript client's
 	// reconnecting event. It runs on the goroutine that attaches, and
 	// should return promptly.
-	OnReconnecting func(ce *session.CloseError)
+	OnReconnecting func(ce *wire.CloseError)
 
 	// OnError, if set, is called for every failed attempt to negotiate a
 	// new session, to attach a connection or to probe a stream, and for the

@@ -6,8 +6,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // outbox numbers the messages the application sends and keeps each one
@@ -20,11 +19,11 @@ type outbox struct {
 	limit int // bytes of unacknowledged payload above which push waits
 
 	mu       sync.Mutex
-	msgs     []session.Message   // guarded by mu; msgs[i] is number acked+1+i
-	acked    uint64              // guarded by mu; the server has every message up to this number
-	bytes    int                 // guarded by mu; payload bytes in msgs
-	closeReq *session.CloseError // guarded by mu; set by close, after which push fails
-	changed  chan struct{}       // guarded by mu; closed and replaced on every change
+	msgs     []wire.Message   // guarded by mu; msgs[i] is number acked+1+i
+	acked    uint64           // guarded by mu; the server has every message up to this number
+	bytes    int              // guarded by mu; payload bytes in msgs
+	closeReq *wire.CloseError // guarded by mu; set by close, after which push fails
+	changed  chan struct{}    // guarded by mu; closed and replaced on every change
 }
 
 func newOutbox(limit int) *outbox {
@@ -40,7 +39,7 @@ func (o *outbox) notifyLocked() {
 // push numbers m and queues it. It waits while the unacknowledged bytes are
 // at the limit (a message is always accepted into an empty outbox), until
 // ctx or stop is done. After close, it returns the close request.
-func (o *outbox) push(ctx context.Context, stop <-chan struct{}, m session.Message) error {
+func (o *outbox) push(ctx context.Context, stop <-chan struct{}, m wire.Message) error {
 	for {
 		o.mu.Lock()
 		if o.closeReq != nil {
@@ -80,7 +79,7 @@ func (o *outbox) reset() {
 // close records the close request: push fails from now on, and the
 // transports send the close frame after every message queued before it.
 // It reports false, changing nothing, when a close was already requested.
-func (o *outbox) close(ce session.CloseError) bool {
+func (o *outbox) close(ce wire.CloseError) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closeReq != nil {
@@ -107,7 +106,7 @@ func (o *outbox) ack(n uint64) error {
 	k := int(n - o.acked)
 	for i := range k {
 		o.bytes -= len(o.msgs[i].Data)
-		o.msgs[i] = session.Message{} // let the payload be collected
+		o.msgs[i] = wire.Message{} // let the payload be collected
 	}
 	o.msgs = o.msgs[k:]
 	o.acked = n
@@ -117,10 +116,10 @@ func (o *outbox) ack(n uint64) error {
 
 // window is a view of the outbox taken at one instant.
 type window struct {
-	first    uint64            // the number of msgs[0]
-	msgs     []session.Message // a copy of the slice; payloads are shared, never written
-	rest     bool              // messages after msgs were left out by the byte bound
-	closeReq *session.CloseError
+	first    uint64         // the number of msgs[0]
+	msgs     []wire.Message // a copy of the slice; payloads are shared, never written
+	rest     bool           // messages after msgs were left out by the byte bound
+	closeReq *wire.CloseError
 	changed  <-chan struct{} // closed at the next change after the view
 }
 
@@ -159,13 +158,13 @@ func (o *outbox) view(first uint64, maxBytes int) (window, error) {
 		w.rest = n < len(msgs)
 		msgs = msgs[:n]
 	}
-	w.msgs = append([]session.Message(nil), msgs...)
+	w.msgs = append([]wire.Message(nil), msgs...)
 	return w, nil
 }
 
 // batchFrameLen is how many bytes m takes in a batch: length prefix, colon
 // and frame.
-func batchFrameLen(m session.Message) int {
+func batchFrameLen(m wire.Message) int {
 	n := wire.RawEncoding.FrameLen(m)
 	return len(strconv.Itoa(n)) + 1 + n
 }
@@ -186,11 +185,11 @@ func (o *outbox) closing() bool {
 }
 
 // closeRequest returns the close request, and false when there is none.
-func (o *outbox) closeRequest() (session.CloseError, bool) {
+func (o *outbox) closeRequest() (wire.CloseError, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closeReq == nil {
-		return session.CloseError{}, false
+		return wire.CloseError{}, false
 	}
 	return *o.closeReq, true
 }

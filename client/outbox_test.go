@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
-func text(s string) session.Message { return session.Message{Type: session.Text, Data: []byte(s)} }
+func text(s string) wire.Message { return wire.Message{Type: wire.Text, Data: []byte(s)} }
 
 func TestOutboxNumbersAndAcks(t *testing.T) {
 	o := newOutbox(1 << 20)
@@ -109,15 +109,15 @@ func TestOutboxPushBlocksAtLimit(t *testing.T) {
 func TestOutboxClose(t *testing.T) {
 	o := newOutbox(1 << 20)
 	o.push(context.Background(), nil, text("a"))
-	ce := session.CloseError{Code: session.StatusNormalClosure, Reason: "bye"}
+	ce := wire.CloseError{Code: wire.StatusNormalClosure, Reason: "bye"}
 	if !o.close(ce) {
 		t.Fatal("first close() = false, want true")
 	}
-	if o.close(session.CloseError{Code: 4100}) {
+	if o.close(wire.CloseError{Code: 4100}) {
 		t.Fatal("second close() = true, want false")
 	}
 	err := o.push(context.Background(), nil, text("b"))
-	if got := session.CloseStatus(err); got != session.StatusNormalClosure {
+	if got := wire.CloseStatus(err); got != wire.StatusNormalClosure {
 		t.Fatalf("push after close = %v, want the CloseError", err)
 	}
 	w, _ := o.view(1, 0)

@@ -12,6 +12,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestNewSessionAfterRestart checks that after a close with a code that asks
@@ -35,7 +36,7 @@ func TestNewSessionAfterRestart(t *testing.T) {
 				if first {
 					s.Send(s.Context(), textMsg("old"))
 					s.Recv(s.Context())
-					s.Close(session.StatusServiceRestart, "restarting")
+					s.Close(wire.StatusServiceRestart, "restarting")
 					return
 				}
 				echo(s)
@@ -43,7 +44,7 @@ func TestNewSessionAfterRestart(t *testing.T) {
 			var n network
 			o := n.options(t, name)
 			var reported []string
-			o.OnReconnecting = func(ce *session.CloseError) {
+			o.OnReconnecting = func(ce *wire.CloseError) {
 				mu.Lock()
 				defer mu.Unlock()
 				if ce == nil {
@@ -65,7 +66,7 @@ func TestNewSessionAfterRestart(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatal("no new session before the test's deadline")
 				case <-s.Done():
-					t.Fatalf("session ended: %v", s.Close(session.StatusNormalClosure, ""))
+					t.Fatalf("session ended: %v", s.Close(wire.StatusNormalClosure, ""))
 				case <-time.After(5 * time.Millisecond):
 				}
 			}
@@ -116,12 +117,12 @@ func TestSendToServerWithoutSession(t *testing.T) {
 			s, err := client.Dial(ctx, url, o)
 			if err == nil {
 				defer func() { <-s.Done() }()
-				defer s.Close(session.StatusNormalClosure, "")
+				defer s.Close(wire.StatusNormalClosure, "")
 				s.Send(ctx, textMsg("hello"))
 				_, err = s.Recv(ctx)
 			}
-			var ce session.CloseError
-			if !errors.As(err, &ce) || ce.Code != session.StatusSessionUnknown || ce.Reason != "session unknown" {
+			var ce wire.CloseError
+			if !errors.As(err, &ce) || ce.Code != wire.StatusSessionUnknown || ce.Reason != "session unknown" {
 				t.Fatalf("Dial or Recv = %v, want CloseError 4005 session unknown", err)
 			}
 		})

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestResumeAfterCut cuts every TCP connection of the client several times
@@ -30,7 +30,7 @@ func TestResumeAfterCut(t *testing.T) {
 				for i := range total {
 					m := textMsg(strconv.Itoa(i))
 					if i%3 == 0 {
-						m.Type = session.Binary
+						m.Type = wire.Binary
 					}
 					if err := s.Send(ctx, m); err != nil {
 						sendErr <- fmt.Errorf("Send(%d) = %w", i, err)
@@ -47,9 +47,9 @@ func TestResumeAfterCut(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Recv() #%d = %v", i, err)
 				}
-				wantType := session.Text
+				wantType := wire.Text
 				if i%3 == 0 {
-					wantType = session.Binary
+					wantType = wire.Binary
 				}
 				if string(m.Data) != strconv.Itoa(i) || m.Type != wantType {
 					t.Fatalf("Recv() #%d = %v %q, want %v %q", i, m.Type, m.Data, wantType, strconv.Itoa(i))
@@ -71,7 +71,7 @@ func TestResumeAfterCut(t *testing.T) {
 			if m, err := s.Recv(ctx); err != nil || string(m.Data) != "last" {
 				t.Fatalf("Recv() after the burst = %q, %v; want \"last\"", m.Data, err)
 			}
-			if err := s.Close(session.StatusNormalClosure, ""); err != nil {
+			if err := s.Close(wire.StatusNormalClosure, ""); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
 		})

@@ -8,13 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // closeFrameRoom is the most a close frame takes in a batch: length
 // prefix, type, code, space and the longest reason.
-const closeFrameRoom = 3 + 1 + 1 + 4 + 1 + session.MaxReasonBytes
+const closeFrameRoom = 3 + 1 + 1 + 4 + 1 + wire.MaxReasonBytes
 
 // maxBadRequests is how many times in a row a send answered 400 is retried
 // before the session ends with a protocol error.
@@ -82,7 +81,7 @@ func sendLoop(ctx context.Context, l *link) error {
 		case http.StatusRequestEntityTooLarge:
 			line := firstLine(resp)
 			if strings.Contains(line, "message") || len(w.msgs) <= 1 {
-				return endSession(session.StatusMessageTooBig, line)
+				return endSession(wire.StatusMessageTooBig, line)
 			}
 			limit = len(body) / 2 // retry with less
 		case http.StatusBadRequest:
@@ -91,7 +90,7 @@ func sendLoop(ctx context.Context, l *link) error {
 				continue
 			}
 			if bad++; bad > maxBadRequests {
-				return endSession(session.StatusProtocolError, "send refused: "+firstLine(resp))
+				return endSession(wire.StatusProtocolError, "send refused: "+firstLine(resp))
 			}
 			// A proxy may have cut the body; retry after a pause.
 			t := time.NewTimer(time.Duration(bad) * 100 * time.Millisecond)

@@ -9,13 +9,14 @@ import (
 	"mime"
 	"net/http"
 
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // sseTransport attaches server-sent events streams: GET {prefix}sse, one
 // frame per event (PROTOCOL.md section 4.3), for the server-to-client
 // direction, and the shared send loop for the other.
-var sseTransport = &streamTransport{kind: wire.SSE, open: openSSE}
+var sseTransport = &streamTransport{kind: transport.SSE, open: openSSE}
 
 // openSSE checks that resp is an event stream and returns its decoder: for
 // a response marked compact=1, one batch per event (PROTOCOL.md section

@@ -10,8 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // sseParseTests are event streams and the events an EventSource would
@@ -65,7 +64,7 @@ func TestSSEParser(t *testing.T) {
 
 // sseEncode writes messages as the server does: one event per message,
 // numbered from 1, in the text-only encoding.
-func sseEncode(msgs ...session.Message) []byte {
+func sseEncode(msgs ...wire.Message) []byte {
 	var b []byte
 	for i, m := range msgs {
 		b = fmt.Appendf(b, "id:%d\ndata:", i+1)
@@ -78,13 +77,13 @@ func sseEncode(msgs ...session.Message) []byte {
 // sseCompactEncode writes messages as the server does with compact framing:
 // one event holding them all, separated by U+001E, with the number of the
 // last as id; text holding a line break or U+001E in base64.
-func sseCompactEncode(msgs ...session.Message) []byte {
+func sseCompactEncode(msgs ...wire.Message) []byte {
 	b := fmt.Appendf(nil, "id:%d\ndata:", len(msgs))
 	for i, m := range msgs {
 		if i > 0 {
 			b = append(b, recordSeparator)
 		}
-		if m.Type == session.Text && bytes.IndexByte(m.Data, recordSeparator) >= 0 {
+		if m.Type == wire.Text && bytes.IndexByte(m.Data, recordSeparator) >= 0 {
 			b = append(b, 'M')
 			b = base64.StdEncoding.AppendEncode(b, m.Data)
 			continue
@@ -95,12 +94,12 @@ func sseCompactEncode(msgs ...session.Message) []byte {
 }
 
 func TestSSECompactDecoder(t *testing.T) {
-	msgs := []session.Message{
-		{Type: session.Text, Data: []byte("hello")},
-		{Type: session.Text, Data: []byte("a\x1eb")},
-		{Type: session.Binary, Data: []byte{0, 1, 0x1e, 0xff}},
-		{Type: session.Text, Data: []byte("line\nbreak")},
-		{Type: session.Text, Data: []byte("")},
+	msgs := []wire.Message{
+		{Type: wire.Text, Data: []byte("hello")},
+		{Type: wire.Text, Data: []byte("a\x1eb")},
+		{Type: wire.Binary, Data: []byte{0, 1, 0x1e, 0xff}},
+		{Type: wire.Text, Data: []byte("line\nbreak")},
+		{Type: wire.Text, Data: []byte("")},
 	}
 	in := append(sseCompactEncode(msgs...), "data:h\n\ndata:mx\x1ec1000 bye\n\n"...)
 	d := &sseDecoder{p: newSSEParser(bytes.NewReader(in), sseCompactLineLimit(64)), maxMessage: 64, compact: true}
@@ -159,9 +158,9 @@ func FuzzSSEParser(f *testing.F) {
 			}
 		}
 
-		msgs := []session.Message{{Type: session.Binary, Data: in}}
+		msgs := []wire.Message{{Type: wire.Binary, Data: in}}
 		if utf8.Valid(in) {
-			msgs = append(msgs, session.Message{Type: session.Text, Data: in})
+			msgs = append(msgs, wire.Message{Type: wire.Text, Data: in})
 		}
 		d := &sseDecoder{p: newSSEParser(bytes.NewReader(sseEncode(msgs...)), sseLineLimit(len(in))), maxMessage: len(in)}
 		checkCompactRoundTrip(t, msgs, len(in))
@@ -187,7 +186,7 @@ func FuzzSSEParser(f *testing.F) {
 
 // checkCompactRoundTrip decodes msgs from one compact event and checks that
 // they come out whole, in order, and that the last id counts them.
-func checkCompactRoundTrip(t *testing.T, msgs []session.Message, maxMessage int) {
+func checkCompactRoundTrip(t *testing.T, msgs []wire.Message, maxMessage int) {
 	t.Helper()
 	d := &sseDecoder{p: newSSEParser(bytes.NewReader(sseCompactEncode(msgs...)), sseCompactLineLimit(maxMessage)), maxMessage: maxMessage, compact: true}
 	i := 0

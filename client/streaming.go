@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // DefaultStreamStartTimeout is how long the client waits, unless
@@ -27,7 +27,7 @@ const DefaultStreamStartTimeout = 5 * time.Second
 
 // streamingTransport attaches multipart streams: GET {prefix}streaming,
 // one batch per part (PROTOCOL.md section 4.4).
-var streamingTransport = &streamTransport{kind: wire.Streaming, open: openMultipart}
+var streamingTransport = &streamTransport{kind: transport.Streaming, open: openMultipart}
 
 // ErrBufferedStream is wrapped by the error of a streaming attempt whose
 // first heartbeat did not arrive within the stream start timeout.
@@ -130,7 +130,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 		return errSessionGone
 	case http.StatusBadRequest:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return endSession(session.StatusProtocolError, t.kind+" refused: "+firstLine(body))
+		return endSession(wire.StatusProtocolError, t.kind+" refused: "+firstLine(body))
 	default:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s: %w", t.kind, &statusError{resp.StatusCode, firstLine(body)})

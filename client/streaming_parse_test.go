@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // part writes one part as the server does, ending with the CRLF that
@@ -106,7 +105,7 @@ func FuzzMultipartParser(f *testing.F) {
 			}
 		}
 
-		m := session.Message{Type: session.Binary, Data: in}
+		m := wire.Message{Type: wire.Binary, Data: in}
 		for _, compact := range []bool{false, true} {
 			batch := wire.RawEncoding.AppendBatchMessage(nil, m)
 			stream := "  \r\n" + part("B", "1:h") + part("B", string(batch)) + "--B--\r\n"

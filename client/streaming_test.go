@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/bufferproxy"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // lockedBuffer is a log sink safe for the session's goroutines.
@@ -155,9 +156,9 @@ func TestStreamRecycleMidBurst(t *testing.T) {
 			}
 			burst := func(s *session.Session) {
 				for i := range n {
-					m := session.Message{Type: session.Text, Data: fmt.Appendf(nil, "burst %d", i+1)}
+					m := wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "burst %d", i+1)}
 					if i%2 == 1 {
-						m.Type = session.Binary
+						m.Type = wire.Binary
 					}
 					if s.Send(s.Context(), m) != nil {
 						return

@@ -11,14 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
-// A transport attaches connections of one kind to a session. Adding a
+// A clientTransport attaches connections of one kind to a session. Adding a
 // transport takes one file implementing this interface, its name in
-// wire.Names, and one entry in knownTransports.
-type transport interface {
+// transport.Names, and one entry in knownTransports.
+type clientTransport interface {
 	// name is the transport's name in negotiate and Options.Transports.
 	name() string
 	// run attaches one connection and carries frames on it until the
@@ -31,8 +30,8 @@ type transport interface {
 }
 
 // knownTransports are the transports this client implements: one for each
-// name in wire.Names, in that order.
-var knownTransports = []transport{
+// name in transport.Names, in that order.
+var knownTransports = []clientTransport{
 	websocketTransport{},
 	sseTransport,
 	streamingTransport,
@@ -42,7 +41,7 @@ var knownTransports = []transport{
 // checkTransportNames fails for a name in want that no known transport has.
 func checkTransportNames(want []string) error {
 	for _, name := range want {
-		if !slices.ContainsFunc(knownTransports, func(t transport) bool { return t.name() == name }) {
+		if !slices.ContainsFunc(knownTransports, func(t clientTransport) bool { return t.name() == name }) {
 			return fmt.Errorf("%w: %q", ErrUnknownTransport, name)
 		}
 	}
@@ -52,8 +51,8 @@ func checkTransportNames(want []string) error {
 // chooseTransports returns the transports to try, in order: want (or, when
 // want is empty, the server's offer order) restricted to those offered and
 // known.
-func chooseTransports(want, offered []string) ([]transport, error) {
-	byName := make(map[string]transport, len(knownTransports))
+func chooseTransports(want, offered []string) ([]clientTransport, error) {
+	byName := make(map[string]clientTransport, len(knownTransports))
 	for _, t := range knownTransports {
 		byName[t.name()] = t
 	}
@@ -68,7 +67,7 @@ func chooseTransports(want, offered []string) ([]transport, error) {
 		}
 		order = want
 	}
-	var ts []transport
+	var ts []clientTransport
 	seen := make(map[string]bool)
 	for _, name := range order {
 		t := byName[name]
@@ -191,7 +190,7 @@ func (l *link) deliver(ctx context.Context, f wire.Frame) error {
 		}
 	case f.Type == wire.FrameAck:
 		if err := s.out.ack(f.Received); err != nil {
-			return protocolError(session.StatusProtocolError, err.Error())
+			return protocolError(wire.StatusProtocolError, err.Error())
 		}
 	case f.Type == wire.FrameClose:
 		return &endError{ce: f.Close}
@@ -203,9 +202,9 @@ func (l *link) deliver(ctx context.Context, f wire.Frame) error {
 // session: 1009 for a message over the limit, 4003 for anything else.
 func parseError(err error) error {
 	if errors.Is(err, wire.ErrMessageTooBig) {
-		return protocolError(session.StatusMessageTooBig, "message from server too big")
+		return protocolError(wire.StatusMessageTooBig, "message from server too big")
 	}
-	return protocolError(session.StatusProtocolError, wire.TruncateReason(err.Error()))
+	return protocolError(wire.StatusProtocolError, wire.TruncateReason(err.Error()))
 }
 
 // firstEnd returns the first *endError among errs, preferring one for a

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
 )
 
 // TestKnownTransportsAreNames keeps the client's transports and the shared
@@ -15,7 +15,7 @@ func TestKnownTransportsAreNames(t *testing.T) {
 	for _, tr := range knownTransports {
 		got = append(got, tr.name())
 	}
-	if want := wire.Names(); !slices.Equal(got, want) {
-		t.Errorf("client transports %q, want %q (wire.Names)", got, want)
+	if want := transport.Names(); !slices.Equal(got, want) {
+		t.Errorf("client transports %q, want %q (transport.Names)", got, want)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
 )
 
 // Fast connect (PROTOCOL.md section 10): long polling carries the session
@@ -24,7 +24,7 @@ func (s *Session) fastConnect() bool {
 		return false
 	}
 	for _, t := range s.transports {
-		if t.name() == wire.LongPoll {
+		if t.name() == transport.LongPoll {
 			return true
 		}
 	}
@@ -34,17 +34,17 @@ func (s *Session) fastConnect() bool {
 // attemptOrder returns the transports to try when attaching: with fast
 // connect, long polling first, then the others in order (should long
 // polling fail where another works); otherwise the preferred one first.
-func (s *Session) attemptOrder() []transport {
+func (s *Session) attemptOrder() []clientTransport {
 	first := s.preferred
 	if s.fastConnect() || first == nil {
 		first = s.transports[0]
 		for _, t := range s.transports {
-			if t.name() == wire.LongPoll && s.fastConnect() {
+			if t.name() == transport.LongPoll && s.fastConnect() {
 				first = t
 			}
 		}
 	}
-	ts := make([]transport, 0, len(s.transports))
+	ts := make([]clientTransport, 0, len(s.transports))
 	ts = append(ts, first)
 	for _, t := range s.transports {
 		if t != first {
@@ -101,7 +101,7 @@ var errEndedEarly = errors.New("ended before it took over")
 // no new poll or response, and takes over once a's request in flight has
 // ended (had that request reached the server after t's attach, it
 // superseded t, and t fails).
-func (s *Session) tryUpgrade(a *attached, t transport) (*attached, error) {
+func (s *Session) tryUpgrade(a *attached, t clientTransport) (*attached, error) {
 	if st, ok := t.(*streamTransport); ok {
 		if err := s.probeStream(a, st.kind); err != nil {
 			return nil, fmt.Errorf("%w: %w", errProbe, err)

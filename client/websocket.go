@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/tetherkit/tether/session"
-	wire "github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // websocketTransport attaches WebSocket connections, which carry frames in
 // both directions, one frame per WebSocket message (PROTOCOL.md section 4.2).
 type websocketTransport struct{}
 
-func (websocketTransport) name() string { return wire.WebSocket }
+func (websocketTransport) name() string { return transport.WebSocket }
 
 // Acknowledgement pacing on WebSocket (PROTOCOL.md section 5.1).
 const (
@@ -32,7 +32,7 @@ const (
 // is established once the handshake succeeds.
 func (websocketTransport) run(ctx context.Context, l *link) error {
 	s := l.s
-	u := endpoint(s.prefix, wire.WebSocket, l.query(int64(l.received), int64(l.seq)))
+	u := endpoint(s.prefix, transport.WebSocket, l.query(int64(l.received), int64(l.seq)))
 	u = "ws" + strings.TrimPrefix(u, "http") // http→ws, https→wss
 	conn, resp, err := s.opts.Dialer.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
@@ -94,13 +94,13 @@ type wsConn struct {
 	poke     chan struct{} // capacity 1: wakes the writer goroutine
 
 	wmu       sync.Mutex
-	next      uint64              // guarded by wmu; number of the next client message to write
-	acked     uint64              // guarded by wmu; received count last acknowledged
-	lastWrite time.Time           // guarded by wmu
-	buf       []byte              // guarded by wmu
-	werr      error               // guarded by wmu; the first failed write, after which none is tried
-	closeReq  *session.CloseError // guarded by wmu; seen in the outbox, for the writer goroutine
-	nextSeen  atomic.Uint64       // next, readable without wmu
+	next      uint64           // guarded by wmu; number of the next client message to write
+	acked     uint64           // guarded by wmu; received count last acknowledged
+	lastWrite time.Time        // guarded by wmu
+	buf       []byte           // guarded by wmu
+	werr      error            // guarded by wmu; the first failed write, after which none is tried
+	closeReq  *wire.CloseError // guarded by wmu; seen in the outbox, for the writer goroutine
+	nextSeen  atomic.Uint64    // next, readable without wmu
 
 	ackMu    sync.Mutex
 	ackTimer *time.Timer // guarded by ackMu; fires ackTick
@@ -132,7 +132,7 @@ func (c *wsConn) readLoop(ctx context.Context) {
 				c.readErr = parseError(wire.ErrMessageTooBig)
 				return
 			}
-			f = wire.Frame{Type: wire.FrameBinary, Message: session.Message{Type: session.Binary, Data: p}}
+			f = wire.Frame{Type: wire.FrameBinary, Message: wire.Message{Type: wire.Binary, Data: p}}
 		} else if f, err = wire.ParseFrame(p, maxMsg); err != nil {
 			c.readErr = parseError(err)
 			return
@@ -231,7 +231,7 @@ func (c *wsConn) writeWindowLocked(w window) error {
 			continue
 		}
 		var err error
-		if m.Type == session.Binary {
+		if m.Type == wire.Binary {
 			err = c.writeLocked(websocket.BinaryMessage, m.Data)
 		} else {
 			c.buf = wire.RawEncoding.AppendMessage(c.buf[:0], m)
@@ -340,7 +340,7 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 // closeHandshake writes the close frame, after every message (the caller
 // wrote them), then a WebSocket close, and waits a little for the server to
 // end the connection, so the frame is read before the connection goes.
-func (c *wsConn) closeHandshake(ctx context.Context, ce session.CloseError) error {
+func (c *wsConn) closeHandshake(ctx context.Context, ce wire.CloseError) error {
 	c.wmu.Lock()
 	err := c.flushLocked(false) // what Send queued before Close, if any is left
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/tetherkit/tether/longpoll"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestServesFakeEndpoint: a poll served from a fake session.Endpoint
@@ -21,7 +22,7 @@ import (
 // attach the endpoint refuses answers 404.
 func TestServesFakeEndpoint(t *testing.T) {
 	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20}
-	closing := &session.CloseError{Code: session.StatusGoingAway, Reason: "bye"}
+	closing := &wire.CloseError{Code: wire.StatusGoingAway, Reason: "bye"}
 	for _, tc := range []struct {
 		name      string
 		batch     *session.Batch
@@ -31,7 +32,7 @@ func TestServesFakeEndpoint(t *testing.T) {
 		wantBody  string // the frames, each as "<type><payload>", joined by "|"
 		wantCalls string
 	}{
-		{"messages", &session.Batch{First: 5, Messages: []session.Message{{Type: session.Text, Data: []byte("a")}, {Type: session.Binary, Data: []byte("b")}}, Close: closing},
+		{"messages", &session.Batch{First: 5, Messages: []wire.Message{{Type: wire.Text, Data: []byte("a")}, {Type: wire.Binary, Data: []byte("b")}}, Close: closing},
 			0, nil, http.StatusOK, "ma|bb|c1001 bye", "Attach(longpoll, 4); Detach"},
 		{"nothing to send", nil, time.Millisecond, nil, http.StatusOK, "h", "Attach(longpoll, 4); Detach"},
 		{"refused", nil, 0, session.ErrUnknownSession, http.StatusNotFound, "", "Attach(longpoll, 4)"},
@@ -56,11 +57,11 @@ func TestServesFakeEndpoint(t *testing.T) {
 				return
 			}
 			var frames []string
-			err := transport.ParseBatch(rec.Body.Bytes(), cfg.MaxMessageBytes, func(f transport.Frame) error {
+			err := wire.ParseBatch(rec.Body.Bytes(), cfg.MaxMessageBytes, func(f wire.Frame) error {
 				switch {
 				case f.IsMessage():
 					frames = append(frames, string(f.Type)+string(f.Message.Data))
-				case f.Type == transport.FrameClose:
+				case f.Type == wire.FrameClose:
 					frames = append(frames, fmt.Sprintf("%c%d %s", f.Type, f.Close.Code, f.Close.Reason))
 				default:
 					frames = append(frames, string(f.Type))

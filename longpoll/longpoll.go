@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Name is the transport's name in negotiate responses and URLs.
@@ -48,11 +49,11 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		return // the client went away
 	}
 	compact := transport.WantsCompact(r)
-	appendMessage, appendFrame := transport.RawEncoding.AppendBatchMessage, transport.AppendBatchFrame
+	appendMessage, appendFrame := wire.RawEncoding.AppendBatchMessage, wire.AppendBatchFrame
 	contentType := "application/octet-stream"
 	if compact {
-		appendMessage, appendFrame = transport.RawEncoding.AppendCompactMessage, transport.AppendCompactFrame
-		contentType += transport.CompactMediaParam
+		appendMessage, appendFrame = wire.RawEncoding.AppendCompactMessage, wire.AppendCompactFrame
+		contentType += wire.CompactMediaParam
 	}
 	size := 16
 	for _, m := range b.Messages {
@@ -64,10 +65,10 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	}
 	var frame []byte
 	if b.Close != nil {
-		frame = transport.AppendClose(frame, *b.Close)
+		frame = wire.AppendClose(frame, *b.Close)
 		body = appendFrame(body, frame)
 	} else if b.Empty() && err == nil {
-		body = appendFrame(body, transport.AppendHeartbeat(frame))
+		body = appendFrame(body, wire.AppendHeartbeat(frame))
 	}
 	h := w.Header()
 	transport.SetNoStore(h)

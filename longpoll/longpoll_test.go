@@ -9,8 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tetherkit/tether/internal/conformance"
-	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,9 +37,9 @@ func poll(t *testing.T, url string) (string, []byte) {
 // compact=1, in compact batches marked as such.
 func TestFramings(t *testing.T) {
 	base, sess, s := conformance.RawSession(t, "longpoll", nil)
-	msgs := []session.Message{
-		{Type: session.Text, Data: []byte("hello")},
-		{Type: session.Binary, Data: make([]byte, 200)},
+	msgs := []wire.Message{
+		{Type: wire.Text, Data: []byte("hello")},
+		{Type: wire.Binary, Data: make([]byte, 200)},
 	}
 	for _, m := range msgs {
 		if err := s.Send(context.Background(), m); err != nil {
@@ -49,17 +48,17 @@ func TestFramings(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		query, contentType string
-		parse              func([]byte, int, func(transport.Frame) error) error
+		parse              func([]byte, int, func(wire.Frame) error) error
 	}{
-		{"&received=0", "application/octet-stream", transport.ParseBatch},
-		{"&received=0&compact=1", "application/octet-stream; compact=1", transport.ParseCompactBatch},
+		{"&received=0", "application/octet-stream", wire.ParseBatch},
+		{"&received=0&compact=1", "application/octet-stream; compact=1", wire.ParseCompactBatch},
 	} {
 		ct, body := poll(t, base+"longpoll?"+sess+tt.query)
 		if ct != tt.contentType {
 			t.Errorf("query %q: Content-Type %q, want %q", tt.query, ct, tt.contentType)
 		}
 		i := 0
-		err := tt.parse(body, 1<<10, func(f transport.Frame) error {
+		err := tt.parse(body, 1<<10, func(f wire.Frame) error {
 			if i >= len(msgs) || !f.IsMessage() || f.Message.Type != msgs[i].Type || string(f.Message.Data) != string(msgs[i].Data) {
 				t.Errorf("query %q: frame %d is %c %q", tt.query, i, f.Type, f.Message.Data)
 			}

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Metrics are Prometheus metrics of Tether servers. Make them with New and
@@ -208,7 +208,7 @@ func (o *observer) MessagesIn(transport string, n, size int) {
 
 func (o *observer) Dropped() { o.m.drops.Inc() }
 
-func (o *observer) Finished(transport string, code session.StatusCode) {
+func (o *observer) Finished(transport string, code wire.StatusCode) {
 	o.m.transport(transport).sessions.Dec()
 	o.m.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
 }

@@ -17,8 +17,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/metrics"
-	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // metricValue returns the value of the metric name with exactly labels
@@ -96,7 +95,7 @@ func TestMetrics(t *testing.T) {
 	}
 	const n = 5
 	for i := range n {
-		if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprintf("m%d", i))}); err != nil {
+		if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(fmt.Sprintf("m%d", i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,12 +139,12 @@ func TestMetrics(t *testing.T) {
 	// answer carried (both messages, or "b" alone when the first poll came
 	// before its echo; a poll from 0 after one from 1 would be stale).
 	q, _ := conformance.Negotiate(t, base)
-	postBatch(t, base+"send?seq=1&"+q, transport.AppendBatchFrame(transport.AppendBatchFrame(nil, []byte("ma")), []byte("mb")))
+	postBatch(t, base+"send?seq=1&"+q, wire.AppendBatchFrame(wire.AppendBatchFrame(nil, []byte("ma")), []byte("mb")))
 	got, last := 0, 0
 	for got < 2 {
 		last = got
 		body := get(t, fmt.Sprintf("%slongpoll?received=%d&%s", base, got, q))
-		transport.ParseBatch(body, 1<<20, func(f transport.Frame) error {
+		wire.ParseBatch(body, 1<<20, func(f wire.Frame) error {
 			if f.IsMessage() {
 				got++
 			}
@@ -163,9 +162,9 @@ func TestMetrics(t *testing.T) {
 	if status := postBatch(t, base+"send?seq=3&"+q, []byte("x:")); status != http.StatusBadRequest {
 		t.Errorf("malformed send: %d, want 400", status)
 	}
-	postBatch(t, base+"send?"+q, transport.AppendBatchFrame(nil, []byte("c4100 bye")))
+	postBatch(t, base+"send?"+q, wire.AppendBatchFrame(nil, []byte("c4100 bye")))
 
-	c.Close(session.StatusNormalClosure, "done")
+	c.Close(wire.StatusNormalClosure, "done")
 	waitFor(t, "both sessions to end", func() bool {
 		return metricValue(t, reg, "tether_closes_total", "code", "1000") == 1 &&
 			metricValue(t, reg, "tether_closes_total", "code", "4100") == 1

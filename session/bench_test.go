@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // BenchmarkSendPull measures the send path a transport's writer drives:
@@ -22,13 +23,13 @@ func BenchmarkSendPull(b *testing.B) {
 				MaxMessageBytes:   1 << 16,
 				MaxQueuedBytes:    1 << 24,
 			}, session.RequestInfo{}, nil)
-			defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+			defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 			l, err := s.Attach(session.AttachOptions{Transport: "bench", AcksInBand: true})
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
-			m := session.Message{Type: session.Text, Data: bytes.Repeat([]byte("x"), 64)}
+			m := wire.Message{Type: wire.Text, Data: bytes.Repeat([]byte("x"), 64)}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(m.Data)))
 			var sent uint64

@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"time"
+
+	"github.com/tetherkit/tether/wire"
 )
 
 // Endpoint is a session as a transport sees it: what a connection attaches
@@ -37,16 +39,16 @@ type Endpoint interface {
 	// Deliver hands messages from the client, numbered from seq, to the
 	// session, waiting (until ctx ends) while its inbound queue is full;
 	// Local.Deliver documents numbering and errors.
-	Deliver(ctx context.Context, seq uint64, msgs []Message) error
+	Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error
 	// Acknowledge records that the client has received the first received
 	// messages of the session.
 	Acknowledge(received uint64) error
 	// Fault closes the session because its client broke the protocol,
 	// once the application has handled the messages before the fault.
-	Fault(ce CloseError)
+	Fault(ce wire.CloseError)
 	// CloseFromClient ends the session because the client sent a close
 	// frame (or its connection cannot carry one any more).
-	CloseFromClient(ce CloseError)
+	CloseFromClient(ce wire.CloseError)
 }
 
 // Link is one connection attached to a session (Endpoint.Attach): the

@@ -8,12 +8,6 @@ var (
 	ErrUnknownSession = errors.New("unknown session")
 	// ErrTooManySessions is returned by Store.Add when the store is full.
 	ErrTooManySessions = errors.New("too many sessions")
-	// ErrMessageTooBig is returned by Send and Deliver for a message over
-	// Config.MaxMessageBytes.
-	ErrMessageTooBig = errors.New("message too big")
-	// ErrInvalidMessage is returned by Send for a message whose type is not
-	// Text or Binary, or a Text message that is not valid UTF-8.
-	ErrInvalidMessage = errors.New("invalid message")
 	// ErrDropped is returned by Send under SlowConsumerDrop when the message
 	// was dropped.
 	ErrDropped = errors.New("message dropped: client too slow")

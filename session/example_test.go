@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // ExampleLocal shows both sides of a session held by this process: the
@@ -22,12 +23,12 @@ func ExampleLocal() {
 	l := session.New(cfg, session.RequestInfo{}, nil)
 	app := l.Session           // the *Session a Handler is given
 	var e session.Endpoint = l // what a transport is given
-	defer app.Close(session.StatusNormalClosure, "")
+	defer app.Close(wire.StatusNormalClosure, "")
 	ctx := context.Background()
 
 	// The application sends before any connection is attached.
-	app.Send(ctx, session.Message{Type: session.Text, Data: []byte("hello")})
-	app.Send(ctx, session.Message{Type: session.Text, Data: []byte("world")})
+	app.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("hello")})
+	app.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("world")})
 
 	// A transport attaches; the client has received nothing yet.
 	link, _ := e.Attach(session.AttachOptions{Transport: "example"})

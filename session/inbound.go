@@ -3,17 +3,19 @@ package session
 import (
 	"context"
 	"fmt"
+
+	"github.com/tetherkit/tether/wire"
 )
 
 // Recv returns the next message from the client. Once the session has
 // closed and every message received before the close has been returned,
 // Recv returns the CloseError. If ctx ends first, Recv returns ctx.Err().
-func (s *Session) Recv(ctx context.Context) (Message, error) {
+func (s *Session) Recv(ctx context.Context) (wire.Message, error) {
 	s.mu.Lock()
 	for {
 		if len(s.in) > 0 {
 			m := s.in[0]
-			s.in[0] = Message{}
+			s.in[0] = wire.Message{}
 			s.in = s.in[1:]
 			if len(s.in) == 0 {
 				s.in = s.in[:0:0]
@@ -30,7 +32,7 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 		if s.closeErr != nil {
 			err := *s.closeErr
 			s.mu.Unlock()
-			return Message{}, err
+			return wire.Message{}, err
 		}
 		ready := s.inReady.wait()
 		s.inWaiting = true
@@ -45,7 +47,7 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 			s.inWaiting = false
 			if len(s.in) == 0 && s.closeErr == nil && s.fault == nil {
 				s.mu.Unlock()
-				return Message{}, ctx.Err()
+				return wire.Message{}, ctx.Err()
 			}
 			continue
 		}
@@ -70,7 +72,7 @@ func (s *Session) Received() uint64 {
 // message, in order, before it returns. Deliver keeps msgs' Data: callers
 // must not reuse it. It returns the session's CloseError when the session
 // has closed.
-func (l *Local) Deliver(ctx context.Context, seq uint64, msgs []Message) error {
+func (l *Local) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error {
 	s := l.Session
 	if seq == 0 {
 		return fmt.Errorf("%w: message numbers start at 1", ErrSequenceGap)
@@ -117,7 +119,7 @@ func (s *Session) countIn(accepted, size int) {
 // received and accepts the rest: into the queue Recv reads when queue is
 // set (waiting for room there until ctx ends), or only counted, for the
 // caller to hand a callback; those are msgs[first:first+accepted].
-func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, queue bool) (first, accepted, size int, err error) {
+func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []wire.Message, queue bool) (first, accepted, size int, err error) {
 	first = -1
 	for i := 0; i < len(msgs); {
 		if s.fault != nil {
@@ -132,13 +134,13 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, q
 			continue
 		}
 		if num > s.received+1 {
-			s.faultLocked(CloseError{Code: StatusResumeGap, Reason: "sequence gap"})
+			s.faultLocked(wire.CloseError{Code: wire.StatusResumeGap, Reason: "sequence gap"})
 			return max(first, 0), accepted, size, fmt.Errorf("%w: message %d arrived, %d expected", ErrSequenceGap, num, s.received+1)
 		}
 		m := msgs[i]
 		if len(m.Data) > s.cfg.MaxMessageBytes {
-			s.faultLocked(CloseError{Code: StatusMessageTooBig, Reason: "message too big"})
-			return max(first, 0), accepted, size, ErrMessageTooBig
+			s.faultLocked(wire.CloseError{Code: wire.StatusMessageTooBig, Reason: "message too big"})
+			return max(first, 0), accepted, size, wire.ErrMessageTooBig
 		}
 		if queue {
 			if s.inBytes+queuedSize(m) > s.cfg.MaxQueuedBytes && len(s.in) > 0 {
@@ -185,7 +187,7 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []Message, q
 // With OnMessage and OnClose an application serves a session with no
 // goroutine of its own; the session's Context still ends when it closes.
 // OnMessage may be called once; later calls are ignored.
-func (s *Session) OnMessage(fn func(Message)) {
+func (s *Session) OnMessage(fn func(wire.Message)) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 	s.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 type delivery struct {
@@ -20,8 +21,8 @@ type delivery struct {
 var deliverTests = []struct {
 	name       string
 	deliveries []delivery
-	want       string             // what Recv returns, in order
-	wantCode   session.StatusCode // the session's close code, or 0 while open
+	want       string          // what Recv returns, in order
+	wantCode   wire.StatusCode // the session's close code, or 0 while open
 }{
 	{"in order", []delivery{{1, []string{"a", "b"}, nil}, {3, []string{"c"}, nil}}, "a,b,c", 0},
 	{"retried", []delivery{{1, []string{"a", "b"}, nil}, {1, []string{"a", "b"}, nil}}, "a,b", 0},
@@ -29,16 +30,16 @@ var deliverTests = []struct {
 	{"old", []delivery{{1, []string{"a", "b", "c"}, nil}, {2, []string{"b"}, nil}}, "a,b,c", 0},
 	{"empty", []delivery{{1, nil, nil}, {1, []string{"a"}, nil}}, "a", 0},
 	{"seq zero", []delivery{{0, []string{"a"}, session.ErrSequenceGap}}, "", 0},
-	{"gap at start", []delivery{{2, []string{"b"}, session.ErrSequenceGap}}, "", session.StatusResumeGap},
-	{"gap", []delivery{{1, []string{"a"}, nil}, {3, []string{"c"}, session.ErrSequenceGap}}, "a", session.StatusResumeGap},
+	{"gap at start", []delivery{{2, []string{"b"}, session.ErrSequenceGap}}, "", wire.StatusResumeGap},
+	{"gap", []delivery{{1, []string{"a"}, nil}, {3, []string{"c"}, session.ErrSequenceGap}}, "a", wire.StatusResumeGap},
 	{"after a gap", []delivery{
 		{1, []string{"a"}, nil},
 		{3, []string{"c"}, session.ErrSequenceGap},
-		{2, []string{"b"}, session.CloseError{Code: session.StatusResumeGap, Reason: "sequence gap"}},
-	}, "a", session.StatusResumeGap},
+		{2, []string{"b"}, wire.CloseError{Code: wire.StatusResumeGap, Reason: "sequence gap"}},
+	}, "a", wire.StatusResumeGap},
 	{"too big", []delivery{
-		{1, []string{"a", strings.Repeat("x", 1025), "c"}, session.ErrMessageTooBig},
-	}, "a", session.StatusMessageTooBig},
+		{1, []string{"a", strings.Repeat("x", 1025), "c"}, wire.ErrMessageTooBig},
+	}, "a", wire.StatusMessageTooBig},
 }
 
 func TestDeliver(t *testing.T) {
@@ -80,7 +81,7 @@ func TestDeliver(t *testing.T) {
 // Recv as they went in.
 func TestDeliverKeepsType(t *testing.T) {
 	s := newSession(t, nil)
-	in := []session.Message{{Type: session.Binary, Data: []byte{0, 0xff}}, text("t")}
+	in := []wire.Message{{Type: wire.Binary, Data: []byte{0, 0xff}}, text("t")}
 	if err := s.Deliver(testContext(t), 1, in); err != nil {
 		t.Fatalf("Deliver = %v", err)
 	}
@@ -128,7 +129,7 @@ func TestDeliverConcurrent(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxQueuedBytes = 64 // small, so that deliveries also wait for room
 	s := newSession(t, cfg)
-	all := make([]session.Message, total)
+	all := make([]wire.Message, total)
 	for i := range all {
 		all[i] = text(fmt.Sprint(i + 1))
 	}
@@ -223,8 +224,8 @@ func TestDeliverWaitingClose(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Deliver(testContext(t), 2, texts("b")) }()
-	s.Close(session.StatusNormalClosure, "")
-	wantClose(t, "waiting Deliver after Close", <-done, session.StatusNormalClosure)
+	s.Close(wire.StatusNormalClosure, "")
+	wantClose(t, "waiting Deliver after Close", <-done, wire.StatusNormalClosure)
 }
 
 // TestOnMessageConcurrent: with a message callback, deliveries from many
@@ -238,7 +239,7 @@ func TestOnMessageConcurrent(t *testing.T) {
 		early   = 3 // delivered before OnMessage, so queued for Recv
 	)
 	s := newSession(t, testConfig())
-	all := make([]session.Message, total)
+	all := make([]wire.Message, total)
 	for i := range all {
 		all[i] = text(fmt.Sprint(i + 1))
 	}
@@ -259,7 +260,7 @@ func TestOnMessageConcurrent(t *testing.T) {
 		mu.Unlock()
 		closed <- fmt.Sprintf("%d messages, %v", n, err)
 	})
-	s.OnMessage(func(m session.Message) {
+	s.OnMessage(func(m wire.Message) {
 		mu.Lock()
 		inFlight++
 		overlap = overlap || inFlight > 1
@@ -284,10 +285,10 @@ func TestOnMessageConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	s.Close(session.StatusCode(4100), "done")
+	s.Close(wire.StatusCode(4100), "done")
 	select {
 	case c := <-closed:
-		if want := fmt.Sprintf("%d messages, %v", total, session.CloseError{Code: 4100, Reason: "done"}); c != want {
+		if want := fmt.Sprintf("%d messages, %v", total, wire.CloseError{Code: 4100, Reason: "done"}); c != want {
 			t.Fatalf("OnClose saw %s, want %s", c, want)
 		}
 	case <-ctx.Done():
@@ -303,7 +304,7 @@ func TestOnMessageConcurrent(t *testing.T) {
 			t.Fatalf("callback %d got %q, want %d", i, m, i+1)
 		}
 	}
-	if _, err := s.Recv(ctx); !errors.As(err, new(session.CloseError)) {
+	if _, err := s.Recv(ctx); !errors.As(err, new(wire.CloseError)) {
 		t.Errorf("Recv after OnMessage = %v, want the CloseError", err)
 	}
 }
@@ -314,7 +315,7 @@ func TestOnMessageConcurrent(t *testing.T) {
 // with a message callback, and with an application that reads nothing
 // (FaultWait).
 func TestFaultAfterHandledMessages(t *testing.T) {
-	tooBig := session.CloseError{Code: session.StatusMessageTooBig, Reason: "message too big"}
+	tooBig := wire.CloseError{Code: wire.StatusMessageTooBig, Reason: "message too big"}
 	// outgoing returns the messages and close frame the client gets.
 	outgoing := func(t *testing.T, s *session.Local) string {
 		l := attach(t, s, session.AttachOptions{Transport: "test"})
@@ -345,7 +346,7 @@ func TestFaultAfterHandledMessages(t *testing.T) {
 			sendAll(t, s, "echo "+want)
 		}
 		_, err := s.Recv(testContext(t))
-		wantClose(t, "Recv after the messages before the fault", err, session.StatusMessageTooBig)
+		wantClose(t, "Recv after the messages before the fault", err, wire.StatusMessageTooBig)
 		if got, want := outgoing(t, s), "echo a,echo b; close 1009"; got != want {
 			t.Errorf("the client gets %q, want %q", got, want)
 		}
@@ -360,11 +361,11 @@ func TestFaultAfterHandledMessages(t *testing.T) {
 		// Whether Recv waits already or comes later, it returns the
 		// close: no message came before the fault.
 		s.Fault(tooBig)
-		wantClose(t, "Recv", <-done, session.StatusMessageTooBig)
+		wantClose(t, "Recv", <-done, wire.StatusMessageTooBig)
 	})
 	t.Run("callback", func(t *testing.T) {
 		s := newSession(t, nil)
-		s.OnMessage(func(m session.Message) { sendAll(t, s, "echo "+string(m.Data)) })
+		s.OnMessage(func(m wire.Message) { sendAll(t, s, "echo "+string(m.Data)) })
 		// The callbacks of the messages before the gap have run: the
 		// session closes at once.
 		if err := s.Deliver(testContext(t), 1, texts("a", "b")); err != nil {
@@ -373,7 +374,7 @@ func TestFaultAfterHandledMessages(t *testing.T) {
 		if err := s.Deliver(testContext(t), 4, texts("d")); !errors.Is(err, session.ErrSequenceGap) {
 			t.Fatalf("Deliver with a gap = %v, want ErrSequenceGap", err)
 		}
-		wantClose(t, "Err() after the callbacks", s.Err(), session.StatusResumeGap)
+		wantClose(t, "Err() after the callbacks", s.Err(), wire.StatusResumeGap)
 		if got, want := outgoing(t, s), "echo a,echo b; close 4000"; got != want {
 			t.Errorf("the client gets %q, want %q", got, want)
 		}
@@ -384,7 +385,7 @@ func TestFaultAfterHandledMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Fault(tooBig)
-		s.Close(session.StatusNormalClosure, "") // the fault's code stays
+		s.Close(wire.StatusNormalClosure, "") // the fault's code stays
 		if got, want := outgoing(t, s), "; close 1009"; got != want {
 			t.Errorf("the client gets %q, want %q", got, want)
 		}
@@ -398,6 +399,6 @@ func TestFaultAfterHandledMessages(t *testing.T) {
 		case <-testContext(t).Done():
 			t.Fatal("the session did not close")
 		}
-		wantClose(t, "Err()", s2.Err(), session.StatusMessageTooBig)
+		wantClose(t, "Err()", s2.Err(), wire.StatusMessageTooBig)
 	})
 }

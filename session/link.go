@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"time"
+
+	"github.com/tetherkit/tether/wire"
 )
 
 // link is the Link of a connection attached to a Session held by this
@@ -31,8 +33,8 @@ type link struct {
 	ackArmed bool
 	ackDue   bool
 
-	timer *time.Timer // heartbeat wait, owned by the writer
-	buf   []Message   // reused by Pull
+	timer *time.Timer    // heartbeat wait, owned by the writer
+	buf   []wire.Message // reused by Pull
 }
 
 // Batch is what a Link hands the transport to write, in this order:
@@ -41,10 +43,10 @@ type link struct {
 // ack, no close) means the heartbeat interval passed: send a heartbeat.
 type Batch struct {
 	First    uint64
-	Messages []Message
+	Messages []wire.Message
 	AckDue   bool
 	Received uint64
-	Close    *CloseError
+	Close    *wire.CloseError
 }
 
 // Empty reports whether b has nothing to send: the transport sends a
@@ -117,7 +119,7 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 	// undelivered messages as acknowledged: the link delivers its close.
 	if opts.Received < s.acked || opts.Received > s.acked+uint64(len(s.out)) {
 		ln.gap = true
-		s.closeLocked(CloseError{Code: StatusResumeGap, Reason: "resume gap"})
+		s.closeLocked(wire.CloseError{Code: wire.StatusResumeGap, Reason: "resume gap"})
 	} else {
 		s.acknowledgeLocked(opts.Received)
 		ln.next = opts.Received + 1

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestPullInOrder(t *testing.T) {
@@ -68,7 +69,7 @@ func TestPullMaxBytes(t *testing.T) {
 		s := newSession(t, nil)
 		for i, n := range tt.sizes {
 			data := bytes.Repeat([]byte{byte('a' + i)}, n)
-			if err := s.Send(testContext(t), session.Message{Type: session.Binary, Data: data}); err != nil {
+			if err := s.Send(testContext(t), wire.Message{Type: wire.Binary, Data: data}); err != nil {
 				t.Fatalf("Send = %v", err)
 			}
 		}
@@ -195,23 +196,23 @@ func TestReattachGap(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			finished := 0
 			s := session.New(testConfig(), session.RequestInfo{}, func(*session.Local) { finished++ })
-			t.Cleanup(func() { s.Abort(session.CloseError{Code: session.StatusGoingAway}) })
+			t.Cleanup(func() { s.Abort(wire.CloseError{Code: wire.StatusGoingAway}) })
 			sendAll(t, s, "1", "2", "3", "4", "5")
 			if err := s.Acknowledge(tt.acked); err != nil {
 				t.Fatalf("Acknowledge(%d) = %v", tt.acked, err)
 			}
 			l := attach(t, s, session.AttachOptions{Received: tt.received})
-			wantClose(t, "Err() after a gap", s.Err(), session.StatusResumeGap)
+			wantClose(t, "Err() after a gap", s.Err(), wire.StatusResumeGap)
 			b := pull(t, l, 1<<20)
-			if len(b.Messages) != 0 || b.Close == nil || b.Close.Code != session.StatusResumeGap {
+			if len(b.Messages) != 0 || b.Close == nil || b.Close.Code != wire.StatusResumeGap {
 				t.Fatalf("Attach(Received %d) then Pull = %q close %v, want no message, close %d",
-					tt.received, strs(b.Messages), b.Close, session.StatusResumeGap)
+					tt.received, strs(b.Messages), b.Close, wire.StatusResumeGap)
 			}
 			if _, err := l.Pull(testContext(t), longWait, 1<<20); !errors.Is(err, session.ErrFinished) {
 				t.Errorf("Pull after the close = %v, want ErrFinished", err)
 			}
-			if err := s.Send(testContext(t), text("late")); session.CloseStatus(err) != session.StatusResumeGap {
-				t.Errorf("Send after a gap = %v, want CloseError %d", err, session.StatusResumeGap)
+			if err := s.Send(testContext(t), text("late")); wire.CloseStatus(err) != wire.StatusResumeGap {
+				t.Errorf("Send after a gap = %v, want CloseError %d", err, wire.StatusResumeGap)
 			}
 			l.Detach()
 			if !s.Finished() || finished != 1 {
@@ -261,7 +262,7 @@ func TestSupersede(t *testing.T) {
 func TestAcksInBandEvery32(t *testing.T) {
 	s := newSession(t, nil)
 	l := attach(t, s, session.AttachOptions{AcksInBand: true})
-	msgs := make([]session.Message, 32)
+	msgs := make([]wire.Message, 32)
 	for i := range msgs {
 		msgs[i] = text(fmt.Sprint(i + 1))
 	}
@@ -330,7 +331,7 @@ func TestAcksInBandIdle(t *testing.T) {
 func TestAcksNotInBand(t *testing.T) {
 	s := newSession(t, nil)
 	l := attach(t, s, session.AttachOptions{})
-	msgs := make([]session.Message, 40)
+	msgs := make([]wire.Message, 40)
 	for i := range msgs {
 		msgs[i] = text("m")
 	}

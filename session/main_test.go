@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +44,7 @@ func newSession(t *testing.T, cfg *session.Config) *session.Local {
 		cfg = testConfig()
 	}
 	s := session.New(cfg, session.RequestInfo{}, nil)
-	t.Cleanup(func() { s.Abort(session.CloseError{Code: session.StatusGoingAway}) })
+	t.Cleanup(func() { s.Abort(wire.CloseError{Code: wire.StatusGoingAway}) })
 	return s
 }
 
@@ -56,10 +57,10 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func text(s string) session.Message { return session.Message{Type: session.Text, Data: []byte(s)} }
+func text(s string) wire.Message { return wire.Message{Type: wire.Text, Data: []byte(s)} }
 
-func texts(ss ...string) []session.Message {
-	msgs := make([]session.Message, len(ss))
+func texts(ss ...string) []wire.Message {
+	msgs := make([]wire.Message, len(ss))
 	for i, s := range ss {
 		msgs[i] = text(s)
 	}
@@ -67,7 +68,7 @@ func texts(ss ...string) []session.Message {
 }
 
 // strs returns the messages' data as strings.
-func strs(msgs []session.Message) []string {
+func strs(msgs []wire.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Data)
@@ -136,9 +137,9 @@ func waitFinished(t *testing.T, s *session.Local) {
 func join(ss []string) string { return strings.Join(ss, ",") }
 
 // wantClose checks that err is a CloseError with code.
-func wantClose(t *testing.T, what string, err error, code session.StatusCode) {
+func wantClose(t *testing.T, what string, err error, code wire.StatusCode) {
 	t.Helper()
-	var ce session.CloseError
+	var ce wire.CloseError
 	if !errors.As(err, &ce) || ce.Code != code {
 		t.Errorf("%s = %v, want CloseError %d", what, err, code)
 	}

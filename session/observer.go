@@ -1,5 +1,7 @@
 package session
 
+import "github.com/tetherkit/tether/wire"
+
 // Observer is told what the sessions of a server do, for metrics. A server
 // sets one in Config.Observer; nil means no one is told.
 //
@@ -32,5 +34,5 @@ type Observer interface {
 	Dropped()
 	// Finished is called once when the session ends, with the transport
 	// attached then ("" if none) and the code it ended with.
-	Finished(transport string, code StatusCode)
+	Finished(transport string, code wire.StatusCode)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/tetherkit/tether/wire"
 )
 
 // Send queues m for the client and returns once it is queued, not when it is
@@ -15,7 +17,7 @@ import (
 // Send follows the slow-consumer policy: it closes the session (and returns
 // its CloseError), returns ErrDropped, or waits for room until ctx ends.
 // After the session closes, Send returns the CloseError.
-func (s *Session) Send(ctx context.Context, m Message) error {
+func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	if err := s.checkOutgoing(m); err != nil {
 		return err
 	}
@@ -49,13 +51,13 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 			}
 			s.mu.Lock()
 		default:
-			s.closeLocked(CloseError{Code: StatusSlowConsumer, Reason: "slow consumer"})
+			s.closeLocked(wire.CloseError{Code: wire.StatusSlowConsumer, Reason: "slow consumer"})
 			err := *s.closeErr
 			s.mu.Unlock()
 			return err
 		}
 	}
-	s.out = append(s.out, Message{Type: m.Type, Data: data})
+	s.out = append(s.out, wire.Message{Type: m.Type, Data: data})
 	s.outBytes += len(data) + MessageOverhead
 	var flush func()
 	if l := s.link; l != nil {
@@ -70,14 +72,14 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 	return nil
 }
 
-func (s *Session) checkOutgoing(m Message) error {
+func (s *Session) checkOutgoing(m wire.Message) error {
 	switch {
-	case m.Type != Text && m.Type != Binary:
-		return fmt.Errorf("%w: type %v", ErrInvalidMessage, m.Type)
+	case m.Type != wire.Text && m.Type != wire.Binary:
+		return fmt.Errorf("%w: type %v", wire.ErrInvalidMessage, m.Type)
 	case len(m.Data) > s.cfg.MaxMessageBytes:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(m.Data), s.cfg.MaxMessageBytes)
-	case m.Type == Text && !utf8.Valid(m.Data):
-		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidMessage)
+		return fmt.Errorf("%w: %d bytes, limit %d", wire.ErrMessageTooBig, len(m.Data), s.cfg.MaxMessageBytes)
+	case m.Type == wire.Text && !utf8.Valid(m.Data):
+		return fmt.Errorf("%w: text is not valid UTF-8", wire.ErrInvalidMessage)
 	}
 	return nil
 }

@@ -7,23 +7,24 @@ import (
 	"testing"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 var sendErrorTests = []struct {
 	name string
-	msg  session.Message
+	msg  wire.Message
 	want error
 }{
-	{"zero type", session.Message{Data: []byte("x")}, session.ErrInvalidMessage},
-	{"unknown type", session.Message{Type: 7, Data: []byte("x")}, session.ErrInvalidMessage},
-	{"invalid UTF-8", session.Message{Type: session.Text, Data: []byte{'a', 0xff, 'b'}}, session.ErrInvalidMessage},
-	{"truncated rune", session.Message{Type: session.Text, Data: []byte("é")[:1]}, session.ErrInvalidMessage},
-	{"text too big", session.Message{Type: session.Text, Data: []byte(strings.Repeat("x", 1025))}, session.ErrMessageTooBig},
-	{"binary too big", session.Message{Type: session.Binary, Data: make([]byte, 1025)}, session.ErrMessageTooBig},
-	{"binary not UTF-8", session.Message{Type: session.Binary, Data: []byte{0xff, 0xfe}}, nil},
-	{"text at the limit", session.Message{Type: session.Text, Data: []byte(strings.Repeat("é", 512))}, nil},
-	{"empty text", session.Message{Type: session.Text}, nil},
-	{"empty binary", session.Message{Type: session.Binary}, nil},
+	{"zero type", wire.Message{Data: []byte("x")}, wire.ErrInvalidMessage},
+	{"unknown type", wire.Message{Type: 7, Data: []byte("x")}, wire.ErrInvalidMessage},
+	{"invalid UTF-8", wire.Message{Type: wire.Text, Data: []byte{'a', 0xff, 'b'}}, wire.ErrInvalidMessage},
+	{"truncated rune", wire.Message{Type: wire.Text, Data: []byte("é")[:1]}, wire.ErrInvalidMessage},
+	{"text too big", wire.Message{Type: wire.Text, Data: []byte(strings.Repeat("x", 1025))}, wire.ErrMessageTooBig},
+	{"binary too big", wire.Message{Type: wire.Binary, Data: make([]byte, 1025)}, wire.ErrMessageTooBig},
+	{"binary not UTF-8", wire.Message{Type: wire.Binary, Data: []byte{0xff, 0xfe}}, nil},
+	{"text at the limit", wire.Message{Type: wire.Text, Data: []byte(strings.Repeat("é", 512))}, nil},
+	{"empty text", wire.Message{Type: wire.Text}, nil},
+	{"empty binary", wire.Message{Type: wire.Binary}, nil},
 }
 
 func TestSendValidates(t *testing.T) {
@@ -48,12 +49,12 @@ func TestSendValidates(t *testing.T) {
 func TestSendCopiesData(t *testing.T) {
 	s := newSession(t, nil)
 	buf := []byte("hello")
-	if err := s.Send(testContext(t), session.Message{Type: session.Binary, Data: buf}); err != nil {
+	if err := s.Send(testContext(t), wire.Message{Type: wire.Binary, Data: buf}); err != nil {
 		t.Fatalf("Send = %v, want nil", err)
 	}
 	copy(buf, "XXXXX")
 	b := pull(t, attach(t, s, session.AttachOptions{}), 1<<20)
-	if got := strs(b.Messages); len(got) != 1 || got[0] != "hello" || b.Messages[0].Type != session.Binary {
+	if got := strs(b.Messages); len(got) != 1 || got[0] != "hello" || b.Messages[0].Type != wire.Binary {
 		t.Errorf("Pull after the caller reused its buffer = %q, want [hello] (binary)", got)
 	}
 }
@@ -64,23 +65,23 @@ func TestSendAfterClose(t *testing.T) {
 		t.Fatalf("Close(4100) = %v, want nil", err)
 	}
 	err := s.Send(testContext(t), text("late"))
-	var ce session.CloseError
-	if !errors.As(err, &ce) || ce != (session.CloseError{Code: 4100, Reason: "bye"}) {
+	var ce wire.CloseError
+	if !errors.As(err, &ce) || ce != (wire.CloseError{Code: 4100, Reason: "bye"}) {
 		t.Errorf("Send after Close = %v, want CloseError{4100 bye}", err)
 	}
 }
 
 var closeCodeTests = []struct {
-	code session.StatusCode
+	code wire.StatusCode
 	ok   bool
 }{
-	{session.StatusNormalClosure, true},
-	{session.StatusGoingAway, true},
-	{session.StatusAbnormalClosure, false}, // local only, never sent
+	{wire.StatusNormalClosure, true},
+	{wire.StatusGoingAway, true},
+	{wire.StatusAbnormalClosure, false}, // local only, never sent
 	{1005, false},
 	{999, false},
-	{session.StatusSlowConsumer, true},
-	{session.StatusApplicationMin, true},
+	{wire.StatusSlowConsumer, true},
+	{wire.StatusApplicationMin, true},
 	{4999, true},
 	{5000, false},
 }
@@ -182,12 +183,12 @@ func TestSlowConsumerClose(t *testing.T) {
 	s := newSession(t, slowConfig(session.SlowConsumerClose))
 	sendAll(t, s, "123456")
 	err := s.Send(testContext(t), text("abcdef"))
-	wantClose(t, "Send over MaxQueuedBytes", err, session.StatusSlowConsumer)
-	wantClose(t, "Err()", s.Err(), session.StatusSlowConsumer)
+	wantClose(t, "Send over MaxQueuedBytes", err, wire.StatusSlowConsumer)
+	wantClose(t, "Err()", s.Err(), wire.StatusSlowConsumer)
 	l := attach(t, s, session.AttachOptions{})
 	b := pull(t, l, 1<<20)
-	if join(strs(b.Messages)) != "123456" || b.Close == nil || b.Close.Code != session.StatusSlowConsumer {
-		t.Errorf("Pull = %q close %v, want [123456] then close %d", strs(b.Messages), b.Close, session.StatusSlowConsumer)
+	if join(strs(b.Messages)) != "123456" || b.Close == nil || b.Close.Code != wire.StatusSlowConsumer {
+		t.Errorf("Pull = %q close %v, want [123456] then close %d", strs(b.Messages), b.Close, wire.StatusSlowConsumer)
 	}
 }
 
@@ -270,8 +271,8 @@ func TestSlowConsumerBlockClose(t *testing.T) {
 	sendAll(t, s, "123456")
 	done := make(chan error, 1)
 	go func() { done <- s.Send(testContext(t), text("abcdef")) }()
-	s.Close(session.StatusNormalClosure, "")
-	wantClose(t, "waiting Send after Close", <-done, session.StatusNormalClosure)
+	s.Close(wire.StatusNormalClosure, "")
+	wantClose(t, "waiting Send after Close", <-done, wire.StatusNormalClosure)
 }
 
 var policyNames = []struct {
@@ -304,5 +305,5 @@ func TestSlowConsumerEmptyMessages(t *testing.T) {
 			t.Fatalf("Send of empty message %d = %v, want nil", i+1, err)
 		}
 	}
-	wantClose(t, "Send of empty message 101", s.Send(testContext(t), text("")), session.StatusSlowConsumer)
+	wantClose(t, "Send of empty message 101", s.Send(testContext(t), text("")), wire.StatusSlowConsumer)
 }

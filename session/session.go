@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tetherkit/tether/wire"
 )
 
 // RequestInfo is what the session kept of the negotiate request that
@@ -42,10 +45,10 @@ type Session struct {
 
 	onFinish func() // New's onFinish, given the Local
 
-	deliverMu sync.Mutex    // held by Deliver and OnMessage, taken before mu
-	onMessage func(Message) // guarded by mu; set once by OnMessage
-	onClose   func(error)   // guarded by mu; set once by OnClose, cleared when called
-	closeSet  bool          // guarded by mu; OnClose was called
+	deliverMu sync.Mutex         // held by Deliver and OnMessage, taken before mu
+	onMessage func(wire.Message) // guarded by mu; set once by OnMessage
+	onClose   func(error)        // guarded by mu; set once by OnClose, cleared when called
+	closeSet  bool               // guarded by mu; OnClose was called
 
 	mu sync.Mutex
 
@@ -53,7 +56,7 @@ type Session struct {
 	// trails clientAcked while the attached link has yet to hand out
 	// messages the client acknowledged (see forgetLocked). Guarded by mu,
 	// like every field below.
-	out         []Message
+	out         []wire.Message
 	acked       uint64
 	clientAcked uint64 // the highest received count the client has stated
 	outBytes    int
@@ -61,19 +64,19 @@ type Session struct {
 	spaceFree   signal // Send waiting under SlowConsumerBlock
 
 	// Messages from the client, accepted and not yet read.
-	in        []Message
+	in        []wire.Message
 	inBytes   int
 	received  uint64 // client messages accepted, read or not
 	inReady   signal // Recv waiting for a message
 	inWaiting bool   // a Recv waits on inReady with the queue read
 	inSpace   signal // Deliver waiting for room
 
-	closeFrame *CloseError // a close to deliver to the client after out
-	fault      *CloseError // the client's fault, closing once the application has caught up (Fault)
-	faultTimer *time.Timer // closes with fault after FaultWait
-	delivering bool        // Deliver is handing messages to the message callback
-	closeErr   *CloseError // what Recv returns once the queue is read
-	finished   bool        // no more attaching; the store has let go
+	closeFrame *wire.CloseError // a close to deliver to the client after out
+	fault      *wire.CloseError // the client's fault, closing once the application has caught up (Fault)
+	faultTimer *time.Timer      // closes with fault after FaultWait
+	delivering bool             // Deliver is handing messages to the message callback
+	closeErr   *wire.CloseError // what Recv returns once the queue is read
+	finished   bool             // no more attaching; the store has let go
 
 	link          *link
 	lastTransport string // transport of the last link attached, for Observer
@@ -156,14 +159,16 @@ func (s *Session) Dropped() uint64 {
 // still delivered, then a close frame; the client does not reconnect unless
 // code.Reconnects(). Recv returns the messages already received, then a
 // CloseError with code and reason. Close on a closed session does nothing
-// and returns nil.
-func (s *Session) Close(code StatusCode, reason string) error {
+// and returns nil. A code that may not travel in a close frame
+// (StatusCode.Valid) returns an error wrapping wire.ErrInvalidCloseCode and
+// closes nothing.
+func (s *Session) Close(code wire.StatusCode, reason string) error {
 	if !code.Valid() {
-		return ErrInvalidMessage
+		return fmt.Errorf("%w: %d", wire.ErrInvalidCloseCode, code)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closeLocked(CloseError{Code: code, Reason: reason})
+	s.closeLocked(wire.CloseError{Code: code, Reason: reason})
 	return nil
 }
 
@@ -180,7 +185,7 @@ func (s *Session) Err() error {
 
 // closeLocked starts a close whose frame is delivered to the client after
 // the messages already queued.
-func (s *Session) closeLocked(ce CloseError) {
+func (s *Session) closeLocked(ce wire.CloseError) {
 	if s.closeFrame != nil || s.finished {
 		return
 	}
@@ -221,14 +226,14 @@ const FaultWait = time.Second
 // fault. Until then Send works and Deliver accepts nothing more; a later
 // Fault or Close changes nothing but the moment (the first fault's code
 // stays).
-func (l *Local) Fault(ce CloseError) {
+func (l *Local) Fault(ce wire.CloseError) {
 	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faultLocked(ce)
 }
 
-func (s *Session) faultLocked(ce CloseError) {
+func (s *Session) faultLocked(ce wire.CloseError) {
 	if s.closeFrame != nil || s.finished || s.fault != nil {
 		return
 	}
@@ -248,7 +253,7 @@ func (s *Session) faultLocked(ce CloseError) {
 // CloseFromClient ends the session because the client sent a close frame.
 // Messages not yet delivered to the client are discarded; messages received
 // are still returned by Recv, then ce.
-func (l *Local) CloseFromClient(ce CloseError) {
+func (l *Local) CloseFromClient(ce wire.CloseError) {
 	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -264,7 +269,7 @@ func (l *Local) CloseFromClient(ce CloseError) {
 // connection attached now, or the next one to attach within two heartbeat
 // intervals, delivers a close frame with ce. A client that does not attach
 // in that time later finds its session unknown.
-func (s *Session) Abort(ce CloseError) {
+func (s *Session) Abort(ce wire.CloseError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
@@ -321,7 +326,7 @@ func (s *Session) finishLocked() {
 	}
 	s.finished = true
 	if s.closeErr == nil {
-		s.closeErr = &CloseError{Code: StatusAbnormalClosure, Reason: "connection lost"}
+		s.closeErr = &wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "connection lost"}
 	}
 	s.cancel()
 	s.closedLocked()

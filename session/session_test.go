@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestNew(t *testing.T) {
 	info := session.RequestInfo{Header: http.Header{"X": {"y"}}, RemoteAddr: "10.0.0.1:5", Auth: "alice"}
 	s := session.New(testConfig(), info, nil)
-	defer s.Abort(session.CloseError{Code: session.StatusGoingAway})
+	defer s.Abort(wire.CloseError{Code: wire.StatusGoingAway})
 	other := newSession(t, nil)
 	if len(s.ID()) != 22 || len(s.Token()) != 22 {
 		t.Errorf("ID(), Token() = %q, %q, want 22 characters each (128 bits, base64url)", s.ID(), s.Token())
@@ -43,7 +44,7 @@ func newCountedSession(t *testing.T, cfg *session.Config) (*session.Local, *fini
 	}
 	var f finishCounter
 	s := session.New(cfg, session.RequestInfo{}, f.onFinish)
-	t.Cleanup(func() { s.Abort(session.CloseError{Code: session.StatusGoingAway}) })
+	t.Cleanup(func() { s.Abort(wire.CloseError{Code: wire.StatusGoingAway}) })
 	return s, &f
 }
 
@@ -54,14 +55,14 @@ func TestCloseFromServer(t *testing.T) {
 	if err := s.Deliver(testContext(t), 1, texts("x", "y")); err != nil {
 		t.Fatalf("Deliver = %v", err)
 	}
-	if err := s.Close(session.StatusNormalClosure, "done"); err != nil {
+	if err := s.Close(wire.StatusNormalClosure, "done"); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
-	want := session.CloseError{Code: session.StatusNormalClosure, Reason: "done"}
+	want := wire.CloseError{Code: wire.StatusNormalClosure, Reason: "done"}
 	if !errors.Is(s.Context().Err(), context.Canceled) {
 		t.Errorf("Context().Err() after Close = %v, want context.Canceled", s.Context().Err())
 	}
-	if err := s.Close(session.StatusGoingAway, "again"); err != nil {
+	if err := s.Close(wire.StatusGoingAway, "again"); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
 	if s.Err() != want {
@@ -102,8 +103,8 @@ func TestCloseFromServer(t *testing.T) {
 	if _, err := s.Attach(session.AttachOptions{Received: 3}); !errors.Is(err, session.ErrUnknownSession) {
 		t.Errorf("Attach after the session finished = %v, want ErrUnknownSession", err)
 	}
-	s.Abort(session.CloseError{Code: session.StatusInternalError})
-	s.CloseFromClient(session.CloseError{Code: session.StatusNormalClosure})
+	s.Abort(wire.CloseError{Code: wire.StatusInternalError})
+	s.CloseFromClient(wire.CloseError{Code: wire.StatusNormalClosure})
 	if fin.n.Load() != 1 || s.Err() != want {
 		t.Errorf("after Abort and CloseFromClient: onFinish calls = %d, Err() = %v, want 1, %v", fin.n.Load(), s.Err(), want)
 	}
@@ -111,6 +112,21 @@ func TestCloseFromServer(t *testing.T) {
 
 // TestCloseDetached checks a close while no link is attached: the next
 // attach within the resume window gets the rest and the close.
+// TestCloseRefusesInvalidCode checks that Close with a code no close frame
+// may carry returns wire.ErrInvalidCloseCode, the error the Go client's
+// Close returns for it, and leaves the session open.
+func TestCloseRefusesInvalidCode(t *testing.T) {
+	s := newSession(t, nil)
+	for _, code := range []wire.StatusCode{0, 999, 1006, 2000, 5000} {
+		if err := s.Close(code, ""); !errors.Is(err, wire.ErrInvalidCloseCode) {
+			t.Errorf("Close(%d) = %v, want wire.ErrInvalidCloseCode", code, err)
+		}
+	}
+	if s.Err() != nil || s.Context().Err() != nil {
+		t.Errorf("after refused closes: Err %v, Context %v, want the session open", s.Err(), s.Context().Err())
+	}
+}
+
 func TestCloseDetached(t *testing.T) {
 	s, fin := newCountedSession(t, nil)
 	sendAll(t, s, "a", "b")
@@ -133,7 +149,7 @@ func TestCloseNotDelivered(t *testing.T) {
 	s, _ := newCountedSession(t, nil)
 	sendAll(t, s, "a")
 	l := attach(t, s, session.AttachOptions{})
-	s.Close(session.StatusNormalClosure, "")
+	s.Close(wire.StatusNormalClosure, "")
 	l.Detach()
 	if s.Finished() {
 		t.Fatalf("Finished() after a Detach before the close went out = true, want false")
@@ -151,7 +167,7 @@ func TestCloseFromClient(t *testing.T) {
 	if err := s.Deliver(testContext(t), 1, texts("a", "b")); err != nil {
 		t.Fatalf("Deliver = %v", err)
 	}
-	ce := session.CloseError{Code: 4100, Reason: "bye"}
+	ce := wire.CloseError{Code: 4100, Reason: "bye"}
 	s.CloseFromClient(ce)
 	if !s.Finished() || fin.n.Load() != 1 || s.Context().Err() == nil {
 		t.Errorf("after CloseFromClient: Finished() = %v, onFinish calls = %d, Context().Err() = %v, want true, 1, canceled",
@@ -172,7 +188,7 @@ func TestCloseFromClient(t *testing.T) {
 	if _, err := s.Attach(session.AttachOptions{}); !errors.Is(err, session.ErrUnknownSession) {
 		t.Errorf("Attach after CloseFromClient = %v, want ErrUnknownSession", err)
 	}
-	s.CloseFromClient(session.CloseError{Code: session.StatusNormalClosure})
+	s.CloseFromClient(wire.CloseError{Code: wire.StatusNormalClosure})
 	l.Detach()
 	if fin.n.Load() != 1 {
 		t.Errorf("onFinish calls = %d, want 1", fin.n.Load())
@@ -188,8 +204,8 @@ func TestRecvWaitingClose(t *testing.T) {
 		_, err := s.Recv(testContext(t))
 		done <- err
 	}()
-	s.CloseFromClient(session.CloseError{Code: session.StatusGoingAway})
-	wantClose(t, "waiting Recv after CloseFromClient", <-done, session.StatusGoingAway)
+	s.CloseFromClient(wire.CloseError{Code: wire.StatusGoingAway})
+	wantClose(t, "waiting Recv after CloseFromClient", <-done, wire.StatusGoingAway)
 }
 
 // shortWindow is a resume window tests wait out with waitFinished; no test
@@ -212,7 +228,7 @@ func TestResumeWindowExpires(t *testing.T) {
 		t.Errorf("Transport() after Detach = %q, want empty", s.Transport())
 	}
 	waitFinished(t, s)
-	wantClose(t, "Err() after the resume window", s.Err(), session.StatusAbnormalClosure)
+	wantClose(t, "Err() after the resume window", s.Err(), wire.StatusAbnormalClosure)
 	if fin.n.Load() != 1 || s.Context().Err() == nil {
 		t.Errorf("after expiry: onFinish calls = %d, Context().Err() = %v, want 1, canceled", fin.n.Load(), s.Context().Err())
 	}
@@ -220,7 +236,7 @@ func TestResumeWindowExpires(t *testing.T) {
 		t.Errorf("Recv after expiry = %q, want [x]", got)
 	}
 	_, err := s.Recv(testContext(t))
-	wantClose(t, "Recv after the queue", err, session.StatusAbnormalClosure)
+	wantClose(t, "Recv after the queue", err, wire.StatusAbnormalClosure)
 	if _, err := s.Attach(session.AttachOptions{Received: 1}); !errors.Is(err, session.ErrUnknownSession) {
 		t.Errorf("Attach after expiry = %v, want ErrUnknownSession", err)
 	}
@@ -229,7 +245,7 @@ func TestResumeWindowExpires(t *testing.T) {
 func TestResumeWindowNeverAttached(t *testing.T) {
 	s, fin := newCountedSession(t, shortWindow())
 	waitFinished(t, s)
-	wantClose(t, "Err() of a session never attached", s.Err(), session.StatusAbnormalClosure)
+	wantClose(t, "Err() of a session never attached", s.Err(), wire.StatusAbnormalClosure)
 	if fin.n.Load() != 1 {
 		t.Errorf("onFinish calls = %d, want 1", fin.n.Load())
 	}
@@ -243,7 +259,7 @@ func TestFirstAttachWindow(t *testing.T) {
 	cfg.FirstAttachWindow = 50 * time.Millisecond
 	s, fin := newCountedSession(t, cfg)
 	waitFinished(t, s)
-	wantClose(t, "Err() of a session never attached", s.Err(), session.StatusAbnormalClosure)
+	wantClose(t, "Err() of a session never attached", s.Err(), wire.StatusAbnormalClosure)
 	if fin.n.Load() != 1 {
 		t.Errorf("onFinish calls = %d, want 1", fin.n.Load())
 	}
@@ -312,12 +328,12 @@ func TestAbortAttached(t *testing.T) {
 	if err := s.Deliver(testContext(t), 1, texts("a")); err != nil {
 		t.Fatalf("Deliver = %v", err)
 	}
-	ce := session.CloseError{Code: session.StatusGoingAway, Reason: "shutdown"}
+	ce := wire.CloseError{Code: wire.StatusGoingAway, Reason: "shutdown"}
 	s.Abort(ce)
 	if s.Context().Err() == nil {
 		t.Errorf("after Abort: Context().Err() = nil, want canceled")
 	}
-	if err := s.Send(testContext(t), session.Message{Type: session.Text}); err != ce {
+	if err := s.Send(testContext(t), wire.Message{Type: wire.Text}); err != ce {
 		t.Errorf("Send after Abort = %v, want %v", err, ce)
 	}
 	b := pull(t, l, 1<<20)
@@ -337,7 +353,7 @@ func TestAbortAttached(t *testing.T) {
 	if !s.Finished() || fin.n.Load() != 1 {
 		t.Errorf("after the close was delivered: Finished() = %v, onFinish calls = %d, want true, 1", s.Finished(), fin.n.Load())
 	}
-	s.Abort(session.CloseError{Code: session.StatusInternalError})
+	s.Abort(wire.CloseError{Code: wire.StatusInternalError})
 	if fin.n.Load() != 1 || s.Err() != ce {
 		t.Errorf("after a second Abort: onFinish calls = %d, Err() = %v, want 1, %v", fin.n.Load(), s.Err(), ce)
 	}
@@ -354,7 +370,7 @@ func TestAbortDetached(t *testing.T) {
 		pull(t, l, 1) // "a" handed out, not acknowledged
 		l.Detach()
 		s.Close(4100, "first") // a close not yet delivered: Abort keeps it
-		s.Abort(session.CloseError{Code: session.StatusGoingAway})
+		s.Abort(wire.CloseError{Code: wire.StatusGoingAway})
 		wantClose(t, "Err() after Close then Abort", s.Err(), 4100)
 		next, err := s.Attach(session.AttachOptions{Received: received})
 		if err != nil {
@@ -379,7 +395,7 @@ func TestAbortNobodyComes(t *testing.T) {
 	cfg.ResumeWindow = time.Hour
 	cfg.HeartbeatInterval = 10 * time.Millisecond
 	s, fin := newCountedSession(t, cfg)
-	s.Abort(session.CloseError{Code: session.StatusInternalError})
+	s.Abort(wire.CloseError{Code: wire.StatusInternalError})
 	waitFinished(t, s)
 	if fin.n.Load() != 1 {
 		t.Errorf("onFinish calls = %d, want 1", fin.n.Load())
@@ -398,7 +414,7 @@ func TestExpireShortens(t *testing.T) {
 	}
 	l.Detach()
 	waitFinished(t, s)
-	wantClose(t, "Err() after Expire", s.Err(), session.StatusAbnormalClosure)
+	wantClose(t, "Err() after Expire", s.Err(), wire.StatusAbnormalClosure)
 	if fin.n.Load() != 1 {
 		t.Errorf("onFinish calls = %d, want 1", fin.n.Load())
 	}
@@ -424,7 +440,7 @@ func TestAbortOldLinks(t *testing.T) {
 	detached.Detach()
 	superseded := attach(t, s, session.AttachOptions{})
 	current := attach(t, s, session.AttachOptions{})
-	ce := session.CloseError{Code: session.StatusGoingAway, Reason: "shutdown"}
+	ce := wire.CloseError{Code: wire.StatusGoingAway, Reason: "shutdown"}
 	s.Abort(ce)
 	for _, l := range []struct {
 		name string

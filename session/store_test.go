@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestMemoryStoreAdd(t *testing.T) {
@@ -91,7 +92,7 @@ func TestMemoryStoreOnFinish(t *testing.T) {
 	st := session.NewMemoryStore(0)
 	s := session.New(testConfig(), session.RequestInfo{}, st.Remove)
 	st.Add(s)
-	s.CloseFromClient(session.CloseError{Code: session.StatusNormalClosure})
+	s.CloseFromClient(wire.CloseError{Code: wire.StatusNormalClosure})
 	if _, err := st.Lookup(s.ID(), s.Token()); !errors.Is(err, session.ErrUnknownSession) || st.Len() != 0 {
 		t.Errorf("Lookup of a finished session = %v (Len %d), want ErrUnknownSession (Len 0)", err, st.Len())
 	}
@@ -108,7 +109,7 @@ func TestMemoryStoreShrinks(t *testing.T) {
 	}
 	defer func() {
 		for _, s := range all {
-			s.Abort(session.CloseError{Code: session.StatusGoingAway})
+			s.Abort(wire.CloseError{Code: wire.StatusGoingAway})
 		}
 	}()
 	st := session.NewMemoryStore(0)

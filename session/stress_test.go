@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestStress runs both directions at once under -race. Several goroutines
@@ -78,7 +79,7 @@ func deliverWithRetries(ctx context.Context, s *session.Local, n int, rnd *rand.
 	for next := 1; next <= n; {
 		start := max(1, next-rnd.IntN(4))
 		end := min(n, next+rnd.IntN(8))
-		msgs := make([]session.Message, 0, end-start+1)
+		msgs := make([]wire.Message, 0, end-start+1)
 		for i := start; i <= end; i++ {
 			msgs = append(msgs, text(fmt.Sprint(i)))
 		}

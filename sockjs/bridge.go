@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // pullInterval is how long Pull waits with nothing to send; sockjs-go
@@ -33,7 +34,7 @@ func (h *handler) serve(ss sockjsgo.Session) {
 	}
 	link, err := s.Attach(session.AttachOptions{Transport: Name})
 	if err != nil { // the server closed it at once
-		ss.Close(uint32(session.StatusGoingAway), "session ended")
+		ss.Close(uint32(wire.StatusGoingAway), "session ended")
 		return
 	}
 	var t *tracker
@@ -51,14 +52,14 @@ func (h *handler) serve(ss sockjsgo.Session) {
 	if !closed {
 		// The SockJS session has ended (Close then does nothing), or the
 		// Tether session ended without a close frame for the link.
-		ce := session.CloseError{Code: session.StatusInternalError, Reason: "session ended"}
+		ce := wire.CloseError{Code: wire.StatusInternalError, Reason: "session ended"}
 		errors.As(s.Err(), &ce)
 		ss.Close(uint32(ce.Code), ce.Reason)
 	}
 	// The SockJS session is closing, so upstream ends; what it read before
 	// is delivered before the session ends.
 	wg.Wait()
-	s.CloseFromClient(session.CloseError{Code: session.StatusAbnormalClosure, Reason: "sockjs session closed"})
+	s.CloseFromClient(wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "sockjs session closed"})
 	link.Detach()
 }
 
@@ -74,7 +75,7 @@ func downstream(ss sockjsgo.Session, s session.Endpoint, link session.Link, t *t
 		}
 		for _, m := range b.Messages {
 			data := string(m.Data)
-			if m.Type == session.Binary {
+			if m.Type == wire.Binary {
 				data = base64.StdEncoding.EncodeToString(m.Data)
 			}
 			if ss.Send(data) != nil {
@@ -94,7 +95,7 @@ func downstream(ss sockjsgo.Session, s session.Endpoint, link session.Link, t *t
 			if t != nil {
 				t.waitWritten(ctx)
 			}
-			ss.Close(uint32(b.Close.Code), transport.TruncateReason(b.Close.Reason))
+			ss.Close(uint32(b.Close.Code), wire.TruncateReason(b.Close.Reason))
 			return true
 		}
 	}
@@ -111,7 +112,7 @@ func upstream(ss sockjsgo.Session, s session.Endpoint) {
 			return
 		}
 		// encoding/json has made msg valid UTF-8.
-		if s.Deliver(ctx, seq, []session.Message{{Type: session.Text, Data: []byte(msg)}}) != nil {
+		if s.Deliver(ctx, seq, []wire.Message{{Type: wire.Text, Data: []byte(msg)}}) != nil {
 			return
 		}
 	}
@@ -119,17 +120,17 @@ func upstream(ss sockjsgo.Session, s session.Endpoint) {
 
 // refusal is the close frame a SockJS client gets when the server refuses
 // it a session (a negotiate request would get an HTTP status instead).
-func refusal(err error) session.CloseError {
+func refusal(err error) wire.CloseError {
 	var ae *tether.AuthError
 	switch {
 	case errors.Is(err, tether.ErrShuttingDown):
-		return session.CloseError{Code: session.StatusGoingAway, Reason: "server shutting down"}
+		return wire.CloseError{Code: wire.StatusGoingAway, Reason: "server shutting down"}
 	case errors.Is(err, session.ErrTooManySessions):
-		return session.CloseError{Code: session.StatusTryAgainLater, Reason: transport.MsgTooManySessions}
+		return wire.CloseError{Code: wire.StatusTryAgainLater, Reason: transport.MsgTooManySessions}
 	case errors.Is(err, tether.ErrOriginNotAllowed):
-		return session.CloseError{Code: session.StatusPolicyViolation, Reason: transport.MsgOriginNotAllowed}
+		return wire.CloseError{Code: wire.StatusPolicyViolation, Reason: transport.MsgOriginNotAllowed}
 	case errors.As(err, &ae):
-		return session.CloseError{Code: session.StatusPolicyViolation, Reason: transport.TruncateReason(ae.Message)}
+		return wire.CloseError{Code: wire.StatusPolicyViolation, Reason: wire.TruncateReason(ae.Message)}
 	}
-	return session.CloseError{Code: session.StatusPolicyViolation, Reason: transport.TruncateReason(err.Error())}
+	return wire.CloseError{Code: wire.StatusPolicyViolation, Reason: wire.TruncateReason(err.Error())}
 }

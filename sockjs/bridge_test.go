@@ -16,6 +16,7 @@ import (
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/sockjs"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The bridge's behaviour table, run on each SockJS transport. It follows
@@ -185,9 +186,9 @@ func binaryAsBase64(t *testing.T, e *env) {
 		if _, err := s.Recv(s.Context()); err != nil {
 			return
 		}
-		s.Send(s.Context(), session.Message{Type: session.Binary, Data: []byte{0, 1, 2, 0xff}})
-		s.Send(s.Context(), session.Message{Type: session.Binary, Data: []byte{}})
-		s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte("AAEC/w==")})
+		s.Send(s.Context(), wire.Message{Type: wire.Binary, Data: []byte{0, 1, 2, 0xff}})
+		s.Send(s.Context(), wire.Message{Type: wire.Binary, Data: []byte{}})
+		s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte("AAEC/w==")})
 		<-s.Context().Done()
 	}), nil, nil)
 	c := e.dial(t, ctx, base, nil)
@@ -214,7 +215,7 @@ func orderUnderConcurrentSenders(t *testing.T, e *env) {
 			if i == 0 {
 				wg.Go(func() {
 					for j := range each {
-						if s.Send(s.Context(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "s%d:%d", g, j)}) != nil {
+						if s.Send(s.Context(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "s%d:%d", g, j)}) != nil {
 							return
 						}
 					}
@@ -285,7 +286,7 @@ func messageOverSizeLimit(t *testing.T, e *env) {
 	wantClosed(t, ctx, c, 1009, transport.MsgMessageTooBig)
 	select {
 	case err := <-result:
-		if session.CloseStatus(err) != session.StatusMessageTooBig {
+		if wire.CloseStatus(err) != wire.StatusMessageTooBig {
 			t.Fatalf("server Recv = %v, want close 1009", err)
 		}
 	case <-ctx.Done():
@@ -301,7 +302,7 @@ func closeFromServer(t *testing.T, e *env) {
 			return
 		}
 		for i := range 20 {
-			s.Send(s.Context(), session.Message{Type: session.Text, Data: fmt.Appendf(m.Data, " %d", i)})
+			s.Send(s.Context(), wire.Message{Type: wire.Text, Data: fmt.Appendf(m.Data, " %d", i)})
 		}
 		s.Close(4100, "bye now")
 	}), nil, nil)
@@ -340,7 +341,7 @@ func closeFromClient(t *testing.T, e *env) {
 	c.drop()
 	select {
 	case err := <-got:
-		if session.CloseStatus(err) != session.StatusAbnormalClosure {
+		if wire.CloseStatus(err) != wire.StatusAbnormalClosure {
 			t.Fatalf("server Recv = %v, want close 1006", err)
 		}
 		if strings.Join(msgs, ",") != "one,two,before close" {
@@ -378,7 +379,7 @@ func handlerSeesSockJSSession(t *testing.T, e *env) {
 		if _, err := s.Recv(s.Context()); err != nil {
 			return
 		}
-		s.Send(s.Context(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "%s %v", s.Transport(), s.Request().Auth)})
+		s.Send(s.Context(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "%s %v", s.Transport(), s.Request().Auth)})
 		<-s.Context().Done()
 	}), &tether.Options{Authorize: func(r *http.Request) (any, error) {
 		return r.Header.Get("X-User"), nil

@@ -11,7 +11,7 @@
 //     application sends reaches a SockJS client as its standard base64
 //     encoding (RFC 4648 section 4, with padding), with nothing to mark it:
 //     the application's own protocol says which messages are binary.
-//     Messages from a SockJS client are always session.Text.
+//     Messages from a SockJS client are always wire.Text.
 //   - The server's close codes and reasons: Session.Close(code, reason)
 //     reaches the client as a SockJS close frame with the same code and
 //     reason, after every message sent before it.

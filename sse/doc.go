@@ -3,7 +3,7 @@
 // come, one frame per event. Client messages travel through the shared
 // upstream POST (transport.ServeSend).
 //
-// Each event's data is one frame in transport.TextOnlyEncoding, so binary
+// Each event's data is one frame in wire.TextOnlyEncoding, so binary
 // messages and text holding a line break travel as base64 and no data line
 // is ever split. Every message event has an id: the number of server
 // messages sent up to and including it. A browser EventSource that

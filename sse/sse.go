@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Name is the transport's name in negotiate responses and URLs.
@@ -80,7 +80,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		MaxBytes:    t.maxBytes,
 	}
 	if transport.WantsCompact(r) {
-		st.ContentType += transport.CompactMediaParam
+		st.ContentType += wire.CompactMediaParam
 		st.Encoder = compactEncoder{}
 	}
 	transport.ServeStream(w, r, a, st)
@@ -103,12 +103,12 @@ func (t *Transport) Received(r *http.Request) (n uint64, ok bool) {
 type encoder struct{}
 
 // AppendBatch implements transport.StreamEncoder.
-func (encoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte {
+func (encoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte {
 	for i, m := range msgs {
 		dst = append(dst, "id:"...)
 		dst = strconv.AppendUint(dst, first+uint64(i), 10)
 		dst = append(dst, "\ndata:"...)
-		dst = transport.TextOnlyEncoding.AppendMessage(dst, m)
+		dst = wire.TextOnlyEncoding.AppendMessage(dst, m)
 		dst = append(dst, "\n\n"...)
 	}
 	if ctrl != nil {
@@ -141,7 +141,7 @@ const recordSeparator = 0x1e
 type compactEncoder struct{}
 
 // AppendBatch implements transport.StreamEncoder.
-func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte {
+func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte {
 	if len(msgs) == 0 && ctrl == nil {
 		return dst
 	}
@@ -168,10 +168,10 @@ func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []session.Messa
 
 // appendCompactMessage appends m as TextOnlyEncoding does, except that text
 // holding a record separator also travels as base64.
-func appendCompactMessage(dst []byte, m session.Message) []byte {
-	if m.Type == session.Text && bytes.IndexByte(m.Data, recordSeparator) >= 0 {
-		dst = append(dst, byte(transport.FrameTextBase64))
+func appendCompactMessage(dst []byte, m wire.Message) []byte {
+	if m.Type == wire.Text && bytes.IndexByte(m.Data, recordSeparator) >= 0 {
+		dst = append(dst, byte(wire.FrameTextBase64))
 		return base64.StdEncoding.AppendEncode(dst, m.Data)
 	}
-	return transport.TextOnlyEncoding.AppendMessage(dst, m)
+	return wire.TextOnlyEncoding.AppendMessage(dst, m)
 }

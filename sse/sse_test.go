@@ -16,7 +16,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -113,13 +113,13 @@ func (st *stream) next() (event, error) {
 }
 
 // nextFrame returns the next event's frame, decoded.
-func (st *stream) nextFrame(t *testing.T) (event, transport.Frame, error) {
+func (st *stream) nextFrame(t *testing.T) (event, wire.Frame, error) {
 	t.Helper()
 	ev, err := st.next()
 	if err != nil {
-		return ev, transport.Frame{}, err
+		return ev, wire.Frame{}, err
 	}
-	f, err := transport.ParseFrame([]byte(ev.data), 1<<20)
+	f, err := wire.ParseFrame([]byte(ev.data), 1<<20)
 	if err != nil {
 		t.Fatalf("event data %q: %v", ev.data, err)
 	}
@@ -150,7 +150,7 @@ func TestHeadersAndPrelude(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Type != transport.FrameHeartbeat || ev.hasID {
+	if f.Type != wire.FrameHeartbeat || ev.hasID {
 		t.Errorf("first event = %+v, want a heartbeat without id", ev)
 	}
 }
@@ -158,11 +158,11 @@ func TestHeadersAndPrelude(t *testing.T) {
 func TestMessagesCarryNumbersAsIDs(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	msgs := []session.Message{
-		{Type: session.Text, Data: []byte("hello")},
-		{Type: session.Text, Data: []byte("two\nlines\r\n")},
-		{Type: session.Binary, Data: []byte{0, 1, 2, '\n', 0xff}},
-		{Type: session.Text, Data: []byte("")},
+	msgs := []wire.Message{
+		{Type: wire.Text, Data: []byte("hello")},
+		{Type: wire.Text, Data: []byte("two\nlines\r\n")},
+		{Type: wire.Binary, Data: []byte{0, 1, 2, '\n', 0xff}},
+		{Type: wire.Text, Data: []byte("")},
 	}
 	for _, m := range msgs {
 		if err := e.s.Send(ctx, m); err != nil {
@@ -175,7 +175,7 @@ func TestMessagesCarryNumbersAsIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Type == transport.FrameHeartbeat {
+		if f.Type == wire.FrameHeartbeat {
 			continue
 		}
 		if !f.IsMessage() {
@@ -199,7 +199,7 @@ func TestHeartbeatsOnIdleStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Type != transport.FrameHeartbeat {
+		if f.Type != wire.FrameHeartbeat {
 			t.Fatalf("event %d = %q, want a heartbeat", i, ev.data)
 		}
 	}
@@ -213,9 +213,9 @@ func TestRecycleMidBurst(t *testing.T) {
 	e := newEnv(t, &tether.Options{StreamMaxBytes: limit})
 	go func() {
 		for i := range n {
-			m := session.Message{Type: session.Text, Data: fmt.Appendf(nil, "message %d", i+1)}
+			m := wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "message %d", i+1)}
 			if i%3 == 0 {
-				m.Type = session.Binary
+				m.Type = wire.Binary
 			}
 			if e.s.Send(context.Background(), m) != nil {
 				return
@@ -258,7 +258,7 @@ func TestRecycleMidBurst(t *testing.T) {
 func TestLastEventIDResumes(t *testing.T) {
 	e := newEnv(t, nil)
 	for i := range 10 {
-		e.s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "m%d", i+1)})
+		e.s.Send(context.Background(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "m%d", i+1)})
 	}
 	st := e.open(t, "&received=0", "")
 	lastID := ""
@@ -310,10 +310,10 @@ func TestMissingReceivedWithoutLastEventID(t *testing.T) {
 
 func TestCloseEndsResponse(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.Send(context.Background(), session.Message{Type: session.Text, Data: []byte("last")})
+	e.s.Send(context.Background(), wire.Message{Type: wire.Text, Data: []byte("last")})
 	e.s.Close(4100, "bye\nnow")
 	st := e.open(t, "&received=0", "")
-	var frames []transport.Frame
+	var frames []wire.Frame
 	for {
 		_, f, err := st.nextFrame(t)
 		if err == io.EOF {
@@ -324,8 +324,8 @@ func TestCloseEndsResponse(t *testing.T) {
 		}
 		frames = append(frames, f)
 	}
-	if len(frames) != 3 || frames[0].Type != transport.FrameHeartbeat || string(frames[1].Message.Data) != "last" ||
-		frames[2].Type != transport.FrameClose || frames[2].Close.Code != 4100 || frames[2].Close.Reason != "bye now" {
+	if len(frames) != 3 || frames[0].Type != wire.FrameHeartbeat || string(frames[1].Message.Data) != "last" ||
+		frames[2].Type != wire.FrameClose || frames[2].Close.Code != 4100 || frames[2].Close.Reason != "bye now" {
 		t.Errorf("frames = %+v, want heartbeat, message, close 4100 \"bye now\"", frames)
 	}
 }
@@ -346,7 +346,7 @@ func TestSupersededResponseEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.s.Send(context.Background(), session.Message{Type: session.Text, Data: []byte("after")})
+	e.s.Send(context.Background(), wire.Message{Type: wire.Text, Data: []byte("after")})
 	for {
 		_, f, err := second.nextFrame(t)
 		if err != nil {
@@ -363,15 +363,15 @@ func TestSupersededResponseEnds(t *testing.T) {
 
 // nextCompact returns the next event of a compact stream and its frames,
 // decoded.
-func (st *stream) nextCompact(t *testing.T) (event, []transport.Frame, error) {
+func (st *stream) nextCompact(t *testing.T) (event, []wire.Frame, error) {
 	t.Helper()
 	ev, err := st.next()
 	if err != nil {
 		return ev, nil, err
 	}
-	var frames []transport.Frame
+	var frames []wire.Frame
 	for _, p := range strings.Split(ev.data, "\x1e") {
-		f, err := transport.ParseFrame([]byte(p), 1<<20)
+		f, err := wire.ParseFrame([]byte(p), 1<<20)
 		if err != nil {
 			t.Fatalf("event data %q: frame %q: %v", ev.data, p, err)
 		}
@@ -386,12 +386,12 @@ func (st *stream) nextCompact(t *testing.T) (event, []transport.Frame, error) {
 // as base64.
 func TestCompactBatchPerEvent(t *testing.T) {
 	e := newEnv(t, nil)
-	msgs := []session.Message{
-		{Type: session.Text, Data: []byte("hello")},
-		{Type: session.Text, Data: []byte("a\x1eb")},
-		{Type: session.Text, Data: []byte("two\nlines\r\n")},
-		{Type: session.Binary, Data: []byte{0, 1, 0x1e, '\n', 0xff}},
-		{Type: session.Text, Data: []byte("")},
+	msgs := []wire.Message{
+		{Type: wire.Text, Data: []byte("hello")},
+		{Type: wire.Text, Data: []byte("a\x1eb")},
+		{Type: wire.Text, Data: []byte("two\nlines\r\n")},
+		{Type: wire.Binary, Data: []byte{0, 1, 0x1e, '\n', 0xff}},
+		{Type: wire.Text, Data: []byte("")},
 	}
 	for _, m := range msgs {
 		if err := e.s.Send(context.Background(), m); err != nil {
@@ -407,7 +407,7 @@ func TestCompactBatchPerEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if frames[0].Type == transport.FrameHeartbeat {
+		if frames[0].Type == wire.FrameHeartbeat {
 			if ev.hasID || len(frames) != 1 {
 				t.Errorf("heartbeat event %+v, want one frame and no id", ev)
 			}
@@ -420,7 +420,7 @@ func TestCompactBatchPerEvent(t *testing.T) {
 			if f.Message.Type != msgs[i].Type || string(f.Message.Data) != string(msgs[i].Data) {
 				t.Errorf("message %d = %v %q, want %v %q", i+1, f.Message.Type, f.Message.Data, msgs[i].Type, msgs[i].Data)
 			}
-			if f.Type == transport.FrameText && strings.ContainsAny(string(f.Message.Data), "\r\n\x1e") {
+			if f.Type == wire.FrameText && strings.ContainsAny(string(f.Message.Data), "\r\n\x1e") {
 				t.Errorf("message %d sent raw holding a separator", i+1)
 			}
 			i++
@@ -439,7 +439,7 @@ func TestCompactLastEventIDResumes(t *testing.T) {
 	e := newEnv(t, nil)
 	send := func(from, to int) {
 		for i := from; i <= to; i++ {
-			e.s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "m%d", i)})
+			e.s.Send(context.Background(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "m%d", i)})
 		}
 	}
 	send(1, 4)

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Name is the transport's name in negotiate responses and URLs.
@@ -57,7 +57,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	enc := newEncoder(transport.WantsCompact(r))
 	ct := "multipart/x-mixed-replace; boundary=" + enc.boundary
 	if enc.compact {
-		ct += transport.CompactMediaParam
+		ct += wire.CompactMediaParam
 	}
 	transport.ServeStream(w, r, a, &transport.Stream{
 		Name:        Name,
@@ -87,20 +87,20 @@ func newEncoder(compact bool) *encoder {
 }
 
 // AppendBatch implements transport.StreamEncoder.
-func (e *encoder) AppendBatch(dst []byte, _ uint64, msgs []session.Message, ctrl []byte) []byte {
+func (e *encoder) AppendBatch(dst []byte, _ uint64, msgs []wire.Message, ctrl []byte) []byte {
 	e.body = e.body[:0]
 	for _, m := range msgs {
 		if e.compact {
-			e.body = transport.RawEncoding.AppendCompactMessage(e.body, m)
+			e.body = wire.RawEncoding.AppendCompactMessage(e.body, m)
 		} else {
-			e.body = transport.RawEncoding.AppendBatchMessage(e.body, m)
+			e.body = wire.RawEncoding.AppendBatchMessage(e.body, m)
 		}
 	}
 	if ctrl != nil {
 		if e.compact {
-			e.body = transport.AppendCompactFrame(e.body, ctrl)
+			e.body = wire.AppendCompactFrame(e.body, ctrl)
 		} else {
-			e.body = transport.AppendBatchFrame(e.body, ctrl)
+			e.body = wire.AppendBatchFrame(e.body, ctrl)
 		}
 	}
 	dst = append(dst, "--"...)

@@ -21,7 +21,7 @@ import (
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/streaming"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -115,7 +115,7 @@ func (st *stream) line() (string, error) {
 // frames reads the next part and decodes its batch; io.EOF after the
 // closing delimiter. The delimiter before a part is read with it, since a
 // part ends with the CRLF that starts the next delimiter.
-func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
+func (st *stream) frames(t *testing.T) ([]wire.Frame, error) {
 	t.Helper()
 	delim := "--" + st.boundary
 	for {
@@ -177,12 +177,12 @@ func (st *stream) frames(t *testing.T) ([]transport.Frame, error) {
 	if l, err := st.line(); err != nil || l != "" {
 		return nil, fmt.Errorf("part body not followed by CRLF: %q, %v", l, err)
 	}
-	var fs []transport.Frame
-	parse := transport.ParseBatch
+	var fs []wire.Frame
+	parse := wire.ParseBatch
 	if st.compact {
-		parse = transport.ParseCompactBatch
+		parse = wire.ParseCompactBatch
 	}
-	err := parse(body, 1<<20, func(f transport.Frame) error {
+	err := parse(body, 1<<20, func(f wire.Frame) error {
 		fs = append(fs, f)
 		return nil
 	})
@@ -210,7 +210,7 @@ func TestHeadersAndPrelude(t *testing.T) {
 	if st.preamble < 1024 {
 		t.Errorf("preamble of %d bytes, want at least 1 KiB of padding", st.preamble)
 	}
-	if len(fs) != 1 || fs[0].Type != transport.FrameHeartbeat {
+	if len(fs) != 1 || fs[0].Type != wire.FrameHeartbeat {
 		t.Errorf("first part = %+v, want one heartbeat", fs)
 	}
 	other := e.open(t, 0)
@@ -227,7 +227,7 @@ func TestHeartbeatsOnIdleStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(fs) != 1 || fs[0].Type != transport.FrameHeartbeat {
+		if len(fs) != 1 || fs[0].Type != wire.FrameHeartbeat {
 			t.Fatalf("part %d = %+v, want a heartbeat", i, fs)
 		}
 	}
@@ -251,9 +251,9 @@ func testRecycleMidBurst(t *testing.T, open func(*env, *testing.T, int) *stream)
 	e := newEnv(t, &tether.Options{StreamMaxBytes: limit})
 	go func() {
 		for i := range n {
-			m := session.Message{Type: session.Binary, Data: fmt.Appendf(nil, "message\r\n--%d", i+1)}
+			m := wire.Message{Type: wire.Binary, Data: fmt.Appendf(nil, "message\r\n--%d", i+1)}
 			if i%2 == 0 {
-				m.Type = session.Text
+				m.Type = wire.Text
 			}
 			if e.s.Send(context.Background(), m) != nil {
 				return
@@ -323,10 +323,10 @@ func checkMultipart(t *testing.T, st *stream) {
 
 func TestCloseEndsResponse(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.Send(context.Background(), session.Message{Type: session.Text, Data: []byte("last")})
+	e.s.Send(context.Background(), wire.Message{Type: wire.Text, Data: []byte("last")})
 	e.s.Close(4100, "bye")
 	st := e.open(t, 0)
-	var frames []transport.Frame
+	var frames []wire.Frame
 	for {
 		fs, err := st.frames(t)
 		if err == io.EOF {
@@ -337,8 +337,8 @@ func TestCloseEndsResponse(t *testing.T) {
 		}
 		frames = append(frames, fs...)
 	}
-	if len(frames) != 3 || frames[0].Type != transport.FrameHeartbeat || string(frames[1].Message.Data) != "last" ||
-		frames[2].Type != transport.FrameClose || frames[2].Close.Code != 4100 || frames[2].Close.Reason != "bye" {
+	if len(frames) != 3 || frames[0].Type != wire.FrameHeartbeat || string(frames[1].Message.Data) != "last" ||
+		frames[2].Type != wire.FrameClose || frames[2].Close.Code != 4100 || frames[2].Close.Reason != "bye" {
 		t.Errorf("frames = %+v, want heartbeat, message, close 4100 \"bye\"", frames)
 	}
 	checkMultipart(t, st)

@@ -14,6 +14,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/tetherecho"
+	"github.com/tetherkit/tether/wire"
 )
 
 // ExampleMount mounts a Tether server in an echo app, behind a group whose
@@ -22,7 +23,7 @@ import (
 func ExampleMount() {
 	srv := tether.NewServer(tether.HandlerFunc(func(s *session.Session) {
 		hello := fmt.Sprintf("hello, %s", s.Request().Auth)
-		s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte(hello)})
+		s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte(hello)})
 		s.Recv(s.Context()) // until the client closes
 	}), &tether.Options{
 		Authorize: func(r *http.Request) (any, error) {
@@ -51,7 +52,7 @@ func ExampleMount() {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close(session.StatusNormalClosure, "")
+	defer c.Close(wire.StatusNormalClosure, "")
 	m, err := c.Recv(ctx)
 	if err != nil {
 		fmt.Println(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/tetherecho"
+	"github.com/tetherkit/tether/wire"
 )
 
 // testTimeout bounds every blocking call a test makes.
@@ -62,8 +63,8 @@ func roundTrip(t *testing.T, url, transport, text string, header http.Header) (s
 	if err != nil {
 		return "", err
 	}
-	defer c.Close(session.StatusNormalClosure, "")
-	if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(text)}); err != nil {
+	defer c.Close(wire.StatusNormalClosure, "")
+	if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(text)}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	m, err := c.Recv(ctx)

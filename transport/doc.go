@@ -1,7 +1,8 @@
 // Package transport holds what every Tether transport shares: the
-// Transport interface, the frame codec (frames, batches), the origin policy,
-// the response headers, and the upstream POST handler that every HTTP
-// transport uses for client-to-server messages.
+// Transport interface, the transports' names, the negotiate answer, the
+// origin policy, the response headers, the shared stream loop, and the
+// upstream POST handler that every HTTP transport uses for client-to-server
+// messages. Frames are encoded and decoded by package wire.
 //
 // A transport package (websocket, longpoll, ...) implements Transport and
 // moves frames between one connection and a session: it attaches to the

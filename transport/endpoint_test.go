@@ -13,6 +13,7 @@ import (
 	"github.com/tetherkit/tether/internal/endpointtest"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 var sendConfig = &transport.Config{HeartbeatInterval: time.Second, MaxMessageBytes: 64, MaxBodyBytes: 1 << 10, WriteTimeout: time.Second}
@@ -23,11 +24,11 @@ var sendConfig = &transport.Config{HeartbeatInterval: time.Second, MaxMessageByt
 // Deliver returns decides the status.
 func TestServeSendCallsEndpoint(t *testing.T) {
 	var body []byte
-	body = transport.AppendBatchFrame(body, transport.AppendAck(nil, 7))
+	body = wire.AppendBatchFrame(body, wire.AppendAck(nil, 7))
 	for _, m := range []string{"a", "b", "c"} {
-		body = transport.RawEncoding.AppendBatchMessage(body, session.Message{Type: session.Text, Data: []byte(m)})
+		body = wire.RawEncoding.AppendBatchMessage(body, wire.Message{Type: wire.Text, Data: []byte(m)})
 	}
-	body = transport.AppendBatchFrame(body, transport.AppendClose(nil, session.CloseError{Code: session.StatusNormalClosure, Reason: "bye"}))
+	body = wire.AppendBatchFrame(body, wire.AppendClose(nil, wire.CloseError{Code: wire.StatusNormalClosure, Reason: "bye"}))
 	for _, tc := range []struct {
 		name       string
 		deliverErr error
@@ -36,7 +37,7 @@ func TestServeSendCallsEndpoint(t *testing.T) {
 	}{
 		{"accepted", nil, http.StatusNoContent, "Acknowledge(7); Deliver(5, a,b,c); CloseFromClient(1000, bye)"},
 		{"gap", fmt.Errorf("deliver: %w", session.ErrSequenceGap), http.StatusConflict, "Acknowledge(7); Deliver(5, a,b,c)"},
-		{"closed", session.CloseError{Code: session.StatusGoingAway}, http.StatusNotFound, "Acknowledge(7); Deliver(5, a,b,c)"},
+		{"closed", wire.CloseError{Code: wire.StatusGoingAway}, http.StatusNotFound, "Acknowledge(7); Deliver(5, a,b,c)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := endpointtest.New()
@@ -57,8 +58,8 @@ func TestServeSendCallsEndpoint(t *testing.T) {
 // TestServeSendTooBigFaultsEndpoint: a body with a message over the limit
 // delivers nothing and faults the session with 1009.
 func TestServeSendTooBigFaultsEndpoint(t *testing.T) {
-	body := transport.RawEncoding.AppendBatchMessage(nil, session.Message{Type: session.Text, Data: []byte("ok")})
-	body = transport.RawEncoding.AppendBatchMessage(body, session.Message{Type: session.Binary, Data: make([]byte, 65)})
+	body := wire.RawEncoding.AppendBatchMessage(nil, wire.Message{Type: wire.Text, Data: []byte("ok")})
+	body = wire.RawEncoding.AppendBatchMessage(body, wire.Message{Type: wire.Binary, Data: make([]byte, 65)})
 	e := endpointtest.New()
 	defer e.End()
 	rec := httptest.NewRecorder()
@@ -79,9 +80,9 @@ func TestServeSendTooBigFaultsEndpoint(t *testing.T) {
 func TestServeStreamPullsFromLink(t *testing.T) {
 	e := endpointtest.New()
 	defer e.End()
-	e.Push(session.Batch{First: 4, Messages: []session.Message{{Type: session.Text, Data: []byte("x")}, {Type: session.Text, Data: []byte("y")}}})
+	e.Push(session.Batch{First: 4, Messages: []wire.Message{{Type: wire.Text, Data: []byte("x")}, {Type: wire.Text, Data: []byte("y")}}})
 	e.Push(session.Batch{})
-	e.Push(session.Batch{First: 6, Messages: []session.Message{{Type: session.Text, Data: []byte("z")}}})
+	e.Push(session.Batch{First: 6, Messages: []wire.Message{{Type: wire.Text, Data: []byte("z")}}})
 	st := &transport.Stream{Name: "test", ContentType: "text/plain", Prelude: []byte("prelude\n"), Encoder: lineEncoder{}, Epilogue: []byte("end\n")}
 	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxBodyBytes: 1 << 10, WriteTimeout: 5 * time.Second}
 	served := make(chan struct{})

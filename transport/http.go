@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Error bodies, one short line each (PROTOCOL.md section 9).
@@ -217,4 +218,18 @@ func AttachError(w http.ResponseWriter, err error) {
 		return
 	}
 	Error(w, http.StatusNotFound, MsgUnknownSession)
+}
+
+// WantsCompact reports whether r's query holds compact=1. It reads the raw
+// query without building url.Values.
+func WantsCompact(r *http.Request) bool {
+	q := r.URL.RawQuery
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == wire.CompactParam+"=1" {
+			return true
+		}
+	}
+	return false
 }

@@ -104,3 +104,15 @@ func TestOriginForwardedProto(t *testing.T) {
 		}
 	}
 }
+
+func TestWantsCompact(t *testing.T) {
+	for q, want := range map[string]bool{
+		"compact=1": true, "session=a&compact=1&token=b": true, "a=1&compact=1": true,
+		"": false, "compact=0": false, "compact=": false, "xcompact=1": false, "compact=11": false,
+	} {
+		r := httptest.NewRequest("GET", "/rt/sse?"+q, nil)
+		if got := transport.WantsCompact(r); got != want {
+			t.Errorf("WantsCompact(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

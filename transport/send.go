@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // ServeSend handles POST {prefix}send: a batch of client frames for s
@@ -36,18 +38,18 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		return
 	}
 	var (
-		msgs     []session.Message // the first sendChunk messages
-		count    int               // the messages in the body
-		counted  int               // what they count for in the session's queue
+		msgs     []wire.Message // the first sendChunk messages
+		count    int            // the messages in the body
+		counted  int            // what they count for in the session's queue
 		acked    uint64
 		hasAck   bool
-		closing  *session.CloseError
+		closing  *wire.CloseError
 		tooLarge bool
 	)
 	// The whole body is checked before any message is accepted.
-	err := ParseBatch(body, cfg.MaxMessageBytes, func(f Frame) error {
+	err := wire.ParseBatch(body, cfg.MaxMessageBytes, func(f wire.Frame) error {
 		if closing != nil {
-			return malformed("frame after close")
+			return fmt.Errorf("%w: frame after close", wire.ErrMalformed)
 		}
 		switch {
 		case f.IsMessage():
@@ -56,16 +58,16 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 			}
 			count++
 			counted += len(f.Message.Data) + session.MessageOverhead
-		case f.Type == FrameAck:
+		case f.Type == wire.FrameAck:
 			acked, hasAck = max(acked, f.Received), true
-		case f.Type == FrameClose:
+		case f.Type == wire.FrameClose:
 			// A copy: &f.Close would move every frame to the heap.
 			c := f.Close
 			closing = &c
 		}
 		return nil
 	})
-	if errors.Is(err, ErrMessageTooBig) {
+	if errors.Is(err, wire.ErrMessageTooBig) {
 		tooLarge = true
 	} else if err != nil {
 		cfg.Warn("tether: malformed send", s, r, err)
@@ -82,16 +84,16 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 	if hasAck {
 		if err := s.Acknowledge(acked); err != nil {
 			cfg.Warn("tether: bad acknowledgement", s, r, err)
-			s.Fault(session.CloseError{Code: session.StatusProtocolError, Reason: "bad acknowledgement"})
+			s.Fault(wire.CloseError{Code: wire.StatusProtocolError, Reason: "bad acknowledgement"})
 			BadRequest(w, err.Error())
 			return
 		}
 	}
 	if tooLarge {
-		cfg.Warn("tether: message too big", s, r, ErrMessageTooBig)
+		cfg.Warn("tether: message too big", s, r, wire.ErrMessageTooBig)
 		// The messages before the oversized one are lost with the
 		// session, which cannot go on without the one it must skip.
-		s.Fault(session.CloseError{Code: session.StatusMessageTooBig, Reason: "message too big"})
+		s.Fault(wire.CloseError{Code: wire.StatusMessageTooBig, Reason: "message too big"})
 		Error(w, http.StatusRequestEntityTooLarge, MsgMessageTooBig)
 		return
 	}
@@ -104,7 +106,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 			case errors.Is(err, session.ErrSequenceGap):
 				cfg.Warn("tether: sequence gap", s, r, err)
 				Error(w, http.StatusConflict, MsgSequenceGap)
-			case session.CloseStatus(err) != -1:
+			case wire.CloseStatus(err) != -1:
 				Error(w, http.StatusNotFound, MsgUnknownSession)
 			default: // the request's context ended: the client went away
 				Error(w, http.StatusServiceUnavailable, "try again")
@@ -200,8 +202,8 @@ const sendChunk = 1024
 // numbered from seq, sendChunk at a time. msgs holds the first ones,
 // already parsed; the rest are parsed again, chunk by chunk. With own, each
 // message that aliases body gets a copy of its data first.
-func deliverBody(ctx context.Context, s session.Endpoint, seq uint64, body []byte, msgs []session.Message, count int, own bool, maxMessage int) error {
-	deliver := func(chunk []session.Message) error {
+func deliverBody(ctx context.Context, s session.Endpoint, seq uint64, body []byte, msgs []wire.Message, count int, own bool, maxMessage int) error {
+	deliver := func(chunk []wire.Message) error {
 		if own {
 			ownData(chunk, body)
 		}
@@ -214,7 +216,7 @@ func deliverBody(ctx context.Context, s session.Endpoint, seq uint64, body []byt
 	}
 	skip := len(msgs)
 	chunk := msgs[:0] // the session keeps the messages, not the slice
-	err := ParseBatch(body, maxMessage, func(f Frame) error {
+	err := wire.ParseBatch(body, maxMessage, func(f wire.Frame) error {
 		if !f.IsMessage() {
 			return nil
 		}
@@ -239,7 +241,7 @@ func deliverBody(ctx context.Context, s session.Endpoint, seq uint64, body []byt
 // ownData gives each message of msgs that aliases body a copy of its data
 // (a message decoded from base64 has its own array already; a raw one's
 // data runs to the end of body's).
-func ownData(msgs []session.Message, body []byte) {
+func ownData(msgs []wire.Message, body []byte) {
 	if cap(body) == 0 {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // sendStatuses are the answers PROTOCOL.md section 9 allows for send.
@@ -38,7 +39,7 @@ func FuzzServeSend(f *testing.F) {
 	scfg := &session.Config{HeartbeatInterval: time.Second, ResumeWindow: time.Minute, MaxMessageBytes: 64, MaxQueuedBytes: 1 << 20}
 	f.Fuzz(func(t *testing.T, body []byte, seq uint64) {
 		s := session.New(scfg, session.RequestInfo{}, nil)
-		defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+		defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 		post := func() int {
 			req := httptest.NewRequest(http.MethodPost, "/rt/send?seq="+strconv.FormatUint(seq, 10), bytes.NewReader(body))
 			rec := httptest.NewRecorder()

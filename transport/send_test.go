@@ -11,6 +11,7 @@ import (
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestServeSendManyMessages: bodies of more messages than are handed to
@@ -21,20 +22,20 @@ func TestServeSendManyMessages(t *testing.T) {
 	cfg := &transport.Config{HeartbeatInterval: time.Second, MaxMessageBytes: 64, MaxBodyBytes: 1 << 20, WriteTimeout: time.Second}
 	scfg := &session.Config{HeartbeatInterval: time.Second, ResumeWindow: time.Minute, MaxMessageBytes: 64, MaxQueuedBytes: 1 << 30}
 	s := session.New(scfg, session.RequestInfo{}, nil)
-	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 	var got []string
-	s.OnMessage(func(m session.Message) { got = append(got, string(m.Data)) })
+	s.OnMessage(func(m wire.Message) { got = append(got, string(m.Data)) })
 	body := func(first, n int, base64 bool) []byte {
 		var b []byte
 		for i := first; i < first+n; i++ {
-			m := session.Message{Type: session.Text, Data: fmt.Appendf(nil, "%d", i)}
-			enc := transport.RawEncoding
+			m := wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "%d", i)}
+			enc := wire.RawEncoding
 			if base64 {
-				enc = transport.TextOnlyEncoding
+				enc = wire.TextOnlyEncoding
 				m.Data = append(m.Data, '\n') // sent as M, base64
 			}
 			b = enc.AppendBatchMessage(b, m)
-			b = transport.AppendBatchFrame(b, transport.AppendHeartbeat(nil))
+			b = wire.AppendBatchFrame(b, wire.AppendHeartbeat(nil))
 		}
 		return b
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Defaults shared by the streaming transports (sse, streaming).
@@ -41,7 +42,7 @@ type StreamEncoder interface {
 	// AppendBatch appends one batch to dst and returns the extended
 	// slice: msgs, numbered first, first+1, ..., then ctrl when it is not
 	// nil. ctrl is an encoded control frame (a heartbeat or a close).
-	AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte
+	AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte
 }
 
 // Stream describes one streaming response for ServeStream. A transport
@@ -114,11 +115,11 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 		ctrl = ctrl[:0]
 		switch {
 		case b.Close != nil:
-			ctrl = AppendClose(ctrl, *b.Close)
+			ctrl = wire.AppendClose(ctrl, *b.Close)
 		case len(b.Messages) == 0:
 			// Empty, or only an acknowledgement (never due on a
 			// downstream link): the interval passed.
-			ctrl = AppendHeartbeat(ctrl)
+			ctrl = wire.AppendHeartbeat(ctrl)
 		}
 		c := ctrl
 		if len(c) == 0 {
@@ -145,7 +146,7 @@ func startStream(w http.ResponseWriter, a *Attach, st *Stream) (*streamWriter, [
 	h.Set("Content-Type", st.ContentType)
 	w.WriteHeader(http.StatusOK)
 	buf := append([]byte(nil), st.Prelude...)
-	buf = st.Encoder.AppendBatch(buf, 0, nil, AppendHeartbeat(nil))
+	buf = st.Encoder.AppendBatch(buf, 0, nil, wire.AppendHeartbeat(nil))
 	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: a.Config.WriteTimeout}, buf
 }
 

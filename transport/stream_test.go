@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestMain fails the package's tests on leaked goroutines.
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // frame as "ctrl <frame>\n", so the test can read responses line by line.
 type lineEncoder struct{}
 
-func (lineEncoder) AppendBatch(dst []byte, first uint64, msgs []session.Message, ctrl []byte) []byte {
+func (lineEncoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte {
 	for i, m := range msgs {
 		dst = fmt.Appendf(dst, "%d %s\n", first+uint64(i), m.Data)
 	}
@@ -65,14 +66,14 @@ func TestServeStreamRecyclesWithoutLoss(t *testing.T) {
 
 func testRecycle(t *testing.T, limit int) {
 	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
-	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 	const n = 300
 	for i := range n {
-		if err := s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
+		if err := s.Send(context.Background(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.Close(session.StatusNormalClosure, "done")
+	s.Close(wire.StatusNormalClosure, "done")
 	url := streamServer(t, s, limit)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -119,9 +120,9 @@ func testRecycle(t *testing.T, limit int) {
 // superseded. A probe of a finished session answers 404.
 func TestServeStreamProbe(t *testing.T) {
 	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
-	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 	for i := range 3 {
-		if err := s.Send(context.Background(), session.Message{Type: session.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
+		if err := s.Send(context.Background(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -163,7 +164,7 @@ func TestServeStreamProbe(t *testing.T) {
 	}
 
 	// The attached stream was not superseded: it carries the next message.
-	if err := s.Send(ctx, session.Message{Type: session.Text, Data: []byte("msg4")}); err != nil {
+	if err := s.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("msg4")}); err != nil {
 		t.Fatal(err)
 	}
 	if l, err := ar.ReadString('\n'); l != "4 msg4\n" {
@@ -175,7 +176,7 @@ func TestServeStreamProbe(t *testing.T) {
 	// before its response ends. (Aborted with no stream attached, it would
 	// wait for the next attach to deliver the close frame, and a probe,
 	// which does not attach, would still find it.)
-	s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 	rest, err := io.ReadAll(ar)
 	if err != nil || !strings.Contains(string(rest), "ctrl c1000") {
 		t.Fatalf("attached stream after Abort: %q (%v), want the close frame", rest, err)
@@ -199,10 +200,10 @@ func TestServeStreamFlushesTail(t *testing.T) {
 	defer cancel()
 	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20},
 		session.RequestInfo{}, nil)
-	defer s.Abort(session.CloseError{Code: session.StatusNormalClosure})
+	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
 	base := streamServer(t, s, 1<<20)
 	for i := range 3 {
-		s.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprintf("m%d", i))})
+		s.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(fmt.Sprintf("m%d", i))})
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"?received=0", nil)
 	resp, err := http.DefaultClient.Do(req)

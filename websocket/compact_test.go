@@ -10,9 +10,8 @@ import (
 	ws "github.com/gorilla/websocket"
 
 	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/websocket"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestCompactBurst: a client that offers the compact subprotocol gets it,
@@ -31,15 +30,15 @@ func TestCompactBurst(t *testing.T) {
 	// 24 MiB: more than loopback's socket buffers hold, so that writes
 	// wait for the client and messages collect into batches meanwhile.
 	sizes := []int{0, 1, 63, 126, 127, 128, 1000, 16382, 16383, 16384, 70000}
-	var want []session.Message
+	var want []wire.Message
 	for total := 0; total < 24<<20; {
 		for i, n := range sizes {
-			typ := session.Text
+			typ := wire.Text
 			if i%2 == 1 {
-				typ = session.Binary
+				typ = wire.Binary
 			}
 			data := bytes.Repeat([]byte{byte('a' + len(want)%26)}, n)
-			want = append(want, session.Message{Type: typ, Data: data})
+			want = append(want, wire.Message{Type: typ, Data: data})
 			total += n
 		}
 	}
@@ -50,7 +49,7 @@ func TestCompactBurst(t *testing.T) {
 		}
 	}
 
-	var got []session.Message
+	var got []wire.Message
 	batched := 0 // binary WebSocket messages with more than one frame
 	c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	for len(got) < len(want) {
@@ -59,22 +58,22 @@ func TestCompactBurst(t *testing.T) {
 			t.Fatalf("after %d of %d messages: %v", len(got), len(want), err)
 		}
 		frames := 0
-		keep := func(f transport.Frame) error {
+		keep := func(f wire.Frame) error {
 			frames++
 			if f.IsMessage() {
-				got = append(got, session.Message{Type: f.Message.Type, Data: bytes.Clone(f.Message.Data)})
+				got = append(got, wire.Message{Type: f.Message.Type, Data: bytes.Clone(f.Message.Data)})
 			}
 			return nil
 		}
 		if typ == ws.TextMessage {
-			f, err := transport.ParseFrame(p, 1<<20)
+			f, err := wire.ParseFrame(p, 1<<20)
 			if err != nil {
 				t.Fatalf("text message %.20q: %v", p, err)
 			}
 			keep(f)
 			continue
 		}
-		if err := transport.ParseCompactBatch(p, 1<<20, keep); err != nil {
+		if err := wire.ParseCompactBatch(p, 1<<20, keep); err != nil {
 			t.Fatalf("binary message of %d bytes: %v", len(p), err)
 		}
 		if frames > 1 {

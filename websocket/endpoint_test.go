@@ -13,6 +13,7 @@ import (
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/websocket"
+	"github.com/tetherkit/tether/wire"
 )
 
 // TestServesFakeEndpoint: the WebSocket transport serves any
@@ -24,7 +25,7 @@ import (
 func TestServesFakeEndpoint(t *testing.T) {
 	e := endpointtest.New()
 	defer e.End()
-	e.Push(session.Batch{First: 3, Messages: []session.Message{{Type: session.Text, Data: []byte("hi")}}})
+	e.Push(session.Batch{First: 3, Messages: []wire.Message{{Type: wire.Text, Data: []byte("hi")}}})
 	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: 5 * time.Second}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		websocket.New().ServeAttach(w, r, &transport.Attach{Session: e, Received: 2, Seq: 7, Config: cfg})
@@ -40,14 +41,14 @@ func TestServesFakeEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := transport.ParseFrame(p, cfg.MaxMessageBytes)
+	f, err := wire.ParseFrame(p, cfg.MaxMessageBytes)
 	if err != nil || !f.IsMessage() || string(f.Message.Data) != "hi" {
 		t.Fatalf("first WebSocket message %q parses as %+v, %v; want the message hi", p, f, err)
 	}
 	for _, frame := range [][]byte{
-		transport.AppendAck(nil, 3),
-		append([]byte{byte(transport.FrameText)}, "hello"...),
-		transport.AppendClose(nil, session.CloseError{Code: session.StatusNormalClosure, Reason: "bye"}),
+		wire.AppendAck(nil, 3),
+		append([]byte{byte(wire.FrameText)}, "hello"...),
+		wire.AppendClose(nil, wire.CloseError{Code: wire.StatusNormalClosure, Reason: "bye"}),
 	} {
 		if err := c.WriteMessage(ws.TextMessage, frame); err != nil {
 			t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // dialSession starts a server with opts (served by Callbacks that do
@@ -28,7 +28,7 @@ func dialSession(tb testing.TB, opts *tether.Options, subprotocols ...string) (*
 	sessions := make(chan *session.Session, 1)
 	srv := tether.NewServer(&tether.Callbacks{
 		Open:    func(s *session.Session) { sessions <- s },
-		Message: func(*session.Session, session.Message) {},
+		Message: func(*session.Session, wire.Message) {},
 	}, opts)
 	hs := httptest.NewServer(srv)
 	tb.Cleanup(hs.Close)
@@ -62,9 +62,9 @@ func TestFramesOfEverySize(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, n := range sizes {
-		for _, typ := range []session.MessageType{session.Text, session.Binary} {
+		for _, typ := range []wire.MessageType{wire.Text, wire.Binary} {
 			data := []byte(strings.Repeat("x", n))
-			if err := s.Send(ctx, session.Message{Type: typ, Data: data}); err != nil {
+			if err := s.Send(ctx, wire.Message{Type: typ, Data: data}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -104,7 +104,7 @@ func BenchmarkSend(b *testing.B) {
 	s, c := dialSession(b, &tether.Options{Logger: slog.New(slog.DiscardHandler), SlowConsumer: session.SlowConsumerBlock})
 	go io.Copy(io.Discard, c.UnderlyingConn()) // the raw socket: no client; the loop writes the acknowledgements
 	ctx := context.Background()
-	m := session.Message{Type: session.Text, Data: []byte(strings.Repeat("x", 64))}
+	m := wire.Message{Type: wire.Text, Data: []byte(strings.Repeat("x", 64))}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(m.Data)))
 	b.ResetTimer()
@@ -116,7 +116,7 @@ func BenchmarkSend(b *testing.B) {
 			// The client's acknowledgement, so that the queue stays
 			// short.
 			sent, _ := s.Sent()
-			if err := c.WriteMessage(ws.TextMessage, transport.AppendAck(nil, sent)); err != nil {
+			if err := c.WriteMessage(ws.TextMessage, wire.AppendAck(nil, sent)); err != nil {
 				b.Fatal(err)
 			}
 		}

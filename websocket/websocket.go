@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Name is the transport's name in negotiate responses and URLs.
@@ -326,7 +327,7 @@ func (c *connection) writeAvailable(heartbeat, nowait bool) writeResult {
 		wrote = true
 		if b.Close != nil {
 			// The WebSocket closes with the session's code and reason.
-			c.closeConn(int(b.Close.Code), transport.TruncateReason(b.Close.Reason))
+			c.closeConn(int(b.Close.Code), wire.TruncateReason(b.Close.Reason))
 			return writeDone
 		}
 	}
@@ -397,9 +398,9 @@ func (c *connection) read(seq uint64) {
 	// fault ends the session for a client's fault: once the application
 	// has handled the messages before it, the close frame goes out (as the
 	// last frame), then the WebSocket close.
-	fault := func(code session.StatusCode, reason, log string, err error) {
+	fault := func(code wire.StatusCode, reason, log string, err error) {
 		c.cfg.WarnRemote(log, s, c.remote, err)
-		s.Fault(session.CloseError{Code: code, Reason: reason})
+		s.Fault(wire.CloseError{Code: code, Reason: reason})
 		draining = true
 		c.mu.Lock()
 		if !c.closing {
@@ -427,20 +428,20 @@ func (c *connection) read(seq uint64) {
 		}
 		typ, data, err := c.readMessage()
 		if err != nil {
-			if errors.Is(err, transport.ErrMessageTooBig) {
-				fault(session.StatusMessageTooBig, "message too big", "tether: message too big", err)
+			if errors.Is(err, wire.ErrMessageTooBig) {
+				fault(wire.StatusMessageTooBig, "message too big", "tether: message too big", err)
 				continue
 			}
 			return
 		}
-		var f transport.Frame
+		var f wire.Frame
 		if typ == ws.BinaryMessage {
-			f = transport.Frame{Type: transport.FrameBinary, Message: session.Message{Type: session.Binary, Data: data}}
-		} else if f, err = transport.ParseFrame(data, c.cfg.MaxMessageBytes); err != nil {
-			if errors.Is(err, transport.ErrMessageTooBig) {
-				fault(session.StatusMessageTooBig, "message too big", "tether: message too big", err)
+			f = wire.Frame{Type: wire.FrameBinary, Message: wire.Message{Type: wire.Binary, Data: data}}
+		} else if f, err = wire.ParseFrame(data, c.cfg.MaxMessageBytes); err != nil {
+			if errors.Is(err, wire.ErrMessageTooBig) {
+				fault(wire.StatusMessageTooBig, "message too big", "tether: message too big", err)
 			} else {
-				fault(session.StatusProtocolError, "malformed frame", "tether: malformed frame", err)
+				fault(wire.StatusProtocolError, "malformed frame", "tether: malformed frame", err)
 			}
 			continue
 		}
@@ -458,11 +459,11 @@ func (c *connection) read(seq uint64) {
 				continue
 			}
 			seq++
-		case f.Type == transport.FrameAck:
+		case f.Type == wire.FrameAck:
 			if err := s.Acknowledge(f.Received); err != nil {
-				fault(session.StatusProtocolError, "bad acknowledgement", "tether: bad acknowledgement", err)
+				fault(wire.StatusProtocolError, "bad acknowledgement", "tether: bad acknowledgement", err)
 			}
-		case f.Type == transport.FrameClose:
+		case f.Type == wire.FrameClose:
 			s.CloseFromClient(f.Close)
 			draining = true
 			c.conn.SetReadDeadline(time.Now().Add(closeGrace))
@@ -473,7 +474,7 @@ func (c *connection) read(seq uint64) {
 // readMessage reads the next WebSocket message. A message larger than a
 // frame of the largest Tether message (binary: its payload; text: a type
 // byte and the payload in base64) returns an error wrapping
-// transport.ErrMessageTooBig, the rest of it unread: the limit is the
+// wire.ErrMessageTooBig, the rest of it unread: the limit is the
 // session's, on the decoded payload, so it is checked here and by
 // ParseFrame rather than by gorilla, whose read limit closes the WebSocket
 // before the close frame can go out.
@@ -491,7 +492,7 @@ func (c *connection) readMessage() (int, []byte, error) {
 		return 0, nil, err
 	}
 	if len(data) > limit {
-		return 0, nil, fmt.Errorf("%w: over %d bytes, limit %d", transport.ErrMessageTooBig, limit, c.cfg.MaxMessageBytes)
+		return 0, nil, fmt.Errorf("%w: over %d bytes, limit %d", wire.ErrMessageTooBig, limit, c.cfg.MaxMessageBytes)
 	}
 	return typ, data, nil
 }
@@ -546,11 +547,11 @@ func textLimit(maxMessage int) int {
 // deliver hands one message to the session, and writes what the delivery
 // produced (an application's reply, an acknowledgement) itself, so that a
 // reply made in a message callback costs no goroutine switch.
-func (c *connection) deliver(s session.Endpoint, seq uint64, m session.Message) error {
+func (c *connection) deliver(s session.Endpoint, seq uint64, m wire.Message) error {
 	c.mu.Lock()
 	c.delivering = true
 	c.mu.Unlock()
-	err := s.Deliver(c.ctx, seq, []session.Message{m})
+	err := s.Deliver(c.ctx, seq, []wire.Message{m})
 	c.mu.Lock()
 	c.delivering = false
 	if c.deferArmed {
@@ -603,26 +604,26 @@ func (c *connection) write(b session.Batch, nowait bool) writeResult {
 }
 
 func (c *connection) writeFrames(b session.Batch) bool {
-	if c.compact && (len(b.Messages) > 1 || len(b.Messages) == 1 && (b.AckDue || b.Close != nil || b.Messages[0].Type == session.Binary)) {
+	if c.compact && (len(b.Messages) > 1 || len(b.Messages) == 1 && (b.AckDue || b.Close != nil || b.Messages[0].Type == wire.Binary)) {
 		return c.writeBatch(b)
 	}
 	for _, m := range b.Messages {
-		if m.Type == session.Binary {
+		if m.Type == wire.Binary {
 			if !c.writeMessage(ws.BinaryMessage, m.Data) {
 				return false
 			}
-		} else if !c.writeText(transport.RawEncoding.AppendMessage(c.frame[:0], m)) {
+		} else if !c.writeText(wire.RawEncoding.AppendMessage(c.frame[:0], m)) {
 			return false
 		}
 	}
-	if b.AckDue && !c.writeText(transport.AppendAck(c.frame[:0], b.Received)) {
+	if b.AckDue && !c.writeText(wire.AppendAck(c.frame[:0], b.Received)) {
 		return false
 	}
 	if b.Close != nil {
-		return c.writeText(transport.AppendClose(c.frame[:0], *b.Close))
+		return c.writeText(wire.AppendClose(c.frame[:0], *b.Close))
 	}
 	if b.Empty() {
-		return c.writeText(transport.AppendHeartbeat(c.frame[:0]))
+		return c.writeText(wire.AppendHeartbeat(c.frame[:0]))
 	}
 	return true
 }
@@ -632,14 +633,14 @@ func (c *connection) writeFrames(b session.Batch) bool {
 func (c *connection) writeBatch(b session.Batch) bool {
 	p := c.frame[:0]
 	for _, m := range b.Messages {
-		p = transport.RawEncoding.AppendCompactMessage(p, m)
+		p = wire.RawEncoding.AppendCompactMessage(p, m)
 	}
 	if b.AckDue {
 		var f [24]byte
-		p = transport.AppendCompactFrame(p, transport.AppendAck(f[:0], b.Received))
+		p = wire.AppendCompactFrame(p, wire.AppendAck(f[:0], b.Received))
 	}
 	if b.Close != nil {
-		p = transport.AppendCompactFrame(p, transport.AppendClose(nil, *b.Close))
+		p = wire.AppendCompactFrame(p, wire.AppendClose(nil, *b.Close))
 	}
 	c.keepFrame(p)
 	return c.writeMessage(ws.BinaryMessage, p)

@@ -10,7 +10,7 @@ import (
 	ws "github.com/gorilla/websocket"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // conn is one client session of any system under test, carrying text
@@ -114,7 +114,7 @@ func dialTether(transport string) func(ctx context.Context, base string, env *di
 	}
 }
 
-func (c *tetherConn) onMessage(m session.Message) {
+func (c *tetherConn) onMessage(m wire.Message) {
 	if h := c.handler.Load(); h != nil {
 		(*h)(m.Data)
 		return
@@ -135,7 +135,7 @@ func (c *tetherConn) setHandler(h func(p []byte)) {
 }
 
 func (c *tetherConn) Send(ctx context.Context, p []byte) error {
-	return c.s.Send(ctx, session.Message{Type: session.Text, Data: p})
+	return c.s.Send(ctx, wire.Message{Type: wire.Text, Data: p})
 }
 
 func (c *tetherConn) Recv(ctx context.Context) ([]byte, error) {
@@ -151,7 +151,7 @@ func (c *tetherConn) Recv(ctx context.Context) ([]byte, error) {
 
 func (c *tetherConn) Close() {
 	close(c.closed)
-	c.s.Close(session.StatusNormalClosure, "")
+	c.s.Close(wire.StatusNormalClosure, "")
 }
 
 // handlerConn is a conn whose messages can go to a handler on the

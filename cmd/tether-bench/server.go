@@ -22,6 +22,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The server process serves the three systems side by side on one loopback
@@ -129,12 +130,12 @@ func (b *benchServer) handler() http.Handler {
 func (b *benchServer) tetherCallbacks() *tether.Callbacks {
 	return &tether.Callbacks{
 		Open: func(s *session.Session) { b.tetherSessions.add(s) },
-		Message: func(s *session.Session, m session.Message) {
+		Message: func(s *session.Session, m wire.Message) {
 			ctx := s.Context()
 			if n, ok := streamCount(m.Data); ok {
 				go func() {
 					for range n {
-						if s.Send(ctx, session.Message{Type: session.Text, Data: streamPayload}) != nil {
+						if s.Send(ctx, wire.Message{Type: wire.Text, Data: streamPayload}) != nil {
 							return
 						}
 					}
@@ -280,7 +281,7 @@ func (b *benchServer) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 	switch sys {
 	case "tether":
 		ctx := context.Background()
-		m := session.Message{Type: session.Text, Data: msg}
+		m := wire.Message{Type: wire.Text, Data: msg}
 		for _, s := range b.tetherSessions.list() {
 			if s.Send(ctx, m) == nil {
 				n++

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // counts are the clients' totals.
@@ -147,7 +147,7 @@ loop:
 // run sends a message every 1/rate seconds (with jitter) and checks its
 // echo, until stop; then it closes the session.
 func run(ctx context.Context, cs *client.Session, rate float64, stop <-chan struct{}, n *counts) {
-	defer cs.Close(session.StatusNormalClosure, "")
+	defer cs.Close(wire.StatusNormalClosure, "")
 	period := time.Duration(float64(time.Second) / rate)
 	t := time.NewTimer(rand.N(period)) // spread the sessions over one period
 	defer t.Stop()
@@ -158,7 +158,7 @@ func run(ctx context.Context, cs *client.Session, rate float64, stop <-chan stru
 		case <-t.C:
 		}
 		want := "soak " + strconv.Itoa(i)
-		if err := cs.Send(ctx, session.Message{Type: session.Text, Data: []byte(want)}); err != nil {
+		if err := cs.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(want)}); err != nil {
 			n.fail(err)
 			return
 		}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // testTimeout bounds every blocking call a test makes.
@@ -52,14 +52,14 @@ func connect(t *testing.T, ctx context.Context, base, nick, transport string) (*
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	t.Cleanup(func() { c.Close(wire.StatusNormalClosure, "") })
 	return &user{t: t, ctx: ctx, c: c}, nil
 }
 
 func (u *user) send(cmd command) {
 	u.t.Helper()
 	b, _ := json.Marshal(cmd)
-	if err := u.c.Send(u.ctx, session.Message{Type: session.Text, Data: b}); err != nil {
+	if err := u.c.Send(u.ctx, wire.Message{Type: wire.Text, Data: b}); err != nil {
 		u.t.Fatalf("Send: %v", err)
 	}
 }
@@ -162,7 +162,7 @@ func TestRoom(t *testing.T) {
 			bob.send(command{Type: "join", Room: "go"})
 			bob.next("joined")
 			ada.next("join")
-			bob.c.Close(session.StatusNormalClosure, "bye")
+			bob.c.Close(wire.StatusNormalClosure, "bye")
 			if got := ada.next("leave"); got.Nick != "bob ☕" {
 				t.Errorf("leave notice after bob closed = %+v", got)
 			}

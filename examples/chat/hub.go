@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The chat's messages are JSON text messages, one object each, with a
@@ -156,7 +157,7 @@ func (h *Hub) Serve(s *session.Session) {
 			return
 		}
 		var c command
-		if msg.Type != session.Text || json.Unmarshal(msg.Data, &c) != nil {
+		if msg.Type != wire.Text || json.Unmarshal(msg.Data, &c) != nil {
 			h.send(m, Event{Type: "error", Text: "not a command"})
 			continue
 		}
@@ -330,7 +331,7 @@ func (h *Hub) send(m *member, e Event) {
 
 func (h *Hub) sendLocked(m *member, e Event) { m.s.Send(m.s.Context(), encode(e)) }
 
-func encode(e Event) session.Message {
+func encode(e Event) wire.Message {
 	b, _ := json.Marshal(e) // an Event always encodes
-	return session.Message{Type: session.Text, Data: b}
+	return wire.Message{Type: wire.Text, Data: b}
 }

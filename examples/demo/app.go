@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The demo's session protocol. The page sends text commands; anything else
@@ -43,7 +44,7 @@ func serve(s *session.Session) {
 		if err != nil {
 			return
 		}
-		if m.Type != session.Text {
+		if m.Type != wire.Text {
 			if s.Send(ctx, m) != nil {
 				return
 			}
@@ -81,7 +82,7 @@ func serve(s *session.Session) {
 	}
 }
 
-func textMsg(s string) session.Message { return session.Message{Type: session.Text, Data: []byte(s)} }
+func textMsg(s string) wire.Message { return wire.Message{Type: wire.Text, Data: []byte(s)} }
 
 // flood answers "flood N SIZE".
 func flood(ctx context.Context, s *session.Session, cmd string) error {
@@ -92,7 +93,7 @@ func flood(ctx context.Context, s *session.Session, cmd string) error {
 	data := bytes.Repeat([]byte("x"), size)
 	data[0] = 'f'
 	for range n {
-		if err := s.Send(ctx, session.Message{Type: session.Text, Data: data}); err != nil {
+		if err := s.Send(ctx, wire.Message{Type: wire.Text, Data: data}); err != nil {
 			return err
 		}
 	}

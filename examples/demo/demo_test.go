@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/client"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // testTimeout bounds every blocking call a test makes.
@@ -49,7 +49,7 @@ func dial(t *testing.T, ctx context.Context, base, transport string) *client.Ses
 	if err != nil {
 		t.Fatalf("Dial over %s: %v", transport, err)
 	}
-	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	t.Cleanup(func() { c.Close(wire.StatusNormalClosure, "") })
 	return c
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The bad-input table: each row sends one kind of bad input to a running
@@ -117,8 +118,8 @@ var badInputs = []badRow{
 		r := e.req(t, "POST", "negotiate?v=1", "", nil)
 		r.Header.Set("X-Test-Expire", "1") // the handler shortens its resume window to 50ms
 		s := e.negotiate(t, r)
-		if code := e.ended(t, s); code != session.StatusAbnormalClosure {
-			t.Errorf("expired session ended with %d, want %d", code, session.StatusAbnormalClosure)
+		if code := e.ended(t, s); code != wire.StatusAbnormalClosure {
+			t.Errorf("expired session ended with %d, want %d", code, wire.StatusAbnormalClosure)
 		}
 		return e.answer(t, e.req(t, "GET", "longpoll?received=0", s.query(), nil))
 	}},
@@ -508,7 +509,7 @@ type backgroundSession struct {
 }
 
 func (b *backgroundSession) run(ctx context.Context, c *client.Session, stop <-chan struct{}) {
-	defer c.Close(session.StatusNormalClosure, "")
+	defer c.Close(wire.StatusNormalClosure, "")
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
@@ -516,7 +517,7 @@ func (b *backgroundSession) run(ctx context.Context, c *client.Session, stop <-c
 		default:
 		}
 		want := payload('b', i)
-		if b.err = c.Send(ctx, session.Message{Type: session.Text, Data: []byte(want)}); b.err != nil {
+		if b.err = c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(want)}); b.err != nil {
 			return
 		}
 		b.sent++
@@ -539,7 +540,7 @@ type badEnv struct {
 	base string // http://127.0.0.1:port/rt/
 	addr string
 	hc   *http.Client
-	ends sync.Map // session id -> session.StatusCode it ended with
+	ends sync.Map // session id -> wire.StatusCode it ended with
 }
 
 func newBadEnv(t *testing.T) *badEnv {
@@ -548,7 +549,7 @@ func newBadEnv(t *testing.T) *badEnv {
 		if s.Request().Header.Get("X-Test-Expire") != "" {
 			s.Expire(50 * time.Millisecond)
 		}
-		defer func() { e.ends.Store(s.ID(), session.CloseStatus(s.Err())) }()
+		defer func() { e.ends.Store(s.ID(), wire.CloseStatus(s.Err())) }()
 		echo(s)
 	})
 	e.srv = tether.NewServer(h, &tether.Options{
@@ -662,7 +663,7 @@ func firstLine(b []byte) string {
 func batch(frames ...string) []byte {
 	var b []byte
 	for _, f := range frames {
-		b = transport.AppendBatchFrame(b, []byte(f))
+		b = wire.AppendBatchFrame(b, []byte(f))
 	}
 	return b
 }
@@ -737,12 +738,12 @@ func (e *badEnv) after(t *testing.T, s *rawSession) string {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Sprintf("; poll after: %d %s", resp.StatusCode, firstLine(body))
 		}
-		err = transport.ParseBatch(body, badMaxMessage, func(f transport.Frame) error {
+		err = wire.ParseBatch(body, badMaxMessage, func(f wire.Frame) error {
 			switch {
 			case f.IsMessage():
 				got = append(got, string(f.Message.Data))
 				s.received++
-			case f.Type == transport.FrameClose:
+			case f.Type == wire.FrameClose:
 				return fmt.Errorf("closed: %d %s", f.Close.Code, f.Close.Reason)
 			}
 			return nil
@@ -759,12 +760,12 @@ func (e *badEnv) after(t *testing.T, s *rawSession) string {
 }
 
 // ended waits for s's handler to report the code the session ended with.
-func (e *badEnv) ended(t *testing.T, s *rawSession) session.StatusCode {
+func (e *badEnv) ended(t *testing.T, s *rawSession) wire.StatusCode {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if v, ok := e.ends.Load(s.Session); ok {
-			return v.(session.StatusCode)
+			return v.(wire.StatusCode)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -927,10 +928,10 @@ func (e *badEnv) truncatedStream(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(session.StatusNormalClosure, "")
+	defer c.Close(wire.StatusNormalClosure, "")
 	const n = 20
 	for i := range n {
-		if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(padded(i))}); err != nil {
+		if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(padded(i))}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Table is every behaviour a transport must have.
@@ -32,8 +33,8 @@ var Table = []Behaviour{
 	{"CrossOriginRefused", crossOriginRefused},
 }
 
-func text(s string) session.Message   { return session.Message{Type: session.Text, Data: []byte(s)} }
-func binary(b []byte) session.Message { return session.Message{Type: session.Binary, Data: b} }
+func text(s string) wire.Message   { return wire.Message{Type: wire.Text, Data: []byte(s)} }
+func binary(b []byte) wire.Message { return wire.Message{Type: wire.Binary, Data: b} }
 
 func echoTextAndBinary(t *testing.T, e *Env) {
 	ctx := e.Context(t)
@@ -43,7 +44,7 @@ func echoTextAndBinary(t *testing.T, e *Env) {
 	for i := range all {
 		all[i] = byte(i)
 	}
-	want := []session.Message{
+	want := []wire.Message{
 		text("hello"), text("héllo ✓ 😀"), text(""), text("line\nbreak\r\nand\rreturn"),
 		binary(all), binary([]byte{}), binary([]byte("\n\r:0")),
 	}
@@ -108,7 +109,7 @@ func messageAtSizeLimit(t *testing.T, e *Env) {
 	ctx := e.Context(t)
 	_, base := e.Server(t, Echo, &tether.Options{MaxMessageBytes: smallLimit})
 	c := e.Dial(t, ctx, base, nil)
-	for _, m := range []session.Message{binary(bytes.Repeat([]byte{0xfe}, smallLimit)), text(strings.Repeat("é", smallLimit/2))} {
+	for _, m := range []wire.Message{binary(bytes.Repeat([]byte{0xfe}, smallLimit)), text(strings.Repeat("é", smallLimit/2))} {
 		if err := c.Send(ctx, m); err != nil {
 			t.Fatalf("Send(%d bytes): %v", len(m.Data), err)
 		}
@@ -139,7 +140,7 @@ func messageOverSizeLimit(t *testing.T, e *Env) {
 	// A raw upload of an oversized message: 413 and the session closes
 	// with 1009.
 	n := negotiate(t, base, "")
-	body := transport.AppendBatchFrame(nil, append([]byte{'b'}, make([]byte, smallLimit+1)...))
+	body := wire.AppendBatchFrame(nil, append([]byte{'b'}, make([]byte, smallLimit+1)...))
 	status, msg := post(t, base+"send?"+n.query()+"&seq=1", body)
 	if status != http.StatusRequestEntityTooLarge || msg != transport.MsgMessageTooBig {
 		t.Fatalf("oversized message: %d %q, want 413 %q", status, msg, transport.MsgMessageTooBig)
@@ -162,7 +163,7 @@ func closeFromServer(t *testing.T, e *Env) {
 		t.Fatalf("Recv = %q, %v; want the message sent before the close", m.Data, err)
 	}
 	_, err := c.Recv(ctx)
-	var ce session.CloseError
+	var ce wire.CloseError
 	if !errors.As(err, &ce) || ce.Code != 4100 || ce.Reason != "bye now" {
 		t.Fatalf("Recv after close = %v, want CloseError 4100 %q", err, "bye now")
 	}
@@ -185,7 +186,7 @@ func closeFromClient(t *testing.T, e *Env) {
 	}
 	select {
 	case err := <-got:
-		var ce session.CloseError
+		var ce wire.CloseError
 		if !errors.As(err, &ce) || ce.Code != 4101 || ce.Reason != "see you" {
 			t.Fatalf("server Recv = %v, want CloseError 4101 %q", err, "see you")
 		}
@@ -234,7 +235,7 @@ func oversizePOST(t *testing.T, e *Env) {
 	if status != http.StatusRequestEntityTooLarge || msg != transport.MsgBodyTooBig {
 		t.Fatalf("oversize body: %d %q, want 413 %q", status, msg, transport.MsgBodyTooBig)
 	}
-	body := transport.AppendBatchFrame(nil, []byte("mok"))
+	body := wire.AppendBatchFrame(nil, []byte("mok"))
 	if status, msg = post(t, base+"send?"+n.query()+"&seq=1", body); status != http.StatusNoContent {
 		t.Fatalf("send after the refusal: %d %q, want 204", status, msg)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Behaviour is one row of the table.
@@ -97,7 +98,7 @@ func (e *Env) Dial(t *testing.T, ctx context.Context, base string, opts *client.
 	if err != nil {
 		t.Fatalf("Dial(%s): %v", e.Transport, err)
 	}
-	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	t.Cleanup(func() { c.Close(wire.StatusNormalClosure, "") })
 	if got := c.Transport(); got != e.Transport {
 		t.Fatalf("Transport() = %q, want %q", got, e.Transport)
 	}
@@ -106,9 +107,9 @@ func (e *Env) Dial(t *testing.T, ctx context.Context, base string, opts *client.
 
 // Echo is a handler that sends every message back.
 var Echo = &tether.Callbacks{
-	Message: func(s *session.Session, m session.Message) {
+	Message: func(s *session.Session, m wire.Message) {
 		if err := s.Send(s.Context(), m); err != nil {
-			s.Close(session.StatusNormalClosure, "")
+			s.Close(wire.StatusNormalClosure, "")
 		}
 	},
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/internal/faultproxy"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // cutsMessages is how many messages go each way; TETHER_CUTS_MESSAGES
@@ -74,7 +75,7 @@ func exactDeliveryThrough(t *testing.T, transport string, n int, faults *faultpr
 		wg.Go(func() { // downstream: n numbered messages
 			for i := range n {
 				waitForCuts(s.Context(), i)
-				if err := s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte(payload('d', i))}); err != nil {
+				if err := s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte(payload('d', i))}); err != nil {
 					return
 				}
 			}
@@ -116,13 +117,13 @@ func exactDeliveryThrough(t *testing.T, transport string, n int, faults *faultpr
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(session.StatusNormalClosure, "")
+	defer c.Close(wire.StatusNormalClosure, "")
 
 	sendErr := make(chan error, 1)
 	go func() {
 		for i := range n {
 			waitForCuts(ctx, i)
-			if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(payload('u', i))}); err != nil {
+			if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(payload('u', i))}); err != nil {
 				sendErr <- fmt.Errorf("client Send %d: %w", i, err)
 				return
 			}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The memory tests: what one client can make the server hold. Each measures
@@ -200,9 +200,9 @@ func TestEmptyMessageFlood(t *testing.T) {
 			outSent, outAcked := s.Sent()
 			t.Logf("%s, %s: %d empty messages sent, %d echoes queued unacknowledged, %d dropped, session %v; live heap %+d bytes, goroutines %d -> %d",
 				tr, c.policy, sent, outSent-outAcked, s.Dropped(), s.Err(), growth, g0, g1)
-			switch code := session.CloseStatus(s.Err()); {
-			case c.policy == session.SlowConsumerClose && code != session.StatusSlowConsumer:
-				t.Errorf("session ended with %d after %d empty messages, want %d", code, sent, session.StatusSlowConsumer)
+			switch code := wire.CloseStatus(s.Err()); {
+			case c.policy == session.SlowConsumerClose && code != wire.StatusSlowConsumer:
+				t.Errorf("session ended with %d after %d empty messages, want %d", code, sent, wire.StatusSlowConsumer)
 			case c.policy == session.SlowConsumerDrop && (s.Err() != nil || s.Dropped() == 0):
 				t.Errorf("session %v, %d echoes dropped, after %d empty messages: want it open, dropping", s.Err(), s.Dropped(), sent)
 			}
@@ -223,7 +223,7 @@ func TestEmptyMessageFlood(t *testing.T) {
 				defer resp.Body.Close()
 				polled, _ := io.ReadAll(resp.Body)
 				frames := 0
-				err = transport.ParseBatch(polled, 1<<20, func(transport.Frame) error { frames++; return nil })
+				err = wire.ParseBatch(polled, 1<<20, func(wire.Frame) error { frames++; return nil })
 				t.Logf("one long poll: %d bytes, %d frames (%v)", len(polled), frames, err)
 				if want := body / session.MessageOverhead; err != nil || frames > want {
 					t.Errorf("one long poll carried %d frames (%v), want at most %d", frames, err, want)
@@ -476,7 +476,7 @@ func TestNegotiateBodyHeld(t *testing.T) {
 func TestSendBatchAllocation(t *testing.T) {
 	const body = 1 << 20
 	var received atomic.Int64
-	cb := &tether.Callbacks{Message: func(*session.Session, session.Message) { received.Add(1) }}
+	cb := &tether.Callbacks{Message: func(*session.Session, wire.Message) { received.Add(1) }}
 	e := newMemEnv(t, cb, tether.Options{MaxBodyBytes: body})
 	rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
 	batchBody := bytes.Repeat([]byte("1:m"), body/3)

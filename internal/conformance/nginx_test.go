@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/internal/nginxtest"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // readmeNginxConfig returns the nginx configuration README.md recommends,
@@ -162,7 +163,7 @@ func dialBehind(t *testing.T, conf string) *client.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	t.Cleanup(func() { c.Close(wire.StatusNormalClosure, "") })
 	t.Logf("on %s after %s", c.Transport(), time.Since(start).Round(time.Millisecond))
 	return c
 }
@@ -173,9 +174,9 @@ func exchange(t *testing.T, ctx context.Context, c *client.Session, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	want := []session.Message{
-		{Type: session.Text, Data: []byte("héllo\nthrough nginx")},
-		{Type: session.Binary, Data: []byte{0, 1, 2, 0xff, '\r', '\n'}},
+	want := []wire.Message{
+		{Type: wire.Text, Data: []byte("héllo\nthrough nginx")},
+		{Type: wire.Binary, Data: []byte{0, 1, 2, 0xff, '\r', '\n'}},
 	}
 	for _, m := range want {
 		if err := c.Send(ctx, m); err != nil {
@@ -188,7 +189,7 @@ func exchange(t *testing.T, ctx context.Context, c *client.Session, n int) {
 			t.Fatalf("echo %d = %v %q, %v; want %v %q", i, got.Type, got.Data, err, w.Type, w.Data)
 		}
 	}
-	if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte(fmt.Sprintf("burst %d", n))}); err != nil {
+	if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(fmt.Sprintf("burst %d", n))}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {

@@ -12,6 +12,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/faultproxy"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // viaProxy puts a fault proxy in front of the server at base and returns
@@ -53,7 +54,7 @@ func heartbeatsKeepIdleConnectionAlive(t *testing.T, e *Env) {
 // BurstEcho is a handler that answers "burst N" with N text messages
 // "d0", "d1", ... and echoes everything else.
 var BurstEcho = &tether.Callbacks{
-	Message: func(s *session.Session, m session.Message) {
+	Message: func(s *session.Session, m wire.Message) {
 		var n int
 		if _, err := fmt.Sscanf(string(m.Data), "burst %d", &n); err != nil {
 			n = -1

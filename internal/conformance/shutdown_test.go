@@ -16,6 +16,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // startServer serves a Tether server with h at /rt/ on ln until the
@@ -55,7 +56,7 @@ func TestShutdown(t *testing.T) {
 			return
 		}
 		for i := range queued {
-			if s.Send(s.Context(), session.Message{Type: session.Text, Data: []byte(fmt.Sprint(i))}) != nil {
+			if s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte(fmt.Sprint(i))}) != nil {
 				return
 			}
 		}
@@ -81,7 +82,7 @@ func TestShutdown(t *testing.T) {
 			t.Fatalf("Dial(%s): %v", name, err)
 		}
 		clients = append(clients, c)
-		if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte("go")}); err != nil {
+		if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("go")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,8 +94,8 @@ func TestShutdown(t *testing.T) {
 		for n := 0; ; n++ {
 			m, err := c.Recv(ctx)
 			if err != nil {
-				code := session.CloseStatus(err)
-				if code != session.StatusGoingAway || n != queued {
+				code := wire.CloseStatus(err)
+				if code != wire.StatusGoingAway || n != queued {
 					t.Fatalf("%s: after %d of %d messages: %v, want close 1001 after all", transports[i], n, queued, err)
 				}
 				if !code.Reconnects() {
@@ -120,7 +121,7 @@ func TestShutdown(t *testing.T) {
 	}
 	stop()
 	for _, c := range clients {
-		c.Close(session.StatusNormalClosure, "")
+		c.Close(wire.StatusNormalClosure, "")
 	}
 
 	// The clients reconnect: a new server on the same address.
@@ -135,11 +136,11 @@ func TestShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Dial(%s) after the restart: %v", name, err)
 		}
-		c.Send(ctx, session.Message{Type: session.Text, Data: []byte("again")})
+		c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("again")})
 		if m, err := c.Recv(ctx); err != nil || string(m.Data) != "again" {
 			t.Fatalf("%s after the restart: Recv = %q, %v", name, m.Data, err)
 		}
-		c.Close(session.StatusNormalClosure, "")
+		c.Close(wire.StatusNormalClosure, "")
 	}
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
@@ -166,15 +167,15 @@ func TestShutdownReconnects(t *testing.T) {
 
 	type reconnecting struct {
 		c      *client.Session
-		closes chan session.CloseError // what OnReconnecting saw of a renegotiation
-		first  string                  // the first session's id
+		closes chan wire.CloseError // what OnReconnecting saw of a renegotiation
+		first  string               // the first session's id
 	}
 	var clients []reconnecting
 	for _, name := range transports {
-		r := reconnecting{closes: make(chan session.CloseError, 8)}
+		r := reconnecting{closes: make(chan wire.CloseError, 8)}
 		r.c, err = client.Dial(ctx, base, &client.Options{
 			Transports: []string{name},
-			OnReconnecting: func(ce *session.CloseError) {
+			OnReconnecting: func(ce *wire.CloseError) {
 				if ce != nil {
 					r.closes <- *ce
 				}
@@ -201,13 +202,13 @@ func TestShutdownReconnects(t *testing.T) {
 	for i, r := range clients {
 		select {
 		case ce := <-r.closes:
-			if ce.Code != session.StatusGoingAway {
+			if ce.Code != wire.StatusGoingAway {
 				t.Errorf("%s: OnReconnecting saw %v, want 1001", transports[i], ce)
 			}
 		case <-ctx.Done():
 			t.Fatalf("%s: OnReconnecting was not told of the 1001", transports[i])
 		}
-		if err := r.c.Send(ctx, session.Message{Type: session.Text, Data: []byte("again")}); err != nil {
+		if err := r.c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("again")}); err != nil {
 			t.Fatalf("%s: Send after the restart: %v", transports[i], err)
 		}
 		if m, err := r.c.Recv(ctx); err != nil || string(m.Data) != "again" {
@@ -216,7 +217,7 @@ func TestShutdownReconnects(t *testing.T) {
 		if r.c.ID() == r.first {
 			t.Errorf("%s: the session id did not change with the new session", transports[i])
 		}
-		r.c.Close(session.StatusNormalClosure, "")
+		r.c.Close(wire.StatusNormalClosure, "")
 	}
 	if err := srv2.Shutdown(sctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)

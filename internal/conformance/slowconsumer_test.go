@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/metrics"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Slow consumers, end to end: a server floods a client that does not read,
@@ -29,12 +30,12 @@ const (
 )
 
 // floodMessage is message i of a flood: its number, padded to floodSize.
-func floodMessage(i int) session.Message {
+func floodMessage(i int) wire.Message {
 	s := strconv.Itoa(i) + ":"
-	return session.Message{Type: session.Text, Data: []byte(s + strings.Repeat("x", floodSize-len(s)))}
+	return wire.Message{Type: wire.Text, Data: []byte(s + strings.Repeat("x", floodSize-len(s)))}
 }
 
-func floodNumber(m session.Message) (int, error) {
+func floodNumber(m wire.Message) (int, error) {
 	s, _, ok := strings.Cut(string(m.Data), ":")
 	if !ok {
 		return 0, fmt.Errorf("not a flood message: %.20q", m.Data)
@@ -66,19 +67,19 @@ func TestSlowConsumerClose(t *testing.T) {
 			e := &conformance.Env{Transport: name}
 			_, base := e.Server(t, h, &tether.Options{MaxQueuedBytes: floodQueue, SlowConsumer: session.SlowConsumerClose})
 			c := e.Dial(t, ctx, base, &client.Options{RecvBuffer: 4})
-			if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte("go")}); err != nil {
+			if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("go")}); err != nil {
 				t.Fatal(err)
 			}
 			err := <-sendErr // the client reads nothing until the server gives up
-			if session.CloseStatus(err) != session.StatusSlowConsumer {
-				t.Fatalf("server Send = %v, want CloseError %d", err, session.StatusSlowConsumer)
+			if wire.CloseStatus(err) != wire.StatusSlowConsumer {
+				t.Fatalf("server Send = %v, want CloseError %d", err, wire.StatusSlowConsumer)
 			}
 			got := 0
 			for {
 				m, err := c.Recv(ctx)
 				if err != nil {
-					if code := session.CloseStatus(err); code != session.StatusSlowConsumer {
-						t.Fatalf("client Recv after %d messages: %v, want close %d", got, err, session.StatusSlowConsumer)
+					if code := wire.CloseStatus(err); code != wire.StatusSlowConsumer {
+						t.Fatalf("client Recv after %d messages: %v, want close %d", got, err, wire.StatusSlowConsumer)
 					}
 					break
 				}
@@ -90,7 +91,7 @@ func TestSlowConsumerClose(t *testing.T) {
 			if got == 0 || got >= floodMessages {
 				t.Fatalf("client received %d messages before the close; want some, not all %d", got, floodMessages)
 			}
-			t.Logf("%s: %d messages, then close %d", name, got, session.StatusSlowConsumer)
+			t.Logf("%s: %d messages, then close %d", name, got, wire.StatusSlowConsumer)
 		})
 	}
 }
@@ -129,7 +130,7 @@ func TestSlowConsumerDrop(t *testing.T) {
 				}
 				dropped <- drops
 				// The end marker waits for room, so it is never dropped.
-				end := session.Message{Type: session.Text, Data: []byte("end")}
+				end := wire.Message{Type: wire.Text, Data: []byte("end")}
 				for errors.Is(s.Send(s.Context(), end), session.ErrDropped) {
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -139,7 +140,7 @@ func TestSlowConsumerDrop(t *testing.T) {
 			e := &conformance.Env{Transport: name}
 			_, base := e.Server(t, h, &tether.Options{MaxQueuedBytes: floodQueue, SlowConsumer: session.SlowConsumerDrop, Observer: m})
 			c := e.Dial(t, ctx, base, &client.Options{RecvBuffer: 4})
-			if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte("go")}); err != nil {
+			if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("go")}); err != nil {
 				t.Fatal(err)
 			}
 			drops := <-dropped // the client reads nothing until the flood is over
@@ -173,7 +174,7 @@ func TestSlowConsumerDrop(t *testing.T) {
 				t.Error(err)
 			}
 			// The session goes on.
-			if err := c.Send(ctx, session.Message{Type: session.Text, Data: []byte("still here")}); err != nil {
+			if err := c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte("still here")}); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("%s: %d received in order, %d dropped and counted", name, got, drops)

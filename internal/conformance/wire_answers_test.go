@@ -18,7 +18,7 @@ import (
 	ws "github.com/gorilla/websocket"
 
 	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Each test here checks, to the byte, an answer PROTOCOL.md gives to a
@@ -176,7 +176,7 @@ func TestWireCloseHandshake(t *testing.T) {
 	}
 	// What the application is told.
 	err := e.closeError(t, s)
-	if got := fmt.Sprintf("%d %q", session.CloseStatus(err), err.Error()); got != `4100 "tether: session closed: 4100 done here"` {
+	if got := fmt.Sprintf("%d %q", wire.CloseStatus(err), err.Error()); got != `4100 "tether: session closed: 4100 done here"` {
 		t.Errorf("the application got %s", got)
 	}
 
@@ -196,7 +196,7 @@ func TestWireCloseHandshake(t *testing.T) {
 		t.Errorf("the stream after the client's close: %q, %v; want its end, no close frame", rest, err)
 	}
 	err = e.closeError(t, s)
-	if got := fmt.Sprintf("%d %q", session.CloseStatus(err), err.Error()); got != `1000 "tether: session closed: 1000"` {
+	if got := fmt.Sprintf("%d %q", wire.CloseStatus(err), err.Error()); got != `1000 "tether: session closed: 1000"` {
 		t.Errorf("the application got %s", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The wire tests are a client written from PROTOCOL.md alone: raw
@@ -62,11 +63,11 @@ func newWireEnv(t *testing.T, opts *tether.Options, recv ...bool) *wireEnv {
 	}
 	o.Logger = slog.New(slog.DiscardHandler)
 	var h tether.Handler = &tether.Callbacks{
-		Message: func(s *session.Session, m session.Message) {
-			if cmd, ok := strings.CutPrefix(string(m.Data), "close "); ok && m.Type == session.Text {
+		Message: func(s *session.Session, m wire.Message) {
+			if cmd, ok := strings.CutPrefix(string(m.Data), "close "); ok && m.Type == wire.Text {
 				code, reason, _ := strings.Cut(cmd, " ")
 				n, _ := strconv.Atoi(code)
-				s.Close(session.StatusCode(n), reason)
+				s.Close(wire.StatusCode(n), reason)
 				return
 			}
 			s.Send(s.Context(), m)

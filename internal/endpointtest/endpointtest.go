@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Endpoint is a fake session.Endpoint. Set AttachErr and DeliverErr before
@@ -95,7 +96,7 @@ func (e *Endpoint) Context() context.Context { return e.ctx }
 // Err implements session.Endpoint: nil until End, then a 1000 CloseError.
 func (e *Endpoint) Err() error {
 	if e.Finished() {
-		return session.CloseError{Code: session.StatusNormalClosure}
+		return wire.CloseError{Code: wire.StatusNormalClosure}
 	}
 	return nil
 }
@@ -130,7 +131,7 @@ func (e *Endpoint) Attach(opts session.AttachOptions) (session.Link, error) {
 
 // Deliver implements session.Endpoint: it records seq and the messages'
 // data, and returns DeliverErr.
-func (e *Endpoint) Deliver(ctx context.Context, seq uint64, msgs []session.Message) error {
+func (e *Endpoint) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error {
 	data := make([]string, len(msgs))
 	for i, m := range msgs {
 		data[i] = string(m.Data)
@@ -146,10 +147,10 @@ func (e *Endpoint) Acknowledge(received uint64) error {
 }
 
 // Fault implements session.Endpoint.
-func (e *Endpoint) Fault(ce session.CloseError) { e.record("Fault(%d)", ce.Code) }
+func (e *Endpoint) Fault(ce wire.CloseError) { e.record("Fault(%d)", ce.Code) }
 
 // CloseFromClient implements session.Endpoint.
-func (e *Endpoint) CloseFromClient(ce session.CloseError) {
+func (e *Endpoint) CloseFromClient(ce wire.CloseError) {
 	e.record("CloseFromClient(%d, %s)", ce.Code, ce.Reason)
 }
 

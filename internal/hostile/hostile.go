@@ -18,6 +18,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/nginxtest"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Setup is one nginx configuration: README's block with replacements, in
@@ -159,7 +160,7 @@ func Handle(s *session.Session) {
 		}
 		if n, ok := streamCommand(m); ok {
 			for i := 1; i <= n; i++ {
-				if err := s.Send(ctx, session.Message{Type: session.Text, Data: []byte(strconv.Itoa(i))}); err != nil {
+				if err := s.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(strconv.Itoa(i))}); err != nil {
 					return
 				}
 			}
@@ -172,9 +173,9 @@ func Handle(s *session.Session) {
 }
 
 // streamCommand parses "stream N".
-func streamCommand(m session.Message) (int, bool) {
+func streamCommand(m wire.Message) (int, bool) {
 	arg, ok := strings.CutPrefix(string(m.Data), "stream ")
-	if m.Type != session.Text || !ok {
+	if m.Type != wire.Text || !ok {
 		return 0, false
 	}
 	n, err := strconv.Atoi(arg)

@@ -21,7 +21,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/hostile"
 	"github.com/tetherkit/tether/internal/nginxtest"
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // report is where the tests write their table, printed by scripts/test.sh
@@ -118,7 +118,7 @@ func dial(t *testing.T, env *hostile.Env, transports ...string) (*run, error) {
 	c, err := client.Dial(ctx, env.URL, &client.Options{
 		Transports: transports,
 		Logger:     slog.New(heartbeatLog{r}),
-		OnReconnecting: func(ce *session.CloseError) {
+		OnReconnecting: func(ce *wire.CloseError) {
 			if ce == nil {
 				r.reconnects.Add(1)
 			} else {
@@ -139,7 +139,7 @@ func dial(t *testing.T, env *hostile.Env, transports ...string) (*run, error) {
 	}
 	r.c = c
 	r.open = time.Since(r.start)
-	t.Cleanup(func() { c.Close(session.StatusNormalClosure, "") })
+	t.Cleanup(func() { c.Close(wire.StatusNormalClosure, "") })
 	r.send("first")
 	return r, nil
 }
@@ -191,7 +191,7 @@ func (r *run) phaseWithin(bound time.Duration, tag string, n, stream int, want .
 func (r *run) send(s string) {
 	ctx, cancel := context.WithTimeout(context.Background(), phaseBound)
 	defer cancel()
-	if err := r.c.Send(ctx, session.Message{Type: session.Text, Data: []byte(s)}); err != nil && ctx.Err() != nil {
+	if err := r.c.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(s)}); err != nil && ctx.Err() != nil {
 		r.t.Errorf("hang: Send(%q) blocked for %v", s, phaseBound)
 	}
 }
@@ -241,7 +241,7 @@ func (r *run) exact() {
 func (r *run) closeAndWait() error {
 	r.t.Helper()
 	r.transport = r.c.Transport()
-	err := r.c.Close(session.StatusNormalClosure, "done")
+	err := r.c.Close(wire.StatusNormalClosure, "done")
 	select {
 	case <-r.c.Done():
 	case <-time.After(closeBound):
@@ -482,8 +482,8 @@ func TestRoundRobin(t *testing.T) {
 		}
 		// A server without the session is reported as such, not as an
 		// expired session.
-		if end := cmp.Or(err, r.ended); end != nil && session.CloseStatus(end) != session.StatusSessionUnknown {
-			t.Errorf("roundrobin %s: ended with %v, want %d (session unknown)", cmp.Or(mode, "automatic"), end, session.StatusSessionUnknown)
+		if end := cmp.Or(err, r.ended); end != nil && wire.CloseStatus(end) != wire.StatusSessionUnknown {
+			t.Errorf("roundrobin %s: ended with %v, want %d (session unknown)", cmp.Or(mode, "automatic"), end, wire.StatusSessionUnknown)
 		}
 		// The request answered 404 that ended it reached OnError first.
 		if end := cmp.Or(err, r.ended); end != nil && !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Status == http.StatusNotFound }) {

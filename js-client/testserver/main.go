@@ -56,6 +56,7 @@ import (
 	"github.com/tetherkit/tether"
 	jsclient "github.com/tetherkit/tether/js-client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 const page = `<!doctype html>
@@ -195,14 +196,14 @@ func (b *bufferingWriter) Flush() {}
 func handle(s *session.Session, proxy *proxy) {
 	ctx := s.Context()
 	text := func(t string) error {
-		return s.Send(ctx, session.Message{Type: session.Text, Data: []byte(t)})
+		return s.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(t)})
 	}
 	for n := 1; ; n++ {
 		m, err := s.Recv(ctx)
 		if err != nil {
 			return
 		}
-		if m.Type == session.Text {
+		if m.Type == wire.Text {
 			f := strings.Fields(string(m.Data))
 			if len(f) > 0 {
 				switch err, ok := command(s, proxy, text, f, n); {
@@ -257,7 +258,7 @@ func command(s *session.Session, proxy *proxy, text func(string) error, f []stri
 		proxy.Down()
 		time.AfterFunc(time.Duration(nums[0])*time.Millisecond, proxy.Up)
 	case f[0] == "close" && len(nums) >= 1:
-		s.Close(session.StatusCode(nums[0]), strings.Join(f[2:], " "))
+		s.Close(wire.StatusCode(nums[0]), strings.Join(f[2:], " "))
 	case f[0] == "count" && len(nums) == 0:
 		return text("count " + strconv.Itoa(n)), true
 	default:

@@ -37,6 +37,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/sockjs"
+	"github.com/tetherkit/tether/wire"
 )
 
 const page = `<!doctype html>
@@ -101,9 +102,9 @@ func serve(s *session.Session) {
 		text := string(m.Data)
 		switch {
 		case text == "transport":
-			m = session.Message{Type: session.Text, Data: []byte("transport " + s.Transport())}
+			m = wire.Message{Type: wire.Text, Data: []byte("transport " + s.Transport())}
 		case text == "binary":
-			m = session.Message{Type: session.Binary, Data: []byte{0, 1, 2, 0xff}}
+			m = wire.Message{Type: wire.Binary, Data: []byte{0, 1, 2, 0xff}}
 		case strings.HasPrefix(text, "close "):
 			f := strings.SplitN(text, " ", 3)
 			code, _ := strconv.Atoi(f[1])
@@ -111,7 +112,7 @@ func serve(s *session.Session) {
 			if len(f) == 3 {
 				reason = f[2]
 			}
-			s.Close(session.StatusCode(code), reason)
+			s.Close(wire.StatusCode(code), reason)
 			return
 		}
 		if s.Send(ctx, m) != nil {

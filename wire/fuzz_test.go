@@ -1,12 +1,11 @@
-package transport_test
+package wire_test
 
 import (
 	"errors"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // fuzzMax is the message limit of the fuzz targets: small, so that inputs
@@ -14,22 +13,22 @@ import (
 const fuzzMax = 64
 
 // checkParsed verifies what every successfully parsed frame must satisfy.
-func checkParsed(t *testing.T, in []byte, f transport.Frame) {
+func checkParsed(t *testing.T, in []byte, f wire.Frame) {
 	t.Helper()
 	if f.IsMessage() {
 		if len(f.Message.Data) > fuzzMax {
 			t.Fatalf("ParseFrame(%q) = %d-byte message, over the limit %d", in, len(f.Message.Data), fuzzMax)
 		}
-		isText := f.Type == transport.FrameText || f.Type == transport.FrameTextBase64
-		if isText != (f.Message.Type == session.Text) {
+		isText := f.Type == wire.FrameText || f.Type == wire.FrameTextBase64
+		if isText != (f.Message.Type == wire.Text) {
 			t.Fatalf("ParseFrame(%q) = %s: frame and message types disagree", in, show(f))
 		}
 		if isText && !utf8.Valid(f.Message.Data) {
 			t.Fatalf("ParseFrame(%q) = %s: text is not UTF-8", in, show(f))
 		}
 	}
-	if f.Type == transport.FrameClose {
-		if !f.Close.Code.Valid() || len(f.Close.Reason) > session.MaxReasonBytes || !utf8.ValidString(f.Close.Reason) {
+	if f.Type == wire.FrameClose {
+		if !f.Close.Code.Valid() || len(f.Close.Reason) > wire.MaxReasonBytes || !utf8.ValidString(f.Close.Reason) {
 			t.Fatalf("ParseFrame(%q) = %s: invalid close", in, show(f))
 		}
 	}
@@ -38,7 +37,7 @@ func checkParsed(t *testing.T, in []byte, f transport.Frame) {
 // checkError verifies that a parse error is one of the documented kinds.
 func checkError(t *testing.T, in []byte, err error) {
 	t.Helper()
-	if !errors.Is(err, transport.ErrMalformed) && !errors.Is(err, transport.ErrMessageTooBig) {
+	if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrMessageTooBig) {
 		t.Fatalf("ParseFrame(%q) error %v wraps neither ErrMalformed nor ErrMessageTooBig", in, err)
 	}
 }
@@ -54,7 +53,7 @@ func FuzzParseFrame(f *testing.F) {
 		f.Add([]byte(tt.in))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := transport.ParseFrame(in, fuzzMax)
+		got, err := wire.ParseFrame(in, fuzzMax)
 		if err != nil {
 			checkError(t, in, err)
 			return
@@ -62,7 +61,7 @@ func FuzzParseFrame(f *testing.F) {
 		checkParsed(t, in, got)
 		for _, enc := range encodings {
 			p := appendFrame(enc, got)
-			again, err := transport.ParseFrame(p, fuzzMax)
+			again, err := wire.ParseFrame(p, fuzzMax)
 			if err != nil {
 				t.Fatalf("ParseFrame(%q) = %s, re-encoded as %q, which fails: %v", in, show(got), p, err)
 			}
@@ -102,7 +101,7 @@ func FuzzParseBatch(f *testing.F) {
 				if fr.IsMessage() {
 					p = enc.AppendBatchMessage(p, fr.Message)
 				} else {
-					p = transport.AppendBatchFrame(p, appendControl(fr))
+					p = wire.AppendBatchFrame(p, appendControl(fr))
 				}
 			}
 			again, err := parseAll(p, fuzzMax)

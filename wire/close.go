@@ -1,48 +1,9 @@
-package session
+package wire
 
 import (
 	"errors"
 	"fmt"
-	"strconv"
 )
-
-// MessageType says how a message's bytes are to be read.
-type MessageType uint8
-
-const (
-	// Text messages hold valid UTF-8.
-	Text MessageType = iota + 1
-	// Binary messages hold any bytes.
-	Binary
-)
-
-// String returns "text", "binary" or a number for an invalid type.
-func (t MessageType) String() string {
-	switch t {
-	case Text:
-		return "text"
-	case Binary:
-		return "binary"
-	}
-	return "MessageType(" + strconv.Itoa(int(t)) + ")"
-}
-
-// Message is one application message, in either direction.
-type Message struct {
-	Type MessageType
-	Data []byte
-}
-
-// MessageOverhead is what each message a session holds counts for besides
-// its data: in Config.MaxQueuedBytes, in both directions, and in the byte
-// limit of each Batch a link hands out. It covers what the session itself
-// keeps per message (its place in a queue, the rounding of its data's
-// allocation), so that a flood of empty messages fills the queue as
-// surely as large ones do, and the limit bounds real memory.
-const MessageOverhead = 64
-
-// queuedSize is what m counts for in queues and batch limits.
-func queuedSize(m Message) int { return len(m.Data) + MessageOverhead }
 
 // StatusCode is a close code. Tether uses WebSocket's codes plus its own in
 // 4000-4099; 4100-4999 belong to the application. PROTOCOL.md section 6 says

@@ -1,11 +1,4 @@
-package transport
-
-import (
-	"net/http"
-	"strings"
-
-	"github.com/tetherkit/tether/session"
-)
+package wire
 
 // Compact framing (PROTOCOL.md section 4.6) is what a client asks for with
 // compact=1 on an sse, streaming or longpoll attach: the same frames,
@@ -27,20 +20,6 @@ const CompactMediaParam = "; compact=1"
 // cover the 10 decimal digits a batch allows.
 const maxCompactLengthBytes = 5
 
-// WantsCompact reports whether r's query holds compact=1. It reads the raw
-// query without building url.Values.
-func WantsCompact(r *http.Request) bool {
-	q := r.URL.RawQuery
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		if kv == CompactParam+"=1" {
-			return true
-		}
-	}
-	return false
-}
-
 // AppendCompactFrame appends one encoded frame with its LEB128 length.
 func AppendCompactFrame(dst, frame []byte) []byte {
 	dst = appendLEB128(dst, uint64(len(frame)))
@@ -49,7 +28,7 @@ func AppendCompactFrame(dst, frame []byte) []byte {
 
 // AppendCompactMessage appends m to a compact batch, encoded with enc,
 // without an intermediate buffer.
-func (enc Encoding) AppendCompactMessage(dst []byte, m session.Message) []byte {
+func (enc Encoding) AppendCompactMessage(dst []byte, m Message) []byte {
 	dst = appendLEB128(dst, uint64(enc.FrameLen(m)))
 	return enc.AppendMessage(dst, m)
 }

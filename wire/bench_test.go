@@ -1,30 +1,29 @@
-package transport_test
+package wire_test
 
 import (
 	"bytes"
 	"testing"
 
-	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The codec's cost per message: encoding into a reused buffer and parsing
 // must not allocate (base64 decoding allocates the decoded payload).
 
 var (
-	benchText   = session.Message{Type: session.Text, Data: bytes.Repeat([]byte("x"), 64)}
-	benchBinary = session.Message{Type: session.Binary, Data: bytes.Repeat([]byte{0xfe}, 64)}
+	benchText   = wire.Message{Type: wire.Text, Data: bytes.Repeat([]byte("x"), 64)}
+	benchBinary = wire.Message{Type: wire.Binary, Data: bytes.Repeat([]byte{0xfe}, 64)}
 )
 
 func BenchmarkAppendMessage(b *testing.B) {
 	for _, bc := range []struct {
 		name string
-		enc  transport.Encoding
-		m    session.Message
+		enc  wire.Encoding
+		m    wire.Message
 	}{
-		{"raw/text", transport.RawEncoding, benchText},
-		{"raw/binary", transport.RawEncoding, benchBinary},
-		{"textonly/binary", transport.TextOnlyEncoding, benchBinary},
+		{"raw/text", wire.RawEncoding, benchText},
+		{"raw/binary", wire.RawEncoding, benchBinary},
+		{"textonly/binary", wire.TextOnlyEncoding, benchBinary},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -38,7 +37,7 @@ func BenchmarkAppendMessage(b *testing.B) {
 }
 
 func BenchmarkAppendBatch(b *testing.B) {
-	msgs := make([]session.Message, 32)
+	msgs := make([]wire.Message, 32)
 	for i := range msgs {
 		msgs[i] = benchText
 	}
@@ -48,10 +47,10 @@ func BenchmarkAppendBatch(b *testing.B) {
 	for b.Loop() {
 		buf = buf[:0]
 		for _, m := range msgs {
-			buf = transport.RawEncoding.AppendBatchMessage(buf, m)
+			buf = wire.RawEncoding.AppendBatchMessage(buf, m)
 		}
-		ack = transport.AppendAck(ack[:0], 12345)
-		buf = transport.AppendBatchFrame(buf, ack)
+		ack = wire.AppendAck(ack[:0], 12345)
+		buf = wire.AppendBatchFrame(buf, ack)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/msg")
 }
@@ -61,14 +60,14 @@ func BenchmarkParseFrame(b *testing.B) {
 		name string
 		p    []byte
 	}{
-		{"text", transport.RawEncoding.AppendMessage(nil, benchText)},
-		{"binary-base64", transport.TextOnlyEncoding.AppendMessage(nil, benchBinary)},
-		{"ack", transport.AppendAck(nil, 123456)},
+		{"text", wire.RawEncoding.AppendMessage(nil, benchText)},
+		{"binary-base64", wire.TextOnlyEncoding.AppendMessage(nil, benchBinary)},
+		{"ack", wire.AppendAck(nil, 123456)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := transport.ParseFrame(bc.p, 1<<16); err != nil {
+				if _, err := wire.ParseFrame(bc.p, 1<<16); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -80,14 +79,14 @@ func BenchmarkParseBatch(b *testing.B) {
 	var body []byte
 	const n = 32
 	for range n {
-		body = transport.RawEncoding.AppendBatchMessage(body, benchText)
+		body = wire.RawEncoding.AppendBatchMessage(body, benchText)
 	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	count := 0
-	fn := func(f transport.Frame) error { count++; return nil }
+	fn := func(f wire.Frame) error { count++; return nil }
 	for b.Loop() {
-		if err := transport.ParseBatch(body, 1<<16, fn); err != nil {
+		if err := wire.ParseBatch(body, 1<<16, fn); err != nil {
 			b.Fatal(err)
 		}
 	}

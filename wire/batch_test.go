@@ -1,4 +1,4 @@
-package transport_test
+package wire_test
 
 import (
 	"errors"
@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // parseAll collects every frame of a batch, copying payloads so they outlive p.
-func parseAll(p []byte, max int) ([]transport.Frame, error) {
-	var frames []transport.Frame
-	err := transport.ParseBatch(p, max, func(f transport.Frame) error {
+func parseAll(p []byte, max int) ([]wire.Frame, error) {
+	var frames []wire.Frame
+	err := wire.ParseBatch(p, max, func(f wire.Frame) error {
 		f.Message.Data = append([]byte(nil), f.Message.Data...)
 		frames = append(frames, f)
 		return nil
@@ -20,7 +20,7 @@ func parseAll(p []byte, max int) ([]transport.Frame, error) {
 	return frames, err
 }
 
-func showAll(frames []transport.Frame) string {
+func showAll(frames []wire.Frame) string {
 	parts := make([]string, len(frames))
 	for i, f := range frames {
 		parts[i] = show(f)
@@ -28,7 +28,7 @@ func showAll(frames []transport.Frame) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-func sameFrames(a, b []transport.Frame) bool {
+func sameFrames(a, b []wire.Frame) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -44,34 +44,34 @@ func sameFrames(a, b []transport.Frame) bool {
 func batchOf(frames ...string) string {
 	var p []byte
 	for _, f := range frames {
-		p = transport.AppendBatchFrame(p, []byte(f))
+		p = wire.AppendBatchFrame(p, []byte(f))
 	}
 	return string(p)
 }
 
 var parseBatchTests = []struct {
 	in   string
-	want []transport.Frame
+	want []wire.Frame
 }{
 	{"", nil},
-	{"1:h", []transport.Frame{heartbeat}},
+	{"1:h", []wire.Frame{heartbeat}},
 	// The example in PROTOCOL.md section 4.1, whose text says "2:h" for the
 	// one-byte heartbeat.
-	{"6:mhello3:a121:h", []transport.Frame{text("hello"), ack(12), heartbeat}},
-	{"1:m", []transport.Frame{text("")}},
-	{"1:b1:B", []transport.Frame{binary(""), binaryB64("")}},
+	{"6:mhello3:a121:h", []wire.Frame{text("hello"), ack(12), heartbeat}},
+	{"1:m", []wire.Frame{text("")}},
+	{"1:b1:B", []wire.Frame{binary(""), binaryB64("")}},
 	// Payloads that look like length prefixes are only payload.
-	{"6:b1:2:31:h", []transport.Frame{binary("1:2:3"), heartbeat}},
-	{"3:b0:1:h", []transport.Frame{binary("0:"), heartbeat}},
-	{"4:b\x00\xff\n", []transport.Frame{binary("\x00\xff\n")}},
-	{"12:mhello world", []transport.Frame{text("hello world")}},
-	{"9:c1000 bye1:h", []transport.Frame{closeFrame(1000, "bye"), heartbeat}},
-	{"5:BAP8=", []transport.Frame{binaryB64("\x00\xff")}},
+	{"6:b1:2:31:h", []wire.Frame{binary("1:2:3"), heartbeat}},
+	{"3:b0:1:h", []wire.Frame{binary("0:"), heartbeat}},
+	{"4:b\x00\xff\n", []wire.Frame{binary("\x00\xff\n")}},
+	{"12:mhello world", []wire.Frame{text("hello world")}},
+	{"9:c1000 bye1:h", []wire.Frame{closeFrame(1000, "bye"), heartbeat}},
+	{"5:BAP8=", []wire.Frame{binaryB64("\x00\xff")}},
 	{batchOf("M"+b64("a\nb"), "a0", "b"+allBytes[:testMax]),
-		[]transport.Frame{textB64("a\nb"), ack(0), binary(allBytes[:testMax])}},
-	{batchOf("m"+atLimit, "b"+atLimit), []transport.Frame{text(atLimit), binary(atLimit)}},
-	{strings.Repeat("1:h", 100), func() []transport.Frame {
-		fs := make([]transport.Frame, 100)
+		[]wire.Frame{textB64("a\nb"), ack(0), binary(allBytes[:testMax])}},
+	{batchOf("m"+atLimit, "b"+atLimit), []wire.Frame{text(atLimit), binary(atLimit)}},
+	{strings.Repeat("1:h", 100), func() []wire.Frame {
+		fs := make([]wire.Frame, 100)
 		for i := range fs {
 			fs[i] = heartbeat
 		}
@@ -99,59 +99,59 @@ var parseBatchErrorTests = []struct {
 	before int
 }{
 	// Length prefixes.
-	{"0:", transport.ErrMalformed, 0},
-	{"0:h", transport.ErrMalformed, 0},
-	{"00:h", transport.ErrMalformed, 0},
-	{"01:h", transport.ErrMalformed, 0},
-	{"001:h", transport.ErrMalformed, 0},
-	{":h", transport.ErrMalformed, 0},
-	{":", transport.ErrMalformed, 0},
-	{"h", transport.ErrMalformed, 0},
-	{"1", transport.ErrMalformed, 0},
-	{"12", transport.ErrMalformed, 0},
-	{"1h", transport.ErrMalformed, 0},
-	{"1;h", transport.ErrMalformed, 0},
-	{" 1:h", transport.ErrMalformed, 0},
-	{"1 :h", transport.ErrMalformed, 0},
-	{"+1:h", transport.ErrMalformed, 0},
-	{"-1:h", transport.ErrMalformed, 0},
-	{"0x1:h", transport.ErrMalformed, 0},
-	{"１:h", transport.ErrMalformed, 0},                    // fullwidth digit one
-	{"12345678901:h", transport.ErrMalformed, 0},          // 11 digits
-	{"18446744073709551617:h", transport.ErrMalformed, 0}, // 20 digits
-	{strings.Repeat("9", 100) + ":h", transport.ErrMalformed, 0},
-	{strings.Repeat("9", 100), transport.ErrMalformed, 0},
+	{"0:", wire.ErrMalformed, 0},
+	{"0:h", wire.ErrMalformed, 0},
+	{"00:h", wire.ErrMalformed, 0},
+	{"01:h", wire.ErrMalformed, 0},
+	{"001:h", wire.ErrMalformed, 0},
+	{":h", wire.ErrMalformed, 0},
+	{":", wire.ErrMalformed, 0},
+	{"h", wire.ErrMalformed, 0},
+	{"1", wire.ErrMalformed, 0},
+	{"12", wire.ErrMalformed, 0},
+	{"1h", wire.ErrMalformed, 0},
+	{"1;h", wire.ErrMalformed, 0},
+	{" 1:h", wire.ErrMalformed, 0},
+	{"1 :h", wire.ErrMalformed, 0},
+	{"+1:h", wire.ErrMalformed, 0},
+	{"-1:h", wire.ErrMalformed, 0},
+	{"0x1:h", wire.ErrMalformed, 0},
+	{"１:h", wire.ErrMalformed, 0},                    // fullwidth digit one
+	{"12345678901:h", wire.ErrMalformed, 0},          // 11 digits
+	{"18446744073709551617:h", wire.ErrMalformed, 0}, // 20 digits
+	{strings.Repeat("9", 100) + ":h", wire.ErrMalformed, 0},
+	{strings.Repeat("9", 100), wire.ErrMalformed, 0},
 
 	// Truncation.
-	{"1:", transport.ErrMalformed, 0},
-	{"2:h", transport.ErrMalformed, 0},
-	{"6:mhell", transport.ErrMalformed, 0},
-	{"9999999999:h", transport.ErrMalformed, 0}, // 10 digits: a valid prefix, too few bytes
-	{"1000000000:h", transport.ErrMalformed, 0},
-	{"1:h1", transport.ErrMalformed, 1},
-	{"1:h1:", transport.ErrMalformed, 1},
-	{"1:h6:mhello3:a1", transport.ErrMalformed, 2},
-	{"1:h\n", transport.ErrMalformed, 1},
-	{"1:h ", transport.ErrMalformed, 1},
+	{"1:", wire.ErrMalformed, 0},
+	{"2:h", wire.ErrMalformed, 0},
+	{"6:mhell", wire.ErrMalformed, 0},
+	{"9999999999:h", wire.ErrMalformed, 0}, // 10 digits: a valid prefix, too few bytes
+	{"1000000000:h", wire.ErrMalformed, 0},
+	{"1:h1", wire.ErrMalformed, 1},
+	{"1:h1:", wire.ErrMalformed, 1},
+	{"1:h6:mhello3:a1", wire.ErrMalformed, 2},
+	{"1:h\n", wire.ErrMalformed, 1},
+	{"1:h ", wire.ErrMalformed, 1},
 
 	// Malformed frames inside a well-formed batch.
-	{"1:x", transport.ErrMalformed, 0},
-	{"2:h ", transport.ErrMalformed, 0},
-	{"3:a011:h", transport.ErrMalformed, 0},
-	{"6:mhello3:a122:h", transport.ErrMalformed, 2}, // as printed in PROTOCOL.md 4.1
-	{"1:a", transport.ErrMalformed, 0},
-	{"5:c10061:h", transport.ErrMalformed, 0},
-	{"1:h2:m\xff", transport.ErrMalformed, 1},
-	{"1:h5:MaGk=\n", transport.ErrMalformed, 2},
-	{"6:MaGk=\n", transport.ErrMalformed, 0},
-	{"4:BAP8", transport.ErrMalformed, 0},
-	{batchOf("c1000 " + reason124), transport.ErrMalformed, 0},
+	{"1:x", wire.ErrMalformed, 0},
+	{"2:h ", wire.ErrMalformed, 0},
+	{"3:a011:h", wire.ErrMalformed, 0},
+	{"6:mhello3:a122:h", wire.ErrMalformed, 2}, // as printed in PROTOCOL.md 4.1
+	{"1:a", wire.ErrMalformed, 0},
+	{"5:c10061:h", wire.ErrMalformed, 0},
+	{"1:h2:m\xff", wire.ErrMalformed, 1},
+	{"1:h5:MaGk=\n", wire.ErrMalformed, 2},
+	{"6:MaGk=\n", wire.ErrMalformed, 0},
+	{"4:BAP8", wire.ErrMalformed, 0},
+	{batchOf("c1000 " + reason124), wire.ErrMalformed, 0},
 
 	// Messages over the limit.
-	{batchOf("m" + overLimit), transport.ErrMessageTooBig, 0},
-	{batchOf("h", "b"+overLimit), transport.ErrMessageTooBig, 1},
-	{batchOf("M" + b64(overLimit)), transport.ErrMessageTooBig, 0},
-	{batchOf("h", "h", "B"+b64(overLimitMore)), transport.ErrMessageTooBig, 2},
+	{batchOf("m" + overLimit), wire.ErrMessageTooBig, 0},
+	{batchOf("h", "b"+overLimit), wire.ErrMessageTooBig, 1},
+	{batchOf("M" + b64(overLimit)), wire.ErrMessageTooBig, 0},
+	{batchOf("h", "h", "B"+b64(overLimitMore)), wire.ErrMessageTooBig, 2},
 }
 
 func TestParseBatchErrors(t *testing.T) {
@@ -172,9 +172,9 @@ func TestParseBatchStopsOnCallbackError(t *testing.T) {
 	errStop := errors.New("stop")
 	in := []byte("1:h6:mhello1:x")
 	calls := 0
-	err := transport.ParseBatch(in, testMax, func(f transport.Frame) error {
+	err := wire.ParseBatch(in, testMax, func(f wire.Frame) error {
 		calls++
-		if f.Type == transport.FrameText {
+		if f.Type == wire.FrameText {
 			return fmt.Errorf("wrapped: %w", errStop)
 		}
 		return nil
@@ -207,7 +207,7 @@ func TestAppendBatchMessage(t *testing.T) {
 	for _, enc := range encodings {
 		for _, m := range roundTripMessages {
 			got := enc.AppendBatchMessage([]byte("1:h"), m)
-			want := transport.AppendBatchFrame([]byte("1:h"), enc.AppendMessage(nil, m))
+			want := wire.AppendBatchFrame([]byte("1:h"), enc.AppendMessage(nil, m))
 			if string(got) != string(want) {
 				t.Errorf("Encoding(%d).AppendBatchMessage(1:h, %v %q) = %q, want %q", enc, m.Type, m.Data, got, want)
 			}
@@ -220,12 +220,12 @@ func TestAppendBatchMessage(t *testing.T) {
 func TestBatchRoundTrip(t *testing.T) {
 	for _, enc := range encodings {
 		var p []byte
-		var want []transport.Frame
+		var want []wire.Frame
 		for i, m := range roundTripMessages {
 			p = enc.AppendBatchMessage(p, m)
-			want = append(want, transport.Frame{Type: enc.MessageFrameType(m), Message: m})
+			want = append(want, wire.Frame{Type: enc.MessageFrameType(m), Message: m})
 			c := roundTripControls[i%len(roundTripControls)]
-			p = transport.AppendBatchFrame(p, appendControl(c))
+			p = wire.AppendBatchFrame(p, appendControl(c))
 			want = append(want, c)
 		}
 		got, err := parseAll(p, testMax)
@@ -240,18 +240,18 @@ func TestBatchRoundTrip(t *testing.T) {
 }
 
 // appendControl encodes an ack, heartbeat or close frame.
-func appendControl(f transport.Frame) []byte {
+func appendControl(f wire.Frame) []byte {
 	switch f.Type {
-	case transport.FrameAck:
-		return transport.AppendAck(nil, f.Received)
-	case transport.FrameClose:
-		return transport.AppendClose(nil, f.Close)
+	case wire.FrameAck:
+		return wire.AppendAck(nil, f.Received)
+	case wire.FrameClose:
+		return wire.AppendClose(nil, f.Close)
 	}
-	return transport.AppendHeartbeat(nil)
+	return wire.AppendHeartbeat(nil)
 }
 
 // appendFrame re-encodes any parsed frame with enc.
-func appendFrame(enc transport.Encoding, f transport.Frame) []byte {
+func appendFrame(enc wire.Encoding, f wire.Frame) []byte {
 	if f.IsMessage() {
 		return enc.AppendMessage(nil, f.Message)
 	}

@@ -1,20 +1,18 @@
-package transport_test
+package wire_test
 
 import (
 	"bytes"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // parseCompactAll collects every frame of a compact batch, copying payloads.
-func parseCompactAll(p []byte, max int) ([]transport.Frame, error) {
-	var frames []transport.Frame
-	err := transport.ParseCompactBatch(p, max, func(f transport.Frame) error {
+func parseCompactAll(p []byte, max int) ([]wire.Frame, error) {
+	var frames []wire.Frame
+	err := wire.ParseCompactBatch(p, max, func(f wire.Frame) error {
 		f.Message.Data = append([]byte(nil), f.Message.Data...)
 		frames = append(frames, f)
 		return nil
@@ -60,33 +58,33 @@ var compactBatchErrors = []string{
 func TestParseCompactBatchErrors(t *testing.T) {
 	for _, in := range compactBatchErrors {
 		_, err := parseCompactAll([]byte(in), 1<<10)
-		if !errors.Is(err, transport.ErrMalformed) {
+		if !errors.Is(err, wire.ErrMalformed) {
 			t.Errorf("ParseCompactBatch(%q) error %v, want ErrMalformed", in, err)
 		}
 	}
 	_, err := parseCompactAll([]byte("\x03mab"), 1)
-	if !errors.Is(err, transport.ErrMessageTooBig) {
+	if !errors.Is(err, wire.ErrMessageTooBig) {
 		t.Errorf("ParseCompactBatch over the limit: error %v, want ErrMessageTooBig", err)
 	}
 }
 
 func TestCompactRoundTrip(t *testing.T) {
-	msgs := []session.Message{
-		{Type: session.Text, Data: []byte("hello")},
-		{Type: session.Binary, Data: bytes.Repeat([]byte{0x80}, 300)},
-		{Type: session.Text, Data: bytes.Repeat([]byte("y"), 20000)},
-		{Type: session.Binary, Data: []byte{}},
+	msgs := []wire.Message{
+		{Type: wire.Text, Data: []byte("hello")},
+		{Type: wire.Binary, Data: bytes.Repeat([]byte{0x80}, 300)},
+		{Type: wire.Text, Data: bytes.Repeat([]byte("y"), 20000)},
+		{Type: wire.Binary, Data: []byte{}},
 	}
 	var b []byte
 	for _, m := range msgs {
-		b = transport.RawEncoding.AppendCompactMessage(b, m)
+		b = wire.RawEncoding.AppendCompactMessage(b, m)
 	}
-	b = transport.AppendCompactFrame(b, transport.AppendHeartbeat(nil))
+	b = wire.AppendCompactFrame(b, wire.AppendHeartbeat(nil))
 	frames, err := parseCompactAll(b, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(frames) != len(msgs)+1 || frames[len(msgs)].Type != transport.FrameHeartbeat {
+	if len(frames) != len(msgs)+1 || frames[len(msgs)].Type != wire.FrameHeartbeat {
 		t.Fatalf("round trip gave %s", showAll(frames))
 	}
 	for i, m := range msgs {
@@ -95,20 +93,8 @@ func TestCompactRoundTrip(t *testing.T) {
 		}
 	}
 	// 64-byte text: one length byte and the type byte.
-	if n := len(transport.RawEncoding.AppendCompactMessage(nil, session.Message{Type: session.Text, Data: make([]byte, 64)})); n != 66 {
+	if n := len(wire.RawEncoding.AppendCompactMessage(nil, wire.Message{Type: wire.Text, Data: make([]byte, 64)})); n != 66 {
 		t.Errorf("64-byte text message takes %d bytes in a compact batch, want 66", n)
-	}
-}
-
-func TestWantsCompact(t *testing.T) {
-	for q, want := range map[string]bool{
-		"compact=1": true, "session=a&compact=1&token=b": true, "a=1&compact=1": true,
-		"": false, "compact=0": false, "compact=": false, "xcompact=1": false, "compact=11": false,
-	} {
-		r := httptest.NewRequest("GET", "/rt/sse?"+q, nil)
-		if got := transport.WantsCompact(r); got != want {
-			t.Errorf("WantsCompact(%q) = %v, want %v", q, got, want)
-		}
 	}
 }
 
@@ -123,8 +109,8 @@ func FuzzParseCompactBatch(f *testing.F) {
 		f.Add([]byte(in))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var frames []transport.Frame
-		err := transport.ParseCompactBatch(in, fuzzMax, func(f transport.Frame) error {
+		var frames []wire.Frame
+		err := wire.ParseCompactBatch(in, fuzzMax, func(f wire.Frame) error {
 			checkParsed(t, in, f)
 			frames = append(frames, f)
 			return nil
@@ -136,7 +122,7 @@ func FuzzParseCompactBatch(f *testing.F) {
 		var out []byte
 		for _, f := range frames {
 			if f.IsMessage() {
-				out = transport.RawEncoding.AppendCompactMessage(out, f.Message)
+				out = wire.RawEncoding.AppendCompactMessage(out, f.Message)
 			}
 		}
 		again, err := parseCompactAll(out, fuzzMax)

@@ -1,13 +1,10 @@
-package transport
+package wire
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
-
-	"github.com/tetherkit/tether/session"
 )
 
 // FrameType is the first byte of every frame (PROTOCOL.md section 4).
@@ -28,9 +25,9 @@ const (
 // Received for FrameAck and Close for FrameClose.
 type Frame struct {
 	Type     FrameType
-	Message  session.Message
+	Message  Message
 	Received uint64
-	Close    session.CloseError
+	Close    CloseError
 }
 
 // IsMessage reports whether f carries an application message.
@@ -41,15 +38,6 @@ func (f *Frame) IsMessage() bool {
 	}
 	return false
 }
-
-var (
-	// ErrMalformed is wrapped by every error returned for bytes that are
-	// not a valid frame or batch.
-	ErrMalformed = errors.New("malformed frame")
-	// ErrMessageTooBig is returned by the parsers for a message larger than
-	// the limit they were given.
-	ErrMessageTooBig = errors.New("message too big")
-)
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
@@ -68,8 +56,8 @@ const (
 )
 
 // MessageFrameType returns the frame type enc uses for m.
-func (enc Encoding) MessageFrameType(m session.Message) FrameType {
-	if m.Type == session.Binary {
+func (enc Encoding) MessageFrameType(m Message) FrameType {
+	if m.Type == Binary {
 		if enc == TextOnlyEncoding {
 			return FrameBinaryBase64
 		}
@@ -91,7 +79,7 @@ func hasLineBreak(p []byte) bool {
 }
 
 // FrameLen returns how many bytes AppendMessage writes for m.
-func (enc Encoding) FrameLen(m session.Message) int {
+func (enc Encoding) FrameLen(m Message) int {
 	switch enc.MessageFrameType(m) {
 	case FrameTextBase64, FrameBinaryBase64:
 		return 1 + base64.StdEncoding.EncodedLen(len(m.Data))
@@ -100,7 +88,7 @@ func (enc Encoding) FrameLen(m session.Message) int {
 }
 
 // AppendMessage appends m as one frame (type byte and payload).
-func (enc Encoding) AppendMessage(dst []byte, m session.Message) []byte {
+func (enc Encoding) AppendMessage(dst []byte, m Message) []byte {
 	t := enc.MessageFrameType(m)
 	dst = append(dst, byte(t))
 	switch t {
@@ -122,8 +110,8 @@ func AppendHeartbeat(dst []byte) []byte {
 }
 
 // AppendClose appends a close frame. A reason longer than
-// session.MaxReasonBytes is cut at a rune boundary.
-func AppendClose(dst []byte, ce session.CloseError) []byte {
+// MaxReasonBytes is cut at a rune boundary.
+func AppendClose(dst []byte, ce CloseError) []byte {
 	dst = append(dst, byte(FrameClose))
 	dst = strconv.AppendInt(dst, int64(ce.Code), 10)
 	if ce.Reason != "" {
@@ -133,12 +121,12 @@ func AppendClose(dst []byte, ce session.CloseError) []byte {
 	return dst
 }
 
-// TruncateReason cuts r to at most session.MaxReasonBytes at a rune boundary.
+// TruncateReason cuts r to at most MaxReasonBytes at a rune boundary.
 func TruncateReason(r string) string {
-	if len(r) <= session.MaxReasonBytes {
+	if len(r) <= MaxReasonBytes {
 		return r
 	}
-	n := session.MaxReasonBytes
+	n := MaxReasonBytes
 	for n > 0 && !utf8.RuneStart(r[n]) {
 		n--
 	}
@@ -163,7 +151,7 @@ func ParseFrame(p []byte, maxMessage int) (Frame, error) {
 		if len(body) > maxMessage {
 			return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(body), maxMessage)
 		}
-		f.Message = session.Message{Type: session.Binary, Data: body}
+		f.Message = Message{Type: Binary, Data: body}
 	case FrameTextBase64, FrameBinaryBase64:
 		// Subtract rather than add: maxMessage may be math.MaxInt.
 		if base64.StdEncoding.DecodedLen(len(body))-2 > maxMessage {
@@ -181,7 +169,7 @@ func ParseFrame(p []byte, maxMessage int) (Frame, error) {
 		if len(data) > maxMessage {
 			return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooBig, len(data), maxMessage)
 		}
-		f.Message = session.Message{Type: session.Binary, Data: data}
+		f.Message = Message{Type: Binary, Data: data}
 	case FrameAck:
 		n, err := parseCount(body)
 		if err != nil {
@@ -208,7 +196,7 @@ func ParseFrame(p []byte, maxMessage int) (Frame, error) {
 		if !utf8.Valid(f.Message.Data) {
 			return Frame{}, malformed("text message is not valid UTF-8")
 		}
-		f.Message.Type = session.Text
+		f.Message.Type = Text
 	}
 	return f, nil
 }
@@ -232,7 +220,7 @@ func parseCount(p []byte) (uint64, error) {
 	return n, nil
 }
 
-func parseClose(p []byte) (session.CloseError, error) {
+func parseClose(p []byte) (CloseError, error) {
 	codeEnd := len(p)
 	for i, c := range p {
 		if c == ' ' {
@@ -241,25 +229,25 @@ func parseClose(p []byte) (session.CloseError, error) {
 		}
 	}
 	if codeEnd == 0 || codeEnd > 4 {
-		return session.CloseError{}, malformed("invalid close code %q", p[:codeEnd])
+		return CloseError{}, malformed("invalid close code %q", p[:codeEnd])
 	}
 	n, err := parseCount(p[:codeEnd])
 	if err != nil {
-		return session.CloseError{}, err
+		return CloseError{}, err
 	}
-	code := session.StatusCode(n)
+	code := StatusCode(n)
 	if !code.Valid() {
-		return session.CloseError{}, malformed("close code %d not allowed", n)
+		return CloseError{}, malformed("close code %d not allowed", n)
 	}
 	var reason []byte
 	if codeEnd < len(p) {
 		reason = p[codeEnd+1:]
 	}
-	if len(reason) > session.MaxReasonBytes {
-		return session.CloseError{}, malformed("close reason longer than %d bytes", session.MaxReasonBytes)
+	if len(reason) > MaxReasonBytes {
+		return CloseError{}, malformed("close reason longer than %d bytes", MaxReasonBytes)
 	}
 	if !utf8.Valid(reason) {
-		return session.CloseError{}, malformed("close reason is not valid UTF-8")
+		return CloseError{}, malformed("close reason is not valid UTF-8")
 	}
-	return session.CloseError{Code: code, Reason: string(reason)}, nil
+	return CloseError{Code: code, Reason: string(reason)}, nil
 }

@@ -1,9 +1,7 @@
-package transport
+package wire
 
 import (
 	"strconv"
-
-	"github.com/tetherkit/tether/session"
 )
 
 // A batch is zero or more frames, each preceded by its length in decimal
@@ -21,7 +19,7 @@ func AppendBatchFrame(dst, frame []byte) []byte {
 
 // AppendBatchMessage appends m to a batch, encoded with enc, without an
 // intermediate buffer.
-func (enc Encoding) AppendBatchMessage(dst []byte, m session.Message) []byte {
+func (enc Encoding) AppendBatchMessage(dst []byte, m Message) []byte {
 	dst = strconv.AppendInt(dst, int64(enc.FrameLen(m)), 10)
 	dst = append(dst, ':')
 	return enc.AppendMessage(dst, m)
