@@ -16,9 +16,13 @@ export interface TetherOptions {
      * it counts as failed, ms; also bounds negotiate and close. Default 5000.
      */
     timeout?: number;
-    /** The first reconnect delay, ms; it doubles per attempt, with jitter. Default 250. */
+    /**
+     * The first delay between rounds of attempts (to negotiate, to attach
+     * again after a cut, to retry a send request), ms; it doubles per failed
+     * round, with jitter. Default 250.
+     */
     minDelay?: number;
-    /** The longest reconnect delay, ms. Default 10000. */
+    /** The longest delay between rounds of attempts, ms. Default 10000. */
     maxDelay?: number;
     /**
      * Negotiate a new session by itself after the close codes that say so
@@ -41,14 +45,16 @@ export interface TetherCloseEvent extends Event {
     readonly wasClean: boolean;
 }
 /**
- * TetherReconnectingEvent is dispatched when the connection is lost and the
- * client attaches again to the same session (code is absent), or when the
- * server closed the session with a code after which the client negotiates a
- * new one (code and reason say why).
+ * TetherReconnectingEvent is dispatched when the server closed the session
+ * with a code after which the client negotiates a new session by itself
+ * (1001, 1011, 1012, 1013; see the reconnect option). open follows once the
+ * new session is attached. A lost connection is not this: see resuming.
  */
 export interface TetherReconnectingEvent extends Event {
-    readonly code?: number;
-    readonly reason?: string;
+    /** The close code the server sent. */
+    readonly code: number;
+    /** The close reason the server sent. */
+    readonly reason: string;
 }
 /** TetherTransportEvent is dispatched when the transport in use changes. */
 export interface TetherTransportEvent extends Event {
@@ -56,7 +62,8 @@ export interface TetherTransportEvent extends Event {
 }
 /**
  * TetherErrorEvent is dispatched for every failed attempt (the session goes
- * on and tries again), and before every close that is not clean (then
+ * on and tries again), for a message refused after send returned (see
+ * MessageTooBigError), and before every close that is not clean (then
  * request is absent).
  */
 export interface TetherErrorEvent extends Event {
@@ -66,15 +73,22 @@ export interface TetherErrorEvent extends Event {
     readonly transport?: string;
     /** The HTTP status of the answer; 0 when there was none (a network error, a timeout, a WebSocket refused). */
     readonly status?: number;
+    /** The MessageTooBigError of a message refused after send returned; absent otherwise. */
+    readonly error?: Error;
 }
-/** TetherEventMap lists the events a Tether dispatches, by type. */
+/**
+ * TetherEventMap lists the events a Tether dispatches, by type. resuming:
+ * the connection was lost and the client attaches again to the same
+ * session; resumed: it is attached again, nothing lost.
+ */
 export interface TetherEventMap {
     open: Event;
     message: TetherMessageEvent;
     close: TetherCloseEvent;
     error: TetherErrorEvent;
-    reconnecting: TetherReconnectingEvent;
+    resuming: Event;
     resumed: Event;
+    reconnecting: TetherReconnectingEvent;
     transport: TetherTransportEvent;
 }
 type Handler<E> = ((this: Tether, ev: E) => any) | null;
@@ -83,6 +97,21 @@ export interface Tether {
     addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
     removeEventListener<K extends keyof TetherEventMap>(type: K, listener: (this: Tether, ev: TetherEventMap[K]) => any, options?: boolean | EventListenerOptions): void;
     removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+/**
+ * MessageTooBigError is thrown by send for a message larger than the
+ * server's maxMessageBytes (PROTOCOL.md section 2; a string counts its
+ * UTF-8 bytes): the message is not sent and the session goes on, as with the
+ * Go client's ErrMessageTooBig. Its name is 'MessageTooBigError'. The limit
+ * comes with the negotiate answer: a message sent before it, found too big
+ * then, is dropped and reported by an error event whose error is this.
+ */
+export declare class MessageTooBigError extends RangeError {
+    /** The size of the message, bytes. */
+    readonly size: number;
+    /** The server's limit, maxMessageBytes. */
+    readonly limit: number;
+    constructor(size: number, limit: number);
 }
 /**
  * Tether is a real-time connection shaped like the browser's WebSocket:
@@ -118,8 +147,9 @@ export declare class Tether extends EventTarget {
     onmessage: Handler<TetherMessageEvent>;
     onclose: Handler<TetherCloseEvent>;
     onerror: Handler<TetherErrorEvent>;
-    onreconnecting: Handler<TetherReconnectingEvent>;
+    onresuming: Handler<Event>;
     onresumed: Handler<Event>;
+    onreconnecting: Handler<TetherReconnectingEvent>;
     ontransport: Handler<TetherTransportEvent>;
     constructor(url: string | URL, options?: TetherOptions | null);
     /**
@@ -131,7 +161,8 @@ export declare class Tether extends EventTarget {
      * send queues a message: a string is a text message; an ArrayBuffer, a
      * typed array, a DataView or a Blob is a binary message. The bytes are
      * copied. Messages are delivered in the order of send calls. After close,
-     * send does nothing.
+     * send does nothing. It throws a MessageTooBigError, and the session goes
+     * on, for a message larger than the server's limit.
      */
     send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void;
     /**

@@ -20,7 +20,8 @@ export const encoder = new TextEncoder()
 // ignoreBOM: a text message may well start with U+FEFF.
 export const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
-const malformed = (): never => {
+/** malformed throws the error of a frame or batch that breaks PROTOCOL.md section 4. */
+export function malformed(): never {
   throw Error('tether: malformed frame')
 }
 

@@ -2,22 +2,25 @@
 // (text/event-stream, one batch per event) and streaming
 // (multipart/x-mixed-replace, one batch per part), each asked for in compact
 // framing (PROTOCOL.md section 4.6) and read in whichever framing the server
-// answers with. Client messages go up in send requests (Tether._send).
+// answers with. Client messages go up in send requests (see tether.ts).
 
-import { compact, encoder, indexOf, parseBatch, parseCompact, textFrame } from './codec'
-import type { Tether } from './tether'
-import type { Conn } from './websocket'
+import { compact, encoder, indexOf, malformed, parseBatch, parseCompact, textFrame } from './codec'
+import type { Conn, Host } from './conn'
 
-/** get starts a GET of path with c's attach parameters, to be cancelled by c.stop. */
-const get = async (t: Tether, c: Conn, path: string): Promise<Response | void> => {
+/**
+ * get starts a GET of path with c's attach parameters, to be cancelled by
+ * c._stop. It resolves to nothing when the server answered 404 (host._gone
+ * was told).
+ */
+const get = async (c: Conn, host: Host, path: string): Promise<Response | void> => {
   const a = new AbortController()
-  c.stop = () => a.abort()
-  const r = await fetch(t._url(path, c.probe ? { received: t._rcv, probe: 1 } : { received: (c.n = t._rcv), compact: 1 }), {
+  c._stop = () => a.abort()
+  const r = await fetch(host._url(path, c._probe ? { received: host._received, probe: 1 } : { received: (c._carried = host._received), compact: 1 }), {
     signal: a.signal,
     cache: 'no-store',
   })
-  c.status = r.status
-  if (r.status == 404) return t._gone(c)
+  c._status = r.status
+  if (r.status == 404) return host._gone(c)
   // A poll that reached the server after a request acknowledging more
   // (PROTOCOL.md 3): only that poll is refused; the next one is not.
   if (r.status == 409 && path == 'longpoll') return r
@@ -32,24 +35,21 @@ const get = async (t: Tether, c: Conn, path: string): Promise<Response | void> =
  * no more (a poll would supersede it); it parks, and the session calls
  * longpoll again if that attach fails.
  */
-export const longpoll = async (t: Tether, c: Conn) => {
+export const longpoll = async (c: Conn, host: Host) => {
   try {
-    while (c == t._c && !(c.parked = !!t._p && !t._p.probe)) {
-      const r = await get(t, c, 'longpoll')
+    while (host._polls(c)) {
+      const r = await get(c, host, 'longpoll')
       if (!r) return
       if (r.status == 409) continue
       const p = new Uint8Array(await r.arrayBuffer())
-      c.seen = Date.now()
-      if (p.length) t._ok(c)
-      t._alive(c)
-      const i = (compact(r) ? parseCompact : parseBatch)(p, 0, (f) => t._in(c, f))
-      if (i >= 0 && i < p.length) throw Error('tether: malformed batch')
+      c._lastHeard = Date.now()
+      if (p.length) host._proven(c)
+      host._heard(c)
+      const i = (compact(r) ? parseCompact : parseBatch)(p, 0, (f) => host._frame(c, f))
+      if (i >= 0 && i < p.length) malformed()
     }
-    // Parked: a WebSocket that opened meanwhile takes over now (see Tether._ok).
-    const p = t._p
-    if (c.parked && p?.opened) t._ok(p)
   } catch {
-    t._fail(c)
+    host._failed(c)
   }
 }
 
@@ -58,16 +58,16 @@ export const longpoll = async (t: Tether, c: Conn) => {
  * answers with the prelude and a heartbeat and never attaches it. Its first
  * bytes show that no proxy holds the stream back.
  */
-export const probe = async (t: Tether, c: Conn) => {
+export const probe = async (c: Conn, host: Host) => {
   try {
-    const r = await get(t, c, c.name)
+    const r = await get(c, host, c._name)
     if (!r) return
     const { done } = await r.body!.getReader().read()
     if (done) throw Error('tether: empty probe')
-    c.stop()
-    t._probed(c)
+    c._stop()
+    host._probed(c)
   } catch {
-    t._fail(c)
+    host._failed(c)
   }
 }
 
@@ -76,20 +76,20 @@ export const probe = async (t: Tether, c: Conn) => {
  * The first bytes (the prelude) prove the transport; a response that ends
  * is followed by the next one at once. feed returns false to stop.
  */
-const stream = async (t: Tether, c: Conn, path: string, feed: (p: Uint8Array, r: Response) => boolean) => {
+const stream = async (c: Conn, host: Host, path: string, feed: (p: Uint8Array, r: Response) => boolean) => {
   try {
-    const r = await get(t, c, path)
+    const r = await get(c, host, path)
     if (!r) return
     const rd = r.body!.getReader()
     for (;;) {
       const { done, value } = await rd.read()
-      if (done) return t._fail(c, true)
-      c.seen = Date.now()
-      t._ok(c)
-      if (!feed(value, r)) return c.stop()
+      if (done) return host._failed(c, true)
+      c._lastHeard = Date.now()
+      host._proven(c)
+      if (!feed(value, r)) return c._stop()
     }
   } catch {
-    t._fail(c)
+    host._failed(c)
   }
 }
 
@@ -97,16 +97,16 @@ const stream = async (t: Tether, c: Conn, path: string, feed: (p: Uint8Array, r:
  * sse attaches c over server-sent events, read from a fetch body: one frame
  * per event, or in compact framing frames separated by U+001E.
  */
-export const sse = (t: Tether, c: Conn) => {
+export const sse = (c: Conn, host: Host) => {
   const d = new TextDecoder()
   let buf = ''
   let data: string | undefined
-  stream(t, c, 'sse', (p, r) => {
+  stream(c, host, 'sse', (p, r) => {
     const lines = (buf += d.decode(p, { stream: true })).split(/\r\n|\r|\n/)
     buf = lines.pop()!
     for (const l of lines) {
       if (!l) {
-        if (data != null) for (const f of compact(r) ? data.split('\x1e') : [data]) if (!t._in(c, textFrame(f))) return false
+        if (data != null) for (const f of compact(r) ? data.split('\x1e') : [data]) if (!host._frame(c, textFrame(f))) return false
         data = undefined
       } else if (l.startsWith('data:')) {
         const v = l.slice(l[5] == ' ' ? 6 : 5)
@@ -121,12 +121,12 @@ export const sse = (t: Tether, c: Conn) => {
  * streaming attaches c over a multipart/x-mixed-replace response, one batch
  * per part, each read by its Content-Length.
  */
-export const streaming = (t: Tether, c: Conn) => {
+export const streaming = (c: Conn, host: Host) => {
   let buf: Uint8Array = new Uint8Array()
   let i = 0
   let end = -1
   let delim: Uint8Array
-  stream(t, c, 'streaming', (p, r) => {
+  stream(c, host, 'streaming', (p, r) => {
     delim ||= encoder.encode('--' + /boundary="?([^";]+)/.exec(r.headers.get('content-type')!)![1])
     // The chunk joins what is left of the last one, if anything is.
     if (i < buf.length) {
@@ -145,15 +145,15 @@ export const streaming = (t: Tether, c: Conn) => {
         const k = j < 0 ? -1 : indexOf(buf, encoder.encode('\r\n\r\n'), j)
         if (k < 0) return true
         const n = /content-length:\s*(\d+)/i.exec(String.fromCharCode(...buf.subarray(j, k)))
-        if (!n) throw 0
+        if (!n) malformed()
         i = k + 4
         end = i + +n[1]
       }
       if (end > buf.length) return true
       const part = buf.subarray(i, end)
-      const e = (compact(r) ? parseCompact : parseBatch)(part, 0, (f) => t._in(c, f))
+      const e = (compact(r) ? parseCompact : parseBatch)(part, 0, (f) => host._frame(c, f))
       if (e < 0) return false
-      if (e < part.length) throw e
+      if (e < part.length) malformed()
       i = end
       end = -1
     }

@@ -18,12 +18,33 @@ export type TransportName = (typeof transports)[number]
 export const speaks = (name: string): name is TransportName => (transports as readonly string[]).includes(name)
 
 /**
- * backoff returns the delay in milliseconds before try number attempt
+ * defaults holds the default of each TetherOptions field that has a number
+ * for default (tether.ts documents each field): the one place they are
+ * written.
+ */
+export const defaults = { timeout: 5000, minDelay: 250, maxDelay: 10000 }
+
+/**
+ * withDefaults returns a copy of options (null or undefined: none) with
+ * each field of defaults that options leaves out, or sets to undefined,
+ * set to its default.
+ */
+export const withDefaults = <T extends object>(options?: T | null): T & typeof defaults => {
+  const o: any = { ...options }
+  for (const k in defaults) o[k] ??= defaults[k as keyof typeof defaults]
+  return o
+}
+
+/** The version of PROTOCOL.md this client speaks, asked for in negotiate's v and required of its answer. */
+export const protocolVersion = 1
+
+/**
+ * backoff returns the delay in milliseconds before round number attempt
  * (0 for the first retry): min doubled per attempt, capped at max, with
  * "equal jitter" so that it lies in [d/2, d] and clients cut at the same
  * moment spread out.
  */
-export const backoff = (attempt: number, min = 250, max = 10000, random = Math.random): number =>
+export const backoff = (attempt: number, min: number, max: number, random = Math.random): number =>
   Math.min(max, min * 2 ** attempt) * (0.5 + random() / 2)
 
 /**

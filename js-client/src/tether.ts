@@ -1,10 +1,14 @@
-// Tether: the session, its delivery state and the choice of transport. The
-// transports themselves are in websocket.ts and http.ts.
+// Tether: the WebSocket-shaped session an application uses, and the choice
+// of transport under it. The transports (websocket.ts, http.ts) reach the
+// session only through conn.ts's Host; what resume needs to lose nothing is
+// delivery.ts's Delivery.
 
 import { type Bytes, type Frame, type Payload, closeFrame, encodeBatch, encodeFrame, encoder, parseClose } from './codec'
-import { NO_TRANSPORT, SESSION_UNKNOWN, type TransportName, backoff, order, probes, reconnects } from './policy'
-import { type Conn, websocket } from './websocket'
+import type { Conn, Host, Transport } from './conn'
+import { Delivery, ackEvery, payloadBytes } from './delivery'
 import { longpoll, probe, sse, streaming } from './http'
+import { NO_TRANSPORT, SESSION_UNKNOWN, type TransportName, backoff, order, probes, protocolVersion, reconnects, withDefaults } from './policy'
+import { websocket } from './websocket'
 
 /** Options of a Tether client. Every field is optional. */
 export interface TetherOptions {
@@ -24,9 +28,13 @@ export interface TetherOptions {
    * it counts as failed, ms; also bounds negotiate and close. Default 5000.
    */
   timeout?: number
-  /** The first reconnect delay, ms; it doubles per attempt, with jitter. Default 250. */
+  /**
+   * The first delay between rounds of attempts (to negotiate, to attach
+   * again after a cut, to retry a send request), ms; it doubles per failed
+   * round, with jitter. Default 250.
+   */
   minDelay?: number
-  /** The longest reconnect delay, ms. Default 10000. */
+  /** The longest delay between rounds of attempts, ms. Default 10000. */
   maxDelay?: number
   /**
    * Negotiate a new session by itself after the close codes that say so
@@ -45,6 +53,7 @@ interface Negotiated {
   transports: string[]
   heartbeatMs: number
   resumeWindowMs: number
+  maxMessageBytes: number
   maxBodyBytes: number
 }
 
@@ -63,14 +72,16 @@ export interface TetherCloseEvent extends Event {
 }
 
 /**
- * TetherReconnectingEvent is dispatched when the connection is lost and the
- * client attaches again to the same session (code is absent), or when the
- * server closed the session with a code after which the client negotiates a
- * new one (code and reason say why).
+ * TetherReconnectingEvent is dispatched when the server closed the session
+ * with a code after which the client negotiates a new session by itself
+ * (1001, 1011, 1012, 1013; see the reconnect option). open follows once the
+ * new session is attached. A lost connection is not this: see resuming.
  */
 export interface TetherReconnectingEvent extends Event {
-  readonly code?: number
-  readonly reason?: string
+  /** The close code the server sent. */
+  readonly code: number
+  /** The close reason the server sent. */
+  readonly reason: string
 }
 
 /** TetherTransportEvent is dispatched when the transport in use changes. */
@@ -80,7 +91,8 @@ export interface TetherTransportEvent extends Event {
 
 /**
  * TetherErrorEvent is dispatched for every failed attempt (the session goes
- * on and tries again), and before every close that is not clean (then
+ * on and tries again), for a message refused after send returned (see
+ * MessageTooBigError), and before every close that is not clean (then
  * request is absent).
  */
 export interface TetherErrorEvent extends Event {
@@ -90,16 +102,23 @@ export interface TetherErrorEvent extends Event {
   readonly transport?: string
   /** The HTTP status of the answer; 0 when there was none (a network error, a timeout, a WebSocket refused). */
   readonly status?: number
+  /** The MessageTooBigError of a message refused after send returned; absent otherwise. */
+  readonly error?: Error
 }
 
-/** TetherEventMap lists the events a Tether dispatches, by type. */
+/**
+ * TetherEventMap lists the events a Tether dispatches, by type. resuming:
+ * the connection was lost and the client attaches again to the same
+ * session; resumed: it is attached again, nothing lost.
+ */
 export interface TetherEventMap {
   open: Event
   message: TetherMessageEvent
   close: TetherCloseEvent
   error: TetherErrorEvent
-  reconnecting: TetherReconnectingEvent
+  resuming: Event
   resumed: Event
+  reconnecting: TetherReconnectingEvent
   transport: TetherTransportEvent
 }
 
@@ -121,13 +140,34 @@ export interface Tether {
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void
 }
 
+/**
+ * MessageTooBigError is thrown by send for a message larger than the
+ * server's maxMessageBytes (PROTOCOL.md section 2; a string counts its
+ * UTF-8 bytes): the message is not sent and the session goes on, as with the
+ * Go client's ErrMessageTooBig. Its name is 'MessageTooBigError'. The limit
+ * comes with the negotiate answer: a message sent before it, found too big
+ * then, is dropped and reported by an error event whose error is this.
+ */
+export class MessageTooBigError extends RangeError {
+  /** The size of the message, bytes. */
+  readonly size: number
+  /** The server's limit, maxMessageBytes. */
+  readonly limit: number
+  constructor(size: number, limit: number) {
+    super(`tether: message too big: ${size} bytes, limit ${limit}`)
+    this.size = size
+    this.limit = limit
+  }
+}
+MessageTooBigError.prototype.name = 'MessageTooBigError'
+
 const CONNECTING = 0
 const OPEN = 1
 const CLOSING = 2
 const CLOSED = 3
 
 /** Each transport's function by name: one for every name in policy.ts's transports. */
-const transportsByName: Record<TransportName, (t: Tether, c: Conn) => void> = { websocket, sse, streaming, longpoll }
+const transportsByName: Record<TransportName, Transport> = { websocket, sse, streaming, longpoll }
 
 /**
  * Tether is a real-time connection shaped like the browser's WebSocket:
@@ -165,40 +205,67 @@ export class Tether extends EventTarget {
   onmessage: Handler<TetherMessageEvent> = null
   onclose: Handler<TetherCloseEvent> = null
   onerror: Handler<TetherErrorEvent> = null
-  onreconnecting: Handler<TetherReconnectingEvent> = null
+  onresuming: Handler<Event> = null
   onresumed: Handler<Event> = null
+  onreconnecting: Handler<TetherReconnectingEvent> = null
   ontransport: Handler<TetherTransportEvent> = null
 
-  /** @internal options */ _o: TetherOptions
-  /** @internal the negotiate answer */ _n?: Negotiated
-  /** @internal the transports to try */ _list: string[] = []
-  /** @internal index into _list of the transport tried now */ _ti = 0
-  /** @internal the connection attached, or being attached */ _c?: Conn
-  /** @internal the probe, or the attach of a transport that probed well, while long polling carries the session */ _p?: Conn
-  /** @internal the transports still to probe in this round; undefined: one after another */ _probes?: string[]
-  /** @internal a probe failed in this round while the connection in use worked */ _probeFailed?: boolean
-  /** @internal a connection attached in this session */ _ever?: boolean
-  /** @internal the WebSocket probed now is the second of the round (see _fail) */ _wsAgain?: boolean
-  /** @internal messages handed to the application in this session */ _rcv = 0
-  /** @internal _rcv when an acknowledgement was last sent */ _ar = 0
-  /** @internal client messages acknowledged by the server */ _acked = 0
-  /** @internal unacknowledged client messages, number _acked+1 first */ _out: Payload[] = []
-  /** @internal the close frame to send, with its code and reason */ _cf?: [string, number, string]
-  /** @internal failures since the last attach */ _f = 0
-  /** @internal failures of send requests in a row */ _pf = 0
-  /** @internal a send request is in flight or waiting to be retried */ _post?: boolean
-  /** @internal another send request is wanted after the one in flight */ _again?: boolean
-  /** @internal since when no connection works, 0 while one does */ _lost = 0
-  /** @internal reconnecting was dispatched, resumed is due */ _rc?: boolean
-  /** @internal timers: reattach, send retry, acknowledge, heartbeat tick, close, send answered 404 */ _rt?: any
-  /** @internal */ _pt?: any
-  /** @internal */ _at?: any
-  /** @internal */ _tick?: any
-  /** @internal */ _ct?: any
-  /** @internal */ _gt?: any
-  /** @internal Blob reads in flight, which keep later sends in order */ _chain?: Promise<void>
-  /** @internal the heartbeat interval in use, ms: the negotiated one, or shorter behind a proxy that cuts idle connections */ _hb = 0
-  /** @internal how long the last cut connection had been idle, ms, when it was an idle cut (see _cut); 0: none */ _idle = 0
+  /** @internal The options, with the defaults filled in. */
+  private readonly _options: ReturnType<typeof withDefaults<TetherOptions>>
+  /** @internal What the transports may ask of the session. */
+  private readonly _host: Host
+  /** @internal The negotiate answer of the session; undefined before it and once the session is over. */
+  private _negotiated?: Negotiated
+  /** @internal The server's maxMessageBytes, from the last negotiate answer; undefined before the first. */
+  private _maxMessageBytes?: number
+  /** @internal The delivery state of the session. */
+  private _delivery = new Delivery()
+  /** @internal The transports to try, in order. */
+  private _transports: string[] = []
+  /** @internal Whose turn it is, tried one after another: an index into _transports, modulo its length. */
+  private _turn = 0
+  /** @internal The connection attached, or being attached. */
+  private _conn?: Conn
+  /** @internal The probe, or the attach of a transport that probed well, while long polling carries the session. */
+  private _candidate?: Conn
+  /** @internal The transports still to probe in this round; undefined: one after another. */
+  private _toProbe?: string[]
+  /** @internal A probe failed in this round while the connection in use worked. */
+  private _probeFailed?: boolean
+  /** @internal The WebSocket probed now is the round's second try of it (see _failed). */
+  private _probeWebSocketAgain?: boolean
+  /** @internal A connection attached in this session. */
+  private _everAttached?: boolean
+  /** @internal close() was called: the close frame to send, with its code and reason. */
+  private _closing?: { frame: string; code: number; reason: string }
+  /** @internal Failed rounds since the last attach: the backoff's attempt. */
+  private _failures = 0
+  /** @internal Failed send requests in a row. */
+  private _sendFailures = 0
+  /** @internal A send request is in flight or waiting to be retried. */
+  private _sending?: boolean
+  /** @internal Another send request is wanted after the one in flight. */
+  private _sendAgain?: boolean
+  /** @internal Since when no connection works, ms since the epoch; 0 while one does. */
+  private _lostSince = 0
+  /** @internal resuming was dispatched, resumed is due. */
+  private _resuming?: boolean
+  /** @internal The next round of attempts (or negotiate). */
+  private _roundTimer?: ReturnType<typeof setTimeout>
+  /** @internal The retry of a failed send request. */
+  private _sendRetryTimer?: ReturnType<typeof setTimeout>
+  /** @internal The end of the session after a send request answered 404. */
+  private _unknownTimer?: ReturnType<typeof setTimeout>
+  /** @internal The bound of close(). */
+  private _closeTimer?: ReturnType<typeof setTimeout>
+  /** @internal The heartbeat tick, every half heartbeat. */
+  private _heartbeatTicker?: ReturnType<typeof setInterval>
+  /** @internal Blob reads in flight, which keep later sends in order. */
+  private _blobReads?: Promise<void>
+  /** @internal The heartbeat interval in use, ms: the negotiated one, or shorter behind a proxy that cuts idle connections. */
+  private _heartbeat = 0
+  /** @internal How long the last cut connection had been idle, ms, when it was an idle cut (see _cut); 0: none. */
+  private _lastIdleCut = 0
 
   constructor(url: string | URL, options?: TetherOptions | null) {
     super()
@@ -206,7 +273,21 @@ export class Tether extends EventTarget {
     u.protocol = u.protocol.replace('ws', 'http')
     if (!u.pathname.endsWith('/')) u.pathname += '/'
     this.url = u.href
-    this._o = options ?? {} // null too: new Tether(url, null) is plain JavaScript
+    this._options = withDefaults(options) // null too: new Tether(url, null) is plain JavaScript
+    const t = this
+    this._host = {
+      get _received() {
+        return t._delivery._received
+      },
+      _url: (path, query) => this._url(path, query),
+      _proven: (c) => this._proven(c),
+      _heard: (c) => this._heard(c),
+      _frame: (c, f) => this._frame(c, f),
+      _failed: (c, ended) => this._failed(c, ended),
+      _gone: (c) => this._gone(c),
+      _probed: (c) => this._probed(c),
+      _polls: (c) => this._polls(c),
+    }
     this._negotiate()
   }
 
@@ -215,27 +296,37 @@ export class Tether extends EventTarget {
    * acknowledged by the server.
    */
   get bufferedAmount(): number {
-    return this._out.reduce((n, m) => n + (typeof m == 'string' ? encoder.encode(m).length : m.length), 0)
+    return this._delivery._bytes
   }
 
   /**
    * send queues a message: a string is a text message; an ArrayBuffer, a
    * typed array, a DataView or a Blob is a binary message. The bytes are
    * copied. Messages are delivered in the order of send calls. After close,
-   * send does nothing.
+   * send does nothing. It throws a MessageTooBigError, and the session goes
+   * on, for a message larger than the server's limit.
    */
   send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
     if (this.readyState > OPEN) return
+    const limit = this._maxMessageBytes
+    // A UTF-16 code unit takes at most 3 bytes of UTF-8: a short string needs no count.
+    if (limit != null && !(typeof data == 'string' && data.length * 3 <= limit)) {
+      const size = typeof data == 'string' ? encoder.encode(data).length : data instanceof Blob ? data.size : data.byteLength
+      if (size > limit) throw new MessageTooBigError(size, limit)
+    }
     const push = (d: typeof data | ArrayBuffer) => {
       // new Uint8Array(view) copies the bytes into a buffer of its own.
-      this._out.push(
+      const m =
         typeof d == 'string'
           ? d
-          : new Uint8Array(ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d as ArrayBuffer)),
-      )
-      this._flush()
+          : new Uint8Array(ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d as ArrayBuffer))
+      // Checked now if the limit was not known at the send call.
+      if (limit != null || this._fits(m)) {
+        this._delivery._queue(m)
+        this._flush()
+      }
     }
-    if (data instanceof Blob || this._chain) this._then(async () => push(data instanceof Blob ? await data.arrayBuffer() : data))
+    if (data instanceof Blob || this._blobReads) this._afterBlobReads(async () => push(data instanceof Blob ? await data.arrayBuffer() : data))
     else push(data)
   }
 
@@ -248,25 +339,39 @@ export class Tether extends EventTarget {
     if (code != 1000 && (code < 3000 || code > 4999)) throw new RangeError('tether: invalid close code ' + code)
     if (encoder.encode(reason).length > 123) throw new SyntaxError('tether: close reason longer than 123 bytes')
     if (this.readyState > OPEN) return
-    if (this._chain) return this._then(async () => this.close(code, reason))
-    this._cf = [closeFrame(code, reason), code, reason]
+    if (this._blobReads) return this._afterBlobReads(async () => this.close(code, reason))
+    this._closing = { frame: closeFrame(code, reason), code, reason }
     this.readyState = CLOSING
-    if (!this._n) return this._end(code, reason, false)
+    if (!this._negotiated) return this._end(code, reason, false)
     // The close event comes within timeout, delivered or not.
-    this._ct = setTimeout(() => this._end(code, reason, false), this._o.timeout ?? 5000)
+    this._closeTimer = setTimeout(() => this._end(code, reason, false), this._options.timeout)
     this._flush(true)
   }
 
-  /** @internal _then runs f after the Blob reads in flight. */
-  _then(f: () => Promise<void>) {
-    const p: Promise<void> = (this._chain || Promise.resolve()).then(f).finally(() => {
-      if (this._chain == p) this._chain = undefined
+  /** @internal _afterBlobReads runs f after the Blob reads in flight. */
+  private _afterBlobReads(f: () => Promise<void>) {
+    const p: Promise<void> = (this._blobReads || Promise.resolve()).then(f).finally(() => {
+      if (this._blobReads == p) this._blobReads = undefined
     })
-    this._chain = p
+    this._blobReads = p
+  }
+
+  /**
+   * @internal _fits reports whether m is within the server's limit, true
+   * while the limit is not known. A message sent before the limit was known
+   * and over it is dropped by the caller: an error event reports it here.
+   */
+  private _fits(m: Payload): boolean {
+    const limit = this._maxMessageBytes
+    if (limit == null) return true
+    const size = payloadBytes(m)
+    if (size <= limit) return true
+    this._emit('error', { request: 'send', error: new MessageTooBigError(size, limit) })
+    return false
   }
 
   /** @internal _emit dispatches an event and calls the matching on-handler. */
-  _emit(type: string, props?: object) {
+  private _emit(type: string, props?: object) {
     const e = Object.assign(new Event(type), props)
     const h = (this as any)['on' + type]
     try {
@@ -280,12 +385,12 @@ export class Tether extends EventTarget {
   }
 
   /** @internal _error dispatches error for a failed request (see TetherErrorEvent). */
-  _error(request: string, transport?: string | null, status = 0) {
+  private _error(request: string, transport?: string | null, status = 0) {
     this._emit('error', { request, transport, status })
   }
 
   /** @internal _remember keeps the transport for the next sessions in this tab. */
-  _remember(name: string) {
+  private _remember(name: string) {
     try {
       sessionStorage.setItem('tether:' + this.url, name)
     } catch {}
@@ -295,11 +400,11 @@ export class Tether extends EventTarget {
    * @internal _url returns the URL of an endpoint with the session's query
    * parameters, and heartbeatMs once the interval was shortened (see _cut).
    */
-  _url(path: string, q: Record<string, number>): URL {
+  private _url(path: string, query: Record<string, number>): URL {
     const u = new URL(path, this.url)
-    const n = this._n!
-    if (this._hb < n.heartbeatMs) q.heartbeatMs = this._hb
-    u.search = new URLSearchParams({ session: this.session!, token: n.token, ...(q as any) }) + ''
+    const n = this._negotiated!
+    if (this._heartbeat < n.heartbeatMs) query.heartbeatMs = this._heartbeat
+    u.search = new URLSearchParams({ session: this.session!, token: n.token, ...(query as any) }) + ''
     return u
   }
 
@@ -310,67 +415,71 @@ export class Tether extends EventTarget {
    * heartbeat interval is T/2, asked of the server with heartbeatMs
    * (PROTOCOL.md section 10.4).
    */
-  _cut(c: Conn) {
-    const t = Date.now() - Math.max(c.seen, c.sent || 0)
-    const p = this._idle
-    this._idle = t >= 2000 && t < this._hb ? t : 0
-    if (this._idle && p && Math.abs(t - p) <= Math.max(t, p) / 4) {
-      this._hb = Math.max(1000, Math.floor(Math.min(t, p) / 2))
-      this._idle = 0
-      this._beats()
+  private _cut(c: Conn) {
+    const idle = Date.now() - Math.max(c._lastHeard, c._lastWritten || 0)
+    const previous = this._lastIdleCut
+    this._lastIdleCut = idle >= 2000 && idle < this._heartbeat ? idle : 0
+    if (this._lastIdleCut && previous && Math.abs(idle - previous) <= Math.max(idle, previous) / 4) {
+      this._heartbeat = Math.max(1000, Math.floor(Math.min(idle, previous) / 2))
+      this._lastIdleCut = 0
+      this._startHeartbeat()
     }
   }
 
-  /** @internal _beats (re)starts the tick of _beat, every half heartbeat. */
-  _beats() {
-    clearInterval(this._tick)
-    this._tick = setInterval(() => this._beat(), this._hb / 2)
+  /** @internal _startHeartbeat (re)starts the tick of _heartbeatTick, every half heartbeat. */
+  private _startHeartbeat() {
+    clearInterval(this._heartbeatTicker)
+    this._heartbeatTicker = setInterval(() => this._heartbeatTick(), this._heartbeat / 2)
   }
 
-  /** @internal _negotiate creates a session (PROTOCOL.md section 2). */
-  async _negotiate() {
-    const o = this._o
+  /** @internal _negotiate creates a session (PROTOCOL.md section 2); a failed attempt is an error event, and another follows. */
+  private async _negotiate() {
+    const o = this._options
+    let status = 0
     try {
-      const r = await fetch(new URL('negotiate?v=1', this.url), {
+      const r = await fetch(new URL('negotiate?v=' + protocolVersion, this.url), {
         method: 'POST',
         headers: o.headers,
-        signal: AbortSignal.timeout(o.timeout ?? 5000),
+        signal: AbortSignal.timeout(o.timeout),
       })
       if (r.status >= 400 && r.status < 500) return this._end(1008, (await r.text()).trim(), false)
-      if (!r.ok) {
-        this._error('negotiate', null, r.status)
-        throw 0
-      }
-      const n: Negotiated = await r.json()
-      if (this.readyState > OPEN) return
-      // The version asked for in ?v=: a server that answers another one is
-      // not one this client can talk to.
-      if (n.protocol !== 1) return this._end(4003, 'unsupported protocol version', false)
-      let remembered
-      try {
-        remembered = sessionStorage.getItem('tether:' + this.url)
-      } catch {}
-      this._list = order(n.transports, o, remembered)
-      if (!this._list.length) return this._end(NO_TRANSPORT, 'no transport', false)
-      this._n = n
-      this.session = n.session
-      this._ti = this._rcv = this._ar = this._acked = 0
-      // Since when no connection works: for a new session, since now.
-      this._lost = Date.now()
-      this._ever = this._rc = false
-      this._hb = n.heartbeatMs
-      this._idle = 0
-      this._beats()
-      this._connect()
-    } catch (e) {
-      if (e !== 0) this._error('negotiate')
-      if (this.readyState < CLOSING) this._later(() => this._negotiate())
-    }
+      if (r.ok) return this._begin(await r.json())
+      status = r.status
+    } catch {}
+    this._error('negotiate', null, status)
+    if (this.readyState < CLOSING) this._retryLater(() => this._negotiate())
   }
 
-  /** @internal _later calls f after the backoff delay for the next failure. */
-  _later(f: () => void, delay = backoff(this._f++, this._o.minDelay, this._o.maxDelay)) {
-    this._rt = setTimeout(f, delay)
+  /** @internal _begin starts the session of the negotiate answer n. */
+  private _begin(n: Negotiated) {
+    if (this.readyState > OPEN) return
+    // The version asked for in ?v=: a server that answers another one is
+    // not one this client can talk to (the Go client's ErrUnsupportedProtocol).
+    if (n.protocol !== protocolVersion) return this._end(4003, 'unsupported protocol version', false)
+    let remembered
+    try {
+      remembered = sessionStorage.getItem('tether:' + this.url)
+    } catch {}
+    this._transports = order(n.transports, this._options, remembered)
+    if (!this._transports.length) return this._end(NO_TRANSPORT, 'no transport', false)
+    this._negotiated = n
+    this.session = n.session
+    this._maxMessageBytes = n.maxMessageBytes
+    // The messages sent before the limit was known.
+    this._delivery._keepUnsent((m) => this._fits(m))
+    this._turn = 0
+    // Since when no connection works: for a new session, since now.
+    this._lostSince = Date.now()
+    this._everAttached = this._resuming = false
+    this._heartbeat = n.heartbeatMs
+    this._lastIdleCut = 0
+    this._startHeartbeat()
+    this._connect()
+  }
+
+  /** @internal _retryLater calls f after the backoff delay for the next failed round. */
+  private _retryLater(f: () => void, delay = backoff(this._failures++, this._options.minDelay, this._options.maxDelay)) {
+    this._roundTimer = setTimeout(f, delay)
   }
 
   /**
@@ -378,209 +487,221 @@ export class Tether extends EventTarget {
    * with fast connect, long polling at once while the other transports are
    * probed, one after another; otherwise the transport whose turn it is.
    */
-  _connect() {
-    const list = this._list
-    this._probes = probes(list, this._o.upgrade)
-    this._probeFailed = this._wsAgain = false
-    const name = this._probes ? 'longpoll' : list[this._ti % list.length]
+  private _connect() {
+    const list = this._transports
+    this._toProbe = probes(list, this._options.upgrade)
+    this._probeFailed = this._probeWebSocketAgain = false
+    const name = this._toProbe ? 'longpoll' : list[this._turn % list.length]
     this._attach(name)
     // A send request answered shows that long polling works, long before a
-    // poll with nothing to carry is answered. The probes start then (_ok).
-    if (name == 'longpoll' && !this._post) this._send()
+    // poll with nothing to carry is answered. The probes start then (_proven).
+    if (name == 'longpoll' && !this._sending) this._sendRequest()
   }
 
-  /** @internal _attach attaches a connection of transport name, as the probe's attach with asProbe. */
-  _attach(name: string, asProbe?: boolean) {
-    const c: Conn = { name, n: this._rcv, seen: Date.now(), stop() {} }
-    if (asProbe) this._p = c
-    else this._c = c
-    c.timer = setTimeout(() => this._fail(c), this._o.timeout ?? 5000)
+  /** @internal _open makes a connection of transport name (with probe, a probe) and starts its timeout. */
+  private _open(name: string, probe?: boolean): Conn {
+    const d = this._delivery
+    const c: Conn = { _name: name, _probe: probe, _carried: d._received, _lastHeard: Date.now(), _nextSeq: d._seq, _stop() {} }
+    c._attachTimer = setTimeout(() => this._failed(c), this._options.timeout)
+    return c
+  }
+
+  /** @internal _attach attaches a connection of transport name; asCandidate: beside the one attached (see _candidate). */
+  private _attach(name: string, asCandidate?: boolean) {
+    const c = this._open(name)
+    if (asCandidate) this._candidate = c
+    else this._conn = c
     try {
-      transportsByName[name as TransportName](this, c)
+      transportsByName[name as TransportName](c, this._host)
     } catch {
       // new WebSocket throws where the page may not open one (mixed content, CSP).
-      this._fail(c)
+      this._failed(c)
     }
   }
 
   /**
-   * @internal _probe starts the next probe of the round: a WebSocket
+   * @internal _probeNext starts the next probe of the round: a WebSocket
    * attaches and is taken once open; sse and streaming are probed without
    * attaching (see _probed).
    */
-  _probe() {
-    const name = !this._p && this._c && this._probes?.shift()
+  private _probeNext() {
+    const name = !this._candidate && this._conn && this._toProbe?.shift()
     if (!name) return
     if (name == 'websocket') {
       this._attach(name, true)
-      if (this._p) this._p.again = this._wsAgain
-      return
-    }
-    const c: Conn = { name, n: this._rcv, seen: Date.now(), stop() {}, probe: true }
-    this._p = c
-    c.timer = setTimeout(() => this._fail(c), this._o.timeout ?? 5000)
-    probe(this, c)
+      if (this._candidate) this._candidate._probedAgain = this._probeWebSocketAgain
+    } else probe((this._candidate = this._open(name, true)), this._host)
   }
 
-  /** @internal _probed is called when the probe c received its first bytes: the stream is not held back. */
-  _probed(c: Conn) {
-    if (c != this._p) return
-    clearTimeout(c.timer)
-    this._attach(c.name, true)
+  /** @internal _probed: the probe c received its first bytes, so the stream is not held back: it attaches. */
+  private _probed(c: Conn) {
+    if (c != this._candidate) return
+    clearTimeout(c._attachTimer)
+    this._attach(c._name, true)
   }
 
   /**
-   * @internal _ok is called when c has proven itself: a WebSocket opened, a
+   * @internal _polls reports whether the long poll c polls again (see
+   * Host.polls). Parked, it lets a WebSocket that opened meanwhile take over.
+   */
+  private _polls(c: Conn): boolean {
+    const p = this._candidate
+    if (c == this._conn && !(c._parked = !!p && !p._probe)) return true
+    if (c._parked && p?._opened) this._proven(p)
+    return false
+  }
+
+  /**
+   * @internal _proven is called when c has proven itself: a WebSocket opened, a
    * stream's first bytes arrived, a poll or a send request was answered.
    */
-  _ok(c: Conn) {
-    if (c.ok || (c != this._c && c != this._p)) return
-    const carrier = this._c
-    if (c.ws && c == this._p && carrier && !carrier.parked) {
+  private _proven(c: Conn) {
+    if (c._proven || (c != this._conn && c != this._candidate)) return
+    const carrier = this._conn
+    if (c._write && c == this._candidate && carrier && !carrier._parked) {
       // A poll is in flight. It ends at once if the WebSocket superseded
       // it; if it reached the server after the WebSocket, it superseded the
       // WebSocket instead, and long polling goes on. So the WebSocket takes
-      // over only once that poll has ended (longpoll calls _ok again).
-      c.opened = true
+      // over only once that poll has ended (see _polls).
+      c._opened = true
       return
     }
-    c.ok = true
-    clearTimeout(c.timer)
-    if (c == this._p) {
-      // The probe's attach superseded long polling on the server.
-      this._c?.stop()
-      clearTimeout(this._c?.timer)
-      this._c = c
-      this._p = this._probes = undefined
-      if (this._probeFailed) this._remember(c.name)
+    c._proven = true
+    clearTimeout(c._attachTimer)
+    if (c == this._candidate) {
+      // The candidate's attach superseded long polling on the server.
+      carrier?._stop()
+      clearTimeout(carrier?._attachTimer)
+      this._conn = c
+      this._candidate = this._toProbe = undefined
+      if (this._probeFailed) this._remember(c._name)
     }
-    this._ever = true
+    this._everAttached = true
     const was = this.transport
-    this.transport = c.name
+    this.transport = c._name
     if (this.readyState == CONNECTING) {
       this.readyState = OPEN
       this._emit('open')
     }
-    this._alive(c)
-    if (was && was != c.name) this._emit('transport', { transport: c.name })
+    this._heard(c)
+    if (was && was != c._name) this._emit('transport', { transport: c._name })
     // Probing starts once long polling works: the poll in flight has reached
     // the server by then, and cannot supersede the WebSocket probe.
-    this._probe()
+    this._probeNext()
     this._flush()
   }
 
   /**
-   * @internal _alive is called when c carried something: the backoff starts
+   * @internal _heard is called when c carried something: the backoff starts
    * over, and a lost connection is resumed.
    */
-  _alive(c: Conn) {
-    if (c != this._c || !c.ok) return
-    this._f = this._lost = 0
-    if (this._rc) {
-      this._rc = false
+  private _heard(c: Conn) {
+    if (c != this._conn || !c._proven) return
+    this._failures = this._lostSince = 0
+    if (this._resuming) {
+      this._resuming = false
       this._emit('resumed')
     }
   }
 
   /**
-   * @internal _fail is called when c broke, or timed out before proving
+   * @internal _failed is called when c broke, or timed out before proving
    * itself, or (ended) when a stream ended after its byte limit.
    */
-  _fail(c: Conn, ended?: boolean) {
-    c.stop()
-    clearTimeout(c.timer)
-    const carrier = this._c
-    if (c == this._p) {
+  private _failed(c: Conn, ended?: boolean) {
+    c._stop()
+    clearTimeout(c._attachTimer)
+    const carrier = this._conn
+    if (c == this._candidate) {
       // The probe failed: long polling goes on, and the next is probed. A
       // WebSocket that opened was superseded by a late poll: no evidence
       // against it, so it is probed again, once.
-      this._p = undefined
-      this._wsAgain = c.opened && !c.again
+      this._candidate = undefined
+      this._probeWebSocketAgain = c._opened && !c._probedAgain
       // Superseded by our own poll: no failure to report yet.
-      if (this._wsAgain) this._probes?.unshift('websocket')
-      else this._error(c.probe ? 'probe' : 'attach', c.name, c.status)
-      if (carrier?.ok && !this._wsAgain) {
+      if (this._probeWebSocketAgain) this._toProbe?.unshift('websocket')
+      else this._error(c._probe ? 'probe' : 'attach', c._name, c._status)
+      if (carrier?._proven && !this._probeWebSocketAgain) {
         this._probeFailed = true
-        if (!this._probes?.length) this._remember(carrier.name)
+        if (!this._toProbe?.length) this._remember(carrier._name)
       }
-      if (carrier?.parked) {
+      if (carrier?._parked) {
         // It heard nothing while parked: silence counts from now.
-        carrier.seen = Date.now()
-        longpoll(this, carrier)
+        carrier._lastHeard = Date.now()
+        longpoll(carrier, this._host)
       }
-      this._probe()
+      this._probeNext()
       return this._flush()
     }
     if (c != carrier) return
-    this._c = undefined
-    const p = this._p
-    if (p) clearTimeout(p.timer), p.stop()
-    this._p = undefined
+    this._conn = undefined
+    const p = this._candidate
+    if (p) clearTimeout(p._attachTimer), p._stop()
+    this._candidate = undefined
     // Closing: the send request in flight, which carries the close frame,
     // decides the end; without one the close frame cannot go out.
-    if (this.readyState == CLOSING) return this._post || this._end(this._cf![1], this._cf![2], false)
+    const closing = this._closing
+    if (this.readyState == CLOSING) return this._sending || this._end(closing!.code, closing!.reason, false)
     if (!ended) {
-      this._lost ||= Date.now()
-      if (!c.ok) this._error('attach', c.name, c.status)
+      this._lostSince ||= Date.now()
+      if (!c._proven) this._error('attach', c._name, c._status)
       else {
         this._cut(c)
-        if (!this._rc) {
-          this._rc = true
-          this._emit('reconnecting')
+        if (!this._resuming) {
+          this._resuming = true
+          this._emit('resuming')
         }
       }
     }
     // The server has given up on the session by now (PROTOCOL.md 5.4).
-    if (this._lost && Date.now() - this._lost > this._n!.resumeWindowMs)
-      return this._ever ? this._end(4001, 'session expired', false) : this._end(NO_TRANSPORT, 'no transport', false)
+    if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs)
+      return this._everAttached ? this._end(4001, 'session expired', false) : this._end(NO_TRANSPORT, 'no transport', false)
     // A stream that ended at its byte limit is followed at once by the next.
-    if (ended) return this._later(() => this._attach(c.name), 0)
-    if (this._probes) return this._later(() => this._connect())
-    if (!c.ok) this._ti++
+    if (ended) return this._retryLater(() => this._attach(c._name), 0)
+    if (this._toProbe) return this._retryLater(() => this._connect())
+    if (!c._proven) this._turn++
     // A connection that worked is tried again after a delay; a transport that
     // did not is followed at once by the next, until all have failed.
-    this._later(() => this._connect(), c.ok || this._ti % this._list.length == 0 ? undefined : 0)
+    this._retryLater(() => this._connect(), c._proven || this._turn % this._transports.length == 0 ? undefined : 0)
   }
 
   /** @internal _gone is called when an attach or probe answered 404: the server does not know the session. */
-  _gone(c: Conn) {
-    c.status = 404
+  private _gone(c: Conn) {
+    c._status = 404
     // Closing, the 404 may well be the server done with the session after
-    // reading the close frame: the send request decides (see _fail).
-    if (c == this._c && this.readyState < CLOSING) {
-      this._error('attach', c.name, 404)
-      this._unknown()
-    } else this._fail(c)
+    // reading the close frame: the send request decides (see _failed).
+    if (c == this._conn && this.readyState < CLOSING) {
+      this._error('attach', c._name, 404)
+      this._endUnknown()
+    } else this._failed(c)
   }
 
   /**
-   * @internal _unknown ends a session the server answered 404 for: 4001 once
-   * the resume window has passed without a connection, 4005 before (the
-   * request reached a server that does not hold the session).
+   * @internal _endUnknown ends a session the server answered 404 for: 4001
+   * once the resume window has passed without a connection, 4005 before
+   * (the request reached a server that does not hold the session).
    */
-  _unknown() {
-    const cf = this._cf
-    if (cf) return this._end(cf[1], cf[2], false)
-    if (this._lost && Date.now() - this._lost > this._n!.resumeWindowMs) this._end(4001, 'session expired', false)
+  private _endUnknown() {
+    const closing = this._closing
+    if (closing) return this._end(closing.code, closing.reason, false)
+    if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs) this._end(4001, 'session expired', false)
     else this._end(SESSION_UNKNOWN, 'session unknown', false)
   }
 
   /**
-   * @internal _in handles one frame read on c. It returns false when the
+   * @internal _frame handles one frame read on c. It returns false when the
    * transport must stop reading: c is no longer attached, or the session is over.
    */
-  _in(c: Conn, [t, d]: Frame): boolean {
-    // An open WebSocket waiting to take over (see _ok) may carry messages
+  private _frame(c: Conn, [type, data]: Frame): boolean {
+    // An open WebSocket waiting to take over (see _proven) may carry messages
     // already: they are counted like the poll's.
-    if (c != this._c && !(c == this._p && c.opened)) return false
-    c.seen = Date.now()
-    if (t == 'm' || t == 'b') {
-      // c.n counts the messages c carried from its attach on; those up to
-      // _rcv were already read on an earlier connection.
-      if (++c.n > this._rcv) {
-        this._rcv++
+    if (c != this._conn && !(c == this._candidate && c._opened)) return false
+    c._lastHeard = Date.now()
+    const d = this._delivery
+    if (type == 'm' || type == 'b') {
+      if (d._isNew(++c._carried)) {
         this._emit('message', {
-          data: typeof d == 'string' || this.binaryType == 'arraybuffer' ? (d as Uint8Array).buffer || d : new Blob([d]),
+          data: typeof data == 'string' || this.binaryType == 'arraybuffer' ? (data as Uint8Array).buffer || data : new Blob([data]),
         })
         // A WebSocket acknowledges every 64 messages. A stream's end at its
         // byte limit acknowledges (the next attach states received), so in
@@ -589,53 +710,54 @@ export class Tether extends EventTarget {
         // Polls acknowledge by themselves; an acknowledgement beside them
         // (a WebSocket probe carries messages before it takes over) would
         // make the poll in flight a stale attach (PROTOCOL.md 3).
-        if (c.ws && this._rcv - this._ar >= 64) this._ack()
-        else if (this._c?.name != 'longpoll') this._at ||= setTimeout(() => this._ack(), 1000)
+        if (c._write && d._unreported >= ackEvery) this._sendAck()
+        else if (this._conn?._name != 'longpoll') d._ackLater(() => this._sendAck())
       }
-    } else if (t == 'a') this._acknowledged(+d)
-    else if (t == 'c') {
-      const [code, reason] = parseClose(d as string)
-      if (reconnects(code) && this._o.reconnect != false && this.readyState == OPEN) {
+    } else if (type == 'a') this._acknowledged(+data)
+    else if (type == 'c') {
+      const [code, reason] = parseClose(data as string)
+      if (reconnects(code) && this._options.reconnect != false && this.readyState == OPEN) {
+        // A new session: what the old one had not delivered is dropped.
         this._stop()
         this.readyState = CONNECTING
         this.transport = null
-        this._out = []
+        this._delivery = new Delivery()
         this._emit('reconnecting', { code, reason })
-        this._later(() => this._negotiate())
+        this._retryLater(() => this._negotiate())
       } else this._end(code, reason, true)
     }
-    return c == this._c || c == this._p
+    return c == this._conn || c == this._candidate
   }
 
-  /** @internal _acknowledged drops the client messages the server has acknowledged. */
-  _acknowledged(n: number) {
+  /** @internal _acknowledged drops the client messages up to number n, which the server has acknowledged. */
+  private _acknowledged(n: number) {
     // A WebSocket being attached numbers the client messages it will carry
     // from its seq on: until it opens they stay, even those a send request
     // had accepted meanwhile (the server drops what it already has).
-    for (const c of [this._c, this._p]) if (c?.ws && !c.ok) return
-    for (; this._acked < n && this._out.length; this._acked++) this._out.shift()
+    for (const c of [this._conn, this._candidate]) if (c?._write && !c._proven) return
+    this._delivery._acknowledge(n)
   }
 
-  /** @internal _ack acknowledges the messages received. */
-  _ack() {
-    clearTimeout(this._at)
-    this._at = 0
-    const c = this._c
-    if (!c?.ok || c.name == 'longpoll') return
-    this._ar = this._rcv
-    if (c.ws) c.ws.readyState == 1 && (c.ws.send('a' + this._rcv), (c.sent = Date.now()))
+  /** @internal _sendAck acknowledges the messages received. */
+  private _sendAck() {
+    const d = this._delivery
+    d._cancelAck()
+    const c = this._conn
+    if (!c?._proven || c._name == 'longpoll') return
+    const received = d._acknowledging()
+    if (c._write) c._write('a' + received)
     else this._flush(true)
   }
 
-  /** @internal _beat runs every half heartbeat: dead-connection detection and WebSocket heartbeats. */
-  _beat() {
-    const c = this._c
-    const h = this._hb
+  /** @internal _heartbeatTick runs every half heartbeat: dead-connection detection and WebSocket heartbeats. */
+  private _heartbeatTick() {
+    const c = this._conn
+    const h = this._heartbeat
     // A long poll parked for a probe's attach hears nothing: the attach's
     // own timeout bounds the wait.
-    if (!c?.ok || c.parked) return
-    if (Date.now() - c.seen > 2 * h) this._fail(c)
-    else if (c.ws?.readyState == 1 && Date.now() - c.sent! >= h / 2) c.ws.send('h'), (c.sent = Date.now())
+    if (!c?._proven || c._parked) return
+    if (Date.now() - c._lastHeard > 2 * h) this._failed(c)
+    else if (c._write && Date.now() - c._lastWritten! >= h / 2) c._write('h')
   }
 
   /**
@@ -643,112 +765,108 @@ export class Tether extends EventTarget {
    * written to it and the close frame; on HTTP transports, one send request
    * at a time (force: even with nothing to send, to acknowledge).
    */
-  _flush(force?: boolean) {
-    const c = this._c
-    const cf = this._cf
-    if (c?.ws && c.ok) {
-      // A WebSocket closed under us is no longer OPEN (1) before its close
-      // event comes: what waits goes on the next connection (a send now
-      // would only make the browser log an error).
-      if (c.ws.readyState != 1) return
-      for (let i = Math.max(0, c.next! - this._acked - 1); i < this._out.length; i++, c.next!++) {
-        const m = this._out[i]
-        c.ws.send(typeof m == 'string' ? 'm' + m : m)
+  private _flush(force?: boolean) {
+    const c = this._conn
+    const closing = this._closing
+    const d = this._delivery
+    if (c?._write && c._proven) {
+      // A socket no longer open writes nothing: what waits goes on the next connection.
+      for (const m of d._from(c._nextSeq)) {
+        if (!c._write(typeof m == 'string' ? 'm' + m : m)) return
+        c._nextSeq++
       }
-      c.sent = Date.now()
-      if (cf) {
-        c.ws.send(cf[0])
-        this._end(cf[1], cf[2], true)
-      }
-    } else if (!c?.ok && !cf) return
-    else if (this._post) this._again = true
-    else if (this._out.length || cf || force) this._send()
+      if (closing && c._write(closing.frame)) this._end(closing.code, closing.reason, true)
+    } else if (!c?._proven && !closing) return
+    else if (this._sending) this._sendAgain = true
+    else if (d._unacked.length || closing || force) this._sendRequest()
   }
 
-  /** @internal _send makes one send request (PROTOCOL.md section 5.2). */
-  async _send() {
-    this._post = true
-    this._again = false
-    const n = this._n!
-    const seq = this._acked + 1
+  /** @internal _sendRequest makes one send request (PROTOCOL.md section 5.2). */
+  private async _sendRequest() {
+    this._sending = true
+    this._sendAgain = false
+    const n = this._negotiated!
+    const o = this._options
+    const d = this._delivery
+    const seq = d._seq
     const frames: Bytes[] = []
     let size = 0
-    for (const m of this._out) {
+    for (const m of d._unacked) {
       const f = encodeFrame(m)
       size += f.length + 11
       if (frames.length && size > n.maxBodyBytes) break
       frames.push(f)
     }
-    const cf = frames.length == this._out.length && this._cf
-    if (cf) frames.push(encoder.encode(cf[0]))
-    const transport = this._c?.name
+    const closing = frames.length == d._unacked.length && this._closing
+    if (closing) frames.push(encoder.encode(closing.frame))
+    const transport = this._conn?._name
     const retry = (status = 0) => {
       this._error('send', transport, status)
-      this._pt = setTimeout(() => this._sent(), backoff(this._pf++, this._o.minDelay, this._o.maxDelay))
+      this._sendRetryTimer = setTimeout(() => this._sendDone(), backoff(this._sendFailures++, o.minDelay, o.maxDelay))
     }
     try {
       // Never acknowledge more than a connection being attached states: its
       // attach would arrive as a stale one (PROTOCOL.md 3).
-      let received = this._rcv
-      for (const c of [this._c, this._p]) if (c && !c.ok && !c.opened && !c.probe) received = Math.min(received, c.n)
+      let received = d._received
+      for (const c of [this._conn, this._candidate]) if (c && !c._proven && !c._opened && !c._probe) received = Math.min(received, c._carried)
       const r = await fetch(this._url('send', { seq, received }), {
         method: 'POST',
         headers: { 'Content-Type': 'application/octet-stream' },
         body: encodeBatch(frames),
         // A request lost in a silent network must not hold back the next.
-        signal: AbortSignal.timeout(2 * n.heartbeatMs + (this._o.timeout ?? 5000)),
+        signal: AbortSignal.timeout(2 * n.heartbeatMs + o.timeout),
       })
-      if (n != this._n || this.readyState == CLOSED) return
+      if (n != this._negotiated || this.readyState == CLOSED) return
       const s = r.status
       if (s < 300) {
-        this._pf = 0
-        this._acknowledged(seq - 1 + frames.length - (cf ? 1 : 0))
-        if (cf) return this._end(cf[1], cf[2], true)
+        this._sendFailures = 0
+        this._acknowledged(seq - 1 + frames.length - (closing ? 1 : 0))
+        if (closing) return this._end(closing.code, closing.reason, true)
         // An answer shows that long polling works (see _connect).
-        const c = this._c
-        if (c?.name == 'longpoll') this._ok(c)
-        this._sent()
+        const c = this._conn
+        if (c?._name == 'longpoll') this._proven(c)
+        this._sendDone()
       } else if (s == 404) {
         // The server does not know the session. If it closed it, the
         // downstream brings the close frame at once; otherwise the request
         // reached a server without the session: no further send request,
         // and the error and the end after a grace period.
-        if (cf) this._end(cf[1], cf[2], false)
+        if (closing) this._end(closing.code, closing.reason, false)
         else
-          this._gt = setTimeout(() => {
+          this._unknownTimer = setTimeout(() => {
             this._error('send', transport, s)
-            this._unknown()
-          }, Math.min(2000, this._o.timeout ?? 5000))
+            this._endUnknown()
+          }, Math.min(2000, o.timeout))
       } else if (s == 409) this._end(4000, 'sequence gap', false)
       else if (s == 413) this._end(1009, 'message too big', false)
       else if (s == 403) this._end(1008, 'origin not allowed', false)
       else retry(s)
     } catch {
-      if (n == this._n) retry()
+      if (n == this._negotiated) retry()
     }
   }
 
-  /** @internal _sent is called when the send request in flight is done. */
-  _sent() {
-    this._post = false
-    if (this._again || this._out.length || this._cf) this._flush()
+  /** @internal _sendDone is called when the send request in flight is done. */
+  private _sendDone() {
+    this._sending = false
+    if (this._sendAgain || this._delivery._unacked.length || this._closing) this._flush()
   }
 
   /** @internal _stop stops every connection and timer of the session. */
-  _stop() {
-    clearTimeout(this._rt)
-    clearTimeout(this._pt)
-    clearTimeout(this._at)
-    clearTimeout(this._ct)
-    clearTimeout(this._gt)
-    clearInterval(this._tick)
-    for (const c of [this._c, this._p]) if (c) clearTimeout(c.timer), c.stop()
-    this._c = this._p = this._n = undefined
-    this._post = false
+  private _stop() {
+    clearTimeout(this._roundTimer)
+    clearTimeout(this._sendRetryTimer)
+    clearTimeout(this._closeTimer)
+    clearTimeout(this._unknownTimer)
+    clearInterval(this._heartbeatTicker)
+    this._delivery._cancelAck()
+    for (const c of [this._conn, this._candidate]) if (c) clearTimeout(c._attachTimer), c._stop()
+    this._conn = this._candidate = this._negotiated = undefined
+    this._sending = false
   }
 
   /** @internal _end ends the session and dispatches close (after error when not clean). */
-  _end(code: number, reason: string, wasClean: boolean) {
+  private _end(code: number, reason: string, wasClean: boolean) {
     if (this.readyState == CLOSED) return
     this._stop()
     this.readyState = CLOSED

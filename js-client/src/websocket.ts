@@ -2,43 +2,8 @@
 // message from the client; from the server, one frame per text message, and
 // (with the compact subprotocol) several frames per binary message.
 
-import { parseCompact, textFrame } from './codec'
-import type { Tether } from './tether'
-
-/**
- * Conn is one connection attached, or being attached, to the session. The
- * transport fills in stop (and ws for a WebSocket); the session owns the rest.
- */
-export interface Conn {
-  /** The transport name. */
-  name: string
-  /** The number of the last server message carried, counting from the received of its attach. */
-  n: number
-  /** When something last arrived, ms since the epoch. */
-  seen: number
-  /** Set once the connection proved itself. */
-  ok?: boolean
-  /** The attach timeout. */
-  timer?: any
-  /** stop abandons the connection. Calling it again does nothing. */
-  stop(): void
-  /** longpoll: stopped polling while a probe attaches. */
-  parked?: boolean
-  /** A probe (PROTOCOL.md section 10): shows the transport works, never attaches. */
-  probe?: boolean
-  /** The HTTP status of the failed request, for the error event; 0 or absent: no answer. */
-  status?: number
-  /** websocket, attached as a probe: open, and waiting for the poll in flight to end before it takes over. */
-  opened?: boolean
-  /** websocket: probed again once after it was superseded by a poll that arrived late. */
-  again?: boolean
-  /** The WebSocket, for the websocket transport. */
-  ws?: WebSocket
-  /** websocket: the number the next client message written to ws has. */
-  next?: number
-  /** websocket: when something was last written to ws, ms since the epoch. */
-  sent?: number
-}
+import { malformed, parseCompact, textFrame } from './codec'
+import type { Conn, Host } from './conn'
 
 /**
  * compactSubprotocol asks the server to batch frames: a browser dispatches
@@ -47,32 +12,34 @@ export interface Conn {
  */
 const compactSubprotocol = 'tether.compact'
 
-/** websocket attaches c over a WebSocket. */
-export const websocket = (t: Tether, c: Conn) => {
-  c.next = t._acked + 1
-  const ws = (c.ws = new WebSocket((t._url('websocket', { received: c.n, seq: c.next }) + '').replace('http', 'ws'), compactSubprotocol))
+/** websocket attaches c over a WebSocket, which carries client messages too (c._write). */
+export const websocket = (c: Conn, host: Host) => {
+  const ws = new WebSocket((host._url('websocket', { received: c._carried, seq: c._nextSeq }) + '').replace('http', 'ws'), compactSubprotocol)
   ws.binaryType = 'arraybuffer'
-  c.stop = () => {
+  c._stop = () => {
     ws.onclose = ws.onmessage = null
     ws.close()
   }
+  // A WebSocket closed under us is no longer OPEN (1) before its close event
+  // comes: a write then would only make the browser log an error.
+  c._write = (frame) => ws.readyState == 1 && (ws.send(frame), (c._lastWritten = Date.now()), true)
   ws.onopen = () => {
-    c.sent = Date.now()
-    t._ok(c)
+    c._lastWritten = Date.now()
+    host._proven(c)
   }
   ws.onmessage = (e) => {
     try {
-      if (typeof e.data == 'string') t._in(c, textFrame(e.data))
-      else if (ws.protocol != compactSubprotocol) t._in(c, ['b', new Uint8Array(e.data)])
+      if (typeof e.data == 'string') host._frame(c, textFrame(e.data))
+      else if (ws.protocol != compactSubprotocol) host._frame(c, ['b', new Uint8Array(e.data)])
       else {
         // A compact batch (PROTOCOL.md section 4.2), read to its end.
         const p = new Uint8Array(e.data)
-        const i = parseCompact(p, 0, (f) => t._in(c, f))
-        if (i >= 0 && i < p.length) throw i
+        const i = parseCompact(p, 0, (f) => host._frame(c, f))
+        if (i >= 0 && i < p.length) malformed()
       }
     } catch {
-      t._fail(c)
+      host._failed(c)
     }
   }
-  ws.onclose = () => t._fail(c)
+  ws.onclose = () => host._failed(c)
 }

@@ -141,7 +141,7 @@ class Probe {
     const ticker = setInterval(() => t.send('u ' + ++up), 5)
     try {
       await sleep(STREAM_MS)
-      const lost = this.event('reconnecting', 5000)
+      const lost = this.event('resuming', 5000)
       const resumed = this.event('resumed', 20000)
       const cutAt = performance.now()
       const r = await fetch('/demo/cut?session=' + encodeURIComponent(t.session), { method: 'POST' })

@@ -102,7 +102,7 @@ export const pageHelpers = () => {
     t.events = []
     t.transports = []
     t.onmessage = (e) => t.got.push(e.data)
-    for (const type of ['open', 'reconnecting', 'resumed', 'transport', 'close', 'error']) {
+    for (const type of ['open', 'resuming', 'resumed', 'reconnecting', 'transport', 'close', 'error']) {
       t.addEventListener(type, (e) => {
         t.events.push(type)
         if (type == 'close') t.closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean }

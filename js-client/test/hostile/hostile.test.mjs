@@ -6,7 +6,7 @@
 // asserts that every wait ends (a failure surfaces as an event, never a
 // hang), that messages arrive exactly (nothing lost, duplicated or
 // reordered) wherever the session works, and it prints the time to open and
-// to the first echo, the transport, and the reconnects. No assertion is on
+// to the first echo, the transport, and the resumes. No assertion is on
 // time.
 
 import { after, before, test } from 'node:test'
@@ -56,7 +56,7 @@ function pageHelpers() {
       t.rec.got.push(e.data)
       t.rec.firstMessage ??= ms()
     }
-    for (const type of ['open', 'reconnecting', 'resumed', 'transport', 'close', 'error']) {
+    for (const type of ['open', 'resuming', 'resumed', 'reconnecting', 'transport', 'close', 'error']) {
       t.addEventListener(type, (e) => {
         const ev = { type, at: ms(), transport: t.transport }
         if (e.code !== undefined) Object.assign(ev, { code: e.code, reason: e.reason })
@@ -177,7 +177,7 @@ const report = (setup, r) => {
   const extra = r.extra ? ', ' + Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join(', ') : ''
   console.log(
     `hostile chromium ${setup}: transport ${r.transport}, open ${ms(r.rec.open)}, first echo ${ms(r.rec.firstMessage)}, ` +
-      `reconnects ${ev.filter((e) => e.type == 'reconnecting').length}, lost ${c.lost}, duplicated ${c.duplicated}, ` +
+      `resumes ${ev.filter((e) => e.type == 'resuming').length}, lost ${c.lost}, duplicated ${c.duplicated}, ` +
       `reordered ${c.reordered}${extra}; events ${ev.map(eventName).join(' ')}`,
   )
   return r
@@ -192,13 +192,15 @@ const assertWorked = (r) => {
     assert.ok(p.ok, `phase ${p.tag}: not every message arrived; saw ${JSON.stringify(p.seen)}`)
     assert.deepEqual(counts(p.got, p.want), { lost: 0, duplicated: 0, reordered: false }, `phase ${p.tag}: got ${p.got}`)
   }
-  // Every lost connection the application heard of (reconnecting) was
-  // resumed (resumed) before the next was lost and before the close.
+  // Every lost connection the application heard of (resuming) was
+  // resumed (resumed) before the next was lost and before the close, and
+  // the session was never replaced by a new one (reconnecting).
   let lost = false
   for (const e of r.rec.events) {
-    if (e.type == 'reconnecting' || e.type == 'close') assert.ok(!lost, `${e.type} at ${e.at} ms while a reconnect was not resumed: ${r.rec.events.map(eventName)}`)
-    if (e.type == 'reconnecting') lost = true
-    if (e.type == 'resumed') assert.ok(lost, `resumed at ${e.at} ms without reconnecting`), (lost = false)
+    assert.notEqual(e.type, 'reconnecting', `a new session at ${e.at} ms: ${r.rec.events.map(eventName)}`)
+    if (e.type == 'resuming' || e.type == 'close') assert.ok(!lost, `${e.type} at ${e.at} ms while a lost connection was not resumed: ${r.rec.events.map(eventName)}`)
+    if (e.type == 'resuming') lost = true
+    if (e.type == 'resumed') assert.ok(lost, `resumed at ${e.at} ms without resuming`), (lost = false)
   }
   assert.ok(r.closed, `close() did not end in a close event; saw ${JSON.stringify(r.seen)}`)
   assert.deepEqual(r.rec.events.at(-1), { type: 'close', at: r.rec.events.at(-1).at, transport: r.transport, code: 1000, reason: 'done', wasClean: true })
@@ -271,20 +273,20 @@ test('idle: proxy timeouts of 5 s below the 25 s heartbeat, every transport; the
               await begin(mode)
               const count = (type) => t.rec.events.filter((e) => e.type == type).length
               const start = t.ms()
-              const was = count('reconnecting')
+              const was = count('resuming')
               // First idle period: until two idle cuts have shown the proxy's
               // timeout (the client then shortens its heartbeat) and the session
               // is back on its transport (bounded).
-              await wait(t, () => count('reconnecting') - was >= 2 && count('resumed') == count('reconnecting') && t.transport == (mode ?? 'websocket'), adaptMs)
+              await wait(t, () => count('resuming') - was >= 2 && count('resumed') == count('resuming') && t.transport == (mode ?? 'websocket'), adaptMs)
               const idle1 = t.ms() - start
-              const before = count('reconnecting') - was
+              const before = count('resuming') - was
               // Second idle period: three of the proxy's timeouts.
               await new Promise((r) => setTimeout(r, idleMs))
-              const after = count('reconnecting') - was - before
+              const after = count('resuming') - was - before
               phases.push(await phase(t, { tag: 'b', n: 20, stream: 50 }))
               const perMin = (n, ms) => Math.round((n * 60000) / ms)
               const extra = {
-                'idle reconnects before adapting': `${before} in ${idle1} ms (${perMin(before, idle1)} per idle minute)`,
+                'idle resumes before adapting': `${before} in ${idle1} ms (${perMin(before, idle1)} per idle minute)`,
                 after: `${after} in ${idleMs} ms (${perMin(after, idleMs)} per idle minute)`,
               }
               return { mode, phases, before, after, extra, ...(await finish(t)) }
@@ -303,7 +305,7 @@ test('idle: proxy timeouts of 5 s below the 25 s heartbeat, every transport; the
     assertWorked(r)
     if (r.mode) assert.equal(r.transport, r.mode)
     assert.ok(r.asked.length > 0, `${modeName(r.mode)}: the client never asked for a shorter heartbeat after idle cuts`)
-    assert.ok(r.after == 0 || r.after < r.before, `${modeName(r.mode)}: reconnects after adapting ${r.after}, before ${r.before}; want fewer`)
+    assert.ok(r.after == 0 || r.after < r.before, `${modeName(r.mode)}: resumes after adapting ${r.after}, before ${r.before}; want fewer`)
   }
 })
 
@@ -342,7 +344,7 @@ test('outage: nginx stopped for 4 s mid-session, traffic before, during and afte
   for (const r of rs) report('outage ' + modeName(r.mode), r)
   for (const r of rs) {
     assertWorked(r)
-    assert.ok(r.rec.events.some((e) => e.type == 'reconnecting'), `outage ${modeName(r.mode)}: the cut never reached the application`)
+    assert.ok(r.rec.events.some((e) => e.type == 'resuming'), `outage ${modeName(r.mode)}: the cut never reached the application`)
     // Attempts refused while nginx was down are error events the application can log.
     assert.ok(r.rec.events.some((e) => e.type == 'error' && e.request), `outage ${modeName(r.mode)}: no error event for a failed attempt`)
     assert.ok(r.onBest, `outage ${modeName(r.mode)}: not back on ${r.mode ?? 'websocket'}: an outage is no evidence against a transport`)

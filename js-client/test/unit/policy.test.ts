@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backoff, order, probes, reconnects } from '../../src/policy'
+import { backoff, defaults, order, probes, reconnects } from '../../src/policy'
 
 const all = ['websocket', 'sse', 'streaming', 'longpoll']
 
@@ -47,7 +47,7 @@ test('backoff jitter stays within half of the delay and the delay', () => {
     const d = Math.min(10000, 250 * 2 ** a)
     assert.equal(backoff(a, 250, 10000, () => 0), d / 2)
     for (let i = 0; i < 50; i++) {
-      const x = backoff(a)
+      const x = backoff(a, defaults.minDelay, defaults.maxDelay)
       assert.ok(x >= d / 2 && x <= d, `backoff(${a}) = ${x}, want within [${d / 2}, ${d}]`)
     }
   }

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Tether, type TetherCloseEvent, type TetherMessageEvent } from '../../src/tether'
+import type { Conn } from '../../src/conn'
+import { MessageTooBigError, Tether, type TetherCloseEvent, type TetherErrorEvent, type TetherMessageEvent } from '../../src/tether'
 import { fake } from './fake'
 
 // Every test is bounded: node --test runs this file with a timeout, and each
@@ -21,7 +22,7 @@ const client = (f: ReturnType<typeof fake>, options = {}) => {
   let closed: TetherCloseEvent | undefined
   t.binaryType = 'arraybuffer'
   t.onmessage = (e: TetherMessageEvent) => got.push(e.data as string | ArrayBuffer)
-  for (const type of ['open', 'reconnecting', 'resumed', 'transport', 'error']) t.addEventListener(type, () => events.push(type))
+  for (const type of ['open', 'resuming', 'resumed', 'reconnecting', 'transport', 'error']) t.addEventListener(type, () => events.push(type))
   t.onclose = (e) => {
     events.push('close')
     closed = e
@@ -180,7 +181,8 @@ test('resume after cut polls and truncated bodies: every message exactly once, i
     got,
     Array.from({ length: n }, (_, i) => 'm' + (i + 1)),
   )
-  assert.ok(events.includes('reconnecting') && events.includes('resumed'), 'reconnecting and resumed: ' + events)
+  assert.ok(events.includes('resuming') && events.includes('resumed'), 'resuming and resumed: ' + events)
+  assert.ok(!events.includes('reconnecting'), 'a cut is no new session: ' + events)
   t.close()
 })
 
@@ -227,11 +229,14 @@ test('close codes that say so make the client negotiate a new session', async ()
   const f = fake()
   const { t, events, got } = client(f)
   await until('open', () => t.readyState == Tether.OPEN)
+  const reconnecting: [number, string][] = []
+  t.onreconnecting = (e) => reconnecting.push([e.code, e.reason])
   f.close(1012, 'restart')
   await until('second session', () => t.session == 'S2' && t.readyState == Tether.OPEN)
   f.send('hi')
   await until('message', () => got.length == 1)
   assert.deepEqual(events, ['open', 'reconnecting', 'open'])
+  assert.deepEqual(reconnecting, [[1012, 'restart']])
   t.close()
 })
 
@@ -303,7 +308,7 @@ test('a session that cannot attach again within the resume window closes with 40
     t.close()
   }
   assert.equal(closed()!.code, 4001)
-  assert.deepEqual(events.slice(0, 3), ['open', 'reconnecting', 'error'])
+  assert.deepEqual(events.slice(0, 3), ['open', 'resuming', 'error'])
   assert.deepEqual(events.slice(-2), ['error', 'close'])
   assert.ok(!events.includes('resumed'))
 })
@@ -321,7 +326,7 @@ test('silence on a connection for two heartbeats counts as a cut', async () => {
   f.send('after')
   await until('message', () => got.length == 1)
   assert.deepEqual(got, ['after'])
-  assert.deepEqual(events, ['open', 'reconnecting', 'resumed'])
+  assert.deepEqual(events, ['open', 'resuming', 'resumed'])
   t.close()
 })
 
@@ -344,8 +349,10 @@ test('two cuts after about the same idle time, shorter than the heartbeat, short
   const f = fake(['longpoll'], 30000)
   const { t } = client(f)
   await until('open', () => t.readyState == Tether.OPEN)
-  const cut = (idle: number) => t._cut({ name: 'longpoll', n: 0, seen: Date.now() - idle, stop() {} })
-  const asked = () => t._url('longpoll', { received: 0 }).searchParams.get('heartbeatMs')
+  // The session's internals that this test drives and reads.
+  const internals = t as unknown as { _cut(c: Conn): void; _url(path: string, q: Record<string, number>): URL; _heartbeat: number }
+  const cut = (idle: number) => internals._cut({ _name: 'longpoll', _carried: 0, _nextSeq: 1, _lastHeard: Date.now() - idle, _stop() {} })
+  const asked = () => internals._url('longpoll', { received: 0 }).searchParams.get('heartbeatMs')
   const steps: [number, number, number][] = [
     // [idle of the first cut, idle of the second, heartbeat after them]
     [6000, 12000, 30000], // not alike
@@ -360,9 +367,72 @@ test('two cuts after about the same idle time, shorter than the heartbeat, short
   for (const [a, b, want] of steps) {
     cut(a)
     cut(b)
-    assert.equal(t._hb, want, `after cuts idle ${a} and ${b} ms`)
+    assert.equal(internals._heartbeat, want, `after cuts idle ${a} and ${b} ms`)
   }
   assert.equal(asked(), '1150')
+  t.close()
+  await until('close', () => t.readyState == Tether.CLOSED)
+})
+
+test('send() of a message over maxMessageBytes throws MessageTooBigError and the session goes on', async () => {
+  const f = fake()
+  const { t, events, got } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  t.send('before')
+  const refused: unknown[] = []
+  // 65536 is the fake server's maxMessageBytes; a string counts its UTF-8 bytes.
+  for (const m of ['x'.repeat(65537), '\u00e9'.repeat(32769), new Uint8Array(65537), new Blob([new Uint8Array(65537)])]) {
+    try {
+      t.send(m)
+    } catch (e) {
+      refused.push(e)
+    }
+  }
+  assert.equal(refused.length, 4)
+  for (const e of refused) {
+    assert.ok(e instanceof MessageTooBigError && e instanceof RangeError, String(e))
+    assert.equal(e.name, 'MessageTooBigError')
+    assert.equal(e.limit, 65536)
+  }
+  assert.deepEqual(
+    refused.map((e) => (e as MessageTooBigError).size),
+    [65537, 65538, 65537, 65537],
+  )
+  t.send('x'.repeat(65536))
+  t.send('after')
+  await until('accepted', () => f.in.length == 3)
+  assert.deepEqual(f.in, ['before', 'x'.repeat(65536), 'after'])
+  f.send('still here')
+  await until('message', () => got.length == 1)
+  assert.equal(t.readyState, Tether.OPEN)
+  assert.deepEqual(events, ['open'])
+  t.close()
+  await until('close', () => t.readyState == Tether.CLOSED)
+})
+
+test('a message sent before the negotiate answer and over its limit is dropped with an error event', async () => {
+  const f = fake()
+  const { t, events } = client(f)
+  const errors: TetherErrorEvent[] = []
+  t.addEventListener('error', (e) => errors.push(e))
+  t.send('first')
+  t.send('y'.repeat(65537))
+  t.send(new Blob(['z'.repeat(65537)]))
+  t.send('last')
+  await until('accepted', () => f.in.length == 2)
+  assert.deepEqual(f.in, ['first', 'last'])
+  assert.deepEqual(
+    errors.map((e) => [e.request, e.error?.name, (e.error as MessageTooBigError).size]),
+    [
+      ['send', 'MessageTooBigError', 65537],
+      ['send', 'MessageTooBigError', 65537],
+    ],
+  )
+  assert.equal(t.readyState, Tether.OPEN)
+  assert.deepEqual(
+    events.filter((e) => e != 'error'),
+    ['open'],
+  )
   t.close()
   await until('close', () => t.readyState == Tether.CLOSED)
 })
