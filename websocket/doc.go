@@ -13,7 +13,15 @@
 // of the whole batch, or by the reader right after delivering a message (a
 // reply made in a message callback); only what a full socket does not take
 // at once is finished by a short-lived goroutine, so a sender never waits
-// for a slow client. Heartbeats and delayed acknowledgements come from
-// timers. Frames are written into the connection's
-// buffer directly, so a message costs no allocation past the session's copy.
+// for a slow client. At most one of them writes at a time (a flush, whose
+// state says who holds it), and every byte, gorilla's control frames
+// included, reaches the network through one lock (the connection's socket).
+// Heartbeats come from a timer, the acknowledgement of client messages from
+// the session's link. Frames are written into the connection's buffer
+// directly, so a message costs no allocation past the session's copy.
+//
+// A client that stops reading fills the socket: the write waits for it for
+// at most the server's WriteTimeout, then the connection closes and the
+// session's resume window starts. Meanwhile messages queue in the session,
+// where its SlowConsumer policy applies.
 package websocket

@@ -1,8 +1,5 @@
 package websocket
 
-// maxFrameHeader is the longest header of an unmasked WebSocket frame.
-const maxFrameHeader = 10
-
 // appendFrameHeader appends the header of an unmasked, final WebSocket
 // frame (RFC 6455, section 5.2) with opcode op and a payload of n bytes:
 // what a server sends for a message in one frame.

@@ -25,10 +25,25 @@ import (
 // connection.
 func dialSession(tb testing.TB, opts *tether.Options, subprotocols ...string) (*session.Session, *ws.Conn) {
 	tb.Helper()
+	s, attachURL := startSession(tb, opts)
+	return s, dial(tb, ws.Dialer{Subprotocols: subprotocols}, attachURL, 0)
+}
+
+// startSession starts a server with opts (served by Callbacks that do
+// nothing) and negotiates a session. It returns the server's session and
+// its attach URL without the received count (see dial).
+func startSession(tb testing.TB, opts *tether.Options) (*session.Session, string) {
+	tb.Helper()
+	return startSessionWith(tb, opts, func(*session.Session, wire.Message) {})
+}
+
+// startSessionWith is startSession with onMessage as the Message callback.
+func startSessionWith(tb testing.TB, opts *tether.Options, onMessage func(*session.Session, wire.Message)) (*session.Session, string) {
+	tb.Helper()
 	sessions := make(chan *session.Session, 1)
 	srv := tether.NewServer(&tether.Callbacks{
 		Open:    func(s *session.Session) { sessions <- s },
-		Message: func(*session.Session, wire.Message) {},
+		Message: onMessage,
 	}, opts)
 	hs := httptest.NewServer(srv)
 	tb.Cleanup(hs.Close)
@@ -41,14 +56,20 @@ func dialSession(tb testing.TB, opts *tether.Options, subprotocols ...string) (*
 	json.NewDecoder(resp.Body).Decode(&n)
 	resp.Body.Close()
 	s := <-sessions
-	u := "ws" + strings.TrimPrefix(hs.URL, "http") + fmt.Sprintf("/websocket?session=%s&token=%s&received=0&seq=1", n.Session, n.Token)
-	d := ws.Dialer{Subprotocols: subprotocols}
-	c, _, err := d.Dial(u, nil)
+	return s, "ws" + strings.TrimPrefix(hs.URL, "http") + fmt.Sprintf("/websocket?session=%s&token=%s&seq=1", n.Session, n.Token)
+}
+
+// dial attaches a connection to the session at attachURL, saying the
+// client has received the first received messages; the test's cleanup
+// closes it.
+func dial(tb testing.TB, d ws.Dialer, attachURL string, received uint64) *ws.Conn {
+	tb.Helper()
+	c, _, err := d.Dial(fmt.Sprintf("%s&received=%d", attachURL, received), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { c.Close() })
-	return s, c
+	return c
 }
 
 // TestFramesOfEverySize: the frames the connection writes itself read back

@@ -1,0 +1,133 @@
+package websocket
+
+import (
+	"sync"
+
+	ws "github.com/gorilla/websocket"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
+)
+
+// writeResult is how a write ended.
+type writeResult uint8
+
+const (
+	writeDone    writeResult = iota // everything went out
+	writeBlocked                    // the socket is full; the rest waits in it for finish
+	writeFailed                     // the connection failed
+)
+
+// outLimit is how many bytes a waiting write collects before it hands them
+// to the socket: a batch costs one system call rather than one per message,
+// and a large one no more memory than this.
+const outLimit = 64 << 10
+
+// outBuffers holds the buffers frames are collected in, as *[]byte, so that
+// a connection holds none between writes.
+var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// maxKeptFrame is the largest frame buffer a connection keeps between
+// writes.
+const maxKeptFrame = 4 << 10
+
+// write writes b's frames: its messages, then an acknowledgement, a close
+// frame or, for an empty batch, a heartbeat. They go to the socket in one
+// write (in writes of outLimit bytes for a large batch); with nowait, only
+// as far as the socket takes them at once. Called by the flush under way.
+func (c *connection) write(b session.Batch, nowait bool) writeResult {
+	c.out = outBuffers.Get().(*[]byte)
+	ok := c.writeFrames(b, nowait)
+	blocked := false
+	if ok && len(*c.out) > 0 {
+		var err error
+		blocked, err = c.socket.send(*c.out, nowait)
+		ok = err == nil
+	}
+	if cap(*c.out) <= 2*outLimit {
+		*c.out = (*c.out)[:0]
+		outBuffers.Put(c.out)
+	}
+	c.out = nil
+	switch {
+	case !ok:
+		return writeFailed
+	case blocked:
+		return writeBlocked
+	}
+	c.lastWrite.Store(nanotime())
+	return writeDone
+}
+
+func (c *connection) writeFrames(b session.Batch, nowait bool) bool {
+	if c.compact && (len(b.Messages) > 1 || len(b.Messages) == 1 && (b.AckDue || b.Close != nil || b.Messages[0].Type == wire.Binary)) {
+		return c.writeBatch(b, nowait)
+	}
+	for _, m := range b.Messages {
+		if m.Type == wire.Binary {
+			if !c.writeMessage(ws.BinaryMessage, m.Data, nowait) {
+				return false
+			}
+		} else if !c.writeText(wire.RawEncoding.AppendMessage(c.frame[:0], m), nowait) {
+			return false
+		}
+	}
+	if b.AckDue && !c.writeText(wire.AppendAck(c.frame[:0], b.Received), nowait) {
+		return false
+	}
+	if b.Close != nil {
+		return c.writeText(wire.AppendClose(c.frame[:0], *b.Close), nowait)
+	}
+	if b.Empty() {
+		return c.writeText(wire.AppendHeartbeat(c.frame[:0]), nowait)
+	}
+	return true
+}
+
+// writeBatch writes b's frames as one compact batch in one binary WebSocket
+// message (PROTOCOL.md section 4.2), built in c.frame.
+func (c *connection) writeBatch(b session.Batch, nowait bool) bool {
+	p := c.frame[:0]
+	for _, m := range b.Messages {
+		p = wire.RawEncoding.AppendCompactMessage(p, m)
+	}
+	if b.AckDue {
+		var f [24]byte
+		p = wire.AppendCompactFrame(p, wire.AppendAck(f[:0], b.Received))
+	}
+	if b.Close != nil {
+		p = wire.AppendCompactFrame(p, wire.AppendClose(nil, *b.Close))
+	}
+	c.keepFrame(p)
+	return c.writeMessage(ws.BinaryMessage, p, nowait)
+}
+
+// writeText writes p, built in c.frame, as a text WebSocket message, and
+// keeps the buffer for the next frame (unless it grew large).
+func (c *connection) writeText(p []byte, nowait bool) bool {
+	c.keepFrame(p)
+	return c.writeMessage(ws.TextMessage, p, nowait)
+}
+
+// keepFrame keeps p's buffer for the next frame, unless it grew large.
+func (c *connection) keepFrame(p []byte) {
+	if cap(p) <= maxKeptFrame {
+		c.frame = p
+	} else {
+		c.frame = nil
+	}
+}
+
+// writeMessage adds p as one WebSocket message of type typ to c.out: it
+// frames the message itself (no allocation, where gorilla's writer costs
+// one per message with a buffer pool). Without nowait, once c.out holds
+// outLimit bytes they go to the socket.
+func (c *connection) writeMessage(typ int, p []byte, nowait bool) bool {
+	*c.out = append(appendFrameHeader(*c.out, byte(typ), len(p)), p...)
+	if nowait || len(*c.out) < outLimit {
+		return true
+	}
+	_, err := c.socket.send(*c.out, false)
+	*c.out = (*c.out)[:0]
+	return err == nil
+}
