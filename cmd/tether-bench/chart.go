@@ -67,7 +67,7 @@ func chartPanels(res *results) []panel {
 	}
 	for _, n := range res.Config.FanoutSizes {
 		p := panel{title: fmt.Sprintf("3. Fan-out to %d sessions: p99 ms (lower is better)", n)}
-		for _, name := range wsSystems {
+		for _, name := range fanoutSystems {
 			if r, ok := res.Fanout[name][n]; ok {
 				p.bars = append(p.bars, bar{name, systemByName(name).Family, r.P99ms, fmt.Sprintf("p99 %.1f  p50 %.1f ms", r.P99ms, r.P50ms)})
 			}

@@ -75,11 +75,22 @@ var systems = []*system{
 	{Name: "sockjs/xhr-polling", Family: "sockjs", Transport: "xhr-polling", dial: dialSockJSHTTP("xhr")},
 }
 
+// mixedTransports are the transports of mixedFanout's sessions, in turn.
+var mixedTransports = []string{"websocket", "sse", "streaming", "longpoll"}
+
+// mixedFanout is a system of the fan-out only: Tether sessions on every
+// transport at once, subscribed to one topic, each session dialing the
+// next transport of mixedTransports.
+var mixedFanout = &system{Name: "tether/mixed", Family: "tether", Transport: strings.Join(mixedTransports, "+"), dial: dialTetherMixed()}
+
 func systemByName(name string) *system {
 	for _, s := range systems {
 		if s.Name == name {
 			return s
 		}
+	}
+	if name == mixedFanout.Name {
+		return mixedFanout
 	}
 	return nil
 }
@@ -111,6 +122,19 @@ func dialTether(transport string) func(ctx context.Context, base string, env *di
 		}
 		c.s = s
 		return c, nil
+	}
+}
+
+// dialTetherMixed returns a dial function that dials each session on the
+// next transport of mixedTransports.
+func dialTetherMixed() func(ctx context.Context, base string, env *dialEnv) (conn, error) {
+	var next atomic.Uint32
+	dials := make([]func(ctx context.Context, base string, env *dialEnv) (conn, error), len(mixedTransports))
+	for i, t := range mixedTransports {
+		dials[i] = dialTether(t)
+	}
+	return func(ctx context.Context, base string, env *dialEnv) (conn, error) {
+		return dials[(next.Add(1)-1)%uint32(len(dials))](ctx, base, env)
 	}
 }
 

@@ -75,6 +75,10 @@ type results struct {
 // wsSystems are the systems of the fan-out and idle workloads.
 var wsSystems = []string{"tether/websocket", "gorilla/websocket", "sockjs/websocket"}
 
+// fanoutSystems are the systems of the fan-out: wsSystems, then Tether
+// over every transport at once.
+var fanoutSystems = append(slices.Clone(wsSystems), mixedFanout.Name)
+
 func main() {
 	serve := flag.Bool("serve", false, "run as a bench server (used by the bench itself)")
 	quick := flag.Bool("quick", false, "a small run that finishes in under a minute")
@@ -84,7 +88,7 @@ func main() {
 	chart := flag.String("chart", "", "write the SVG chart to this file")
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
 	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle (default all)")
-	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket (default all; ratios need both sides)")
+	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket; the fan-out also knows tether/mixed (default all; ratios need both sides)")
 	echoClients := flag.Int("echo-clients", 0, "echo: concurrent clients (default 50; quick 10)")
 	echoTotal := flag.Int("echo-total", 0, "echo: round trips in all (default 100000; quick 2000)")
 	streamTotal := flag.Int("stream-total", 0, "stream: messages in all (default 100000; quick 4000)")
@@ -146,6 +150,7 @@ func main() {
 		}
 		systems = slices.DeleteFunc(systems, func(s *system) bool { return !keep[s.Name] })
 		wsSystems = slices.DeleteFunc(wsSystems, func(name string) bool { return !keep[name] })
+		fanoutSystems = slices.DeleteFunc(fanoutSystems, func(name string) bool { return !keep[name] })
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -232,7 +237,7 @@ func run(ctx context.Context, cfg config, pr *progress) *results {
 	}
 	if cfg.wants("fanout") {
 		for _, n := range cfg.FanoutSizes {
-			for _, name := range wsSystems {
+			for _, name := range fanoutSystems {
 				sys := systemByName(name)
 				steps = append(steps, step{fmt.Sprintf("fan-out %d %s", n, name), func(ctx context.Context) {
 					if res.Fanout[name] == nil {

@@ -50,13 +50,15 @@ func TestQuick(t *testing.T) {
 			t.Errorf("%s: no bytes counted (echo %v, stream %v)", sys.Name, e.BytesPerMsg, s.BytesPerMsg)
 		}
 	}
-	for _, name := range wsSystems {
+	for _, name := range fanoutSystems {
 		for _, n := range cfg.FanoutSizes {
 			f := res.Fanout[name][n]
 			if f.Connected != n || f.Deliveries != n*cfg.FanoutRounds {
 				t.Errorf("fan-out %s: %d of %d connected, %d deliveries, err %q", name, f.Connected, n, f.Deliveries, f.Err)
 			}
 		}
+	}
+	for _, name := range wsSystems {
 		for _, n := range cfg.IdleSizes {
 			r := res.Idle[name][n]
 			if r.Connected != n || r.GoroutinesPerSess <= 0 {

@@ -271,6 +271,10 @@ func parseBroadcast(p []byte) (int64, bool) {
 	return n, err == nil
 }
 
+// tetherBroadcast says, for the report, how serveBroadcast hands a
+// broadcast to the Tether sessions.
+const tetherBroadcast = "Tether calls `Session.Send` for each session in turn"
+
 // serveBroadcast sends one message to every session of one system and
 // answers once every send has returned.
 func (b *benchServer) serveBroadcast(w http.ResponseWriter, r *http.Request) {

@@ -336,8 +336,19 @@ type fanoutResult struct {
 	P99ms      float64 `json:"p99ms"`
 	PerSec     float64 `json:"perSec"`
 	Lost       int     `json:"lost"`
-	Err        string  `json:"err,omitempty"`
+	// ServerCPUus and ClientCPUus are the CPU time per delivery of the
+	// server process and of the load generator, in microseconds, from the
+	// first round until ackSettle after the last: what the deliveries
+	// cost, the acknowledgements they cause included.
+	ServerCPUus float64 `json:"serverCPUus"`
+	ClientCPUus float64 `json:"clientCPUus"`
+	Err         string  `json:"err,omitempty"`
 }
+
+// ackSettle is how long the fan-out waits after its last round before it
+// reads the CPU times: a Tether client acknowledges a message up to 1 s
+// after it arrives (PROTOCOL.md section 5.1).
+const ackSettle = 1200 * time.Millisecond
 
 // runFanout connects n sessions to a fresh server, then has the server
 // broadcast rounds messages, one round at a time: a round is over when
@@ -404,6 +415,7 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		time.Sleep(time.Millisecond)
 	}
 	var busy time.Duration
+	server0, client0 := processCPU(c.cmd.Process.Pid), selfCPU()
 	for r := range rounds {
 		if ctx.Err() != nil {
 			break
@@ -421,7 +433,8 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		busy += time.Since(t0)
 		time.Sleep(50 * time.Millisecond) // let the clients settle between rounds
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(ackSettle)
+	server1, client1 := processCPU(c.cmd.Process.Pid), selfCPU()
 	cancel()
 	// A raw gorilla reader does not see the cancel: closing the
 	// connections ends every reader now, not at the step's time limit.
@@ -441,6 +454,10 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 	res.P99ms = float64(percentile(all, 0.99).Microseconds()) / 1000
 	if busy > 0 {
 		res.PerSec = float64(len(all)) / busy.Seconds()
+	}
+	if len(all) > 0 && server1 > server0 {
+		res.ServerCPUus = float64((server1 - server0).Microseconds()) / float64(len(all))
+		res.ClientCPUus = float64((client1 - client0).Microseconds()) / float64(len(all))
 	}
 	return res
 }
