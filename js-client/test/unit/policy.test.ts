@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backoff, defaults, order, probes, reconnects } from '../../src/policy'
+import { backoff, defaults, order, probes, reconnects, withDefaults } from '../../src/policy'
 
 const all = ['websocket', 'sse', 'streaming', 'longpoll']
 
@@ -58,4 +58,13 @@ test('reconnects after the codes of PROTOCOL.md section 6', () => {
   for (const code of [1000, 1001, 1006, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 4000, 4001, 4002, 4003, 4100, 4999]) {
     assert.equal(reconnects(code), yes.includes(code), `reconnects(${code})`)
   }
+})
+
+test('withDefaults fills in what the options leave out, and copies', () => {
+  assert.deepEqual(withDefaults(null), defaults)
+  assert.deepEqual(withDefaults(undefined), defaults)
+  const given = { timeout: undefined, minDelay: 5, upgrade: false }
+  assert.deepEqual(withDefaults(given), { timeout: defaults.timeout, minDelay: 5, maxDelay: defaults.maxDelay, upgrade: false })
+  assert.deepEqual(given, { timeout: undefined, minDelay: 5, upgrade: false }, 'the caller\'s options are left as they were')
+  assert.notEqual(withDefaults(null), withDefaults(null))
 })
