@@ -15,7 +15,8 @@ import (
 //
 // The server calls Add once for each session it creates, and Remove when
 // that session has finished (New's onFinish, with the session's lock held:
-// Remove must not call back into it). Implementations must be safe for
+// Remove must not call back into it), or after Add when it finished before
+// Add returned. Implementations must be safe for
 // concurrent use.
 type Store interface {
 	// Add stores s, or returns ErrTooManySessions.
