@@ -52,7 +52,7 @@ func sendLoop(ctx context.Context, l *link) error {
 		}
 		var body []byte // fresh: the HTTP client may read it after Do returns
 		for _, m := range w.msgs {
-			body = wire.RawEncoding.AppendBatchMessage(body, m)
+			body = wire.RawEncoding.AppendBatchMessage(body, m, nil)
 		}
 		if closing {
 			body = wire.AppendBatchFrame(body, wire.AppendClose(nil, *w.closeReq))

@@ -107,11 +107,11 @@ func FuzzMultipartParser(f *testing.F) {
 
 		m := wire.Message{Type: wire.Binary, Data: in}
 		for _, compact := range []bool{false, true} {
-			batch := wire.RawEncoding.AppendBatchMessage(nil, m)
+			batch := wire.RawEncoding.AppendBatchMessage(nil, m, nil)
 			stream := "  \r\n" + part("B", "1:h") + part("B", string(batch)) + "--B--\r\n"
 			parse := wire.ParseBatch
 			if compact {
-				batch = wire.RawEncoding.AppendCompactMessage(nil, m)
+				batch = wire.RawEncoding.AppendCompactMessage(nil, m, nil)
 				stream = "  \r\n" + compactPart("B", "\x01h") + compactPart("B", string(batch)) + "--B--\r\n"
 				parse = wire.ParseCompactBatch
 			}

@@ -60,8 +60,8 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		size += len(m.Data) + 8 // length prefix and type byte, at most
 	}
 	body := make([]byte, 0, size)
-	for _, m := range b.Messages {
-		body = appendMessage(body, m)
+	for i, m := range b.Messages {
+		body = appendMessage(body, m, b.SharedFrames(i))
 	}
 	var frame []byte
 	if b.Close != nil {

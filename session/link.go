@@ -33,8 +33,9 @@ type link struct {
 	ackArmed bool
 	ackDue   bool
 
-	timer *time.Timer    // heartbeat wait, owned by the writer
-	buf   []wire.Message // reused by Pull
+	timer  *time.Timer    // heartbeat wait, owned by the writer
+	buf    []wire.Message // reused by Pull and Collect
+	frames []*wire.Frames // reused likewise: the Frames of buf's messages, when one has them
 }
 
 // Batch is what a Link hands the transport to write, in this order:
@@ -47,6 +48,21 @@ type Batch struct {
 	AckDue   bool
 	Received uint64
 	Close    *wire.CloseError
+	// Frames, when not empty, has one entry per message: the Frames
+	// that Messages[i] shares with the other sessions it was queued to
+	// (SendShared), nil for a message of this session's own. Transports
+	// read it through SharedFrames.
+	Frames []*wire.Frames
+}
+
+// SharedFrames returns the Frames that message i of the batch shares with
+// other sessions, or nil when it has none: the transport then encodes the
+// message itself.
+func (b *Batch) SharedFrames(i int) *wire.Frames {
+	if i < len(b.Frames) {
+		return b.Frames[i]
+	}
+	return nil
 }
 
 // Empty reports whether b has nothing to send: the transport sends a
@@ -143,6 +159,11 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 		}
 		o.Attached(opts.Transport, s.lastTransport, replayed)
 	}
+	previous := s.transport
+	if previous == "" {
+		previous = s.lastTransport
+	}
+	s.connectionEventLocked(ConnectionEvent{Transport: opts.Transport, Previous: previous})
 	s.link = ln
 	s.forgetLocked()
 	s.attachedOnce = true
@@ -314,21 +335,26 @@ func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 		if l.next <= s.acked {
 			l.next = s.acked + 1
 		}
-		l.buf = l.buf[:0]
+		l.buf, l.frames = l.buf[:0], l.frames[:0]
 		start := int(l.next - s.acked - 1)
-		size, payload := 0, 0
+		size, payload, shared := 0, 0, false
 		for i := start; i < len(s.out); i++ {
-			m := s.out[i]
-			if len(l.buf) > 0 && size+queuedSize(m) > maxBytes {
+			q := s.out[i]
+			if len(l.buf) > 0 && size+queuedSize(q.Message) > maxBytes {
 				break
 			}
-			l.buf = append(l.buf, m)
-			size += queuedSize(m)
-			payload += len(m.Data)
+			l.buf = append(l.buf, q.Message)
+			l.frames = append(l.frames, q.frames)
+			shared = shared || q.frames != nil
+			size += queuedSize(q.Message)
+			payload += len(q.Data)
 		}
 		if len(l.buf) > 0 {
 			b.First = l.next
 			b.Messages = l.buf
+			if shared {
+				b.Frames = l.frames
+			}
 			l.next += uint64(len(l.buf))
 			s.handedOut = max(s.handedOut, l.next-1)
 			// What the client acknowledged ahead of this link can go now.
@@ -376,5 +402,6 @@ func (l *link) Detach() {
 		s.finishLocked()
 		return
 	}
+	s.connectionEventLocked(ConnectionEvent{Previous: l.transport})
 	s.startExpiryLocked()
 }

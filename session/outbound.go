@@ -18,7 +18,7 @@ import (
 // its CloseError), returns ErrDropped, or waits for room until ctx ends.
 // After the session closes, Send returns the CloseError.
 func (s *Session) Send(ctx context.Context, m wire.Message) error {
-	if err := s.checkOutgoing(m); err != nil {
+	if err := s.cfg.CheckMessage(m); err != nil {
 		return err
 	}
 	data := make([]byte, len(m.Data))
@@ -57,14 +57,7 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 			return err
 		}
 	}
-	s.out = append(s.out, wire.Message{Type: m.Type, Data: data})
-	s.outBytes += len(data) + MessageOverhead
-	var flush func()
-	if l := s.link; l != nil {
-		if flush = l.flushFn; flush == nil {
-			l.notify()
-		}
-	}
+	flush := s.queueLocked(wire.Message{Type: m.Type, Data: data}, nil, true)
 	s.mu.Unlock()
 	if flush != nil {
 		flush()
@@ -72,12 +65,39 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	return nil
 }
 
-func (s *Session) checkOutgoing(m wire.Message) error {
+// queueLocked appends m, and the frames it shares with other sessions
+// (nil for a message of its own), to the messages for the client, and tells
+// the attached link. With inline, it returns the link's Flush, if it has
+// one, to be called on the sending goroutine once the lock is released;
+// otherwise it notifies the link, which writes on a goroutine of its own,
+// and returns nil.
+func (s *Session) queueLocked(m wire.Message, frames *wire.Frames, inline bool) (flush func()) {
+	s.out = append(s.out, queued{Message: m, frames: frames})
+	s.outBytes += queuedSize(m)
+	if l := s.link; l != nil {
+		if flush = l.flushFn; flush == nil || !inline {
+			l.notify()
+			flush = nil
+		}
+	}
+	return flush
+}
+
+// CheckMessage returns the error Send returns for m before it looks at the
+// queue: wire.ErrInvalidMessage for a type other than Text and Binary or
+// for Text that is not valid UTF-8, wire.ErrMessageTooBig for more than
+// MaxMessageBytes of data (the default when cfg is nil or leaves it zero);
+// nil for a message Send may queue.
+func (cfg *Config) CheckMessage(m wire.Message) error {
+	limit := DefaultMaxMessageBytes
+	if cfg != nil && cfg.MaxMessageBytes > 0 {
+		limit = cfg.MaxMessageBytes
+	}
 	switch {
 	case m.Type != wire.Text && m.Type != wire.Binary:
 		return fmt.Errorf("%w: type %v", wire.ErrInvalidMessage, m.Type)
-	case len(m.Data) > s.cfg.MaxMessageBytes:
-		return fmt.Errorf("%w: %d bytes, limit %d", wire.ErrMessageTooBig, len(m.Data), s.cfg.MaxMessageBytes)
+	case len(m.Data) > limit:
+		return fmt.Errorf("%w: %d bytes, limit %d", wire.ErrMessageTooBig, len(m.Data), limit)
 	case m.Type == wire.Text && !utf8.Valid(m.Data):
 		return fmt.Errorf("%w: text is not valid UTF-8", wire.ErrInvalidMessage)
 	}
@@ -121,7 +141,7 @@ func (s *Session) forgetLocked() {
 	}
 	n := int(upTo - s.acked)
 	for i := range n {
-		s.outBytes -= queuedSize(s.out[i])
+		s.outBytes -= queuedSize(s.out[i].Message)
 	}
 	clear(s.out[:n])
 	if n == len(s.out) && cap(s.out) <= maxReusedOut {

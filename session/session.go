@@ -50,13 +50,17 @@ type Session struct {
 	onClose   func(error)        // guarded by mu; set once by OnClose, cleared when called
 	closeSet  bool               // guarded by mu; OnClose was called
 
+	onConnection      func(ConnectionEvent) // guarded by mu; set once by OnConnection
+	connEvents        []ConnectionEvent     // guarded by mu; events for onConnection, oldest first
+	connEventsRunning bool                  // guarded by mu; a goroutine calls onConnection
+
 	mu sync.Mutex
 
 	// Messages to the client: out[i] is message number acked+1+i. acked
 	// trails clientAcked while the attached link has yet to hand out
 	// messages the client acknowledged (see forgetLocked). Guarded by mu,
 	// like every field below.
-	out         []wire.Message
+	out         []queued
 	acked       uint64
 	clientAcked uint64 // the highest received count the client has stated
 	outBytes    int

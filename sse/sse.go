@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
@@ -103,12 +104,16 @@ func (t *Transport) Received(r *http.Request) (n uint64, ok bool) {
 type encoder struct{}
 
 // AppendBatch implements transport.StreamEncoder.
-func (encoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte {
-	for i, m := range msgs {
+func (encoder) AppendBatch(dst []byte, b *session.Batch, ctrl []byte) []byte {
+	for i, m := range b.Messages {
 		dst = append(dst, "id:"...)
-		dst = strconv.AppendUint(dst, first+uint64(i), 10)
+		dst = strconv.AppendUint(dst, b.First+uint64(i), 10)
 		dst = append(dst, "\ndata:"...)
-		dst = wire.TextOnlyEncoding.AppendMessage(dst, m)
+		if shared := b.SharedFrames(i); shared != nil {
+			dst = append(dst, wire.TextOnlyEncoding.SharedFrame(m, shared)...)
+		} else {
+			dst = wire.TextOnlyEncoding.AppendMessage(dst, m)
+		}
 		dst = append(dst, "\n\n"...)
 	}
 	if ctrl != nil {
@@ -141,13 +146,14 @@ const recordSeparator = 0x1e
 type compactEncoder struct{}
 
 // AppendBatch implements transport.StreamEncoder.
-func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte {
+func (compactEncoder) AppendBatch(dst []byte, b *session.Batch, ctrl []byte) []byte {
+	msgs := b.Messages
 	if len(msgs) == 0 && ctrl == nil {
 		return dst
 	}
 	if len(msgs) > 0 {
 		dst = append(dst, "id:"...)
-		dst = strconv.AppendUint(dst, first+uint64(len(msgs))-1, 10)
+		dst = strconv.AppendUint(dst, b.First+uint64(len(msgs))-1, 10)
 		dst = append(dst, '\n')
 	}
 	dst = append(dst, "data:"...)
@@ -155,7 +161,11 @@ func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message,
 		if i > 0 {
 			dst = append(dst, recordSeparator)
 		}
-		dst = appendCompactMessage(dst, m)
+		if shared := b.SharedFrames(i); shared != nil {
+			dst = append(dst, shared.Frame(compactFraming{}, func() []byte { return appendCompactMessage(nil, m) })...)
+		} else {
+			dst = appendCompactMessage(dst, m)
+		}
 	}
 	if ctrl != nil {
 		if len(msgs) > 0 {
@@ -165,6 +175,11 @@ func (compactEncoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message,
 	}
 	return append(dst, "\n\n"...)
 }
+
+// compactFraming names the frames of compact events in session.Frames:
+// they differ from TextOnlyEncoding's for text that holds a record
+// separator.
+type compactFraming struct{}
 
 // appendCompactMessage appends m as TextOnlyEncoding does, except that text
 // holding a record separator also travels as base64.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
@@ -87,13 +88,13 @@ func newEncoder(compact bool) *encoder {
 }
 
 // AppendBatch implements transport.StreamEncoder.
-func (e *encoder) AppendBatch(dst []byte, _ uint64, msgs []wire.Message, ctrl []byte) []byte {
+func (e *encoder) AppendBatch(dst []byte, b *session.Batch, ctrl []byte) []byte {
 	e.body = e.body[:0]
-	for _, m := range msgs {
+	for i, m := range b.Messages {
 		if e.compact {
-			e.body = wire.RawEncoding.AppendCompactMessage(e.body, m)
+			e.body = wire.RawEncoding.AppendCompactMessage(e.body, m, b.SharedFrames(i))
 		} else {
-			e.body = wire.RawEncoding.AppendBatchMessage(e.body, m)
+			e.body = wire.RawEncoding.AppendBatchMessage(e.body, m, b.SharedFrames(i))
 		}
 	}
 	if ctrl != nil {

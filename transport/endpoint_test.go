@@ -26,7 +26,7 @@ func TestServeSendCallsEndpoint(t *testing.T) {
 	var body []byte
 	body = wire.AppendBatchFrame(body, wire.AppendAck(nil, 7))
 	for _, m := range []string{"a", "b", "c"} {
-		body = wire.RawEncoding.AppendBatchMessage(body, wire.Message{Type: wire.Text, Data: []byte(m)})
+		body = wire.RawEncoding.AppendBatchMessage(body, wire.Message{Type: wire.Text, Data: []byte(m)}, nil)
 	}
 	body = wire.AppendBatchFrame(body, wire.AppendClose(nil, wire.CloseError{Code: wire.StatusNormalClosure, Reason: "bye"}))
 	for _, tc := range []struct {
@@ -58,8 +58,8 @@ func TestServeSendCallsEndpoint(t *testing.T) {
 // TestServeSendTooBigFaultsEndpoint: a body with a message over the limit
 // delivers nothing and faults the session with 1009.
 func TestServeSendTooBigFaultsEndpoint(t *testing.T) {
-	body := wire.RawEncoding.AppendBatchMessage(nil, wire.Message{Type: wire.Text, Data: []byte("ok")})
-	body = wire.RawEncoding.AppendBatchMessage(body, wire.Message{Type: wire.Binary, Data: make([]byte, 65)})
+	body := wire.RawEncoding.AppendBatchMessage(nil, wire.Message{Type: wire.Text, Data: []byte("ok")}, nil)
+	body = wire.RawEncoding.AppendBatchMessage(body, wire.Message{Type: wire.Binary, Data: make([]byte, 65)}, nil)
 	e := endpointtest.New()
 	defer e.End()
 	rec := httptest.NewRecorder()

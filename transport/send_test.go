@@ -34,7 +34,7 @@ func TestServeSendManyMessages(t *testing.T) {
 				enc = wire.TextOnlyEncoding
 				m.Data = append(m.Data, '\n') // sent as M, base64
 			}
-			b = enc.AppendBatchMessage(b, m)
+			b = enc.AppendBatchMessage(b, m, nil)
 			b = wire.AppendBatchFrame(b, wire.AppendHeartbeat(nil))
 		}
 		return b

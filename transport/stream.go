@@ -40,9 +40,12 @@ const tailFlushDelay = 100 * time.Millisecond
 // StreamEncoder lays frames out in one streaming transport's format.
 type StreamEncoder interface {
 	// AppendBatch appends one batch to dst and returns the extended
-	// slice: msgs, numbered first, first+1, ..., then ctrl when it is not
-	// nil. ctrl is an encoded control frame (a heartbeat or a close).
-	AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte
+	// slice: b's Messages, numbered b.First, b.First+1, ..., each from
+	// the frames it shares with other sessions when it has them
+	// (b.SharedFrames), then ctrl when it is not nil. ctrl is an encoded
+	// control frame (a heartbeat or a close); b's own acknowledgement and
+	// close are not written.
+	AppendBatch(dst []byte, b *session.Batch, ctrl []byte) []byte
 }
 
 // Stream describes one streaming response for ServeStream. A transport
@@ -125,7 +128,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 		if len(c) == 0 {
 			c = nil
 		}
-		buf = st.Encoder.AppendBatch(buf[:0], b.First, b.Messages, c)
+		buf = st.Encoder.AppendBatch(buf[:0], &b, c)
 		if sw.write(buf) != nil {
 			return
 		}
@@ -146,7 +149,7 @@ func startStream(w http.ResponseWriter, a *Attach, st *Stream) (*streamWriter, [
 	h.Set("Content-Type", st.ContentType)
 	w.WriteHeader(http.StatusOK)
 	buf := append([]byte(nil), st.Prelude...)
-	buf = st.Encoder.AppendBatch(buf, 0, nil, wire.AppendHeartbeat(nil))
+	buf = st.Encoder.AppendBatch(buf, &session.Batch{}, wire.AppendHeartbeat(nil))
 	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: a.Config.WriteTimeout}, buf
 }
 

@@ -26,9 +26,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // frame as "ctrl <frame>\n", so the test can read responses line by line.
 type lineEncoder struct{}
 
-func (lineEncoder) AppendBatch(dst []byte, first uint64, msgs []wire.Message, ctrl []byte) []byte {
-	for i, m := range msgs {
-		dst = fmt.Appendf(dst, "%d %s\n", first+uint64(i), m.Data)
+func (lineEncoder) AppendBatch(dst []byte, b *session.Batch, ctrl []byte) []byte {
+	for i, m := range b.Messages {
+		dst = fmt.Appendf(dst, "%d %s\n", b.First+uint64(i), m.Data)
 	}
 	if ctrl != nil {
 		dst = fmt.Appendf(dst, "ctrl %s\n", ctrl)

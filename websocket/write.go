@@ -63,12 +63,17 @@ func (c *connection) writeFrames(b session.Batch, nowait bool) bool {
 	if c.compact && (len(b.Messages) > 1 || len(b.Messages) == 1 && (b.AckDue || b.Close != nil || b.Messages[0].Type == wire.Binary)) {
 		return c.writeBatch(b, nowait)
 	}
-	for _, m := range b.Messages {
-		if m.Type == wire.Binary {
-			if !c.writeMessage(ws.BinaryMessage, m.Data, nowait) {
-				return false
-			}
-		} else if !c.writeText(wire.RawEncoding.AppendMessage(c.frame[:0], m), nowait) {
+	for i, m := range b.Messages {
+		var ok bool
+		switch shared := b.SharedFrames(i); {
+		case m.Type == wire.Binary:
+			ok = c.writeMessage(ws.BinaryMessage, m.Data, nowait)
+		case shared != nil:
+			ok = c.writeMessage(ws.TextMessage, wire.RawEncoding.SharedFrame(m, shared), nowait)
+		default:
+			ok = c.writeText(wire.RawEncoding.AppendMessage(c.frame[:0], m), nowait)
+		}
+		if !ok {
 			return false
 		}
 	}
@@ -88,8 +93,8 @@ func (c *connection) writeFrames(b session.Batch, nowait bool) bool {
 // message (PROTOCOL.md section 4.2), built in c.frame.
 func (c *connection) writeBatch(b session.Batch, nowait bool) bool {
 	p := c.frame[:0]
-	for _, m := range b.Messages {
-		p = wire.RawEncoding.AppendCompactMessage(p, m)
+	for i, m := range b.Messages {
+		p = wire.RawEncoding.AppendCompactMessage(p, m, b.SharedFrames(i))
 	}
 	if b.AckDue {
 		var f [24]byte

@@ -17,9 +17,13 @@ func AppendBatchFrame(dst, frame []byte) []byte {
 	return append(dst, frame...)
 }
 
-// AppendBatchMessage appends m to a batch, encoded with enc, without an
-// intermediate buffer.
-func (enc Encoding) AppendBatchMessage(dst []byte, m Message) []byte {
+// AppendBatchMessage appends m to a batch, encoded with enc: its frame from
+// shared when shared is not nil (SharedFrame), and otherwise encoded
+// without an intermediate buffer.
+func (enc Encoding) AppendBatchMessage(dst []byte, m Message, shared *Frames) []byte {
+	if shared != nil {
+		return AppendBatchFrame(dst, enc.SharedFrame(m, shared))
+	}
 	dst = strconv.AppendInt(dst, int64(enc.FrameLen(m)), 10)
 	dst = append(dst, ':')
 	return enc.AppendMessage(dst, m)

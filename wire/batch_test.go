@@ -203,13 +203,28 @@ func TestAppendBatchFrame(t *testing.T) {
 	}
 }
 
+// TestAppendBatchMessage: a message is framed the same, encoded on the spot
+// or taken from the Frames it shares with other sessions; a batch and a
+// compact batch share the frame of one encoding.
 func TestAppendBatchMessage(t *testing.T) {
 	for _, enc := range encodings {
 		for _, m := range roundTripMessages {
-			got := enc.AppendBatchMessage([]byte("1:h"), m)
-			want := wire.AppendBatchFrame([]byte("1:h"), enc.AppendMessage(nil, m))
-			if string(got) != string(want) {
-				t.Errorf("Encoding(%d).AppendBatchMessage(1:h, %v %q) = %q, want %q", enc, m.Type, m.Data, got, want)
+			shared := new(wire.Frames)
+			for _, frames := range []*wire.Frames{nil, shared, shared} {
+				got := enc.AppendBatchMessage([]byte("1:h"), m, frames)
+				want := wire.AppendBatchFrame([]byte("1:h"), enc.AppendMessage(nil, m))
+				if string(got) != string(want) {
+					t.Errorf("Encoding(%d).AppendBatchMessage(1:h, %v %q, %p) = %q, want %q", enc, m.Type, m.Data, frames, got, want)
+				}
+				got = enc.AppendCompactMessage([]byte("h"), m, frames)
+				want = wire.AppendCompactFrame([]byte("h"), enc.AppendMessage(nil, m))
+				if string(got) != string(want) {
+					t.Errorf("Encoding(%d).AppendCompactMessage(h, %v %q, %p) = %q, want %q", enc, m.Type, m.Data, frames, got, want)
+				}
+			}
+			first, again := enc.SharedFrame(m, shared), enc.SharedFrame(m, shared)
+			if len(first) > 0 && &first[0] != &again[0] {
+				t.Errorf("Encoding(%d).SharedFrame(%v %q) built the frame twice", enc, m.Type, m.Data)
 			}
 		}
 	}
@@ -222,7 +237,7 @@ func TestBatchRoundTrip(t *testing.T) {
 		var p []byte
 		var want []wire.Frame
 		for i, m := range roundTripMessages {
-			p = enc.AppendBatchMessage(p, m)
+			p = enc.AppendBatchMessage(p, m, nil)
 			want = append(want, wire.Frame{Type: enc.MessageFrameType(m), Message: m})
 			c := roundTripControls[i%len(roundTripControls)]
 			p = wire.AppendBatchFrame(p, appendControl(c))

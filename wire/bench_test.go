@@ -47,7 +47,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 	for b.Loop() {
 		buf = buf[:0]
 		for _, m := range msgs {
-			buf = wire.RawEncoding.AppendBatchMessage(buf, m)
+			buf = wire.RawEncoding.AppendBatchMessage(buf, m, nil)
 		}
 		ack = wire.AppendAck(ack[:0], 12345)
 		buf = wire.AppendBatchFrame(buf, ack)
@@ -79,7 +79,7 @@ func BenchmarkParseBatch(b *testing.B) {
 	var body []byte
 	const n = 32
 	for range n {
-		body = wire.RawEncoding.AppendBatchMessage(body, benchText)
+		body = wire.RawEncoding.AppendBatchMessage(body, benchText, nil)
 	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))

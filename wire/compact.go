@@ -26,9 +26,13 @@ func AppendCompactFrame(dst, frame []byte) []byte {
 	return append(dst, frame...)
 }
 
-// AppendCompactMessage appends m to a compact batch, encoded with enc,
-// without an intermediate buffer.
-func (enc Encoding) AppendCompactMessage(dst []byte, m Message) []byte {
+// AppendCompactMessage appends m to a compact batch, encoded with enc: its
+// frame from shared when shared is not nil (SharedFrame), and otherwise
+// encoded without an intermediate buffer.
+func (enc Encoding) AppendCompactMessage(dst []byte, m Message, shared *Frames) []byte {
+	if shared != nil {
+		return AppendCompactFrame(dst, enc.SharedFrame(m, shared))
+	}
 	dst = appendLEB128(dst, uint64(enc.FrameLen(m)))
 	return enc.AppendMessage(dst, m)
 }

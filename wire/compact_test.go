@@ -77,7 +77,7 @@ func TestCompactRoundTrip(t *testing.T) {
 	}
 	var b []byte
 	for _, m := range msgs {
-		b = wire.RawEncoding.AppendCompactMessage(b, m)
+		b = wire.RawEncoding.AppendCompactMessage(b, m, nil)
 	}
 	b = wire.AppendCompactFrame(b, wire.AppendHeartbeat(nil))
 	frames, err := parseCompactAll(b, 1<<20)
@@ -93,7 +93,7 @@ func TestCompactRoundTrip(t *testing.T) {
 		}
 	}
 	// 64-byte text: one length byte and the type byte.
-	if n := len(wire.RawEncoding.AppendCompactMessage(nil, wire.Message{Type: wire.Text, Data: make([]byte, 64)})); n != 66 {
+	if n := len(wire.RawEncoding.AppendCompactMessage(nil, wire.Message{Type: wire.Text, Data: make([]byte, 64)}, nil)); n != 66 {
 		t.Errorf("64-byte text message takes %d bytes in a compact batch, want 66", n)
 	}
 }
@@ -122,7 +122,7 @@ func FuzzParseCompactBatch(f *testing.F) {
 		var out []byte
 		for _, f := range frames {
 			if f.IsMessage() {
-				out = wire.RawEncoding.AppendCompactMessage(out, f.Message)
+				out = wire.RawEncoding.AppendCompactMessage(out, f.Message, nil)
 			}
 		}
 		again, err := parseCompactAll(out, fuzzMax)

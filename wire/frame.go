@@ -98,6 +98,17 @@ func (enc Encoding) AppendMessage(dst []byte, m Message) []byte {
 	return append(dst, m.Data...)
 }
 
+// SharedFrame returns m's frame in enc as shared holds it, building it
+// there the first time: a message queued for many sessions at once (a
+// topic's publish, session.Local.SendShared) is encoded once per encoding,
+// and every connection writing it in enc is given the same bytes, which it
+// must not change. A nil shared builds a new frame.
+func (enc Encoding) SharedFrame(m Message, shared *Frames) []byte {
+	return shared.Frame(enc, func() []byte {
+		return enc.AppendMessage(make([]byte, 0, enc.FrameLen(m)), m)
+	})
+}
+
 // AppendAck appends an acknowledgement of received messages.
 func AppendAck(dst []byte, received uint64) []byte {
 	dst = append(dst, byte(FrameAck))

@@ -99,7 +99,7 @@ func FuzzParseBatch(f *testing.F) {
 			var p []byte
 			for _, fr := range got {
 				if fr.IsMessage() {
-					p = enc.AppendBatchMessage(p, fr.Message)
+					p = enc.AppendBatchMessage(p, fr.Message, nil)
 				} else {
 					p = wire.AppendBatchFrame(p, appendControl(fr))
 				}

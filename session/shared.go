@@ -1,0 +1,58 @@
+package session
+
+import "github.com/tetherkit/tether/wire"
+
+// queued is one message for the client as the session holds it, with the
+// Frames it shares with other sessions (nil for a message of its own).
+type queued struct {
+	wire.Message
+	frames *wire.Frames
+}
+
+// SendShared queues m for the client as Send does, for a message queued for
+// many sessions at once (a topic's publish): it never waits, and it keeps
+// m.Data as it is, without a copy of its own, so that every session the
+// message goes to holds the same bytes. The caller must never change m.Data
+// afterwards. frames, which may be nil, is shared by those sessions likewise:
+// their connections encode the message once per framing.
+//
+// It checks m as Send does (wire.ErrMessageTooBig, wire.ErrInvalidMessage) and returns
+// the CloseError once the session has closed. When the client has not
+// acknowledged Config.MaxQueuedBytes of messages, SlowConsumerDrop drops
+// m (ErrDropped) and SlowConsumerClose closes the session with
+// StatusSlowConsumer, as for Send; SlowConsumerBlock, whose wait would hold
+// up every other session the message goes to, closes the session as
+// SlowConsumerClose does, so that its client never misses a message
+// without knowing it.
+func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
+	s := l.Session
+	if err := s.cfg.CheckMessage(m); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closeFrame != nil || s.finished {
+		err := *s.closeErr
+		s.mu.Unlock()
+		return err
+	}
+	if s.outBytes+queuedSize(m) > s.cfg.MaxQueuedBytes && len(s.out) > 0 {
+		if s.cfg.SlowConsumer == SlowConsumerDrop {
+			s.dropped++
+			if o := s.cfg.Observer; o != nil {
+				o.Dropped()
+			}
+			s.mu.Unlock()
+			return ErrDropped
+		}
+		s.closeLocked(wire.CloseError{Code: wire.StatusSlowConsumer, Reason: "slow consumer"})
+		err := *s.closeErr
+		s.mu.Unlock()
+		return err
+	}
+	// Not written on this goroutine, as Send's message may be: the
+	// caller goes on to the next session at once, and each connection
+	// writes on a goroutine of its own.
+	s.queueLocked(m, frames, false)
+	s.mu.Unlock()
+	return nil
+}
