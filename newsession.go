@@ -96,6 +96,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 	info := session.RequestInfo{Header: keptHeader(r.Header), RemoteAddr: r.RemoteAddr, Auth: auth}
 	l := session.New(srv.sessionCfg, info, func(l *session.Local) {
 		srv.store.Remove(l)
+		srv.removeSubscriber(l)
 		release()
 	})
 	if err := srv.store.Add(l); err != nil {
@@ -113,6 +114,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		srv.store.Remove(l)
 	}
 	srv.negotiated(NegotiateOK)
+	srv.addSubscriber(l)
 	s := l.Session
 	srv.opts.Logger.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
 	srv.handlers.Add(1)

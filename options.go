@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 )
@@ -134,6 +135,13 @@ type Options struct {
 	// unknown sessions at Debug. The session token is never logged.
 	// Default: slog's default logger.
 	Logger *slog.Logger
+
+	// Broker carries what Publish sends to the sessions subscribed to a
+	// topic, and keeps who they are (Presence). A Broker serves one
+	// Server; a cluster's Broker spans several servers, and Subscribe,
+	// Publish and Presence reach every one of them. Default: a new
+	// broker.Memory, in this process's memory.
+	Broker broker.Broker
 
 	// Observer, if not nil, is told what the server and its sessions do,
 	// for metrics: package metrics gives Prometheus metrics through it.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetherkit/tether/broker"
 	jsclient "github.com/tetherkit/tether/js-client"
 	"github.com/tetherkit/tether/longpoll"
 	"github.com/tetherkit/tether/session"
@@ -111,6 +112,10 @@ type Server struct {
 	origins    *transport.OriginPolicy
 	transports map[string]transport.Transport
 	observer   ServerObserver // nil without Options.Observer
+	broker     broker.Broker
+
+	subsMu sync.Mutex
+	subs   map[string]*subscriber // the sessions this server holds, by id; guarded by subsMu
 
 	clients clientCounts // sessions per client, for MaxSessionsPerClient
 
@@ -154,6 +159,11 @@ func NewServer(h Handler, opts *Options) *Server {
 		},
 		origins:    transport.NewOriginPolicy(o.AllowedOrigins, o.TrustForwardedProto),
 		transports: make(map[string]transport.Transport),
+		broker:     o.Broker,
+		subs:       make(map[string]*subscriber),
+	}
+	if srv.broker == nil {
+		srv.broker = broker.NewMemory()
 	}
 	for _, name := range o.Transports {
 		newTransport, ok := transportRegistry[name]

@@ -31,6 +31,9 @@ var Table = []Behaviour{
 	{"UnknownSession", unknownSession},
 	{"OversizePOST", oversizePOST},
 	{"CrossOriginRefused", crossOriginRefused},
+	{"TopicPublish", topicPublish},
+	{"TopicResume", topicResume},
+	{"TopicBadInput", topicBadInput},
 }
 
 func text(s string) wire.Message   { return wire.Message{Type: wire.Text, Data: []byte(s)} }
