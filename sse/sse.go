@@ -176,7 +176,7 @@ func (compactEncoder) AppendBatch(dst []byte, b *session.Batch, ctrl []byte) []b
 	return append(dst, "\n\n"...)
 }
 
-// compactFraming names the frames of compact events in session.Frames:
+// compactFraming names the frames of compact events in wire.Frames:
 // they differ from TextOnlyEncoding's for text that holds a record
 // separator.
 type compactFraming struct{}
