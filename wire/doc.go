@@ -18,4 +18,9 @@
 // package, so that a CloseError or an errors.Is test reads the same on
 // either side. It depends on the standard library alone and holds no
 // state: every function is safe for concurrent use.
+//
+// A message published to many sessions is encoded once per Encoding: its
+// Frames keeps each frame built, which every connection writing the
+// message is given (Encoding.SharedFrame, and the shared argument of
+// AppendBatchMessage and AppendCompactMessage).
 package wire
