@@ -106,15 +106,16 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)
 		return nil, err
 	}
+	srv.addSubscriber(l)
 	if l.Finished() {
 		// Its first-attach window ran out before Add (a loaded machine, a
 		// short window): onFinish found nothing to remove, so remove it
 		// here. Finished takes the lock onFinish runs under, so one of the
 		// two always sees the other.
 		srv.store.Remove(l)
+		srv.removeSubscriber(l)
 	}
 	srv.negotiated(NegotiateOK)
-	srv.addSubscriber(l)
 	s := l.Session
 	srv.opts.Logger.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
 	srv.handlers.Add(1)
