@@ -163,10 +163,32 @@ func (c *wsConn) armAck() {
 	c.ackTimer.Reset(ackDelay)
 }
 
+// ackTick acknowledges what was received. It writes the acknowledgement
+// itself, on the timer's goroutine, when no write is under way, as Send
+// writes its message: after a broadcast to many sessions, each one's
+// acknowledgement then costs no switch to its writer goroutine. Otherwise,
+// and for what the write leaves to do (an error, a close, messages queued
+// meanwhile), it wakes the writer, which acknowledges when it writes next.
 func (c *wsConn) ackTick() {
 	c.ackArmed.Store(false)
 	c.ackDue.Store(true)
-	c.wake()
+	if !c.wmu.TryLock() {
+		c.wake()
+		return
+	}
+	err := c.flushLocked(c.ackDue.Swap(false))
+	closing := c.closeReq != nil
+	pendingAck := c.l.s.received.Load() > c.acked
+	c.wmu.Unlock()
+	switch {
+	case err != nil || closing:
+		c.wake()
+	case pendingAck:
+		c.armAck() // what arrived while this was written
+	}
+	if c.l.s.out.has(c.nextSeen.Load()) {
+		c.wake() // Send found the lock held
+	}
 }
 
 // stopAck stops the acknowledgement timer for good.
