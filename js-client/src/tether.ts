@@ -6,6 +6,7 @@
 import { type Bytes, type Frame, type Payload, closeFrame, encodeBatch, encodeFrame, encoder, parseClose } from './codec'
 import type { Conn, Host, Transport } from './conn'
 import { Delivery, ackEvery, payloadBytes } from './delivery'
+import { Heartbeat } from './heartbeat'
 import { longpoll, probe, sse, streaming } from './http'
 import { NO_TRANSPORT, SESSION_UNKNOWN, type TransportName, backoff, order, probes, protocolVersion, reconnects, withDefaults } from './policy'
 import { websocket } from './websocket'
@@ -258,14 +259,10 @@ export class Tether extends EventTarget {
   private _unknownTimer?: ReturnType<typeof setTimeout>
   /** @internal The bound of close(). */
   private _closeTimer?: ReturnType<typeof setTimeout>
-  /** @internal The heartbeat tick, every half heartbeat. */
-  private _heartbeatTicker?: ReturnType<typeof setInterval>
   /** @internal Blob reads in flight, which keep later sends in order. */
   private _blobReads?: Promise<void>
-  /** @internal The heartbeat interval in use, ms: the negotiated one, or shorter behind a proxy that cuts idle connections. */
-  private _heartbeat = 0
-  /** @internal How long the last cut connection had been idle, ms, when it was an idle cut (see _cut); 0: none. */
-  private _lastIdleCut = 0
+  /** @internal The heartbeat of the session: its interval and its tick. */
+  private _heartbeat?: Heartbeat
 
   constructor(url: string | URL, options?: TetherOptions | null) {
     super()
@@ -398,38 +395,14 @@ export class Tether extends EventTarget {
 
   /**
    * @internal _url returns the URL of an endpoint with the session's query
-   * parameters, and heartbeatMs once the interval was shortened (see _cut).
+   * parameters, and heartbeatMs once the interval was shortened (see Heartbeat).
    */
   private _url(path: string, query: Record<string, number>): URL {
     const u = new URL(path, this.url)
-    const n = this._negotiated!
-    if (this._heartbeat < n.heartbeatMs) query.heartbeatMs = this._heartbeat
-    u.search = new URLSearchParams({ session: this.session!, token: n.token, ...(query as any) }) + ''
+    const asked = this._heartbeat!._asked
+    if (asked) query.heartbeatMs = asked
+    u.search = new URLSearchParams({ session: this.session!, token: this._negotiated!.token, ...(query as any) }) + ''
     return u
-  }
-
-  /**
-   * @internal _cut is called when c, which worked, was cut. Two cuts in a
-   * row after about the same idle time T, shorter than the heartbeat
-   * interval, show a proxy that closes idle connections: from then on the
-   * heartbeat interval is T/2, asked of the server with heartbeatMs
-   * (PROTOCOL.md section 10.4).
-   */
-  private _cut(c: Conn) {
-    const idle = Date.now() - Math.max(c._lastHeard, c._lastWritten || 0)
-    const previous = this._lastIdleCut
-    this._lastIdleCut = idle >= 2000 && idle < this._heartbeat ? idle : 0
-    if (this._lastIdleCut && previous && Math.abs(idle - previous) <= Math.max(idle, previous) / 4) {
-      this._heartbeat = Math.max(1000, Math.floor(Math.min(idle, previous) / 2))
-      this._lastIdleCut = 0
-      this._startHeartbeat()
-    }
-  }
-
-  /** @internal _startHeartbeat (re)starts the tick of _heartbeatTick, every half heartbeat. */
-  private _startHeartbeat() {
-    clearInterval(this._heartbeatTicker)
-    this._heartbeatTicker = setInterval(() => this._heartbeatTick(), this._heartbeat / 2)
   }
 
   /** @internal _negotiate creates a session (PROTOCOL.md section 2); a failed attempt is an error event, and another follows. */
@@ -471,9 +444,7 @@ export class Tether extends EventTarget {
     // Since when no connection works: for a new session, since now.
     this._lostSince = Date.now()
     this._everAttached = this._resuming = false
-    this._heartbeat = n.heartbeatMs
-    this._lastIdleCut = 0
-    this._startHeartbeat()
+    this._heartbeat = new Heartbeat(n.heartbeatMs, () => this._heartbeatTick())
     this._connect()
   }
 
@@ -646,7 +617,8 @@ export class Tether extends EventTarget {
       this._lostSince ||= Date.now()
       if (!c._proven) this._error('attach', c._name, c._status)
       else {
-        this._cut(c)
+        // How long it had carried nothing: an idle cut may show a proxy's idle timeout.
+        this._heartbeat!._cut(Date.now() - Math.max(c._lastHeard, c._lastWritten || 0))
         if (!this._resuming) {
           this._resuming = true
           this._emit('resuming')
@@ -752,7 +724,7 @@ export class Tether extends EventTarget {
   /** @internal _heartbeatTick runs every half heartbeat: dead-connection detection and WebSocket heartbeats. */
   private _heartbeatTick() {
     const c = this._conn
-    const h = this._heartbeat
+    const h = this._heartbeat!._interval
     // A long poll parked for a probe's attach hears nothing: the attach's
     // own timeout bounds the wait.
     if (!c?._proven || c._parked) return
@@ -858,7 +830,7 @@ export class Tether extends EventTarget {
     clearTimeout(this._sendRetryTimer)
     clearTimeout(this._closeTimer)
     clearTimeout(this._unknownTimer)
-    clearInterval(this._heartbeatTicker)
+    this._heartbeat?._stop()
     this._delivery._cancelAck()
     for (const c of [this._conn, this._candidate]) if (c) clearTimeout(c._attachTimer), c._stop()
     this._conn = this._candidate = this._negotiated = undefined
