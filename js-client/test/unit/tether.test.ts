@@ -326,7 +326,11 @@ test('silence on a connection for two heartbeats counts as a cut', async () => {
   f.send('after')
   await until('message', () => got.length == 1)
   assert.deepEqual(got, ['after'])
-  assert.deepEqual(events, ['open', 'resuming', 'resumed'])
+  // The hung poll is one cut. A loaded machine may answer a later poll
+  // after two heartbeats of 100 ms too: another cut, resumed like the first.
+  assert.equal(events[0], 'open')
+  const cuts = events.slice(1)
+  assert.ok(cuts.length >= 2 && cuts.every((e, i) => e == (i % 2 ? 'resumed' : 'resuming')), 'each cut resumed: ' + events)
   t.close()
 })
 
