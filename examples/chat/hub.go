@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
 	"slices"
@@ -9,41 +10,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
-
-// The chat's messages are JSON text messages, one object each, with a
-// "type".
-//
-// From the page:
-//
-//	{"type":"join","room":"go"}       leave the current room (if any), join this one
-//	{"type":"say","text":"hello"}     say something in the current room
-//	{"type":"hello"}                  nothing to do: the transport may have changed
-//
-// To the page:
-//
-//	{"type":"rooms","rooms":[{"name":"go","members":2},…]}  on connect and on every change
-//	{"type":"joined","room":"go","history":[…],"members":[…]}  the answer to join: the
-//	                                       last messages of the room and who is there
-//	{"type":"message","room":"go","nick":"ada","text":"hello","time":…}
-//	{"type":"join","room":"go","nick":"bob","transport":"sse","time":…}   a notice
-//	{"type":"leave","room":"go","nick":"bob","time":…}                     a notice
-//	{"type":"member","room":"go","nick":"bob","transport":"longpoll"}    a transport changed
-//	{"type":"error","text":"…"}
-//
-// "time" is in milliseconds since the Unix epoch; a member is
-// {"id":…,"nick":…,"transport":…}, the id telling apart two members with
-// the same nickname.
 
 // Limits of what the page sends.
 const (
 	maxNick = 24
 	maxText = 2000
-
-	// transportCheck is how often a session's transport is looked at.
-	transportCheck = 250 * time.Millisecond
 )
 
 // roomName is what a room may be called.
@@ -52,56 +28,32 @@ var roomName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,23}$`)
 // defaultRooms are listed even when empty.
 var defaultRooms = []string{"general", "go", "random"}
 
-// Event is one message to the page; History holds the "message" ones.
-type Event struct {
-	Type      string   `json:"type"`
-	Room      string   `json:"room,omitempty"`
-	Nick      string   `json:"nick,omitempty"`
-	ID        string   `json:"id,omitempty"`
-	Text      string   `json:"text,omitempty"`
-	Transport string   `json:"transport,omitempty"`
-	Time      int64    `json:"time,omitempty"`
-	History   []Event  `json:"history,omitempty"`
-	Members   []Member `json:"members,omitempty"`
-	Rooms     []Room   `json:"rooms,omitempty"`
-}
+// Topics: every session is subscribed to lobbyTopic, which carries the room
+// list, and to the topic of the room it is in (roomTopic), which carries the
+// room's messages and notices; the room's presence is who is there, each
+// with its nickname as info.
+const lobbyTopic = "lobby"
 
-// Member is one person in a room, as the page shows them.
-type Member struct {
-	ID        string `json:"id"`
-	Nick      string `json:"nick"`
-	Transport string `json:"transport"`
-}
+func roomTopic(name string) string { return "room:" + name }
 
-// Room is one line of the room list.
-type Room struct {
-	Name    string `json:"name"`
-	Members int    `json:"members"`
-}
+// roomOf returns the room of a room topic, and false for another topic.
+func roomOf(topic string) (string, bool) { return strings.CutPrefix(topic, "room:") }
 
-// command is a message from the page.
-type command struct {
-	Type string `json:"type"`
-	Room string `json:"room"`
-	Text string `json:"text"`
-}
-
-// Hub holds the rooms. Its methods may be called concurrently.
+// Hub is what the chat keeps beyond what the topics do: each room's last
+// messages and each member's nickname, room and transport. Its methods may
+// be called concurrently.
 type Hub struct {
 	history int // messages kept per room
 	now     func() time.Time
+	srv     *tether.Server // set by Attach
 
 	mu      sync.Mutex
-	rooms   map[string]*room // rooms with members or history; guarded by mu
-	members map[*member]bool // everyone connected; guarded by mu
+	recent  map[string][]Event // each room's last messages, oldest first; guarded by mu
+	members map[string]*member // everyone connected, by session id; guarded by mu
 }
 
-type room struct {
-	members map[*member]bool
-	history []Event // the last Hub.history messages, oldest first
-}
-
-// member is one connected session. Its fields are guarded by Hub.mu.
+// member is one connected session. room and transport are guarded by
+// Hub.mu.
 type member struct {
 	s         *session.Session
 	nick      string
@@ -112,7 +64,14 @@ type member struct {
 // NewHub returns a hub that replays the last history messages of a room
 // to whoever joins it.
 func NewHub(history int) *Hub {
-	return &Hub{history: history, now: time.Now, rooms: make(map[string]*room), members: make(map[*member]bool)}
+	return &Hub{history: history, now: time.Now, recent: make(map[string][]Event), members: make(map[string]*member)}
+}
+
+// Attach makes the hub serve the sessions of srv: its topics carry the
+// rooms, and their joins and leaves become notices.
+func (h *Hub) Attach(srv *tether.Server) {
+	h.srv = srv
+	srv.OnPresence(h.presence)
 }
 
 // validNick reports whether nick can be used: 1 to maxNick characters,
@@ -131,25 +90,20 @@ func (h *Hub) Serve(s *session.Session) {
 	nick, _ := s.Request().Auth.(string)
 	m := &member{s: s, nick: nick}
 	h.mu.Lock()
-	h.members[m] = true
-	h.sendLocked(m, Event{Type: "rooms", Rooms: h.roomsLocked()})
+	h.members[s.ID()] = m
 	h.mu.Unlock()
-	defer h.disconnect(m)
-
-	// The transport can change without a message from the page (a cut,
-	// a fallback): look now and then.
-	go func() {
-		tick := time.NewTicker(transportCheck)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.Context().Done():
-				return
-			case <-tick.C:
-				h.refreshTransport(m)
-			}
-		}
+	defer func() { // the session leaves its topics when it closes
+		h.mu.Lock()
+		delete(h.members, s.ID())
+		h.mu.Unlock()
 	}()
+	if h.srv.Subscribe(s.Context(), s, lobbyTopic, nil) != nil {
+		return
+	}
+	h.send(m, Event{Type: "rooms", Rooms: h.rooms()})
+	// The transport can change without a message from the page (a cut,
+	// a fallback): the session says when.
+	s.OnConnection(func(e session.ConnectionEvent) { h.connectionChanged(m, e) })
 
 	for {
 		msg, err := s.Recv(s.Context())
@@ -161,7 +115,6 @@ func (h *Hub) Serve(s *session.Session) {
 			h.send(m, Event{Type: "error", Text: "not a command"})
 			continue
 		}
-		h.refreshTransport(m)
 		switch c.Type {
 		case "join":
 			h.join(m, c.Room)
@@ -179,23 +132,29 @@ func (h *Hub) join(m *member, name string) {
 		h.send(m, Event{Type: "error", Text: "a room name is 1 to 24 lowercase letters, digits and dashes"})
 		return
 	}
-	h.awaitTransport(m)
+	ctx := m.s.Context()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if m.room == name {
+	old := m.room
+	h.mu.Unlock()
+	if old == name {
 		return
 	}
-	h.leaveLocked(m)
-	r := h.rooms[name]
-	if r == nil {
-		r = &room{members: make(map[*member]bool)}
-		h.rooms[name] = r
+	if old != "" {
+		h.srv.Unsubscribe(ctx, m.s, roomTopic(old)) // the others get a leave notice (presence)
 	}
+	// Under mu, as the transport changes are: the room hears of the
+	// newcomer, then of any change of its transport, and the newcomer's
+	// member list shows the transport the notice says.
+	h.mu.Lock()
 	m.room = name
-	h.broadcastLocked(r, Event{Type: "join", Room: name, Nick: m.nick, ID: m.s.ID(), Transport: m.transport, Time: h.now().UnixMilli()})
-	r.members[m] = true
-	h.sendLocked(m, Event{Type: "joined", Room: name, History: slices.Clone(r.history), Members: membersOf(r)})
-	h.broadcastRoomsLocked()
+	if err := h.srv.Subscribe(ctx, m.s, roomTopic(name), []byte(m.nick)); err != nil {
+		h.mu.Unlock()
+		return
+	}
+	h.publish(roomTopic(name), Event{Type: "join", Room: name, Nick: m.nick, ID: m.s.ID(), Transport: m.transport, Time: h.now().UnixMilli()}, m.s.ID())
+	joined := Event{Type: "joined", Room: name, History: slices.Clone(h.recent[name]), Members: h.membersOfLocked(name)}
+	h.mu.Unlock()
+	h.send(m, joined)
 }
 
 func (h *Hub) say(m *member, text string) {
@@ -208,130 +167,104 @@ func (h *Hub) say(m *member, text string) {
 		return
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := h.rooms[m.room]
-	if r == nil {
-		h.sendLocked(m, Event{Type: "error", Text: "join a room first"})
+	room := m.room
+	var e Event
+	if room != "" {
+		e = Event{Type: "message", Room: room, Nick: m.nick, ID: m.s.ID(), Text: text, Time: h.now().UnixMilli()}
+		history := append(h.recent[room], e)
+		if n := len(history) - h.history; n > 0 {
+			history = slices.Delete(history, 0, n)
+		}
+		h.recent[room] = history
+	}
+	h.mu.Unlock()
+	if room == "" {
+		h.send(m, Event{Type: "error", Text: "join a room first"})
 		return
 	}
-	e := Event{Type: "message", Room: m.room, Nick: m.nick, ID: m.s.ID(), Text: text, Time: h.now().UnixMilli()}
-	r.history = append(r.history, e)
-	if n := len(r.history) - h.history; n > 0 {
-		r.history = slices.Delete(r.history, 0, n)
-	}
-	h.broadcastLocked(r, e)
+	h.publish(roomTopic(room), e, "")
 }
 
-// awaitTransport gives a session that has no connection attached right
-// now (a long poll between two polls, a first attach still on its way)
-// up to a second to attach one, so that the join notice can say which
-// transport the newcomer uses.
-func (h *Hub) awaitTransport(m *member) {
-	for range 100 {
-		if m.s.Transport() != "" {
-			break
-		}
-		select {
-		case <-m.s.Context().Done():
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	h.refreshTransport(m)
-}
-
-// refreshTransport notes the transport the session is attached with, and
-// tells the room when it changed.
-func (h *Hub) refreshTransport(m *member) {
-	t := m.s.Transport()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if t == "" || t == m.transport {
+// presence turns the leaves of rooms into notices to the room, and every
+// join and leave into a new room list for everyone. (join tells the room of
+// a newcomer itself, in order with its transport changes.)
+func (h *Hub) presence(e broker.PresenceEvent) {
+	room, ok := roomOf(e.Topic)
+	if !ok {
 		return
 	}
-	m.transport = t
-	if r := h.rooms[m.room]; r != nil {
-		h.broadcastLocked(r, Event{Type: "member", Room: m.room, Nick: m.nick, ID: m.s.ID(), Transport: t})
+	if e.Change == broker.Left {
+		h.publish(e.Topic, Event{Type: "leave", Room: room, Nick: string(e.Member.Info), ID: e.Member.Session, Time: h.now().UnixMilli()}, "")
 	}
+	h.publish(lobbyTopic, Event{Type: "rooms", Rooms: h.rooms()}, "")
 }
 
-func (h *Hub) disconnect(m *member) {
+// connectionChanged tells the member's room when its transport changed.
+func (h *Hub) connectionChanged(m *member, e session.ConnectionEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.members, m)
-	if h.leaveLocked(m) {
-		h.broadcastRoomsLocked()
+	if e.Transport == "" || e.Transport == m.transport {
+		return
+	}
+	m.transport = e.Transport
+	if m.room != "" {
+		h.publish(roomTopic(m.room), Event{Type: "member", Room: m.room, Nick: m.nick, ID: m.s.ID(), Transport: e.Transport}, "")
 	}
 }
 
-// leaveLocked takes m out of its room, with a notice to the others. An
-// empty room with no history is forgotten.
-func (h *Hub) leaveLocked(m *member) bool {
-	r := h.rooms[m.room]
-	if r == nil {
-		return false
-	}
-	delete(r.members, m)
-	h.broadcastLocked(r, Event{Type: "leave", Room: m.room, Nick: m.nick, ID: m.s.ID(), Time: h.now().UnixMilli()})
-	if len(r.members) == 0 && len(r.history) == 0 {
-		delete(h.rooms, m.room)
-	}
-	m.room = ""
-	return true
-}
-
-func membersOf(r *room) []Member {
-	ms := make([]Member, 0, len(r.members))
-	for m := range r.members {
-		ms = append(ms, Member{ID: m.s.ID(), Nick: m.nick, Transport: m.transport})
+// membersOfLocked returns who is in a room, from its presence.
+func (h *Hub) membersOfLocked(room string) []Member {
+	present, _ := h.srv.Presence(context.Background(), roomTopic(room))
+	ms := make([]Member, 0, len(present))
+	for _, p := range present {
+		mb := Member{ID: p.Session, Nick: string(p.Info)}
+		if m := h.members[p.Session]; m != nil {
+			mb.Transport = m.transport
+		}
+		ms = append(ms, mb)
 	}
 	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Nick+a.ID, b.Nick+b.ID) })
 	return ms
 }
 
-func (h *Hub) roomsLocked() []Room {
+// rooms lists the default rooms, those with history and those with members,
+// with how many members each has.
+func (h *Hub) rooms() []Room {
+	h.mu.Lock()
 	names := slices.Clone(defaultRooms)
-	for name := range h.rooms {
-		if !slices.Contains(names, name) {
-			names = append(names, name)
+	for name := range h.recent {
+		names = append(names, name)
+	}
+	for _, m := range h.members {
+		if m.room != "" {
+			names = append(names, m.room)
 		}
 	}
+	h.mu.Unlock()
 	slices.Sort(names)
-	rooms := make([]Room, len(names))
-	for i, name := range names {
-		rooms[i] = Room{Name: name}
-		if r := h.rooms[name]; r != nil {
-			rooms[i].Members = len(r.members)
+	names = slices.Compact(names)
+	rooms := make([]Room, 0, len(names))
+	for _, name := range names {
+		present, _ := h.srv.Presence(context.Background(), roomTopic(name))
+		if len(present) == 0 && !slices.Contains(defaultRooms, name) && !h.hasHistory(name) {
+			continue // an empty room with no history is forgotten
 		}
+		rooms = append(rooms, Room{Name: name, Members: len(present)})
 	}
 	return rooms
 }
 
-func (h *Hub) broadcastRoomsLocked() {
-	data := encode(Event{Type: "rooms", Rooms: h.roomsLocked()})
-	for m := range h.members {
-		m.s.Send(m.s.Context(), data)
-	}
-}
-
-// broadcastLocked sends e to every member of r, encoded once. Send does
-// not block: a member whose queue is full is closed (Options.SlowConsumer).
-func (h *Hub) broadcastLocked(r *room, e Event) {
-	data := encode(e)
-	for m := range r.members {
-		m.s.Send(m.s.Context(), data)
-	}
-}
-
-func (h *Hub) send(m *member, e Event) {
+func (h *Hub) hasHistory(room string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.sendLocked(m, e)
+	return len(h.recent[room]) > 0
 }
 
-func (h *Hub) sendLocked(m *member, e Event) { m.s.Send(m.s.Context(), encode(e)) }
-
-func encode(e Event) wire.Message {
-	b, _ := json.Marshal(e) // an Event always encodes
-	return wire.Message{Type: wire.Text, Data: b}
+// publish sends e to a topic's sessions but exclude ("" for none), encoded
+// once. Publish does not block: a member whose queue is full is closed
+// (Options.SlowConsumer).
+func (h *Hub) publish(topic string, e Event, exclude string) {
+	h.srv.Publish(context.Background(), topic, encode(e), &broker.PublishOptions{Exclude: exclude})
 }
+
+func (h *Hub) send(m *member, e Event) { m.s.Send(m.s.Context(), encode(e)) }

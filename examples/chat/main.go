@@ -90,6 +90,7 @@ func newApp(hub *Hub) (*echo.Echo, *tether.Server) {
 		},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
+	hub.Attach(rt)
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
