@@ -14,7 +14,6 @@ type link struct {
 	transport  string
 	acksInBand bool
 	notifyFn   func() // AttachOptions.Notify
-	flushFn    func() // AttachOptions.Flush
 
 	// Guarded by s.mu.
 	next      uint64 // number of the next message to hand out
@@ -86,11 +85,6 @@ type AttachOptions struct {
 	// it must only schedule the work (it must not call back into the
 	// session or block). A link with Notify is not used with Pull.
 	Notify func()
-	// Flush, when set with Notify, is called by Send instead of Notify,
-	// after it has queued a message and released the session's lock, on
-	// the sending goroutine: the transport may write at once there,
-	// without a goroutine switch. It must not wait for the network.
-	Flush func()
 }
 
 // Attach attaches a connection to the session; it supersedes the connection
@@ -109,12 +103,10 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 		transport:  opts.Transport,
 		acksInBand: opts.AcksInBand,
 		notifyFn:   opts.Notify,
-		flushFn:    opts.Flush,
 		done:       make(chan struct{}),
 	}
 	if ln.notifyFn == nil {
 		ln.wake = make(chan struct{}, 1)
-		ln.flushFn = nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

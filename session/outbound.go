@@ -57,30 +57,20 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 			return err
 		}
 	}
-	flush := s.queueLocked(wire.Message{Type: m.Type, Data: data}, nil, true)
+	s.queueLocked(wire.Message{Type: m.Type, Data: data}, nil)
 	s.mu.Unlock()
-	if flush != nil {
-		flush()
-	}
 	return nil
 }
 
 // queueLocked appends m, and the frames it shares with other sessions
-// (nil for a message of its own), to the messages for the client, and tells
-// the attached link. With inline, it returns the link's Flush, if it has
-// one, to be called on the sending goroutine once the lock is released;
-// otherwise it notifies the link, which writes on a goroutine of its own,
-// and returns nil.
-func (s *Session) queueLocked(m wire.Message, frames *wire.Frames, inline bool) (flush func()) {
+// (nil for a message of its own), to the messages for the client, and
+// notifies the attached link.
+func (s *Session) queueLocked(m wire.Message, frames *wire.Frames) {
 	s.out = append(s.out, queued{Message: m, frames: frames})
 	s.outBytes += queuedSize(m)
-	if l := s.link; l != nil {
-		if flush = l.flushFn; flush == nil || !inline {
-			l.notify()
-			flush = nil
-		}
+	if s.link != nil {
+		s.link.notify()
 	}
-	return flush
 }
 
 // CheckMessage returns the error Send returns for m before it looks at the

@@ -49,10 +49,10 @@ func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
 		s.mu.Unlock()
 		return err
 	}
-	// Not written on this goroutine, as Send's message may be: the
-	// caller goes on to the next session at once, and each connection
-	// writes on a goroutine of its own.
-	s.queueLocked(m, frames, false)
+	// Not written on this goroutine: the caller goes on to the next
+	// session at once, and each connection writes on a goroutine of its
+	// own.
+	s.queueLocked(m, frames)
 	s.mu.Unlock()
 	return nil
 }

@@ -14,10 +14,14 @@ import (
 // guarded by connection.mu. At most one flush runs at a time: the goroutine
 // that moves the state to flushRunning is the only one that takes from the
 // link, encodes frames and hands them to the socket, until it moves the
-// state back to flushIdle (a flush blocked on a full socket hands itself,
-// still running, to a goroutine that finishes the write). So batches never
-// interleave, and the socket's lock orders them with gorilla's control
-// frames.
+// state back to flushIdle. So batches never interleave, and the socket's
+// lock orders them with gorilla's control frames.
+//
+// A flush runs on a goroutine of its own, which ends once nothing is left
+// to write, or on the reader after a delivery. It is never run by the
+// goroutine that calls Session.Send: a sender never waits for the network,
+// and while the flush writes, what is sent meanwhile collects in the
+// session's queue and goes out together in its next write.
 type flushState uint8
 
 const (
@@ -40,11 +44,6 @@ const (
 // deferLimit bounds how long a flush waits for the reader to come back
 // from a delivery.
 const deferLimit = time.Millisecond
-
-// burstGap is the longest pause between a write and the next Send that
-// makes the Send part of a burst (see flushFromSend): at more than about
-// 10,000 messages a second on one connection, messages go out in batches.
-const burstGap = 100 * time.Microsecond
 
 // heartbeatSlack is how early a heartbeat may go out: a timer that fires a
 // little before the interval ends does not wait for another round.
@@ -90,47 +89,14 @@ func (c *connection) deferTick() {
 func (c *connection) startFlushLocked() {
 	c.state = flushRunning
 	c.flushes.Add(1)
-	go c.flush(false)
-}
-
-// flushFromSend is the link's Flush: Send queued a message, and the
-// sending goroutine writes it at once unless a flush is under way (which
-// takes the message too) or the reader will flush after its delivery.
-// It never waits for the network: what the socket does not take at once
-// goes on in a goroutine.
-//
-// On a compact connection, a Send that comes within burstGap of the last
-// write is part of a burst: a flush goroutine writes it instead, and while
-// that goroutine writes, the sender queues more, which its next write takes
-// as one batch. A lone message is still written at once by its sender.
-func (c *connection) flushFromSend() {
-	c.mu.Lock()
-	c.pending = true
-	switch {
-	case c.state != flushIdle:
-		c.mu.Unlock()
-		return
-	case c.delivering:
-		c.deferLocked()
-		c.mu.Unlock()
-		return
-	case c.compact && nanotime()-c.lastWrite.Load() < int64(burstGap):
-		c.startFlushLocked()
-		c.mu.Unlock()
-		return
-	}
-	c.state = flushRunning
-	c.flushes.Add(1)
-	c.mu.Unlock()
-	c.flush(true)
+	go c.flush()
 }
 
 // flush writes what the link has until nothing is pending. It runs in
-// state flushRunning with one count in flushes, and ends both. With nowait
-// (on a sending goroutine) it does not wait for the network: when the
-// socket is full it hands the rest of the write, and the flush, to a
-// goroutine.
-func (c *connection) flush(nowait bool) {
+// state flushRunning with one count in flushes, and ends both. A write
+// waits for the client for at most WriteTimeout; a failed one ends the
+// connection.
+func (c *connection) flush() {
 	for {
 		c.mu.Lock()
 		if !c.pending || c.state == flushStopped {
@@ -145,29 +111,16 @@ func (c *connection) flush(nowait bool) {
 		heartbeat := c.heartbeatDue
 		c.heartbeatDue = false
 		c.mu.Unlock()
-		switch c.writeAvailable(heartbeat, nowait) {
-		case writeFailed:
+		if !c.writeAvailable(heartbeat) {
 			c.fail()
-		case writeBlocked:
-			go c.finishFlush()
-			return
 		}
 	}
 }
 
-// finishFlush completes a write the socket did not take at once, waiting
-// as long as the write timeout allows, then goes on flushing.
-func (c *connection) finishFlush() {
-	if c.socket.finish() != nil {
-		c.fail()
-	}
-	c.lastWrite.Store(nanotime())
-	c.flush(false)
-}
-
 // writeAvailable writes everything the link has now, and a heartbeat when
-// one is due and nothing else went out.
-func (c *connection) writeAvailable(heartbeat, nowait bool) writeResult {
+// one is due and nothing else went out. It reports whether the writes went
+// well.
+func (c *connection) writeAvailable(heartbeat bool) bool {
 	wrote := false
 	for {
 		b, err := c.link.Collect(maxBatchBytes)
@@ -178,22 +131,22 @@ func (c *connection) writeAvailable(heartbeat, nowait bool) writeResult {
 			default: // session.ErrFinished: the client's close frame
 				c.closeConn(ws.CloseNormalClosure, "")
 			}
-			return writeDone
+			return true
 		}
 		if b.Empty() {
 			if heartbeat && !wrote {
-				return c.write(session.Batch{}, nowait)
+				return c.write(session.Batch{})
 			}
-			return writeDone
+			return true
 		}
-		if r := c.write(b, nowait); r != writeDone {
-			return r
+		if !c.write(b) {
+			return false
 		}
 		wrote = true
 		if b.Close != nil {
 			// The WebSocket closes with the session's code and reason.
 			c.closeConn(int(b.Close.Code), wire.TruncateReason(b.Close.Reason))
-			return writeDone
+			return true
 		}
 	}
 }

@@ -200,7 +200,7 @@ func (c *connection) deliver(s session.Endpoint, seq uint64, m wire.Message) err
 	}
 	c.mu.Unlock()
 	if run {
-		c.flush(false)
+		c.flush()
 	}
 	return err
 }

@@ -118,8 +118,8 @@ func TestFramesOfEverySize(t *testing.T) {
 }
 
 // BenchmarkSend measures the server's send path over a real WebSocket:
-// Session.Send of a 64-byte text message, written by the sending goroutine
-// (or the flush it hands over to). The client reads the raw socket and
+// Session.Send of a 64-byte text message, written by the flush it starts
+// (or the one under way). The client reads the raw socket and
 // discards it, so the allocations reported are the server's.
 func BenchmarkSend(b *testing.B) {
 	s, c := dialSession(b, &tether.Options{Logger: slog.New(slog.DiscardHandler), SlowConsumer: session.SlowConsumerBlock})

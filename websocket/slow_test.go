@@ -96,7 +96,7 @@ func (e *connEvents) waitDetached(ctx context.Context, t *testing.T) {
 // The tests below send more than the sockets of a connection hold (on
 // Linux by default: the server's send buffer grows to 4 MiB, the receive
 // buffer of a client that never reads stays at 128 KiB), so that the
-// writer finds the socket full and waits (socket.finish).
+// writer finds the socket full and waits (socket.send).
 
 // TestNeverReadingClientSlowConsumer: under SlowConsumerClose, a client
 // that never reads fills the server's socket; the writer waits (for as

@@ -2,9 +2,10 @@ package websocket
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -38,60 +39,32 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// TestSendNowaitNeverWaits: when the peer does not read, a nowait send
-// returns blocked with the rest unsent instead of waiting; a frame gorilla
-// writes meanwhile waits behind it, and finish then delivers every byte, in
-// order, once the peer reads. It runs with the direct write(2) (where the
-// platform has one) and without it, where every nowait send leaves its
-// batch to finish.
-func TestSendNowaitNeverWaits(t *testing.T) {
-	for _, direct := range []bool{true, false} {
-		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
-			peer, nc := tcpPair(t)
-			defer peer.Close()
-			defer nc.Close()
-			s := &socket{Conn: nc, writeTimeout: 30 * time.Second}
-			if direct {
-				if s.raw = rawConn(nc); s.raw == nil {
-					t.Skip("no direct write on this platform")
-				}
-			}
-			var sent bytes.Buffer
-			chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
-			blocked := false
-			for i := 0; i < 1024 && !blocked; i++ { // at most 64 MiB: far beyond any socket buffer
-				chunk[0] = byte(i)
-				var err error
-				if blocked, err = s.send(chunk, true); err != nil {
-					t.Fatal(err)
-				}
-				sent.Write(chunk)
-			}
-			if !blocked {
-				t.Fatal("64 MiB went into a socket nobody reads without the socket filling up")
-			}
-			// gorilla answering a ping while the batch waits.
-			pong := []byte{0x8a, 2, 'h', 'i'}
-			if n, err := s.Write(pong); n != len(pong) || err != nil {
-				t.Fatalf("Write while a batch is unsent = %d, %v", n, err)
-			}
-			sent.Write(pong)
-			got := make(chan []byte, 1)
-			go func() {
-				b, _ := io.ReadAll(io.LimitReader(peer, int64(sent.Len())))
-				got <- b
-			}()
-			if err := s.finish(); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case b := <-got:
-				if !bytes.Equal(b, sent.Bytes()) {
-					t.Fatalf("the peer read %d bytes that differ from the %d written", len(b), sent.Len())
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the peer did not receive everything")
-			}
-		})
+// TestFailedWriteFailsSocket: a write that reaches its deadline, having
+// written part of a batch to a client that does not read, fails the
+// socket: later writes, the flush's and gorilla's, return the error and
+// write nothing after the broken frame.
+func TestFailedWriteFailsSocket(t *testing.T) {
+	peer, nc := tcpPair(t)
+	defer peer.Close()
+	s := &socket{Conn: nc, writeTimeout: 100 * time.Millisecond}
+	batch := bytes.Repeat([]byte("0123456789abcdef"), 4<<20) // 64 MiB: far beyond any socket buffer
+	err := s.send(batch)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("send to a peer that does not read = %v, want a deadline error", err)
+	}
+	if err2 := s.send([]byte("more")); err2 != err {
+		t.Errorf("send after the failure = %v, want %v", err2, err)
+	}
+	if n, err2 := s.Write([]byte{0x8a, 0}); n != 0 || err2 != err {
+		t.Errorf("gorilla's Write after the failure = %d, %v, want 0, %v", n, err2, err)
+	}
+	nc.Close()
+	peer.SetReadDeadline(time.Now().Add(time.Minute)) // a bound, not a measurement
+	got, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || len(got) >= len(batch) || !bytes.Equal(got, batch[:len(got)]) {
+		t.Fatalf("the peer read %d bytes; want a part of the %d-byte batch and nothing after it", len(got), len(batch))
 	}
 }

@@ -81,7 +81,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	// in HTTP as on every transport (404, 409), never by a WebSocket
 	// that opens only to close.
 	link, err := a.Session.Attach(session.AttachOptions{
-		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick, Flush: c.flushFromSend,
+		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick,
 	})
 	if err != nil {
 		c.cancel()
@@ -158,7 +158,7 @@ type connection struct {
 // replay, if any, and the acknowledgement a new link owes), then reading
 // until the connection ends, then the teardown.
 func (c *connection) serve(seq uint64) {
-	c.flush(false)
+	c.flush()
 	c.read(seq)
 	c.stop()
 	c.link.Detach()

@@ -9,17 +9,8 @@ import (
 	"github.com/tetherkit/tether/wire"
 )
 
-// writeResult is how a write ended.
-type writeResult uint8
-
-const (
-	writeDone    writeResult = iota // everything went out
-	writeBlocked                    // the socket is full; the rest waits in it for finish
-	writeFailed                     // the connection failed
-)
-
-// outLimit is how many bytes a waiting write collects before it hands them
-// to the socket: a batch costs one system call rather than one per message,
+// outLimit is how many bytes a write collects before it hands them to the
+// socket: a batch costs one system call rather than one per message,
 // and a large one no more memory than this.
 const outLimit = 64 << 10
 
@@ -33,65 +24,58 @@ const maxKeptFrame = 4 << 10
 
 // write writes b's frames: its messages, then an acknowledgement, a close
 // frame or, for an empty batch, a heartbeat. They go to the socket in one
-// write (in writes of outLimit bytes for a large batch); with nowait, only
-// as far as the socket takes them at once. Called by the flush under way.
-func (c *connection) write(b session.Batch, nowait bool) writeResult {
+// write (in writes of outLimit bytes for a large batch). It reports whether
+// the writes went well. Called by the flush under way.
+func (c *connection) write(b session.Batch) bool {
 	c.out = outBuffers.Get().(*[]byte)
-	ok := c.writeFrames(b, nowait)
-	blocked := false
+	ok := c.writeFrames(b)
 	if ok && len(*c.out) > 0 {
-		var err error
-		blocked, err = c.socket.send(*c.out, nowait)
-		ok = err == nil
+		ok = c.socket.send(*c.out) == nil
 	}
 	if cap(*c.out) <= 2*outLimit {
 		*c.out = (*c.out)[:0]
 		outBuffers.Put(c.out)
 	}
 	c.out = nil
-	switch {
-	case !ok:
-		return writeFailed
-	case blocked:
-		return writeBlocked
+	if ok {
+		c.lastWrite.Store(nanotime())
 	}
-	c.lastWrite.Store(nanotime())
-	return writeDone
+	return ok
 }
 
-func (c *connection) writeFrames(b session.Batch, nowait bool) bool {
+func (c *connection) writeFrames(b session.Batch) bool {
 	if c.compact && (len(b.Messages) > 1 || len(b.Messages) == 1 && (b.AckDue || b.Close != nil || b.Messages[0].Type == wire.Binary)) {
-		return c.writeBatch(b, nowait)
+		return c.writeBatch(b)
 	}
 	for i, m := range b.Messages {
 		var ok bool
 		switch shared := b.SharedFrames(i); {
 		case m.Type == wire.Binary:
-			ok = c.writeMessage(ws.BinaryMessage, m.Data, nowait)
+			ok = c.writeMessage(ws.BinaryMessage, m.Data)
 		case shared != nil:
-			ok = c.writeMessage(ws.TextMessage, wire.RawEncoding.SharedFrame(m, shared), nowait)
+			ok = c.writeMessage(ws.TextMessage, wire.RawEncoding.SharedFrame(m, shared))
 		default:
-			ok = c.writeText(wire.RawEncoding.AppendMessage(c.frame[:0], m), nowait)
+			ok = c.writeText(wire.RawEncoding.AppendMessage(c.frame[:0], m))
 		}
 		if !ok {
 			return false
 		}
 	}
-	if b.AckDue && !c.writeText(wire.AppendAck(c.frame[:0], b.Received), nowait) {
+	if b.AckDue && !c.writeText(wire.AppendAck(c.frame[:0], b.Received)) {
 		return false
 	}
 	if b.Close != nil {
-		return c.writeText(wire.AppendClose(c.frame[:0], *b.Close), nowait)
+		return c.writeText(wire.AppendClose(c.frame[:0], *b.Close))
 	}
 	if b.Empty() {
-		return c.writeText(wire.AppendHeartbeat(c.frame[:0]), nowait)
+		return c.writeText(wire.AppendHeartbeat(c.frame[:0]))
 	}
 	return true
 }
 
 // writeBatch writes b's frames as one compact batch in one binary WebSocket
 // message (PROTOCOL.md section 4.2), built in c.frame.
-func (c *connection) writeBatch(b session.Batch, nowait bool) bool {
+func (c *connection) writeBatch(b session.Batch) bool {
 	p := c.frame[:0]
 	for i, m := range b.Messages {
 		p = wire.RawEncoding.AppendCompactMessage(p, m, b.SharedFrames(i))
@@ -104,14 +88,14 @@ func (c *connection) writeBatch(b session.Batch, nowait bool) bool {
 		p = wire.AppendCompactFrame(p, wire.AppendClose(nil, *b.Close))
 	}
 	c.keepFrame(p)
-	return c.writeMessage(ws.BinaryMessage, p, nowait)
+	return c.writeMessage(ws.BinaryMessage, p)
 }
 
 // writeText writes p, built in c.frame, as a text WebSocket message, and
 // keeps the buffer for the next frame (unless it grew large).
-func (c *connection) writeText(p []byte, nowait bool) bool {
+func (c *connection) writeText(p []byte) bool {
 	c.keepFrame(p)
-	return c.writeMessage(ws.TextMessage, p, nowait)
+	return c.writeMessage(ws.TextMessage, p)
 }
 
 // keepFrame keeps p's buffer for the next frame, unless it grew large.
@@ -125,14 +109,14 @@ func (c *connection) keepFrame(p []byte) {
 
 // writeMessage adds p as one WebSocket message of type typ to c.out: it
 // frames the message itself (no allocation, where gorilla's writer costs
-// one per message with a buffer pool). Without nowait, once c.out holds
-// outLimit bytes they go to the socket.
-func (c *connection) writeMessage(typ int, p []byte, nowait bool) bool {
+// one per message with a buffer pool). Once c.out holds outLimit bytes they
+// go to the socket.
+func (c *connection) writeMessage(typ int, p []byte) bool {
 	*c.out = append(appendFrameHeader(*c.out, byte(typ), len(p)), p...)
-	if nowait || len(*c.out) < outLimit {
+	if len(*c.out) < outLimit {
 		return true
 	}
-	_, err := c.socket.send(*c.out, false)
+	err := c.socket.send(*c.out)
 	*c.out = (*c.out)[:0]
 	return err == nil
 }
