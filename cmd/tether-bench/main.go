@@ -62,6 +62,7 @@ func quickConfig() config {
 type results struct {
 	Command string                          `json:"command"`
 	Machine string                          `json:"machine"`
+	Load    string                          `json:"load"`
 	Started time.Time                       `json:"started"`
 	Seconds float64                         `json:"seconds"`
 	FileMax uint64                          `json:"fileLimit"`
@@ -212,7 +213,7 @@ func (c config) wants(w string) bool { return c.Only == nil || c.Only[w] }
 // run measures every workload the config asks for.
 func run(ctx context.Context, cfg config, pr *progress) *results {
 	res := &results{
-		Machine: machine(), Started: time.Now(), Config: cfg, FileMax: raiseFileLimit(),
+		Machine: machine(), Load: loadAverage(), Started: time.Now(), Config: cfg, FileMax: raiseFileLimit(),
 		Echo: map[string]echoResult{}, Stream: map[string]streamResult{},
 		Fanout: map[string]map[int]fanoutResult{}, Idle: map[string]map[int]idleResult{},
 	}

@@ -43,6 +43,21 @@ func machine() string {
 		cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), mem, kernel, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
+// loadAverage returns the 1-, 5- and 15-minute load averages of the host,
+// from /proc/loadavg, or "" where there are none: on a shared machine, what
+// else ran beside the bench.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], ", ")
+}
+
 // ratio formats a/b as "1.23×", or "–" when either is missing.
 func ratio(a, b float64) string {
 	if a <= 0 || b <= 0 {
@@ -80,7 +95,11 @@ func renderReport(res *results, chart string) string {
 	w("gorilla/websocket, and the bench's own SockJS client. Ratios are Tether / the other, from the same run.\n\n")
 	w("- Command: `%s`\n", res.Command)
 	w("- Machine: %s\n", res.Machine)
-	w("- Run: %s, %.0f s; file-descriptor limit %d\n\n", res.Started.UTC().Format(time.RFC3339), res.Seconds, res.FileMax)
+	w("- Run: %s, %.0f s; file-descriptor limit %d\n", res.Started.UTC().Format(time.RFC3339), res.Seconds, res.FileMax)
+	if res.Load != "" {
+		w("- Load average when the run started (1, 5, 15 min): %s, on %d cores\n", res.Load, runtime.NumCPU())
+	}
+	w("\n")
 	if chart != "" {
 		w("![chart](%s)\n\n", filepath.Base(chart))
 	}

@@ -86,6 +86,9 @@ func (rc *rawConn) write(p []byte) error {
 }
 
 type benchServer struct {
+	// tether is the Tether server; every session it opens is subscribed
+	// to broadcastTopic.
+	tether         *tether.Server
 	tetherSessions registry[*session.Session]
 	rawConns       registry[*rawConn]
 	sockjsSessions registry[sockjs.Session]
@@ -109,6 +112,7 @@ func (b *benchServer) handler() http.Handler {
 		MaxSessions:  1 << 20,
 		Logger:       slog.New(slog.DiscardHandler),
 	})
+	b.tether = tsrv
 	mux.Handle(tetherPrefix, tsrv)
 	up := ws.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}}
 	mux.HandleFunc(rawPath, func(w http.ResponseWriter, r *http.Request) { b.serveRaw(&up, w, r) })
@@ -129,7 +133,12 @@ func (b *benchServer) handler() http.Handler {
 // which the reader of a WebSocket would not read while in the callback.
 func (b *benchServer) tetherCallbacks() *tether.Callbacks {
 	return &tether.Callbacks{
-		Open: func(s *session.Session) { b.tetherSessions.add(s) },
+		Open: func(s *session.Session) {
+			// Subscribed before it counts as ready for a broadcast.
+			if b.tether.Subscribe(s.Context(), s, broadcastTopic, nil) == nil {
+				b.tetherSessions.add(s)
+			}
+		},
 		Message: func(s *session.Session, m wire.Message) {
 			ctx := s.Context()
 			if n, ok := streamCount(m.Data); ok {
@@ -273,7 +282,10 @@ func parseBroadcast(p []byte) (int64, bool) {
 
 // tetherBroadcast says, for the report, how serveBroadcast hands a
 // broadcast to the Tether sessions.
-const tetherBroadcast = "Tether calls `Session.Send` for each session in turn"
+const tetherBroadcast = "Tether publishes it with `Server.Publish` to the topic every session is subscribed to"
+
+// broadcastTopic is the topic of the Tether broadcasts.
+const broadcastTopic = "bench.broadcast"
 
 // serveBroadcast sends one message to every session of one system and
 // answers once every send has returned.
@@ -284,13 +296,12 @@ func (b *benchServer) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	switch sys {
 	case "tether":
-		ctx := context.Background()
 		m := wire.Message{Type: wire.Text, Data: msg}
-		for _, s := range b.tetherSessions.list() {
-			if s.Send(ctx, m) == nil {
-				n++
-			}
+		if err := b.tether.Publish(context.Background(), broadcastTopic, m, nil); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
+		n = len(b.tetherSessions.list())
 	case "raw":
 		for _, c := range b.rawConns.list() {
 			if c.write(msg) == nil {
