@@ -2,6 +2,7 @@ package websocket_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -18,12 +19,12 @@ import (
 // slowBlock is a message of slowBlockBytes; slowSend sends them numbered.
 const slowBlockBytes = 16 << 10
 
-// slowSend sends numbered messages of slowBlockBytes until Send fails or
-// max have gone, and returns how many Send took and its error.
-func slowSend(ctx context.Context, s *session.Session, max int) (int, error) {
+// slowSend sends messages of slowBlockBytes numbered from first until Send
+// fails or max have gone, and returns how many Send took and its error.
+func slowSend(ctx context.Context, s *session.Session, first, max int) (int, error) {
 	data := make([]byte, slowBlockBytes)
 	for i := range max {
-		copy(data, fmt.Sprintf("%08d", i))
+		copy(data, fmt.Sprintf("%08d", first+i))
 		if err := s.Send(ctx, wire.Message{Type: wire.Text, Data: data}); err != nil {
 			return i, err
 		}
@@ -37,9 +38,16 @@ func slowSend(ctx context.Context, s *session.Session, max int) (int, error) {
 // the connection (nil). It returns how many messages came.
 func readMessages(t *testing.T, c *ws.Conn, first int) (int, *wire.CloseError) {
 	t.Helper()
+	return readUpTo(t, c, first, -1)
+}
+
+// readUpTo is readMessages that returns after max messages when max is
+// not negative.
+func readUpTo(t *testing.T, c *ws.Conn, first, max int) (int, *wire.CloseError) {
+	t.Helper()
 	c.SetReadDeadline(time.Now().Add(time.Minute)) // a bound, not a measurement
 	n := 0
-	for {
+	for n != max {
 		_, p, err := c.ReadMessage()
 		if err != nil {
 			return n, nil
@@ -59,6 +67,7 @@ func readMessages(t *testing.T, c *ws.Conn, first int) (int, *wire.CloseError) {
 			return n, &f.Close
 		}
 	}
+	return n, nil
 }
 
 // connEvents is a tether.Observer that reports when connections detach.
@@ -112,7 +121,7 @@ func TestNeverReadingClientSlowConsumer(t *testing.T) {
 	})
 	c := dial(t, ws.Dialer{}, attachURL, 0)
 	// 64 MiB at the most: far beyond the queue.
-	sent, err := slowSend(ctx, s, 4096)
+	sent, err := slowSend(ctx, s, 0, 4096)
 	if got := wire.CloseStatus(err); got != wire.StatusSlowConsumer {
 		t.Fatalf("after %d messages Send = %v (status %d), want a close with %d", sent, err, got, wire.StatusSlowConsumer)
 	}
@@ -122,6 +131,44 @@ func TestNeverReadingClientSlowConsumer(t *testing.T) {
 	}
 	if n == 0 || n > sent {
 		t.Fatalf("%d messages arrived before the close frame, of %d sent", n, sent)
+	}
+}
+
+// TestNeverReadingClientDrops: under SlowConsumerDrop, a client that
+// never reads fills the socket, then the queue; Send then drops the
+// message (ErrDropped) and the session goes on: the client reads every
+// message queued before, in order, acknowledges them, and once the session
+// has the acknowledgement the next Send is queued and delivered.
+func TestNeverReadingClientDrops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, attachURL := startSession(t, &tether.Options{
+		Logger: slog.New(slog.DiscardHandler), MaxQueuedBytes: 8 << 20, SlowConsumer: session.SlowConsumerDrop, WriteTimeout: time.Hour,
+	})
+	c := dial(t, ws.Dialer{}, attachURL, 0)
+	sent, err := slowSend(ctx, s, 0, 4096)
+	if !errors.Is(err, session.ErrDropped) {
+		t.Fatalf("after %d messages Send = %v, want %v", sent, err, session.ErrDropped)
+	}
+	if n, ce := readUpTo(t, c, 0, sent); n != sent || ce != nil {
+		t.Fatalf("the client read %d messages then close %v, want the %d queued", n, ce, sent)
+	}
+	if err := c.WriteMessage(ws.TextMessage, wire.AppendAck(nil, uint64(sent))); err != nil {
+		t.Fatal(err)
+	}
+	// The server's reader hands the acknowledgement to the session.
+	for _, acked := s.Sent(); acked != uint64(sent); _, acked = s.Sent() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the session never saw the acknowledgement of %d (has %d)", sent, acked)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if _, err := slowSend(ctx, s, sent, 1); err != nil {
+		t.Fatalf("Send once the client has acknowledged everything = %v", err)
+	}
+	if n, ce := readUpTo(t, c, sent, 1); n != 1 || ce != nil {
+		t.Fatalf("after the acknowledgement the client read %d messages then close %v, want message %d", n, ce, sent)
 	}
 }
 
@@ -150,7 +197,7 @@ func TestNeverReadingClientResumes(t *testing.T) {
 	defer stopSending()
 	done := make(chan result, 1)
 	go func() {
-		n, err := slowSend(sendCtx, s, 4096)
+		n, err := slowSend(sendCtx, s, 0, 4096)
 		done <- result{n, err}
 	}()
 	events.waitDetached(ctx, t)
@@ -183,12 +230,12 @@ func TestAbortWhileWriteBlocked(t *testing.T) {
 	})
 	dial(t, ws.Dialer{}, attachURL, 0)
 	// 16 MiB: beyond the socket's buffers, within the queue.
-	if n, err := slowSend(ctx, s, 1024); err != nil {
+	if n, err := slowSend(ctx, s, 0, 1024); err != nil {
 		t.Fatalf("Send after %d messages = %v", n, err)
 	}
 	ce := wire.CloseError{Code: wire.StatusApplicationMin, Reason: "aborted"}
 	s.Abort(ce)
-	if _, err := slowSend(ctx, s, 1); wire.CloseStatus(err) != ce.Code {
+	if _, err := slowSend(ctx, s, 0, 1); wire.CloseStatus(err) != ce.Code {
 		t.Fatalf("Send after Abort = %v, want %v", err, ce)
 	}
 	events.waitDetached(ctx, t)
