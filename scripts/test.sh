@@ -52,3 +52,6 @@ TETHER_BENCH_BROWSER=1 go test -race -count=1 -run TestBrowserSmoke ./cmd/tether
 
 echo "== examples/demo (Chromium)"
 bash examples/demo/test.sh
+
+echo "== examples/ticker (Chromium)"
+bash examples/ticker/test.sh
