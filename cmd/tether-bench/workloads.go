@@ -459,6 +459,10 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		res.ServerCPUus = float64((server1 - server0).Microseconds()) / float64(len(all))
 		res.ClientCPUus = float64((client1 - client0).Microseconds()) / float64(len(all))
 	}
+	if ctx.Err() != nil && res.Lost > 0 && res.Err == "" {
+		// The rounds not run count as lost: say why.
+		res.Err = "time limit reached"
+	}
 	return res
 }
 
