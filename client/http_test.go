@@ -29,7 +29,9 @@ func TestRequestDeadline(t *testing.T) {
 	s := &Session{hc: ts.Client()}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	d := newRequestDeadline(ctx, 100*time.Millisecond)
+	// Answered requests get a minute each, so that a loaded machine cannot
+	// make one overrun; the one never answered, on the same deadline, 50 ms.
+	d := newRequestDeadline(ctx, time.Minute)
 	defer d.close()
 	for range 3 {
 		rp, err := s.do(d, http.MethodGet, ts.URL, nil)
@@ -37,6 +39,7 @@ func TestRequestDeadline(t *testing.T) {
 			t.Fatalf("request answered at once: %d, %v", rp.status, err)
 		}
 	}
+	d.timeout = 50 * time.Millisecond
 	if _, err := s.do(d, http.MethodGet, ts.URL+"?hang=1", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("request never answered: %v, want context.DeadlineExceeded", err)
 	}
