@@ -356,7 +356,10 @@ const ackSettle = 1200 * time.Millisecond
 // lost). Latency is from the start of the broadcast loop to the arrival.
 func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 	res := fanoutResult{Sessions: n, Rounds: rounds}
-	f, err := startFleet(ctx, sys, n, 64, false, nil)
+	// HTTP keep-alive for the mixed fan-out's long polls, as a browser
+	// keeps its connections: without it every poll, one per delivery,
+	// would open a TCP connection of its own.
+	f, err := startFleet(ctx, sys, n, 64, sys == mixedFanout, nil)
 	if err != nil {
 		res.Err = err.Error()
 	}
