@@ -167,21 +167,20 @@ func (h *Hub) say(m *member, text string) {
 		return
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	room := m.room
-	var e Event
-	if room != "" {
-		e = Event{Type: "message", Room: room, Nick: m.nick, ID: m.s.ID(), Text: text, Time: h.now().UnixMilli()}
-		history := append(h.recent[room], e)
-		if n := len(history) - h.history; n > 0 {
-			history = slices.Delete(history, 0, n)
-		}
-		h.recent[room] = history
-	}
-	h.mu.Unlock()
 	if room == "" {
 		h.send(m, Event{Type: "error", Text: "join a room first"})
 		return
 	}
+	e := Event{Type: "message", Room: room, Nick: m.nick, ID: m.s.ID(), Text: text, Time: h.now().UnixMilli()}
+	history := append(h.recent[room], e)
+	if n := len(history) - h.history; n > 0 {
+		history = slices.Delete(history, 0, n)
+	}
+	h.recent[room] = history
+	// Under mu, as join's snapshot of the history is: a newcomer gets a
+	// message either in its history or live, never both.
 	h.publish(roomTopic(room), e, "")
 }
 
