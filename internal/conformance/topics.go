@@ -25,7 +25,7 @@ const topicName = "room:test"
 
 // topicServer starts a server whose sessions are subscribed to topicName
 // with their id as info when they open, and publish every message they
-// send to the others; each new session is sent on opened.
+// send to the others; each new session is sent on opened once subscribed.
 func topicServer(t *testing.T, e *Env, opts *tether.Options) (srv *tether.Server, base string, opened <-chan *session.Session) {
 	t.Helper()
 	ch := make(chan *session.Session, 8)
@@ -46,6 +46,18 @@ func topicServer(t *testing.T, e *Env, opts *tether.Options) (srv *tether.Server
 	return srv, base, ch
 }
 
+// nextOpened returns the next session topicServer subscribed.
+func nextOpened(t *testing.T, ctx context.Context, opened <-chan *session.Session) *session.Session {
+	t.Helper()
+	select {
+	case s := <-opened:
+		return s
+	case <-ctx.Done():
+		t.Fatal("no session opened")
+		return nil
+	}
+}
+
 // recvWant receives one message and checks it.
 func recvWant(t *testing.T, ctx context.Context, c *client.Session, who string, want wire.Message) {
 	t.Helper()
@@ -64,7 +76,7 @@ func recvWant(t *testing.T, ctx context.Context, c *client.Session, who string, 
 // info and reports a closed one's leave.
 func topicPublish(t *testing.T, e *Env) {
 	ctx := e.Context(t)
-	srv, base, _ := topicServer(t, e, nil)
+	srv, base, opened := topicServer(t, e, nil)
 	left := make(chan broker.PresenceEvent, 8)
 	srv.OnPresence(func(ev broker.PresenceEvent) {
 		if ev.Change == broker.Left {
@@ -73,6 +85,9 @@ func topicPublish(t *testing.T, e *Env) {
 	})
 	a := e.Dial(t, ctx, base, nil)
 	b := e.Dial(t, ctx, base, nil)
+	// A Handler subscribes its session when it starts, after negotiate.
+	nextOpened(t, ctx, opened)
+	nextOpened(t, ctx, opened)
 
 	members, err := srv.Presence(ctx, topicName)
 	if err != nil {
@@ -131,7 +146,7 @@ func topicResume(t *testing.T, e *Env) {
 	srv, base, opened := topicServer(t, e, nil)
 	proxy, proxied := viaProxy(t, base, nil)
 	c := e.Dial(t, ctx, proxied, nil)
-	s := <-opened
+	s := nextOpened(t, ctx, opened)
 	publish := func(m wire.Message) {
 		t.Helper()
 		if err := srv.Publish(ctx, topicName, m, nil); err != nil {
@@ -180,7 +195,7 @@ func topicBadInput(t *testing.T, e *Env) {
 	events := make(chan broker.PresenceEvent, 16)
 	srv.OnPresence(func(ev broker.PresenceEvent) { events <- ev })
 	c := e.Dial(t, ctx, base, nil)
-	s := <-opened
+	s := nextOpened(t, ctx, opened)
 	nextEvent := func() broker.PresenceEvent {
 		t.Helper()
 		select {
@@ -233,7 +248,7 @@ func topicBadInput(t *testing.T, e *Env) {
 	}
 	// A closed session: refused with its CloseError, presence unchanged.
 	c2 := e.Dial(t, ctx, base, nil)
-	s2 := <-opened
+	s2 := nextOpened(t, ctx, opened)
 	nextEvent() // s2's join
 	s2.Close(wire.StatusNormalClosure, "done")
 	if err := srv.Subscribe(ctx, s2, "room:other", nil); wire.CloseStatus(err) != wire.StatusNormalClosure {
