@@ -33,10 +33,11 @@ func TestTopicHundredThousandSubscribers(t *testing.T) {
 		inProcess = 10_000
 	}
 	const (
-		size     = 4 << 10
-		measured = 8  // published before the in-process subscribers acknowledge anything
-		total    = 24 // 96 KiB: more than the 64 KiB MaxQueuedBytes
-		topic    = "prices"
+		size       = 4 << 10
+		measured   = 8  // published before the in-process subscribers acknowledge anything
+		total      = 24 // 96 KiB: more than the 64 KiB MaxQueuedBytes
+		queueBytes = 64 << 10
+		topic      = "prices"
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -57,7 +58,7 @@ func TestTopicHundredThousandSubscribers(t *testing.T) {
 		MaxSessions:       inProcess + 2*len(offered),
 		FirstAttachWindow: 10 * time.Minute,
 		ResumeWindow:      10 * time.Minute,
-		MaxQueuedBytes:    64 << 10,
+		MaxQueuedBytes:    queueBytes,
 	})
 
 	// The clients, two per transport: one reads everything, one never
@@ -161,6 +162,10 @@ func TestTopicHundredThousandSubscribers(t *testing.T) {
 			acknowledgeAll()
 		}
 		awaitReaders(i + 1)
+		for _, p := range pairs {
+			v, _ := sessions.Load(p.reader.ID())
+			awaitKeptUp(t, ctx, v.(*session.Session), size, queueBytes)
+		}
 	}
 	for range pairs {
 		if err := <-readErr; err != nil {
@@ -177,6 +182,98 @@ func TestTopicHundredThousandSubscribers(t *testing.T) {
 		v, _ := sessions.Load(p.stuck.ID())
 		if code := wire.CloseStatus(v.(*session.Session).Err()); code != wire.StatusSlowConsumer {
 			t.Errorf("%s: the subscriber that never reads ended with %d, want %d", p.transport, code, wire.StatusSlowConsumer)
+		}
+	}
+}
+
+// TestTopicSlowConsumerPolicies: on every transport, a publish to a topic
+// with a client that reads and one that never reads, under each
+// slow-consumer policy. Publish never waits for the one that never reads:
+// under SlowConsumerClose and SlowConsumerBlock it is closed with 4002,
+// under SlowConsumerDrop it loses messages and stays open; the reader gets
+// every message, in order.
+func TestTopicSlowConsumerPolicies(t *testing.T) {
+	const (
+		topic      = "ticks"
+		size       = 1 << 10
+		total      = 64 // 64 KiB: four times MaxQueuedBytes
+		queueBytes = 16 << 10
+	)
+	for _, policy := range []session.SlowConsumerPolicy{session.SlowConsumerClose, session.SlowConsumerDrop, session.SlowConsumerBlock} {
+		for _, name := range conformance.OfferedTransports(t) {
+			t.Run(policy.String()+"/"+name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				var srv *tether.Server
+				var sessions sync.Map // id -> *session.Session
+				h := &tether.Callbacks{
+					Open: func(s *session.Session) {
+						sessions.Store(s.ID(), s)
+						if err := srv.Subscribe(ctx, s, topic, nil); err != nil {
+							t.Errorf("Subscribe: %v", err)
+						}
+					},
+					Message: func(*session.Session, wire.Message) {},
+				}
+				e := &conformance.Env{Transport: name, Callbacks: true}
+				srv, base := e.Server(t, h, &tether.Options{MaxQueuedBytes: queueBytes, SlowConsumer: policy})
+				reader := e.Dial(t, ctx, base, nil)
+				stuck := e.Dial(t, ctx, base, &client.Options{RecvBuffer: 1})
+				message := func(i int) wire.Message {
+					p := fmt.Sprintf("%d:", i)
+					return wire.Message{Type: wire.Text, Data: []byte(p + strings.Repeat("t", size-len(p)))}
+				}
+				for i := range total {
+					if err := srv.Publish(ctx, topic, message(i), nil); err != nil {
+						t.Fatalf("Publish #%d: %v", i, err)
+					}
+					m, err := reader.Recv(ctx)
+					if err != nil {
+						t.Fatalf("reader: Recv #%d: %v", i, err)
+					}
+					if want := message(i); string(m.Data) != string(want.Data) {
+						t.Fatalf("reader: message #%d = %.8q..., want %.8q...", i, m.Data, want.Data)
+					}
+					// Paced by the reader, which keeps up: a burst of more
+					// than MaxQueuedBytes would meet the policy too.
+					v, _ := sessions.Load(reader.ID())
+					awaitKeptUp(t, ctx, v.(*session.Session), size, queueBytes)
+				}
+				v, _ := sessions.Load(stuck.ID())
+				s := v.(*session.Session)
+				code := wire.CloseStatus(s.Err())
+				switch policy {
+				case session.SlowConsumerDrop:
+					if code != -1 || s.Dropped() == 0 {
+						t.Errorf("the subscriber that never reads: closed %d, dropped %d; want open, some dropped", code, s.Dropped())
+					}
+				default:
+					if code != wire.StatusSlowConsumer {
+						t.Errorf("the subscriber that never reads ended with %d, want %d", code, wire.StatusSlowConsumer)
+					}
+				}
+			})
+		}
+	}
+}
+
+// awaitKeptUp waits until the client of s has acknowledged all but at most
+// half of queueBytes of the messages sent to it, each of size bytes: what a
+// client that keeps up holds unacknowledged (a WebSocket client
+// acknowledges every 32 messages or after a pause, a stream client when it
+// opens its next response, at half the queue at most). A publisher paced by
+// it never sets off the policy of a client that reads.
+func awaitKeptUp(t *testing.T, ctx context.Context, s *session.Session, size, queueBytes int) {
+	t.Helper()
+	for {
+		sent, acked := s.Sent()
+		if int(sent-acked)*(size+session.MessageOverhead) <= queueBytes/2 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the client that reads acknowledged %d of %d messages", acked, sent)
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
