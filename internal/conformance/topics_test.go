@@ -70,7 +70,7 @@ func TestTopicHundredThousandSubscribers(t *testing.T) {
 	var pairs []pair
 	for _, name := range offered {
 		env := &conformance.Env{Transport: name}
-		pairs = append(pairs, pair{name, env.Dial(t, ctx, base, nil), env.Dial(t, ctx, base, &client.Options{RecvBuffer: 1})})
+		pairs = append(pairs, pair{name, env.Dial(t, ctx, base, nil), env.Dial(t, ctx, base, &client.Options{RecvBuffer: 1, CloseTimeout: stuckCloseTimeout})})
 	}
 
 	// The in-process subscribers: sessions with no connection, whose
@@ -196,7 +196,7 @@ func TestTopicSlowConsumerPolicies(t *testing.T) {
 	const (
 		topic      = "ticks"
 		size       = 1 << 10
-		total      = 64 // 64 KiB: four times MaxQueuedBytes
+		total      = 24 // 24 KiB: more than MaxQueuedBytes
 		queueBytes = 16 << 10
 	)
 	for _, policy := range []session.SlowConsumerPolicy{session.SlowConsumerClose, session.SlowConsumerDrop, session.SlowConsumerBlock} {
@@ -218,7 +218,7 @@ func TestTopicSlowConsumerPolicies(t *testing.T) {
 				e := &conformance.Env{Transport: name, Callbacks: true}
 				srv, base := e.Server(t, h, &tether.Options{MaxQueuedBytes: queueBytes, SlowConsumer: policy})
 				reader := e.Dial(t, ctx, base, nil)
-				stuck := e.Dial(t, ctx, base, &client.Options{RecvBuffer: 1})
+				stuck := e.Dial(t, ctx, base, &client.Options{RecvBuffer: 1, CloseTimeout: stuckCloseTimeout})
 				message := func(i int) wire.Message {
 					p := fmt.Sprintf("%d:", i)
 					return wire.Message{Type: wire.Text, Data: []byte(p + strings.Repeat("t", size-len(p)))}
@@ -277,3 +277,8 @@ func awaitKeptUp(t *testing.T, ctx context.Context, s *session.Session, size, qu
 		}
 	}
 }
+
+// stuckCloseTimeout bounds the Close, at the end of a test, of a client
+// that never reads: its session is over, and its close frame may never
+// reach the server through a connection it stopped reading.
+const stuckCloseTimeout = 100 * time.Millisecond
