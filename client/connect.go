@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -176,6 +177,8 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 		neg, err := negotiate(s.ctx, s.hc, s.prefix, s.opts.Header)
 		var ne *NegotiateError
 		switch {
+		case errors.Is(err, ErrUnsupportedProtocol):
+			return nil, endSession(wire.StatusProtocolError, transport.MsgUnsupportedVersion)
 		case errors.As(err, &ne) && ne.Status >= 400 && ne.Status < 500:
 			return nil, endSession(wire.StatusPolicyViolation, ne.Message)
 		case err != nil:

@@ -17,7 +17,9 @@ var (
 	// a transport this client does not implement.
 	ErrUnknownTransport = errors.New("tether: unknown transport")
 	// ErrUnsupportedProtocol is returned by Dial when the server answers
-	// negotiate with a protocol version other than 1.
+	// negotiate with a protocol version other than 1, or with 400
+	// "unsupported protocol version" (wrapping the NegotiateError). A
+	// session negotiating anew after such an answer ends with 4003.
 	ErrUnsupportedProtocol = errors.New("tether: unsupported protocol version")
 )
 

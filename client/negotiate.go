@@ -124,7 +124,13 @@ func negotiate(ctx context.Context, hc *http.Client, prefix *url.URL, header htt
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &NegotiateError{Status: resp.StatusCode, Message: errorLine(resp.Body)}
+		ne := &NegotiateError{Status: resp.StatusCode, Message: errorLine(resp.Body)}
+		if ne.Status == http.StatusBadRequest && ne.Message == transport.MsgUnsupportedVersion {
+			// A server that does not speak this version, as one
+			// answering another (PROTOCOL.md section 2).
+			return nil, fmt.Errorf("%w: %w", ErrUnsupportedProtocol, ne)
+		}
+		return nil, ne
 	}
 	return parseNegotiation(resp.Body)
 }

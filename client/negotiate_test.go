@@ -65,6 +65,8 @@ func TestNegotiateRequest(t *testing.T) {
 		switch {
 		case r.Method != http.MethodPost || r.URL.Path != "/rt/negotiate" || r.URL.Query().Get("v") != "1":
 			http.Error(w, "bad request: unexpected "+r.Method+" "+r.URL.String(), http.StatusBadRequest)
+		case r.Header.Get("X-Version") != "":
+			http.Error(w, transport.MsgUnsupportedVersion, http.StatusBadRequest)
 		case r.Header.Get("Authorization") != "Bearer good":
 			http.Error(w, "no entry", http.StatusUnauthorized)
 		default:
@@ -88,6 +90,13 @@ func TestNegotiateRequest(t *testing.T) {
 	var ne *NegotiateError
 	if !errors.As(err, &ne) || ne.Status != http.StatusUnauthorized || ne.Message != "no entry" {
 		t.Fatalf("negotiate with a bad token = %v, want NegotiateError 401 no entry", err)
+	}
+	if errors.Is(err, ErrUnsupportedProtocol) {
+		t.Fatalf("negotiate with a bad token = %v, want no ErrUnsupportedProtocol", err)
+	}
+	_, err = negotiate(ctx, srv.Client(), prefix, http.Header{"Authorization": {"Bearer good"}, "X-Version": {"2"}})
+	if !errors.Is(err, ErrUnsupportedProtocol) || !errors.As(err, &ne) || ne.Status != http.StatusBadRequest {
+		t.Fatalf("negotiate answered 400 unsupported protocol version = %v, want ErrUnsupportedProtocol and NegotiateError 400", err)
 	}
 }
 

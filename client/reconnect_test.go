@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,5 +127,40 @@ func TestSendToServerWithoutSession(t *testing.T) {
 				t.Fatalf("Dial or Recv = %v, want CloseError 4005 session unknown", err)
 			}
 		})
+	}
+}
+
+// TestNewSessionRefusedForVersion closes a session with 1012 and answers
+// the negotiate that follows 400 "unsupported protocol version", as a
+// server moved to another version would: the session ends with 4003, as
+// after an answer naming another version, instead of negotiating again.
+func TestNewSessionRefusedForVersion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var negotiated atomic.Int32
+	url := startServer(t, func(s *session.Session) {
+		s.Recv(s.Context())
+		s.Close(wire.StatusServiceRestart, "restarting")
+	}, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/negotiate") && negotiated.Add(1) > 1 {
+				http.Error(w, "unsupported protocol version", http.StatusBadRequest)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	var n network
+	s := dial(t, ctx, url, n.options(t, "longpoll"))
+	if err := s.Send(ctx, textMsg("restart now")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Recv(ctx)
+	var ce wire.CloseError
+	if !errors.As(err, &ce) || ce.Code != wire.StatusProtocolError || ce.Reason != "unsupported protocol version" {
+		t.Fatalf("Recv() = %v, want CloseError 4003 unsupported protocol version", err)
+	}
+	if got := negotiated.Load(); got != 2 {
+		t.Errorf("%d negotiate requests, want 2 (no retry after the refusal)", got)
 	}
 }

@@ -167,6 +167,9 @@ const OPEN = 1
 const CLOSING = 2
 const CLOSED = 3
 
+/** unsupportedVersion is the reason of close 4003 for a server that does not speak protocolVersion, and its negotiate's 400 body (PROTOCOL.md section 2). */
+const unsupportedVersion = 'unsupported protocol version'
+
 /** Each transport's function by name: one for every name in policy.ts's transports. */
 const transportsByName: Record<TransportName, Transport> = { websocket, sse, streaming, longpoll }
 
@@ -415,9 +418,18 @@ export class Tether extends EventTarget {
         headers: o.headers,
         signal: AbortSignal.timeout(o.timeout),
       })
-      if (r.status >= 400 && r.status < 500) return this._end(1008, (await r.text()).trim(), false)
-      if (r.ok) return this._begin(await r.json())
+      if (r.status >= 400 && r.status < 500) {
+        const m = (await r.text()).trim()
+        // A server that does not speak this version, as one answering another (see _begin).
+        return this._end(r.status == 400 && m == unsupportedVersion ? 4003 : 1008, m, false)
+      }
       status = r.status
+      if (r.ok) {
+        const n: Negotiated = await r.json()
+        // An answer without a session or token is malformed, as in the Go
+        // client's parseNegotiation: a failed attempt.
+        if (n.protocol !== protocolVersion || (n.session && n.token)) return this._begin(n)
+      }
     } catch {}
     this._error('negotiate', null, status)
     if (this.readyState < CLOSING) this._retryLater(() => this._negotiate())
@@ -428,7 +440,7 @@ export class Tether extends EventTarget {
     if (this.readyState > OPEN) return
     // The version asked for in ?v=: a server that answers another one is
     // not one this client can talk to (the Go client's ErrUnsupportedProtocol).
-    if (n.protocol !== protocolVersion) return this._end(4003, 'unsupported protocol version', false)
+    if (n.protocol !== protocolVersion) return this._end(4003, unsupportedVersion, false)
     let remembered
     try {
       remembered = sessionStorage.getItem('tether:' + this.url)

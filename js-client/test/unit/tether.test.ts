@@ -266,15 +266,39 @@ test('negotiate refused by the auth hook closes with 1008 and its message', asyn
   assert.deepEqual(events, ['error', 'close'])
 })
 
-test('a negotiate answer in a protocol version other than 1 closes with 4003 and attaches nothing', async () => {
-  const f = fake()
-  f.fault = (path) => (path == 'negotiate' ? Response.json({ protocol: 2, session: 'S', token: 'T', transports: ['longpoll'], heartbeatMs: 1000, resumeWindowMs: 1000, maxBodyBytes: 1 << 20 }) : undefined)
-  const { closed, events } = client(f)
-  await until('close', () => !!closed())
-  assert.equal(closed()!.code, 4003)
-  assert.equal(closed()!.reason, 'unsupported protocol version')
-  assert.deepEqual(events, ['error', 'close'])
-  assert.deepEqual(f.log, ['POST negotiate'])
+test('a negotiate answer in a protocol version other than 1, or 400 unsupported protocol version, closes with 4003 and attaches nothing', async () => {
+  const answers = [
+    () => Response.json({ protocol: 2, session: 'S', token: 'T', transports: ['longpoll'], heartbeatMs: 1000, resumeWindowMs: 1000, maxBodyBytes: 1 << 20 }),
+    () => new Response('unsupported protocol version\n', { status: 400 }),
+  ]
+  for (const answer of answers) {
+    const f = fake()
+    f.fault = (path) => (path == 'negotiate' ? answer() : undefined)
+    const { closed, events } = client(f)
+    await until('close', () => !!closed())
+    assert.equal(closed()!.code, 4003)
+    assert.equal(closed()!.reason, 'unsupported protocol version')
+    assert.deepEqual(events, ['error', 'close'])
+    assert.deepEqual(f.log, ['POST negotiate'])
+  }
+})
+
+test('a negotiate answer without a session or a token is a failed attempt, and the next answer is used', async () => {
+  for (const bad of [{ token: 'T' }, { session: 'S' }]) {
+    const f = fake(['longpoll'])
+    let answered = 0
+    f.fault = (path) => (path == 'negotiate' && answered++ == 0 ? Response.json({ protocol: 1, transports: ['longpoll'], heartbeatMs: 1000, resumeWindowMs: 1000, maxBodyBytes: 1 << 20, ...bad }) : undefined)
+    const { t, events } = client(f)
+    const failed: TetherErrorEvent[] = []
+    t.addEventListener('error', (e) => failed.push(e as TetherErrorEvent))
+    await until('open', () => events.includes('open'))
+    assert.equal(failed.length, 1, JSON.stringify(bad))
+    assert.equal(failed[0].request, 'negotiate')
+    assert.equal(failed[0].status, 200)
+    assert.equal(f.log.filter((l) => l == 'POST negotiate').length, 2)
+    assert.notEqual(t.session, null)
+    t.close()
+  }
 })
 
 test('the WebSocket-shaped surface', () => {
