@@ -86,7 +86,7 @@ func run(ctx context.Context, addr string, cfg config, ready func(url string)) e
 	var wg sync.WaitGroup
 	lm := &lagMeter{}
 	wg.Go(func() { mk.Run(work, time.Duration(float64(time.Second)/cfg.rate)) })
-	wg.Go(func() { reportStats(work, srv, lm, cfg.stats, log) })
+	wg.Go(func() { reportStats(work, srv, mk, lm, cfg.stats, log) })
 	if cfg.simulate > 0 {
 		wg.Go(func() { simulate(work, url+"rt/", cfg.simulate, lm, log) })
 	}

@@ -64,9 +64,10 @@ type Market struct {
 	// a session subscribed and sent its symbol's last price, each while
 	// holding mu, so a subscriber receives the last price, then every
 	// tick after it, none twice.
-	mu   sync.Mutex
-	last map[string]Quote // each symbol's last tick; guarded by mu
-	rng  *rand.Rand       // guarded by mu
+	mu    sync.Mutex
+	last  map[string]Quote // each symbol's last tick; guarded by mu
+	rng   *rand.Rand       // guarded by mu
+	ticks uint64           // ticks published, of every symbol; guarded by mu
 }
 
 // NewMarket returns a market whose ticks srv publishes.
@@ -104,6 +105,7 @@ func (mk *Market) tick(ctx context.Context, sym string) {
 	q.Seq++
 	q.Time = time.Now().UnixMicro()
 	mk.last[sym] = q
+	mk.ticks++
 	data, _ := json.Marshal(q)
 	mk.srv.Publish(ctx, sym, wire.Message{Type: wire.Text, Data: data}, nil)
 }
@@ -113,6 +115,15 @@ func (mk *Market) tick(ctx context.Context, sym string) {
 func (mk *Market) Open(s *session.Session) {
 	data, _ := json.Marshal(map[string]any{"type": "symbols", "symbols": sortedSymbols()})
 	s.Send(s.Context(), wire.Message{Type: wire.Text, Data: data})
+}
+
+// Ticks returns the number of ticks published so far, of every symbol.
+// Under load it grows slower than the rate asks: a tick is published to
+// every subscriber before the next one is made.
+func (mk *Market) Ticks() uint64 {
+	mk.mu.Lock()
+	defer mk.mu.Unlock()
+	return mk.ticks
 }
 
 // Handle is the sessions' Message callback: a Request sets the session's

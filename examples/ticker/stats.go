@@ -17,6 +17,7 @@ import (
 type Stats struct {
 	Type        string         `json:"type"`        // "stats"
 	Subscribers map[string]int `json:"subscribers"` // each symbol's subscribers (its topic's presence)
+	Ticks       float64        `json:"ticks"`       // ticks published per second, of every symbol, over the last interval
 	Simulated   int            `json:"simulated"`   // the simulated subscribers connected
 	// Deliveries is the ticks the simulated subscribers received per
 	// second over the last interval; LagP50 and LagP99 their lag in
@@ -61,10 +62,10 @@ func (lm *lagMeter) take() ([]time.Duration, int) {
 
 // reportStats publishes Stats on statsTopic every interval until ctx ends,
 // and logs them when there are simulated subscribers.
-func reportStats(ctx context.Context, srv *tether.Server, lm *lagMeter, interval time.Duration, log *slog.Logger) {
+func reportStats(ctx context.Context, srv *tether.Server, mk *Market, lm *lagMeter, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	last := time.Now()
+	last, lastTicks := time.Now(), mk.Ticks()
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,8 +81,10 @@ func reportStats(ctx context.Context, srv *tether.Server, lm *lagMeter, interval
 			}
 			lags, connected := lm.take()
 			st.Simulated = connected
-			st.Deliveries = float64(len(lags)) / now.Sub(last).Seconds()
-			last = now
+			ticks, seconds := mk.Ticks(), now.Sub(last).Seconds()
+			st.Ticks = float64(ticks-lastTicks) / seconds
+			st.Deliveries = float64(len(lags)) / seconds
+			last, lastTicks = now, ticks
 			if len(lags) > 0 {
 				st.LagP50 = millis(lags[len(lags)/2])
 				st.LagP99 = millis(lags[len(lags)*99/100])
@@ -89,7 +92,7 @@ func reportStats(ctx context.Context, srv *tether.Server, lm *lagMeter, interval
 			data, _ := json.Marshal(st)
 			srv.Publish(ctx, statsTopic, wire.Message{Type: wire.Text, Data: data}, nil)
 			if connected > 0 {
-				log.Info("simulated subscribers", "connected", connected, "deliveries/s", int(st.Deliveries),
+				log.Info("simulated subscribers", "connected", connected, "ticks/s", int(st.Ticks), "deliveries/s", int(st.Deliveries),
 					"lag p50 ms", st.LagP50, "lag p99 ms", st.LagP99)
 			}
 		}

@@ -56,6 +56,7 @@ type message struct {
 	Symbols     []string       `json:"symbols"`
 	Subscribers map[string]int `json:"subscribers"`
 	Simulated   int            `json:"simulated"`
+	Ticks       float64        `json:"ticks"`
 	Deliveries  float64        `json:"deliveries"`
 	Text        string         `json:"text"`
 }
@@ -258,8 +259,8 @@ func TestBadRequests(t *testing.T) {
 }
 
 // TestSimulatedSubscribers runs the ticker with simulated subscribers and
-// checks that the statistics count them, in presence too, and their
-// deliveries.
+// checks that the statistics count them, in presence too, the ticks
+// published and their deliveries.
 func TestSimulatedSubscribers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -277,7 +278,7 @@ func TestSimulatedSubscribers(t *testing.T) {
 	s.request(Request{Stats: true})
 	for {
 		m := s.recv()
-		if m.Type == "stats" && m.Simulated == n && m.Deliveries > 0 && maps.Equal(m.Subscribers, want) {
+		if m.Type == "stats" && m.Simulated == n && m.Ticks > 0 && m.Deliveries > 0 && maps.Equal(m.Subscribers, want) {
 			break
 		}
 	}

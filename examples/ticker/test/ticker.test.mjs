@@ -59,6 +59,7 @@ test('the ticker page shows live prices on every transport', { timeout: 120000 }
           s.symbols.length > 0 &&
           s.symbols.every((sym) => (s.ticks[sym]?.length ?? 0) >= 5) &&
           s.stats?.simulated == simulated &&
+          s.stats.ticks > 0 &&
           s.stats.deliveries > 0
         )
       },
