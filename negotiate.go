@@ -7,24 +7,28 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 )
 
 func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		httpx.Error(w, http.StatusMethodNotAllowed, httpx.MsgMethodNotAllowed)
 		return
 	}
 	if r.URL.Query().Get("v") != "1" {
-		transport.Error(w, http.StatusBadRequest, transport.MsgUnsupportedVersion)
+		httpx.Error(w, http.StatusBadRequest, httpx.MsgUnsupportedVersion)
 		return
 	}
 	// The body is read, within MaxBodyBytes and ReadTimeout, before
 	// anything else: net/http would otherwise wait, after the answer, for
 	// the rest of a body announced and never sent. Authorize may read it.
-	body, ok := transport.ReadBody(w, r, srv.tcfg, nil)
-	if !ok {
+	body, problem, err := httpx.ReadBody(w, r, srv.opts.MaxBodyBytes, srv.opts.ReadTimeout)
+	if err != nil {
+		if problem != "" && srv.tcfg.Logger != nil {
+			srv.tcfg.Logger.Warn(problem, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		}
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -34,17 +38,17 @@ func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		var ae *AuthError
 		switch {
 		case errors.Is(err, ErrOriginNotAllowed):
-			status, msg = http.StatusForbidden, transport.MsgOriginNotAllowed
+			status, msg = http.StatusForbidden, httpx.MsgOriginNotAllowed
 		case errors.Is(err, ErrShuttingDown):
-			status, msg = http.StatusServiceUnavailable, transport.MsgShuttingDown
+			status, msg = http.StatusServiceUnavailable, httpx.MsgShuttingDown
 		case errors.Is(err, session.ErrTooManySessions):
-			status, msg = http.StatusServiceUnavailable, transport.MsgTooManySessions
+			status, msg = http.StatusServiceUnavailable, httpx.MsgTooManySessions
 		case errors.Is(err, ErrTooManyForClient):
-			status, msg = http.StatusServiceUnavailable, transport.MsgTooManyForClient
+			status, msg = http.StatusServiceUnavailable, httpx.MsgTooManyForClient
 		case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden):
 			status = ae.Status
 		}
-		transport.Error(w, status, msg)
+		httpx.Error(w, status, msg)
 		return
 	}
 	resp := transport.Negotiation{

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/conformance"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -162,7 +162,7 @@ func do(t *testing.T, method, u, token string, body []byte) (int, string) {
 		t.Fatal(err)
 	}
 	if token != "" {
-		r.Header.Set(transport.TokenHeader, token)
+		r.Header.Set(httpx.TokenHeader, token)
 	}
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {

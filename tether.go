@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/broker"
+	"github.com/tetherkit/tether/internal/httpx"
 	jsclient "github.com/tetherkit/tether/js-client"
 	"github.com/tetherkit/tether/longpoll"
 	"github.com/tetherkit/tether/session"
@@ -109,7 +110,7 @@ type Server struct {
 	store      session.Store
 	sessionCfg *session.Config
 	tcfg       *transport.Config
-	origins    *transport.OriginPolicy
+	origins    *httpx.OriginPolicy
 	transports map[string]transport.Transport
 	observer   ServerObserver // nil without Options.Observer
 	broker     broker.Broker
@@ -157,7 +158,7 @@ func NewServer(h Handler, opts *Options) *Server {
 			ReadTimeout:       o.ReadTimeout,
 			Logger:            o.Logger,
 		},
-		origins:    transport.NewOriginPolicy(o.AllowedOrigins, o.TrustForwardedProto),
+		origins:    httpx.NewOriginPolicy(o.AllowedOrigins, o.TrustForwardedProto),
 		transports: make(map[string]transport.Transport),
 		broker:     o.Broker,
 		subs:       make(map[string]*subscriber),
@@ -202,7 +203,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !srv.origins.Allowed(r) {
-		transport.Error(w, http.StatusForbidden, transport.MsgOriginNotAllowed)
+		httpx.Error(w, http.StatusForbidden, httpx.MsgOriginNotAllowed)
 		return
 	}
 	srv.origins.SetCORS(w, r)
@@ -218,15 +219,15 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok := srv.transports[name]
 	if !ok {
-		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgNotFound)
 		return
 	}
 	if r.Method != http.MethodGet {
-		transport.Error(w, http.StatusMethodNotAllowed, transport.MsgMethodNotAllowed)
+		httpx.Error(w, http.StatusMethodNotAllowed, httpx.MsgMethodNotAllowed)
 		return
 	}
 	q := r.URL.Query()
-	received, bad := transport.ParseCount(q, "received", 0)
+	received, bad := httpx.ParseCount(q, "received", 0)
 	stated := q.Has("received")
 	if rr, ok := t.(transport.ReceivedReader); ok && bad == "" {
 		if n, ok := rr.Received(r); ok {
@@ -236,19 +237,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if bad == "" && !stated {
 		bad = "missing received"
 	}
-	seq, bad2 := transport.ParseCount(q, "seq", 1)
+	seq, bad2 := httpx.ParseCount(q, "seq", 1)
 	if bad == "" {
 		bad = bad2
 	}
 	if bad == "" && seq == 0 {
 		bad = "invalid seq"
 	}
-	heartbeat, bad3 := transport.ParseHeartbeat(q, srv.opts.HeartbeatInterval)
+	heartbeat, bad3 := parseHeartbeat(q, srv.opts.HeartbeatInterval)
 	if bad == "" {
 		bad = bad3
 	}
 	if bad != "" {
-		transport.BadRequest(w, bad)
+		httpx.BadRequest(w, bad)
 		return
 	}
 	s := srv.lookup(w, r, q)
@@ -263,7 +264,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the request has one, and the token parameter's otherwise.
 func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) session.Endpoint {
 	token := q.Get("token")
-	if v, ok := r.Header[transport.TokenHeader]; ok {
+	if v, ok := r.Header[httpx.TokenHeader]; ok {
 		token = v[0]
 	}
 	s, err := srv.store.Lookup(q.Get("session"), token)
@@ -271,7 +272,7 @@ func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) 
 		// Not the session parameter: a client that swapped its
 		// parameters would have its token logged.
 		srv.opts.Logger.Debug("tether: unknown session", "path", r.URL.Path, "remote", r.RemoteAddr)
-		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
 		return nil
 	}
 	return s

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
@@ -36,19 +37,19 @@ func (*Transport) Bidirectional() bool { return false }
 func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received})
 	if err != nil {
-		transport.AttachError(w, err)
+		httpx.AttachError(w, err)
 		return
 	}
 	defer link.Detach()
 	b, err := link.Pull(r.Context(), a.HeartbeatInterval(), a.Config.MaxBodyBytes)
 	switch {
 	case errors.Is(err, session.ErrFinished):
-		transport.Error(w, http.StatusNotFound, transport.MsgUnknownSession)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
 		return
 	case err != nil && !errors.Is(err, session.ErrSuperseded):
 		return // the client went away
 	}
-	compact := transport.WantsCompact(r)
+	compact := httpx.WantsCompact(r)
 	appendMessage, appendFrame := wire.RawEncoding.AppendBatchMessage, wire.AppendBatchFrame
 	contentType := "application/octet-stream"
 	if compact {
@@ -71,7 +72,7 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		body = appendFrame(body, wire.AppendHeartbeat(frame))
 	}
 	h := w.Header()
-	transport.SetNoStore(h)
+	httpx.SetNoStore(h)
 	h.Set("Content-Type", contentType)
 	w.Write(body)
 }

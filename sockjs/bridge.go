@@ -9,8 +9,8 @@ import (
 	sockjsgo "github.com/igm/sockjs-go/v3/sockjs"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -126,9 +126,9 @@ func refusal(err error) wire.CloseError {
 	case errors.Is(err, tether.ErrShuttingDown):
 		return wire.CloseError{Code: wire.StatusGoingAway, Reason: "server shutting down"}
 	case errors.Is(err, session.ErrTooManySessions):
-		return wire.CloseError{Code: wire.StatusTryAgainLater, Reason: transport.MsgTooManySessions}
+		return wire.CloseError{Code: wire.StatusTryAgainLater, Reason: httpx.MsgTooManySessions}
 	case errors.Is(err, tether.ErrOriginNotAllowed):
-		return wire.CloseError{Code: wire.StatusPolicyViolation, Reason: transport.MsgOriginNotAllowed}
+		return wire.CloseError{Code: wire.StatusPolicyViolation, Reason: httpx.MsgOriginNotAllowed}
 	case errors.As(err, &ae):
 		return wire.CloseError{Code: wire.StatusPolicyViolation, Reason: wire.TruncateReason(ae.Message)}
 	}

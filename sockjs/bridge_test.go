@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/sockjs"
-	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -283,7 +283,7 @@ func messageOverSizeLimit(t *testing.T, e *env) {
 	mustSend(t, ctx, c, at)
 	mustRecv(t, ctx, c, at)
 	mustSend(t, ctx, c, strings.Repeat("x", limit+1))
-	wantClosed(t, ctx, c, 1009, transport.MsgMessageTooBig)
+	wantClosed(t, ctx, c, 1009, httpx.MsgMessageTooBig)
 	select {
 	case err := <-result:
 		if wire.CloseStatus(err) != wire.StatusMessageTooBig {
@@ -437,8 +437,8 @@ func TestOrigins(t *testing.T) {
 		{http.MethodPost, "/000/abc/xhr_send"},
 	} {
 		status, body, _ := do(t, ctx, tc.method, base+tc.path, evil, "")
-		if status != http.StatusForbidden || body != transport.MsgOriginNotAllowed {
-			t.Errorf("%s %s from another origin: %d %q, want 403 %q", tc.method, tc.path, status, body, transport.MsgOriginNotAllowed)
+		if status != http.StatusForbidden || body != httpx.MsgOriginNotAllowed {
+			t.Errorf("%s %s from another origin: %d %q, want 403 %q", tc.method, tc.path, status, body, httpx.MsgOriginNotAllowed)
 		}
 	}
 	if _, err := dialWebSocket(ctx, base, evil); err == nil || !strings.Contains(err.Error(), "403") {

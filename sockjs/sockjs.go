@@ -14,7 +14,7 @@ import (
 	sockjsgo "github.com/igm/sockjs-go/v3/sockjs"
 
 	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/internal/httpx"
 )
 
 // Name is the transport name that sessions of SockJS clients report
@@ -126,12 +126,12 @@ var endpoints = map[string]struct{ receiving bool }{
 // handing the request to sockjs-go.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.srv.CheckOrigin(r) {
-		transport.Error(w, http.StatusForbidden, transport.MsgOriginNotAllowed)
+		httpx.Error(w, http.StatusForbidden, httpx.MsgOriginNotAllowed)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, h.prefix)
 	if !ok {
-		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgNotFound)
 		return
 	}
 	if rest == "" || rest == "/" || rest == "/info" {
@@ -141,12 +141,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// /{server}/{session}/{endpoint}
 	parts := strings.Split(rest, "/")
 	if len(parts) != 4 || parts[0] != "" || parts[1] == "" || parts[2] == "" {
-		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgNotFound)
 		return
 	}
 	ep, ok := endpoints[parts[3]]
 	if !ok {
-		transport.Error(w, http.StatusNotFound, transport.MsgNotFound)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgNotFound)
 		return
 	}
 	switch {
@@ -192,15 +192,15 @@ func (h *handler) readSendBody(w http.ResponseWriter, r *http.Request) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opts.MaxBodyBytes)))
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			transport.Error(w, http.StatusRequestEntityTooLarge, transport.MsgBodyTooBig)
+			httpx.Error(w, http.StatusRequestEntityTooLarge, httpx.MsgBodyTooBig)
 		} else {
-			transport.BadRequest(w, "unreadable body")
+			httpx.BadRequest(w, "unreadable body")
 		}
 		return false
 	}
 	var msgs []string
 	if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &msgs) != nil {
-		transport.BadRequest(w, "body is not a JSON array of strings")
+		httpx.BadRequest(w, "body is not a JSON array of strings")
 		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
@@ -80,7 +81,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		Encoder:     encoder{},
 		MaxBytes:    t.maxBytes,
 	}
-	if transport.WantsCompact(r) {
+	if httpx.WantsCompact(r) {
 		st.ContentType += wire.CompactMediaParam
 		st.Encoder = compactEncoder{}
 	}

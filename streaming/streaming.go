@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
@@ -55,7 +56,7 @@ func (*Transport) Bidirectional() bool { return false }
 
 // ServeAttach implements transport.Transport.
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
-	enc := newEncoder(transport.WantsCompact(r))
+	enc := newEncoder(httpx.WantsCompact(r))
 	ct := "multipart/x-mixed-replace; boundary=" + enc.boundary
 	if enc.compact {
 		ct += wire.CompactMediaParam

@@ -1,8 +1,10 @@
 // Package transport holds what every Tether transport shares: the
-// Transport interface, the transports' names, the negotiate answer, the
-// origin policy, the response headers, the shared stream loop, and the
-// upstream POST handler that every HTTP transport uses for client-to-server
-// messages. Frames are encoded and decoded by package wire.
+// Transport interface and the Attach and Config it is given, the
+// transports' names, the negotiate answer, the stream loop the streaming
+// transports share (ServeStream), and the upstream POST handler that every
+// HTTP transport uses for client-to-server messages (ServeSend). Frames are
+// encoded and decoded by package wire; the HTTP answers, headers and origin
+// checks are internal to this module.
 //
 // A transport package (websocket, longpoll, ...) implements Transport and
 // moves frames between one connection and a session: it attaches to the

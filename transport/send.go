@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"slices"
-	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -20,21 +17,24 @@ import (
 // harmless. It answers 204 once every message is accepted.
 func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *Config) {
 	if r.Method != http.MethodPost {
-		Error(w, http.StatusMethodNotAllowed, MsgMethodNotAllowed)
+		httpx.Error(w, http.StatusMethodNotAllowed, httpx.MsgMethodNotAllowed)
 		return
 	}
-	seq, bad := ParseRawCount(r.URL.RawQuery, "seq", 0)
+	seq, bad := httpx.ParseRawCount(r.URL.RawQuery, "seq", 0)
 	if bad != "" {
-		BadRequest(w, bad)
+		httpx.BadRequest(w, bad)
 		return
 	}
-	received, bad := ParseRawCount(r.URL.RawQuery, "received", 0)
+	received, bad := httpx.ParseRawCount(r.URL.RawQuery, "received", 0)
 	if bad != "" {
-		BadRequest(w, bad)
+		httpx.BadRequest(w, bad)
 		return
 	}
-	body, ok := ReadBody(w, r, cfg, s)
-	if !ok {
+	body, problem, err := httpx.ReadBody(w, r, cfg.MaxBodyBytes, cfg.ReadTimeout)
+	if err != nil {
+		if problem != "" {
+			cfg.Warn(problem, s, r, err)
+		}
 		return
 	}
 	var (
@@ -47,7 +47,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		tooLarge bool
 	)
 	// The whole body is checked before any message is accepted.
-	err := wire.ParseBatch(body, cfg.MaxMessageBytes, func(f wire.Frame) error {
+	err = wire.ParseBatch(body, cfg.MaxMessageBytes, func(f wire.Frame) error {
 		if closing != nil {
 			return fmt.Errorf("%w: frame after close", wire.ErrMalformed)
 		}
@@ -71,11 +71,11 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		tooLarge = true
 	} else if err != nil {
 		cfg.Warn("tether: malformed send", s, r, err)
-		BadRequest(w, err.Error())
+		httpx.BadRequest(w, err.Error())
 		return
 	}
 	if count > 0 && seq == 0 {
-		BadRequest(w, "missing seq")
+		httpx.BadRequest(w, "missing seq")
 		return
 	}
 	if received > 0 {
@@ -85,7 +85,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		if err := s.Acknowledge(acked); err != nil {
 			cfg.Warn("tether: bad acknowledgement", s, r, err)
 			s.Fault(wire.CloseError{Code: wire.StatusProtocolError, Reason: "bad acknowledgement"})
-			BadRequest(w, err.Error())
+			httpx.BadRequest(w, err.Error())
 			return
 		}
 	}
@@ -94,7 +94,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		// The messages before the oversized one are lost with the
 		// session, which cannot go on without the one it must skip.
 		s.Fault(wire.CloseError{Code: wire.StatusMessageTooBig, Reason: "message too big"})
-		Error(w, http.StatusRequestEntityTooLarge, MsgMessageTooBig)
+		httpx.Error(w, http.StatusRequestEntityTooLarge, httpx.MsgMessageTooBig)
 		return
 	}
 	if count > 0 {
@@ -105,11 +105,11 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 			switch {
 			case errors.Is(err, session.ErrSequenceGap):
 				cfg.Warn("tether: sequence gap", s, r, err)
-				Error(w, http.StatusConflict, MsgSequenceGap)
+				httpx.Error(w, http.StatusConflict, httpx.MsgSequenceGap)
 			case wire.CloseStatus(err) != -1:
-				Error(w, http.StatusNotFound, MsgUnknownSession)
+				httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
 			default: // the request's context ended: the client went away
-				Error(w, http.StatusServiceUnavailable, "try again")
+				httpx.Error(w, http.StatusServiceUnavailable, "try again")
 			}
 			return
 		}
@@ -118,79 +118,6 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		s.CloseFromClient(*closing)
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// ReadBody reads the body of a send or negotiate request: at most
-// cfg.MaxBodyBytes of it, within cfg.ReadTimeout, so that a body sent a byte
-// at a time holds its own request only, and only that long. Memory follows
-// the bytes that arrive, not the length the request announces. When the
-// body cannot be read, ReadBody answers (413 body too big; 408 request
-// timeout, closing the connection; 400 for a body cut short), logs at Warn
-// (naming s, which may be nil), and returns false.
-func ReadBody(w http.ResponseWriter, r *http.Request, cfg *Config, s session.Endpoint) ([]byte, bool) {
-	rc := http.NewResponseController(w)
-	if cfg.ReadTimeout > 0 {
-		// The connection cannot be reused after a timeout.
-		rc.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
-	}
-	body, err := readBody(w, r, cfg.MaxBodyBytes)
-	if err == nil {
-		if cfg.ReadTimeout > 0 {
-			// The body is in; the request may now wait (for room in the
-			// session's queue) as long as its client does: net/http
-			// reads on to see the client go.
-			rc.SetReadDeadline(time.Time{})
-		}
-		return body, true
-	}
-	var tooBig *http.MaxBytesError
-	var ne net.Error
-	switch {
-	case errors.As(err, &tooBig):
-		cfg.warnBody("tether: body too big", s, r, err)
-		Error(w, http.StatusRequestEntityTooLarge, MsgBodyTooBig)
-	case errors.As(err, &ne) && ne.Timeout():
-		cfg.warnBody("tether: body too slow", s, r, err)
-		w.Header().Set("Connection", "close")
-		Error(w, http.StatusRequestTimeout, MsgRequestTimeout)
-	default:
-		BadRequest(w, "reading body: "+err.Error())
-	}
-	return nil, false
-}
-
-// firstBodyBuffer is the buffer a body is first read into; it doubles as
-// it fills, up to the announced length.
-const firstBodyBuffer = 512
-
-// readBody reads r's body, at most limit bytes of it. A body that announces
-// its length is read into a buffer that grows as bytes arrive, up to that
-// length: a client that announces a large body and sends little of it
-// holds little memory.
-func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, int64(limit))
-	if r.ContentLength < 0 || r.ContentLength > int64(limit) {
-		return io.ReadAll(body)
-	}
-	n := int(r.ContentLength)
-	p := make([]byte, 0, min(n, firstBodyBuffer))
-	for len(p) < n {
-		if len(p) == cap(p) {
-			p = slices.Grow(p, min(len(p), n-len(p)))
-		}
-		m, err := body.Read(p[len(p):cap(p)])
-		p = p[:len(p)+m]
-		if err == io.EOF {
-			if len(p) < n {
-				return nil, io.ErrUnexpectedEOF
-			}
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
 }
 
 // sendChunk is how many messages of a send body are handed to the session

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -87,7 +88,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 	}
 	link, err := a.Session.Attach(session.AttachOptions{Transport: st.Name, Received: a.Received})
 	if err != nil {
-		AttachError(w, err)
+		httpx.AttachError(w, err)
 		return
 	}
 	defer link.Detach()
@@ -144,7 +145,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 // writer and the response's first flush: the prelude and a heartbeat.
 func startStream(w http.ResponseWriter, a *Attach, st *Stream) (*streamWriter, []byte) {
 	h := w.Header()
-	SetNoCache(h)
+	httpx.SetNoCache(h)
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("Content-Type", st.ContentType)
 	w.WriteHeader(http.StatusOK)
@@ -153,28 +154,28 @@ func startStream(w http.ResponseWriter, a *Attach, st *Stream) (*streamWriter, [
 	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: a.Config.WriteTimeout}, buf
 }
 
-// ProbeHold bounds how long a probe's response stays open. It must outlast
+// probeHold bounds how long a probe's response stays open. It must outlast
 // the client's wait for the probe's first bytes: a buffering proxy passes
 // the response only once it ends, and a response that ended early would
 // pass for a stream that is not held back.
-const ProbeHold = 30 * time.Second
+const probeHold = 30 * time.Second
 
 // serveProbe answers a probe (PROTOCOL.md section 10): the start of a
 // streaming response, the prelude and a heartbeat, without attaching to the
 // session, so that the session's messages are never held in a stream a
 // proxy buffers. The response ends once the client goes away, when the
-// session ends, or after ProbeHold (with st.Epilogue). A probe of a
+// session ends, or after probeHold (with st.Epilogue). A probe of a
 // finished session answers 404 like an attach.
 func serveProbe(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
 	if a.Session.Finished() {
-		Error(w, http.StatusNotFound, MsgUnknownSession)
+		httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
 		return
 	}
 	sw, buf := startStream(w, a, st)
 	if sw.write(buf) != nil {
 		return
 	}
-	t := time.NewTimer(ProbeHold)
+	t := time.NewTimer(probeHold)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -37,6 +37,10 @@ type ReceivedReader interface {
 	Received(r *http.Request) (uint64, bool)
 }
 
+// MinHeartbeatInterval is the shortest heartbeat interval a client may ask
+// for with the heartbeatMs parameter (PROTOCOL.md section 5.3).
+const MinHeartbeatInterval = time.Second
+
 // Attach is one request to attach a connection.
 type Attach struct {
 	// Session is the session to attach to: the one the request names,
@@ -55,7 +59,7 @@ type Attach struct {
 	Probe bool
 	// Heartbeat is the connection's heartbeat interval, when the client
 	// asked for a shorter one than Config.HeartbeatInterval with the
-	// heartbeatMs parameter (ParseHeartbeat); zero means Config's.
+	// heartbeatMs parameter; zero means Config's.
 	Heartbeat time.Duration
 }
 
@@ -98,15 +102,6 @@ type Config struct {
 // Warn logs a client's protocol error on session s at Warn: never the token.
 func (cfg *Config) Warn(msg string, s session.Endpoint, r *http.Request, err error) {
 	cfg.WarnRemote(msg, s, r.RemoteAddr, err)
-}
-
-// warnBody is Warn for a request that may have no session yet (negotiate).
-func (cfg *Config) warnBody(msg string, s session.Endpoint, r *http.Request, err error) {
-	if s != nil {
-		cfg.Warn(msg, s, r, err)
-	} else if cfg.Logger != nil {
-		cfg.Logger.Warn(msg, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
-	}
 }
 
 // WarnRemote is Warn for a connection that outlived its request: remote is

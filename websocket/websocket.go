@@ -9,6 +9,7 @@ import (
 
 	ws "github.com/gorilla/websocket"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 )
@@ -49,7 +50,7 @@ func New() *Transport {
 		// The server checked the origin before calling ServeAttach.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			transport.BadRequest(w, reason.Error())
+			httpx.BadRequest(w, reason.Error())
 		},
 	}}
 }
@@ -68,7 +69,7 @@ func (t *Transport) Bidirectional() bool { return true }
 // no writer goroutine while nothing is being written (see connection).
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	if !ws.IsWebSocketUpgrade(r) {
-		transport.BadRequest(w, "not a WebSocket handshake")
+		httpx.BadRequest(w, "not a WebSocket handshake")
 		return
 	}
 	c := &connection{cfg: a.Config, hb: a.HeartbeatInterval(), remote: r.RemoteAddr}
@@ -85,7 +86,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	})
 	if err != nil {
 		c.cancel()
-		transport.AttachError(w, err)
+		httpx.AttachError(w, err)
 		return
 	}
 	hw := &hijackingWriter{ResponseWriter: w, writeTimeout: a.Config.WriteTimeout}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
@@ -108,7 +109,7 @@ var badInputs = []badRow{
 	{"send with the right token in the query and a wrong one in a Tether-Token header", "404 unknown session; session unaffected", func(t *testing.T, e *badEnv) string {
 		s := e.session(t)
 		r := e.req(t, "POST", "send?seq=1", s.query(), batch("mx"))
-		r.Header.Set(transport.TokenHeader, strings.Repeat("A", len(s.Token)))
+		r.Header.Set(httpx.TokenHeader, strings.Repeat("A", len(s.Token)))
 		return e.answer(t, r) + e.after(t, s)
 	}},
 	{"longpoll for an unknown session", "404 unknown session", func(t *testing.T, e *badEnv) string {

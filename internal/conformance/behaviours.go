@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
-	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -145,8 +145,8 @@ func messageOverSizeLimit(t *testing.T, e *Env) {
 	n := negotiate(t, base, "")
 	body := wire.AppendBatchFrame(nil, append([]byte{'b'}, make([]byte, smallLimit+1)...))
 	status, msg := post(t, base+"send?"+n.query()+"&seq=1", body)
-	if status != http.StatusRequestEntityTooLarge || msg != transport.MsgMessageTooBig {
-		t.Fatalf("oversized message: %d %q, want 413 %q", status, msg, transport.MsgMessageTooBig)
+	if status != http.StatusRequestEntityTooLarge || msg != httpx.MsgMessageTooBig {
+		t.Fatalf("oversized message: %d %q, want 413 %q", status, msg, httpx.MsgMessageTooBig)
 	}
 }
 
@@ -204,8 +204,8 @@ func wrongToken(t *testing.T, e *Env) {
 	n.Token = strings.Repeat("A", len(n.Token))
 	for _, u := range []string{base + e.Transport + "?" + n.query() + "&received=0", base + "send?" + n.query() + "&seq=1"} {
 		status, msg := request(t, u)
-		if status != http.StatusNotFound || msg != transport.MsgUnknownSession {
-			t.Errorf("%s: %d %q, want 404 %q", u, status, msg, transport.MsgUnknownSession)
+		if status != http.StatusNotFound || msg != httpx.MsgUnknownSession {
+			t.Errorf("%s: %d %q, want 404 %q", u, status, msg, httpx.MsgUnknownSession)
 		}
 	}
 }
@@ -216,8 +216,8 @@ func unknownSession(t *testing.T, e *Env) {
 	n.Session = "AAAAAAAAAAAAAAAAAAAAAA"
 	for _, u := range []string{base + e.Transport + "?" + n.query() + "&received=0", base + "send?" + n.query() + "&seq=1"} {
 		status, msg := request(t, u)
-		if status != http.StatusNotFound || msg != transport.MsgUnknownSession {
-			t.Errorf("%s: %d %q, want 404 %q", u, status, msg, transport.MsgUnknownSession)
+		if status != http.StatusNotFound || msg != httpx.MsgUnknownSession {
+			t.Errorf("%s: %d %q, want 404 %q", u, status, msg, httpx.MsgUnknownSession)
 		}
 	}
 }
@@ -235,8 +235,8 @@ func oversizePOST(t *testing.T, e *Env) {
 	}
 	n := negotiate(t, base, "")
 	status, msg = post(t, base+"send?"+n.query()+"&seq=1", bytes.Repeat([]byte("5:mabcd"), limit/7+1))
-	if status != http.StatusRequestEntityTooLarge || msg != transport.MsgBodyTooBig {
-		t.Fatalf("oversize body: %d %q, want 413 %q", status, msg, transport.MsgBodyTooBig)
+	if status != http.StatusRequestEntityTooLarge || msg != httpx.MsgBodyTooBig {
+		t.Fatalf("oversize body: %d %q, want 413 %q", status, msg, httpx.MsgBodyTooBig)
 	}
 	body := wire.AppendBatchFrame(nil, []byte("mok"))
 	if status, msg = post(t, base+"send?"+n.query()+"&seq=1", body); status != http.StatusNoContent {
@@ -252,8 +252,8 @@ func crossOriginRefused(t *testing.T, e *Env) {
 	_, base := e.Server(t, Echo, nil)
 	req, _ := http.NewRequest(http.MethodPost, base+"negotiate?v=1", nil)
 	req.Header.Set("Origin", "http://evil.example")
-	if status, msg := do(t, req); status != http.StatusForbidden || msg != transport.MsgOriginNotAllowed {
-		t.Fatalf("cross-origin negotiate: %d %q, want 403 %q", status, msg, transport.MsgOriginNotAllowed)
+	if status, msg := do(t, req); status != http.StatusForbidden || msg != httpx.MsgOriginNotAllowed {
+		t.Fatalf("cross-origin negotiate: %d %q, want 403 %q", status, msg, httpx.MsgOriginNotAllowed)
 	}
 	n := negotiate(t, base, "")
 	for _, u := range []string{base + e.Transport + "?" + n.query() + "&received=0", base + "send?" + n.query() + "&seq=1"} {
@@ -263,7 +263,7 @@ func crossOriginRefused(t *testing.T, e *Env) {
 		}
 		req, _ := http.NewRequest(method, u, nil)
 		req.Header.Set("Origin", "http://evil.example")
-		if status, msg := do(t, req); status != http.StatusForbidden || msg != transport.MsgOriginNotAllowed {
+		if status, msg := do(t, req); status != http.StatusForbidden || msg != httpx.MsgOriginNotAllowed {
 			t.Errorf("cross-origin %s %s: %d %q, want 403", method, u, status, msg)
 		}
 	}

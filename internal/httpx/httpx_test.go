@@ -1,12 +1,11 @@
-package transport_test
+package httpx_test
 
 import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
-	"time"
 
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/internal/httpx"
 )
 
 var rawCountQueries = []string{
@@ -26,8 +25,8 @@ func checkRawCount(t *testing.T, rawQuery string) {
 	t.Helper()
 	for _, name := range []string{"seq", "received"} {
 		values, _ := url.ParseQuery(rawQuery)
-		n, bad := transport.ParseCount(values, name, 7)
-		rn, rbad := transport.ParseRawCount(rawQuery, name, 7)
+		n, bad := httpx.ParseCount(values, name, 7)
+		rn, rbad := httpx.ParseRawCount(rawQuery, name, 7)
 		if n != rn || bad != rbad {
 			t.Errorf("ParseRawCount(%q, %q) = %d, %q; ParseCount = %d, %q", rawQuery, name, rn, rbad, n, bad)
 		}
@@ -39,43 +38,6 @@ func FuzzParseRawCount(f *testing.F) {
 		f.Add(q)
 	}
 	f.Fuzz(checkRawCount)
-}
-
-var parseHeartbeatTests = []struct {
-	query      string
-	negotiated time.Duration
-	want       time.Duration
-	bad        string
-}{
-	{"", 25 * time.Second, 25 * time.Second, ""},
-	{"heartbeatMs=2500", 25 * time.Second, 2500 * time.Millisecond, ""},
-	{"heartbeatMs=1000", 25 * time.Second, time.Second, ""},
-	{"heartbeatMs=999", 25 * time.Second, time.Second, ""},
-	{"heartbeatMs=1", 25 * time.Second, time.Second, ""},
-	{"heartbeatMs=25000", 25 * time.Second, 25 * time.Second, ""},
-	{"heartbeatMs=60000", 25 * time.Second, 25 * time.Second, ""},
-	{"heartbeatMs=18446744073709551615", 25 * time.Second, 25 * time.Second, ""},
-	{"heartbeatMs=500", 100 * time.Millisecond, 100 * time.Millisecond, ""},
-	{"heartbeatMs=2000", 1500 * time.Millisecond, 1500 * time.Millisecond, ""},
-	{"heartbeatMs=0", 25 * time.Second, 0, "invalid heartbeatMs"},
-	{"heartbeatMs=", 25 * time.Second, 0, "invalid heartbeatMs"},
-	{"heartbeatMs=-5", 25 * time.Second, 0, "invalid heartbeatMs"},
-	{"heartbeatMs=02500", 25 * time.Second, 0, "invalid heartbeatMs"},
-	{"heartbeatMs=2.5e3", 25 * time.Second, 0, "invalid heartbeatMs"},
-	{"heartbeatMs=18446744073709551616", 25 * time.Second, 0, "invalid heartbeatMs"},
-}
-
-// TestParseHeartbeat: a client asks for a shorter heartbeat, never a
-// longer one than negotiated nor one below the minimum, and a malformed
-// value is refused.
-func TestParseHeartbeat(t *testing.T) {
-	for _, c := range parseHeartbeatTests {
-		q, _ := url.ParseQuery(c.query)
-		got, bad := transport.ParseHeartbeat(q, c.negotiated)
-		if got != c.want || bad != c.bad {
-			t.Errorf("ParseHeartbeat(%q, %v) = %v, %q; want %v, %q", c.query, c.negotiated, got, bad, c.want, c.bad)
-		}
-	}
 }
 
 // TestOriginForwardedProto checks that X-Forwarded-Proto counts for the
@@ -99,7 +61,7 @@ func TestOriginForwardedProto(t *testing.T) {
 		if c.fwd != "" {
 			r.Header.Set("X-Forwarded-Proto", c.fwd)
 		}
-		if got := transport.NewOriginPolicy(nil, c.trust).Allowed(r); got != c.want {
+		if got := httpx.NewOriginPolicy(nil, c.trust).Allowed(r); got != c.want {
 			t.Errorf("trust %v, Origin %s, X-Forwarded-Proto %q: allowed %v, want %v", c.trust, c.origin, c.fwd, got, c.want)
 		}
 	}
@@ -111,7 +73,7 @@ func TestWantsCompact(t *testing.T) {
 		"": false, "compact=0": false, "compact=": false, "xcompact=1": false, "compact=11": false,
 	} {
 		r := httptest.NewRequest("GET", "/rt/sse?"+q, nil)
-		if got := transport.WantsCompact(r); got != want {
+		if got := httpx.WantsCompact(r); got != want {
 			t.Errorf("WantsCompact(%q) = %v, want %v", q, got, want)
 		}
 	}

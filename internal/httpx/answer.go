@@ -1,0 +1,66 @@
+package httpx
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/tetherkit/tether/session"
+)
+
+// Error bodies, one short line each (PROTOCOL.md section 9).
+const (
+	MsgUnsupportedVersion = "unsupported protocol version"
+	MsgUnknownSession     = "unknown session"
+	MsgStaleAttach        = "stale attach"
+	MsgOriginNotAllowed   = "origin not allowed"
+	MsgMethodNotAllowed   = "method not allowed"
+	MsgSequenceGap        = "sequence gap"
+	MsgBodyTooBig         = "body too big"
+	MsgMessageTooBig      = "message too big"
+	MsgTooManySessions    = "too many sessions"
+	MsgTooManyForClient   = "too many sessions for this client"
+	MsgNotFound           = "not found"
+	MsgShuttingDown       = "shutting down"
+	MsgRequestTimeout     = "request timeout"
+)
+
+// Error answers with status and a one-line text/plain body.
+func Error(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write([]byte(msg + "\n"))
+}
+
+// BadRequest answers 400 with "bad request: " and detail.
+func BadRequest(w http.ResponseWriter, detail string) {
+	Error(w, http.StatusBadRequest, "bad request: "+detail)
+}
+
+// SetNoCache sets the headers that keep browsers and proxies from caching
+// or transforming a response, and tell nginx not to buffer it: for a
+// response that streams.
+func SetNoCache(h http.Header) {
+	SetNoStore(h)
+	h.Set("X-Accel-Buffering", "no")
+}
+
+// SetNoStore sets the headers that keep browsers and proxies from caching
+// or transforming a response written whole (a long poll), which a proxy
+// may well buffer.
+func SetNoStore(h http.Header) {
+	h.Set("Cache-Control", "no-cache, no-store, no-transform")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// AttachError answers an attach that Endpoint.Attach refused: 409 for a
+// stale attach (session.ErrStaleAttach), 404 for an unknown session.
+func AttachError(w http.ResponseWriter, err error) {
+	if errors.Is(err, session.ErrStaleAttach) {
+		Error(w, http.StatusConflict, MsgStaleAttach)
+		return
+	}
+	Error(w, http.StatusNotFound, MsgUnknownSession)
+}

@@ -1,0 +1,84 @@
+package httpx
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// ReadBody reads the body of a send or negotiate request: at most limit
+// bytes of it, within timeout (zero: no bound), so that a body sent a byte
+// at a time holds its own request only, and only that long. Memory follows
+// the bytes that arrive, not the length the request announces. When the
+// body cannot be read, ReadBody answers (413 body too big; 408 request
+// timeout, closing the connection; 400 for a body cut short) and returns
+// the error, with problem, when not empty, the message under which the
+// caller logs it at Warn (a client's fault worth a warning).
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int, timeout time.Duration) (body []byte, problem string, err error) {
+	rc := http.NewResponseController(w)
+	if timeout > 0 {
+		// The connection cannot be reused after a timeout.
+		rc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	body, err = readBody(w, r, limit)
+	if err == nil {
+		if timeout > 0 {
+			// The body is in; the request may now wait (for room in the
+			// session's queue) as long as its client does: net/http
+			// reads on to see the client go.
+			rc.SetReadDeadline(time.Time{})
+		}
+		return body, "", nil
+	}
+	var tooBig *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		Error(w, http.StatusRequestEntityTooLarge, MsgBodyTooBig)
+		return nil, "tether: body too big", err
+	case errors.As(err, &ne) && ne.Timeout():
+		w.Header().Set("Connection", "close")
+		Error(w, http.StatusRequestTimeout, MsgRequestTimeout)
+		return nil, "tether: body too slow", err
+	default:
+		BadRequest(w, "reading body: "+err.Error())
+	}
+	return nil, "", err
+}
+
+// firstBodyBuffer is the buffer a body is first read into; it doubles as
+// it fills, up to the announced length.
+const firstBodyBuffer = 512
+
+// readBody reads r's body, at most limit bytes of it. A body that announces
+// its length is read into a buffer that grows as bytes arrive, up to that
+// length: a client that announces a large body and sends little of it
+// holds little memory.
+func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, int64(limit))
+	if r.ContentLength < 0 || r.ContentLength > int64(limit) {
+		return io.ReadAll(body)
+	}
+	n := int(r.ContentLength)
+	p := make([]byte, 0, min(n, firstBodyBuffer))
+	for len(p) < n {
+		if len(p) == cap(p) {
+			p = slices.Grow(p, min(len(p), n-len(p)))
+		}
+		m, err := body.Read(p[len(p):cap(p)])
+		p = p[:len(p)+m]
+		if err == io.EOF {
+			if len(p) < n {
+				return nil, io.ErrUnexpectedEOF
+			}
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}

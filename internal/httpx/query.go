@@ -1,0 +1,66 @@
+package httpx
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tetherkit/tether/wire"
+)
+
+// TokenHeader is the request header that may carry the session token
+// instead of the token query parameter (PROTOCOL.md section 3): a request
+// with this header is looked up with its value, whatever its query says.
+const TokenHeader = "Tether-Token"
+
+// ParseCount reads the decimal query parameter name. A missing parameter
+// yields def; a malformed one an error message for BadRequest.
+func ParseCount(q url.Values, name string, def uint64) (uint64, string) {
+	return parseCountValue(q.Get(name), name, def)
+}
+
+// ParseRawCount is ParseCount for a raw query (r.URL.RawQuery), read
+// without building url.Values for the common query that holds no escapes.
+func ParseRawCount(rawQuery, name string, def uint64) (uint64, string) {
+	if strings.ContainsAny(rawQuery, "%+;") {
+		q, _ := url.ParseQuery(rawQuery) // as r.URL.Query does: bad pairs dropped
+		return ParseCount(q, name, def)
+	}
+	for q := rawQuery; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return parseCountValue(v, name, def)
+		}
+	}
+	return def, ""
+}
+
+func parseCountValue(v, name string, def uint64) (uint64, string) {
+	if v == "" {
+		return def, ""
+	}
+	if len(v) > 1 && v[0] == '0' {
+		return 0, "invalid " + name
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, "invalid " + name
+	}
+	return n, ""
+}
+
+// WantsCompact reports whether r's query holds compact=1. It reads the raw
+// query without building url.Values.
+func WantsCompact(r *http.Request) bool {
+	q := r.URL.RawQuery
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == wire.CompactParam+"=1" {
+			return true
+		}
+	}
+	return false
+}
