@@ -36,7 +36,8 @@ type Options struct {
 	Authorize func(r *http.Request) (any, error)
 
 	// HeartbeatInterval is how often an idle connection carries a
-	// heartbeat; a client that hears nothing for twice as long reconnects.
+	// heartbeat; a client that hears nothing for twice as long takes the
+	// connection for dead and attaches again to its session (resumes).
 	// Default 25s.
 	HeartbeatInterval time.Duration
 

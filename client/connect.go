@@ -132,15 +132,18 @@ func (s *Session) maintain(a *attached) {
 		}
 		s.log.Info("tether connection lost", "transport", a.t.name(), "err", a.err)
 		s.noteCut(a.l)
-		if fn := s.opts.OnReconnecting; fn != nil {
-			fn(nil)
+		if fn := s.opts.OnResuming; fn != nil {
+			fn()
 		}
 		var err error
-		if a, err = s.reattach(); err != nil {
+		if a, err = s.resume(); err != nil {
 			if errors.As(err, &ee) {
 				s.end(ee.ce, endedRemotely)
 			}
 			return
+		}
+		if fn := s.opts.OnResumed; fn != nil {
+			fn()
 		}
 	}
 }
@@ -160,9 +163,9 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 	s.received.Store(0)
 	s.ackedSent.Store(0)
 	if fn := s.opts.OnReconnecting; fn != nil {
-		fn(&ce)
+		fn(ce)
 	}
-	b := backoff{min: s.opts.ReconnectMin, max: s.opts.ReconnectMax}
+	b := backoff{min: s.opts.MinDelay, max: s.opts.MaxDelay}
 	for attempt := 0; ; attempt++ {
 		t := time.NewTimer(b.delay(attempt))
 		select {
@@ -207,12 +210,12 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 	}
 }
 
-// reattach attaches a new connection after a cut: the transport that
-// worked last first, then the others, in rounds separated by backoff, until
-// the server's resume window has passed since the cut.
-func (s *Session) reattach() (*attached, error) {
+// resume attaches a new connection to the same session after a cut: the
+// transport that worked last first, then the others, in rounds separated by
+// backoff, until the server's resume window has passed since the cut.
+func (s *Session) resume() (*attached, error) {
 	deadline := time.Now().Add(s.negotiated().resumeWindow())
-	b := backoff{min: s.opts.ReconnectMin, max: s.opts.ReconnectMax}
+	b := backoff{min: s.opts.MinDelay, max: s.opts.MaxDelay}
 	for round := 0; ; round++ {
 		if round > 0 {
 			wait := min(b.delay(round-1), time.Until(deadline))

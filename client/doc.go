@@ -37,8 +37,12 @@
 // wire.CloseError. After a close frame whose code says so (1001, 1011,
 // 1012, 1013: StatusCode.Reconnects), the client negotiates a new session by
 // itself, as the JavaScript client does, and the Session goes on with a new
-// ID; Options.DisableReconnect turns that off, and Options.OnReconnecting
-// reports it (and every lost connection). Options.OnError reports every
+// ID: it reconnects. Options.DisableReconnect turns that off, and
+// Options.OnReconnecting reports it. A connection lost without a close frame
+// is no reconnect: the client resumes, attaching again to the same session,
+// which goes on with nothing lost; Options.OnResuming and Options.OnResumed
+// report it. Options.MinDelay and Options.MaxDelay space the rounds of
+// attempts of both. Options.OnError reports every
 // failed attempt to negotiate, attach or probe (an AttemptError: request,
 // transport, HTTP status), as the JavaScript client's error event does.
 //

@@ -174,10 +174,10 @@ func (n *network) options(t *testing.T, name string) *client.Options {
 	hc := &http.Client{Transport: tr}
 	t.Cleanup(hc.CloseIdleConnections)
 	o := &client.Options{
-		HTTPClient:   hc,
-		Dialer:       &websocket.Dialer{NetDialContext: n.dial},
-		ReconnectMin: 10 * time.Millisecond,
-		ReconnectMax: 100 * time.Millisecond,
+		HTTPClient: hc,
+		Dialer:     &websocket.Dialer{NetDialContext: n.dial},
+		MinDelay:   10 * time.Millisecond,
+		MaxDelay:   100 * time.Millisecond,
 	}
 	if name != "" {
 		o.Transports = []string{name}

@@ -47,14 +47,16 @@ type Options struct {
 	// the next transport. Default: DefaultStreamStartTimeout (5 seconds).
 	StreamStartTimeout time.Duration
 
-	// ReconnectMin is the delay before the second round of attempts after a
-	// cut (the first round starts at once); the delay doubles each round,
-	// with jitter, up to ReconnectMax. Default: 250 milliseconds.
-	ReconnectMin time.Duration
+	// MinDelay is the delay before the second round of attempts to attach,
+	// both when resuming after a cut and when reconnecting with a new
+	// session (the first round after a cut starts at once); the delay
+	// doubles each round, with jitter, up to MaxDelay. The JavaScript
+	// client's minDelay. Default: 250 milliseconds.
+	MinDelay time.Duration
 
-	// ReconnectMax caps the delay between rounds of attempts. Default: 10
-	// seconds.
-	ReconnectMax time.Duration
+	// MaxDelay caps the delay between rounds of attempts. The JavaScript
+	// client's maxDelay. Default: 10 seconds.
+	MaxDelay time.Duration
 
 	// MaxUnackedBytes bounds the payload bytes of messages sent but not yet
 	// acknowledged by the server; Send blocks while the bound is reached.
@@ -86,23 +88,41 @@ type Options struct {
 	// heartbeat). The JavaScript client's upgrade: false. Default: false.
 	DisableUpgrade bool
 
-	// DisableReconnect turns off what the client does by default after the
-	// server closes the session with a code whose StatusCode.Reconnects is
-	// true (1001, 1011, 1012, 1013): negotiate a new session, after the
-	// reconnect backoff, and go on with it (Session.ID changes; messages
-	// the old session had not acknowledged are dropped, as by the
-	// JavaScript client, and messages sent from the moment OnReconnecting
-	// is called go to the new session). With DisableReconnect, the session
-	// ends with that code instead. Default: false.
+	// DisableReconnect turns off reconnecting, what the client does by
+	// default after the server closes the session with a code whose
+	// StatusCode.Reconnects is true (1001, 1011, 1012, 1013): negotiate a
+	// new session, after MinDelay and up to MaxDelay between attempts, and
+	// go on with it (Session.ID changes; messages the old session had not
+	// acknowledged are dropped, as by the JavaScript client, and messages
+	// sent from the moment OnReconnecting is called go to the new
+	// session). With DisableReconnect, the session ends with that code
+	// instead. It does not stop resuming after a cut. The JavaScript
+	// client's reconnect: false. Default: false.
 	DisableReconnect bool
 
-	// OnReconnecting, if set, is called when the connection is lost and
-	// the client attaches again to the same session (ce is nil), and when
-	// the server closed the session with a code after which the client
-	// negotiates a new one (ce says why): the JavaScript client's
-	// reconnecting event. It runs on the goroutine that attaches, and
-	// should return promptly.
-	OnReconnecting func(ce *wire.CloseError)
+	// OnResuming, if set, is called when the connection is lost without a
+	// close frame and the client starts attaching again to the same
+	// session, which goes on with nothing lost if it succeeds within the
+	// server's resume window: the JavaScript client's resuming event. It
+	// is called once per cut, whatever the number of attempts. It runs on
+	// the goroutine that attaches, and should return promptly. Default:
+	// none.
+	OnResuming func()
+
+	// OnResumed, if set, is called once a connection is attached again to
+	// the same session after OnResuming: the JavaScript client's resumed
+	// event. It is not called when resuming fails (the session then ends
+	// with StatusSessionExpired or StatusSessionUnknown). It runs on the
+	// goroutine that attaches, and should return promptly. Default: none.
+	OnResumed func()
+
+	// OnReconnecting, if set, is called when the server closed the
+	// session with ce, a code after which the client negotiates a new
+	// session (StatusCode.Reconnects), before it does: the JavaScript
+	// client's reconnecting event. A lost connection is no reconnect (see
+	// OnResuming). It runs on the goroutine that attaches, and should
+	// return promptly. Default: none.
+	OnReconnecting func(ce wire.CloseError)
 
 	// OnError, if set, is called for every failed attempt to negotiate a
 	// new session, to attach a connection or to probe a stream, and for the
@@ -126,8 +146,8 @@ type Options struct {
 // Defaults of Options.
 const (
 	defaultConnectTimeout  = 10 * time.Second
-	defaultReconnectMin    = 250 * time.Millisecond
-	defaultReconnectMax    = 10 * time.Second
+	defaultMinDelay        = 250 * time.Millisecond
+	defaultMaxDelay        = 10 * time.Second
 	defaultMaxUnackedBytes = 1 << 20
 	defaultRecvBuffer      = 256
 	defaultCloseTimeout    = 5 * time.Second
@@ -154,14 +174,14 @@ func (o *Options) cloneWithDefaults() *Options {
 	if c.StreamStartTimeout <= 0 {
 		c.StreamStartTimeout = DefaultStreamStartTimeout
 	}
-	if c.ReconnectMin <= 0 {
-		c.ReconnectMin = defaultReconnectMin
+	if c.MinDelay <= 0 {
+		c.MinDelay = defaultMinDelay
 	}
-	if c.ReconnectMax <= 0 {
-		c.ReconnectMax = defaultReconnectMax
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = defaultMaxDelay
 	}
-	if c.ReconnectMax < c.ReconnectMin {
-		c.ReconnectMax = c.ReconnectMin
+	if c.MaxDelay < c.MinDelay {
+		c.MaxDelay = c.MinDelay
 	}
 	if c.MaxUnackedBytes <= 0 {
 		c.MaxUnackedBytes = defaultMaxUnackedBytes

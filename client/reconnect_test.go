@@ -45,14 +45,15 @@ func TestNewSessionAfterRestart(t *testing.T) {
 			var n network
 			o := n.options(t, name)
 			var reported []string
-			o.OnReconnecting = func(ce *wire.CloseError) {
+			o.OnResuming = func() {
 				mu.Lock()
 				defer mu.Unlock()
-				if ce == nil {
-					reported = append(reported, "cut")
-				} else {
-					reported = append(reported, ce.Error())
-				}
+				reported = append(reported, "resuming")
+			}
+			o.OnReconnecting = func(ce wire.CloseError) {
+				mu.Lock()
+				defer mu.Unlock()
+				reported = append(reported, ce.Error())
 			}
 			s := dial(t, ctx, url, o)
 			first := s.ID()
@@ -86,7 +87,7 @@ func TestNewSessionAfterRestart(t *testing.T) {
 				t.Errorf("server sessions %q, client now on %q: want two, the client on the second", sessions, s.ID())
 			}
 			if len(reported) != 1 || reported[0] != "tether: session closed: 1012 restarting" {
-				t.Errorf("OnReconnecting reported %q, want the 1012 close once", reported)
+				t.Errorf("OnResuming and OnReconnecting reported %q, want the 1012 close once", reported)
 			}
 		})
 	}

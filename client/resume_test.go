@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -108,5 +110,73 @@ func TestResumeAfterSilence(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResumeCallbacks silences the connection (as TestResumeAfterSilence
+// does: unlike a cut, it cannot fall between two polls) and checks what the
+// callbacks report: OnResuming, then OnResumed once attached again to the
+// same session, and no OnReconnecting, which is for a new session only.
+func TestResumeCallbacks(t *testing.T) {
+	for _, name := range transports {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			url := startServer(t, echo, &tether.Options{HeartbeatInterval: 100 * time.Millisecond}, nil)
+			var (
+				n       network
+				mu      sync.Mutex
+				events  []string
+				resumed = make(chan struct{}, 1)
+			)
+			note := func(e string) {
+				mu.Lock()
+				defer mu.Unlock()
+				events = append(events, e)
+			}
+			o := n.options(t, name)
+			o.OnResuming = func() { note("resuming") }
+			o.OnResumed = func() {
+				note("resumed")
+				select {
+				case resumed <- struct{}{}:
+				default:
+				}
+			}
+			o.OnReconnecting = func(ce wire.CloseError) { note("reconnecting " + ce.Error()) }
+			s := dial(t, ctx, url, o)
+			first := s.ID()
+			echoOnce(t, ctx, s, "before")
+			n.stall()
+			echoOnce(t, ctx, s, "after")
+			select {
+			case <-resumed:
+			case <-ctx.Done():
+				t.Fatal("OnResumed was not called before the test's deadline")
+			}
+			if s.ID() != first {
+				t.Errorf("ID() = %q after the resume, want %q: a resume keeps the session", s.ID(), first)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// More than one resume may happen (a heartbeat of 100 ms under
+			// -race), each OnResuming followed by its OnResumed.
+			for i, e := range events {
+				if want := []string{"resuming", "resumed"}[i%2]; e != want {
+					t.Fatalf("callbacks %q, want resuming then resumed, in pairs", events)
+				}
+			}
+		})
+	}
+}
+
+// echoOnce sends text and waits for its echo.
+func echoOnce(t *testing.T, ctx context.Context, s *client.Session, text string) {
+	t.Helper()
+	if err := s.Send(ctx, textMsg(text)); err != nil {
+		t.Fatalf("Send(%q) = %v", text, err)
+	}
+	if m, err := s.Recv(ctx); err != nil || string(m.Data) != text {
+		t.Fatalf("Recv() = %q, %v; want %q", m.Data, err, text)
 	}
 }

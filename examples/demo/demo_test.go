@@ -42,9 +42,9 @@ func startDemo(t *testing.T) string {
 func dial(t *testing.T, ctx context.Context, base, transport string) *client.Session {
 	t.Helper()
 	c, err := client.Dial(ctx, base+"/rt/", &client.Options{
-		Transports:   []string{transport},
-		ReconnectMin: 10 * time.Millisecond,
-		ReconnectMax: 100 * time.Millisecond,
+		Transports: []string{transport},
+		MinDelay:   10 * time.Millisecond,
+		MaxDelay:   100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("Dial over %s: %v", transport, err)

@@ -922,9 +922,9 @@ func (e *badEnv) truncatedStream(t *testing.T, name string) string {
 	defer cancel()
 	tr := &truncator{rt: e.hc.Transport, path: "/rt/" + name, cuts: 3, at: transport.DefaultPreludeBytes + 20}
 	c, err := client.Dial(ctx, e.base, &client.Options{
-		Transports:   []string{name},
-		HTTPClient:   &http.Client{Transport: tr},
-		ReconnectMin: 10 * time.Millisecond,
+		Transports: []string{name},
+		HTTPClient: &http.Client{Transport: tr},
+		MinDelay:   10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

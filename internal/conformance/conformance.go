@@ -88,11 +88,11 @@ func (e *Env) Dial(t *testing.T, ctx context.Context, base string, opts *client.
 		o = *opts
 	}
 	o.Transports = []string{e.Transport}
-	if o.ReconnectMin == 0 {
-		o.ReconnectMin = 10 * time.Millisecond
+	if o.MinDelay == 0 {
+		o.MinDelay = 10 * time.Millisecond
 	}
-	if o.ReconnectMax == 0 {
-		o.ReconnectMax = 100 * time.Millisecond
+	if o.MaxDelay == 0 {
+		o.MaxDelay = 100 * time.Millisecond
 	}
 	c, err := client.Dial(ctx, base, &o)
 	if err != nil {

@@ -110,9 +110,9 @@ func exactDeliveryThrough(t *testing.T, transport string, n int, faults *faultpr
 
 	start := time.Now()
 	c, err := client.Dial(ctx, "http://"+proxy.Addr()+"/rt/", &client.Options{
-		Transports:   []string{transport},
-		ReconnectMin: 5 * time.Millisecond,
-		ReconnectMax: 50 * time.Millisecond,
+		Transports: []string{transport},
+		MinDelay:   5 * time.Millisecond,
+		MaxDelay:   50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -174,12 +174,8 @@ func TestShutdownReconnects(t *testing.T) {
 	for _, name := range transports {
 		r := reconnecting{closes: make(chan wire.CloseError, 8)}
 		r.c, err = client.Dial(ctx, base, &client.Options{
-			Transports: []string{name},
-			OnReconnecting: func(ce *wire.CloseError) {
-				if ce != nil {
-					r.closes <- *ce
-				}
-			},
+			Transports:     []string{name},
+			OnReconnecting: func(ce wire.CloseError) { r.closes <- ce },
 		})
 		if err != nil {
 			t.Fatalf("Dial(%s): %v", name, err)

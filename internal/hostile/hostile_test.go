@@ -53,24 +53,24 @@ const (
 
 // run is one session's record: what the table prints.
 type run struct {
-	t          *testing.T
-	label      string // the row's name in the table
-	best       string // the transport it must end on
-	c          *client.Session
-	start      time.Time
-	transport  string        // the transport before Close
-	open       time.Duration // Dial's return
-	first      time.Duration // the first echo
-	reconnects atomic.Int64  // OnReconnecting calls for a lost connection
-	renewed    atomic.Int64  // OnReconnecting calls for a new session
-	failedMu   sync.Mutex
-	failed     []client.AttemptError // guarded by failedMu; what OnError reported
-	heartbeat  atomic.Int64          // the interval of the last "tether heartbeat shortened" logged, ns
-	lost, dup  int                   // messages, over every phase
-	reordered  bool
-	ended      error  // the session's end, when a phase saw it
-	hung       string // what a phase that ended by its bound saw
-	extra      []string
+	t         *testing.T
+	label     string // the row's name in the table
+	best      string // the transport it must end on
+	c         *client.Session
+	start     time.Time
+	transport string        // the transport before Close
+	open      time.Duration // Dial's return
+	first     time.Duration // the first echo
+	resumes   atomic.Int64  // OnResuming calls: lost connections
+	renewed   atomic.Int64  // OnReconnecting calls: new sessions
+	failedMu  sync.Mutex
+	failed    []client.AttemptError // guarded by failedMu; what OnError reported
+	heartbeat atomic.Int64          // the interval of the last "tether heartbeat shortened" logged, ns
+	lost, dup int                   // messages, over every phase
+	reordered bool
+	ended     error  // the session's end, when a phase saw it
+	hung      string // what a phase that ended by its bound saw
+	extra     []string
 }
 
 // heartbeatLog is a slog.Handler that keeps the interval of the client's
@@ -116,15 +116,10 @@ func dial(t *testing.T, env *hostile.Env, transports ...string) (*run, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialBound)
 	defer cancel()
 	c, err := client.Dial(ctx, env.URL, &client.Options{
-		Transports: transports,
-		Logger:     slog.New(heartbeatLog{r}),
-		OnReconnecting: func(ce *wire.CloseError) {
-			if ce == nil {
-				r.reconnects.Add(1)
-			} else {
-				r.renewed.Add(1)
-			}
-		},
+		Transports:     transports,
+		Logger:         slog.New(heartbeatLog{r}),
+		OnResuming:     func() { r.resumes.Add(1) },
+		OnReconnecting: func(wire.CloseError) { r.renewed.Add(1) },
 		OnError: func(e *client.AttemptError) {
 			r.failedMu.Lock()
 			defer r.failedMu.Unlock()
@@ -284,8 +279,8 @@ var reportMu sync.Mutex
 
 // print logs the table line of r and appends it to the report.
 func (r *run) print(label string) {
-	line := fmt.Sprintf("hostile go %s: transport %s, open %s, first echo %s, reconnects %d, failed attempts %d, lost %d, duplicated %d, reordered %v",
-		label, cmp.Or(r.transport, "none"), ms(r.open), ms(r.first), r.reconnects.Load(), len(r.failures()), r.lost, r.dup, r.reordered)
+	line := fmt.Sprintf("hostile go %s: transport %s, open %s, first echo %s, resumes %d, failed attempts %d, lost %d, duplicated %d, reordered %v",
+		label, cmp.Or(r.transport, "none"), ms(r.open), ms(r.first), r.resumes.Load(), len(r.failures()), r.lost, r.dup, r.reordered)
 	if n := r.renewed.Load(); n > 0 {
 		line += fmt.Sprintf(", new sessions %d", n)
 	}
@@ -366,33 +361,33 @@ func each(rs []*run, f func(r *run)) {
 // TestIdle: behind an nginx whose timeouts (5 s) are below the heartbeat
 // (25 s), on every transport, idle periods cut the connections; after two
 // such cuts the client shortens its heartbeat (PROTOCOL.md 10.4), and a
-// second idle period has fewer reconnects (none). Nothing is lost.
+// second idle period has fewer resumes (none). Nothing is lost.
 func TestIdle(t *testing.T) {
 	t.Parallel()
 	rs := dialModes(t, start(t, "idle"))
 	each(rs, func(r *run) {
 		// First idle period: until the client has shortened its heartbeat
 		// and is back on its transport (bounded).
-		was, began := r.reconnects.Load(), time.Now()
+		was, began := r.resumes.Load(), time.Now()
 		for deadline := began.Add(adaptBound); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			if r.heartbeat.Load() > 0 && r.c.Transport() == r.best {
 				break
 			}
 		}
 		idle1 := time.Since(began)
-		before := r.reconnects.Load() - was
+		before := r.resumes.Load() - was
 		time.Sleep(afterIdle)
-		after := r.reconnects.Load() - was - before
+		after := r.resumes.Load() - was - before
 		perMin := func(n int64, d time.Duration) float64 { return float64(n) * float64(time.Minute) / float64(d) }
 		r.extra = append(r.extra,
 			fmt.Sprintf("heartbeat shortened to %v", time.Duration(r.heartbeat.Load())),
-			fmt.Sprintf("idle reconnects before adapting %d in %v (%.0f per idle minute)", before, idle1.Round(time.Millisecond), perMin(before, idle1)),
+			fmt.Sprintf("idle resumes before adapting %d in %v (%.0f per idle minute)", before, idle1.Round(time.Millisecond), perMin(before, idle1)),
 			fmt.Sprintf("after %d in %v (%.0f per idle minute)", after, afterIdle, perMin(after, afterIdle)))
 		if r.heartbeat.Load() == 0 {
 			t.Errorf("%s: the client never shortened its heartbeat after idle cuts", r.label)
 		}
 		if after != 0 && after >= before {
-			t.Errorf("%s: reconnects after adapting %d, before %d; want fewer", r.label, after, before)
+			t.Errorf("%s: resumes after adapting %d, before %d; want fewer", r.label, after, before)
 		}
 		r.phase("b", 20, 50)
 		r.exact()
@@ -432,8 +427,8 @@ func TestOutage(t *testing.T) {
 	each(rs, func(r *run) {
 		r.phase("c", 20, 50, during...)
 		r.exact()
-		if r.reconnects.Load() == 0 {
-			t.Errorf("%s: the outage's cut never reached OnReconnecting", r.label)
+		if r.resumes.Load() == 0 {
+			t.Errorf("%s: the outage's cut never reached OnResuming", r.label)
 		}
 		if len(r.failures()) == 0 {
 			t.Errorf("%s: no attempt refused during the outage reached OnError", r.label)
