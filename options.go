@@ -113,14 +113,14 @@ type Options struct {
 	// transport.Names: "websocket", "sse", "streaming", "longpoll".
 	Transports []string
 
-	// StreamMaxBytes is how many bytes one sse or streaming response
+	// MaxStreamBytes is how many bytes one sse or streaming response
 	// carries before it ends, so that the browser frees its memory; the
 	// client continues on a new response without losing anything. Default
 	// 1 MiB, and at most half of MaxQueuedBytes: a stream client
 	// acknowledges what it received when it opens its next response, so a
 	// longer response would fill the queue of a client that keeps up and
 	// set off the slow-consumer policy.
-	StreamMaxBytes int
+	MaxStreamBytes int
 
 	// WriteTimeout bounds each write to a client connection. Default 10s.
 	WriteTimeout time.Duration
@@ -187,10 +187,10 @@ func (o *Options) withDefaults() Options {
 	if c.MaxQueuedBytes <= 0 {
 		c.MaxQueuedBytes = session.DefaultMaxQueuedBytes
 	}
-	if c.StreamMaxBytes <= 0 {
-		c.StreamMaxBytes = transport.DefaultStreamMaxBytes
+	if c.MaxStreamBytes <= 0 {
+		c.MaxStreamBytes = transport.DefaultMaxStreamBytes
 	}
-	c.StreamMaxBytes = min(c.StreamMaxBytes, max(c.MaxQueuedBytes/2, 4<<10))
+	c.MaxStreamBytes = min(c.MaxStreamBytes, max(c.MaxQueuedBytes/2, 4<<10))
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 100_000
 	}

@@ -91,10 +91,10 @@ func (cb *Callbacks) ServeSession(s *session.Session) {
 var transportRegistry = map[string]func(o *Options) transport.Transport{
 	websocket.Name: func(*Options) transport.Transport { return websocket.New() },
 	sse.Name: func(o *Options) transport.Transport {
-		return sse.New(&sse.Options{MaxBytes: o.StreamMaxBytes})
+		return sse.New(&sse.Options{MaxStreamBytes: o.MaxStreamBytes})
 	},
 	streaming.Name: func(o *Options) transport.Transport {
-		return streaming.New(&streaming.Options{MaxBytes: o.StreamMaxBytes})
+		return streaming.New(&streaming.Options{MaxStreamBytes: o.MaxStreamBytes})
 	},
 	longpoll.Name: func(*Options) transport.Transport { return longpoll.New() },
 }

@@ -110,7 +110,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 		prefix:     prefix,
 		transports: ts,
 		log:        o.Logger.With("session", neg.Session),
-		out:        newOutbox(o.MaxUnackedBytes),
+		out:        newOutbox(o.MaxQueuedBytes),
 		inbox:      make(chan wire.Message, o.RecvBuffer),
 		recvSignal: make(chan struct{}, 1),
 		ended:      make(chan struct{}),
@@ -161,7 +161,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // under way (it then returns once the write is done, or has failed: the
 // connection is replaced and the message replayed); otherwise it only
 // queues it for the write under way.
-// It blocks while Options.MaxUnackedBytes of messages wait for
+// It blocks while Options.MaxQueuedBytes of messages wait for
 // acknowledgement, until ctx is done (returning ctx.Err() with m not sent).
 // It fails with wire.ErrMessageTooBig or wire.ErrInvalidMessage without sending, and
 // with a wire.CloseError once Close was called or the session ended.

@@ -58,11 +58,12 @@ type Options struct {
 	// client's maxDelay. Default: 10 seconds.
 	MaxDelay time.Duration
 
-	// MaxUnackedBytes bounds the payload bytes of messages sent but not yet
-	// acknowledged by the server; Send blocks while the bound is reached.
-	// A single message larger than the bound is accepted when nothing else
-	// waits. Default: 1 MiB.
-	MaxUnackedBytes int
+	// MaxQueuedBytes is the client's queue limit, as the server's
+	// Options.MaxQueuedBytes is the server's: it bounds the payload bytes
+	// of messages sent but not yet acknowledged by the server; Send blocks
+	// while the bound is reached. A single message larger than the bound
+	// is accepted when nothing else waits. Default: 1 MiB.
+	MaxQueuedBytes int
 
 	// RecvBuffer is how many received messages wait for Recv before the
 	// client stops reading from the connection. Default: 256.
@@ -145,12 +146,12 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	defaultConnectTimeout  = 10 * time.Second
-	defaultMinDelay        = 250 * time.Millisecond
-	defaultMaxDelay        = 10 * time.Second
-	defaultMaxUnackedBytes = 1 << 20
-	defaultRecvBuffer      = 256
-	defaultCloseTimeout    = 5 * time.Second
+	defaultConnectTimeout = 10 * time.Second
+	defaultMinDelay       = 250 * time.Millisecond
+	defaultMaxDelay       = 10 * time.Second
+	defaultMaxQueuedBytes = 1 << 20
+	defaultRecvBuffer     = 256
+	defaultCloseTimeout   = 5 * time.Second
 )
 
 // cloneWithDefaults returns a copy of o with every zero field set to its
@@ -183,8 +184,8 @@ func (o *Options) cloneWithDefaults() *Options {
 	if c.MaxDelay < c.MinDelay {
 		c.MaxDelay = c.MinDelay
 	}
-	if c.MaxUnackedBytes <= 0 {
-		c.MaxUnackedBytes = defaultMaxUnackedBytes
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = defaultMaxQueuedBytes
 	}
 	if c.RecvBuffer <= 0 {
 		c.RecvBuffer = defaultRecvBuffer

@@ -44,7 +44,7 @@ type frameDecoder interface {
 // streamTransport is a transport whose downstream is a series of streaming
 // responses: sse and streaming differ only in how a response is decoded.
 // Each response is attached with the received count; when one ends
-// cleanly (at the server's byte limit), the next one is opened at once.
+// cleanly (at the server's stream byte limit (MaxStreamBytes)), the next one is opened at once.
 // Client messages go through the shared send loop. A response lives as
 // long as the connection works, so an Options.HTTPClient with a Timeout
 // cuts it at that timeout (harmless: the client attaches again).

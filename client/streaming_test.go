@@ -166,7 +166,7 @@ func TestStreamRecycleMidBurst(t *testing.T) {
 				}
 				<-s.Context().Done()
 			}
-			url := startServer(t, burst, &tether.Options{StreamMaxBytes: 4 << 10}, count)
+			url := startServer(t, burst, &tether.Options{MaxStreamBytes: 4 << 10}, count)
 			var nw network
 			s := dial(t, ctx, url, nw.options(t, name))
 			for i := range n {

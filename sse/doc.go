@@ -18,6 +18,6 @@
 //
 // The response starts with a padding comment and a heartbeat, so that
 // browsers and proxies hand over the first bytes at once and a client can
-// tell a buffering proxy from a live stream; it ends after Options.MaxBytes
+// tell a buffering proxy from a live stream; it ends after Options.MaxStreamBytes
 // so that the browser frees the memory the response holds.
 package sse

@@ -22,10 +22,10 @@ const LastEventIDHeader = "Last-Event-ID"
 
 // Options configure the SSE transport. A nil *Options means defaults.
 type Options struct {
-	// MaxBytes is how many bytes a response carries before it ends and
+	// MaxStreamBytes is how many bytes a response carries before it ends and
 	// the client opens the next one. Default 1 MiB
-	// (transport.DefaultStreamMaxBytes).
-	MaxBytes int
+	// (transport.DefaultMaxStreamBytes).
+	MaxStreamBytes int
 }
 
 // retryDelay is the reconnection delay each response asks a browser
@@ -37,17 +37,17 @@ const retryDelay = 500 * time.Millisecond
 // Transport is the server-sent events transport. It is safe for
 // concurrent use.
 type Transport struct {
-	maxBytes int
-	prelude  []byte
+	maxStreamBytes int
+	prelude        []byte
 }
 
 // New returns an SSE transport. opts is not retained.
 func New(opts *Options) *Transport {
-	maxBytes := transport.DefaultStreamMaxBytes
-	if opts != nil && opts.MaxBytes > 0 {
-		maxBytes = opts.MaxBytes
+	maxStreamBytes := transport.DefaultMaxStreamBytes
+	if opts != nil && opts.MaxStreamBytes > 0 {
+		maxStreamBytes = opts.MaxStreamBytes
 	}
-	return &Transport{maxBytes: maxBytes, prelude: prelude(transport.DefaultPreludeBytes, retryDelay)}
+	return &Transport{maxStreamBytes: maxStreamBytes, prelude: prelude(transport.DefaultPreludeBytes, retryDelay)}
 }
 
 // prelude returns a comment line of padding and a retry field, size bytes
@@ -75,11 +75,11 @@ func (*Transport) Bidirectional() bool { return false }
 // a Last-Event-ID header (see Received).
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	st := &transport.Stream{
-		Name:        Name,
-		ContentType: "text/event-stream; charset=utf-8",
-		Prelude:     t.prelude,
-		Encoder:     encoder{},
-		MaxBytes:    t.maxBytes,
+		Name:           Name,
+		ContentType:    "text/event-stream; charset=utf-8",
+		Prelude:        t.prelude,
+		Encoder:        encoder{},
+		MaxStreamBytes: t.maxStreamBytes,
 	}
 	if httpx.WantsCompact(r) {
 		st.ContentType += wire.CompactMediaParam

@@ -210,7 +210,7 @@ func TestHeartbeatsOnIdleStream(t *testing.T) {
 // with its count: every message arrives once, in order.
 func TestRecycleMidBurst(t *testing.T) {
 	const limit, n = 4096, 2000
-	e := newEnv(t, &tether.Options{StreamMaxBytes: limit})
+	e := newEnv(t, &tether.Options{MaxStreamBytes: limit})
 	go func() {
 		for i := range n {
 			m := wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "message %d", i+1)}

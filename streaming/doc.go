@@ -9,7 +9,7 @@
 // Each response has a boundary of its own, drawn at random. It starts with
 // a preamble of padding and a heartbeat part, so that browsers and proxies
 // hand over the first bytes at once and a client can tell a buffering proxy
-// from a live stream; it ends after Options.MaxBytes with the closing
+// from a live stream; it ends after Options.MaxStreamBytes with the closing
 // boundary, and the client attaches again with its received count.
 //
 // A request with compact=1 gets compact framing (PROTOCOL.md section 4.6):

@@ -21,24 +21,24 @@ const PartContentType = "application/octet-stream"
 
 // Options configure the streaming transport. A nil *Options means defaults.
 type Options struct {
-	// MaxBytes is how many bytes a response carries before it ends and
+	// MaxStreamBytes is how many bytes a response carries before it ends and
 	// the client opens the next one. Default 1 MiB
-	// (transport.DefaultStreamMaxBytes).
-	MaxBytes int
+	// (transport.DefaultMaxStreamBytes).
+	MaxStreamBytes int
 }
 
 // Transport is the multipart streaming transport. It is safe for
 // concurrent use.
 type Transport struct {
-	maxBytes int
-	preamble []byte
+	maxStreamBytes int
+	preamble       []byte
 }
 
 // New returns a streaming transport. opts is not retained.
 func New(opts *Options) *Transport {
-	t := &Transport{maxBytes: transport.DefaultStreamMaxBytes}
-	if opts != nil && opts.MaxBytes > 0 {
-		t.maxBytes = opts.MaxBytes
+	t := &Transport{maxStreamBytes: transport.DefaultMaxStreamBytes}
+	if opts != nil && opts.MaxStreamBytes > 0 {
+		t.maxStreamBytes = opts.MaxStreamBytes
 	}
 	// Each response starts with a multipart preamble of
 	// transport.DefaultPreludeBytes, padding that multipart readers skip,
@@ -62,12 +62,12 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		ct += wire.CompactMediaParam
 	}
 	transport.ServeStream(w, r, a, &transport.Stream{
-		Name:        Name,
-		ContentType: ct,
-		Prelude:     t.preamble,
-		Encoder:     enc,
-		Epilogue:    []byte("--" + enc.boundary + "--\r\n"),
-		MaxBytes:    t.maxBytes,
+		Name:           Name,
+		ContentType:    ct,
+		Prelude:        t.preamble,
+		Encoder:        enc,
+		Epilogue:       []byte("--" + enc.boundary + "--\r\n"),
+		MaxStreamBytes: t.maxStreamBytes,
 	})
 }
 

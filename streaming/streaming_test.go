@@ -248,7 +248,7 @@ func TestCompactRecycleMidBurst(t *testing.T) {
 
 func testRecycleMidBurst(t *testing.T, open func(*env, *testing.T, int) *stream) {
 	const limit, n = 4096, 2000
-	e := newEnv(t, &tether.Options{StreamMaxBytes: limit})
+	e := newEnv(t, &tether.Options{MaxStreamBytes: limit})
 	go func() {
 		for i := range n {
 			m := wire.Message{Type: wire.Binary, Data: fmt.Appendf(nil, "message\r\n--%d", i+1)}

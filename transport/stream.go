@@ -12,23 +12,23 @@ import (
 
 // Defaults shared by the streaming transports (sse, streaming).
 const (
-	// DefaultStreamMaxBytes is how many bytes a streaming response carries
+	// DefaultMaxStreamBytes is how many bytes a streaming response carries
 	// before it ends, so that a reader that keeps what it has read (an
 	// XMLHttpRequest's responseText) can let go of it. Tether's clients
 	// read a fetch body, which keeps nothing, so the limit is large: each
 	// new response costs a request (about 4 ms in Chromium on loopback),
 	// and at 128 KiB that held a burst of 64-byte messages to about 2,000
 	// per request.
-	DefaultStreamMaxBytes = 1 << 20
+	DefaultMaxStreamBytes = 1 << 20
 	// DefaultPreludeBytes is the size of the padding that starts a
 	// streaming response. 2 KiB is more than the first-chunk thresholds of
 	// the browsers and buffering proxies that hold back small responses.
 	DefaultPreludeBytes = 2 << 10
 )
 
-// maxStreamBatchBytes bounds the message bytes one batch of a stream
-// carries, so that one flush stays small.
-const maxStreamBatchBytes = 64 << 10
+// maxFlushBytes bounds the message bytes one batch of a stream carries, so
+// that one flush stays small (MaxStreamBytes bounds the whole response).
+const maxFlushBytes = 64 << 10
 
 // tailFlushDelay is how soon a heartbeat follows the last batch of a burst.
 // A proxy that buffers upstream reads (nginx with proxy_buffering on and
@@ -61,14 +61,14 @@ type Stream struct {
 	Prelude []byte
 	// Encoder writes each batch.
 	Encoder StreamEncoder
-	// Epilogue is written when the response ends on purpose: at MaxBytes,
-	// when superseded, or after the session's last frame.
+	// Epilogue is written when the response ends on purpose: at
+	// MaxStreamBytes, when superseded, or after the session's last frame.
 	Epilogue []byte
-	// MaxBytes is how many bytes of body (prelude included) the response
-	// carries before it ends; the last batch may go over, and a response
-	// always carries at least one batch after the prelude. Zero means
-	// DefaultStreamMaxBytes.
-	MaxBytes int
+	// MaxStreamBytes, the stream byte limit, is how many bytes of body
+	// (prelude included) the response carries before it ends; the last
+	// batch may go over, and a response always carries at least one batch
+	// after the prelude. Zero means DefaultMaxStreamBytes.
+	MaxStreamBytes int
 }
 
 // ServeStream attaches a downstream connection for a.Session and serves it
@@ -77,7 +77,7 @@ type Stream struct {
 // every batch the session has, each flushed with a write deadline of
 // a.Config.WriteTimeout, and a heartbeat whenever the connection's heartbeat interval
 // passes with nothing to send. The response ends, with st.Epilogue, once it
-// has carried st.MaxBytes, when a newer connection supersedes it, or after
+// has carried st.MaxStreamBytes, when a newer connection supersedes it, or after
 // the session's close frame; the client then attaches again with its
 // received count and loses nothing. It returns when the response is over;
 // an unknown or finished session answers 404.
@@ -92,9 +92,9 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 		return
 	}
 	defer link.Detach()
-	limit := st.MaxBytes
+	limit := st.MaxStreamBytes
 	if limit <= 0 {
-		limit = DefaultStreamMaxBytes
+		limit = DefaultMaxStreamBytes
 	}
 	sw, buf := startStream(w, a, st)
 	if sw.write(buf) != nil {
@@ -109,7 +109,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 		if afterData {
 			wait = min(wait, tailFlushDelay)
 		}
-		b, err := link.Pull(r.Context(), wait, min(maxStreamBatchBytes, max(1, limit-sw.written)))
+		b, err := link.Pull(r.Context(), wait, min(maxFlushBytes, max(1, limit-sw.written)))
 		if err != nil {
 			if errors.Is(err, session.ErrSuperseded) || errors.Is(err, session.ErrFinished) {
 				sw.write(st.Epilogue)

@@ -43,12 +43,12 @@ func streamServer(t *testing.T, s *session.Local, maxBytes int) string {
 		received, _ := strconv.ParseUint(r.URL.Query().Get("received"), 10, 64)
 		probe := r.URL.Query().Get("probe") == "1"
 		transport.ServeStream(w, r, &transport.Attach{Session: s, Received: received, Config: cfg, Probe: probe}, &transport.Stream{
-			Name:        "test",
-			ContentType: "text/plain",
-			Prelude:     []byte("prelude\n"),
-			Encoder:     lineEncoder{},
-			Epilogue:    []byte("end\n"),
-			MaxBytes:    maxBytes,
+			Name:           "test",
+			ContentType:    "text/plain",
+			Prelude:        []byte("prelude\n"),
+			Encoder:        lineEncoder{},
+			Epilogue:       []byte("end\n"),
+			MaxStreamBytes: maxBytes,
 		})
 	}))
 	t.Cleanup(hs.Close)

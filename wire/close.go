@@ -23,7 +23,7 @@ const (
 
 	StatusResumeGap      StatusCode = 4000 // missing messages can no longer be replayed
 	StatusSessionExpired StatusCode = 4001 // the resume window passed without a connection
-	StatusSlowConsumer   StatusCode = 4002 // the queued-bytes limit was exceeded
+	StatusSlowConsumer   StatusCode = 4002 // the queue limit (MaxQueuedBytes) was exceeded
 	StatusProtocolError  StatusCode = 4003 // a malformed frame or request
 	StatusNoTransport    StatusCode = 4004 // clients only: no connection could ever attach
 	StatusSessionUnknown StatusCode = 4005 // clients only: a server answered 404 within the resume window

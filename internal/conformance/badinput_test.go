@@ -565,7 +565,7 @@ func newBadEnv(t *testing.T) *badEnv {
 		MaxSessionsPerClient: badPerClient,
 		ClientKey:            func(r *http.Request) string { return r.Header.Get("X-Test-Client") },
 		ReadTimeout:          badReadTimeout,
-		StreamMaxBytes:       4 << 10, // streams end often: the truncation rows need several
+		MaxStreamBytes:       4 << 10, // streams end often: the truncation rows need several
 		Logger:               slog.New(slog.DiscardHandler),
 	})
 	mux := http.NewServeMux()

@@ -92,7 +92,7 @@ func main() {
 		ResumeWindow:      *resume,
 		// Below the default (1 MiB), so that the tests' bursts of a few
 		// hundred KB cross the streams' byte limit several times.
-		StreamMaxBytes: 128 << 10,
+		MaxStreamBytes: 128 << 10,
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if *transports != "" {
