@@ -8,8 +8,8 @@ import "github.com/tetherkit/tether/session"
 // itself. Set it in Options.Observer; several servers may share one.
 type Observer interface {
 	// ServerObserver is called once by NewServer with the transports the
-	// server offers, in order (so that a fallback can be told from the
-	// first choice). The server tells what it returns what it and its
+	// server offers, in order (so that a fallback, a move down the order,
+	// can be told from an upgrade, a move up). The server tells what it returns what it and its
 	// sessions do.
 	ServerObserver(offered []string) ServerObserver
 }

@@ -29,17 +29,24 @@ import (
 //	messages_total{transport,direction} counter: messages in (accepted from clients, duplicates excluded; labeled with the transport attached last, "none" before the first attach) and out (handed to connections, replays included)
 //	message_bytes_total{transport,direction} counter: their payload bytes
 //	negotiates_total{result}            counter: negotiate requests by result: ok, refused (auth hook), too_many_sessions, shutting_down
-//	fallbacks_total{transport}          counter: attaches on a transport later in the offer than the session's previous one (or, for the first, than the first offered)
+//	fallbacks_total{transport}          counter: attaches on a transport later in the offer than the same session's previous connection: a move down, the better transport broke or is blocked
+//	upgrades_total{transport}           counter: attaches on a transport earlier in the offer than the same session's previous connection: fast connect taking over from long polling, or a session going back to a better transport after an outage
 //	resumes_total{transport}            counter: attaches that replay messages an earlier connection carried and the client did not receive
 //	replayed_messages_total             counter: the messages those attaches replay
 //	closes_total{code}                  counter: sessions ended, by close code
 //	queue_drops_total                   counter: messages dropped by SlowConsumerDrop
+//
+// A session's first attach is neither a fallback nor an upgrade: both
+// clients start on long polling, the last transport offered, and upgrade
+// (PROTOCOL.md section 10), so counting it would count every session. How
+// many sessions are on each transport now is tether_sessions.
 type Metrics struct {
 	sessions   *prometheus.GaugeVec
 	messages   *prometheus.CounterVec
 	bytes      *prometheus.CounterVec
 	negotiates *prometheus.CounterVec
 	fallbacks  *prometheus.CounterVec
+	upgrades   *prometheus.CounterVec
 	resumes    *prometheus.CounterVec
 	replayed   prometheus.Counter
 	closes     *prometheus.CounterVec
@@ -53,10 +60,11 @@ type Metrics struct {
 
 // transportMetrics are one transport's children of the labeled metrics.
 type transportMetrics struct {
-	sessions           prometheus.Gauge
-	msgsIn, msgsOut    prometheus.Counter
-	bytesIn, bytesOut  prometheus.Counter
-	fallbacks, resumes prometheus.Counter
+	sessions            prometheus.Gauge
+	msgsIn, msgsOut     prometheus.Counter
+	bytesIn, bytesOut   prometheus.Counter
+	fallbacks, upgrades prometheus.Counter
+	resumes             prometheus.Counter
 }
 
 // noTransport is the transport label of sessions with no connection.
@@ -87,7 +95,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"result"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_fallbacks_total",
-			Help: "Attaches on a transport later in the offer than the session's previous one.",
+			Help: "Attaches on a transport later in the offer than the same session's previous connection (a session's first attach excluded).",
+		}, []string{"transport"}),
+		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_upgrades_total",
+			Help: "Attaches on a transport earlier in the offer than the same session's previous connection (a session's first attach excluded).",
 		}, []string{"transport"}),
 		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_resumes_total",
@@ -108,7 +120,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.sessions, m.messages, m.bytes, m.negotiates,
-			m.fallbacks, m.resumes, m.replayed, m.closes, m.drops} {
+			m.fallbacks, m.upgrades, m.resumes, m.replayed, m.closes, m.drops} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -124,7 +136,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 // your own.
 func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.sessions, m.messages, m.bytes, m.negotiates,
-		m.fallbacks, m.resumes, m.replayed, m.closes, m.drops}
+		m.fallbacks, m.upgrades, m.resumes, m.replayed, m.closes, m.drops}
 }
 
 // transport returns the children for one transport name, making them the
@@ -143,6 +155,7 @@ func (m *Metrics) transport(name string) *transportMetrics {
 		bytesIn:   m.bytes.WithLabelValues(name, "in"),
 		bytesOut:  m.bytes.WithLabelValues(name, "out"),
 		fallbacks: m.fallbacks.WithLabelValues(name),
+		upgrades:  m.upgrades.WithLabelValues(name),
 		resumes:   m.resumes.WithLabelValues(name),
 	})
 	return t.(*transportMetrics)
@@ -155,7 +168,7 @@ func (m *Metrics) ServerObserver(offered []string) tether.ServerObserver {
 }
 
 // observer is one server's tether.ServerObserver: it counts into Metrics
-// and knows the server's offer order, to tell fallbacks.
+// and knows the server's offer order, to tell fallbacks from upgrades.
 type observer struct {
 	m    *Metrics
 	rank map[string]int // position of each offered transport
@@ -180,8 +193,13 @@ func (o *observer) Attached(transport, previous string, replayed uint64) {
 	t := o.m.transport(transport)
 	o.m.transport(noTransport).sessions.Dec()
 	t.sessions.Inc()
-	if r := o.rank[transport]; (previous == "" && r > 0) || (previous != "" && r > o.rank[previous]) {
-		t.fallbacks.Inc()
+	if previous != "" {
+		switch r, p := o.rank[transport], o.rank[previous]; {
+		case r > p:
+			t.fallbacks.Inc()
+		case r < p:
+			t.upgrades.Inc()
+		}
 	}
 	if replayed > 0 {
 		t.resumes.Inc()

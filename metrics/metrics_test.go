@@ -88,7 +88,8 @@ func TestMetrics(t *testing.T) {
 	}
 	_, base := (&conformance.Env{}).Server(t, conformance.Echo, &tether.Options{Observer: m, HeartbeatInterval: time.Second})
 
-	// A client on long polling, the last transport offered: a fallback.
+	// A client on long polling, the last transport offered: its first
+	// attach is no fallback (every session starts there).
 	c, err := client.Dial(ctx, base, &client.Options{Transports: []string{"longpoll"}})
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +117,8 @@ func TestMetrics(t *testing.T) {
 	if got := metricValue(t, reg, "tether_message_bytes_total", "transport", "longpoll", "direction", "out"); got != 2*n {
 		t.Errorf("bytes out = %v, want %d", got, 2*n)
 	}
-	if got := metricValue(t, reg, "tether_fallbacks_total", "transport", "longpoll"); got != 1 {
-		t.Errorf("fallbacks = %v, want 1", got)
+	if got := metricValue(t, reg, "tether_fallbacks_total", "transport", "longpoll"); got != 0 {
+		t.Errorf("fallbacks = %v, want 0: a first attach is no fallback", got)
 	}
 	if got := metricValue(t, reg, "tether_negotiates_total", "result", "ok"); got != 1 {
 		t.Errorf("negotiates ok = %v, want 1", got)
@@ -202,3 +203,41 @@ func get(t *testing.T, u string) []byte {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestFallbacksAndUpgrades drives a server observer through a session's
+// attaches: the first one counts as neither, a move down the offer as a
+// fallback, a move up as an upgrade, the same transport again as neither.
+func TestFallbacksAndUpgrades(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := m.ServerObserver([]string{"websocket", "sse", "streaming", "longpoll"})
+	o.Opened()
+	for _, a := range []struct{ transport, previous string }{
+		{"longpoll", ""},           // the first attach: neither
+		{"websocket", "longpoll"},  // fast connect takes over: an upgrade
+		{"websocket", "websocket"}, // resumed on the same: neither
+		{"sse", "websocket"},       // WebSocket broke: a fallback
+		{"longpoll", "sse"},        // and again
+		{"websocket", "longpoll"},  // back after the outage: an upgrade
+	} {
+		o.Attached(a.transport, a.previous, 0)
+	}
+	for _, c := range []struct {
+		metric, transport string
+		want              float64
+	}{
+		{"tether_fallbacks_total", "sse", 1},
+		{"tether_fallbacks_total", "longpoll", 1},
+		{"tether_fallbacks_total", "websocket", 0},
+		{"tether_upgrades_total", "websocket", 2},
+		{"tether_upgrades_total", "longpoll", 0},
+		{"tether_upgrades_total", "sse", 0},
+	} {
+		if got := metricValue(t, reg, c.metric, "transport", c.transport); got != c.want {
+			t.Errorf("%s{transport=%q} = %v, want %v", c.metric, c.transport, got, c.want)
+		}
+	}
+}
