@@ -166,8 +166,8 @@ func (n *network) setDown(down bool) {
 }
 
 // options returns client options forcing transport name (all if "") over
-// n, with a short reconnect backoff. The HTTP client's idle connections are
-// closed when the test ends.
+// n, with short delays between attempts (MinDelay, MaxDelay). The HTTP
+// client's idle connections are closed when the test ends.
 func (n *network) options(t *testing.T, name string) *client.Options {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = n.dial
