@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -181,7 +181,7 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 		var ne *NegotiateError
 		switch {
 		case errors.Is(err, ErrUnsupportedProtocol):
-			return nil, endSession(wire.StatusProtocolError, transport.MsgUnsupportedVersion)
+			return nil, endSession(wire.StatusProtocolError, httpx.MsgUnsupportedVersion)
 		case errors.As(err, &ne) && ne.Status >= 400 && ne.Status < 500:
 			return nil, endSession(wire.StatusPolicyViolation, ne.Message)
 		case err != nil:

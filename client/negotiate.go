@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/transport"
 )
 
@@ -125,7 +126,7 @@ func negotiate(ctx context.Context, hc *http.Client, prefix *url.URL, header htt
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		ne := &NegotiateError{Status: resp.StatusCode, Message: errorLine(resp.Body)}
-		if ne.Status == http.StatusBadRequest && ne.Message == transport.MsgUnsupportedVersion {
+		if ne.Status == http.StatusBadRequest && ne.Message == httpx.MsgUnsupportedVersion {
 			// A server that does not speak this version, as one
 			// answering another (PROTOCOL.md section 2).
 			return nil, fmt.Errorf("%w: %w", ErrUnsupportedProtocol, ne)

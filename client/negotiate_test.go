@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/transport"
 )
 
@@ -66,7 +67,7 @@ func TestNegotiateRequest(t *testing.T) {
 		case r.Method != http.MethodPost || r.URL.Path != "/rt/negotiate" || r.URL.Query().Get("v") != "1":
 			http.Error(w, "bad request: unexpected "+r.Method+" "+r.URL.String(), http.StatusBadRequest)
 		case r.Header.Get("X-Version") != "":
-			http.Error(w, transport.MsgUnsupportedVersion, http.StatusBadRequest)
+			http.Error(w, httpx.MsgUnsupportedVersion, http.StatusBadRequest)
 		case r.Header.Get("Authorization") != "Bearer good":
 			http.Error(w, "no entry", http.StatusUnauthorized)
 		default:
