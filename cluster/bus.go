@@ -20,7 +20,8 @@ import (
 // Subjects are strings of ASCII letters, digits and "-_.", with no empty
 // element between dots, as the package names them ("tether.node.X"); an
 // implementation may put a prefix of its own in front to share an engine
-// among clusters. All methods may be called concurrently.
+// among clusters; a method given another subject returns an error and does
+// nothing (ValidSubject). All methods may be called concurrently.
 type Bus interface {
 	// Publish sends data to every current subscriber of subject, without
 	// waiting for them to handle it. Data is not kept: the caller may
@@ -75,7 +76,8 @@ var (
 	// ErrClosed is returned by a Bus's methods after its Close.
 	ErrClosed = errors.New("cluster: bus closed")
 	// ErrTooBig is returned by Publish and Request for data over
-	// MaxPayload.
+	// MaxPayload, and by Request when the handler's reply is over it (the
+	// handler ran: the reply is what was lost).
 	ErrTooBig = errors.New("cluster: message over the bus's payload limit")
 	// ErrServed is returned by Serve for a subject this bus serves
 	// already.
