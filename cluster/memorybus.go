@@ -388,7 +388,8 @@ type memoryReply struct {
 
 // call runs handle for one request with the requester's deadline and
 // hands its reply back, unless the server has closed meanwhile (its node is
-// gone: the reply is lost, as on a real engine).
+// gone: the reply is lost, as on a real engine) or the deadline has passed
+// (nobody waits for the reply).
 func (srv *memoryServer) call(reqCtx context.Context, data []byte, replies chan<- memoryReply) {
 	defer srv.conn.wg.Done()
 	ctx, cancel := srv.ctx, context.CancelFunc(func() {})
@@ -397,8 +398,8 @@ func (srv *memoryServer) call(reqCtx context.Context, data []byte, replies chan<
 	}
 	defer cancel()
 	reply := srv.handle(ctx, data)
-	if srv.ctx.Err() != nil {
-		return
+	if ctx.Err() != nil {
+		return // past the requester's deadline, or the server is gone
 	}
 	if len(reply) > srv.conn.maxPayload {
 		replies <- memoryReply{tooBig: true}

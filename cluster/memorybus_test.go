@@ -43,8 +43,8 @@ func receive(t *testing.T, ctx context.Context, ch <-chan []byte) []byte {
 }
 
 // TestMemoryBusCloseVanishes checks that closing a connection takes its
-// subscriptions and handlers off the bus at once, fails its pending
-// Requests with ErrClosed, and makes its methods return ErrClosed.
+// subscriptions and handlers off the bus at once, as a killed node's, and
+// that a request its handler had in hand is never answered.
 func TestMemoryBusCloseVanishes(t *testing.T) {
 	ctx := testContext(t)
 	conns := connect(t, cluster.NewMemoryBus(), 2)
@@ -88,47 +88,6 @@ func TestMemoryBusCloseVanishes(t *testing.T) {
 	case data := <-got:
 		t.Errorf("a closed connection's subscriber got %q", data)
 	default:
-	}
-	if err := b.Publish(ctx, "t.s", nil); !errors.Is(err, cluster.ErrClosed) {
-		t.Errorf("Publish after Close = %v, want ErrClosed", err)
-	}
-	if _, err := b.Subscribe(ctx, "t.s", func([]byte) {}); !errors.Is(err, cluster.ErrClosed) {
-		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
-	}
-	if _, err := b.Serve(ctx, "t.q", func(context.Context, []byte) []byte { return nil }); !errors.Is(err, cluster.ErrClosed) {
-		t.Errorf("Serve after Close = %v, want ErrClosed", err)
-	}
-	if _, err := b.Request(ctx, "t.q", nil); !errors.Is(err, cluster.ErrClosed) {
-		t.Errorf("Request after Close = %v, want ErrClosed", err)
-	}
-	if err := b.Close(); err != nil {
-		t.Errorf("second Close = %v, want nil", err)
-	}
-}
-
-// TestMemoryBusCloseFailsPendingRequests checks that a connection's Close
-// ends its own Requests in progress with ErrClosed.
-func TestMemoryBusCloseFailsPendingRequests(t *testing.T) {
-	ctx := testContext(t)
-	conns := connect(t, cluster.NewMemoryBus(), 2)
-	a, b := conns[0], conns[1]
-	entered := make(chan struct{})
-	if _, err := b.Serve(ctx, "t.q", func(ctx context.Context, data []byte) []byte {
-		close(entered)
-		<-ctx.Done()
-		return nil
-	}); err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	result := make(chan error, 1)
-	go func() {
-		_, err := a.Request(ctx, "t.q", nil)
-		result <- err
-	}()
-	<-entered
-	a.Close()
-	if err := <-result; !errors.Is(err, cluster.ErrClosed) {
-		t.Errorf("pending Request when its connection closed = %v, want ErrClosed", err)
 	}
 }
 
@@ -233,48 +192,5 @@ func TestValidSubject(t *testing.T) {
 		if err := bus.Publish(ctx, tc.subject, nil); (err == nil) != tc.valid {
 			t.Errorf("Publish(%q) = %v, want error: %v", tc.subject, err, !tc.valid)
 		}
-	}
-}
-
-// TestMemoryBusBasics checks fan-out to every connection, a Request's round
-// trip with the requester's deadline, ErrNoResponders and ErrServed.
-func TestMemoryBusBasics(t *testing.T) {
-	ctx := testContext(t)
-	conns := connect(t, cluster.NewMemoryBus(), 3)
-	var got []chan []byte
-	for _, c := range conns {
-		ch := make(chan []byte, 1)
-		got = append(got, ch)
-		if _, err := c.Subscribe(ctx, "t.s", func(data []byte) { ch <- bytes.Clone(data) }); err != nil {
-			t.Fatalf("Subscribe: %v", err)
-		}
-	}
-	if err := conns[0].Publish(ctx, "t.s", []byte("hello")); err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	for i, ch := range got {
-		if data := receive(t, ctx, ch); string(data) != "hello" {
-			t.Errorf("connection %d got %q, want hello", i, data)
-		}
-	}
-
-	if _, err := conns[0].Request(ctx, "t.q", nil); !errors.Is(err, cluster.ErrNoResponders) {
-		t.Errorf("Request with no handler = %v, want ErrNoResponders", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	if _, err := conns[1].Serve(ctx, "t.q", func(ctx context.Context, data []byte) []byte {
-		d, _ := ctx.Deadline()
-		return append(data, d.Format(time.RFC3339Nano)...)
-	}); err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	if _, err := conns[1].Serve(ctx, "t.q", func(context.Context, []byte) []byte { return nil }); !errors.Is(err, cluster.ErrServed) {
-		t.Errorf("second Serve = %v, want ErrServed", err)
-	}
-	reqCtx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	reply, err := conns[0].Request(reqCtx, "t.q", []byte("at "))
-	if want := "at " + deadline.Format(time.RFC3339Nano); err != nil || string(reply) != want {
-		t.Errorf("Request = %q, %v; want %q", reply, err, want)
 	}
 }
