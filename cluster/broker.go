@@ -1,0 +1,585 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherkit/tether/broker"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
+)
+
+// Defaults of BrokerOptions.
+const (
+	DefaultHeartbeatInterval = time.Second
+	DefaultNodeTimeout       = 5 * time.Second
+)
+
+var (
+	// ErrInvalidNodeID is returned by NewBroker for a node id that is not
+	// 1 to MaxNodeIDBytes ASCII letters, digits, '-' and '_'.
+	ErrInvalidNodeID = errors.New("cluster: invalid node id")
+	// ErrInvalidSessionID is returned by Broker.Subscribe for a subscriber
+	// whose ID is empty or longer than 255 bytes: such an id could not
+	// travel to the other nodes. Tether's session ids are far shorter.
+	ErrInvalidSessionID = errors.New("cluster: invalid session id")
+)
+
+// BrokerOptions configure a Broker. A nil *BrokerOptions means every
+// default; NewBroker keeps a copy.
+type BrokerOptions struct {
+	// MaxMessageBytes is the largest message data Publish takes and the
+	// largest a node accepts from the bus; give every node the value of
+	// its Server's Options.MaxMessageBytes. Default 64 KiB
+	// (session.DefaultMaxMessageBytes).
+	MaxMessageBytes int
+	// HeartbeatInterval is how often the node tells the others, on the
+	// subject "tether.nodes", that it is alive and how many presence
+	// events it has had. Default 1s (DefaultHeartbeatInterval).
+	HeartbeatInterval time.Duration
+	// NodeTimeout is how long a node may go unheard before the others
+	// take it for gone: its subscribers leave their topics' presence, with
+	// Left events. A NodeTimeout not above twice HeartbeatInterval is
+	// raised to that. Default 5s (DefaultNodeTimeout).
+	NodeTimeout time.Duration
+	// Logger receives the broker's warnings: malformed messages from the
+	// bus, presence events or heartbeats the bus would not take, snapshots
+	// that could not be fetched. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *BrokerOptions) withDefaults() BrokerOptions {
+	var c BrokerOptions
+	if o != nil {
+		c = *o
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = session.DefaultMaxMessageBytes
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.NodeTimeout <= 0 {
+		c.NodeTimeout = DefaultNodeTimeout
+	}
+	c.NodeTimeout = max(c.NodeTimeout, 2*c.HeartbeatInterval)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Broker is a broker.Broker for one node of a cluster: what is published on
+// any node reaches the subscribers of every node, and presence lists the
+// subscribers of every node that is alive.
+//
+// # Publish
+//
+// A publish is delivered at once to the node's own subscribers, with
+// broker.Fanout (one Delivery, its frames built once per framing), then
+// sent once on the bus on the topic's subject ("tether.topic." and the
+// topic's name in base64url), which every node with subscribers to the
+// topic listens to; each delivers it to its own subscribers, one Delivery
+// per node, and the publishing node ignores its own message coming back.
+// PublishOptions.Exclude travels with the message. A subscriber receives
+// each publish once, in the order of one publisher's calls.
+//
+// A node listens to a topic's subject while it has subscribers to it:
+// Subscribe returns once the bus subscription is active, so whatever is
+// published after Subscribe returned, on any node, reaches the new
+// subscriber. The bus delivers at most once: a publish the bus loses (its
+// engine restarted) is lost for the other nodes' subscribers, like a
+// message a session never queued; what a session queued is replayed as
+// always.
+//
+// A message received from the bus is checked before anything is
+// delivered: a well-formed publish, of a valid topic matching its subject,
+// a message type Send accepts, at most MaxMessageBytes of data. Anything
+// else is dropped, counted (BrokerStats.Malformed) and logged.
+//
+// # Presence
+//
+// Each node numbers its presence events (joins and leaves) and publishes
+// them on "tether.presence"; every node keeps the members of the others
+// from them, and reports them through OnPresence, in order per node. A node
+// that misses an event (a gap in the numbers, or a heartbeat announcing an
+// event that has not come) or hears of a node for the first time fetches
+// that node's snapshot, by requests on "tether.presence.<node id>", in
+// pages that fit the bus's MaxPayload, and reports the difference as joins
+// and leaves. Every node publishes a heartbeat on "tether.nodes" every
+// HeartbeatInterval; a node not heard from for NodeTimeout is gone, and its
+// members leave (Left events). A node that closes its Broker says goodbye,
+// and its members leave at once.
+//
+// While the bus is down, a node hears nobody: after NodeTimeout, its
+// Presence lists only its own subscribers, and the others' leave (Left
+// events); the other nodes see the same of it. When the bus returns, the
+// heartbeats bring the snapshots, and the members of every node join again
+// (Joined events). Events are not replayed: presence converges to what is
+// true now.
+//
+// All methods may be called concurrently.
+type Broker struct {
+	bus  Bus
+	id   string
+	opts BrokerOptions
+	// check checks messages as Send would, against MaxMessageBytes.
+	check session.Config
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the broker's goroutines
+	own    []Subscription // the presence, membership and snapshot subjects
+
+	mu     sync.RWMutex
+	closed bool                   // guarded by mu
+	topics map[string]*topic      // guarded by mu; a topic is removed when idle
+	seq    uint64                 // guarded by mu; this node's presence events so far
+	outbox []presenceEvent        // guarded by mu; events for the bus, oldest first
+	nodes  map[string]*remoteNode // guarded by mu; the other nodes heard from
+
+	outboxReady chan struct{} // a value when outbox has events
+	published   atomic.Uint64 // seq of the last event handed to the bus
+	notes       notifier
+
+	malformed atomic.Uint64
+	snapshots atomic.Uint64
+	nodesGone atomic.Uint64
+	warned    atomic.Int64 // unix nanoseconds of the last rate-limited warning
+}
+
+// topic is one topic's subscribers on this node and its bus subscription.
+type topic struct {
+	name    string
+	subject string
+	// gate is held (a value in it) by the one goroutine that may make or
+	// close the bus subscription.
+	gate chan struct{}
+	bus  Subscription // guarded by gate; nil while not subscribed
+
+	subs    map[string]localMember // guarded by Broker.mu; by session id
+	pending int                    // guarded by Broker.mu; Subscribes under way
+	// list is subs' Subscribers for deliveries to range over without a
+	// lock: built under Broker.mu's read lock, set to nil under its write
+	// lock when subs changes.
+	list atomic.Pointer[[]broker.Subscriber]
+}
+
+type localMember struct {
+	sub  broker.Subscriber
+	info []byte
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// NewBroker returns the Broker of the node nodeID on bus. The node's id
+// must be unique among the live nodes on the bus and is best new on every
+// start (Node's ids are); a Broker of a node id already served on this bus
+// gets ErrServed. NewBroker subscribes the presence and membership
+// subjects and serves the node's snapshot subject, bounded by NodeTimeout;
+// it returns ErrInvalidNodeID for an invalid id, and the bus's error.
+// Close the Broker when done: it does not close bus.
+func NewBroker(bus Bus, nodeID string, opts *BrokerOptions) (*Broker, error) {
+	if bus == nil {
+		return nil, errors.New("cluster: NewBroker needs a Bus")
+	}
+	if err := checkNodeID(nodeID); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	b := &Broker{
+		bus:         bus,
+		id:          nodeID,
+		opts:        o,
+		check:       session.Config{MaxMessageBytes: o.MaxMessageBytes},
+		topics:      make(map[string]*topic),
+		nodes:       make(map[string]*remoteNode),
+		outboxReady: make(chan struct{}, 1),
+		notes:       notifier{ready: make(chan struct{}, 1)},
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(b.ctx, o.NodeTimeout)
+	defer cancel()
+	for _, open := range []func() (Subscription, error){
+		func() (Subscription, error) { return bus.Serve(ctx, snapshotSubject(nodeID), b.serveSnapshot) },
+		func() (Subscription, error) { return bus.Subscribe(ctx, presenceSubject, b.receiveMembership) },
+		func() (Subscription, error) { return bus.Subscribe(ctx, nodesSubject, b.receiveMembership) },
+	} {
+		s, err := open()
+		if err != nil {
+			for _, s := range b.own {
+				s.Close()
+			}
+			b.cancel()
+			return nil, fmt.Errorf("cluster: broker of node %s: %w", nodeID, err)
+		}
+		b.own = append(b.own, s)
+	}
+	b.wg.Go(b.sendEvents)
+	b.wg.Go(func() { b.notes.run(b.ctx.Done()) })
+	b.wg.Go(b.beat)
+	return b, nil
+}
+
+// ID returns the node's id, as NewBroker was given it.
+func (b *Broker) ID() string { return b.id }
+
+// Subscribe implements broker.Broker. It returns once the node listens to
+// topic's subject on the bus. Besides the errors of broker.Broker, it
+// returns ErrInvalidSessionID for a subscriber whose ID could not travel
+// to the other nodes, an error wrapping ErrTooBig when info is too big for
+// a presence event on the bus, the bus's error when it could not subscribe,
+// and ErrClosed after Close; Subscribe has then changed nothing.
+func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscriber, info []byte) (bool, error) {
+	if err := broker.CheckTopic(name); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	id := sub.ID()
+	if id == "" || len(id) > maxSessionBytes {
+		return false, fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidSessionID, len(id), maxSessionBytes)
+	}
+	entry := snapshotEntry{topic: name, member: broker.Member{Session: id, Info: info}}
+	if need := max(pageOverhead+entryBytes(&entry), 16+MaxNodeIDBytes+entryBytes(&entry)); need > b.bus.MaxPayload() {
+		return false, fmt.Errorf("%w: info of %d bytes needs %d on the bus, over its %d", ErrTooBig, len(info), need, b.bus.MaxPayload())
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false, ErrClosed
+	}
+	t := b.topics[name]
+	if t == nil {
+		t = &topic{name: name, subject: topicSubject(name), gate: make(chan struct{}, 1), subs: make(map[string]localMember)}
+		b.topics[name] = t
+	}
+	if _, ok := t.subs[id]; ok {
+		b.mu.Unlock()
+		return false, nil
+	}
+	t.pending++
+	b.mu.Unlock()
+
+	select {
+	case t.gate <- struct{}{}:
+	case <-ctx.Done():
+		b.mu.Lock()
+		t.pending--
+		idle := b.takeIfIdle(t)
+		b.mu.Unlock()
+		if idle {
+			b.release(t)
+		}
+		return false, ctx.Err()
+	}
+	var err error
+	if t.bus == nil {
+		b.mu.RLock()
+		closed := b.closed
+		b.mu.RUnlock()
+		if closed {
+			err = ErrClosed
+		} else if t.bus, err = b.bus.Subscribe(ctx, t.subject, b.receiver(t)); err != nil {
+			t.bus = nil
+			err = fmt.Errorf("cluster: subscribe to topic %q on the bus: %w", name, err)
+		}
+	}
+	joined := false
+	b.mu.Lock()
+	t.pending--
+	if err == nil && b.closed {
+		err = ErrClosed
+	}
+	if _, ok := t.subs[id]; !ok && err == nil {
+		info = slices.Clone(info)
+		t.subs[id] = localMember{sub: sub, info: info}
+		t.list.Store(nil)
+		b.localEvent(broker.Joined, name, broker.Member{Session: id, Info: info})
+		joined = true
+	}
+	b.mu.Unlock()
+	b.release(t)
+	return joined, err
+}
+
+// takeIfIdle takes t's gate, if it is free, when t has no subscriber and
+// none on its way; it reports whether it did, and the caller must then
+// call release. It is called with mu held.
+func (b *Broker) takeIfIdle(t *topic) bool {
+	if len(t.subs) != 0 || t.pending != 0 || b.closed {
+		return false
+	}
+	select {
+	case t.gate <- struct{}{}:
+		return true
+	default: // the goroutine holding it releases t if idle
+		return false
+	}
+}
+
+// release gives back t's gate, first closing its bus subscription and
+// forgetting t when it has no subscriber and none on its way. The caller
+// holds the gate.
+func (b *Broker) release(t *topic) {
+	for {
+		b.mu.Lock()
+		idle := len(t.subs) == 0 && t.pending == 0 && !b.closed
+		if !idle || t.bus == nil {
+			if idle && b.topics[t.name] == t {
+				delete(b.topics, t.name)
+			}
+			<-t.gate
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		t.bus.Close() // not under mu: a bus may wait on the network
+		t.bus = nil
+	}
+}
+
+// Unsubscribe implements broker.Broker. The node stops listening to the
+// topic's subject when its last subscriber leaves. After Close, it still
+// removes the subscriber from this node's presence.
+func (b *Broker) Unsubscribe(ctx context.Context, name, id string) (bool, error) {
+	if err := broker.CheckTopic(name); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	t := b.topics[name]
+	var m localMember
+	var ok bool
+	if t != nil {
+		m, ok = t.subs[id]
+	}
+	if !ok {
+		b.mu.Unlock()
+		return false, nil
+	}
+	delete(t.subs, id)
+	t.list.Store(nil)
+	b.localEvent(broker.Left, name, broker.Member{Session: id, Info: m.info})
+	idle := b.takeIfIdle(t)
+	b.mu.Unlock()
+	if idle {
+		b.release(t)
+	}
+	return true, nil
+}
+
+// Publish implements broker.Broker: it delivers m to this node's
+// subscribers, then sends it once on the bus for the others. Besides the
+// errors of broker.Broker, it returns wire.ErrMessageTooBig for data over
+// MaxMessageBytes and wire.ErrInvalidMessage for a message Send would
+// refuse, an error wrapping ErrTooBig when the message with its header
+// (the topic, the node's id, the excluded session: at most 460 bytes) is
+// over the bus's MaxPayload (nobody receives these), ErrClosed after Close,
+// and an error wrapping the bus's when the bus would not take the message:
+// this node's subscribers have it then, the other nodes' do not.
+func (b *Broker) Publish(ctx context.Context, name string, m wire.Message, opts *broker.PublishOptions) error {
+	if err := broker.CheckTopic(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.check.CheckMessage(m); err != nil {
+		return err
+	}
+	var exclude string
+	if opts != nil && len(opts.Exclude) <= maxSessionBytes {
+		exclude = opts.Exclude // a longer one names no subscriber
+	}
+	buf := publishBuffers.Get().(*[]byte)
+	defer publishBuffers.Put(buf)
+	*buf = appendPublication((*buf)[:0], &publication{origin: b.id, exclude: exclude, topic: name, message: m})
+	if limit := b.bus.MaxPayload(); len(*buf) > limit {
+		return fmt.Errorf("%w: a message of %d bytes takes %d on the bus, over its %d", ErrTooBig, len(m.Data), len(*buf), limit)
+	}
+	b.mu.RLock()
+	closed, t := b.closed, b.topics[name]
+	b.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if subs := b.subscribers(t); len(subs) > 0 {
+		broker.Fanout(subs, &broker.Delivery{Topic: name, Message: m, Frames: new(wire.Frames)}, exclude)
+	}
+	if err := b.bus.Publish(ctx, topicSubject(name), *buf); err != nil {
+		return fmt.Errorf("cluster: publish to topic %q on the bus: %w", name, err)
+	}
+	return nil
+}
+
+// publishBuffers holds the buffers Publish encodes into: the bus keeps no
+// data once Publish returns.
+var publishBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// subscribers returns t's subscribers on this node, a list nobody changes;
+// none for a nil t.
+func (b *Broker) subscribers(t *topic) []broker.Subscriber {
+	if t == nil {
+		return nil
+	}
+	if l := t.list.Load(); l != nil {
+		return *l
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	l := slices.Collect(func(yield func(broker.Subscriber) bool) {
+		for _, m := range t.subs {
+			if !yield(m.sub) {
+				return
+			}
+		}
+	})
+	t.list.Store(&l)
+	return l
+}
+
+// receiver returns the function that takes t's publishes from the bus and
+// delivers them to t's subscribers on this node.
+func (b *Broker) receiver(t *topic) func([]byte) {
+	return func(data []byte) {
+		p, err := parsePublication(data)
+		if err == nil && p.topic != t.name {
+			err = fmt.Errorf("%w: topic %q on the subject of %q", errMalformed, p.topic, t.name)
+		}
+		if err == nil {
+			err = b.check.CheckMessage(p.message)
+		}
+		if err != nil {
+			b.dropMalformed(t.subject, err)
+			return
+		}
+		if p.origin == b.id {
+			return // delivered here when published
+		}
+		subs := b.subscribers(t)
+		if len(subs) == 0 {
+			return
+		}
+		p.message.Data = bytes.Clone(p.message.Data)
+		broker.Fanout(subs, &broker.Delivery{Topic: t.name, Message: p.message, Frames: new(wire.Frames)}, p.exclude)
+	}
+}
+
+// Presence implements broker.Broker: the subscribers of this node and of
+// every other node that is alive, as far as this node has heard. It
+// returns ErrClosed after Close.
+func (b *Broker) Presence(ctx context.Context, name string) ([]broker.Member, error) {
+	if err := broker.CheckTopic(name); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	var members []broker.Member
+	if t := b.topics[name]; t != nil {
+		for id, m := range t.subs {
+			members = append(members, broker.Member{Session: id, Info: m.info})
+		}
+	}
+	for _, n := range b.nodes {
+		for id, info := range n.members[name] {
+			members = append(members, broker.Member{Session: id, Info: info})
+		}
+	}
+	return members, nil
+}
+
+// OnPresence implements broker.Broker: fn hears the joins and leaves of
+// this node's subscribers and of every other node's, in order per node.
+// A node found gone, or seen again after a bus outage, brings a burst of
+// Left or Joined events.
+func (b *Broker) OnPresence(fn func(broker.PresenceEvent)) { b.notes.listen(fn) }
+
+// BrokerStats counts what a Broker dropped and repaired.
+type BrokerStats struct {
+	// Malformed is the number of messages from the bus dropped because
+	// they were malformed: not a message of this package, a topic not
+	// matching its subject, a message over MaxMessageBytes or of an
+	// invalid type.
+	Malformed uint64
+	// Snapshots is the number of presence snapshots fetched from other
+	// nodes: for a node heard of for the first time, or after events
+	// were lost.
+	Snapshots uint64
+	// NodesGone is the number of nodes found gone: unheard for
+	// NodeTimeout, or gone with a goodbye.
+	NodesGone uint64
+}
+
+// Stats returns the broker's counts so far.
+func (b *Broker) Stats() BrokerStats {
+	return BrokerStats{Malformed: b.malformed.Load(), Snapshots: b.snapshots.Load(), NodesGone: b.nodesGone.Load()}
+}
+
+// dropMalformed counts a malformed message from subject and logs it.
+func (b *Broker) dropMalformed(subject string, err error) {
+	n := b.malformed.Add(1)
+	b.warn("cluster: dropped a malformed message from the bus", "subject", subject, "error", err, "malformed", n)
+}
+
+// warn logs a warning, at most one a second: a flood of garbage on the bus,
+// or a bus that is down, must not flood the logs.
+func (b *Broker) warn(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := b.warned.Load()
+	if now-last < int64(time.Second) || !b.warned.CompareAndSwap(last, now) {
+		return
+	}
+	b.opts.Logger.Warn(msg, append(args, "node", b.id)...)
+}
+
+// Close says goodbye to the other nodes, ends the broker's subscriptions
+// on the bus and its goroutines, and returns once they are over. Later
+// Subscribes and Publishes return ErrClosed; Unsubscribe still removes a
+// subscriber from this node. Close does not close the Bus; it returns nil
+// and may be called more than once.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	topics := slices.Collect(maps.Values(b.topics))
+	b.nodes = nil
+	b.mu.Unlock()
+	b.cancel()
+	for _, s := range b.own {
+		s.Close()
+	}
+	for _, t := range topics {
+		t.gate <- struct{}{}
+		if t.bus != nil {
+			t.bus.Close()
+			t.bus = nil
+		}
+		<-t.gate
+	}
+	b.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.HeartbeatInterval)
+	defer cancel()
+	b.bus.Publish(ctx, nodesSubject, appendGoodbye(nil, b.id)) // the others find it gone anyway
+	return nil
+}
