@@ -182,7 +182,7 @@ var _ broker.Broker = (*Broker)(nil)
 
 // NewBroker returns the Broker of the node nodeID on bus. The node's id
 // must be unique among the live nodes on the bus and is best new on every
-// start (Node's ids are); a Broker of a node id already served on this bus
+// start (Node's ids are); a second Broker of one node id on one Bus value
 // gets ErrServed. NewBroker subscribes the presence and membership
 // subjects and serves the node's snapshot subject, bounded by NodeTimeout;
 // it returns ErrInvalidNodeID for an invalid id, and the bus's error.
