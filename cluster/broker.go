@@ -385,7 +385,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, name, id string) (bool, error)
 // errors of broker.Broker, it returns wire.ErrMessageTooBig for data over
 // MaxMessageBytes and wire.ErrInvalidMessage for a message Send would
 // refuse, an error wrapping ErrTooBig when the message with its header
-// (the topic, the node's id, the excluded session: at most 460 bytes) is
+// (the topic, the node's id, the excluded session: at most 454 bytes) is
 // over the bus's MaxPayload (nobody receives these), ErrClosed after Close,
 // and an error wrapping the bus's when the bus would not take the message:
 // this node's subscribers have it then, the other nodes' do not.

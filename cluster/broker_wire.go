@@ -196,10 +196,6 @@ func appendPublication(dst []byte, p *publication) []byte {
 	return append(dst, p.message.Data...)
 }
 
-// publicationOverhead is the most bytes appendPublication adds to a
-// message's data.
-const publicationOverhead = 1 + 1 + MaxNodeIDBytes + 2 + maxSessionBytes + 2 + broker.MaxTopicBytes + 1
-
 // parsePublication parses a publish; its message's Data is p's bytes,
 // not a copy. It does not check the message itself (see Broker.receive).
 func parsePublication(p []byte) (publication, error) {
