@@ -7,36 +7,25 @@
 //	go run ./examples/chat                # http://127.0.0.1:8080/
 //	go run ./examples/chat -addr 127.0.0.1:9000 -history 100
 //
-// The nickname travels in the X-Nick header of the negotiate request (URL
-// encoded); an echo middleware checks it and stores it in echo's context,
-// where the Tether server's Authorize hook finds it with tetherecho.Get.
+// The app is package chatroom, which examples/cluster serves on every node
+// of a cluster.
 package main
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
-
-	"github.com/tetherkit/tether"
-	"github.com/tetherkit/tether/tetherecho"
+	"github.com/tetherkit/tether/examples/chat/chatroom"
 )
-
-//go:embed index.html
-var page []byte
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "`address` to listen on")
@@ -57,7 +46,7 @@ func run(ctx context.Context, addr string, history int, ready func(url string)) 
 	if err != nil {
 		return err
 	}
-	e, rt := newApp(NewHub(history))
+	e, rt := chatroom.NewApp(chatroom.NewHub(history), nil)
 	e.Listener = ln
 	errc := make(chan error, 1)
 	go func() { errc <- e.Start("") }()
@@ -75,44 +64,4 @@ func run(ctx context.Context, addr string, history int, ready func(url string)) 
 		return err
 	}
 	return nil
-}
-
-// newApp returns the echo app: the page at /, and the Tether server at
-// /chat/rt/ behind the nickname middleware.
-func newApp(hub *Hub) (*echo.Echo, *tether.Server) {
-	rt := tether.NewServer(tether.HandlerFunc(hub.Serve), &tether.Options{
-		Authorize: func(r *http.Request) (any, error) {
-			nick, _ := tetherecho.Get(r, "nick").(string)
-			if nick == "" {
-				return nil, &tether.AuthError{Status: http.StatusForbidden, Message: "choose a nickname"}
-			}
-			return nick, nil
-		},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	hub.Attach(rt)
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.Server.ReadHeaderTimeout = 10 * time.Second
-	e.Use(middleware.Recover())
-	e.GET("/", func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, page) })
-	tetherecho.Mount(e.Group("/chat", nickname), "/rt/", rt)
-	return e, rt
-}
-
-// nickname reads the X-Nick header that the page sends with negotiate and
-// keeps a valid one in echo's context as "nick". Later requests of a
-// session carry its token instead, and no header.
-func nickname(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if raw := c.Request().Header.Get("X-Nick"); raw != "" {
-			nick, err := url.QueryUnescape(raw)
-			if err != nil || !validNick(nick) {
-				return echo.NewHTTPError(http.StatusBadRequest, "a nickname is 1 to 24 printable characters")
-			}
-			c.Set("nick", strings.TrimSpace(nick))
-		}
-		return next(c)
-	}
 }

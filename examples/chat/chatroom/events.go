@@ -1,4 +1,4 @@
-package main
+package chatroom
 
 import (
 	"encoding/json"
