@@ -172,6 +172,7 @@ func (n *Nginx) start() error {
 		return errors.New("nginxtest: nginx is running")
 	}
 	cmd := exec.Command(n.bin, "-p", n.dir, "-c", n.confPath, "-e", filepath.Join(n.dir, "error.log"))
+	cmd.SysProcAttr = procAttr()
 	out := new(bytes.Buffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
