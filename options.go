@@ -144,10 +144,38 @@ type Options struct {
 	// broker.Memory, in this process's memory.
 	Broker broker.Broker
 
+	// Cluster, if not nil, makes the server one node of a cluster (a
+	// *cluster.Node): it gives the server its Store, which finds the
+	// sessions of every node and relays to their owner, and its Broker;
+	// the id of each session the server creates starts with the node's
+	// id; MaxMessageBytes is at most what the cluster relays. Store and
+	// Broker must then be nil: NewServer panics otherwise. Default: none,
+	// a server of its own.
+	Cluster Cluster
+
 	// Observer, if not nil, is told what the server and its sessions do,
 	// for metrics: package metrics gives Prometheus metrics through it.
 	// Several servers may share one. Default: none.
 	Observer Observer
+}
+
+// Cluster is what makes a Server one node of a cluster, as
+// Options.Cluster: package cluster's *Node implements it. A Cluster serves
+// one Server.
+type Cluster interface {
+	// ID returns the node's id, which starts the id of every session the
+	// server creates (`<ID>.<random>`), so that every node tells a
+	// session's owner from its id. It holds no dot.
+	ID() string
+	// Store returns the server's Store: the sessions this node holds, at
+	// most maxSessions of them, and an Endpoint that relays to their owner
+	// for the sessions of other nodes.
+	Store(maxSessions int) session.Store
+	// Broker returns the server's Broker.
+	Broker() broker.Broker
+	// MaxMessageBytes returns the largest message the cluster carries
+	// between its nodes.
+	MaxMessageBytes() int
 }
 
 // AuthError is returned by Options.Authorize to refuse a session with a
@@ -178,6 +206,9 @@ func (o *Options) withDefaults() Options {
 	c.FirstAttachWindow = min(c.FirstAttachWindow, c.ResumeWindow)
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = session.DefaultMaxMessageBytes
+	}
+	if c.Cluster != nil {
+		c.MaxMessageBytes = min(c.MaxMessageBytes, c.Cluster.MaxMessageBytes())
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20

@@ -2,6 +2,7 @@ package tether
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -134,6 +135,15 @@ func NewServer(h Handler, opts *Options) *Server {
 		panic("tether: Callbacks without Message")
 	}
 	o := opts.withDefaults()
+	var nodeID string
+	if c := o.Cluster; c != nil {
+		if o.Store != nil || o.Broker != nil {
+			panic("tether: Options.Cluster with Options.Store or Options.Broker")
+		}
+		nodeID = c.ID()
+		o.Store = c.Store(o.MaxSessions)
+		o.Broker = c.Broker()
+	}
 	if o.Store == nil {
 		o.Store = session.NewMemoryStore(o.MaxSessions)
 	}
@@ -149,6 +159,7 @@ func NewServer(h Handler, opts *Options) *Server {
 			MaxMessageBytes:   o.MaxMessageBytes,
 			MaxQueuedBytes:    o.MaxQueuedBytes,
 			SlowConsumer:      o.SlowConsumer,
+			NodeID:            nodeID,
 		},
 		tcfg: &transport.Config{
 			HeartbeatInterval: o.HeartbeatInterval,
@@ -212,7 +223,15 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.serveNegotiate(w, r)
 		return
 	case "send":
-		if s := srv.lookup(w, r, r.URL.Query()); s != nil {
+		s := srv.lookup(w, r, r.URL.Query())
+		switch {
+		case s == nil:
+		case s.Finished():
+			// A session that ended but still serves its close frame to
+			// an attach (its cluster owner is gone): a send learns of it
+			// as of any session that ended.
+			httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
+		default:
 			transport.ServeSend(w, r, s, srv.tcfg)
 		}
 		return
@@ -260,7 +279,8 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookup finds the Endpoint of the request's session in the store, or
-// answers 404 and returns nil. The token is the Tether-Token header's when
+// answers 404 (503 when the store cannot reach the session's holder now,
+// session.ErrUnreachable: the client tries again) and returns nil. The token is the Tether-Token header's when
 // the request has one, and the token parameter's otherwise.
 func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) session.Endpoint {
 	token := q.Get("token")
@@ -268,6 +288,11 @@ func (srv *Server) lookup(w http.ResponseWriter, r *http.Request, q url.Values) 
 		token = v[0]
 	}
 	s, err := srv.store.Lookup(q.Get("session"), token)
+	if errors.Is(err, session.ErrUnreachable) {
+		srv.opts.Logger.Warn("tether: session holder unreachable", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
+		return nil
+	}
 	if err != nil {
 		// Not the session parameter: a client that swapped its
 		// parameters would have its token logged.

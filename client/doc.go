@@ -35,7 +35,8 @@
 // over servers that share no sessions), or on a protocol error (code 4003).
 // Recv then returns the messages still queued, followed by a
 // wire.CloseError. After a close frame whose code says so (1001, 1011,
-// 1012, 1013: StatusCode.Reconnects), the client negotiates a new session by
+// 1012, 1013, and 4006 when the cluster node that held the session is gone:
+// StatusCode.Reconnects), the client negotiates a new session by
 // itself, as the JavaScript client does, and the Session goes on with a new
 // ID: it reconnects. Options.DisableReconnect turns that off, and
 // Options.OnReconnecting reports it. A connection lost without a close frame

@@ -91,7 +91,7 @@ type Options struct {
 
 	// DisableReconnect turns off reconnecting, what the client does by
 	// default after the server closes the session with a code whose
-	// StatusCode.Reconnects is true (1001, 1011, 1012, 1013): negotiate a
+	// StatusCode.Reconnects is true (1001, 1011, 1012, 1013, 4006): negotiate a
 	// new session, after MinDelay and up to MaxDelay between attempts, and
 	// go on with it (Session.ID changes; messages the old session had not
 	// acknowledged are dropped, as by the JavaScript client, and messages

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,79 +18,89 @@ import (
 )
 
 // TestNewSessionAfterRestart checks that after a close with a code that asks
-// for it (1012), the client negotiates a new session by itself, reports it
-// through OnReconnecting, and goes on: the messages of the new session flow
-// both ways, numbered from 1 again.
+// for it (1012 service restart, 4006 owner gone), the client negotiates a
+// new session by itself, reports it through OnReconnecting, and goes on:
+// the messages of the new session flow both ways, numbered from 1 again.
 func TestNewSessionAfterRestart(t *testing.T) {
+	closes := []wire.CloseError{
+		{Code: wire.StatusServiceRestart, Reason: "restarting"},
+		{Code: wire.StatusOwnerGone, Reason: "owner gone"},
+	}
 	for _, name := range transports {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			var (
-				mu       sync.Mutex
-				sessions []string
-			)
-			url := startServer(t, func(s *session.Session) {
-				mu.Lock()
-				sessions = append(sessions, s.ID())
-				first := len(sessions) == 1
-				mu.Unlock()
-				if first {
-					s.Send(s.Context(), textMsg("old"))
-					s.Recv(s.Context())
-					s.Close(wire.StatusServiceRestart, "restarting")
-					return
-				}
-				echo(s)
-			}, nil, nil)
-			var n network
-			o := n.options(t, name)
-			var reported []string
-			o.OnResuming = func() {
-				mu.Lock()
-				defer mu.Unlock()
-				reported = append(reported, "resuming")
-			}
-			o.OnReconnecting = func(ce wire.CloseError) {
-				mu.Lock()
-				defer mu.Unlock()
-				reported = append(reported, ce.Error())
-			}
-			s := dial(t, ctx, url, o)
-			first := s.ID()
-			if m, err := s.Recv(ctx); err != nil || string(m.Data) != "old" {
-				t.Fatalf("Recv() = %q, %v; want \"old\"", m.Data, err)
-			}
-			if err := s.Send(ctx, textMsg("restart now")); err != nil {
-				t.Fatal(err)
-			}
-			for s.ID() == first {
-				select {
-				case <-ctx.Done():
-					t.Fatal("no new session before the test's deadline")
-				case <-s.Done():
-					t.Fatalf("session ended: %v", s.Close(wire.StatusNormalClosure, ""))
-				case <-time.After(5 * time.Millisecond):
-				}
-			}
-			for i := range 3 {
-				want := strings.Repeat("x", i+1)
-				if err := s.Send(ctx, textMsg(want)); err != nil {
-					t.Fatal(err)
-				}
-				if m, err := s.Recv(ctx); err != nil || string(m.Data) != want {
-					t.Fatalf("echo #%d in the new session = %q, %v; want %q", i, m.Data, err, want)
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(sessions) != 2 || sessions[1] != s.ID() {
-				t.Errorf("server sessions %q, client now on %q: want two, the client on the second", sessions, s.ID())
-			}
-			if len(reported) != 1 || reported[0] != "tether: session closed: 1012 restarting" {
-				t.Errorf("OnResuming and OnReconnecting reported %q, want the 1012 close once", reported)
-			}
-		})
+		for _, ce := range closes {
+			t.Run(fmt.Sprintf("%s/%d", name, ce.Code), func(t *testing.T) { newSessionAfter(t, name, ce) })
+		}
+	}
+}
+
+// newSessionAfter runs TestNewSessionAfterRestart on transport name, the
+// first session closing with closeWith.
+func newSessionAfter(t *testing.T, name string, closeWith wire.CloseError) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		sessions []string
+	)
+	url := startServer(t, func(s *session.Session) {
+		mu.Lock()
+		sessions = append(sessions, s.ID())
+		first := len(sessions) == 1
+		mu.Unlock()
+		if first {
+			s.Send(s.Context(), textMsg("old"))
+			s.Recv(s.Context())
+			s.Close(closeWith.Code, closeWith.Reason)
+			return
+		}
+		echo(s)
+	}, nil, nil)
+	var n network
+	o := n.options(t, name)
+	var reported []string
+	o.OnResuming = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		reported = append(reported, "resuming")
+	}
+	o.OnReconnecting = func(ce wire.CloseError) {
+		mu.Lock()
+		defer mu.Unlock()
+		reported = append(reported, ce.Error())
+	}
+	s := dial(t, ctx, url, o)
+	first := s.ID()
+	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "old" {
+		t.Fatalf("Recv() = %q, %v; want \"old\"", m.Data, err)
+	}
+	if err := s.Send(ctx, textMsg("restart now")); err != nil {
+		t.Fatal(err)
+	}
+	for s.ID() == first {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no new session before the test's deadline")
+		case <-s.Done():
+			t.Fatalf("session ended: %v", s.Close(wire.StatusNormalClosure, ""))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	for i := range 3 {
+		want := strings.Repeat("x", i+1)
+		if err := s.Send(ctx, textMsg(want)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := s.Recv(ctx); err != nil || string(m.Data) != want {
+			t.Fatalf("echo #%d in the new session = %q, %v; want %q", i, m.Data, err, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sessions) != 2 || sessions[1] != s.ID() {
+		t.Errorf("server sessions %q, client now on %q: want two, the client on the second", sessions, s.ID())
+	}
+	if len(reported) != 1 || reported[0] != closeWith.Error() {
+		t.Errorf("OnResuming and OnReconnecting reported %q, want %q once", reported, closeWith.Error())
 	}
 }
 

@@ -73,6 +73,12 @@ type Config struct {
 	// Observer, if not nil, is told what the sessions do, for metrics.
 	// Default: none.
 	Observer Observer
+	// NodeID, when not empty, names the cluster node that holds the
+	// sessions: each session's id is NodeID, a dot, then the 22 random
+	// base64url characters of a session id, so that any node can tell
+	// which one holds a session from its id alone. NodeID must not hold
+	// a dot. Default "": the ids are the random characters alone.
+	NodeID string
 }
 
 // withDefaults returns cfg if it sets every field that has a default, and

@@ -30,4 +30,10 @@ var (
 	// abandoned connection, held up on the way). It is refused; the
 	// session and its attached connection go on.
 	ErrStaleAttach = errors.New("stale attach")
+	// ErrUnreachable is wrapped by the errors that Store.Lookup and the
+	// methods of an Endpoint that relays to another process return when
+	// that process cannot be reached now (the network or the bus between
+	// them is down). Nothing was decided about the session: the server
+	// answers 503 and the client tries again.
+	ErrUnreachable = errors.New("session holder unreachable")
 )

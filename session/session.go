@@ -102,7 +102,7 @@ type Session struct {
 func New(cfg *Config, info RequestInfo, onFinish func(*Local)) *Local {
 	cfg = cfg.withDefaults()
 	s := &Session{
-		id:    randomID(),
+		id:    cfg.sessionID(),
 		token: randomID(),
 		info:  info,
 		cfg:   cfg,
@@ -121,6 +121,15 @@ func New(cfg *Config, info RequestInfo, onFinish func(*Local)) *Local {
 	s.startExpiryLocked()
 	s.mu.Unlock()
 	return l
+}
+
+// sessionID returns a fresh public session id: randomID, after NodeID and
+// a dot when NodeID is set.
+func (cfg *Config) sessionID() string {
+	if cfg.NodeID == "" {
+		return randomID()
+	}
+	return cfg.NodeID + "." + randomID()
 }
 
 // randomID returns 128 bits from crypto/rand in base64url without padding.

@@ -82,7 +82,10 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		acked, hasAck = max(acked, received), true
 	}
 	if hasAck {
-		if err := s.Acknowledge(acked); err != nil {
+		if err := s.Acknowledge(acked); errors.Is(err, session.ErrUnreachable) {
+			httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
+			return
+		} else if err != nil {
 			cfg.Warn("tether: bad acknowledgement", s, r, err)
 			s.Fault(wire.CloseError{Code: wire.StatusProtocolError, Reason: "bad acknowledgement"})
 			httpx.BadRequest(w, err.Error())
@@ -108,8 +111,8 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 				httpx.Error(w, http.StatusConflict, httpx.MsgSequenceGap)
 			case wire.CloseStatus(err) != -1:
 				httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
-			default: // the request's context ended: the client went away
-				httpx.Error(w, http.StatusServiceUnavailable, "try again")
+			default: // the client went away, or the session's holder is unreachable
+				httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
 			}
 			return
 		}

@@ -27,6 +27,7 @@ const (
 	StatusProtocolError  StatusCode = 4003 // a malformed frame or request
 	StatusNoTransport    StatusCode = 4004 // clients only: no connection could ever attach
 	StatusSessionUnknown StatusCode = 4005 // clients only: a server answered 404 within the resume window
+	StatusOwnerGone      StatusCode = 4006 // the cluster node that held the session is gone; clients reconnect
 
 	// StatusApplicationMin is the first code the application may use; the
 	// last is 4999.
@@ -37,7 +38,7 @@ const (
 // after a close with this code.
 func (c StatusCode) Reconnects() bool {
 	switch c {
-	case StatusGoingAway, StatusInternalError, StatusServiceRestart, StatusTryAgainLater:
+	case StatusGoingAway, StatusInternalError, StatusServiceRestart, StatusTryAgainLater, StatusOwnerGone:
 		return true
 	}
 	return false

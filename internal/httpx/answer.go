@@ -22,6 +22,7 @@ const (
 	MsgNotFound           = "not found"
 	MsgShuttingDown       = "shutting down"
 	MsgRequestTimeout     = "request timeout"
+	MsgTryAgain           = "try again"
 )
 
 // Error answers with status and a one-line text/plain body.
@@ -56,10 +57,16 @@ func SetNoStore(h http.Header) {
 }
 
 // AttachError answers an attach that Endpoint.Attach refused: 409 for a
-// stale attach (session.ErrStaleAttach), 404 for an unknown session.
+// stale attach (session.ErrStaleAttach), 503 when the session's holder
+// cannot be reached now (session.ErrUnreachable), 404 for an unknown
+// session.
 func AttachError(w http.ResponseWriter, err error) {
 	if errors.Is(err, session.ErrStaleAttach) {
 		Error(w, http.StatusConflict, MsgStaleAttach)
+		return
+	}
+	if errors.Is(err, session.ErrUnreachable) {
+		Error(w, http.StatusServiceUnavailable, MsgTryAgain)
 		return
 	}
 	Error(w, http.StatusNotFound, MsgUnknownSession)

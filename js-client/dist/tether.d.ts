@@ -26,7 +26,8 @@ export interface TetherOptions {
     maxDelay?: number;
     /**
      * Negotiate a new session by itself after the close codes that say so
-     * (1001, 1011, 1012, 1013). Default true.
+     * (1001, 1011, 1012, 1013, and 4006: the cluster node that held the
+     * session is gone). Default true.
      */
     reconnect?: boolean;
     /** Headers for the negotiate request, for example `Authorization`. */
@@ -47,7 +48,7 @@ export interface TetherCloseEvent extends Event {
 /**
  * TetherReconnectingEvent is dispatched when the server closed the session
  * with a code after which the client negotiates a new session by itself
- * (1001, 1011, 1012, 1013; see the reconnect option). open follows once the
+ * (1001, 1011, 1012, 1013, 4006; see the reconnect option). open follows once the
  * new session is attached. A lost connection is not this: see resuming.
  */
 export interface TetherReconnectingEvent extends Event {

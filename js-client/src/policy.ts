@@ -82,4 +82,4 @@ export const SESSION_UNKNOWN = 4005
  * reconnects reports whether a client negotiates a new session by itself
  * after a close with this code (PROTOCOL.md section 6).
  */
-export const reconnects = (code: number): boolean => code == 1001 || (code > 1010 && code < 1014)
+export const reconnects = (code: number): boolean => code == 1001 || (code > 1010 && code < 1014) || code == 4006

@@ -54,8 +54,8 @@ test('backoff jitter stays within half of the delay and the delay', () => {
 })
 
 test('reconnects after the codes of PROTOCOL.md section 6', () => {
-  const yes = [1001, 1011, 1012, 1013]
-  for (const code of [1000, 1001, 1006, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 4000, 4001, 4002, 4003, 4100, 4999]) {
+  const yes = [1001, 1011, 1012, 1013, 4006]
+  for (const code of [1000, 1001, 1006, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4100, 4999]) {
     assert.equal(reconnects(code), yes.includes(code), `reconnects(${code})`)
   }
 })

@@ -240,6 +240,22 @@ test('close codes that say so make the client negotiate a new session', async ()
   t.close()
 })
 
+test('4006 owner gone makes the client negotiate a new session', async () => {
+  const f = fake()
+  const { t, events, got } = client(f)
+  await until('open', () => t.readyState == Tether.OPEN)
+  const first = t.session
+  const reconnecting: [number, string][] = []
+  t.onreconnecting = (e) => reconnecting.push([e.code, e.reason])
+  f.close(4006, 'owner gone')
+  await until('second session', () => t.session != first && t.readyState == Tether.OPEN)
+  f.send('on the new session')
+  await until('message', () => got.length == 1)
+  assert.deepEqual(events, ['open', 'reconnecting', 'open'])
+  assert.deepEqual(reconnecting, [[4006, 'owner gone']])
+  t.close()
+})
+
 test('an unknown session on attach closes with 4005', async () => {
   const f = fake()
   f.fault = (path, _q, count) => {

@@ -1,0 +1,307 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
+)
+
+// ownerGone is the close a session whose owner is gone ends with, as its
+// client sees it.
+var ownerGone = wire.CloseError{Code: wire.StatusOwnerGone, Reason: "owner gone"}
+
+// sessionEnded is what a relayed Deliver returns once the owner no longer
+// knows the session: it ended meanwhile. It is never sent to a client.
+var sessionEnded = wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "session ended"}
+
+// store is the Store of a node: the sessions this node holds, in a
+// session.MemoryStore, and for every other session id an Endpoint that
+// relays to the node the id names.
+type store struct {
+	n     *Node
+	local *session.MemoryStore
+}
+
+var _ session.Store = (*store)(nil)
+
+// Add implements session.Store.
+func (st *store) Add(s *session.Local) error { return st.local.Add(s) }
+
+// Remove implements session.Store.
+func (st *store) Remove(s *session.Local) { st.local.Remove(s) }
+
+// Len implements session.Store: the sessions this node holds.
+func (st *store) Len() int { return st.local.Len() }
+
+// Sessions implements session.Store: the sessions this node holds.
+func (st *store) Sessions() []*session.Local { return st.local.Sessions() }
+
+// Lookup implements session.Store. A session this node holds, or an id
+// that names no node, is looked up here. For a session of another node, the
+// owner checks the token (one request); Lookup then returns an Endpoint
+// that relays each call to it, or ErrUnknownSession as the owner says.
+// When the owner is gone (no handler for its subject, for
+// NodeOptions.OwnerGoneAfter), it returns an Endpoint of a session that
+// ended with StatusOwnerGone: an attach is served the close frame
+// `c4006 owner gone`, a send of messages answers 404. When the bus fails,
+// it returns an error wrapping session.ErrUnreachable.
+func (st *store) Lookup(id, token string) (session.Endpoint, error) {
+	n := st.n
+	owner, ok := OwnerOf(id)
+	if !ok || owner == n.id {
+		return st.local.Lookup(id, token)
+	}
+	if len(id) > maxIDBytes || len(token) > maxTokenBytes {
+		return nil, session.ErrUnknownSession
+	}
+	p := n.peer(owner)
+	if p.gone() {
+		return goneEndpoint(n, id), nil
+	}
+	data, err := n.call(n.ctx, p, appendHeader(nil, callLookup, n.id, id, token), 0)
+	switch {
+	case errors.Is(err, errOwnerGone):
+		return goneEndpoint(n, id), nil
+	case err != nil:
+		return nil, err
+	}
+	r, err := parseReply(callLookup, data, nil)
+	switch {
+	case err != nil:
+		n.malformedMessage("lookup reply", err)
+		return nil, fmt.Errorf("%w: %w", session.ErrUnreachable, err)
+	case r.result == resultOK:
+		return &remoteEndpoint{n: n, p: p, id: id, token: token}, nil
+	}
+	return nil, session.ErrUnknownSession
+}
+
+// remoteEndpoint is a session held by another node, as the transports of
+// this one see it: each call is a request to the owner, which checks the
+// session's token every time.
+type remoteEndpoint struct {
+	n         *Node
+	p         *peer
+	id, token string
+
+	mu     sync.Mutex
+	ended  *wire.CloseError   // guarded by mu; set once a call found the session over
+	ctx    context.Context    // guarded by mu; made by the first Context call
+	cancel context.CancelFunc // guarded by mu
+}
+
+var _ session.Endpoint = (*remoteEndpoint)(nil)
+
+// ID implements session.Endpoint.
+func (e *remoteEndpoint) ID() string { return e.id }
+
+// Context implements session.Endpoint: it ends once a call has found the
+// session over.
+func (e *remoteEndpoint) Context() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil {
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+		if e.ended != nil {
+			e.cancel()
+		}
+	}
+	return e.ctx
+}
+
+// Err implements session.Endpoint: the close a call found, or nil.
+func (e *remoteEndpoint) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended == nil {
+		return nil
+	}
+	return *e.ended
+}
+
+// Finished implements session.Endpoint: whether a call found the session
+// over.
+func (e *remoteEndpoint) Finished() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ended != nil
+}
+
+// end records that the session is over.
+func (e *remoteEndpoint) end(ce wire.CloseError) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended == nil {
+		e.ended = &ce
+		if e.cancel != nil {
+			e.cancel()
+		}
+	}
+}
+
+// request sends a request of kind, with body appended by fill, and parses
+// the reply. wait is how long the owner may take before it answers.
+func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Duration, fill func([]byte) []byte) (reply, error) {
+	if e.p == nil { // goneEndpoint
+		return reply{}, errOwnerGone
+	}
+	req := appendHeader(make([]byte, 0, 96), kind, e.n.id, e.id, e.token)
+	if fill != nil {
+		req = fill(req)
+	}
+	data, err := e.n.call(ctx, e.p, req, wait)
+	if err != nil {
+		if errors.Is(err, errOwnerGone) {
+			e.end(ownerGone)
+		}
+		return reply{}, err
+	}
+	r, err := parseReply(kind, data, nil)
+	if err != nil {
+		e.n.malformedMessage("reply", err)
+		return reply{}, fmt.Errorf("%w: %w", session.ErrUnreachable, err)
+	}
+	if r.result == resultUnknown {
+		e.end(sessionEnded)
+	}
+	return r, nil
+}
+
+// Attach implements session.Endpoint. Once the owner is gone, it returns a
+// Link that delivers only the close frame `c4006 owner gone`.
+func (e *remoteEndpoint) Attach(opts session.AttachOptions) (session.Link, error) {
+	r, err := e.request(e.n.ctx, callAttach, 0, func(b []byte) []byte {
+		b = appendString(b, opts.Transport)
+		b = appendUvarint(b, opts.Received)
+		if opts.AcksInBand {
+			return append(b, 1)
+		}
+		return append(b, 0)
+	})
+	switch {
+	case errors.Is(err, errOwnerGone):
+		return newCloseLink(ownerGone), nil
+	case err != nil:
+		return nil, err
+	case r.result == resultOK:
+		return newRemoteLink(e, r.link, opts.Notify), nil
+	case r.result == resultStale:
+		return nil, session.ErrStaleAttach
+	case r.result == resultUnknown:
+		return nil, session.ErrUnknownSession
+	}
+	return nil, fmt.Errorf("%w: unexpected attach result %d", session.ErrUnreachable, r.result)
+}
+
+// deliverWait bounds how long one relayed delivery waits on the owner for
+// room in the session's inbound queue before it is sent again.
+const deliverWait = 5 * time.Second
+
+// Deliver implements session.Endpoint: the messages go to the owner in
+// requests that each fit the bus's payload limit, and Deliver returns once
+// the owner's Deliver has returned for the last one. A request answered
+// busy (the session's inbound queue stayed full) is sent again until ctx
+// ends; numbering makes that harmless. Deliver returns the session's
+// CloseError once it has closed (StatusOwnerGone when its owner is gone),
+// session.ErrSequenceGap as the owner's Deliver does, and an error
+// wrapping session.ErrUnreachable when the bus fails.
+func (e *remoteEndpoint) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error {
+	for len(msgs) > 0 {
+		room := e.n.maxBatch
+		k := 0
+		for k < len(msgs) && (k == 0 || room >= messageRoom+len(msgs[k].Data)) {
+			room -= messageRoom + len(msgs[k].Data)
+			k++
+		}
+		chunk := msgs[:k]
+		for {
+			wait := deliverWait
+			if deadline, ok := ctx.Deadline(); ok {
+				wait = min(wait, time.Until(deadline))
+			}
+			r, err := e.request(ctx, callDeliver, wait, func(b []byte) []byte {
+				b = appendUvarint(b, seq)
+				b = appendMillis(b, wait)
+				b = appendUvarint(b, uint64(len(chunk)))
+				for _, m := range chunk {
+					b = appendMessage(b, m)
+				}
+				return b
+			})
+			switch {
+			case errors.Is(err, errOwnerGone):
+				return ownerGone
+			case err != nil:
+				return err
+			case r.result == resultBusy:
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				continue
+			case r.result == resultGap:
+				return session.ErrSequenceGap
+			case r.result == resultClosed:
+				e.end(r.close)
+				return r.close
+			case r.result == resultUnknown:
+				return sessionEnded
+			case r.result != resultOK:
+				return fmt.Errorf("%w: unexpected deliver result %d", session.ErrUnreachable, r.result)
+			}
+			break
+		}
+		seq += uint64(k)
+		msgs = msgs[k:]
+	}
+	return nil
+}
+
+// Acknowledge implements session.Endpoint. An acknowledgement for a
+// session that has ended, or whose owner is gone, changes nothing and
+// returns nil, as one for a session held here that ended.
+func (e *remoteEndpoint) Acknowledge(received uint64) error {
+	r, err := e.request(e.n.ctx, callAcknowledge, 0, func(b []byte) []byte { return appendUvarint(b, received) })
+	switch {
+	case errors.Is(err, errOwnerGone):
+		return nil
+	case err != nil:
+		return err
+	case r.result == resultBadAck:
+		return session.ErrBadAck
+	}
+	return nil
+}
+
+// Fault implements session.Endpoint.
+func (e *remoteEndpoint) Fault(ce wire.CloseError) { e.closeCall(callFault, ce) }
+
+// CloseFromClient implements session.Endpoint.
+func (e *remoteEndpoint) CloseFromClient(ce wire.CloseError) { e.closeCall(callCloseFromClient, ce) }
+
+// closeCall relays a Fault or CloseFromClient. A call lost on the bus
+// leaves the session to its owner's timers, as a client that vanished
+// does.
+func (e *remoteEndpoint) closeCall(kind byte, ce wire.CloseError) {
+	if e.p == nil {
+		return
+	}
+	if _, err := e.request(e.n.ctx, kind, 0, func(b []byte) []byte { return appendClose(b, ce) }); err != nil && !errors.Is(err, errOwnerGone) {
+		e.n.log.Debug("tether: relayed close failed", "session", e.id, "err", err)
+	}
+}
+
+// goneEndpoint returns the Endpoint of session id whose owner is gone: the
+// session ended with StatusOwnerGone. Its Attach returns a Link that
+// delivers only that close frame, so that the client learns it on every
+// transport; Deliver returns the CloseError (a send answers 404), and
+// Acknowledge, Fault and CloseFromClient do nothing.
+func goneEndpoint(n *Node, id string) *remoteEndpoint {
+	e := &remoteEndpoint{n: n, id: id}
+	e.end(ownerGone)
+	return e
+}

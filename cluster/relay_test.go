@@ -1,0 +1,181 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/internal/clustertest"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
+)
+
+// relayEcho sends every message back.
+var relayEcho = &tether.Callbacks{
+	Message: func(s *session.Session, m wire.Message) {
+		if err := s.Send(s.Context(), m); err != nil {
+			s.Close(wire.StatusNormalClosure, "")
+		}
+	},
+}
+
+// dialTransport connects a Go client forced onto transport name.
+func dialTransport(t *testing.T, ctx context.Context, url, name string, opts *client.Options) *client.Session {
+	t.Helper()
+	var o client.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Transports = []string{name}
+	if o.MinDelay == 0 {
+		o.MinDelay = 10 * time.Millisecond
+	}
+	if o.MaxDelay == 0 {
+		o.MaxDelay = 200 * time.Millisecond
+	}
+	c, err := client.Dial(ctx, url, &o)
+	if err != nil {
+		t.Fatalf("Dial(%s): %v", name, err)
+	}
+	t.Cleanup(func() { c.Close(wire.StatusNormalClosure, "") })
+	return c
+}
+
+func relayText(s string) wire.Message { return wire.Message{Type: wire.Text, Data: []byte(s)} }
+
+// padding makes the exchanged messages large enough that a burst takes
+// several bus messages and several responses of each transport.
+const padding = "................................................................................"
+
+// exchange sends n numbered messages from c (through an echo) and reads
+// them back: every one exactly once, in order.
+func exchange(t *testing.T, ctx context.Context, c *client.Session, prefix string, n int) {
+	t.Helper()
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			if err := c.Send(ctx, relayText(prefix+strconv.Itoa(i)+padding)); err != nil {
+				errs <- fmt.Errorf("Send #%d: %w", i, err)
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	for i := range n {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			t.Fatalf("Recv #%d: %v", i, err)
+		}
+		if want := prefix + strconv.Itoa(i) + padding; string(m.Data) != want {
+			t.Fatalf("Recv #%d = %q, want %q", i, m.Data, want)
+		}
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+}
+
+// TestRelayEachTransport: three nodes behind a round-robin front, so that
+// nearly every request of a session reaches a node that does not hold it;
+// the Go client on each transport forced exchanges thousands of messages
+// each way through an echo: each arrives exactly once and in order.
+func TestRelayEachTransport(t *testing.T) {
+	const messages = 5000
+	for _, name := range transport.Names() {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			c := clustertest.Start(t, 3, relayEcho, nil)
+			s := dialTransport(t, ctx, c.URL, name, nil)
+			if c.OwnerOf(s.ID()) == nil {
+				t.Fatalf("session id %q names no node of the cluster", s.ID())
+			}
+			exchange(t, ctx, s, "m", messages)
+			t.Logf("%s: session %s, %d requests through the front", name, s.ID(), c.Requests.Load())
+			if got := s.Transport(); got != name {
+				t.Fatalf("Transport() = %q, want %q", got, name)
+			}
+		})
+	}
+}
+
+// watched is a client and what its hooks saw.
+type watched struct {
+	c            *client.Session
+	firstID      string
+	reconnecting chan wire.CloseError
+}
+
+func dialWatched(t *testing.T, ctx context.Context, url, name string) *watched {
+	w := &watched{reconnecting: make(chan wire.CloseError, 4)}
+	w.c = dialTransport(t, ctx, url, name, &client.Options{
+		OnReconnecting: func(ce wire.CloseError) { w.reconnecting <- ce },
+	})
+	w.firstID = w.c.ID()
+	return w
+}
+
+// TestNodeKilled: a node killed mid-run (its bus connection and its HTTP
+// server closed): the sessions it held end with 4006 owner gone and the Go
+// client negotiates a new session by itself, on every transport; the
+// sessions held by the other nodes, including those whose connection the
+// killed node served, go on with nothing lost.
+func TestNodeKilled(t *testing.T) {
+	ctx := testContext(t)
+	c := clustertest.Start(t, 3, relayEcho, &clustertest.Options{
+		Node: &cluster.NodeOptions{OwnerGoneAfter: 500 * time.Millisecond},
+	})
+	victim := c.Nodes[0]
+	var lost, kept []*watched
+	for _, name := range transport.Names() {
+		var onVictim, elsewhere bool
+		for i := 0; i < 12 && !(onVictim && elsewhere); i++ {
+			w := dialWatched(t, ctx, c.URL, name)
+			exchange(t, ctx, w.c, "before", 100)
+			if c.OwnerOf(w.c.ID()) == victim {
+				lost, onVictim = append(lost, w), true
+			} else {
+				kept, elsewhere = append(kept, w), true
+			}
+		}
+		if !onVictim || !elsewhere {
+			t.Fatalf("%s: no session on the victim node and one elsewhere after 12 dials", name)
+		}
+	}
+	c.Kill(victim)
+	for _, w := range lost {
+		select {
+		case ce := <-w.reconnecting:
+			if ce.Code != wire.StatusOwnerGone {
+				t.Fatalf("%s: OnReconnecting(%v), want code %d", w.c.Transport(), ce, wire.StatusOwnerGone)
+			}
+		case <-ctx.Done():
+			t.Fatalf("session %s of the killed node: no reconnect", w.firstID)
+		}
+		// The new session is held by a node that is alive.
+		exchange(t, ctx, w.c, "after", 500)
+		if id := w.c.ID(); id == w.firstID || c.OwnerOf(id) == victim {
+			t.Fatalf("after the reconnect, ID() = %q (was %q)", id, w.firstID)
+		}
+	}
+	for _, w := range kept {
+		exchange(t, ctx, w.c, "after", 500)
+		select {
+		case ce := <-w.reconnecting:
+			t.Fatalf("session %s of a live node reconnected: %v", w.firstID, ce)
+		default:
+		}
+		if id := w.c.ID(); id != w.firstID {
+			t.Fatalf("session of a live node: ID() = %q, was %q", id, w.firstID)
+		}
+	}
+}
