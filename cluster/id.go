@@ -22,17 +22,7 @@ func newNodeID() string {
 // validNodeID reports whether id has the form of the ids NewNode makes:
 // NodeIDLength base64url characters.
 func validNodeID(id string) bool {
-	if len(id) != NodeIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return true
+	return len(id) == NodeIDLength && checkNodeID(id) == nil
 }
 
 // OwnerOf returns the id of the node that holds the session with the public

@@ -91,7 +91,7 @@ type Node struct {
 	log      *slog.Logger
 	maxBatch int // the most bytes of messages one relay message carries
 	served   Subscription
-	broker   broker.Broker
+	broker   *Broker
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -150,7 +150,13 @@ func NewNode(bus Bus, opts *NodeOptions) (*Node, error) {
 		return nil, fmt.Errorf("cluster: serving %s: %w", nodeSubject(n.id), err)
 	}
 	n.served = served
-	n.broker = broker.NewMemory()
+	b, err := NewBroker(bus, n.id, &BrokerOptions{MaxMessageBytes: n.MaxMessageBytes(), Logger: o.Logger})
+	if err != nil {
+		served.Close()
+		n.cancel()
+		return nil, err
+	}
+	n.broker = b
 	n.goAsync(n.reapLinks)
 	return n, nil
 }
@@ -177,8 +183,8 @@ func (n *Node) Store(maxSessions int) session.Store {
 func (n *Node) localStore() *session.MemoryStore { return n.local.Load() }
 
 // Broker returns the node's broker.Broker, for the Server the node belongs
-// to. It is a broker.Memory: a publish reaches the subscribers on this
-// node only.
+// to: a publish reaches the subscribers of every node; presence lists them
+// all (see Broker).
 func (n *Node) Broker() broker.Broker { return n.broker }
 
 // MaxMessageBytes returns the largest message the node can relay in one
@@ -217,9 +223,9 @@ func (n *Node) goAsync(fn func()) bool {
 // Close stops the node: it no longer answers other nodes (for them, its
 // sessions' owner is gone), the connections it serves for sessions of
 // other nodes end, and the connections other nodes serve for its sessions
-// are detached. It does not close the bus, nor the sessions the node holds
-// (the Server's Close does). Close waits for the node's goroutines; a
-// second call does nothing.
+// are detached, and its Broker closes. It does not close the bus, nor the
+// sessions the node holds (the Server's Close does). Close waits for the
+// node's goroutines; a second call does nothing.
 func (n *Node) Close() error {
 	n.asyncMu.Lock()
 	if n.closed {
@@ -228,6 +234,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.asyncMu.Unlock()
+	n.broker.Close()
 	err := n.served.Close()
 	n.cancel()
 	n.detachAll()

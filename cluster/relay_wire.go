@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -85,10 +85,6 @@ const relayHeaderRoom = 2 + 3*(binary.MaxVarintLen64+maxIDBytes) + 8*binary.MaxV
 // messageRoom is what a message takes in a relay message besides its data.
 const messageRoom = 1 + binary.MaxVarintLen64
 
-// errMalformed is returned by the parsers for a relay message that breaks
-// the format.
-var errMalformed = errors.New("cluster: malformed relay message")
-
 // request is a parsed relay request. Its strings are copies; msgs alias
 // the request's bytes.
 type request struct {
@@ -120,11 +116,6 @@ func appendHeader(b []byte, kind byte, relayer, id, token string) []byte {
 
 // appendUvarint appends v as an unsigned varint.
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
 
 func appendMessage(b []byte, m wire.Message) []byte {
 	b = append(b, byte(m.Type))
@@ -165,82 +156,39 @@ func appendBatch(b []byte, bt *session.Batch) []byte {
 	return b
 }
 
-// reader parses a relay message. The first fault sets err; every later
-// read returns zero values.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail() {
-	if r.err == nil {
-		r.err = errMalformed
-	}
-	r.b = nil
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+// The relay's parsers read with the reader of broker_wire.go; these are
+// the reads only relay messages make.
 
 // count reads a number that is no more than limit.
-func (r *reader) count(limit uint64) uint64 {
-	v := r.uvarint()
+func (r *reader) count(what string, limit uint64) uint64 {
+	v := r.uvarint(what)
 	if v > limit {
-		r.fail()
+		r.fail("%s %d over %d", what, v, limit)
 		return 0
 	}
 	return v
 }
 
-// bytes reads a length and that many bytes, at most limit, aliasing the
-// message.
-func (r *reader) bytes(limit int) []byte {
-	n := r.count(uint64(min(limit, len(r.b))))
-	if r.err != nil {
-		return nil
-	}
-	p := r.b[:n:n]
-	r.b = r.b[n:]
-	return p
-}
-
-// string reads a string of at most limit bytes of UTF-8, as a copy.
-func (r *reader) string(limit int) string {
-	p := r.bytes(limit)
+// text reads a string of at most limit bytes of UTF-8, as a copy.
+func (r *reader) text(what string, limit int) string {
+	p := r.bytes(what, limit)
 	if !utf8.Valid(p) {
-		r.fail()
+		r.fail("%s not UTF-8", what)
 		return ""
 	}
 	return string(p)
 }
 
-func (r *reader) millis() time.Duration {
-	return time.Duration(r.count(math.MaxInt64/uint64(time.Millisecond))) * time.Millisecond
+func (r *reader) millis(what string) time.Duration {
+	return time.Duration(r.count(what, math.MaxInt64/uint64(time.Millisecond))) * time.Millisecond
 }
 
 // message reads a message whose data aliases the relay message.
 func (r *reader) message() wire.Message {
-	typ := wire.MessageType(r.byte())
-	data := r.bytes(len(r.b))
-	if typ != wire.Text && typ != wire.Binary || typ == wire.Text && !utf8.Valid(data) {
-		r.fail()
+	typ := wire.MessageType(r.byte("message type"))
+	data := r.bytes("message", len(r.p))
+	if r.err == nil && (typ != wire.Text && typ != wire.Binary || typ == wire.Text && !utf8.Valid(data)) {
+		r.fail("message of type %d, %d bytes", typ, len(data))
 	}
 	return wire.Message{Type: typ, Data: data}
 }
@@ -249,7 +197,7 @@ func (r *reader) message() wire.Message {
 // at least two bytes, which bounds the count before anything is
 // allocated.
 func (r *reader) messages(dst []wire.Message) []wire.Message {
-	n := r.count(uint64(len(r.b) / 2))
+	n := r.count("message count", uint64(len(r.p)/2))
 	dst = dst[:0]
 	for range n {
 		m := r.message()
@@ -262,66 +210,59 @@ func (r *reader) messages(dst []wire.Message) []wire.Message {
 }
 
 func (r *reader) closeError() wire.CloseError {
-	code := wire.StatusCode(r.count(4999))
-	reason := r.string(wire.MaxReasonBytes)
+	code := wire.StatusCode(r.count("close code", 4999))
+	reason := r.text("close reason", wire.MaxReasonBytes)
 	if r.err == nil && !code.Valid() {
-		r.fail()
+		r.fail("close code %d", code)
 	}
 	return wire.CloseError{Code: code, Reason: reason}
 }
 
-// end fails r when bytes are left over.
-func (r *reader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail()
-	}
-	return r.err
-}
-
 // parseRequest parses a relay request.
 func parseRequest(data []byte) (request, error) {
-	r := reader{b: data}
+	r := reader{p: data}
 	var q request
-	if r.byte() != relayVersion {
-		return q, errMalformed
+	if v := r.byte("version"); v != relayVersion {
+		return q, fmt.Errorf("%w: relay version %d", errMalformed, v)
 	}
-	q.kind = r.byte()
-	q.relayer = r.string(maxIDBytes)
+	q.kind = r.byte("kind")
+	q.relayer = r.text("relayer", maxIDBytes)
 	if q.kind != callPing {
-		q.id = r.string(maxIDBytes)
-		q.token = r.string(maxTokenBytes)
+		q.id = r.text("session", maxIDBytes)
+		q.token = r.text("token", maxTokenBytes)
 	}
 	switch q.kind {
 	case callLookup, callPing:
 	case callAttach:
-		q.transport = r.string(maxTransportBytes)
-		q.received = r.uvarint()
-		flags := r.byte()
+		q.transport = r.text("transport", maxTransportBytes)
+		q.received = r.uvarint("received")
+		flags := r.byte("flags")
 		q.acksInBand = flags&1 != 0
 		if flags&^1 != 0 {
-			r.fail()
+			r.fail("attach flags %#x", flags)
 		}
 	case callPull:
-		q.link = r.uvarint()
-		q.wait = r.millis()
-		q.maxBytes = int(r.count(math.MaxInt32))
+		q.link = r.uvarint("link")
+		q.wait = r.millis("wait")
+		q.maxBytes = int(r.count("max bytes", math.MaxInt32))
 	case callDetach:
-		q.link = r.uvarint()
+		q.link = r.uvarint("link")
 	case callDeliver:
-		q.seq = r.uvarint()
-		q.wait = r.millis()
+		q.seq = r.uvarint("seq")
+		q.wait = r.millis("wait")
 		q.msgs = r.messages(nil)
 		if r.err == nil && (q.seq == 0 || len(q.msgs) == 0) {
-			r.fail()
+			r.fail("deliver of %d messages from %d", len(q.msgs), q.seq)
 		}
 	case callAcknowledge:
-		q.received = r.uvarint()
+		q.received = r.uvarint("received")
 	case callFault, callCloseFromClient:
 		q.close = r.closeError()
 	default:
-		r.fail()
+		r.fail("call kind %d", q.kind)
 	}
-	return q, r.end()
+	r.end()
+	return q, r.err
 }
 
 // reply is a parsed relay reply. Its batch's messages alias the reply's
@@ -336,29 +277,29 @@ type reply struct {
 // parseReply parses the reply to a request of kind. msgs, when not nil,
 // is reused for a pull's messages.
 func parseReply(kind byte, data []byte, msgs []wire.Message) (reply, error) {
-	r := reader{b: data}
+	r := reader{p: data}
 	var p reply
-	if r.byte() != relayVersion {
-		return p, errMalformed
+	if v := r.byte("version"); v != relayVersion {
+		return p, fmt.Errorf("%w: relay version %d", errMalformed, v)
 	}
-	p.result = r.byte()
+	p.result = r.byte("result")
 	switch {
 	case p.result == 0 || p.result > resultMalformed:
-		r.fail()
+		r.fail("result %d", p.result)
 	case p.result == resultClosed:
 		p.close = r.closeError()
 	case p.result != resultOK:
 	case kind == callAttach:
-		p.link = r.uvarint()
+		p.link = r.uvarint("link")
 	case kind == callPull:
 		b := &p.batch
-		b.First = r.uvarint()
-		flags := r.byte()
+		b.First = r.uvarint("first")
+		flags := r.byte("flags")
 		if flags&^3 != 0 {
-			r.fail()
+			r.fail("batch flags %#x", flags)
 		}
 		if flags&1 != 0 {
-			b.AckDue, b.Received = true, r.uvarint()
+			b.AckDue, b.Received = true, r.uvarint("received")
 		}
 		if flags&2 != 0 {
 			ce := r.closeError()
@@ -366,8 +307,9 @@ func parseReply(kind byte, data []byte, msgs []wire.Message) (reply, error) {
 		}
 		b.Messages = r.messages(msgs)
 		if r.err == nil && len(b.Messages) > 0 && b.First == 0 {
-			r.fail()
+			r.fail("messages numbered from 0")
 		}
 	}
-	return p, r.end()
+	r.end()
+	return p, r.err
 }
