@@ -70,6 +70,24 @@ type faultyBus struct {
 	cluster.Bus
 	paused       atomic.Bool
 	dropPresence atomic.Int64 // presence events still to lose
+	// topics counts the subscriptions to topic subjects open now.
+	topics atomic.Int64
+	// hold, if not nil, makes subscribing a topic subject wait for a
+	// value from it (or the end of its context), after a value to held.
+	hold, held chan struct{}
+}
+
+// countedSubscription is a subscription to a topic subject, counted in
+// faultyBus.topics while open.
+type countedSubscription struct {
+	cluster.Subscription
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (s *countedSubscription) Close() error {
+	s.once.Do(func() { s.open.Add(-1) })
+	return s.Subscription.Close()
 }
 
 func (f *faultyBus) Publish(ctx context.Context, subject string, data []byte) error {
@@ -83,11 +101,25 @@ func (f *faultyBus) Publish(ctx context.Context, subject string, data []byte) er
 }
 
 func (f *faultyBus) Subscribe(ctx context.Context, subject string, fn func([]byte)) (cluster.Subscription, error) {
-	return f.Bus.Subscribe(ctx, subject, func(data []byte) {
+	topic := strings.HasPrefix(subject, "tether.topic.")
+	if topic && f.hold != nil {
+		f.held <- struct{}{}
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s, err := f.Bus.Subscribe(ctx, subject, func(data []byte) {
 		if !f.paused.Load() {
 			fn(data)
 		}
 	})
+	if err != nil || !topic {
+		return s, err
+	}
+	f.topics.Add(1)
+	return &countedSubscription{Subscription: s, open: &f.topics}, nil
 }
 
 func (f *faultyBus) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
@@ -776,5 +808,70 @@ func TestBrokerLimits(t *testing.T) {
 			b.Close()
 		}
 		t.Errorf("NewBroker of a node id in use = %v, want ErrServed", err)
+	}
+}
+
+// TestBrokerTopicSubscription: a node listens to a topic's subject while
+// it has subscribers to it, once however many; a Subscribe whose context
+// ends while another makes the bus subscription changes nothing.
+func TestBrokerTopicSubscription(t *testing.T) {
+	ctx := context.Background()
+	node := startNodes(t, cluster.NewMemoryBus(), 1, quickOptions())[0]
+	b, open := node.broker, &node.fault.topics
+	steps := []struct {
+		subscribe bool
+		id        string
+		open      int64
+	}{
+		{true, "a", 1}, {true, "b", 1}, {true, "a", 1}, {false, "a", 1}, {false, "a", 1}, {false, "b", 0}, {true, "c", 1}, {false, "c", 0},
+	}
+	for i, s := range steps {
+		if s.subscribe {
+			b.Subscribe(ctx, "t", counterFor(s.id), nil)
+		} else {
+			b.Unsubscribe(ctx, "t", s.id)
+		}
+		if got := open.Load(); got != s.open {
+			t.Fatalf("step %d: %d topic subscriptions open, want %d", i, got, s.open)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				id := fmt.Sprint(g, "-", i)
+				topic := fmt.Sprint("t", i%3)
+				b.Subscribe(ctx, topic, counterFor(id), nil)
+				b.Unsubscribe(ctx, topic, id)
+			}
+		})
+	}
+	wg.Wait()
+	if got := open.Load(); got != 0 {
+		t.Fatalf("%d topic subscriptions open after everyone left, want 0", got)
+	}
+
+	node.fault.hold, node.fault.held = make(chan struct{}), make(chan struct{}, 1)
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.Subscribe(ctx, "slow", counterFor("first"), nil)
+		first <- err
+	}()
+	<-node.fault.held // the first Subscribe holds the topic's gate
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if joined, err := b.Subscribe(short, "slow", counterFor("second"), nil); joined || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Subscribe while another makes the bus subscription = %v, %v; want false, DeadlineExceeded", joined, err)
+	}
+	node.fault.hold <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got := presenceOf(b, "slow"); !slices.Equal(got, []string{"first="}) {
+		t.Fatalf("Presence = %v, want first alone", got)
+	}
+	b.Unsubscribe(ctx, "slow", "first")
+	if got := open.Load(); got != 0 {
+		t.Fatalf("%d topic subscriptions open after everyone left, want 0", got)
 	}
 }
