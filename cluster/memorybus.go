@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tetherkit/tether/cluster/internal/delivery"
 )
 
 // DefaultMaxPayload is the payload limit of a MemoryBus unless its
@@ -123,7 +125,7 @@ func (c *memoryConn) Publish(ctx context.Context, subject string, data []byte) e
 		return ErrClosed
 	}
 	for s := range b.subscribers[subject] {
-		if !s.push(append([]byte(nil), data...)) {
+		if !s.queue.Push(append([]byte(nil), data...)) {
 			b.dropped.Add(1)
 		}
 	}
@@ -136,7 +138,7 @@ func (c *memoryConn) Subscribe(ctx context.Context, subject string, fn func(data
 	if err := c.check(ctx, subject, nil); err != nil {
 		return nil, err
 	}
-	s := &memorySubscription{conn: c, subject: subject, fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &memorySubscription{conn: c, subject: subject}
 	b := c.bus
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -149,7 +151,7 @@ func (c *memoryConn) Subscribe(ctx context.Context, subject string, fn func(data
 	b.subscribers[subject][s] = struct{}{}
 	c.subs[s] = struct{}{}
 	c.wg.Add(1)
-	go s.deliver()
+	s.queue = delivery.Start(fn, MemorySubscriberQueue, &c.wg)
 	return s, nil
 }
 
@@ -255,7 +257,7 @@ func (b *MemoryBus) removeSubscription(s *memorySubscription) {
 	if len(b.subscribers[s.subject]) == 0 {
 		delete(b.subscribers, s.subject)
 	}
-	s.stop()
+	s.queue.Stop()
 }
 
 // removeServer takes srv off the bus and ends its handlers' contexts.
@@ -280,85 +282,11 @@ func (b *MemoryBus) removeServer(srv *memoryServer) {
 	srv.cancel()
 }
 
-// memorySubscription is a Subscribe's registration: a bounded queue and
-// the goroutine that calls fn with what it holds.
+// memorySubscription is a Subscribe's registration.
 type memorySubscription struct {
 	conn    *memoryConn
 	subject string
-	fn      func([]byte)
-	wake    chan struct{} // holds a token when queue may be non-empty
-	done    chan struct{} // closed by stop
-
-	mu      sync.Mutex
-	queue   [][]byte // guarded by mu
-	stopped bool     // guarded by mu
-}
-
-// push queues data for fn; it reports false when the queue is full and data
-// was dropped.
-func (s *memorySubscription) push(data []byte) bool {
-	s.mu.Lock()
-	if s.stopped || len(s.queue) >= MemorySubscriberQueue {
-		s.mu.Unlock()
-		return s.stopped
-	}
-	s.queue = append(s.queue, data)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-// stop ends delivery: fn is not called again once a call in progress has
-// returned.
-func (s *memorySubscription) stop() {
-	s.mu.Lock()
-	if !s.stopped {
-		s.stopped = true
-		s.queue = nil
-		close(s.done)
-	}
-	s.mu.Unlock()
-}
-
-// next returns the oldest queued message, or false once s is stopped.
-func (s *memorySubscription) next() ([]byte, bool) {
-	for {
-		s.mu.Lock()
-		if s.stopped {
-			s.mu.Unlock()
-			return nil, false
-		}
-		if len(s.queue) > 0 {
-			data := s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
-			if len(s.queue) == 0 {
-				s.queue = nil // let the backing array go
-			}
-			s.mu.Unlock()
-			return data, true
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.wake:
-		case <-s.done:
-		}
-	}
-}
-
-// deliver calls fn with each queued message in order until s is stopped.
-func (s *memorySubscription) deliver() {
-	defer s.conn.wg.Done()
-	for {
-		data, ok := s.next()
-		if !ok {
-			return
-		}
-		s.fn(data)
-	}
+	queue   *delivery.Queue
 }
 
 // Close takes the subscription off the bus. It does not wait for a call of
