@@ -22,3 +22,28 @@ func TestRootDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDependencies keeps each bus engine in its own package: neither
+// the root package nor package cluster compiles redisbus, natsbus, go-redis
+// or nats.go, so an application that uses neither engine compiles neither.
+func TestClusterDependencies(t *testing.T) {
+	forbidden := []string{
+		"github.com/tetherkit/tether/cluster/redisbus",
+		"github.com/tetherkit/tether/cluster/natsbus",
+		"github.com/redis/",
+		"github.com/nats-io/",
+	}
+	for _, pkg := range []string{".", "./cluster"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("package %s depends on %s", pkg, dep)
+				}
+			}
+		}
+	}
+}
