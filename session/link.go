@@ -14,6 +14,7 @@ type link struct {
 	transport  string
 	acksInBand bool
 	notifyFn   func() // AttachOptions.Notify
+	sharedFn   func() // AttachOptions.NotifyShared
 
 	// Guarded by s.mu.
 	next      uint64 // number of the next message to hand out
@@ -85,6 +86,16 @@ type AttachOptions struct {
 	// it must only schedule the work (it must not call back into the
 	// session or block). A link with Notify is not used with Pull.
 	Notify func()
+	// NotifyShared, when set with Notify, is called instead of Notify for
+	// a message queued by SendShared (a topic's publish): once the
+	// session's lock is released, on the goroutine that queued the
+	// message, which goes on to the next session of the publish when it
+	// returns. The transport may take the message with Collect and write
+	// it there and then, when it can without waiting for the network: a
+	// publish to many sessions then costs no goroutine switch per
+	// session. It must never wait for the client; what it cannot write at
+	// once it leaves to a goroutine of its own, as for Notify.
+	NotifyShared func()
 }
 
 // Attach attaches a connection to the session; it supersedes the connection
@@ -107,6 +118,8 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 	}
 	if ln.notifyFn == nil {
 		ln.wake = make(chan struct{}, 1)
+	} else {
+		ln.sharedFn = opts.NotifyShared
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -66,11 +66,17 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 // (nil for a message of its own), to the messages for the client, and
 // notifies the attached link.
 func (s *Session) queueLocked(m wire.Message, frames *wire.Frames) {
-	s.out = append(s.out, queued{Message: m, frames: frames})
-	s.outBytes += queuedSize(m)
+	s.appendLocked(m, frames)
 	if s.link != nil {
 		s.link.notify()
 	}
+}
+
+// appendLocked appends m, and the frames it shares with other sessions, to
+// the messages for the client, without notifying the link.
+func (s *Session) appendLocked(m wire.Message, frames *wire.Frames) {
+	s.out = append(s.out, queued{Message: m, frames: frames})
+	s.outBytes += queuedSize(m)
 }
 
 // CheckMessage returns the error Send returns for m before it looks at the

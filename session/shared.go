@@ -14,7 +14,10 @@ type queued struct {
 // m.Data as it is, without a copy of its own, so that every session the
 // message goes to holds the same bytes. The caller must never change m.Data
 // afterwards. frames, which may be nil, is shared by those sessions likewise:
-// their connections encode the message once per framing.
+// their connections encode the message once per framing. The attached
+// connection is told through AttachOptions.NotifyShared when its transport
+// gave one: it may write the message on the caller's goroutine, without
+// waiting for the network, before SendShared returns.
 //
 // It checks m as Send does (wire.ErrMessageTooBig, wire.ErrInvalidMessage) and returns
 // the CloseError once the session has closed. When the client has not
@@ -49,8 +52,16 @@ func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
 		s.mu.Unlock()
 		return err
 	}
+	if ln := s.link; ln != nil && ln.sharedFn != nil {
+		// The transport writes the message on this goroutine if it can
+		// without waiting, once the lock is released.
+		s.appendLocked(m, frames)
+		s.mu.Unlock()
+		ln.sharedFn()
+		return nil
+	}
 	// Not written on this goroutine: the caller goes on to the next
-	// session at once, and each connection writes on a goroutine of its
+	// session at once, and the connection writes on a goroutine of its
 	// own.
 	s.queueLocked(m, frames)
 	s.mu.Unlock()

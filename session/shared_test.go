@@ -84,6 +84,39 @@ func TestSendSharedSlowConsumer(t *testing.T) {
 	}
 }
 
+// TestNotifyShared: a message queued by SendShared is announced through
+// NotifyShared, on SendShared's goroutine without the session's lock held
+// (the callback collects it there), and not through Notify; a message of
+// the session's own goes through Notify.
+func TestNotifyShared(t *testing.T) {
+	s := newSession(t, nil)
+	var ln session.Link
+	var notified, shared int
+	var collected []string
+	ln = attach(t, s, session.AttachOptions{
+		Transport: "test",
+		Notify:    func() { notified++ },
+		NotifyShared: func() {
+			shared++
+			b, err := ln.Collect(1 << 20)
+			if err != nil {
+				t.Errorf("Collect in NotifyShared = %v", err)
+			}
+			collected = append(collected, strs(b.Messages)...)
+		},
+	})
+	if err := s.SendShared(text("shared"), new(wire.Frames)); err != nil {
+		t.Fatalf("SendShared = %v, want nil", err)
+	}
+	if shared != 1 || notified != 0 || join(collected) != "shared" {
+		t.Fatalf("after SendShared: NotifyShared %d times, Notify %d, collected %q; want 1, 0, %q", shared, notified, join(collected), "shared")
+	}
+	sendAll(t, s, "own")
+	if shared != 1 || notified != 1 {
+		t.Fatalf("after Send: NotifyShared %d times, Notify %d; want 1, 1", shared, notified)
+	}
+}
+
 // TestFramesBuiltOnce: concurrent connections asking for the same framing
 // get the bytes of one build; another framing is built apart.
 func TestFramesBuiltOnce(t *testing.T) {

@@ -2,8 +2,6 @@ package websocket_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -93,7 +91,6 @@ func startTetherFanout(tb testing.TB, n int) *tetherFanout {
 	}, &tether.Options{Logger: slog.New(slog.DiscardHandler), MaxSessions: 2 * n})
 	f.srv = srv
 	hs := httptest.NewServer(srv)
-	base := strings.TrimPrefix(hs.URL, "http")
 	var conns []*ws.Conn
 	tb.Cleanup(func() {
 		for _, c := range conns {
@@ -104,17 +101,7 @@ func startTetherFanout(tb testing.TB, n int) *tetherFanout {
 		hs.Close()
 	})
 	for range n {
-		resp, err := http.Post(hs.URL+"/negotiate?v=1", "", nil)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		var neg struct{ Session, Token string }
-		err = json.NewDecoder(resp.Body).Decode(&neg)
-		resp.Body.Close()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c, _, err := ws.DefaultDialer.Dial(fmt.Sprintf("ws%s/websocket?session=%s&token=%s&seq=1&received=0", base, neg.Session, neg.Token), nil)
+		c, _, err := ws.DefaultDialer.Dial(negotiate(tb, hs.URL)+"&received=0", nil)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -54,6 +54,10 @@ const heartbeatSlack = 5 * time.Millisecond
 func (c *connection) kick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.kickLocked()
+}
+
+func (c *connection) kickLocked() {
 	c.pending = true
 	if c.state != flushIdle {
 		return // the flush under way, or the reader, takes it
@@ -63,6 +67,48 @@ func (c *connection) kick() {
 		return
 	}
 	c.startFlushLocked()
+}
+
+// kickShared is the link's NotifyShared, called on the goroutine of a
+// publish that has queued a message for this connection's session: when
+// no flush is under way, it flushes right here, as a hand-written
+// broadcast loop writes, without starting a goroutine. It never waits for
+// the network: what the socket does not take at once, and anything
+// that may wait (the WebSocket close), is left to a flush on a goroutine
+// of its own, which the flush here hands over to.
+func (c *connection) kickShared() {
+	c.mu.Lock()
+	if c.state != flushIdle || c.delivering {
+		c.kickLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.state = flushRunning
+	c.flushes.Add(1)
+	heartbeat := c.heartbeatDue
+	c.heartbeatDue = false
+	c.mu.Unlock()
+	c.inline = true
+	ok, handOff := c.writeAvailable(heartbeat)
+	c.inline = false
+	if !ok {
+		c.fail()
+	}
+	c.mu.Lock()
+	if c.state == flushRunning && (handOff || c.pending) {
+		// The goroutine takes over this flush, its count in flushes
+		// included.
+		c.pending = true
+		c.mu.Unlock()
+		go c.flush()
+		return
+	}
+	if c.state == flushRunning {
+		c.state = flushIdle
+	}
+	c.rest, c.unsent, c.closeOwed = nil, false, nil // the connection is over if any is left
+	c.mu.Unlock()
+	c.flushes.Done()
 }
 
 // deferLocked leaves the flush to the reader, for at most deferLimit.
@@ -97,6 +143,9 @@ func (c *connection) startFlushLocked() {
 // waits for the client for at most WriteTimeout; a failed one ends the
 // connection.
 func (c *connection) flush() {
+	if !c.writeLeft() {
+		c.fail()
+	}
 	for {
 		c.mu.Lock()
 		if !c.pending || c.state == flushStopped {
@@ -111,42 +160,68 @@ func (c *connection) flush() {
 		heartbeat := c.heartbeatDue
 		c.heartbeatDue = false
 		c.mu.Unlock()
-		if !c.writeAvailable(heartbeat) {
+		if ok, _ := c.writeAvailable(heartbeat); !ok {
 			c.fail()
 		}
 	}
 }
 
+// writeLeft writes what a flush on a publisher's goroutine handed over
+// (kickShared): the bytes the socket did not take at once, then the
+// WebSocket close. It reports whether the writes went well.
+func (c *connection) writeLeft() bool {
+	if c.unsent {
+		if c.socket.send(c.rest) != nil {
+			return false
+		}
+		c.rest, c.unsent = nil, false
+	}
+	if ce := c.closeOwed; ce != nil {
+		c.closeOwed = nil
+		c.closeConn(int(ce.Code), wire.TruncateReason(ce.Reason))
+	}
+	return true
+}
+
 // writeAvailable writes everything the link has now, and a heartbeat when
 // one is due and nothing else went out. It reports whether the writes went
-// well.
-func (c *connection) writeAvailable(heartbeat bool) bool {
+// well. On a publisher's goroutine (c.inline) it stops at what would wait,
+// and reports in handOff that a flush on a goroutine of its own must go
+// on: write what is unsent and c.closeOwed, and collect again.
+func (c *connection) writeAvailable(heartbeat bool) (ok, handOff bool) {
 	wrote := false
 	for {
 		b, err := c.link.Collect(maxBatchBytes)
 		if err != nil {
+			if c.inline {
+				return true, true // the WebSocket close may wait
+			}
 			switch {
 			case errors.Is(err, session.ErrSuperseded):
 				c.closeConn(StatusSuperseded, "superseded")
 			default: // session.ErrFinished: the client's close frame
 				c.closeConn(ws.CloseNormalClosure, "")
 			}
-			return true
+			return true, false
 		}
 		if b.Empty() {
 			if heartbeat && !wrote {
-				return c.write(session.Batch{})
+				return c.write(session.Batch{}), c.unsent
 			}
-			return true
+			return true, c.unsent
 		}
 		if !c.write(b) {
-			return false
+			return false, false
 		}
 		wrote = true
 		if b.Close != nil {
 			// The WebSocket closes with the session's code and reason.
+			if c.inline {
+				c.closeOwed = b.Close
+				return true, true
+			}
 			c.closeConn(int(b.Close.Code), wire.TruncateReason(b.Close.Reason))
-			return true
+			return true, false
 		}
 	}
 }

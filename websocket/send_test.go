@@ -48,15 +48,26 @@ func startSessionWith(tb testing.TB, opts *tether.Options, onMessage func(*sessi
 	hs := httptest.NewServer(srv)
 	tb.Cleanup(hs.Close)
 	tb.Cleanup(func() { srv.Close() })
-	resp, err := http.Post(hs.URL+"/negotiate?v=1", "", nil)
+	attachURL := negotiate(tb, hs.URL)
+	s := <-sessions
+	return s, attachURL
+}
+
+// negotiate negotiates a session with the server at base and returns its
+// WebSocket attach URL without the received count (see dial).
+func negotiate(tb testing.TB, base string) string {
+	tb.Helper()
+	resp, err := http.Post(base+"/negotiate?v=1", "", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var n struct{ Session, Token string }
-	json.NewDecoder(resp.Body).Decode(&n)
+	err = json.NewDecoder(resp.Body).Decode(&n)
 	resp.Body.Close()
-	s := <-sessions
-	return s, "ws" + strings.TrimPrefix(hs.URL, "http") + fmt.Sprintf("/websocket?session=%s&token=%s&seq=1", n.Session, n.Token)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("/websocket?session=%s&token=%s&seq=1", n.Session, n.Token)
 }
 
 // dial attaches a connection to the session at attachURL, saying the

@@ -12,12 +12,13 @@ import (
 // write to it: every byte written after the handshake goes through it,
 // under mu, so no two writes interleave on the network. It has two
 // writers. The connection's flush (one at a time, see flushState) hands it
-// whole batches of frames with send; gorilla, which holds the socket as its
-// net.Conn, writes through Write: a control frame from the reader (a pong,
-// the answer to a client's close, the close of a protocol error) or the
-// WebSocket close the flush asks it for (closeConn). A write waits for a
-// client that does not read for at most its deadline; gorilla's Write then
-// waits behind it, which the reader's deadline bounds in turn.
+// whole batches of frames with send, or with trySend when the flush runs
+// on a publisher's goroutine, which must not wait; gorilla, which holds the
+// socket as its net.Conn, writes through Write: a control frame from the
+// reader (a pong, the answer to a client's close, the close of a protocol
+// error) or the WebSocket close the flush asks it for (closeConn). A write
+// waits for a client that does not read for at most its deadline; gorilla's
+// Write then waits behind it, which the reader's deadline bounds in turn.
 type socket struct {
 	net.Conn
 	writeTimeout time.Duration // the deadline of send's writes
@@ -28,6 +29,13 @@ type socket struct {
 	// of a frame: every later write returns it rather than write after
 	// the broken frame (guarded by mu).
 	failed error
+	// rest is the end of what trySend could write only in part: it goes
+	// out before anything else, so that a frame is never cut by another
+	// (guarded by mu).
+	rest []byte
+	// nowWriter writes without waiting (writeNow.go); nil where the
+	// connection offers no way to (TLS), and trySend then writes nothing.
+	nowWriter *nowWriter
 }
 
 // Write implements net.Conn for gorilla, whose writes are whole frames.
@@ -64,11 +72,49 @@ func (s *socket) send(p []byte) error {
 	return err
 }
 
-// writeLocked writes p to the network, unless an earlier write failed; a
-// failure fails the socket.
+// trySend writes what of p the network takes at once, and never waits. It
+// returns how much it wrote: all of p; none, when a write is under way, the
+// rest of an earlier one waits, the network takes nothing now, or the
+// connection offers no way to write without waiting; or a part, the rest
+// of which the socket keeps, to go out first on the next write that may
+// wait (send, Write). A failed write fails the socket.
+func (s *socket) trySend(p []byte) (int, error) {
+	if s.nowWriter == nil || !s.mu.TryLock() {
+		return 0, nil
+	}
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return 0, s.failed
+	}
+	if len(s.rest) > 0 {
+		return 0, nil
+	}
+	n, err := s.nowWriter.write(p)
+	if err != nil {
+		s.failed = err
+		return 0, err
+	}
+	if 0 < n && n < len(p) {
+		s.rest = append([]byte(nil), p[n:]...)
+	}
+	return n, nil
+}
+
+// writeLocked writes p to the network, after the rest of an earlier
+// trySend, unless an earlier write failed; a failure fails the socket.
 func (s *socket) writeLocked(p []byte) (int, error) {
 	if s.failed != nil {
 		return 0, s.failed
+	}
+	if len(s.rest) > 0 {
+		if _, err := s.Conn.Write(s.rest); err != nil {
+			s.failed = err
+			return 0, err
+		}
+		s.rest = nil
+	}
+	if len(p) == 0 {
+		return 0, nil
 	}
 	n, err := s.Conn.Write(p)
 	if err != nil {
@@ -91,6 +137,6 @@ func (w *hijackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.socket = &socket{Conn: nc, writeTimeout: w.writeTimeout}
+	w.socket = &socket{Conn: nc, writeTimeout: w.writeTimeout, nowWriter: newNowWriter(nc)}
 	return w.socket, brw, nil
 }

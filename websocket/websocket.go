@@ -12,6 +12,7 @@ import (
 	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
 )
 
 // Name is the transport's name in negotiate responses and URLs.
@@ -82,7 +83,8 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	// in HTTP as on every transport (404, 409), never by a WebSocket
 	// that opens only to close.
 	link, err := a.Session.Attach(session.AttachOptions{
-		Transport: Name, Received: a.Received, AcksInBand: true, Notify: c.kick,
+		Transport: Name, Received: a.Received, AcksInBand: true,
+		Notify: c.kick, NotifyShared: c.kickShared,
 	})
 	if err != nil {
 		c.cancel()
@@ -153,6 +155,14 @@ type connection struct {
 	// Owned by the flush under way (state flushRunning).
 	out   *[]byte // frames being collected for one write to the socket
 	frame []byte  // scratch for a text frame
+	// inline is set while the flush runs on a publisher's goroutine
+	// (kickShared), which must not wait for the network: what it cannot
+	// write at once it leaves to the flush on a goroutine of its own that
+	// it hands over to (writeLeft).
+	inline    bool
+	unsent    bool             // bytes wait: the socket's rest of a write, then rest
+	rest      []byte           // bytes the socket did not take, for send
+	closeOwed *wire.CloseError // the WebSocket close, after the bytes
 }
 
 // serve runs the connection on its reader goroutine: the first flush (the

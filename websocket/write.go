@@ -30,7 +30,7 @@ func (c *connection) write(b session.Batch) bool {
 	c.out = outBuffers.Get().(*[]byte)
 	ok := c.writeFrames(b)
 	if ok && len(*c.out) > 0 {
-		ok = c.socket.send(*c.out) == nil
+		ok = c.send(*c.out)
 	}
 	if cap(*c.out) <= 2*outLimit {
 		*c.out = (*c.out)[:0]
@@ -116,7 +116,33 @@ func (c *connection) writeMessage(typ int, p []byte) bool {
 	if len(*c.out) < outLimit {
 		return true
 	}
-	err := c.socket.send(*c.out)
+	ok := c.send(*c.out)
 	*c.out = (*c.out)[:0]
-	return err == nil
+	return ok
+}
+
+// send hands p to the socket, and reports whether that went well. A flush
+// on its own goroutine waits for the network, for at most WriteTimeout; on
+// a publisher's goroutine (c.inline) it does not wait: what the socket does
+// not take at once is left (in c.rest, or in the socket) for the goroutine
+// it hands over to, and c.unsent is set.
+func (c *connection) send(p []byte) bool {
+	if !c.inline {
+		return c.socket.send(p) == nil
+	}
+	if !c.unsent {
+		n, err := c.socket.trySend(p)
+		switch {
+		case err != nil:
+			return false
+		case n == len(p):
+			return true
+		case n > 0: // the socket keeps the rest
+			c.unsent = true
+			return true
+		}
+		c.unsent = true
+	}
+	c.rest = append(c.rest, p...)
+	return true
 }
