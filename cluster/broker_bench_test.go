@@ -9,6 +9,7 @@ import (
 
 	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/brokertest"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -33,20 +34,20 @@ func BenchmarkBrokerFanout(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			opts := quickOptions()
+			opts := brokertest.QuickOptions()
 			opts.HeartbeatInterval = time.Second
-			nodes := startNodes(b, cluster.NewMemoryBus(), n, opts)
+			nodes := brokertest.Start(b, cluster.NewMemoryBus().Connect, n, opts)
 			var total atomic.Int64
 			for i := range subscribers {
 				sub := &tally{id: fmt.Sprint("s", i), total: &total}
-				if _, err := nodes[i%n].broker.Subscribe(ctx, "prices", sub, nil); err != nil {
+				if _, err := nodes[i%n].Broker.Subscribe(ctx, "prices", sub, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
 			msg := wire.Message{Type: wire.Text, Data: []byte(`{"EURUSD":1.0842}`)}
 			b.ResetTimer()
 			for range b.N {
-				if err := nodes[0].broker.Publish(ctx, "prices", msg, nil); err != nil {
+				if err := nodes[0].Broker.Publish(ctx, "prices", msg, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/brokertest"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -24,7 +24,7 @@ var contractBrokers = []struct {
 }{
 	{"Memory", func(*testing.T) broker.Broker { return broker.NewMemory() }},
 	{"Cluster", func(t *testing.T) broker.Broker {
-		return startNodes(t, cluster.NewMemoryBus(), 3, quickOptions())[0].broker
+		return brokertest.Start(t, cluster.NewMemoryBus().Connect, 3, brokertest.QuickOptions())[0].Broker
 	}},
 }
 
@@ -37,15 +37,6 @@ func TestBrokerContract(t *testing.T) {
 		})
 	}
 }
-
-// counter is a Subscriber that counts what it is given.
-type counter struct {
-	id  string
-	got atomic.Int64
-}
-
-func (c *counter) ID() string                 { return c.id }
-func (c *counter) Deliver(d *broker.Delivery) { c.got.Add(1) }
 
 func textMessage(s string) wire.Message {
 	return wire.Message{Type: wire.Text, Data: []byte(s)}
@@ -67,7 +58,7 @@ var contractTests = []struct {
 // nothing.
 func contractInvalidTopic(t *testing.T, b broker.Broker) {
 	ctx := context.Background()
-	c := &counter{id: "s"}
+	c := &brokertest.Counter{Session: "s"}
 	for _, topic := range []string{"", "bad topic", "prices.>", "a*"} {
 		if _, err := b.Subscribe(ctx, topic, c, nil); !errors.Is(err, broker.ErrInvalidTopic) {
 			t.Errorf("Subscribe(%q) = %v, want ErrInvalidTopic", topic, err)
@@ -82,8 +73,8 @@ func contractInvalidTopic(t *testing.T, b broker.Broker) {
 			t.Errorf("Presence(%q) = %v, want ErrInvalidTopic", topic, err)
 		}
 	}
-	if c.got.Load() != 0 {
-		t.Errorf("the subscriber got %d messages, want 0", c.got.Load())
+	if c.Got.Load() != 0 {
+		t.Errorf("the subscriber got %d messages, want 0", c.Got.Load())
 	}
 }
 
@@ -91,7 +82,7 @@ func contractInvalidTopic(t *testing.T, b broker.Broker) {
 // included) and reports no join; messages arrive once.
 func contractSubscribeTwice(t *testing.T, b broker.Broker) {
 	ctx := context.Background()
-	c := &counter{id: "s"}
+	c := &brokertest.Counter{Session: "s"}
 	if joined, err := b.Subscribe(ctx, "t", c, []byte("first")); !joined || err != nil {
 		t.Fatalf("Subscribe = %v, %v; want true, nil", joined, err)
 	}
@@ -101,7 +92,7 @@ func contractSubscribeTwice(t *testing.T, b broker.Broker) {
 	if err := b.Publish(ctx, "t", textMessage("x"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.got.Load(); n != 1 {
+	if n := c.Got.Load(); n != 1 {
 		t.Errorf("delivered %d times, want 1", n)
 	}
 	members, _ := b.Presence(ctx, "t")
@@ -117,7 +108,7 @@ func contractNoSubscribers(t *testing.T, b broker.Broker) {
 	if err := b.Publish(ctx, "empty", textMessage("x"), nil); err != nil {
 		t.Fatalf("Publish to a topic never subscribed = %v, want nil", err)
 	}
-	c := &counter{id: "s"}
+	c := &brokertest.Counter{Session: "s"}
 	b.Subscribe(ctx, "t", c, nil)
 	if left, err := b.Unsubscribe(ctx, "t", "s"); !left || err != nil {
 		t.Fatalf("Unsubscribe = %v, %v; want true, nil", left, err)
@@ -125,8 +116,8 @@ func contractNoSubscribers(t *testing.T, b broker.Broker) {
 	if left, err := b.Unsubscribe(ctx, "t", "s"); left || err != nil {
 		t.Fatalf("Unsubscribe again = %v, %v; want false, nil", left, err)
 	}
-	if err := b.Publish(ctx, "t", textMessage("x"), nil); err != nil || c.got.Load() != 0 {
-		t.Fatalf("Publish after the last left = %v, delivered %d; want nil, 0", err, c.got.Load())
+	if err := b.Publish(ctx, "t", textMessage("x"), nil); err != nil || c.Got.Load() != 0 {
+		t.Fatalf("Publish after the last left = %v, delivered %d; want nil, 0", err, c.Got.Load())
 	}
 	if members, err := b.Presence(ctx, "t"); len(members) != 0 || err != nil {
 		t.Fatalf("Presence = %v, %v; want none", members, err)
@@ -139,7 +130,7 @@ func contractPresenceEvents(t *testing.T, b broker.Broker) {
 	ctx := context.Background()
 	events := make(chan broker.PresenceEvent, 8)
 	b.OnPresence(func(e broker.PresenceEvent) { events <- e })
-	a, z := &counter{id: "a"}, &counter{id: "z"}
+	a, z := &brokertest.Counter{Session: "a"}, &brokertest.Counter{Session: "z"}
 	b.Subscribe(ctx, "t", a, []byte("A"))
 	b.Subscribe(ctx, "t", a, []byte("again"))
 	b.Subscribe(ctx, "u", z, nil)
@@ -168,9 +159,9 @@ func contractPresenceEvents(t *testing.T, b broker.Broker) {
 func contractFanoutEveryoneOnce(t *testing.T, b broker.Broker) {
 	const n, publishes = 3000, 5
 	ctx := context.Background()
-	subs := make([]*counter, n)
+	subs := make([]*brokertest.Counter, n)
 	for i := range subs {
-		subs[i] = &counter{id: fmt.Sprint(i)}
+		subs[i] = &brokertest.Counter{Session: fmt.Sprint(i)}
 		if _, err := b.Subscribe(ctx, "t", subs[i], nil); err != nil {
 			t.Fatal(err)
 		}
@@ -178,9 +169,9 @@ func contractFanoutEveryoneOnce(t *testing.T, b broker.Broker) {
 	var wg sync.WaitGroup
 	wg.Go(func() { // churn beside the publishes
 		for i := range 300 {
-			c := &counter{id: fmt.Sprint("churn", i)}
+			c := &brokertest.Counter{Session: fmt.Sprint("churn", i)}
 			b.Subscribe(ctx, "t", c, nil)
-			b.Unsubscribe(ctx, "t", c.id)
+			b.Unsubscribe(ctx, "t", c.Session)
 		}
 	})
 	for range publishes {
@@ -194,7 +185,7 @@ func contractFanoutEveryoneOnce(t *testing.T, b broker.Broker) {
 		if i == 7 {
 			want = 0
 		}
-		if got := c.got.Load(); got != want {
+		if got := c.Got.Load(); got != want {
 			t.Fatalf("subscriber %d got %d messages, want %d", i, got, want)
 		}
 	}
@@ -205,7 +196,7 @@ func contractFanoutEveryoneOnce(t *testing.T, b broker.Broker) {
 func contractContextEnded(t *testing.T, b broker.Broker) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	c := &counter{id: "s"}
+	c := &brokertest.Counter{Session: "s"}
 	if _, err := b.Subscribe(ctx, "t", c, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Subscribe = %v, want context.Canceled", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/cluster/brokertest"
 	"github.com/tetherkit/tether/internal/clustertest"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/transport"
@@ -77,8 +78,8 @@ func TestBrokerThroughServers(t *testing.T) {
 	}
 	slices.Sort(want)
 	for i, nd := range c.Nodes {
-		waitFor(t, fmt.Sprintf("node %d's presence of room", i), func() bool {
-			return strings.Join(presenceOf(nd.Node.Broker(), "room"), " ") == strings.Join(want, " ")
+		brokertest.WaitFor(t, fmt.Sprintf("node %d's presence of room", i), func() bool {
+			return strings.Join(brokertest.PresenceOf(nd.Node.Broker(), "room"), " ") == strings.Join(want, " ")
 		})
 	}
 
@@ -120,8 +121,8 @@ func TestBrokerThroughServers(t *testing.T) {
 		cs.s.Close(wire.StatusNormalClosure, "")
 	}
 	for i, nd := range c.Nodes {
-		waitFor(t, fmt.Sprintf("node %d's presence of room to empty", i), func() bool {
-			return len(presenceOf(nd.Node.Broker(), "room")) == 0
+		brokertest.WaitFor(t, fmt.Sprintf("node %d's presence of room to empty", i), func() bool {
+			return len(brokertest.PresenceOf(nd.Node.Broker(), "room")) == 0
 		})
 	}
 }
