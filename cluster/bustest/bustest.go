@@ -237,14 +237,20 @@ func (s *suite) publishOrderPerPublisher(t *testing.T) {
 }
 
 // subscribeActiveOnReturn: a message published by another connection right
-// after Subscribe returned is delivered.
+// after Subscribe returned is delivered, whether Subscribe's context has a
+// deadline or not.
 func (s *suite) subscribeActiveOnReturn(t *testing.T) {
 	ctx := testContext(t)
 	pub, sub := s.conn(t), s.conn(t)
 	for i := range 20 {
 		subject := s.subject(t, fmt.Sprint("active", i))
-		ch, _ := subscribe(t, ctx, sub, subject, 1)
-		publish(t, ctx, pub, subject, []byte("first"))
+		// Every other call has a context without a deadline.
+		callCtx := ctx
+		if i%2 == 1 {
+			callCtx = context.Background()
+		}
+		ch, _ := subscribe(t, callCtx, sub, subject, 1)
+		publish(t, callCtx, pub, subject, []byte("first"))
 		if got := receive(t, ctx, ch); string(got) != "first" {
 			t.Fatalf("got %q, want first", got)
 		}
@@ -306,8 +312,8 @@ func (s *suite) dataNotKept(t *testing.T) {
 }
 
 // requestReply: a Request gets the reply of the handler another connection
-// serves, an empty reply included; the requester's own handlers serve it
-// too.
+// serves, an empty reply included, with or without a deadline; the
+// requester's own handlers serve it too.
 func (s *suite) requestReply(t *testing.T) {
 	ctx := testContext(t)
 	subject := s.subject(t, "echo")
@@ -318,6 +324,18 @@ func (s *suite) requestReply(t *testing.T) {
 		if err != nil || string(reply) != data {
 			t.Errorf("Request(%q) = %q, %v; want %q", data, reply, err, data)
 		}
+	}
+	// A context without a deadline, for Serve and for Request (whose
+	// handler then has no deadline either).
+	noDeadline := s.subject(t, "nodeadline")
+	serve(t, context.Background(), srv, noDeadline, func(ctx context.Context, data []byte) []byte {
+		if _, ok := ctx.Deadline(); ok {
+			return []byte("a deadline")
+		}
+		return []byte("none")
+	})
+	if reply, err := req.Request(context.Background(), noDeadline, nil); err != nil || string(reply) != "none" {
+		t.Errorf("Request without a deadline = %q, %v; want the handler to have none", reply, err)
 	}
 	emptySubject := s.subject(t, "empty")
 	serve(t, ctx, srv, emptySubject, func(context.Context, []byte) []byte { return nil })

@@ -143,9 +143,20 @@ func (b *Bus) unavailable(ctx context.Context, err error) error {
 	return fmt.Errorf("natsbus: %w: %w (%s)", cluster.ErrUnavailable, err, b.nc.Status())
 }
 
-// flush waits until the server has handled what nc sent before, within ctx.
+// flushTimeout bounds how long flush waits for the server when ctx has no
+// deadline.
+const flushTimeout = 30 * time.Second
+
+// flush waits until the server has handled what nc sent before, within ctx
+// (and within flushTimeout when ctx has no deadline).
 func (b *Bus) flush(ctx context.Context) error {
-	if err := b.nc.FlushWithContext(ctx); err != nil {
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	if err := b.nc.FlushWithContext(fctx); err != nil {
 		return b.unavailable(ctx, err)
 	}
 	return nil

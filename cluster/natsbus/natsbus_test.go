@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/brokertest"
 	"github.com/tetherkit/tether/cluster/bustest"
 	"github.com/tetherkit/tether/cluster/natsbus"
 	"github.com/tetherkit/tether/internal/enginetest"
@@ -247,4 +248,13 @@ func BenchmarkPublish(b *testing.B) {
 // nats-server.
 func BenchmarkRequest(b *testing.B) {
 	bustest.BenchmarkRequest(b, connectBench(enginetest.NATST(b).URL()))
+}
+
+// TestBroker runs the cross-node checks of cluster.Broker against a real
+// nats-server of its own, each node with a connection of its own.
+func TestBroker(t *testing.T) {
+	e := enginetest.NATST(t)
+	brokertest.Run(t, func(t *testing.T) cluster.Bus {
+		return newBus(t, connect(t, e.URL()), nil)
+	})
 }

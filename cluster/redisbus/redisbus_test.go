@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/brokertest"
 	"github.com/tetherkit/tether/cluster/bustest"
 	"github.com/tetherkit/tether/cluster/redisbus"
 	"github.com/tetherkit/tether/internal/enginetest"
@@ -222,4 +223,13 @@ func BenchmarkPublish(b *testing.B) {
 // redis-server.
 func BenchmarkRequest(b *testing.B) {
 	bustest.BenchmarkRequest(b, connectBench(enginetest.RedisT(b).Addr))
+}
+
+// TestBroker runs the cross-node checks of cluster.Broker against a real
+// redis-server of its own, each node with a client of its own.
+func TestBroker(t *testing.T) {
+	e := enginetest.RedisT(t)
+	brokertest.Run(t, func(t *testing.T) cluster.Bus {
+		return newBus(t, newClient(t, e.Addr), nil)
+	})
 }
