@@ -73,3 +73,16 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   exit 0
 fi
 node --test --test-timeout=180000 test/hostile/
+
+log "browser tests against a cluster of three nodes behind real nginx (test/cluster)"
+for engine in redis-server nats-server; do
+  if ! command -v $engine >/dev/null && [ ! -x /usr/sbin/$engine ] && [ ! -x /usr/bin/$engine ]; then
+    if [ "${CI:-}" = true ]; then
+      log "FAIL: $engine not found; the cluster tests cannot run (apt-get install $engine)"
+      exit 1
+    fi
+    log "SKIPPED: $engine not found; the cluster tests did not run (they are required in CI)"
+    exit 0
+  fi
+done
+node --test --test-timeout=180000 test/cluster/

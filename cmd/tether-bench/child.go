@@ -29,14 +29,15 @@ type child struct {
 	ctl   *http.Client
 }
 
-// startChild re-executes this binary as a server and waits for its address.
-func startChild() (*child, error) {
+// startChild re-executes this binary as a server, with env added to its
+// environment, and waits for its address.
+func startChild(env ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe, "-serve")
-	cmd.Env = append(os.Environ(), serveEnv+"=1")
+	cmd.Env = append(append(os.Environ(), serveEnv+"=1"), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -34,8 +34,15 @@ type config struct {
 	FanoutRounds  int
 	IdleSizes     []int
 	IdleSettle    time.Duration
-	StepTimeout   time.Duration
-	Only          map[string]bool
+	// ClusterBuses are the buses of the cluster workload; its echo runs
+	// ClusterEchoTotal round trips over EchoClients sessions, on the owner
+	// and again through another node, and its fan-out ClusterFanoutRounds
+	// rounds to each of FanoutSizes.
+	ClusterBuses        []string
+	ClusterEchoTotal    int
+	ClusterFanoutRounds int
+	StepTimeout         time.Duration
+	Only                map[string]bool
 }
 
 func fullConfig() config {
@@ -44,6 +51,7 @@ func fullConfig() config {
 		StreamClients: 4, StreamTotal: 100_000,
 		FanoutSizes: []int{1_000, 10_000}, FanoutRounds: 10,
 		IdleSizes: []int{2_000, 10_000}, IdleSettle: 2 * time.Second,
+		ClusterBuses: clusterBuses, ClusterEchoTotal: 10_000, ClusterFanoutRounds: 5,
 		StepTimeout: 60 * time.Second,
 	}
 }
@@ -54,6 +62,7 @@ func quickConfig() config {
 		StreamClients: 2, StreamTotal: 4_000,
 		FanoutSizes: []int{200}, FanoutRounds: 3,
 		IdleSizes: []int{200}, IdleSettle: 200 * time.Millisecond,
+		ClusterBuses: clusterBuses, ClusterEchoTotal: 400, ClusterFanoutRounds: 3,
 		StepTimeout: 10 * time.Second,
 	}
 }
@@ -71,6 +80,7 @@ type results struct {
 	Stream  map[string]streamResult         `json:"stream"`
 	Fanout  map[string]map[int]fanoutResult `json:"fanout"`
 	Idle    map[string]map[int]idleResult   `json:"idle"`
+	Cluster map[string]*clusterResult       `json:"cluster"` // by bus
 }
 
 // wsSystems are the systems of the fan-out and idle workloads.
@@ -88,7 +98,9 @@ func main() {
 	out := flag.String("out", "", "write the Markdown report to this file (default: stdout)")
 	chart := flag.String("chart", "", "write the SVG chart to this file")
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
-	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle (default all)")
+	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle,cluster (default all)")
+	buses := flag.String("buses", "", "cluster: comma-separated buses, each on an engine the bench starts (default "+strings.Join(clusterBuses, ",")+")")
+	clusterEchoTotal := flag.Int("cluster-echo-total", 0, "cluster: echo round trips in all, on the owner and again through another node (default 10000; quick 400)")
 	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket; the fan-out also knows tether/mixed (default all; ratios need both sides)")
 	echoClients := flag.Int("echo-clients", 0, "echo: concurrent clients (default 50; quick 10)")
 	echoTotal := flag.Int("echo-total", 0, "echo: round trips in all (default 100000; quick 2000)")
@@ -133,6 +145,20 @@ func main() {
 	}
 	if *stepTimeout > 0 {
 		cfg.StepTimeout = *stepTimeout
+	}
+	if *buses != "" {
+		cfg.ClusterBuses = nil
+		for _, b := range strings.Split(*buses, ",") {
+			b = strings.TrimSpace(b)
+			if !slices.Contains(clusterBuses, b) {
+				fmt.Fprintf(os.Stderr, "tether-bench: unknown bus %q (want %s)\n", b, strings.Join(clusterBuses, ", "))
+				os.Exit(2)
+			}
+			cfg.ClusterBuses = append(cfg.ClusterBuses, b)
+		}
+	}
+	if *clusterEchoTotal > 0 {
+		cfg.ClusterEchoTotal = *clusterEchoTotal
 	}
 	if *only != "" {
 		cfg.Only = make(map[string]bool)
@@ -210,16 +236,18 @@ func parseInts(s string) []int {
 
 func (c config) wants(w string) bool { return c.Only == nil || c.Only[w] }
 
+// step is one measurement of a run, bounded by the config's StepTimeout.
+type step struct {
+	label string
+	fn    func(ctx context.Context)
+}
+
 // run measures every workload the config asks for.
 func run(ctx context.Context, cfg config, pr *progress) *results {
 	res := &results{
 		Machine: machine(), Load: loadAverage(), Started: time.Now(), Config: cfg, FileMax: raiseFileLimit(),
 		Echo: map[string]echoResult{}, Stream: map[string]streamResult{},
 		Fanout: map[string]map[int]fanoutResult{}, Idle: map[string]map[int]idleResult{},
-	}
-	type step struct {
-		label string
-		fn    func(ctx context.Context)
 	}
 	var steps []step
 	if cfg.wants("echo") {
@@ -261,6 +289,11 @@ func run(ctx context.Context, cfg config, pr *progress) *results {
 				}})
 			}
 		}
+	}
+	if cfg.wants("cluster") {
+		var engs engines
+		defer engs.stop()
+		steps = append(steps, clusterSteps(cfg, res, &engs)...)
 	}
 	for i, st := range steps {
 		pr.update(i, len(steps), st.label)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherkit/tether/internal/enginetest"
 )
 
 // TestMain lets the test binary serve as the bench's child server, as the
@@ -36,6 +38,8 @@ func TestQuick(t *testing.T) {
 	// loaded machine sockjs-go's polling echo alone can take over the quick
 	// scale's 10 s, and a step cut short reports lost messages.
 	cfg.StepTimeout = time.Minute
+	// The cluster has a test of its own (TestClusterQuick).
+	cfg.Only = map[string]bool{"echo": true, "stream": true, "fanout": true, "idle": true}
 	res := run(context.Background(), cfg, newProgress(nil))
 	for _, sys := range systems {
 		e := res.Echo[sys.Name]
@@ -81,6 +85,48 @@ func TestQuick(t *testing.T) {
 		}
 	}
 	checkChart(t, chart)
+}
+
+// TestClusterQuick runs the cluster workload at its -quick scale on every
+// bus, each on a real engine, and checks that every transport echoed every
+// round trip on the owner and through another node, that the fan-out
+// reached every session of the three nodes, and that the report has the
+// section and its summary lines. It checks no timings.
+func TestClusterQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes and bus engines")
+	}
+	enginetest.RequireRedis(t)
+	cfg := quickConfig()
+	cfg.StepTimeout = time.Minute
+	cfg.Only = map[string]bool{"cluster": true}
+	res := run(context.Background(), cfg, newProgress(nil))
+	for _, bus := range cfg.ClusterBuses {
+		cr := res.Cluster[bus]
+		if cr == nil || cr.Err != "" {
+			t.Errorf("cluster %s: %+v", bus, cr)
+			continue
+		}
+		for _, tr := range clusterTransports {
+			for way, e := range map[string]echoResult{"owner": cr.Echo[tr].Owner, "relayed": cr.Echo[tr].Relayed} {
+				if want := cfg.ClusterEchoTotal / cfg.EchoClients * cfg.EchoClients; e.RoundTrips != want || e.Lost != 0 || e.Err != "" {
+					t.Errorf("cluster %s echo %s %s: %d of %d round trips, %d lost, err %q", bus, tr, way, e.RoundTrips, want, e.Lost, e.Err)
+				}
+			}
+		}
+		for _, n := range cfg.FanoutSizes {
+			f := cr.Fanout[n]
+			if f.Connected != n || f.Deliveries != n*cfg.ClusterFanoutRounds || f.Err != "" {
+				t.Errorf("cluster %s fan-out %d: %d connected, %d deliveries, err %q", bus, n, f.Connected, f.Deliveries, f.Err)
+			}
+		}
+	}
+	md := renderReport(res, "")
+	for _, want := range []string{"## 6. Cluster", "Cluster over redis, echo through another node", "Cluster over redis, fan-out to"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
 }
 
 // checkChart checks that the chart is well-formed SVG naming every system.

@@ -192,6 +192,9 @@ func renderReport(res *results, chart string) string {
 		}
 		w("\n")
 	}
+	if len(res.Cluster) > 0 {
+		renderCluster(w, res)
+	}
 	renderTargets(&b, res)
 	return b.String()
 }
@@ -295,5 +298,6 @@ func renderTargets(b io.Writer, res *results) {
 		w("- 10,000-session WebSocket fan-out deliveries/s at least raw gorilla's: %s vs %s, %s → %s\n", human(fo.PerSec), human(g.PerSec), ratio(fo.PerSec, g.PerSec), mark(full && fo.PerSec >= g.PerSec))
 		w("- 10,000-session fan-out p99 under 100 ms (stretch): %.1f ms (%d of 10,000 connected) → %s\n", fo.P99ms, fo.Connected, mark(full && fo.P99ms < 100))
 	}
+	renderClusterTargets(w, res)
 	w("- At most one allocation per message on the send path: see the microbenchmarks below (`go test -bench`).\n\n")
 }

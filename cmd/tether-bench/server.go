@@ -86,6 +86,8 @@ func (rc *rawConn) write(p []byte) error {
 }
 
 type benchServer struct {
+	// cluster, if not nil, makes the Tether server a node of a cluster.
+	cluster tether.Cluster
 	// tether is the Tether server; every session it opens is subscribed
 	// to broadcastTopic.
 	tether         *tether.Server
@@ -111,6 +113,7 @@ func (b *benchServer) handler() http.Handler {
 		SlowConsumer: session.SlowConsumerBlock,
 		MaxSessions:  1 << 20,
 		Logger:       slog.New(slog.DiscardHandler),
+		Cluster:      b.cluster,
 	})
 	b.tether = tsrv
 	mux.Handle(tetherPrefix, tsrv)
@@ -355,6 +358,14 @@ func runServer() error {
 		return err
 	}
 	b := &benchServer{}
+	if url := os.Getenv(busEnv); url != "" {
+		node, stop, err := joinCluster(url, os.Getenv(nodeNameEnv))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		b.cluster = node
+	}
 	srv := &http.Server{Handler: b.handler()}
 	go srv.Serve(ln)
 	fmt.Printf("ADDR %s\n", ln.Addr())

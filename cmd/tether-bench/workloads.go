@@ -62,12 +62,14 @@ func closeAll(conns []conn) {
 	wg.Wait()
 }
 
-// fleet is one measurement's fresh server process and the clients
-// connected to it.
+// fleet is one measurement's server processes and the clients connected
+// to them: one fresh server, or the nodes of a cluster.
 type fleet struct {
-	child *child
-	env   *dialEnv
-	conns []conn
+	// servers are the server processes; broadcasts are ordered from the
+	// first.
+	servers []*child
+	env     *dialEnv
+	conns   []conn
 }
 
 // startFleet starts a fresh server process, runs before (if not nil) on it,
@@ -85,16 +87,47 @@ func startFleet(ctx context.Context, sys *system, n, par int, keepAlive bool, be
 			return nil, err
 		}
 	}
-	f := &fleet{child: c, env: newDialEnv(keepAlive)}
+	f := &fleet{servers: []*child{c}, env: newDialEnv(keepAlive)}
 	f.conns, err = dialMany(ctx, sys, c.base(), f.env, n, par)
 	return f, err
 }
 
-// close disconnects the clients and stops the server.
-func (f *fleet) close() {
+// disconnect disconnects the clients and leaves the servers running.
+func (f *fleet) disconnect() {
 	closeAll(f.conns)
+	f.conns = nil
 	f.env.close()
-	f.child.stop()
+}
+
+// close disconnects the clients and stops the servers.
+func (f *fleet) close() {
+	f.disconnect()
+	for _, c := range f.servers {
+		c.stop()
+	}
+}
+
+// serverCPU returns the CPU time the server processes have used.
+func (f *fleet) serverCPU() time.Duration {
+	var d time.Duration
+	for _, c := range f.servers {
+		d += processCPU(c.cmd.Process.Pid)
+	}
+	return d
+}
+
+// sessions returns how many sessions of family the servers hold for
+// broadcasts, in all.
+func (f *fleet) sessions(family string) (int, error) {
+	n := 0
+	for _, c := range f.servers {
+		k, err := c.sessions(family)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // percentile returns the p-th percentile (0..1) of sorted ds.
@@ -138,15 +171,21 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 		return res
 	}
 	defer f.close()
+	echoOn(ctx, f, total, &res)
+	return res
+}
+
+// echoOn runs the echo's round trips over the clients of f, into res.
+func echoOn(ctx context.Context, f *fleet, total int, res *echoResult) {
 	env, conns := f.env, f.conns
 	if len(conns) == 0 {
-		return res
+		return
 	}
 	per := total / len(conns)
 	rtts := make([][]time.Duration, len(conns))
 	var lost atomic.Int64
 	bytes0 := env.ctr.n.Load()
-	server0, client0 := processCPU(f.child.cmd.Process.Pid), selfCPU()
+	server0, client0 := f.serverCPU(), selfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, cn := range conns {
@@ -183,7 +222,7 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	server1, client1 := processCPU(f.child.cmd.Process.Pid), selfCPU()
+	server1, client1 := f.serverCPU(), selfCPU()
 	all := slices.Concat(rtts...)
 	slices.Sort(all)
 	res.RoundTrips = len(all)
@@ -203,7 +242,6 @@ func runEcho(ctx context.Context, sys *system, clients, total int) echoResult {
 	if ctx.Err() != nil && res.Err == "" {
 		res.Err = "time limit reached"
 	}
-	return res
 }
 
 // echoByHandler runs client i's share of the echo on a connection whose
@@ -367,10 +405,17 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		return res
 	}
 	defer f.close()
-	c, conns := f.child, f.conns
+	fanoutOn(ctx, f, sys.Family, rounds, &res)
+	return res
+}
+
+// fanoutOn has the first server of f broadcast rounds messages to the
+// clients of f, of family, one round at a time, into res.
+func fanoutOn(ctx context.Context, f *fleet, family string, rounds int, res *fanoutResult) {
+	c, conns := f.servers[0], f.conns
 	res.Connected = len(conns)
 	if len(conns) == 0 {
-		return res
+		return
 	}
 	lat := make([][]time.Duration, len(conns))
 	latMu := make([]sync.Mutex, len(conns)) // for handlers, which may still run at the end
@@ -407,7 +452,7 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 	// Every session is in the server's broadcast list before the first
 	// round, within the bound of a round.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		n, err := c.sessions(sys.Family)
+		n, err := f.sessions(family)
 		if err != nil {
 			res.Err = err.Error()
 			break
@@ -418,14 +463,14 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		time.Sleep(time.Millisecond)
 	}
 	var busy time.Duration
-	server0, client0 := processCPU(c.cmd.Process.Pid), selfCPU()
+	server0, client0 := f.serverCPU(), selfCPU()
 	for r := range rounds {
 		if ctx.Err() != nil {
 			break
 		}
 		want := int64(len(conns) * (r + 1))
 		t0 := time.Now()
-		if _, err := c.broadcast(sys.Family); err != nil {
+		if _, err := c.broadcast(family); err != nil {
 			res.Err = err.Error()
 			break
 		}
@@ -437,12 +482,11 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		time.Sleep(50 * time.Millisecond) // let the clients settle between rounds
 	}
 	time.Sleep(ackSettle)
-	server1, client1 := processCPU(c.cmd.Process.Pid), selfCPU()
+	server1, client1 := f.serverCPU(), selfCPU()
 	cancel()
 	// A raw gorilla reader does not see the cancel: closing the
 	// connections ends every reader now, not at the step's time limit.
-	closeAll(conns)
-	f.conns = nil
+	f.disconnect()
 	wg.Wait()
 	for i := range lat {
 		latMu[i].Lock()
@@ -466,7 +510,6 @@ func runFanout(ctx context.Context, sys *system, n, rounds int) fanoutResult {
 		// The rounds not run count as lost: say why.
 		res.Err = "time limit reached"
 	}
-	return res
 }
 
 // idleResult is workload 4 for one system and session count.
@@ -496,7 +539,7 @@ func runIdle(ctx context.Context, sys *system, n int, settle time.Duration) idle
 		return res
 	}
 	defer f.close()
-	c, conns := f.child, f.conns
+	c, conns := f.servers[0], f.conns
 	res.Connected = len(conns)
 	if len(conns) == 0 {
 		return res

@@ -1,0 +1,222 @@
+// Command cluster runs the cluster that the Chromium suite in
+// js-client/test/cluster drives: a bus engine (redis-server or nats-server)
+// on a free loopback port, three Tether echo nodes, each a process of its
+// own (this command run with -node), and nginx with README.md's
+// configuration in front, doing round robin over the nodes with no
+// stickiness. It prints one line per node, "node NAME ID ADDR" (ID is the
+// prefix of the ids of the sessions the node holds), then
+// "listening http://ADDR/" once nginx accepts connections: ADDR/ serves a
+// page that loads the client from ADDR/rt/tether.js, and ADDR/rt/ is the
+// Tether prefix, served by every node.
+//
+// Each node echoes every message, and answers the text "stream N" with the
+// text messages "1" .. "N" (internal/hostile's Handle).
+//
+// It reads commands from its standard input, one a line:
+//
+//	kill ID   kill (SIGKILL) the node whose id is ID, or that holds the
+//	          session whose id is ID, and print "killed " and the node's id
+//
+// and stops when its standard input closes or on SIGINT or SIGTERM.
+//
+//	cluster -node -bus-url redis://127.0.0.1:6400 -listen 127.0.0.1:0 -name n1
+//
+// runs one node, and prints "node NAME ID ADDR" once it accepts connections.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/internal/hostile"
+	"github.com/tetherkit/tether/internal/nginxtest"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "loopback `address` nginx listens on (port 0: a free one)")
+	bus := flag.String("bus", "redis", "the bus: `redis` or nats (its engine is started on a free loopback port)")
+	readme := flag.String("readme", "README.md", "`path` of README.md, whose nginx block configures nginx")
+	nodes := flag.Int("nodes", 3, "how many nodes to start")
+	node := flag.Bool("node", false, "run one node (what the command starts its nodes with)")
+	busURL := flag.String("bus-url", "", "node mode: the bus's `URL`, redis://host:port or nats://host:port")
+	listen := flag.String("listen", "127.0.0.1:0", "node mode: the loopback `address` the node listens on")
+	name := flag.String("name", "node", "node mode: the node's `name` in logs")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var err error
+	if *node {
+		err = runNode(ctx, *busURL, *listen, *name, logger)
+	} else {
+		err = runCluster(ctx, stop, *bus, *addr, *readme, *nodes)
+	}
+	if err != nil {
+		log.Fatal("cluster: ", err)
+	}
+}
+
+// runCluster starts the engine, the nodes and nginx, and serves the
+// commands of standard input until ctx ends or standard input closes
+// (which calls stop).
+func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n int) error {
+	conf, err := hostile.Setup{}.Config(readme)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "tether-cluster-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var eng *enginetest.Engine
+	switch bus {
+	case "redis":
+		eng, err = enginetest.StartRedis(dir)
+	case "nats":
+		eng, err = enginetest.StartNATS(dir)
+	default:
+		err = fmt.Errorf("-bus %q: want redis or nats", bus)
+	}
+	if err != nil {
+		return err
+	}
+	defer eng.Stop()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var procs []*nodeProc
+	defer func() {
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			wg.Go(p.stop)
+		}
+		wg.Wait()
+	}()
+	var backends []string
+	for i := range n {
+		p, err := startNode(self, eng.URL(), fmt.Sprintf("n%d", i+1))
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		backends = append(backends, p.addr)
+		fmt.Printf("node %s %s %s\n", p.name, p.id, p.addr)
+	}
+	ngx, err := nginxtest.Start(conf, addr, backends, dir)
+	if err != nil {
+		return err
+	}
+	defer ngx.Stop()
+	fmt.Printf("listening http://%s/\n", ngx.Addr)
+
+	go func() {
+		defer stop()
+		for in := bufio.NewScanner(os.Stdin); in.Scan(); {
+			id, ok := strings.CutPrefix(in.Text(), "kill ")
+			if !ok {
+				log.Printf("cluster: unknown command %q", in.Text())
+				continue
+			}
+			if owner, ok := cluster.OwnerOf(id); ok {
+				id = owner
+			}
+			killed := false
+			for _, p := range procs {
+				if p.id == id {
+					p.kill()
+					fmt.Printf("killed %s\n", p.id)
+					killed = true
+				}
+			}
+			if !killed {
+				log.Printf("cluster: kill %s: no such node", id)
+			}
+		}
+	}()
+	<-ctx.Done()
+	return nil
+}
+
+// nodeProc is a node's process.
+type nodeProc struct {
+	name, id, addr string
+	cmd            *exec.Cmd
+	exited         chan struct{}
+}
+
+// startNode runs self in node mode on the bus at url, and waits for its
+// "node" line.
+func startNode(self, url, name string) (*nodeProc, error) {
+	cmd := exec.Command(self, "-node", "-bus-url", url, "-name", name)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the command
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &nodeProc{name: name, cmd: cmd, exited: make(chan struct{})}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case l := <-line:
+		if _, err := fmt.Sscanf(l, "node "+name+" %s %s", &p.id, &p.addr); err != nil {
+			p.kill()
+			return nil, fmt.Errorf("node %s printed %q: %w", name, l, err)
+		}
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("node %s exited before it was ready", name)
+	case <-time.After(20 * time.Second):
+		p.kill()
+		return nil, fmt.Errorf("node %s not ready within 20s", name)
+	}
+}
+
+// kill ends the node with SIGKILL, as a crash would, and waits for it.
+func (p *nodeProc) kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// stop asks the node to shut down (SIGTERM), and kills it after 10 s.
+func (p *nodeProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.kill()
+	}
+}
+
+// errNoBusURL is returned by runNode without -bus-url.
+var errNoBusURL = errors.New("-node needs -bus-url")
