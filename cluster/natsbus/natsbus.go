@@ -273,12 +273,22 @@ func (b *Bus) Close() error {
 	}
 	clear(b.servers)
 	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer cancel()
-	b.nc.FlushWithContext(ctx) // the connection down: the server forgot them already
+	b.confirm()
 	b.cancel()
 	b.wg.Wait()
 	return nil
+}
+
+// confirm waits up to closeTimeout for the server to have handled what nc
+// sent before (unsubscriptions). While the connection is down it returns at
+// once: the server forgot the connection's subscriptions already.
+func (b *Bus) confirm() {
+	if !b.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	b.nc.FlushWithContext(ctx)
 }
 
 // unsubscribe ends s. Called with b.mu held.

@@ -258,3 +258,37 @@ func TestBroker(t *testing.T) {
 		return newBus(t, connect(t, e.URL()), nil)
 	})
 }
+
+// TestCloseWhileDown checks that a Bus closes, and ends its goroutines,
+// while the connection is down.
+func TestCloseWhileDown(t *testing.T) {
+	e := enginetest.NATST(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	disconnected := make(chan struct{}, 1)
+	nc := connect(t, e.URL(), nats.DisconnectErrHandler(func(*nats.Conn, error) {
+		select {
+		case disconnected <- struct{}{}:
+		default:
+		}
+	}))
+	bus, err := natsbus.New(nc, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if _, err := bus.Subscribe(ctx, "t.s", func([]byte) {}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if _, err := bus.Serve(ctx, "t.q", func(context.Context, []byte) []byte { return nil }); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	e.Kill()
+	select {
+	case <-disconnected:
+	case <-ctx.Done():
+		t.Fatal("the connection never noticed that the server died")
+	}
+	if err := bus.Close(); err != nil {
+		t.Errorf("Close while NATS is down = %v", err)
+	}
+}

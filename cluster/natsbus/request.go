@@ -126,9 +126,7 @@ func (srv *server) Close() error {
 	srv.sub.Unsubscribe()
 	b.mu.Unlock()
 	srv.cancel()
-	ctx, cancel := context.WithTimeout(b.ctx, closeTimeout)
-	defer cancel()
-	b.nc.FlushWithContext(ctx) // the connection down: the server forgot it already
+	b.confirm()
 	return nil
 }
 

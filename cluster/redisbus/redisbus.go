@@ -120,7 +120,7 @@ func New(client redis.UniversalClient, opts *Options) (*Bus, error) {
 		pings:      make(map[string]chan struct{}),
 		broken:     make(chan struct{}),
 	}
-	start, cancelStart := context.WithTimeout(ctx, 10*time.Second)
+	start, cancelStart := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelStart()
 	// The first SSUBSCRIBE makes the connection: on a Redis Cluster, to
 	// the shard that owns the prefix's slot.
@@ -128,8 +128,12 @@ func New(client redis.UniversalClient, opts *Options) (*Bus, error) {
 	b.wg.Add(1)
 	go b.receive()
 	if err := b.barrier(start); err != nil {
+		err = b.unavailable(start, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("redisbus: %w: no answer within 10 s", cluster.ErrUnavailable)
+		}
 		b.Close()
-		return nil, b.unavailable(start, err)
+		return nil, err
 	}
 	return b, nil
 }

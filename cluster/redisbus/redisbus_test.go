@@ -233,3 +233,29 @@ func TestBroker(t *testing.T) {
 		return newBus(t, newClient(t, e.Addr), nil)
 	})
 }
+
+// TestCloseWhileDown checks that a Bus closes, and ends its goroutines,
+// while Redis is down, and that a new Bus cannot be made then.
+func TestCloseWhileDown(t *testing.T) {
+	e := enginetest.RedisT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := newClient(t, e.Addr)
+	bus, err := redisbus.New(client, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if _, err := bus.Subscribe(ctx, "t.s", func([]byte) {}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if _, err := bus.Serve(ctx, "t.q", func(context.Context, []byte) []byte { return nil }); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	e.Kill()
+	if err := bus.Close(); err != nil {
+		t.Errorf("Close while Redis is down = %v", err)
+	}
+	if _, err := redisbus.New(client, nil); !errors.Is(err, cluster.ErrUnavailable) {
+		t.Errorf("New while Redis is down = %v, want ErrUnavailable", err)
+	}
+}
