@@ -50,5 +50,12 @@
 // MaxRetries, DialTimeout, ReadTimeout and WriteTimeout bound how long they
 // wait for an unreachable Redis; the defaults (3 retries, 5 s, 3 s, 3 s)
 // suit a cluster. The client must speak to Redis 7 or later (SSUBSCRIBE);
-// with a Redis Cluster, use a *redis.ClusterClient.
+// with a Redis Cluster, use a *redis.ClusterClient without ReadOnly (a
+// subscription on a replica is not counted by the primary's SPUBLISH, so
+// every Request would get cluster.ErrNoResponders).
+//
+// The loop learns that the pub/sub connection is gone when Redis closes it
+// or the TCP connection fails; a network that silently drops everything is
+// noticed by TCP keepalive (Go's dialer probes every 15 s), so after a
+// minute or two.
 package redisbus
