@@ -56,6 +56,6 @@
 //
 // The loop learns that the pub/sub connection is gone when Redis closes it
 // or the TCP connection fails; a network that silently drops everything is
-// noticed by TCP keepalive (Go's dialer probes every 15 s), so after a
-// minute or two.
+// noticed by the TCP keepalive of go-redis's default dialer (probes after
+// 30 s idle, 3 unanswered 5 s apart), so after about 45 s.
 package redisbus
