@@ -145,6 +145,9 @@ type Broker struct {
 	seq    uint64                 // guarded by mu; this node's presence events so far
 	outbox []presenceEvent        // guarded by mu; events for the bus, oldest first
 	nodes  map[string]*remoteNode // guarded by mu; the other nodes heard from
+	// departed holds the nodes that said goodbye, and when: what still
+	// comes from them (an event overtaken by the goodbye) is ignored.
+	departed map[string]time.Time // guarded by mu
 
 	outboxReady chan struct{} // a value when outbox has events
 	published   atomic.Uint64 // seq of the last event handed to the bus
@@ -202,6 +205,7 @@ func NewBroker(bus Bus, nodeID string, opts *BrokerOptions) (*Broker, error) {
 		check:       session.Config{MaxMessageBytes: o.MaxMessageBytes},
 		topics:      make(map[string]*topic),
 		nodes:       make(map[string]*remoteNode),
+		departed:    make(map[string]time.Time),
 		outboxReady: make(chan struct{}, 1),
 		notes:       notifier{ready: make(chan struct{}, 1)},
 	}
@@ -233,7 +237,8 @@ func NewBroker(bus Bus, nodeID string, opts *BrokerOptions) (*Broker, error) {
 func (b *Broker) ID() string { return b.id }
 
 // Subscribe implements broker.Broker. It returns once the node listens to
-// topic's subject on the bus. Besides the errors of broker.Broker, it
+// topic's subject on the bus, which it waits for until ctx ends, or for
+// NodeTimeout at most when ctx has no deadline. Besides the errors of broker.Broker, it
 // returns ErrInvalidSessionID for a subscriber whose ID could not travel
 // to the other nodes, an error wrapping ErrTooBig when info is too big for
 // a presence event on the bus, the bus's error when it could not subscribe,
@@ -289,7 +294,7 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 		b.mu.RUnlock()
 		if closed {
 			err = ErrClosed
-		} else if t.bus, err = b.bus.Subscribe(ctx, t.subject, b.receiver(t)); err != nil {
+		} else if t.bus, err = b.subscribeBus(ctx, t); err != nil {
 			t.bus = nil
 			err = fmt.Errorf("cluster: subscribe to topic %q on the bus: %w", name, err)
 		}
@@ -310,6 +315,18 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	b.mu.Unlock()
 	b.release(t)
 	return joined, err
+}
+
+// subscribeBus subscribes t's subject on the bus, within NodeTimeout when
+// ctx has no deadline: an engine that cannot be reached does not hold a
+// Subscribe for ever.
+func (b *Broker) subscribeBus(ctx context.Context, t *topic) (Subscription, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.opts.NodeTimeout)
+		defer cancel()
+	}
+	return b.bus.Subscribe(ctx, t.subject, b.receiver(t))
 }
 
 // takeIfIdle takes t's gate, if it is free, when t has no subscriber and

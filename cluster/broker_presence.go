@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tetherkit/tether/broker"
 )
@@ -75,11 +76,12 @@ func (b *Broker) receiveMembership(data []byte) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if _, gone := b.departed[e.origin]; gone || b.closed {
 		return
 	}
 	switch kind {
 	case kindGoodbye:
+		b.departed[e.origin] = time.Now()
 		if n := b.nodes[e.origin]; n != nil {
 			b.forget(n)
 		}

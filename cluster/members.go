@@ -87,7 +87,9 @@ func (b *Broker) beat() {
 	}
 }
 
-// expire forgets the nodes unheard since before.
+// expire forgets the nodes unheard since before, and the goodbyes heard
+// before it: node ids are not used again, and by then nothing of such a
+// node is still on its way.
 func (b *Broker) expire(before time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -95,6 +97,11 @@ func (b *Broker) expire(before time.Time) {
 		if n.heard.Before(before) {
 			b.opts.Logger.Info("cluster: a node is gone", "gone", n.id, "heard", n.heard, "node", b.id)
 			b.forget(n)
+		}
+	}
+	for id, at := range b.departed {
+		if at.Before(before) {
+			delete(b.departed, id)
 		}
 	}
 }
