@@ -36,7 +36,7 @@ const (
 
 // clusterBuses are the buses the cluster workload knows, in the report's
 // order.
-var clusterBuses = []string{"redis"}
+var clusterBuses = []string{"redis", "nats"}
 
 // clusterNodes is how many nodes each of the bench's clusters has.
 const clusterNodes = 3

@@ -97,6 +97,7 @@ func TestClusterQuick(t *testing.T) {
 		t.Skip("starts server processes and bus engines")
 	}
 	enginetest.RequireRedis(t)
+	enginetest.RequireNATS(t)
 	cfg := quickConfig()
 	cfg.StepTimeout = time.Minute
 	cfg.Only = map[string]bool{"cluster": true}
@@ -122,7 +123,7 @@ func TestClusterQuick(t *testing.T) {
 		}
 	}
 	md := renderReport(res, "")
-	for _, want := range []string{"## 6. Cluster", "Cluster over redis, echo through another node", "Cluster over redis, fan-out to"} {
+	for _, want := range []string{"## 6. Cluster", "Cluster over redis, echo through another node", "Cluster over nats, fan-out to"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -21,6 +21,7 @@ func TestDialRequest(t *testing.T) {
 		start func(testing.TB) *enginetest.Engine
 	}{
 		{"redis", enginetest.RedisT},
+		{"nats", enginetest.NATST},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eng := tc.start(t)
@@ -52,7 +53,7 @@ func TestDialRequest(t *testing.T) {
 // TestDialBadURL: a URL of another scheme, or a malformed one, is an error,
 // and nothing is left open.
 func TestDialBadURL(t *testing.T) {
-	for _, url := range []string{"", "http://127.0.0.1:6379", "redis://127.0.0.1:notaport/x/y", "memory:"} {
+	for _, url := range []string{"", "http://127.0.0.1:6379", "redis://127.0.0.1:notaport/x/y", "nats://127.0.0.1:1", "memory:"} {
 		if bus, _, err := busdial.Dial(url); err == nil {
 			bus.Close()
 			t.Errorf("Dial(%q): no error", url)

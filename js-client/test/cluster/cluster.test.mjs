@@ -31,7 +31,7 @@ after(async () => {
 })
 
 /** The buses the suite runs on. */
-const buses = (process.env.CLUSTER_BUSES || 'redis').split(',')
+const buses = (process.env.CLUSTER_BUSES || 'redis,nats').split(',')
 
 /** The ways of connecting, one tab each: null is the automatic choice. */
 const modes = [null, 'websocket', 'sse', 'streaming', 'longpoll']
