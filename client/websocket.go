@@ -21,10 +21,15 @@ type websocketTransport struct{}
 
 func (websocketTransport) name() string { return transport.WebSocket }
 
-// Acknowledgement pacing on WebSocket (PROTOCOL.md section 5.1).
+// Acknowledgement pacing on WebSocket (PROTOCOL.md section 5.1): at once
+// after ackEvery messages; otherwise once ackQuiet passes without a
+// message (the end of a burst), and at the latest a heartbeat interval
+// after the first message left unacknowledged. So the rounds of a
+// broadcast that come closer together than ackQuiet cost one
+// acknowledgement per burst, not one per ackQuiet.
 const (
 	ackEvery    = 64              // messages received before an ack goes out at once
-	ackDelay    = time.Second     // longest wait before acknowledging the end of a burst
+	ackQuiet    = time.Second     // a pause in messages that ends a burst
 	closeLinger = 2 * time.Second // wait for the server to end the connection after a close frame
 )
 
@@ -102,10 +107,15 @@ type wsConn struct {
 	closeReq  *wire.CloseError // guarded by wmu; seen in the outbox, for the writer goroutine
 	nextSeen  atomic.Uint64    // next, readable without wmu
 
-	ackMu    sync.Mutex
-	ackTimer *time.Timer // guarded by ackMu; fires ackTick
-	ackArmed atomic.Bool // the timer runs
-	ackDue   atomic.Bool // the timer fired: acknowledge what was received
+	ackMu      sync.Mutex
+	ackTimer   *time.Timer // guarded by ackMu; fires ackTick
+	ackStopped bool        // guarded by ackMu; the connection is over: no more timer
+	ackArmed   atomic.Bool // the timer runs
+	ackDue     atomic.Bool // the timer fired: acknowledge what was received
+	// ackFrom is when the first message left unacknowledged arrived, and
+	// lastMessage when the last message did, in Unix nanoseconds.
+	ackFrom     atomic.Int64
+	lastMessage atomic.Int64
 }
 
 // readLoop reads frames and delivers them until the connection fails, is
@@ -113,8 +123,13 @@ type wsConn struct {
 func (c *wsConn) readLoop(ctx context.Context) {
 	defer close(c.readDone)
 	maxMsg := c.l.s.negotiated().MaxMessageBytes
+	message := false // the frame read last was a message
 	for {
 		now := time.Now()
+		if message {
+			// Just handled: this is when the burst was last seen going on.
+			c.lastMessage.Store(now.UnixNano())
+		}
 		c.l.touch(now)
 		c.conn.SetReadDeadline(now.Add(2 * c.hb))
 		typ, p, err := c.conn.ReadMessage()
@@ -141,35 +156,60 @@ func (c *wsConn) readLoop(ctx context.Context) {
 			c.readErr = err
 			return
 		}
-		if s := c.l.s; f.IsMessage() && s.received.Load()-s.ackedSent.Load() == 1 {
-			c.armAck()
+		message = f.IsMessage()
+		if s := c.l.s; message && s.received.Load()-s.ackedSent.Load() == 1 {
+			c.armAck(now)
 		}
 	}
 }
 
-// armAck makes sure an acknowledgement goes out ackDelay after the first
-// message left unacknowledged: a timer, so the writer goroutine is not
-// woken for every message received.
-func (c *wsConn) armAck() {
+// armAck makes sure an acknowledgement goes out once the burst that the
+// first message left unacknowledged (arrived at now) starts ends, or a
+// heartbeat interval has passed: a timer, so the writer goroutine is not
+// woken for every message received, nor the timer reset.
+func (c *wsConn) armAck(now time.Time) {
 	if !c.ackArmed.CompareAndSwap(false, true) {
 		return
 	}
+	c.ackFrom.Store(now.UnixNano())
+	c.lastMessage.Store(now.UnixNano())
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
-	if c.ackTimer == nil {
-		c.ackTimer = time.AfterFunc(ackDelay, c.ackTick)
-		return
+	switch {
+	case c.ackStopped:
+	case c.ackTimer == nil:
+		c.ackTimer = time.AfterFunc(ackQuiet, c.ackTick)
+	default:
+		c.ackTimer.Reset(ackQuiet)
 	}
-	c.ackTimer.Reset(ackDelay)
 }
 
-// ackTick acknowledges what was received. It writes the acknowledgement
+// ackWait returns how long the acknowledgement armed at ackFrom waits
+// still at now: until ackQuiet has passed since the last message, but at
+// most until a heartbeat interval since ackFrom. 0 means it is due.
+func (c *wsConn) ackWait(now time.Time) time.Duration {
+	t := now.UnixNano()
+	quiet := c.lastMessage.Load() + int64(ackQuiet) - t
+	latest := c.ackFrom.Load() + int64(c.hb) - t
+	return time.Duration(max(0, min(quiet, latest)))
+}
+
+// ackTick acknowledges what was received, once the burst has ended (or
+// rearms the timer for when it may have). It writes the acknowledgement
 // itself, on the timer's goroutine, when no write is under way, as Send
 // writes its message: after a broadcast to many sessions, each one's
 // acknowledgement then costs no switch to its writer goroutine. Otherwise,
 // and for what the write leaves to do (an error, a close, messages queued
 // meanwhile), it wakes the writer, which acknowledges when it writes next.
 func (c *wsConn) ackTick() {
+	if d := c.ackWait(time.Now()); d > 0 {
+		c.ackMu.Lock()
+		if !c.ackStopped {
+			c.ackTimer.Reset(d)
+		}
+		c.ackMu.Unlock()
+		return
+	}
 	c.ackArmed.Store(false)
 	c.ackDue.Store(true)
 	if !c.wmu.TryLock() {
@@ -184,7 +224,7 @@ func (c *wsConn) ackTick() {
 	case err != nil || closing:
 		c.wake()
 	case pendingAck:
-		c.armAck() // what arrived while this was written
+		c.armAck(time.Now()) // what arrived while this was written
 	}
 	if c.l.s.out.has(c.nextSeen.Load()) {
 		c.wake() // Send found the lock held
@@ -195,6 +235,7 @@ func (c *wsConn) ackTick() {
 func (c *wsConn) stopAck() {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
+	c.ackStopped = true
 	if c.ackTimer != nil {
 		c.ackTimer.Stop()
 	}
@@ -350,7 +391,7 @@ func (c *wsConn) writeLoop(ctx context.Context) error {
 			return c.closeHandshake(ctx, *closeReq)
 		}
 		if pendingAck {
-			c.armAck() // what this flush did not acknowledge
+			c.armAck(time.Now()) // what this flush did not acknowledge
 		}
 		// Send may have queued more while the lock was held here.
 		if s.out.has(c.nextSeen.Load()) {

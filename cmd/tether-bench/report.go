@@ -221,7 +221,7 @@ func renderFanout(w func(format string, args ...any), res *results) {
 			w("| %s | %d | %d | %.1f ms | %.1f ms | %s | %d | %s | %s | %s |\n", name+orDash(r.Err), n, r.Connected, r.P50ms, r.P99ms, human(r.PerSec), r.Lost, g, p, d)
 		}
 	}
-	w("\nCPU time per delivery, server process plus load generator, from the first round until %.1f s after the last (a Tether client acknowledges up to 1 s after a message arrives, and those acknowledgements are counted); lower is better:\n\n", ackSettle.Seconds())
+	w("\nCPU time per delivery, server process plus load generator, from the first round until %.1f s after the last (a Tether client acknowledges the end of a burst once 1 s passes without a message, and those acknowledgements are counted); lower is better:\n\n", ackSettle.Seconds())
 	w("| system | sessions | server CPU/delivery | client CPU/delivery | total | total × gorilla |\n|---|---:|---:|---:|---:|---:|\n")
 	cpu := func(r fanoutResult) float64 { return r.ServerCPUus + r.ClientCPUus }
 	for _, n := range cfg.FanoutSizes {

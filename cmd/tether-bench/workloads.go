@@ -384,8 +384,8 @@ type fanoutResult struct {
 }
 
 // ackSettle is how long the fan-out waits after its last round before it
-// reads the CPU times: a Tether client acknowledges a message up to 1 s
-// after it arrives (PROTOCOL.md section 5.1).
+// reads the CPU times: a Tether client acknowledges the end of a burst once
+// 1 s passes without a message (PROTOCOL.md section 5.1).
 const ackSettle = 1200 * time.Millisecond
 
 // runFanout connects n sessions to a fresh server, then has the server

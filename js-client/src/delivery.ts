@@ -9,8 +9,8 @@ import { type Payload, encoder } from './codec'
 /** ackEvery is how many messages a WebSocket receives before it acknowledges them at once (PROTOCOL.md section 5.1). */
 export const ackEvery = 64
 
-/** ackDelayMs is how long a message received may stay unacknowledged (PROTOCOL.md section 5.1). */
-const ackDelayMs = 1000
+/** ackQuietMs is the pause in messages that ends a burst, which is acknowledged then (PROTOCOL.md section 5.1). */
+const ackQuietMs = 1000
 
 /** payloadBytes returns the size of a message as maxMessageBytes counts it: a string's UTF-8 bytes. */
 export const payloadBytes = (m: Payload): number => (typeof m == 'string' ? encoder.encode(m).length : m.length)
@@ -32,6 +32,9 @@ export class Delivery {
   private _reported = 0
   /** _ackTimer runs the acknowledgement that _ackLater arranged. */
   private _ackTimer?: ReturnType<typeof setTimeout>
+  /** _ackBy is when that acknowledgement goes out at the latest, _lastMessage when the last message arrived (Date.now()). */
+  private _ackBy = 0
+  private _lastMessage = 0
 
   /** _seq is the number of the oldest unacknowledged client message, or of the next one when none is. */
   get _seq(): number {
@@ -84,9 +87,25 @@ export class Delivery {
     return true
   }
 
-  /** _ackLater arranges for ack to run within ackDelayMs, unless an acknowledgement goes out first. */
-  _ackLater(ack: () => void): void {
-    this._ackTimer ||= setTimeout(ack, ackDelayMs)
+  /**
+   * _ackLater, called for each message received, arranges for ack to run at
+   * the end of the burst: once ackQuietMs passes without a message, but at
+   * the latest latestMs after the first message left unacknowledged; unless
+   * an acknowledgement goes out first. One timer per burst, not per message.
+   */
+  _ackLater(ack: () => void, latestMs: number): void {
+    const now = (this._lastMessage = Date.now())
+    if (this._ackTimer) return
+    this._ackBy = now + latestMs
+    const tick = () => {
+      const wait = Math.min(this._lastMessage + ackQuietMs, this._ackBy) - Date.now()
+      if (wait > 0) this._ackTimer = setTimeout(tick, wait)
+      else {
+        this._ackTimer = undefined
+        ack()
+      }
+    }
+    this._ackTimer = setTimeout(tick, ackQuietMs)
   }
 
   /** _cancelAck cancels what _ackLater arranged. */

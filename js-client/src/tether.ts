@@ -690,13 +690,13 @@ export class Tether extends EventTarget {
         })
         // A WebSocket acknowledges every 64 messages. A stream's end at its
         // byte limit acknowledges (the next attach states received), so in
-        // a burst a stream costs no send request per 64 messages; only a
-        // message left unacknowledged for 1 s is (PROTOCOL.md section 5.1).
+        // a burst a stream costs no send request per 64 messages. Both
+        // acknowledge the end of a burst (PROTOCOL.md section 5.1).
         // Polls acknowledge by themselves; an acknowledgement beside them
         // (a WebSocket probe carries messages before it takes over) would
         // make the poll in flight a stale attach (PROTOCOL.md 3).
         if (c._write && d._unreported >= ackEvery) this._sendAck()
-        else if (this._conn?._name != 'longpoll') d._ackLater(() => this._sendAck())
+        else if (this._conn?._name != 'longpoll') d._ackLater(() => this._sendAck(), this._heartbeat!._interval)
       }
     } else if (type == 'a') this._acknowledged(+data)
     else if (type == 'c') {

@@ -40,7 +40,7 @@ test('a server message is new once, whichever connection carries it', () => {
   assert.equal(d._received, 4)
 })
 
-test('acknowledgements: what is unreported, and one timer at a time', () => {
+test('acknowledgements: what is unreported, and one timer per burst', () => {
   const d = new Delivery()
   for (let n = 1; n <= 5; n++) d._isNew(n)
   assert.equal(d._unreported, 5)
@@ -49,26 +49,40 @@ test('acknowledgements: what is unreported, and one timer at a time', () => {
   d._isNew(6)
   assert.equal(d._unreported, 1)
 
-  mock.timers.enable({ apis: ['setTimeout'] })
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] })
   try {
     let acks = 0
     const ack = () => {
       acks++
       d._cancelAck()
     }
-    d._ackLater(ack)
-    d._ackLater(ack) // already arranged: not twice
+    d._ackLater(ack, 25000)
     mock.timers.tick(999)
     assert.equal(acks, 0)
     mock.timers.tick(1)
     assert.equal(acks, 1)
-    d._ackLater(ack)
+    d._ackLater(ack, 25000)
     d._cancelAck()
     mock.timers.tick(5000)
     assert.equal(acks, 1)
-    d._ackLater(ack)
-    mock.timers.tick(1000)
+    // A burst of messages 500 ms apart is acknowledged once, 1 s after its last message.
+    for (let i = 0; i < 5; i++) {
+      d._ackLater(ack, 25000) // arranged once: not once per message
+      mock.timers.tick(500)
+    }
+    assert.equal(acks, 1)
+    mock.timers.tick(499)
+    assert.equal(acks, 1)
+    mock.timers.tick(1)
     assert.equal(acks, 2)
+    // A burst that never pauses is acknowledged latestMs after its first message.
+    for (let i = 0; i < 10; i++) {
+      d._ackLater(ack, 3000)
+      mock.timers.tick(500)
+    }
+    assert.equal(acks, 3) // 3 s after its first message
+    mock.timers.tick(500)
+    assert.equal(acks, 4) // the rest, 1 s after the last message
   } finally {
     mock.timers.reset()
   }
