@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,7 @@ func Run(t *testing.T, connect func(t *testing.T) cluster.Bus) {
 		{"InvalidSubject", s.invalidSubject},
 		{"Closed", s.closed},
 		{"CloseRemovesHandlers", s.closeRemovesHandlers},
+		{"CloseUnderLoad", s.closeUnderLoad},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -691,5 +693,98 @@ func (s *suite) closeRemovesHandlers(t *testing.T) {
 	case got := <-gone:
 		t.Errorf("a closed bus's subscriber got %q", got)
 	default:
+	}
+}
+
+// closeUnderLoad: Close while other goroutines publish, subscribe, serve
+// and request on the bus ends each of their calls with success or
+// ErrClosed (or ErrServed and ErrNoResponders where they apply), and
+// none of fn or handle runs once Close has returned.
+func (s *suite) closeUnderLoad(t *testing.T) {
+	ctx := testContext(t)
+	bus, other := s.conn(t), s.conn(t)
+	subject := s.subject(t, "load")
+	serve(t, ctx, other, subject, echo)
+	var closed atomic.Bool
+	var late atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	stop := make(chan struct{})
+	loop := func(call func(i int) error, allowed ...error) {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				err := call(i)
+				if errors.Is(err, cluster.ErrClosed) {
+					return
+				}
+				ok := err == nil
+				for _, a := range allowed {
+					ok = ok || errors.Is(err, a)
+				}
+				if !ok {
+					errs <- err
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	count := func([]byte) {
+		if closed.Load() {
+			late.Add(1)
+		}
+	}
+	loop(func(int) error { return bus.Publish(ctx, subject, []byte("x")) })
+	loop(func(int) error { _, err := bus.Request(ctx, subject, []byte("x")); return err })
+	loop(func(i int) error {
+		sub, err := bus.Subscribe(ctx, subject, count)
+		if err == nil && i%2 == 0 {
+			sub.Close()
+		}
+		return err
+	})
+	loop(func(i int) error {
+		sub, err := bus.Serve(ctx, s.subject(t, "loadserve"), func(context.Context, []byte) []byte {
+			count(nil)
+			return nil
+		})
+		if err == nil {
+			sub.Close()
+		}
+		return err
+	}, cluster.ErrServed)
+	// Let the loops run a little: until the bus has delivered to fn.
+	first := make(chan struct{})
+	sub, err := bus.Subscribe(ctx, subject, func([]byte) {
+		select {
+		case first <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	defer sub.Close()
+	select {
+	case <-first:
+	case <-ctx.Done():
+		t.Fatal("no message reached a subscriber")
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	closed.Store(true)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a call ended with %v, want nil or ErrClosed", err)
+	}
+	if n := late.Load(); n > 0 {
+		t.Errorf("fn or handle ran %d times after Close returned", n)
 	}
 }
