@@ -3,6 +3,11 @@
 // cluster.MemoryBus (one connection per node) and each on an httptest
 // server of its own, behind a front that sends each request, WebSocket
 // upgrades included, to the next node in turn, with no stickiness.
+//
+// It also runs the nodes of examples/cluster as processes of their own
+// (StartNodeProcess), on a real redis-server or nats-server: the command
+// starts its nodes with it, and this package's tests put three of them
+// behind real nginx, kill one, or restart the bus, mid-run.
 package clustertest
 
 import (

@@ -31,7 +31,9 @@ var page []byte
 // NewApp returns the echo app of hub: the page at /, and the Tether server
 // at /chat/rt/ behind the nickname middleware. opts (nil for defaults) are
 // the Tether server's options, copied; NewApp sets Authorize, and Logger
-// when it is nil (warnings and errors to stderr).
+// when it is nil (warnings and errors to stderr). With opts.Cluster, the
+// server is a node of a cluster: the chat's rooms are topics across every
+// node, and each node keeps the last messages said through it.
 func NewApp(hub *Hub, opts *tether.Options) (*echo.Echo, *tether.Server) {
 	var o tether.Options
 	if opts != nil {
@@ -46,6 +48,9 @@ func NewApp(hub *Hub, opts *tether.Options) (*echo.Echo, *tether.Server) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if o.Cluster != nil {
+		hub.node = o.Cluster.ID()
 	}
 	rt := tether.NewServer(tether.HandlerFunc(hub.Serve), &o)
 	hub.Attach(rt)

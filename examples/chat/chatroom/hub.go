@@ -46,6 +46,10 @@ type Hub struct {
 	history int // messages kept per room
 	now     func() time.Time
 	srv     *tether.Server // set by Attach
+	// node is the id of the cluster node the server is (set by NewApp),
+	// "" for a server of its own: the ids of the sessions it holds start
+	// with it.
+	node string
 
 	mu      sync.Mutex
 	recent  map[string][]Event // each room's last messages, oldest first; guarded by mu
@@ -187,15 +191,23 @@ func (h *Hub) say(m *member, text string) {
 // presence turns the leaves of rooms into notices to the room, and every
 // join and leave into a new room list for everyone. (join tells the room of
 // a newcomer itself, in order with its transport changes.)
+//
+// In a cluster, every node hears of every join and leave: only the node
+// that holds the member's session tells, so that a notice comes once.
 func (h *Hub) presence(e broker.PresenceEvent) {
 	room, ok := roomOf(e.Topic)
-	if !ok {
+	if !ok || !h.holds(e.Member.Session) {
 		return
 	}
 	if e.Change == broker.Left {
 		h.publish(e.Topic, Event{Type: "leave", Room: room, Nick: string(e.Member.Info), ID: e.Member.Session, Time: h.now().UnixMilli()}, "")
 	}
 	h.publish(lobbyTopic, Event{Type: "rooms", Rooms: h.rooms()}, "")
+}
+
+// holds reports whether the session id is one of this server's.
+func (h *Hub) holds(id string) bool {
+	return h.node == "" || strings.HasPrefix(id, h.node+".")
 }
 
 // connectionChanged tells the member's room when its transport changed.
