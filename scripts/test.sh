@@ -30,6 +30,11 @@ if [[ -f test-output/hostile-go.txt ]]; then
 	echo "== the Go client behind nginx (internal/hostile)"
 	cat test-output/hostile-go.txt
 fi
+# The Go client on three nodes behind nginx (internal/clustertest) writes its table here.
+if [[ -f test-output/cluster-go.txt ]]; then
+	echo "== the Go client on a cluster of three nodes (internal/clustertest)"
+	cat test-output/cluster-go.txt
+fi
 
 # Every fuzz target for a bounded number of executions (6 targets: about
 # 2 minutes), in CI or when FUZZ=1.
