@@ -37,8 +37,9 @@ var (
 // default; NewBroker keeps a copy.
 type BrokerOptions struct {
 	// MaxMessageBytes is the largest message data Publish takes and the
-	// largest a node accepts from the bus; give every node the value of
-	// its Server's Options.MaxMessageBytes. Default 64 KiB
+	// largest a node accepts from the bus: give every node of a cluster
+	// the same value, no less than its Server's Options.MaxMessageBytes
+	// (a Node gives its own MaxMessageBytes). Default 64 KiB
 	// (session.DefaultMaxMessageBytes).
 	MaxMessageBytes int
 	// HeartbeatInterval is how often the node tells the others, on the

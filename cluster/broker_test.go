@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/brokertest"
 	"github.com/tetherkit/tether/wire"
@@ -82,4 +83,37 @@ func TestBrokerLimits(t *testing.T) {
 		}
 		t.Errorf("NewBroker of a node id in use = %v, want ErrServed", err)
 	}
+}
+
+// TestBrokerNodeMaxMessage: a message as large as a Node allows goes
+// through the Node's Broker to the other nodes, with the longest topic and
+// excluded session.
+func TestBrokerNodeMaxMessage(t *testing.T) {
+	ctx := context.Background()
+	bus := cluster.NewMemoryBus()
+	bus.MaxPayload = 8 << 10
+	var nodes []*cluster.Node
+	for range 2 {
+		conn := bus.Connect()
+		n, err := cluster.NewNode(conn, &cluster.NodeOptions{Logger: brokertest.QuickOptions().Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			n.Close()
+			conn.Close()
+		})
+		nodes = append(nodes, n)
+	}
+	topic := strings.Repeat("t", broker.MaxTopicBytes)
+	r := brokertest.NewRecorder("s")
+	if _, err := nodes[1].Broker().Subscribe(ctx, topic, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := wire.Message{Type: wire.Binary, Data: make([]byte, nodes[0].MaxMessageBytes())}
+	opts := &broker.PublishOptions{Exclude: strings.Repeat("x", 255)}
+	if err := nodes[0].Broker().Publish(ctx, topic, m, opts); err != nil {
+		t.Fatalf("Publish of %d bytes (Node.MaxMessageBytes) = %v", len(m.Data), err)
+	}
+	r.Await(t, 1)
 }
