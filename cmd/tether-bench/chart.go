@@ -21,6 +21,8 @@ var familyColor = map[string]color.RGBA{
 	"tether": {46, 110, 200, 255},
 	"raw":    {130, 130, 130, 255},
 	"sockjs": {230, 140, 40, 255},
+	// relayed: Tether through a cluster node that does not hold the session.
+	"relayed": {120, 170, 230, 255},
 }
 
 // Sizes of the chart: its width, and the height of a panel's bar row and of
@@ -97,7 +99,7 @@ func chartPanels(res *results) []panel {
 		}
 		ps = append(ps, p)
 	}
-	return ps
+	return append(ps, clusterPanels(res)...)
 }
 
 // panelPlot makes the plot of one panel.

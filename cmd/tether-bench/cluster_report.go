@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -96,4 +97,37 @@ func renderClusterTargets(w func(format string, args ...any), res *results) {
 				bus, n, clusterNodes, f.P99ms, human(f.PerSec), f.Connected, n, f.Lost)
 		}
 	}
+}
+
+// clusterPanels are the chart's panels of the cluster: the echo on the
+// owner and relayed, per bus and transport, and the fan-out's p99.
+func clusterPanels(res *results) []panel {
+	echo := panel{title: fmt.Sprintf("6. Cluster of %d nodes, echo on the owner and through another node: round trips/s (higher is better)", clusterNodes)}
+	fan := panel{title: fmt.Sprintf("6. Cluster of %d nodes, fan-out: p99 ms (lower is better)", clusterNodes)}
+	for _, bus := range clusterBuses {
+		cr := res.Cluster[bus]
+		if cr == nil {
+			continue
+		}
+		for _, tr := range clusterTransports {
+			e, ok := cr.Echo[tr]
+			if !ok {
+				continue
+			}
+			echo.bars = append(echo.bars,
+				bar{bus + " " + tr + " owner", "tether", e.Owner.PerSec, fmt.Sprintf("%.0f  p99 %.1f ms", e.Owner.PerSec, e.Owner.P99us/1000)},
+				bar{bus + " " + tr + " relayed", "relayed", e.Relayed.PerSec, fmt.Sprintf("%.0f  p99 %.1f ms  (%s)", e.Relayed.PerSec, e.Relayed.P99us/1000, ratio(e.Relayed.PerSec, e.Owner.PerSec))})
+		}
+		for _, n := range slices.Sorted(maps.Keys(cr.Fanout)) {
+			f := cr.Fanout[n]
+			fan.bars = append(fan.bars, bar{fmt.Sprintf("%s %d sessions", bus, n), "tether", f.P99ms, fmt.Sprintf("p99 %.1f  p50 %.1f ms", f.P99ms, f.P50ms)})
+		}
+	}
+	var ps []panel
+	for _, p := range []panel{echo, fan} {
+		if len(p.bars) > 0 {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }

@@ -4,12 +4,16 @@
 //
 // Workloads: echo ping-pong, a one-way server-to-client stream, broadcast
 // fan-out, idle memory per session, and bytes on the wire per message
-// (counted on the client's net.Conn during the echo and the stream). Every
-// server runs in a fresh child process (this binary, re-executed with
-// -serve), so that memory and goroutines are per server.
+// (counted on the client's net.Conn during the echo and the stream), and
+// Tether as a cluster of three nodes on Redis and on NATS (echo on a
+// session's owner and through another node, fan-out over the nodes; see
+// cluster.go), on engines the bench starts. Every server runs in a fresh
+// child process (this binary, re-executed with -serve), so that memory and
+// goroutines are per server.
 //
 //	go run ./cmd/tether-bench -out BENCHMARKS.md -chart benchmarks.svg
 //	go run ./cmd/tether-bench -quick
+//	go run ./cmd/tether-bench -only cluster -buses nats
 package main
 
 import (
@@ -51,7 +55,7 @@ func fullConfig() config {
 		StreamClients: 4, StreamTotal: 100_000,
 		FanoutSizes: []int{1_000, 10_000}, FanoutRounds: 10,
 		IdleSizes: []int{2_000, 10_000}, IdleSettle: 2 * time.Second,
-		ClusterBuses: clusterBuses, ClusterEchoTotal: 10_000, ClusterFanoutRounds: 5,
+		ClusterBuses: clusterBuses, ClusterEchoTotal: 20_000, ClusterFanoutRounds: 5,
 		StepTimeout: 60 * time.Second,
 	}
 }
@@ -100,7 +104,7 @@ func main() {
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
 	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle,cluster (default all)")
 	buses := flag.String("buses", "", "cluster: comma-separated buses, each on an engine the bench starts (default "+strings.Join(clusterBuses, ",")+")")
-	clusterEchoTotal := flag.Int("cluster-echo-total", 0, "cluster: echo round trips in all, on the owner and again through another node (default 10000; quick 400)")
+	clusterEchoTotal := flag.Int("cluster-echo-total", 0, "cluster: echo round trips in all, on the owner and again through another node (default 20000; quick 400)")
 	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket; the fan-out also knows tether/mixed (default all; ratios need both sides)")
 	echoClients := flag.Int("echo-clients", 0, "echo: concurrent clients (default 50; quick 10)")
 	echoTotal := flag.Int("echo-total", 0, "echo: round trips in all (default 100000; quick 2000)")

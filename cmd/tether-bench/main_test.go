@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,10 +123,27 @@ func TestClusterQuick(t *testing.T) {
 			}
 		}
 	}
-	md := renderReport(res, "")
+	dir := t.TempDir()
+	out, chart := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "chart.svg")
+	if err := writeOutputs(res, out, chart, ""); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{"## 6. Cluster", "Cluster over redis, echo through another node", "Cluster over nats, fan-out to"} {
-		if !strings.Contains(md, want) {
+		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+	svg, err := os.ReadFile(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"6. Cluster of 3 nodes, echo", "nats longpoll relayed", "redis " + strconv.Itoa(cfg.FanoutSizes[0]) + " sessions"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("chart lacks %q", want)
 		}
 	}
 }
