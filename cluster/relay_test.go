@@ -58,6 +58,13 @@ const padding = "...............................................................
 // them back: every one exactly once, in order.
 func exchange(t *testing.T, ctx context.Context, c *client.Session, prefix string, n int) {
 	t.Helper()
+	if err := exchangeErr(ctx, c, prefix, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exchangeErr is exchange for any goroutine: it returns what went wrong.
+func exchangeErr(ctx context.Context, c *client.Session, prefix string, n int) error {
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -72,16 +79,18 @@ func exchange(t *testing.T, ctx context.Context, c *client.Session, prefix strin
 	for i := range n {
 		m, err := c.Recv(ctx)
 		if err != nil {
-			t.Fatalf("Recv #%d: %v", i, err)
+			return fmt.Errorf("Recv #%d: %w", i, err)
 		}
 		if want := prefix + strconv.Itoa(i) + padding; string(m.Data) != want {
-			t.Fatalf("Recv #%d = %q, want %q", i, m.Data, want)
+			return fmt.Errorf("Recv #%d = %q, want %q", i, m.Data, want)
 		}
 	}
+	wg.Wait()
 	select {
 	case err := <-errs:
-		t.Fatal(err)
+		return err
 	default:
+		return nil
 	}
 }
 

@@ -36,6 +36,7 @@ type Cluster struct {
 	URL string
 
 	front *httptest.Server
+	route func(r *http.Request) int
 	next  atomic.Uint64
 	// Requests counts the requests the front has passed on.
 	Requests atomic.Int64
@@ -65,6 +66,9 @@ type Options struct {
 	Node *cluster.NodeOptions
 	// Bus, if set, wraps each node's bus connection (to inject faults).
 	Bus func(cluster.Bus) cluster.Bus
+	// Route, if set, picks the node the front sends r to, by its index in
+	// Nodes, instead of the next one in turn.
+	Route func(r *http.Request) int
 }
 
 // Start starts a cluster of n nodes serving h and its front, mounted at
@@ -76,7 +80,7 @@ func Start(t testing.TB, n int, h tether.Handler, opts *Options) *Cluster {
 		o = *opts
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	c := &Cluster{Bus: cluster.NewMemoryBus()}
+	c := &Cluster{Bus: cluster.NewMemoryBus(), route: o.Route}
 	for i := range n {
 		bus := c.Bus.Connect()
 		if o.Bus != nil {
@@ -126,15 +130,22 @@ func Start(t testing.TB, n int, h tether.Handler, opts *Options) *Cluster {
 	return c
 }
 
-// rewrite sends a request to the next node that is up.
+// rewrite sends a request to the next node that is up, or where Route
+// says.
 func (c *Cluster) rewrite(pr *httputil.ProxyRequest) {
 	c.Requests.Add(1)
 	var nd *Node
-	for range c.Nodes {
+	if c.route != nil {
+		nd = c.Nodes[c.route(pr.In)]
+	}
+	for i := 0; nd == nil && i < len(c.Nodes); i++ {
 		nd = c.Nodes[c.next.Add(1)%uint64(len(c.Nodes))]
-		if !nd.down.Load() {
-			break
+		if nd.down.Load() {
+			nd = nil
 		}
+	}
+	if nd == nil {
+		nd = c.Nodes[0]
 	}
 	u, _ := url.Parse(nd.http.URL)
 	pr.SetURL(u)

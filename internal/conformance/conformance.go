@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/internal/clustertest"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -28,6 +29,11 @@ type Env struct {
 	// BurstEcho) as callbacks; otherwise each runs in a goroutine of its
 	// own per session, as a Handler does.
 	Callbacks bool
+	// Cluster makes Server start three servers, the nodes of one cluster
+	// on a MemoryBus, behind a front that sends each request to the next
+	// node (internal/clustertest): most requests then reach a node that
+	// relays them to the session's owner.
+	Cluster bool
 }
 
 // testTimeout bounds every behaviour.
@@ -58,12 +64,17 @@ func (e *Env) Context(t *testing.T) context.Context {
 }
 
 // Server starts a Tether server with h and opts, mounted at /rt/, and
-// returns its prefix URL. Everything stops when the test ends.
+// returns its prefix URL (with Cluster: the first node's server, and the
+// front's URL). Everything stops when the test ends.
 func (e *Env) Server(t *testing.T, h tether.Handler, opts *tether.Options) (*tether.Server, string) {
 	if cb, ok := h.(*tether.Callbacks); ok && !e.Callbacks {
 		h = tether.HandlerFunc(cb.ServeSession)
 	}
 	t.Helper()
+	if e.Cluster {
+		c := clustertest.Start(t, 3, h, &clustertest.Options{Server: opts})
+		return c.Nodes[0].Server, c.URL
+	}
 	srv := tether.NewServer(h, quiet(opts))
 	mux := http.NewServeMux()
 	mux.Handle("/rt/", srv)
