@@ -29,7 +29,10 @@ type NodeOptions struct {
 	// owner is judged gone: its sessions then end with StatusOwnerGone
 	// (4006) for their clients. A bus engine that restarts has no handler
 	// for a subject until the node subscribes again, so it must outlast
-	// that. Every node of a cluster should use the same. Default 5s.
+	// that. A node judged gone that answers again (its connection to the
+	// engine took longer to come back) is taken back: a node asks it again
+	// at most OwnerGoneAfter after its verdict. Every node of a cluster
+	// should use the same. Default 5s.
 	OwnerGoneAfter time.Duration
 
 	// RequestTimeout bounds each request to another node beyond the wait
@@ -108,6 +111,8 @@ type Node struct {
 	peers    map[string]*peer // guarded by peersMu
 	suspects int              // peers suspected now; guarded by peersMu
 	gone     []string         // ids of gone peers, oldest first; guarded by peersMu
+
+	lookups lookupCache
 
 	linksMu  sync.Mutex
 	links    map[uint64]*ownerLink // relayed links of the sessions held here; guarded by linksMu

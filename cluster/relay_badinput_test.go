@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/internal/clustertest"
 	"github.com/tetherkit/tether/session"
@@ -75,11 +76,20 @@ func TestRelayBadInput(t *testing.T) {
 	c := clustertest.Start(t, 3, relayEcho, &clustertest.Options{
 		Node: &cluster.NodeOptions{OwnerGoneAfter: 300 * time.Millisecond},
 	})
-	owner, other := c.Nodes[0], c.Nodes[1]
-	victim := c.Nodes[2]
-
-	// A session exchanging messages all along, through the front.
+	// A session exchanging messages all along, through the front; the
+	// node killed below is not its owner.
 	busy := dialTransport(t, ctx, c.URL, "longpoll", nil)
+	var owner, other, victim *clustertest.Node
+	for _, nd := range c.Nodes {
+		switch {
+		case nd == c.OwnerOf(busy.ID()):
+			owner = nd
+		case victim == nil:
+			victim = nd
+		default:
+			other = nd
+		}
+	}
 	stop := make(chan struct{})
 	busyErr := make(chan error, 1)
 	go func() {
@@ -161,11 +171,17 @@ func TestRelayBadInput(t *testing.T) {
 type switchBus struct {
 	cluster.Bus
 	down atomic.Bool
+	// deaf makes every Request find no handler, as while the other nodes
+	// have not subscribed again after the engine restarted.
+	deaf atomic.Bool
 }
 
 func (b *switchBus) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
 	if b.down.Load() {
 		return nil, fmt.Errorf("%w: switched off", cluster.ErrUnavailable)
+	}
+	if b.deaf.Load() {
+		return nil, cluster.ErrNoResponders
 	}
 	return b.Bus.Request(ctx, subject, data)
 }
@@ -274,6 +290,41 @@ func TestRelayedLinkOfDeadNode(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatal("the owner never detached the connection of the dead node")
+		}
+	}
+}
+
+// TestOwnerJudgedGoneAnswersAgain: an owner judged gone by a node (no
+// handler for its subject for OwnerGoneAfter, as when the bus engine takes
+// long to restart) that answers again is taken back: its sessions end with
+// 4006 meanwhile, and a new session the node serves for it works once the
+// node has asked again (at most OwnerGoneAfter after the verdict; until
+// then a session it serves for that owner ends with 4006 at once).
+func TestOwnerJudgedGoneAnswersAgain(t *testing.T) {
+	ctx := testContext(t)
+	c, buses := ownerAndRelay(t, relayEcho, &clustertest.Options{
+		Node: &cluster.NodeOptions{OwnerGoneAfter: 300 * time.Millisecond},
+	})
+	once := &client.Options{DisableReconnect: true}
+	s := dialTransport(t, ctx, c.URL, "sse", once)
+	exchange(t, ctx, s, "before", 50)
+	buses[1].deaf.Store(true)
+	if _, err := s.Recv(ctx); wire.CloseStatus(err) != wire.StatusOwnerGone {
+		t.Fatalf("Recv once the owner is judged gone: %v, want close 4006", err)
+	}
+	buses[1].deaf.Store(false)
+	for attempt := 1; ; attempt++ {
+		s, err := client.Dial(ctx, c.URL, &client.Options{Transports: []string{"sse"}, DisableReconnect: true})
+		if err == nil {
+			err = exchangeErr(ctx, s, "after", 50)
+			s.Close(wire.StatusNormalClosure, "")
+		}
+		if err == nil {
+			t.Logf("a new session works after %d attempts", attempt)
+			return
+		}
+		if wire.CloseStatus(err) != wire.StatusOwnerGone {
+			t.Fatalf("attempt %d: %v, want success or close 4006", attempt, err)
 		}
 	}
 }

@@ -94,6 +94,10 @@ func (n *Node) attachRelayed(ep session.Endpoint, q *request) []byte {
 	id := n.nextLink
 	n.links[id] = &ownerLink{link: link, sessionID: ep.ID(), lastPull: time.Now()}
 	n.linksMu.Unlock()
+	if n.ctx.Err() != nil {
+		// Attached while the node closed, after its links were detached.
+		n.detachRelayed(ep.ID(), id)
+	}
 	return binary.AppendUvarint(result(resultOK), id)
 }
 

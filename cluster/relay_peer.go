@@ -36,9 +36,10 @@ type peer struct {
 	settled chan struct{} // closed when the suspicion ends: answered again, or gone
 	pinging bool          // a pinger goroutine runs
 
-	goneCtx    context.Context // ends when the peer is judged gone
-	markGone   context.CancelFunc
-	isGoneFlag bool
+	goneCtx  context.Context // ends when the peer is judged gone
+	markGone context.CancelFunc
+	isGone   bool
+	probed   time.Time // when a request last went to it once judged gone
 }
 
 // peer returns the peer with id, made on first use.
@@ -58,14 +59,51 @@ func (n *Node) peer(id string) *peer {
 func (p *peer) gone() bool {
 	p.n.peersMu.Lock()
 	defer p.n.peersMu.Unlock()
-	return p.isGoneFlag
+	return p.isGone
 }
 
-// answered records that p answered: a suspicion ends.
+// judgedGone reports whether p is judged gone and no request should go
+// to it. Once every OwnerGoneAfter it reports false all the same, to one
+// caller, whose request finds out whether the verdict still holds: a
+// node whose bus connection was away for longer than OwnerGoneAfter (an
+// engine that took long to restart) answers again, and is then taken back
+// (answered).
+func (p *peer) judgedGone() bool {
+	n := p.n
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	if !p.isGone {
+		return false
+	}
+	if time.Since(p.probed) < n.opts.OwnerGoneAfter {
+		return true
+	}
+	p.probed = time.Now()
+	return false
+}
+
+// watch returns a context that ends when p is judged gone, or nil when it
+// is already.
+func (p *peer) watch() context.Context {
+	p.n.peersMu.Lock()
+	defer p.n.peersMu.Unlock()
+	if p.isGone {
+		return nil
+	}
+	return p.goneCtx
+}
+
+// answered records that p answered: a suspicion ends, and a verdict of
+// gone is taken back.
 func (p *peer) answered() {
 	n := p.n
 	n.peersMu.Lock()
 	defer n.peersMu.Unlock()
+	if p.isGone {
+		p.isGone = false
+		p.goneCtx, p.markGone = context.WithCancel(context.Background())
+		n.log.Warn("tether: cluster node judged gone answers again", "peer", p.id)
+	}
 	p.heard = true
 	p.since = time.Time{}
 	if p.suspect {
@@ -92,7 +130,7 @@ func (p *peer) noResponders() <-chan struct{} {
 	n := p.n
 	n.peersMu.Lock()
 	defer n.peersMu.Unlock()
-	if p.isGoneFlag {
+	if p.isGone {
 		return p.goneCtx.Done()
 	}
 	now := time.Now()
@@ -120,17 +158,18 @@ func (p *peer) noResponders() <-chan struct{} {
 // with peersMu held.
 func (p *peer) goneLocked() {
 	n := p.n
-	if p.isGoneFlag {
+	if p.isGone {
 		return
 	}
-	p.isGoneFlag = true
+	p.isGone = true
+	p.probed = time.Now()
 	p.markGone()
 	if p.suspect {
 		p.suspect = false
 		n.suspects--
 		close(p.settled)
 	}
-	n.log.Warn("tether: cluster node gone", "node", n.opts.Name, "gone", p.id)
+	n.log.Warn("tether: cluster node gone", "peer", p.id)
 	n.gone = append(n.gone, p.id)
 	if len(n.gone) > maxGoneRemembered {
 		delete(n.peers, n.gone[0])
@@ -156,7 +195,7 @@ func (p *peer) removeLink() {
 
 // pingLocked starts the pinger unless it runs. Called with peersMu held.
 func (p *peer) pingLocked() {
-	if p.pinging || p.isGoneFlag {
+	if p.pinging || p.isGone {
 		return
 	}
 	p.pinging = p.n.goAsync(p.ping)
@@ -179,7 +218,7 @@ func (p *peer) ping() {
 			return
 		}
 		n.peersMu.Lock()
-		if p.isGoneFlag || (p.links == 0 && !p.suspect) {
+		if p.isGone || (p.links == 0 && !p.suspect) {
 			p.pinging = false
 			n.peersMu.Unlock()
 			return
@@ -215,7 +254,10 @@ func (n *Node) call(ctx context.Context, p *peer, req []byte, wait time.Duration
 	for {
 		rctx, cancel := context.WithTimeout(ctx, wait+n.opts.RequestTimeout)
 		stopNode := context.AfterFunc(n.ctx, cancel)
-		stopGone := context.AfterFunc(p.goneCtx, cancel)
+		stopGone := func() bool { return false }
+		if gone := p.watch(); gone != nil {
+			stopGone = context.AfterFunc(gone, cancel)
+		}
 		data, err := n.bus.Request(rctx, p.subject, req)
 		stopNode()
 		stopGone()

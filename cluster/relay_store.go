@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync"
@@ -60,8 +61,11 @@ func (st *store) Lookup(id, token string) (session.Endpoint, error) {
 		return nil, session.ErrUnknownSession
 	}
 	p := n.peer(owner)
-	if p.gone() {
+	if p.judgedGone() {
 		return goneEndpoint(n, id), nil
+	}
+	if n.lookups.has(id, token) {
+		return &remoteEndpoint{n: n, p: p, id: id, token: token}, nil
 	}
 	data, err := n.call(n.ctx, p, appendHeader(nil, callLookup, n.id, id, token), 0)
 	switch {
@@ -76,9 +80,58 @@ func (st *store) Lookup(id, token string) (session.Endpoint, error) {
 		n.malformedMessage("lookup reply", err)
 		return nil, fmt.Errorf("%w: %w", session.ErrUnreachable, err)
 	case r.result == resultOK:
+		n.lookups.add(id, token)
 		return &remoteEndpoint{n: n, p: p, id: id, token: token}, nil
 	}
 	return nil, session.ErrUnknownSession
+}
+
+// lookupTTL is how long a node takes an owner's word that a session exists
+// and its token matches, so that the requests of a session that come one
+// after another (a send, a poll) cost no lookup each. It trusts nothing
+// more: every call still carries the token, which the owner checks, so a
+// session that ended meanwhile is refused by the call itself.
+const lookupTTL = 2 * time.Second
+
+// maxLookups bounds the sessions a lookupCache holds; when full, it
+// starts over empty.
+const maxLookups = 1 << 14
+
+// lookupCache holds the sessions of other nodes whose owner said lately
+// that their token matches.
+type lookupCache struct {
+	mu sync.Mutex
+	m  map[string]cachedLookup // by session id; guarded by mu
+}
+
+type cachedLookup struct {
+	token string
+	until time.Time
+}
+
+// has reports whether the owner said within lookupTTL that session id
+// exists with token.
+func (c *lookupCache) has(id, token string) bool {
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	return ok && time.Now().Before(e.until) && subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) == 1
+}
+
+func (c *lookupCache) add(id, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxLookups {
+		c.m = make(map[string]cachedLookup)
+	}
+	c.m[id] = cachedLookup{token: token, until: time.Now().Add(lookupTTL)}
+}
+
+// forget drops session id: a call found it over.
+func (c *lookupCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }
 
 // remoteEndpoint is a session held by another node, as the transports of
@@ -134,6 +187,9 @@ func (e *remoteEndpoint) Finished() bool {
 
 // end records that the session is over.
 func (e *remoteEndpoint) end(ce wire.CloseError) {
+	if e.p != nil {
+		e.n.lookups.forget(e.id)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ended == nil {
