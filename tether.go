@@ -223,15 +223,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.serveNegotiate(w, r)
 		return
 	case "send":
-		s := srv.lookup(w, r, r.URL.Query())
-		switch {
-		case s == nil:
-		case s.Finished():
-			// A session that ended but still serves its close frame to
-			// an attach (its cluster owner is gone): a send learns of it
-			// as of any session that ended.
-			httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
-		default:
+		if s := srv.lookup(w, r, r.URL.Query()); s != nil {
 			transport.ServeSend(w, r, s, srv.tcfg)
 		}
 		return

@@ -16,6 +16,10 @@ import (
 // client sees it.
 var ownerGone = wire.CloseError{Code: wire.StatusOwnerGone, Reason: "owner gone"}
 
+// errOwnerGoneUnreachable is what a relayed call returns once the owner is
+// gone: both errOwnerGone and session.ErrUnreachable.
+var errOwnerGoneUnreachable = fmt.Errorf("%w: %w", session.ErrUnreachable, errOwnerGone)
+
 // sessionEnded is what a relayed Deliver returns once the owner no longer
 // knows the session: it ended meanwhile. It is never sent to a client.
 var sessionEnded = wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "session ended"}
@@ -49,8 +53,8 @@ func (st *store) Sessions() []*session.Local { return st.local.Sessions() }
 // When the owner is gone (no handler for its subject, for
 // NodeOptions.OwnerGoneAfter), it returns an Endpoint of a session that
 // ended with StatusOwnerGone: an attach is served the close frame
-// `c4006 owner gone`, a send of messages answers 404. When the bus fails,
-// it returns an error wrapping session.ErrUnreachable.
+// `c4006 owner gone`, and a send answers 503 (see remoteEndpoint.Deliver).
+// When the bus fails, it returns an error wrapping session.ErrUnreachable.
 func (st *store) Lookup(id, token string) (session.Endpoint, error) {
 	n := st.n
 	owner, ok := OwnerOf(id)
@@ -204,17 +208,18 @@ func (e *remoteEndpoint) end(ce wire.CloseError) {
 // the reply. wait is how long the owner may take before it answers.
 func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Duration, fill func([]byte) []byte) (reply, error) {
 	if e.p == nil { // goneEndpoint
-		return reply{}, errOwnerGone
+		return reply{}, errOwnerGoneUnreachable
 	}
 	req := appendHeader(make([]byte, 0, 96), kind, e.n.id, e.id, e.token)
 	if fill != nil {
 		req = fill(req)
 	}
 	data, err := e.n.call(ctx, e.p, req, wait)
+	if errors.Is(err, errOwnerGone) {
+		e.end(ownerGone)
+		return reply{}, errOwnerGoneUnreachable
+	}
 	if err != nil {
-		if errors.Is(err, errOwnerGone) {
-			e.end(ownerGone)
-		}
 		return reply{}, err
 	}
 	r, err := parseReply(kind, data, nil)
@@ -263,9 +268,12 @@ const deliverWait = 5 * time.Second
 // the owner's Deliver has returned for the last one. A request answered
 // busy (the session's inbound queue stayed full) is sent again until ctx
 // ends; numbering makes that harmless. Deliver returns the session's
-// CloseError once it has closed (StatusOwnerGone when its owner is gone),
-// session.ErrSequenceGap as the owner's Deliver does, and an error
-// wrapping session.ErrUnreachable when the bus fails.
+// CloseError once it has closed, session.ErrSequenceGap as the owner's
+// Deliver does, and an error wrapping session.ErrUnreachable when the bus
+// fails or the owner is gone: a send then answers 503, and the client's
+// connection, not the send, tells it that the session is over (the close
+// frame `c4006 owner gone`), so that a send that meets the verdict before
+// the connection does never ends the session as unknown.
 func (e *remoteEndpoint) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error {
 	for len(msgs) > 0 {
 		room := e.n.maxBatch
@@ -290,8 +298,6 @@ func (e *remoteEndpoint) Deliver(ctx context.Context, seq uint64, msgs []wire.Me
 				return b
 			})
 			switch {
-			case errors.Is(err, errOwnerGone):
-				return ownerGone
 			case err != nil:
 				return err
 			case r.result == resultBusy:
@@ -318,13 +324,12 @@ func (e *remoteEndpoint) Deliver(ctx context.Context, seq uint64, msgs []wire.Me
 }
 
 // Acknowledge implements session.Endpoint. An acknowledgement for a
-// session that has ended, or whose owner is gone, changes nothing and
-// returns nil, as one for a session held here that ended.
+// session that has ended changes nothing and returns nil, as one for a
+// session held here that ended; once the owner is gone it returns an error
+// wrapping session.ErrUnreachable, as Deliver does.
 func (e *remoteEndpoint) Acknowledge(received uint64) error {
 	r, err := e.request(e.n.ctx, callAcknowledge, 0, func(b []byte) []byte { return appendUvarint(b, received) })
 	switch {
-	case errors.Is(err, errOwnerGone):
-		return nil
 	case err != nil:
 		return err
 	case r.result == resultBadAck:
@@ -354,8 +359,9 @@ func (e *remoteEndpoint) closeCall(kind byte, ce wire.CloseError) {
 // goneEndpoint returns the Endpoint of session id whose owner is gone: the
 // session ended with StatusOwnerGone. Its Attach returns a Link that
 // delivers only that close frame, so that the client learns it on every
-// transport; Deliver returns the CloseError (a send answers 404), and
-// Acknowledge, Fault and CloseFromClient do nothing.
+// transport; Deliver and Acknowledge return an error wrapping
+// session.ErrUnreachable (a send answers 503), and Fault and
+// CloseFromClient do nothing.
 func goneEndpoint(n *Node, id string) *remoteEndpoint {
 	e := &remoteEndpoint{n: n, id: id}
 	e.end(ownerGone)
