@@ -238,12 +238,13 @@ func NewBroker(bus Bus, nodeID string, opts *BrokerOptions) (*Broker, error) {
 func (b *Broker) ID() string { return b.id }
 
 // Subscribe implements broker.Broker. It returns once the node listens to
-// topic's subject on the bus, which it waits for until ctx ends, or for
-// NodeTimeout at most when ctx has no deadline. Besides the errors of broker.Broker, it
-// returns ErrInvalidSessionID for a subscriber whose ID could not travel
-// to the other nodes, an error wrapping ErrTooBig when info is too big for
-// a presence event on the bus, the bus's error when it could not subscribe,
-// and ErrClosed after Close; Subscribe has then changed nothing.
+// topic's subject on the bus, which it waits for until ctx ends, or for 30
+// seconds at most when ctx has no deadline. Besides the errors of
+// broker.Broker, it returns ErrInvalidSessionID for a subscriber whose ID
+// could not travel to the other nodes, an error wrapping ErrTooBig when
+// info is too big for a presence event on the bus, the bus's error when it
+// could not subscribe, and ErrClosed after Close; Subscribe has then
+// changed nothing.
 func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscriber, info []byte) (bool, error) {
 	if err := broker.CheckTopic(name); err != nil {
 		return false, err
@@ -318,16 +319,25 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	return joined, err
 }
 
-// subscribeBus subscribes t's subject on the bus, within NodeTimeout when
-// ctx has no deadline: an engine that cannot be reached does not hold a
-// Subscribe for ever.
+// subscribeBus subscribes t's subject on the bus (see bounded).
 func (b *Broker) subscribeBus(ctx context.Context, t *topic) (Subscription, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.opts.NodeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := b.bounded(ctx)
+	defer cancel()
 	return b.bus.Subscribe(ctx, t.subject, b.receiver(t))
+}
+
+// maxBusWait bounds a Subscribe's or Publish's wait for the bus when their
+// context has no deadline: an engine that cannot be reached does not hold
+// them for ever.
+const maxBusWait = 30 * time.Second
+
+// bounded returns ctx, or ctx bounded by maxBusWait when it has no
+// deadline.
+func (b *Broker) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, maxBusWait)
 }
 
 // takeIfIdle takes t's gate, if it is free, when t has no subscriber and
@@ -399,7 +409,9 @@ func (b *Broker) Unsubscribe(ctx context.Context, name, id string) (bool, error)
 }
 
 // Publish implements broker.Broker: it delivers m to this node's
-// subscribers, then sends it once on the bus for the others. Besides the
+// subscribers, then sends it once on the bus for the others, waiting for
+// the bus until ctx ends, or for 30 seconds at most when ctx has no
+// deadline. Besides the
 // errors of broker.Broker, it returns wire.ErrMessageTooBig for data over
 // MaxMessageBytes and wire.ErrInvalidMessage for a message Send would
 // refuse, an error wrapping ErrTooBig when the message with its header
@@ -436,6 +448,8 @@ func (b *Broker) Publish(ctx context.Context, name string, m wire.Message, opts 
 	if subs := b.subscribers(t); len(subs) > 0 {
 		broker.Fanout(subs, &broker.Delivery{Topic: name, Message: m, Frames: new(wire.Frames)}, exclude)
 	}
+	ctx, cancel := b.bounded(ctx)
+	defer cancel()
 	if err := b.bus.Publish(ctx, topicSubject(name), *buf); err != nil {
 		return fmt.Errorf("cluster: publish to topic %q on the bus: %w", name, err)
 	}

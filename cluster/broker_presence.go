@@ -35,8 +35,10 @@ func (b *Broker) localEvent(change broker.PresenceChange, topic string, m broker
 }
 
 // sendEvents publishes the events of the outbox, in order, until Close. An
-// event the bus does not take is lost for the other nodes: the heartbeats
-// tell them, and they fetch a snapshot.
+// event the bus does not take is lost for the other nodes, and so are
+// those queued behind it (the bus is likely down: they would each wait
+// their turn to fail): the heartbeats tell the other nodes, and they fetch
+// a snapshot.
 func (b *Broker) sendEvents() {
 	var buf []byte
 	for {
@@ -55,8 +57,12 @@ func (b *Broker) sendEvents() {
 			ctx, cancel := context.WithTimeout(b.ctx, b.opts.HeartbeatInterval)
 			err := b.bus.Publish(ctx, presenceSubject, buf)
 			cancel()
-			if err != nil && b.ctx.Err() == nil {
-				b.warn("cluster: a presence event did not reach the bus", "topic", e.topic, "session", e.member.Session, "error", err)
+			if err != nil {
+				if b.ctx.Err() == nil {
+					b.warn("cluster: presence events did not reach the bus", "events", len(events)-i, "error", err)
+				}
+				b.published.Store(events[len(events)-1].seq)
+				break
 			}
 			b.published.Store(e.seq)
 		}
