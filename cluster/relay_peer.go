@@ -36,7 +36,7 @@ type peer struct {
 	settled chan struct{} // closed when the suspicion ends: answered again, or gone
 	pinging bool          // a pinger goroutine runs
 
-	goneCtx  context.Context // ends when the peer is judged gone
+	goneCtx  context.Context // ends when the peer is judged gone, or the node closes
 	markGone context.CancelFunc
 	isGone   bool
 	probed   time.Time // when a request last went to it once judged gone
@@ -49,7 +49,7 @@ func (n *Node) peer(id string) *peer {
 	p := n.peers[id]
 	if p == nil {
 		p = &peer{n: n, id: id, subject: nodeSubject(id)}
-		p.goneCtx, p.markGone = context.WithCancel(context.Background())
+		p.goneCtx, p.markGone = context.WithCancel(n.ctx)
 		n.peers[id] = p
 	}
 	return p
@@ -101,7 +101,7 @@ func (p *peer) answered() {
 	defer n.peersMu.Unlock()
 	if p.isGone {
 		p.isGone = false
-		p.goneCtx, p.markGone = context.WithCancel(context.Background())
+		p.goneCtx, p.markGone = context.WithCancel(n.ctx)
 		n.log.Warn("tether: cluster node judged gone answers again", "peer", p.id)
 	}
 	p.heard = true
@@ -253,14 +253,16 @@ func (n *Node) pingInterval() time.Duration {
 func (n *Node) call(ctx context.Context, p *peer, req []byte, wait time.Duration) ([]byte, error) {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, wait+n.opts.RequestTimeout)
-		stopNode := context.AfterFunc(n.ctx, cancel)
-		stopGone := func() bool { return false }
-		if gone := p.watch(); gone != nil {
-			stopGone = context.AfterFunc(gone, cancel)
+		// The request ends when p is judged gone or the node closes
+		// (goneCtx is a child of the node's context); once p is judged
+		// gone already, when the node closes.
+		watch := p.watch()
+		if watch == nil {
+			watch = n.ctx
 		}
+		stop := context.AfterFunc(watch, cancel)
 		data, err := n.bus.Request(rctx, p.subject, req)
-		stopNode()
-		stopGone()
+		stop()
 		cancel()
 		switch {
 		case err == nil:

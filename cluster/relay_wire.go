@@ -19,7 +19,8 @@ import (
 // varints (encoding/binary's Uvarint); strings and message data are a
 // varint length and the bytes. A request then holds:
 //
-//	relayer node id                    (string; the node asking)
+//	relayer node id                    (string; the node asking, for whoever
+//	                                    watches the bus: the owner does not use it)
 //	session id, token                  (strings; every call but ping)
 //	lookup:      nothing more
 //	attach:      transport (string), received, flags (1: acks in band)
@@ -89,7 +90,6 @@ const messageRoom = 1 + binary.MaxVarintLen64
 // the request's bytes.
 type request struct {
 	kind       byte
-	relayer    string
 	id, token  string
 	transport  string
 	received   uint64
@@ -226,7 +226,7 @@ func parseRequest(data []byte) (request, error) {
 		return q, fmt.Errorf("%w: relay version %d", errMalformed, v)
 	}
 	q.kind = r.byte("kind")
-	q.relayer = r.text("relayer", maxIDBytes)
+	r.bytes("relayer", maxIDBytes) // names the node asking, for whoever watches the bus; unused
 	if q.kind != callPing {
 		q.id = r.text("session", maxIDBytes)
 		q.token = r.text("token", maxTokenBytes)

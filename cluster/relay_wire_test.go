@@ -170,7 +170,7 @@ func TestRelayMessagesRoundTrip(t *testing.T) {
 		req = appendMessage(req, m)
 	}
 	q, err := parseRequest(req)
-	if err != nil || q.kind != callDeliver || q.relayer != "relayer1" || q.id != "node0001.abc" || q.token != "tok" || q.seq != 7 || q.wait != 1500*time.Millisecond || len(q.msgs) != 3 {
+	if err != nil || q.kind != callDeliver || q.id != "node0001.abc" || q.token != "tok" || q.seq != 7 || q.wait != 1500*time.Millisecond || len(q.msgs) != 3 {
 		t.Fatalf("parseRequest = %+v, %v", q, err)
 	}
 	for i, m := range q.msgs {
