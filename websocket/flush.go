@@ -223,6 +223,13 @@ func (c *connection) writeAvailable(heartbeat bool) (ok, handOff bool) {
 			c.closeConn(int(b.Close.Code), wire.TruncateReason(b.Close.Reason))
 			return true, false
 		}
+		if c.inline {
+			// No need to look again: a flush on a publisher's goroutine
+			// starts from an idle connection, with everything queued
+			// before taken, and whatever was queued since the Collect
+			// above has set c.pending (kickShared hands it over).
+			return true, c.unsent
+		}
 	}
 }
 
