@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetherkit/tether/wire"
 )
@@ -24,6 +25,9 @@ type outbox struct {
 	bytes    int              // guarded by mu; payload bytes in msgs
 	closeReq *wire.CloseError // guarded by mu; set by close, after which push fails
 	changed  chan struct{}    // guarded by mu; closed and replaced on every change
+	// closed is set with closeReq, for closing, which the reader asks of
+	// every message: read without mu.
+	closed atomic.Bool
 }
 
 func newOutbox(limit int) *outbox {
@@ -86,6 +90,7 @@ func (o *outbox) close(ce wire.CloseError) bool {
 		return false
 	}
 	o.closeReq = &ce
+	o.closed.Store(true)
 	o.notifyLocked()
 	return true
 }
@@ -178,11 +183,7 @@ func (o *outbox) has(n uint64) bool {
 }
 
 // closing reports whether Close was called or the session ended.
-func (o *outbox) closing() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.closeReq != nil
-}
+func (o *outbox) closing() bool { return o.closed.Load() }
 
 // closeRequest returns the close request, and false when there is none.
 func (o *outbox) closeRequest() (wire.CloseError, bool) {
