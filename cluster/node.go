@@ -229,8 +229,12 @@ func (n *Node) goAsync(fn func()) bool {
 // sessions' owner is gone), the connections it serves for sessions of
 // other nodes end, and the connections other nodes serve for its sessions
 // are detached, and its Broker closes. It does not close the bus, nor the
-// sessions the node holds (the Server's Close does). Close waits for the
-// node's goroutines; a second call does nothing.
+// sessions the node holds (the Server's Close does). Call it after the
+// Server's Shutdown: the close frames of the node's sessions (1001, which
+// makes clients reconnect) then reach the clients that other nodes serve;
+// sessions still open when the node closes end with 4006 for their
+// clients. Close waits for the node's goroutines; a second call does
+// nothing.
 func (n *Node) Close() error {
 	n.asyncMu.Lock()
 	if n.closed {

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -186,5 +187,82 @@ func TestNodeKilled(t *testing.T) {
 		if id := w.c.ID(); id != w.firstID {
 			t.Fatalf("session of a live node: ID() = %q, was %q", id, w.firstID)
 		}
+	}
+}
+
+// TestRelayWithinPayloadLimit: on a bus whose payload limit is small, a
+// node offers no message larger than it can relay (negotiate's
+// maxMessageBytes is Node.MaxMessageBytes), and messages of that size, and
+// bursts of many, cross the relay both ways on every transport, each bus
+// message within the limit.
+func TestRelayWithinPayloadLimit(t *testing.T) {
+	const payload = 8 << 10
+	for _, name := range transport.Names() {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			c := clustertest.Start(t, 3, relayEcho, &clustertest.Options{MaxPayload: payload})
+			limit := c.Nodes[0].Node.MaxMessageBytes()
+			if limit >= payload || limit < payload/2 {
+				t.Fatalf("MaxMessageBytes() = %d on a bus of %d bytes", limit, payload)
+			}
+			if got := rawNegotiate(t, ctx, c.URL).MaxMessageBytes; got != limit {
+				t.Fatalf("negotiate's maxMessageBytes = %d, want %d", got, limit)
+			}
+			s := dialTransport(t, ctx, c.URL, name, nil)
+			big := []wire.Message{
+				{Type: wire.Binary, Data: bytes.Repeat([]byte{0xfe}, limit)},
+				{Type: wire.Text, Data: bytes.Repeat([]byte("é"), limit/2)},
+			}
+			for round := range 3 {
+				for _, m := range big {
+					if err := s.Send(ctx, m); err != nil {
+						t.Fatalf("Send(%d bytes): %v", len(m.Data), err)
+					}
+				}
+				for _, m := range big {
+					got, err := s.Recv(ctx)
+					if err != nil || got.Type != m.Type || !bytes.Equal(got.Data, m.Data) {
+						t.Fatalf("round %d: Recv = %d bytes of type %v, %v; want the %d sent", round, len(got.Data), got.Type, err, len(m.Data))
+					}
+				}
+			}
+			exchange(t, ctx, s, "burst", 2000)
+		})
+	}
+}
+
+// TestShutdownRelayed: a node that shuts down gracefully closes its
+// sessions with 1001, and the close frame reaches the clients that other
+// nodes serve; they negotiate a new session, held by a node that stays.
+func TestShutdownRelayed(t *testing.T) {
+	ctx := testContext(t)
+	c := clustertest.Start(t, 3, relayEcho, nil)
+	leaving := c.Nodes[0]
+	var w *watched
+	for i := 0; i < 12 && w == nil; i++ {
+		if cand := dialWatched(t, ctx, c.URL, "sse"); c.OwnerOf(cand.c.ID()) == leaving {
+			w = cand
+		}
+	}
+	if w == nil {
+		t.Fatal("no session held by the first node after 12 dials")
+	}
+	exchange(t, ctx, w.c, "before", 100)
+	shut := make(chan error, 1)
+	go func() { shut <- leaving.Server.Shutdown(ctx) }()
+	select {
+	case ce := <-w.reconnecting:
+		if ce.Code != wire.StatusGoingAway {
+			t.Fatalf("OnReconnecting(%v), want 1001", ce)
+		}
+	case <-ctx.Done():
+		t.Fatal("no reconnect after the owner's Shutdown")
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	exchange(t, ctx, w.c, "after", 100)
+	if c.OwnerOf(w.c.ID()) == leaving {
+		t.Fatalf("the new session %s is held by the node that shut down", w.c.ID())
 	}
 }

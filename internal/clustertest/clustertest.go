@@ -66,6 +66,8 @@ type Options struct {
 	Node *cluster.NodeOptions
 	// Bus, if set, wraps each node's bus connection (to inject faults).
 	Bus func(cluster.Bus) cluster.Bus
+	// MaxPayload, if not zero, is the MemoryBus's payload limit.
+	MaxPayload int
 	// Route, if set, picks the node the front sends r to, by its index in
 	// Nodes, instead of the next one in turn.
 	Route func(r *http.Request) int
@@ -81,6 +83,9 @@ func Start(t testing.TB, n int, h tether.Handler, opts *Options) *Cluster {
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	c := &Cluster{Bus: cluster.NewMemoryBus(), route: o.Route}
+	if o.MaxPayload != 0 {
+		c.Bus.MaxPayload = o.MaxPayload
+	}
 	for i := range n {
 		bus := c.Bus.Connect()
 		if o.Bus != nil {
