@@ -178,5 +178,6 @@ func writeReport(took time.Duration) {
 		fmt.Fprintf(&b, "%-6s %-10s %-22s %9d %9d %6d %6d %9d  %-14s %7d %7d %7.1fs\n", r.bus, r.transport, r.scenario, r.sent, r.received, r.lost, r.duplicated, r.reordered, cmp.Or(r.closes, "none"), r.resumes, r.failed, r.took.Seconds())
 	}
 	b.WriteString("sent/received: messages (echoes, or publishes times subscribers); lost, dup, reordered: of those; closes: codes the client saw (OnReconnecting, or the session's end); resumes: connections lost and resumed; failed: attempts that failed (OnError); time: the scenario's\n")
+	b.WriteString("node killed, its own: what is lost was sent before the close 4006 and the new session (the test fails on any message lost after it)\n")
 	os.WriteFile(report, []byte(b.String()), 0o644)
 }

@@ -29,8 +29,9 @@ type outcome struct {
 
 // runPhases runs warm-up, during and after on every session at once;
 // fail is called once every session has sent failAfter messages of the
-// phase during, and the phase goes on until done returns true.
-func runPhases(cns []*conn, fail func(), done func() bool) []outcome {
+// phase during, and each session's phase goes on until done(it) returns
+// true.
+func runPhases(cns []*conn, fail func(), done func(cn *conn) bool) []outcome {
 	outs := make([]outcome, len(cns))
 	var failing sync.Once
 	var started atomic.Int64
@@ -47,7 +48,7 @@ func runPhases(cns []*conn, fail func(), done func() bool) []outcome {
 		wg.Go(func() {
 			o := &outs[i]
 			o.warm, o.errs[0] = cn.echo(phase{tag: "warm", n: warmMessages})
-			o.during, o.errs[1] = cn.echo(phase{tag: "during", n: duringMessages, pace: duringPace, until: done,
+			o.during, o.errs[1] = cn.echo(phase{tag: "during", n: duringMessages, pace: duringPace, until: func() bool { return done(cn) },
 				before: func(_ context.Context, i int) {
 					if i == 1 {
 						started.Add(1)

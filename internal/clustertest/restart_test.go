@@ -45,7 +45,7 @@ func TestBusRestart(t *testing.T) {
 			}
 			began := time.Now()
 			all := append(slices.Clone(onOwner), relayed...)
-			outs := runPhases(all, restart, restarted.Load)
+			outs := runPhases(all, restart, func(*conn) bool { return restarted.Load() })
 			took := time.Since(began)
 			if !restarted.Load() {
 				t.Fatal("the bus was never restarted")
