@@ -36,7 +36,7 @@ type Session struct {
 	cancel context.CancelFunc
 
 	out        *outbox
-	inbox      chan wire.Message      // received messages waiting for Recv
+	inbox      chan wire.Message      // received messages waiting for Recv; nil with Options.OnMessage
 	received   atomic.Uint64          // messages put in inbox: the attach's received
 	recvSignal chan struct{}          // poked, without blocking, when a received message may need an acknowledgement
 	ackedSent  atomic.Uint64          // the received count the WebSocket last acknowledged
@@ -111,10 +111,15 @@ func Dial(ctx context.Context, url string, opts *Options) (*Session, error) {
 		transports: ts,
 		log:        o.Logger.With("session", neg.Session),
 		out:        newOutbox(o.MaxQueuedBytes),
-		inbox:      make(chan wire.Message, o.RecvBuffer),
 		recvSignal: make(chan struct{}, 1),
 		ended:      make(chan struct{}),
 		done:       make(chan struct{}),
+	}
+	if o.OnMessage == nil {
+		// With OnMessage, Recv returns only the session's end: a queue
+		// would hold RecvBuffer messages' worth of memory per session for
+		// nothing, and the garbage collector would scan it.
+		s.inbox = make(chan wire.Message, o.RecvBuffer)
 	}
 	s.neg.Store(neg)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -66,7 +66,8 @@ type Options struct {
 	MaxQueuedBytes int
 
 	// RecvBuffer is how many received messages wait for Recv before the
-	// client stops reading from the connection. Default: 256.
+	// client stops reading from the connection; unused with OnMessage.
+	// Default: 256.
 	RecvBuffer int
 
 	// OnMessage, if set, is called for each message from the server
