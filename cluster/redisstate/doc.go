@@ -1,0 +1,79 @@
+// Package redisstate keeps the recoverable state of Tether sessions in Redis,
+// so that another node of a cluster can take a session over when the node
+// that owned it dies, and go on numbering, replaying and receiving exactly
+// where the dead node stopped.
+//
+// A session's state is its token (stored hashed), its two counters (messages
+// sent to the client and client messages received), the outbound messages the
+// client has not acknowledged, its topic subscriptions and the application's
+// negotiate data. The owning node writes what changed as a Batch, in one
+// round trip to Redis, before it tells the client that anything happened (a
+// send is answered, a message is delivered).
+//
+// # Ownership: a lease with an epoch
+//
+// A node owns a session through a Lease: the node's id and an epoch, a number
+// that grows by one at each change of owner. The lease lasts LeaseTTL from the
+// last write or Renew; once it has lapsed, another node may TakeOver the
+// session, which raises the epoch and returns the state. Every write is a Lua
+// script that compares its epoch with the stored one in the same round trip,
+// so an owner that was thought dead and comes back (a paused process, a
+// partition) gets ErrFenced and writes nothing: at any time at most one epoch
+// can change the state. Two nodes that race to take a session over are
+// ordered by Redis: one gets the lease, the other ErrOwned (with the winner's
+// id in an *OwnedError).
+//
+// # Data layout
+//
+// The keys of one session share the hash tag {<session id>}, so that on a
+// Redis Cluster they live on one shard and each script touches one slot:
+//
+//	<Prefix>:{<id>}:state   hash
+//	    v         format version ("1"); any other value: ErrVersion
+//	    token     hex SHA-256 of the session's token
+//	    epoch     the current owner's epoch (1 at Create)
+//	    sent      messages numbered for the client so far
+//	    acked     messages the client has acknowledged (<= sent)
+//	    received  client messages accepted
+//	    info      the application's negotiate data (opaque bytes)
+//	<Prefix>:{<id>}:out     stream: one entry per unacknowledged message,
+//	                        entry id "<message number>-0", fields
+//	                        t (type, decimal) and d (data); entries up to
+//	                        acked are trimmed (XTRIM MINID) by the write that
+//	                        acknowledges them
+//	<Prefix>:{<id>}:topics  set of the session's topics
+//	<Prefix>:{<id>}:lease   string "<epoch> <node id>", expiring after
+//	                        LeaseTTL (PX)
+//
+// Every write and Renew sets the expiry of the state, out and topics keys to
+// ResumeWindow: the state of a session whose owner is gone lasts as long as
+// the client may come back, then Redis drops it. Counters and message numbers
+// cross into Lua as decimal strings and are stored as given, so numbers up to
+// 2^53 are exact.
+//
+// # Errors
+//
+// A call that cannot reach Redis returns an error wrapping
+// ErrUnavailable (and the cause, such as context.DeadlineExceeded).
+// The write may or may not have happened: writes are idempotent (messages at
+// or below the stored count are skipped, counters only grow), so the owner
+// retries the same Batch. State that does not decode (missing or malformed
+// fields, keys of the wrong type, a stream out of order) gives ErrCorrupt, and
+// state written by another format version ErrVersion; neither is ever a
+// panic, and the caller closes the session rather than guess.
+//
+// # Cost
+//
+// Create, Write, Renew, Release, Delete and TakeOver (which returns the state
+// it took over) are one EVALSHA each: one round trip. A Write carries the
+// batch's message data plus about 20 bytes per message and 60 bytes per
+// batch besides the session id; the stored state is the data plus about
+// 20 bytes per unacknowledged message. BenchmarkWrite reports the figures.
+//
+// # The client
+//
+// The application makes the client (redis.NewClient, redis.NewClusterClient or
+// redis.NewUniversalClient) and closes it after the Store; its MaxRetries,
+// DialTimeout, ReadTimeout and WriteTimeout bound how long a call waits for an
+// unreachable Redis. Redis 7 or later.
+package redisstate

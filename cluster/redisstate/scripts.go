@@ -1,0 +1,146 @@
+package redisstate
+
+import "github.com/redis/go-redis/v9"
+
+// Every script gets the session's keys in this order: KEYS[1] state,
+// KEYS[2] out, KEYS[3] topics, KEYS[4] lease. ARGV[1] is always the format
+// version. Errors are error replies whose first word names them (see
+// mapError). A script validates everything before it changes anything, since
+// Redis does not undo the effects of a script that fails halfway.
+
+// luaCheck defines check(epoch): nil when the stored state is of this
+// version and owned by epoch, else the error reply's text.
+const luaCheck = `
+local function check(epoch)
+  local st = redis.call('HMGET', KEYS[1], 'v', 'epoch')
+  if not st[1] then return 'TETHER_NOTFOUND' end
+  if st[1] ~= ARGV[1] then return 'TETHER_VERSION ' .. st[1] end
+  if not st[2] then return 'TETHER_CORRUPT no epoch' end
+  if st[2] ~= epoch then return 'TETHER_FENCED ' .. st[2] end
+  return nil
+end
+local function keep(window)
+  redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('PEXPIRE', KEYS[2], window)
+  redis.call('PEXPIRE', KEYS[3], window)
+end
+`
+
+// createScript: ARGV 2 token hash, 3 lease value "1 <node>", 4 lease ms,
+// 5 window ms, 6 info.
+var createScript = redis.NewScript(luaCheck + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('TETHER_EXISTS') end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'token', ARGV[2], 'epoch', '1', 'sent', '0', 'acked', '0', 'received', '0', 'info', ARGV[6])
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+keep(ARGV[5])
+return 1
+`)
+
+// writeScript: ARGV 2 epoch, 3 lease value, 4 lease ms, 5 window ms,
+// 6 message count n, then n triples (number, type, data), then acked,
+// received, subscribe count, topics, unsubscribe count, topics. Numbers are
+// decimal strings; "" for acked or received leaves it as it is.
+var writeScript = redis.NewScript(luaCheck + `
+local err = check(ARGV[2])
+if err then return redis.error_reply(err) end
+local c = redis.call('HMGET', KEYS[1], 'sent', 'acked', 'received')
+local sent, acked, received = tonumber(c[1]), tonumber(c[2]), tonumber(c[3])
+if not sent or not acked or not received then return redis.error_reply('TETHER_CORRUPT counters') end
+local n = tonumber(ARGV[6])
+local i = 7
+local newSent, newSentText = sent, nil
+if n > 0 then
+  local first = tonumber(ARGV[7])
+  if first > sent + 1 then return redis.error_reply('TETHER_ORDER message ' .. ARGV[7] .. ' follows ' .. c[1]) end
+  local last = tonumber(ARGV[7 + 3 * (n - 1)])
+  if last > sent then newSent, newSentText = last, ARGV[7 + 3 * (n - 1)] end
+end
+local ackAt = 7 + 3 * n
+local newAcked = ARGV[ackAt]
+if newAcked ~= '' and tonumber(newAcked) > newSent then
+  return redis.error_reply('TETHER_ORDER acknowledged ' .. newAcked .. ' of ' .. tostring(newSent))
+end
+for k = 0, n - 1 do
+  local j = i + 3 * k
+  if tonumber(ARGV[j]) > sent then
+    redis.call('XADD', KEYS[2], ARGV[j] .. '-0', 't', ARGV[j + 1], 'd', ARGV[j + 2])
+  end
+end
+if newSentText then redis.call('HSET', KEYS[1], 'sent', newSentText) end
+if newAcked ~= '' and tonumber(newAcked) > acked then
+  redis.call('XTRIM', KEYS[2], 'MINID', newAcked .. '-1')
+  redis.call('HSET', KEYS[1], 'acked', newAcked)
+end
+local newReceived = ARGV[ackAt + 1]
+if newReceived ~= '' and tonumber(newReceived) > received then
+  redis.call('HSET', KEYS[1], 'received', newReceived)
+end
+local p = ackAt + 2
+for k = 1, tonumber(ARGV[p]) do redis.call('SADD', KEYS[3], ARGV[p + k]) end
+p = p + tonumber(ARGV[p]) + 1
+for k = 1, tonumber(ARGV[p]) do redis.call('SREM', KEYS[3], ARGV[p + k]) end
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+keep(ARGV[5])
+return 1
+`)
+
+// renewScript: ARGV 2 epoch, 3 lease value, 4 lease ms, 5 window ms.
+var renewScript = redis.NewScript(luaCheck + `
+local err = check(ARGV[2])
+if err then return redis.error_reply(err) end
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+keep(ARGV[5])
+return 1
+`)
+
+// releaseScript: ARGV 2 epoch. The lease ends now; the state stays.
+var releaseScript = redis.NewScript(luaCheck + `
+local err = check(ARGV[2])
+if err then return redis.error_reply(err) end
+redis.call('DEL', KEYS[4])
+return 1
+`)
+
+// deleteScript: ARGV 2 epoch.
+var deleteScript = redis.NewScript(luaCheck + `
+local err = check(ARGV[2])
+if err then return redis.error_reply(err) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
+`)
+
+// takeOverScript: ARGV 2 token hash, 3 node, 4 lease ms, 5 window ms.
+// Returns {epoch, state hash as flat pairs, out entries, topics}.
+var takeOverScript = redis.NewScript(luaCheck + `
+local st = redis.call('HMGET', KEYS[1], 'v', 'token', 'epoch')
+if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
+if st[1] ~= ARGV[1] then return redis.error_reply('TETHER_VERSION ' .. st[1]) end
+if not st[2] then return redis.error_reply('TETHER_CORRUPT no token') end
+if st[2] ~= ARGV[2] then return redis.error_reply('TETHER_TOKEN') end
+if not st[3] then return redis.error_reply('TETHER_CORRUPT no epoch') end
+local cur = redis.call('GET', KEYS[4])
+if cur then
+  local sp = string.find(cur, ' ', 1, true)
+  if not sp then return redis.error_reply('TETHER_CORRUPT lease') end
+  if string.sub(cur, sp + 1) ~= ARGV[3] or string.sub(cur, 1, sp - 1) ~= st[3] then
+    return redis.error_reply('TETHER_OWNED ' .. string.sub(cur, sp + 1))
+  end
+else
+  redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+redis.call('SET', KEYS[4], epoch .. ' ' .. ARGV[3], 'PX', ARGV[4])
+keep(ARGV[5])
+return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3])}
+`)
+
+// loadScript: no ARGV besides the version. Returns what takeOverScript
+// returns, changing nothing; the epoch is the stored one.
+var loadScript = redis.NewScript(luaCheck + `
+local st = redis.call('HMGET', KEYS[1], 'v', 'epoch')
+if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
+if st[1] ~= ARGV[1] then return redis.error_reply('TETHER_VERSION ' .. st[1]) end
+if not st[2] then return redis.error_reply('TETHER_CORRUPT no epoch') end
+return {st[2], redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3])}
+`)
