@@ -65,7 +65,8 @@
 // # Cost
 //
 // Create, Write, Renew, Release, Delete and TakeOver (which returns the state
-// it took over) are one EVALSHA each: one round trip. BenchmarkWrite
+// it took over) are one EVALSHA each: one round trip. RenewAll renews all of
+// a node's leases in one pipeline. BenchmarkWrite
 // measures a Write of 64-byte messages that acknowledges the previous batch
 // (the steady state of a client that keeps up): it sends Redis the messages'
 // data plus about 25 bytes per message and about 280 bytes per batch for a

@@ -99,9 +99,10 @@ func TestUnavailable(t *testing.T) {
 	}
 	e.Stop()
 	calls := map[string]func() error{
-		"Create": func() error { _, err := s.Create(ctx, "other", token, "nodeA", nil); return err },
-		"Write":  func() error { return s.Write(ctx, l, &redisstate.Batch{First: 1, Messages: messages(1, 1)}) },
-		"Renew":  func() error { return s.Renew(ctx, l) },
+		"Create":   func() error { _, err := s.Create(ctx, "other", token, "nodeA", nil); return err },
+		"Write":    func() error { return s.Write(ctx, l, &redisstate.Batch{First: 1, Messages: messages(1, 1)}) },
+		"Renew":    func() error { return s.Renew(ctx, l) },
+		"RenewAll": func() error { return s.RenewAll(ctx, []redisstate.Lease{l, l})[1] },
 		"TakeOver": func() error {
 			_, _, err := s.TakeOver(ctx, id, token, "nodeB")
 			return err

@@ -174,3 +174,46 @@ func TestTakeOverRace(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewAll checks that one pipeline renews the current leases and
+// answers ErrFenced, ErrNotFound and ErrInvalidID for the others, also on a
+// Redis that has not cached the script.
+func TestRenewAll(t *testing.T) {
+	e := enginetest.RedisT(t)
+	ctx := testContext(t)
+	client := newClient(t, e.Addr)
+	s := newStore(t, client, nil)
+	if err := client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var leases []redisstate.Lease
+	for i := range 4 {
+		l, err := s.Create(ctx, fmt.Sprintf("n.%d", i), token, "nodeA", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, l)
+	}
+	if err := s.Release(ctx, leases[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.TakeOver(ctx, "n.1", token, "nodeB"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, leases[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	leases = append(leases, redisstate.Lease{ID: "", Node: "nodeA", Epoch: 1})
+	want := []error{nil, redisstate.ErrFenced, redisstate.ErrNotFound, nil, redisstate.ErrInvalidID}
+	for round := range 2 {
+		errs := s.RenewAll(ctx, leases)
+		for i := range want {
+			if !errors.Is(errs[i], want[i]) || (want[i] == nil) != (errs[i] == nil) {
+				t.Errorf("round %d: RenewAll's error %d (%s) = %v, want %v", round, i, leases[i].ID, errs[i], want[i])
+			}
+		}
+	}
+}

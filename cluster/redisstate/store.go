@@ -275,8 +275,12 @@ func (s *Store) Owner(ctx context.Context, id string) (string, error) {
 // run runs script on the session's four keys, with the format version
 // first in ARGV.
 func (s *Store) run(ctx context.Context, script *redis.Script, id string, args ...any) *redis.Cmd {
-	keys := []string{s.key(id, "state"), s.key(id, "out"), s.key(id, "topics"), s.key(id, "lease")}
-	return script.Run(ctx, s.client, keys, append([]any{strconv.Itoa(Version)}, args...)...)
+	return script.Run(ctx, s.client, s.keys(id), append([]any{strconv.Itoa(Version)}, args...)...)
+}
+
+// keys returns the session's keys in the order the scripts take them.
+func (s *Store) keys(id string) []string {
+	return []string{s.key(id, "state"), s.key(id, "out"), s.key(id, "topics"), s.key(id, "lease")}
 }
 
 func (s *Store) key(id, part string) string {
