@@ -161,22 +161,25 @@ const assertClosed = (r, what) => {
 }
 
 /**
- * run starts the cluster on bus and a tab per mode on it, and runs
- * scenario(server, pages).
+ * run starts the cluster on bus and a tab per mode on it, each on a host of
+ * its own, and runs scenario(server, pages).
  */
 const run = async (bus, scenario) => {
   const server = await startGoServer(dir, {
     pkg: './js-client/testserver/cluster',
-    args: ['-bus', bus, '-readme', join(repo, 'README.md')],
+    args: ['-bus', bus, '-readme', join(repo, 'README.md'), '-hosts', String(modes.length)],
   })
   const pages = []
   const errors = []
   try {
-    for (const _ of modes) {
+    for (const [i, _] of modes.entries()) {
       const page = await browser.newPage()
       page.on('pageerror', (e) => errors.push(e))
       pages.push(page)
-      await page.goto(server.url)
+      // A host of its own per tab: Chromium keeps at most 6 HTTP/1.1
+      // connections per host, and the streams and polls of two sessions
+      // and their sends would otherwise wait for the other tabs'.
+      await page.goto(server.url.replace('127.0.0.1', '127.0.0.' + (i + 1)))
     }
     const r = await scenario(server, pages)
     assert.deepEqual(errors, [], 'uncaught errors in the page')

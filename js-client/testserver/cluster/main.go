@@ -7,7 +7,10 @@
 // prefix of the ids of the sessions the node holds), then
 // "listening http://ADDR/" once nginx accepts connections: ADDR/ serves a
 // page that loads the client from ADDR/rt/tether.js, and ADDR/rt/ is the
-// Tether prefix, served by every node.
+// Tether prefix, served by every node. With -hosts N, nginx also listens on
+// 127.0.0.2 .. 127.0.0.N at ADDR's port: a browser keeps at most 6 HTTP/1.1
+// connections per host, which the streams and polls of a few sessions fill,
+// so that tabs on hosts of their own do not wait for each other's.
 //
 // Each node echoes every message, and answers the text "stream N" with the
 // text messages "1" .. "N" (internal/hostile's Handle).
@@ -33,6 +36,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -52,6 +56,7 @@ func main() {
 	bus := flag.String("bus", "redis", "the bus: `redis` or nats (its engine is started on a free loopback port)")
 	readme := flag.String("readme", "README.md", "`path` of README.md, whose nginx block configures nginx")
 	nodes := flag.Int("nodes", 3, "how many nodes to start")
+	hosts := flag.Int("hosts", 1, "nginx listens on 127.0.0.1 .. 127.0.0.`N`, at the same port")
 	node := flag.Bool("node", false, "run one node (what the command starts its nodes with)")
 	busURL := flag.String("bus-url", "", "node mode: the bus's `URL`, redis://host:port or nats://host:port")
 	listen := flag.String("listen", "127.0.0.1:0", "node mode: the loopback `address` the node listens on")
@@ -65,7 +70,7 @@ func main() {
 	if *node {
 		err = runNode(ctx, *busURL, *listen, *name, logger)
 	} else {
-		err = runCluster(ctx, stop, *bus, *addr, *readme, *nodes)
+		err = runCluster(ctx, stop, *bus, *addr, *readme, *nodes, *hosts)
 	}
 	if err != nil {
 		log.Fatal("cluster: ", err)
@@ -75,9 +80,12 @@ func main() {
 // runCluster starts the engine, the nodes and nginx, and serves the
 // commands of standard input until ctx ends or standard input closes
 // (which calls stop).
-func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n int) error {
+func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, hosts int) error {
 	conf, err := hostile.Setup{}.Config(readme)
 	if err != nil {
+		return err
+	}
+	if addr, conf, err = listenHosts(addr, conf, hosts); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "tether-cluster-")
@@ -155,6 +163,43 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n in
 	<-ctx.Done()
 	return nil
 }
+
+// listenHosts returns addr with a port chosen if it had 0, and conf with a
+// listen line at that port for each of 127.0.0.2 .. 127.0.0.hosts besides
+// README's (which nginxtest.Start makes addr).
+func listenHosts(addr, conf string, hosts int) (string, string, error) {
+	if hosts < 1 || hosts > 254 {
+		return "", "", fmt.Errorf("-hosts %d: want 1 to 254", hosts)
+	}
+	if hosts == 1 {
+		return addr, conf, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", err
+	}
+	if host != "127.0.0.1" {
+		return "", "", fmt.Errorf("-addr %q: -hosts needs 127.0.0.1", addr)
+	}
+	if port == "0" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", "", err
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		_, port, _ = net.SplitHostPort(addr)
+	}
+	lines := []string{readmeListen}
+	for i := 2; i <= hosts; i++ {
+		lines = append(lines, fmt.Sprintf("listen 127.0.0.%d:%s;", i, port))
+	}
+	conf, err = nginxtest.Variant(conf, map[string]string{readmeListen: strings.Join(lines, "\n    ")})
+	return addr, conf, err
+}
+
+// readmeListen is README's listen line, which nginxtest.Start replaces.
+const readmeListen = "listen 443 ssl;"
 
 // nodeProc is a node's process.
 type nodeProc struct {
