@@ -85,9 +85,6 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, h
 	if err != nil {
 		return err
 	}
-	if addr, conf, err = listenHosts(addr, conf, hosts); err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", "tether-cluster-")
 	if err != nil {
 		return err
@@ -129,7 +126,7 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, h
 		backends = append(backends, p.addr)
 		fmt.Printf("node %s %s %s\n", p.name, p.id, p.addr)
 	}
-	ngx, err := nginxtest.Start(conf, addr, backends, dir)
+	ngx, err := startNginx(conf, addr, hosts, backends, dir)
 	if err != nil {
 		return err
 	}
@@ -164,38 +161,86 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, h
 	return nil
 }
 
-// listenHosts returns addr with a port chosen if it had 0, and conf with a
-// listen line at that port for each of 127.0.0.2 .. 127.0.0.hosts besides
-// README's (which nginxtest.Start makes addr).
-func listenHosts(addr, conf string, hosts int) (string, string, error) {
+// startNginx runs nginx with conf in dir, round robin over backends, on
+// addr and, with hosts > 1, on 127.0.0.2 .. 127.0.0.hosts at addr's port
+// too. With port 0 it picks a port free on every host, and picks again if
+// another process took it before nginx could (nginx then fails, or does not
+// answer on every host).
+func startNginx(conf, addr string, hosts int, backends []string, dir string) (*nginxtest.Nginx, error) {
 	if hosts < 1 || hosts > 254 {
-		return "", "", fmt.Errorf("-hosts %d: want 1 to 254", hosts)
-	}
-	if hosts == 1 {
-		return addr, conf, nil
+		return nil, fmt.Errorf("-hosts %d: want 1 to 254", hosts)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
-	if host != "127.0.0.1" {
-		return "", "", fmt.Errorf("-addr %q: -hosts needs 127.0.0.1", addr)
+	if hosts > 1 && host != "127.0.0.1" {
+		return nil, fmt.Errorf("-addr %q: -hosts needs 127.0.0.1", addr)
 	}
-	if port == "0" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return "", "", err
+	for attempt := 1; ; attempt++ {
+		p := port
+		if p == "0" {
+			if p, err = freePort(hosts); err != nil {
+				return nil, err
+			}
 		}
-		addr = ln.Addr().String()
-		ln.Close()
-		_, port, _ = net.SplitHostPort(addr)
+		addrs := []string{net.JoinHostPort(host, p)}
+		lines := []string{readmeListen}
+		for i := 2; i <= hosts; i++ {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.%d:%s", i, p))
+			lines = append(lines, "listen "+addrs[i-1]+";")
+		}
+		c, err := nginxtest.Variant(conf, map[string]string{readmeListen: strings.Join(lines, "\n    ")})
+		if err != nil {
+			return nil, err
+		}
+		ngx, err := nginxtest.Start(c, addrs[0], backends, dir)
+		if err == nil {
+			if err = dialAll(addrs); err == nil {
+				return ngx, nil
+			}
+			ngx.Stop()
+		}
+		if port != "0" || attempt == 5 {
+			return nil, err
+		}
 	}
-	lines := []string{readmeListen}
-	for i := 2; i <= hosts; i++ {
-		lines = append(lines, fmt.Sprintf("listen 127.0.0.%d:%s;", i, port))
+}
+
+// freePort returns a port that is free on 127.0.0.1 .. 127.0.0.hosts.
+func freePort(hosts int) (string, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		lns := []net.Listener{ln}
+		for i := 2; i <= hosts && err == nil; i++ {
+			if ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%s", i, port)); err == nil {
+				lns = append(lns, ln)
+			}
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if err == nil {
+			return port, nil
+		}
 	}
-	conf, err = nginxtest.Variant(conf, map[string]string{readmeListen: strings.Join(lines, "\n    ")})
-	return addr, conf, err
+	return "", errors.New("no port free on every host")
+}
+
+// dialAll returns an error unless every address accepts a connection.
+func dialAll(addrs []string) error {
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err != nil {
+			return fmt.Errorf("nginx does not answer on %s: %w", a, err)
+		}
+		c.Close()
+	}
+	return nil
 }
 
 // readmeListen is README's listen line, which nginxtest.Start replaces.
