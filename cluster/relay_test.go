@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"path"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,14 +144,22 @@ func dialWatched(t *testing.T, ctx context.Context, url, name string) *watched {
 // killed node served, go on with nothing lost.
 func TestNodeKilled(t *testing.T) {
 	ctx := testContext(t)
+	// Negotiates go to each node in turn, whatever the other requests.
+	var negotiates atomic.Int64
 	c := clustertest.Start(t, 3, relayEcho, &clustertest.Options{
 		Node: &cluster.NodeOptions{OwnerGoneAfter: 500 * time.Millisecond},
+		Route: func(r *http.Request) int {
+			if path.Base(r.URL.Path) == "negotiate" {
+				return int(negotiates.Add(1) % 3)
+			}
+			return -1
+		},
 	})
 	victim := c.Nodes[0]
 	var lost, kept []*watched
 	for _, name := range transport.Names() {
 		var onVictim, elsewhere bool
-		for i := 0; i < 12 && !(onVictim && elsewhere); i++ {
+		for i := 0; i < 3 && !(onVictim && elsewhere); i++ {
 			w := dialWatched(t, ctx, c.URL, name)
 			exchange(t, ctx, w.c, "before", 100)
 			if c.OwnerOf(w.c.ID()) == victim {
@@ -158,7 +169,7 @@ func TestNodeKilled(t *testing.T) {
 			}
 		}
 		if !onVictim || !elsewhere {
-			t.Fatalf("%s: no session on the victim node and one elsewhere after 12 dials", name)
+			t.Fatalf("%s: no session on the victim node and one elsewhere after 3 dials", name)
 		}
 	}
 	c.Kill(victim)
@@ -236,18 +247,22 @@ func TestRelayWithinPayloadLimit(t *testing.T) {
 // nodes serve; they negotiate a new session, held by a node that stays.
 func TestShutdownRelayed(t *testing.T) {
 	ctx := testContext(t)
-	c := clustertest.Start(t, 3, relayEcho, nil)
-	leaving := c.Nodes[0]
-	var w *watched
-	for i := 0; i < 12 && w == nil; i++ {
-		if cand := dialWatched(t, ctx, c.URL, "sse"); c.OwnerOf(cand.c.ID()) == leaving {
-			w = cand
+	// Negotiate reaches the first node until it shuts down, then the
+	// third; every other request reaches the second.
+	var leavingNow atomic.Bool
+	c := clustertest.Start(t, 3, relayEcho, &clustertest.Options{Route: func(r *http.Request) int {
+		switch {
+		case path.Base(r.URL.Path) != "negotiate":
+			return 1
+		case leavingNow.Load():
+			return 2
 		}
-	}
-	if w == nil {
-		t.Fatal("no session held by the first node after 12 dials")
-	}
+		return 0
+	}})
+	leaving := c.Nodes[0]
+	w := dialWatched(t, ctx, c.URL, "sse")
 	exchange(t, ctx, w.c, "before", 100)
+	leavingNow.Store(true)
 	shut := make(chan error, 1)
 	go func() { shut <- leaving.Server.Shutdown(ctx) }()
 	select {
@@ -262,7 +277,7 @@ func TestShutdownRelayed(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	exchange(t, ctx, w.c, "after", 100)
-	if c.OwnerOf(w.c.ID()) == leaving {
-		t.Fatalf("the new session %s is held by the node that shut down", w.c.ID())
+	if c.OwnerOf(w.c.ID()) != c.Nodes[2] {
+		t.Fatalf("the new session %s is not held by the third node", w.c.ID())
 	}
 }

@@ -13,6 +13,7 @@ package clustertest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -54,6 +55,9 @@ type Node struct {
 	http *httptest.Server
 	down atomic.Bool
 
+	connsMu sync.Mutex
+	conns   map[net.Conn]struct{} // open connections, hijacked ones (WebSockets) included; guarded by connsMu
+
 	killOnce sync.Once
 }
 
@@ -69,7 +73,8 @@ type Options struct {
 	// MaxPayload, if not zero, is the MemoryBus's payload limit.
 	MaxPayload int
 	// Route, if set, picks the node the front sends r to, by its index in
-	// Nodes, instead of the next one in turn.
+	// Nodes, instead of the next one in turn: a negative index, or a node
+	// that is down, leaves r to the turn.
 	Route func(r *http.Request) int
 }
 
@@ -116,8 +121,11 @@ func Start(t testing.TB, n int, h tether.Handler, opts *Options) *Cluster {
 		srv := tether.NewServer(h, &sopts)
 		mux := http.NewServeMux()
 		mux.Handle("/rt/", srv)
-		hs := httptest.NewServer(mux)
-		nd := &Node{Node: node, Server: srv, URL: hs.URL + "/rt/", bus: bus, http: hs}
+		hs := httptest.NewUnstartedServer(mux)
+		nd := &Node{Node: node, Server: srv, bus: bus, http: hs, conns: make(map[net.Conn]struct{})}
+		hs.Config.ConnState = nd.track
+		hs.Start()
+		nd.URL = hs.URL + "/rt/"
 		c.Nodes = append(c.Nodes, nd)
 		t.Cleanup(func() { nd.stop(true) })
 	}
@@ -141,7 +149,9 @@ func (c *Cluster) rewrite(pr *httputil.ProxyRequest) {
 	c.Requests.Add(1)
 	var nd *Node
 	if c.route != nil {
-		nd = c.Nodes[c.route(pr.In)]
+		if i := c.route(pr.In); i >= 0 && !c.Nodes[i].down.Load() {
+			nd = c.Nodes[i]
+		}
 	}
 	for i := 0; nd == nil && i < len(c.Nodes); i++ {
 		nd = c.Nodes[c.next.Add(1)%uint64(len(c.Nodes))]
@@ -174,11 +184,37 @@ func (c *Cluster) OwnerOf(id string) *Node {
 // sessions end without a word to their clients.
 func (c *Cluster) Kill(nd *Node) { nd.stop(false) }
 
+// track keeps the node's open connections, WebSockets included (httptest
+// forgets a connection once hijacked), for Kill.
+func (nd *Node) track(conn net.Conn, state http.ConnState) {
+	nd.connsMu.Lock()
+	defer nd.connsMu.Unlock()
+	switch state {
+	case http.StateNew:
+		nd.conns[conn] = struct{}{}
+	case http.StateClosed:
+		delete(nd.conns, conn)
+	}
+}
+
+// closeConns closes every connection the node has open.
+func (nd *Node) closeConns() {
+	nd.connsMu.Lock()
+	defer nd.connsMu.Unlock()
+	for conn := range nd.conns {
+		conn.Close()
+		delete(nd.conns, conn)
+	}
+}
+
 func (nd *Node) stop(graceful bool) {
 	nd.killOnce.Do(func() {
 		nd.down.Store(true)
 		nd.bus.Close()
 		nd.Node.Close()
+		if !graceful {
+			nd.closeConns()
+		}
 		nd.http.CloseClientConnections()
 		nd.http.Close()
 		if graceful {
