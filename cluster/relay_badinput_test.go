@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,7 +79,13 @@ func TestRelayBadInput(t *testing.T) {
 	})
 	// A session exchanging messages all along, through the front; the
 	// node killed below is not its owner.
-	busy := dialTransport(t, ctx, c.URL, "longpoll", nil)
+	var attemptsMu sync.Mutex
+	var attempts []string // what failed for the busy session, for the failure message
+	busy := dialTransport(t, ctx, c.URL, "longpoll", &client.Options{OnError: func(e *client.AttemptError) {
+		attemptsMu.Lock()
+		defer attemptsMu.Unlock()
+		attempts = append(attempts, fmt.Sprintf("%s %s %d %v", e.Request, e.Transport, e.Status, e.Err))
+	}})
 	var owner, other, victim *clustertest.Node
 	for _, nd := range c.Nodes {
 		switch {
@@ -162,7 +169,9 @@ func TestRelayBadInput(t *testing.T) {
 	}
 	close(stop)
 	if err := <-busyErr; err != nil {
-		t.Fatalf("the session exchanging meanwhile: %v", err)
+		attemptsMu.Lock()
+		defer attemptsMu.Unlock()
+		t.Fatalf("the session exchanging meanwhile: %v (failed attempts: %q)", err, attempts)
 	}
 }
 
@@ -325,6 +334,29 @@ func TestOwnerJudgedGoneAnswersAgain(t *testing.T) {
 		}
 		if wire.CloseStatus(err) != wire.StatusOwnerGone {
 			t.Fatalf("attempt %d: %v, want success or close 4006", attempt, err)
+		}
+	}
+}
+
+// TestClosedNodeAnswers503: a node that has closed (Node.Close) while its
+// server still takes requests cannot reach the owners of sessions: it
+// answers 503 try again, never 404, so no client takes its session for
+// unknown.
+func TestClosedNodeAnswers503(t *testing.T) {
+	ctx := testContext(t)
+	c := clustertest.Start(t, 2, relayEcho, nil)
+	s := rawNegotiate(t, ctx, c.Nodes[0].URL)
+	if got := answer(t, ctx, http.MethodPost, c.Nodes[1].URL+"send?"+s.query()+"&seq=1", sendBody("x")); got != "204" {
+		t.Fatalf("send through the other node: %q, want 204", got)
+	}
+	c.Nodes[1].Node.Close()
+	for _, u := range []string{"longpoll?" + s.query() + "&received=0", "send?" + s.query() + "&seq=2"} {
+		method := http.MethodGet
+		if strings.HasPrefix(u, "send") {
+			method = http.MethodPost
+		}
+		if got := answer(t, ctx, method, c.Nodes[1].URL+u, sendBody("y")); got != "503 try again" {
+			t.Errorf("%s %s on a closed node: %q, want 503 try again", method, u, got)
 		}
 	}
 }

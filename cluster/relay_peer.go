@@ -12,6 +12,10 @@ import (
 // errOwnerGone is returned by Node.call when the owner has been judged gone.
 var errOwnerGone = errors.New("cluster: owner node gone")
 
+// errNodeClosed is returned by Node.call once the node has closed: for the
+// requests it still serves, the owner cannot be reached.
+var errNodeClosed = fmt.Errorf("%w: node closed", session.ErrUnreachable)
+
 // maxSuspects bounds the owners under suspicion at once. An owner never
 // heard from (a forged id, as likely as a real one) that comes beyond it
 // is judged gone at once, so that a flood of made-up ids holds no
@@ -252,6 +256,9 @@ func (n *Node) pingInterval() time.Duration {
 // the node closes or p is judged gone.
 func (n *Node) call(ctx context.Context, p *peer, req []byte, wait time.Duration) ([]byte, error) {
 	for {
+		if n.ctx.Err() != nil {
+			return nil, errNodeClosed
+		}
 		rctx, cancel := context.WithTimeout(ctx, wait+n.opts.RequestTimeout)
 		// The request ends when p is judged gone or the node closes
 		// (goneCtx is a child of the node's context); once p is judged
@@ -270,18 +277,22 @@ func (n *Node) call(ctx context.Context, p *peer, req []byte, wait time.Duration
 			return data, nil
 		case p.gone():
 			return nil, errOwnerGone
+		case n.ctx.Err() != nil:
+			// Before ctx: the node's calls pass its own context.
+			return nil, errNodeClosed
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case n.ctx.Err() != nil:
-			return nil, fmt.Errorf("%w: node closed", session.ErrUnreachable)
 		case errors.Is(err, ErrNoResponders):
 			settled := p.noResponders()
 			select {
 			case <-settled:
-			case <-ctx.Done():
-				return nil, ctx.Err()
 			case <-n.ctx.Done():
-				return nil, fmt.Errorf("%w: node closed", session.ErrUnreachable)
+				return nil, errNodeClosed
+			case <-ctx.Done():
+				if n.ctx.Err() != nil {
+					return nil, errNodeClosed
+				}
+				return nil, ctx.Err()
 			}
 		default:
 			p.unreachable()

@@ -73,8 +73,8 @@ type Options struct {
 	// MaxPayload, if not zero, is the MemoryBus's payload limit.
 	MaxPayload int
 	// Route, if set, picks the node the front sends r to, by its index in
-	// Nodes, instead of the next one in turn: a negative index, or a node
-	// that is down, leaves r to the turn.
+	// Nodes (even one that is down: the front then answers 502), instead
+	// of the next one in turn; a negative index leaves r to the turn.
 	Route func(r *http.Request) int
 }
 
@@ -149,7 +149,7 @@ func (c *Cluster) rewrite(pr *httputil.ProxyRequest) {
 	c.Requests.Add(1)
 	var nd *Node
 	if c.route != nil {
-		if i := c.route(pr.In); i >= 0 && !c.Nodes[i].down.Load() {
+		if i := c.route(pr.In); i >= 0 {
 			nd = c.Nodes[i]
 		}
 	}
