@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -50,41 +51,59 @@ func pollLoop(ctx context.Context, l *link) error {
 		received := s.received.Load()
 		l.n = received
 		l.touch(time.Now())
-		rp, err := s.do(d, http.MethodGet, u.with(received, -1, true), nil)
-		if err != nil {
-			return fmt.Errorf("longpoll: %w", err)
+		if err := poll(ctx, d, l, u.with(received, -1, true)); err != nil {
+			return err
 		}
-		body := rp.body
-		switch status := rp.status; status {
-		case http.StatusOK:
+	}
+}
+
+// poll makes one poll and hands each frame to the session as its body
+// arrives, so that a poll cut short keeps what arrived: the next poll's
+// received says so.
+func poll(ctx context.Context, d *requestDeadline, l *link, u string) error {
+	s := l.s
+	req, err := http.NewRequestWithContext(d.start(), http.MethodGet, u, nil)
+	if err != nil {
+		d.stop()
+		return fmt.Errorf("longpoll: %w", redact(err))
+	}
+	resp, err := s.hc.Do(req)
+	if !d.stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return fmt.Errorf("longpoll: no answer within %v: %w", d.timeout, context.DeadlineExceeded)
+	}
+	if err != nil {
+		return fmt.Errorf("longpoll: %w", redact(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		switch resp.StatusCode {
 		case http.StatusNotFound:
 			return errSessionGone
 		case http.StatusBadRequest:
 			return endSession(wire.StatusProtocolError, "longpoll refused: "+firstLine(body))
-		default:
-			return fmt.Errorf("longpoll: %w", &statusError{status, firstLine(body)})
 		}
-		l.established()
-		parse := wire.ParseBatch
-		if compactResponse(rp.contentType) {
-			parse = wire.ParseCompactBatch
-		}
-		err = parse(body, s.negotiated().MaxMessageBytes, func(f wire.Frame) error {
-			return l.deliver(ctx, f)
-		})
-		var ee *endError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee), ctx.Err() != nil:
-			return err
-		case errors.Is(err, wire.ErrMessageTooBig):
-			return parseError(err)
-		default:
-			// A truncated body (a proxy, a cut) is malformed too: the
-			// frames before the fault were counted, so poll again.
-			return fmt.Errorf("longpoll: %w", err)
-		}
+		return fmt.Errorf("longpoll: %w", &statusError{resp.StatusCode, firstLine(body)})
 	}
+	l.established()
+	err = readBatchBody(d, resp.Body, compactResponse(resp.Header.Get("Content-Type")), s.negotiated().MaxMessageBytes, func(f wire.Frame) error {
+		return l.deliver(ctx, f)
+	})
+	var ee *endError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee), ctx.Err() != nil:
+		return err
+	case errors.Is(err, wire.ErrMessageTooBig):
+		return parseError(err)
+	}
+	// A cut or a mangled body: the frames before the fault were
+	// counted, so poll again.
+	return fmt.Errorf("longpoll: %w", err)
 }
 
 // compactResponse reports whether contentType marks a response in compact

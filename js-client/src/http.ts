@@ -28,9 +28,20 @@ const get = async (c: Conn, host: Host, path: string): Promise<Response | void> 
   return r
 }
 
+/** join returns the bytes of a followed by those of b. */
+const join = (a: Uint8Array, b: Uint8Array): Uint8Array => {
+  if (!a.length) return b
+  const j = new Uint8Array(a.length + b.length)
+  j.set(a)
+  j.set(b, a.length)
+  return j
+}
+
 /**
  * longpoll attaches c as a chain of long polls, each acknowledging with its
- * received. A poll answered with frames proves the transport (an empty
+ * received. A poll's body is read as it arrives and each frame handed over
+ * at once, so a poll cut short keeps what arrived (the next poll's received
+ * says so). A poll answered with frames proves the transport (an empty
  * answer is a poll superseded). While a probe's attach is under way it polls
  * no more (a poll would supersede it); it parks, and the session calls
  * longpoll again if that attach fails.
@@ -41,12 +52,22 @@ export const longpoll = async (c: Conn, host: Host) => {
       const r = await get(c, host, 'longpoll')
       if (!r) return
       if (r.status == 409) continue
-      const p = new Uint8Array(await r.arrayBuffer())
-      c._lastHeard = Date.now()
-      if (p.length) host._proven(c)
+      const parse = compact(r) ? parseCompact : parseBatch
+      const rd = r.body!.getReader()
+      let buf: Uint8Array = new Uint8Array()
+      for (;;) {
+        const { done, value } = await rd.read()
+        c._lastHeard = Date.now()
+        if (done) break
+        host._proven(c)
+        host._heard(c)
+        buf = join(buf, value)
+        const i = parse(buf, 0, (f) => host._frame(c, f))
+        if (i < 0) return c._stop()
+        buf = buf.subarray(i)
+      }
       host._heard(c)
-      const i = (compact(r) ? parseCompact : parseBatch)(p, 0, (f) => host._frame(c, f))
-      if (i >= 0 && i < p.length) malformed()
+      if (buf.length) malformed()
     }
   } catch {
     host._failed(c)
@@ -129,14 +150,8 @@ export const streaming = (c: Conn, host: Host) => {
   stream(c, host, 'streaming', (p, r) => {
     delim ||= encoder.encode('--' + /boundary="?([^";]+)/.exec(r.headers.get('content-type')!)![1])
     // The chunk joins what is left of the last one, if anything is.
-    if (i < buf.length) {
-      const b = new Uint8Array(buf.length - i + p.length)
-      b.set(buf.subarray(i))
-      b.set(p, buf.length - i)
-      p = b
-    }
+    buf = join(buf.subarray(i), p)
     if (end >= 0) end -= i
-    buf = p
     i = 0
     for (;;) {
       if (end < 0) {
