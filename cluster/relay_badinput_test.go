@@ -146,6 +146,13 @@ func TestRelayBadInput(t *testing.T) {
 	}
 	for _, r := range rows {
 		for _, nd := range []*clustertest.Node{owner, other} {
+			// A probe (PROTOCOL.md 10.1) is answered as an attach is:
+			// 404 for an unknown session, the start of a stream for one
+			// whose owner is gone (its attach brings the close frame).
+			probe := answer(t, ctx, http.MethodGet, nd.URL+"sse?"+r.s.query()+"&received=0&probe=1", nil)
+			if want := r.attach[:3]; probe[:3] != want {
+				t.Errorf("%s: probe on node %s: %q, want %s", r.name, nd.Node.ID(), probe, want)
+			}
 			if got := attach(nd.URL, r.s); got != r.attach {
 				t.Errorf("%s: attach on node %s: %q, want %q", r.name, nd.Node.ID(), got, r.attach)
 			}

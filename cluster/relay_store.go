@@ -182,11 +182,15 @@ func (e *remoteEndpoint) Err() error {
 }
 
 // Finished implements session.Endpoint: whether a call found the session
-// over.
+// over. A session whose owner is gone is not finished in this sense: a
+// connection may still attach, to be given the close frame (as to a
+// session held here that was aborted), and a probe of it is answered as
+// for a live one rather than 404, which a client would take for an
+// unknown session.
 func (e *remoteEndpoint) Finished() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.ended != nil
+	return e.ended != nil && e.ended.Code != wire.StatusOwnerGone
 }
 
 // end records that the session is over.
