@@ -13,14 +13,12 @@ import (
 // called name in its logs (warnings go to standard error). stop closes the
 // node, then the bus.
 func joinCluster(url, name string) (node tether.Cluster, stop func(), err error) {
-	bus, closeBus, err := busdial.Dial(url)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	bus, closeBus, err := busdial.Dial(url, logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := cluster.NewNode(bus, &cluster.NodeOptions{
-		Name:   name,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	n, err := cluster.NewNode(bus, &cluster.NodeOptions{Name: name, Logger: logger})
 	if err != nil {
 		closeBus()
 		return nil, nil, err

@@ -1,12 +1,15 @@
-// Package busdial connects the commands that run cluster nodes (the bench,
-// the browser tests' cluster) to a bus given by its URL, so that each
-// needs one flag or variable for it: redis://host:port for cluster/redisbus,
-// nats://host:port for cluster/natsbus.
+// Package busdial connects the commands that run cluster nodes
+// (examples/cluster, the bench, the browser tests' cluster) to a bus given
+// by its URL, so that each needs one flag or variable for it:
+// redis://host:port for cluster/redisbus, nats://host:port for
+// cluster/natsbus.
 package busdial
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -16,12 +19,13 @@ import (
 	"github.com/tetherkit/tether/cluster/redisbus"
 )
 
-// Dial connects to the bus at url with the bus package's default options;
-// a NATS connection tries to reconnect forever, as natsbus advises for a
-// cluster. closeBus closes the bus, then its client. Dial returns an error
-// for a URL of another scheme, a malformed one, and the client's or the bus
-// package's error.
-func Dial(url string) (bus cluster.Bus, closeBus func(), err error) {
+// Dial connects to the bus at url with the bus package's default options
+// and logger (nil logs nothing): go-redis's default timeouts and retries
+// suit a cluster, and a NATS connection reconnects for as long as the node
+// runs, every 500 ms, as natsbus advises. closeBus closes the bus, then its
+// client. Dial returns an error for a URL of another scheme, a malformed
+// one, and the client's or the bus package's error.
+func Dial(url string, logger *slog.Logger) (bus cluster.Bus, closeBus func(), err error) {
 	switch {
 	case strings.HasPrefix(url, "redis://"):
 		opt, err := redis.ParseURL(url)
@@ -29,18 +33,22 @@ func Dial(url string) (bus cluster.Bus, closeBus func(), err error) {
 			return nil, nil, err
 		}
 		client := redis.NewClient(opt)
-		b, err := redisbus.New(client, nil)
+		b, err := redisbus.New(client, &redisbus.Options{Logger: logger})
 		if err != nil {
 			client.Close()
 			return nil, nil, err
 		}
 		return b, func() { b.Close(); client.Close() }, nil
 	case strings.HasPrefix(url, "nats://"):
-		nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+		nc, err := nats.Connect(url,
+			nats.MaxReconnects(-1), // a node reconnects for as long as it runs
+			nats.ReconnectWait(500*time.Millisecond),
+			nats.RetryOnFailedConnect(true),
+		)
 		if err != nil {
 			return nil, nil, err
 		}
-		b, err := natsbus.New(nc, nil)
+		b, err := natsbus.New(nc, &natsbus.Options{Logger: logger})
 		if err != nil {
 			nc.Close()
 			return nil, nil, err

@@ -25,12 +25,12 @@ func TestDialRequest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eng := tc.start(t)
-			server, closeServer, err := busdial.Dial(eng.URL())
+			server, closeServer, err := busdial.Dial(eng.URL(), nil)
 			if err != nil {
 				t.Fatalf("Dial(%q): %v", eng.URL(), err)
 			}
 			defer closeServer()
-			client, closeClient, err := busdial.Dial(eng.URL())
+			client, closeClient, err := busdial.Dial(eng.URL(), nil)
 			if err != nil {
 				t.Fatalf("Dial(%q): %v", eng.URL(), err)
 			}
@@ -54,7 +54,7 @@ func TestDialRequest(t *testing.T) {
 // and nothing is left open.
 func TestDialBadURL(t *testing.T) {
 	for _, url := range []string{"", "http://127.0.0.1:6379", "redis://127.0.0.1:notaport/x/y", "nats://127.0.0.1:1", "memory:"} {
-		if bus, _, err := busdial.Dial(url); err == nil {
+		if bus, _, err := busdial.Dial(url, nil); err == nil {
 			bus.Close()
 			t.Errorf("Dial(%q): no error", url)
 		}

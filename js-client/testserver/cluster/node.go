@@ -21,7 +21,7 @@ func runNode(ctx context.Context, busURL, listen, name string, logger *slog.Logg
 	if busURL == "" {
 		return errNoBusURL
 	}
-	bus, closeBus, err := busdial.Dial(busURL)
+	bus, closeBus, err := busdial.Dial(busURL, logger)
 	if err != nil {
 		return err
 	}
