@@ -101,13 +101,23 @@ type Session struct {
 // takes the defaults Config documents.
 func New(cfg *Config, info RequestInfo, onFinish func(*Local)) *Local {
 	cfg = cfg.withDefaults()
+	return newLocal(cfg, cfg.sessionID(), randomID(), info, onFinish, nil)
+}
+
+// newLocal returns a session with the given id and token; prepare, if not
+// nil, sets its state (New's sessions start empty, Restore's do not) before
+// anything else can see it. cfg has its defaults.
+func newLocal(cfg *Config, id, token string, info RequestInfo, onFinish func(*Local), prepare func(*Session)) *Local {
 	s := &Session{
-		id:    cfg.sessionID(),
-		token: randomID(),
+		id:    id,
+		token: token,
 		info:  info,
 		cfg:   cfg,
 
 		resumeWindow: cfg.ResumeWindow,
+	}
+	if prepare != nil {
+		prepare(s)
 	}
 	l := &Local{Session: s}
 	if onFinish != nil {

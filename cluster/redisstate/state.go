@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -207,4 +208,11 @@ func number(v any) (uint64, error) {
 		return uint64(v), nil
 	}
 	return 0, fmt.Errorf("number of %T", v)
+}
+
+// Restored returns what session.Restore continues from: the state, with the
+// token of the request that took the session over (TakeOver checked it; the
+// store keeps only its hash).
+func (st *State) Restored(token string) session.Restored {
+	return session.Restored{ID: st.ID, Token: token, Acked: st.Acked, Out: st.Out, Received: st.Received}
 }
