@@ -86,6 +86,15 @@ func (o *NodeOptions) withDefaults() NodeOptions {
 // owner's frames with the session's numbering, pulled one batch at a time,
 // so a message the bus loses is replayed when the client attaches again.
 //
+// What crosses the bus for a relayed session: a send is one request per
+// bus payload of messages, after a lookup that the node then remembers for
+// two seconds; a downstream batch is one pull and its reply; a long poll
+// is an attach, a pull and a detach. Each request carries the session's id
+// and token and some 20 bytes more, each message its data and 2 to 11
+// bytes. An echo of one 64-byte message costs 2 requests and about 285
+// bytes on a WebSocket, 3 and 350 on sse or streaming, 5 and 505 on long
+// polling (BenchmarkRelayEcho).
+//
 // A Node serves one Server. All methods may be called concurrently.
 type Node struct {
 	id       string
