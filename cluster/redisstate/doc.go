@@ -23,6 +23,12 @@
 // ordered by Redis: one gets the lease, the other ErrOwned (with the winner's
 // id in an *OwnedError).
 //
+// A node keeps its leases with a Renewer, which renews them all in one
+// pipeline every LeaseTTL/3 and tells the node of each one it lost (taken
+// over, expired), and releases them when it shuts down (Release), so that
+// other nodes take its sessions over at once. session.Restore, given
+// State.Restored, makes the session that goes on from a TakeOver's state.
+//
 // # Data layout
 //
 // The keys of one session share the hash tag {<session id>}, so that on a

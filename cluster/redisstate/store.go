@@ -103,10 +103,11 @@ type Options struct {
 // every call is one round trip (two the first time a script runs on a
 // Redis that has not cached it).
 type Store struct {
-	client redis.UniversalClient
-	prefix string
-	lease  string // LeaseTTL in ms, as the scripts take it
-	window string // ResumeWindow in ms
+	client   redis.UniversalClient
+	prefix   string
+	leaseTTL time.Duration
+	lease    string // LeaseTTL in ms, as the scripts take it
+	window   string // ResumeWindow in ms
 }
 
 // New returns a Store on client. It returns an error for options out of
@@ -135,10 +136,11 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("redisstate: ResumeWindow %v shorter than LeaseTTL %v", o.ResumeWindow, o.LeaseTTL)
 	}
 	return &Store{
-		client: client,
-		prefix: o.Prefix,
-		lease:  strconv.FormatInt(o.LeaseTTL.Milliseconds(), 10),
-		window: strconv.FormatInt(o.ResumeWindow.Milliseconds(), 10),
+		client:   client,
+		prefix:   o.Prefix,
+		leaseTTL: o.LeaseTTL,
+		lease:    strconv.FormatInt(o.LeaseTTL.Milliseconds(), 10),
+		window:   strconv.FormatInt(o.ResumeWindow.Milliseconds(), 10),
 	}, nil
 }
 

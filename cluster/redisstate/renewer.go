@@ -1,0 +1,140 @@
+package redisstate
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Renewer keeps a node's leases: every LeaseTTL/3 it renews all of them in
+// one pipeline (RenewAll), and tells the node of each lease it has lost, so
+// that the node stops serving the session. Make one per node with
+// NewRenewer. All methods may be called concurrently.
+type Renewer struct {
+	store  *Store
+	lost   func(Lease, error)
+	logger *slog.Logger
+	every  time.Duration
+
+	mu     sync.Mutex
+	leases map[string]Lease // guarded by mu; by session id
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewRenewer starts renewing the leases Add is given, until Close. lost,
+// if not nil, is called on the Renewer's goroutine (one call at a time;
+// it must not call Close) with a lease it has dropped and why: ErrFenced
+// (another node took the session over), ErrNotFound (the state expired or
+// was deleted), ErrCorrupt or ErrVersion. A renewal that fails with
+// ErrUnavailable keeps the lease and is logged at Warn (logger, or slog's
+// default when nil): if the node cannot reach Redis for LeaseTTL, another
+// node that can may take its sessions over, and the node learns it at its
+// next renewal or write.
+func (s *Store) NewRenewer(lost func(Lease, error), logger *slog.Logger) *Renewer {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	r := &Renewer{
+		store:  s,
+		lost:   lost,
+		logger: logger,
+		every:  max(s.leaseTTL/3, time.Millisecond),
+		leases: map[string]Lease{},
+		done:   make(chan struct{}),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	go r.loop()
+	return r
+}
+
+// Add has the Renewer renew l from now on, in place of any lease of the
+// same session it held.
+func (r *Renewer) Add(l Lease) {
+	r.mu.Lock()
+	r.leases[l.ID] = l
+	r.mu.Unlock()
+}
+
+// Remove stops renewing the session's lease (it ended, or was released).
+func (r *Renewer) Remove(id string) {
+	r.mu.Lock()
+	delete(r.leases, id)
+	r.mu.Unlock()
+}
+
+// Len returns how many leases the Renewer holds.
+func (r *Renewer) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.leases)
+}
+
+// Close stops renewing and returns once the Renewer's goroutine is done
+// (a renewal in flight is canceled). The leases lapse after LeaseTTL;
+// a node that shuts down releases them first (Release) so that others take
+// its sessions over at once.
+func (r *Renewer) Close() {
+	r.cancel()
+	<-r.done
+}
+
+func (r *Renewer) loop() {
+	defer close(r.done)
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.renew()
+	}
+}
+
+// renew renews every lease once, bounded by the renewal interval.
+func (r *Renewer) renew() {
+	r.mu.Lock()
+	leases := make([]Lease, 0, len(r.leases))
+	for _, l := range r.leases {
+		leases = append(leases, l)
+	}
+	r.mu.Unlock()
+	if len(leases) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.every)
+	defer cancel()
+	unavailable := 0
+	for i, err := range r.store.RenewAll(ctx, leases) {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrUnavailable):
+			unavailable++
+		default:
+			if r.drop(leases[i]) && r.lost != nil {
+				r.lost(leases[i], err)
+			}
+		}
+	}
+	if unavailable > 0 && r.ctx.Err() == nil {
+		r.logger.Warn("redisstate: leases not renewed", "leases", unavailable)
+	}
+}
+
+// drop removes l if it is still the lease held for its session (Add may
+// have replaced it meanwhile), and reports whether it did.
+func (r *Renewer) drop(l Lease) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leases[l.ID] != l {
+		return false
+	}
+	delete(r.leases, l.ID)
+	return true
+}
