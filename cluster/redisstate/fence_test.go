@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
@@ -216,4 +217,75 @@ func TestRenewAll(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFencedWhileWriting checks fencing under a race: an owner writes
+// without pause while another node takes the session over; every write of
+// the old owner that Redis accepted is in the state, none after the
+// takeover is, and the new owner goes on from exactly there.
+func TestFencedWhileWriting(t *testing.T) {
+	e := enginetest.RedisT(t)
+	ctx := testContext(t)
+	client := newClient(t, e.Addr)
+	s := newStore(t, client, nil)
+	a, err := s.Create(ctx, id, token, "nodeA", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := make(chan uint64, 1) // the last message the old owner wrote
+	go func() {
+		var n uint64
+		for {
+			err := s.Write(ctx, a, &redisstate.Batch{First: n + 1, Messages: messages(int(n)+1, 1)})
+			if err != nil {
+				if !errors.Is(err, redisstate.ErrFenced) && ctx.Err() == nil {
+					t.Errorf("old owner's Write(%d) = %v, want nil or ErrFenced", n+1, err)
+				}
+				written <- n
+				return
+			}
+			n++
+		}
+	}()
+	for { // let the old owner write a while
+		st, _, err := s.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Sent >= 50 {
+			break
+		}
+		sleep(ctx, t, time.Millisecond)
+	}
+	var b redisstate.Lease
+	for { // the lease lapses (deleted here) and nodeB takes over
+		if err := client.Del(ctx, "tether:{"+id+"}:lease").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if b, _, err = s.TakeOver(ctx, id, token, "nodeB"); err == nil {
+			break
+		}
+		if !errors.Is(err, redisstate.ErrOwned) {
+			t.Fatalf("TakeOver = %v", err)
+		}
+	}
+	var last uint64
+	select {
+	case last = <-written:
+	case <-ctx.Done():
+		t.Fatal("the old owner's writes were never refused")
+	}
+	st, epoch, err := s.Load(ctx, id)
+	if err != nil || epoch != b.Epoch || st.Sent != last || len(st.Out) != int(last) {
+		t.Fatalf("state = sent %d, %d messages, epoch %d, %v; want the old owner's %d messages, epoch %d", st.Sent, len(st.Out), epoch, err, last, b.Epoch)
+	}
+	for i, m := range st.Out {
+		if want := fmt.Sprintf("m%d", i+1); string(m.Data) != want {
+			t.Fatalf("message %d = %q, want %q", i+1, m.Data, want)
+		}
+	}
+	if err := s.Write(ctx, b, &redisstate.Batch{First: last + 1, Messages: messages(int(last)+1, 1), Acked: last + 1}); err != nil {
+		t.Fatalf("new owner's Write: %v", err)
+	}
+	t.Logf("the old owner wrote %d messages before the takeover", last)
 }
