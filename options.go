@@ -65,7 +65,8 @@ type Options struct {
 	// MaxQueuedBytes bounds, per session and direction, the bytes of
 	// messages held: sent but not acknowledged by the client, and received
 	// but not yet read. Each message counts its data's length plus
-	// session.MessageOverhead. Default 4 MiB.
+	// session.MessageOverhead. Default 4 MiB. A long-poll response
+	// carries at most half of it, counted the same way.
 	MaxQueuedBytes int
 
 	// SlowConsumer is what Send does when MaxQueuedBytes is reached.

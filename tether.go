@@ -165,6 +165,7 @@ func NewServer(h Handler, opts *Options) *Server {
 			HeartbeatInterval: o.HeartbeatInterval,
 			MaxMessageBytes:   o.MaxMessageBytes,
 			MaxBodyBytes:      o.MaxBodyBytes,
+			MaxPollBytes:      max(1, o.MaxQueuedBytes/2),
 			WriteTimeout:      o.WriteTimeout,
 			ReadTimeout:       o.ReadTimeout,
 			Logger:            o.Logger,

@@ -31,8 +31,8 @@ func (*Transport) Name() string { return Name }
 func (*Transport) Bidirectional() bool { return false }
 
 // ServeAttach implements transport.Transport. A poll answers as soon as
-// there is something to send, and with a heartbeat after the connection's
-// heartbeat interval otherwise. A poll superseded by a newer one answers at once with
+// there is something to send, with at most Config.MaxPollBytes of messages,
+// and with a heartbeat after the connection's heartbeat interval otherwise. A poll superseded by a newer one answers at once with
 // an empty batch.
 func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received})
@@ -41,7 +41,11 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		return
 	}
 	defer link.Detach()
-	b, err := link.Pull(r.Context(), a.HeartbeatInterval(), a.Config.MaxBodyBytes)
+	maxBytes := a.Config.MaxPollBytes
+	if maxBytes <= 0 {
+		maxBytes = a.Config.MaxBodyBytes
+	}
+	b, err := link.Pull(r.Context(), a.HeartbeatInterval(), maxBytes)
 	switch {
 	case errors.Is(err, session.ErrFinished):
 		httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)

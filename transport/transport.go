@@ -86,9 +86,15 @@ type Config struct {
 	// MaxMessageBytes is the largest message a client may send, in a send
 	// request or on a WebSocket.
 	MaxMessageBytes int
-	// MaxBodyBytes is the largest body of a send request, and the most
-	// message bytes one long-poll response carries.
+	// MaxBodyBytes is the largest body of a send request.
 	MaxBodyBytes int
+	// MaxPollBytes bounds the messages one long-poll response carries,
+	// each counting its data's length plus session.MessageOverhead; a
+	// response carries at least one message when one is waiting. Zero
+	// means MaxBodyBytes. A Server sets half of its MaxQueuedBytes, so
+	// that the messages a client acknowledges with its next poll are
+	// never more than the queue holds.
+	MaxPollBytes int
 	// WriteTimeout bounds each write to a connection.
 	WriteTimeout time.Duration
 	// ReadTimeout bounds reading one send request's body; zero means no
