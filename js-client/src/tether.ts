@@ -371,7 +371,20 @@ export class Tether extends EventTarget {
     return false
   }
 
-  /** @internal _emit dispatches an event and calls the matching on-handler. */
+  /**
+   * @internal The event types addEventListener was called for. Only these
+   * are dispatched: in a browser a dispatch costs as much as the rest of a
+   * message's handling, and most applications use only the on-handlers.
+   */
+  private _listened = new Set<string>()
+
+  /** addEventListener adds a listener, as EventTarget's does (see the typed overloads above). */
+  override addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void {
+    this._listened.add(type)
+    super.addEventListener(type, listener, options)
+  }
+
+  /** @internal _emit calls the matching on-handler and dispatches an event to the listeners. */
   private _emit(type: string, props?: object) {
     const e = Object.assign(new Event(type), props)
     const h = (this as any)['on' + type]
@@ -382,7 +395,7 @@ export class Tether extends EventTarget {
         throw x
       })
     }
-    this.dispatchEvent(e)
+    if (this._listened.has(type)) this.dispatchEvent(e)
   }
 
   /** @internal _error dispatches error for a failed request (see TetherErrorEvent). */
