@@ -367,3 +367,55 @@ func TestClosedNodeAnswers503(t *testing.T) {
 		}
 	}
 }
+
+// lossyBus loses the reply of one request in every `every`, after the
+// handler ran: the bus is at most once.
+type lossyBus struct {
+	cluster.Bus
+	every int64
+	count    *atomic.Int64
+}
+
+func (b *lossyBus) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
+	reply, err := b.Bus.Request(ctx, subject, data)
+	if err == nil && b.count.Add(1)%b.every == 0 {
+		return nil, context.DeadlineExceeded
+	}
+	return reply, err
+}
+
+// TestRelayLosesReplies: with a bus that loses one reply in 7 (a pull
+// whose batch vanishes, a delivery answered for nothing, an attach whose
+// link nobody will pull), the Go client on each transport still exchanges
+// every message exactly once and in order: a lost pull ends the
+// connection, and the owner replays from the client's count; a send is
+// retried and its duplicates dropped.
+func TestRelayLosesReplies(t *testing.T) {
+	for _, name := range transport.Names() {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			var lost, turn atomic.Int64
+			c := clustertest.Start(t, 3, relayEcho, &clustertest.Options{
+				Bus:  func(b cluster.Bus) cluster.Bus { return &lossyBus{Bus: b, every: 7, count: &lost} },
+				Node: &cluster.NodeOptions{LinkIdleTimeout: 2 * time.Second},
+				// Sessions are held by the first node and every other
+				// request goes to the two others: all is relayed.
+				Route: func(r *http.Request) int {
+					if path.Base(r.URL.Path) == "negotiate" {
+						return 0
+					}
+					return 1 + int(turn.Add(1)%2)
+				},
+			})
+			s := dialTransport(t, ctx, c.URL, name, nil)
+			for round := range 40 {
+				exchange(t, ctx, s, fmt.Sprintf("r%d.", round), 30)
+			}
+			if n := lost.Load() / 7; n == 0 {
+				t.Fatalf("no reply was lost in %d requests", lost.Load())
+			} else {
+				t.Logf("%s: %d replies lost of %d requests", name, n, lost.Load())
+			}
+		})
+	}
+}

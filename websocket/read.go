@@ -79,6 +79,13 @@ func (c *connection) read(seq uint64) {
 		switch {
 		case f.IsMessage():
 			err := c.deliver(s, seq, f.Message)
+			if errors.Is(err, session.ErrUnreachable) {
+				// The session's holder cannot be reached (a cluster's bus
+				// failed): nothing was decided, so the connection ends at
+				// once and the client attaches again, sending what was
+				// not acknowledged.
+				return
+			}
 			if err != nil {
 				if errors.Is(err, session.ErrSequenceGap) {
 					c.cfg.WarnRemote("tether: sequence gap", s, c.remote, err)
@@ -91,7 +98,9 @@ func (c *connection) read(seq uint64) {
 			}
 			seq++
 		case f.Type == wire.FrameAck:
-			if err := s.Acknowledge(f.Received); err != nil {
+			if err := s.Acknowledge(f.Received); errors.Is(err, session.ErrUnreachable) {
+				return // as for a delivery, above
+			} else if err != nil {
 				fault(wire.StatusProtocolError, "bad acknowledgement", "tether: bad acknowledgement", err)
 			}
 		case f.Type == wire.FrameClose:
