@@ -373,7 +373,7 @@ func TestClosedNodeAnswers503(t *testing.T) {
 type lossyBus struct {
 	cluster.Bus
 	every int64
-	count    *atomic.Int64
+	count *atomic.Int64
 }
 
 func (b *lossyBus) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
