@@ -388,8 +388,8 @@ func (b *lossyBus) Request(ctx context.Context, subject string, data []byte) ([]
 // whose batch vanishes, a delivery answered for nothing, an attach whose
 // link nobody will pull), the Go client on each transport still exchanges
 // every message exactly once and in order: a lost pull ends the
-// connection, and the owner replays from the client's count; a send is
-// retried and its duplicates dropped.
+// connection, and the owner replays from the client's count; a delivery
+// is sent again and its duplicates dropped.
 func TestRelayLosesReplies(t *testing.T) {
 	for _, name := range transport.Names() {
 		t.Run(name, func(t *testing.T) {

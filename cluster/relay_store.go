@@ -219,6 +219,11 @@ func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Durat
 		req = fill(req)
 	}
 	data, err := e.n.call(ctx, e.p, req, wait)
+	for lost := 1; lost < maxLostReplies && lostReply(ctx, err) && (kind == callDeliver || kind == callAcknowledge); lost++ {
+		// Sent again: the owner drops what it has already (numbering),
+		// and an acknowledgement states a count.
+		data, err = e.n.call(ctx, e.p, req, wait)
+	}
 	if errors.Is(err, errOwnerGone) {
 		e.end(ownerGone)
 		return reply{}, errOwnerGoneUnreachable
@@ -235,6 +240,18 @@ func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Durat
 		e.end(sessionEnded)
 	}
 	return r, nil
+}
+
+// maxLostReplies is how many replies in a row a delivery or an
+// acknowledgement may lose before it fails: each is sent again, which
+// numbering makes harmless, so that a reply the bus loses costs a request,
+// not the client's connection.
+const maxLostReplies = 3
+
+// lostReply reports whether err says that a request's reply did not come
+// in time (lost, as an at-most-once bus may) while ctx goes on.
+func lostReply(ctx context.Context, err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
 // Attach implements session.Endpoint. Once the owner is gone, it returns a
