@@ -48,8 +48,9 @@ func ExampleNewBroker() {
 	fmt.Println(<-ada.got) // delivered on nodeA before Publish returns
 	fmt.Println(<-bob.got) // delivered on nodeB when the bus brings it
 
-	// Presence on nodeA lists Bob once nodeB's join event has come.
-	for {
+	// Presence on nodeA lists Bob once nodeB's join event has come (within
+	// 10 s: the example fails rather than hangs when it never does).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		members, _ := a.Presence(ctx, "room:go")
 		if len(members) == 2 {
 			slices.SortFunc(members, func(x, y broker.Member) int { return strings.Compare(x.Session, y.Session) })
