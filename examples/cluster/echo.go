@@ -10,28 +10,23 @@ import (
 	"github.com/tetherkit/tether/wire"
 )
 
-// echoService is the handler of the echo service at /rt/: it echoes every
-// message, and runs the text commands
+// echoService serves the echo service at /rt/ through its Message
+// callback: it echoes every message, and runs the text commands
 //
 //	stream N       the messages "1" .. "N"
 //	subscribe T    subscribes the session to topic T, then says "subscribed T"
 //	publish T X    publishes the text X to topic T, to every node's subscribers
 //
 // A command that fails ends the session with StatusInternalError and the
-// failure as reason, so that a test sees it.
+// failure as reason, so that a test sees it. It answers each message in the
+// call that delivers it, so that a durable node stores the answer with the
+// message's receipt: a node killed between the two loses neither.
 type echoService struct{ srv *tether.Server }
 
-func (e *echoService) Serve(s *session.Session) {
-	ctx := s.Context()
-	for {
-		m, err := s.Recv(ctx)
-		if err != nil {
-			return
-		}
-		if err := e.run(ctx, s, m); err != nil {
-			s.Close(wire.StatusInternalError, err.Error())
-			return
-		}
+// message is the service's tether.Callbacks.Message.
+func (e *echoService) message(s *session.Session, m wire.Message) {
+	if err := e.run(s.Context(), s, m); err != nil && s.Context().Err() == nil {
+		s.Close(wire.StatusInternalError, err.Error())
 	}
 }
 

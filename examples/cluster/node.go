@@ -53,7 +53,7 @@ func runNode(ctx context.Context, c nodeConfig, out io.Writer) error {
 	defer chatNode.close()
 
 	echo := &echoService{}
-	echo.srv = tether.NewServer(tether.HandlerFunc(echo.Serve), echoNode.options(&tether.Options{
+	echo.srv = tether.NewServer(&tether.Callbacks{Message: echo.message}, echoNode.options(&tether.Options{
 		Logger: c.logger,
 		// A test's client that reads slower than it is sent to waits
 		// for the echoes, rather than losing its session.
