@@ -29,7 +29,10 @@ var (
 	ErrInvalidNodeID = errors.New("cluster: invalid node id")
 	// ErrInvalidSessionID is returned by Broker.Subscribe for a subscriber
 	// whose ID is empty or longer than 255 bytes: such an id could not
-	// travel to the other nodes. Tether's session ids are far shorter.
+	// travel to the other nodes. Tether's session ids are far shorter. A
+	// StateStore returns it for an id it cannot store (package
+	// redisstate: empty, over redisstate.MaxIDBytes, or with a byte
+	// outside printable ASCII or one of "{}").
 	ErrInvalidSessionID = errors.New("cluster: invalid session id")
 )
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
 	"github.com/tetherkit/tether/wire"
@@ -102,7 +103,7 @@ func BenchmarkWrite(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			batch := &redisstate.Batch{Messages: make([]wire.Message, perBatch), Subscribe: []string{"room"}}
+			batch := &cluster.Batch{Messages: make([]wire.Message, perBatch), Subscribe: []string{"room"}}
 			for i := range batch.Messages {
 				batch.Messages[i] = wire.Message{Type: wire.Binary, Data: data}
 			}
@@ -155,7 +156,7 @@ func BenchmarkTakeOver(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.Write(ctx, l, &redisstate.Batch{First: 1, Messages: messages(1, 100), Subscribe: []string{"a", "b"}}); err != nil {
+	if err := s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 100), Subscribe: []string{"a", "b"}}); err != nil {
 		b.Fatal(err)
 	}
 	for i := range 2 { // the scripts are cached from now on
@@ -174,7 +175,7 @@ func BenchmarkTakeOver(b *testing.B) {
 		}
 		start := m.counts()
 		b.StartTimer()
-		var st *redisstate.State
+		var st *cluster.State
 		l, st, err = s.TakeOver(ctx, id, token, "nodeB")
 		if err != nil || len(st.Out) != 100 {
 			b.Fatal(err)

@@ -1,33 +1,37 @@
 // Package redisstate keeps the recoverable state of Tether sessions in Redis,
 // so that another node of a cluster can take a session over when the node
 // that owned it dies, and go on numbering, replaying and receiving exactly
-// where the dead node stopped.
+// where the dead node stopped. Its Store is a cluster.StateStore: give it
+// to a node as cluster.NodeOptions.State to make the node durable; the
+// types and errors it shares with package cluster (Lease, Batch, State,
+// ErrFenced...) are that package's.
 //
 // A session's state is its token (stored hashed), its two counters (messages
 // sent to the client and client messages received), the outbound messages the
 // client has not acknowledged, its topic subscriptions and the application's
-// negotiate data. The owning node writes what changed as a Batch, in one
-// round trip to Redis, before it tells the client that anything happened (a
+// negotiate data. The owning node writes what changed as a cluster.Batch, in
+// one round trip to Redis, before it tells the client that anything happened (a
 // send is answered, a message is delivered).
 //
 // # Ownership: a lease with an epoch
 //
-// A node owns a session through a Lease: the node's id and an epoch, a number
-// that grows by one at each change of owner. The lease lasts LeaseTTL from the
-// last write or Renew; once it has lapsed, another node may TakeOver the
-// session, which raises the epoch and returns the state. Every write is a Lua
-// script that compares its epoch with the stored one in the same round trip,
-// so an owner that was thought dead and comes back (a paused process, a
-// partition) gets ErrFenced and writes nothing: at any time at most one epoch
-// can change the state. Two nodes that race to take a session over are
-// ordered by Redis: one gets the lease, the other ErrOwned (with the winner's
-// id in an *OwnedError).
+// A node owns a session through a cluster.Lease: the node's id and an epoch, a
+// number that grows by one at each change of owner. The lease lasts LeaseTTL
+// from the last write or Renew; once it has lapsed, another node may TakeOver
+// the session, which raises the epoch and returns the state. Every write is a
+// Lua script that compares its epoch with the stored one in the same round
+// trip, so an owner that was thought dead and comes back (a paused process, a
+// partition) gets cluster.ErrFenced and writes nothing: at any time at most one
+// epoch can change the state. Two nodes that race to take a session over are
+// ordered by Redis: one gets the lease, the other cluster.ErrOwned (with the
+// winner's id in an *cluster.OwnedError).
 //
-// A node keeps its leases with a Renewer, which renews them all in one
-// pipeline every LeaseTTL/3 and tells the node of each one it lost (taken
-// over, expired), and releases them when it shuts down (Release), so that
-// other nodes take its sessions over at once. session.Restore, given
-// State.Restored, makes the session that goes on from a TakeOver's state.
+// A node keeps its leases with a cluster.Renewer, which renews them all in
+// one pipeline (RenewAll) every LeaseTTL/3 and tells the node of each one it
+// lost (taken over, expired), and releases them when it shuts down
+// (Release), so that other nodes take its sessions over at once.
+// session.Restore, given cluster.State.Restored, makes the session that goes
+// on from a TakeOver's state.
 //
 // # Data layout
 //
@@ -35,7 +39,7 @@
 // Redis Cluster they live on one shard and each script touches one slot:
 //
 //	<Prefix>:{<id>}:state   hash
-//	    v         format version ("1"); any other value: ErrVersion
+//	    v         format version ("1"); any other value: cluster.ErrStateVersion
 //	    token     hex SHA-256 of the session's token
 //	    epoch     the current owner's epoch (1 at Create)
 //	    sent      messages numbered for the client so far
@@ -60,13 +64,14 @@
 // # Errors
 //
 // A call that cannot reach Redis returns an error wrapping
-// ErrUnavailable (and the cause, such as context.DeadlineExceeded).
-// The write may or may not have happened: writes are idempotent (messages at
-// or below the stored count are skipped, counters only grow), so the owner
-// retries the same Batch. State that does not decode (missing or malformed
-// fields, keys of the wrong type, a stream out of order) gives ErrCorrupt, and
-// state written by another format version ErrVersion; neither is ever a
-// panic, and the caller closes the session rather than guess.
+// cluster.ErrStateUnavailable (and the cause, such as
+// context.DeadlineExceeded). The write may or may not have happened: writes are
+// idempotent (messages at or below the stored count are skipped, counters only
+// grow), so the owner retries the same cluster.Batch. State that does not
+// decode (missing or malformed fields, keys of the wrong type, a stream out of
+// order) gives cluster.ErrStateCorrupt, and state written by another format
+// version cluster.ErrStateVersion; neither is ever a panic, and the caller
+// closes the session rather than guess.
 //
 // # Cost
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/wire"
 )
@@ -28,7 +29,7 @@ func ExampleStore() {
 	if err != nil {
 		panic(err)
 	}
-	err = store.Write(ctx, lease, &redisstate.Batch{
+	err = store.Write(ctx, lease, &cluster.Batch{
 		First:    1,
 		Messages: []wire.Message{{Type: wire.Text, Data: []byte("hello")}},
 		Received: 1,
@@ -40,7 +41,7 @@ func ExampleStore() {
 	// Node A is gone; after LeaseTTL a request for the session reaches
 	// node B, which takes it over and carries on from the state.
 	_, state, err := store.TakeOver(ctx, "nodeA.0123456789abcdefghijkl", "token", "nodeB")
-	var owned *redisstate.OwnedError
+	var owned *cluster.OwnedError
 	switch {
 	case errors.As(err, &owned):
 		fmt.Println("still owned by", owned.Node, "- relay to it")
@@ -51,7 +52,7 @@ func ExampleStore() {
 	}
 
 	// Node A's writes are refused from now on.
-	if err := store.Renew(ctx, lease); errors.Is(err, redisstate.ErrFenced) {
+	if err := store.Renew(ctx, lease); errors.Is(err, cluster.ErrFenced) {
 		fmt.Println("node A stops serving the session")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
 )
@@ -24,7 +25,7 @@ func TestExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, l, &redisstate.Batch{First: 1, Messages: messages(1, 2), Subscribe: []string{"t"}}); err != nil {
+	if err := s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 2), Subscribe: []string{"t"}}); err != nil {
 		t.Fatal(err)
 	}
 	for part, most := range map[string]time.Duration{"state": 300 * time.Millisecond, "out": 300 * time.Millisecond, "topics": 300 * time.Millisecond, "lease": 100 * time.Millisecond} {
@@ -34,24 +35,24 @@ func TestExpiry(t *testing.T) {
 		}
 	}
 	// The lease lapses first: then another node may take the session over.
-	var b redisstate.Lease
+	var b cluster.Lease
 	for {
 		b, _, err = s.TakeOver(ctx, id, token, "nodeB")
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, redisstate.ErrOwned) {
+		if !errors.Is(err, cluster.ErrOwned) {
 			t.Fatalf("TakeOver = %v, want ErrOwned until the lease lapses", err)
 		}
 		sleep(ctx, t, 10*time.Millisecond)
 	}
-	if err := s.Write(ctx, l, &redisstate.Batch{Acked: 1}); !errors.Is(err, redisstate.ErrFenced) {
+	if err := s.Write(ctx, l, &cluster.Batch{Acked: 1}); !errors.Is(err, cluster.ErrFenced) {
 		t.Fatalf("Write after the takeover = %v, want ErrFenced", err)
 	}
 	// Nobody renews: the state goes.
 	for {
 		_, _, err := s.Load(ctx, id)
-		if errors.Is(err, redisstate.ErrNotFound) {
+		if errors.Is(err, cluster.ErrNoState) {
 			break
 		}
 		if err != nil {
@@ -63,14 +64,14 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("keys left after the resume window: %d, %v", n, err)
 	}
 	for name, err := range map[string]error{
-		"Write": s.Write(ctx, b, &redisstate.Batch{Acked: 1}),
+		"Write": s.Write(ctx, b, &cluster.Batch{Acked: 1}),
 		"Renew": s.Renew(ctx, b),
 	} {
-		if !errors.Is(err, redisstate.ErrNotFound) {
+		if !errors.Is(err, cluster.ErrNoState) {
 			t.Errorf("%s after expiry = %v, want ErrNotFound", name, err)
 		}
 	}
-	if _, _, err := s.TakeOver(ctx, id, token, "nodeC"); !errors.Is(err, redisstate.ErrNotFound) {
+	if _, _, err := s.TakeOver(ctx, id, token, "nodeC"); !errors.Is(err, cluster.ErrNoState) {
 		t.Errorf("TakeOver after expiry = %v, want ErrNotFound", err)
 	}
 }
@@ -85,7 +86,7 @@ func sleep(ctx context.Context, t *testing.T, d time.Duration) {
 }
 
 // TestUnavailable checks that every call on a Redis that cannot be reached
-// returns an error wrapping redisstate.ErrUnavailable, and that a Redis that
+// returns an error wrapping cluster.ErrStateUnavailable, and that a Redis that
 // restarted empty answers ErrNotFound (the state is gone, never made up).
 func TestUnavailable(t *testing.T) {
 	e := enginetest.RedisT(t)
@@ -100,9 +101,9 @@ func TestUnavailable(t *testing.T) {
 	e.Stop()
 	calls := map[string]func() error{
 		"Create":   func() error { _, err := s.Create(ctx, "other", token, "nodeA", nil); return err },
-		"Write":    func() error { return s.Write(ctx, l, &redisstate.Batch{First: 1, Messages: messages(1, 1)}) },
+		"Write":    func() error { return s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 1)}) },
 		"Renew":    func() error { return s.Renew(ctx, l) },
-		"RenewAll": func() error { return s.RenewAll(ctx, []redisstate.Lease{l, l})[1] },
+		"RenewAll": func() error { return s.RenewAll(ctx, []cluster.Lease{l, l})[1] },
 		"TakeOver": func() error {
 			_, _, err := s.TakeOver(ctx, id, token, "nodeB")
 			return err
@@ -111,20 +112,20 @@ func TestUnavailable(t *testing.T) {
 		"Owner": func() error { _, err := s.Owner(ctx, id); return err },
 	}
 	for name, f := range calls {
-		if err := f(); !errors.Is(err, redisstate.ErrUnavailable) {
-			t.Errorf("%s with Redis stopped = %v, want redisstate.ErrUnavailable", name, err)
+		if err := f(); !errors.Is(err, cluster.ErrStateUnavailable) {
+			t.Errorf("%s with Redis stopped = %v, want cluster.ErrStateUnavailable", name, err)
 		}
 	}
 	short, cancel := context.WithTimeout(ctx, time.Millisecond)
 	defer cancel()
 	<-short.Done()
-	if err := s.Renew(short, l); !errors.Is(err, redisstate.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Renew with an expired context = %v, want redisstate.ErrUnavailable and DeadlineExceeded", err)
+	if err := s.Renew(short, l); !errors.Is(err, cluster.ErrStateUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Renew with an expired context = %v, want cluster.ErrStateUnavailable and DeadlineExceeded", err)
 	}
 	if err := e.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.TakeOver(ctx, id, token, "nodeB"); !errors.Is(err, redisstate.ErrNotFound) {
+	if _, _, err := s.TakeOver(ctx, id, token, "nodeB"); !errors.Is(err, cluster.ErrNoState) {
 		t.Errorf("TakeOver after Redis restarted empty = %v, want ErrNotFound", err)
 	}
 
@@ -136,8 +137,8 @@ func TestUnavailable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	nowhere := newStore(t, newClient(t, addr), nil)
-	if _, _, err := nowhere.TakeOver(ctx, id, token, "nodeB"); !errors.Is(err, redisstate.ErrUnavailable) {
-		t.Errorf("TakeOver with no Redis = %v, want redisstate.ErrUnavailable", err)
+	if _, _, err := nowhere.TakeOver(ctx, id, token, "nodeB"); !errors.Is(err, cluster.ErrStateUnavailable) {
+		t.Errorf("TakeOver with no Redis = %v, want cluster.ErrStateUnavailable", err)
 	}
 }
 
@@ -155,27 +156,27 @@ func TestCorrupt(t *testing.T) {
 		damage func() error
 		want   error
 	}{
-		{"other version", func() error { return client.HSet(ctx, key("state"), "v", "2").Err() }, redisstate.ErrVersion},
-		{"sent not a number", func() error { return client.HSet(ctx, key("state"), "sent", "x").Err() }, redisstate.ErrCorrupt},
-		{"acked beyond sent", func() error { return client.HSet(ctx, key("state"), "acked", "9").Err() }, redisstate.ErrCorrupt},
-		{"no token", func() error { return client.HDel(ctx, key("state"), "token").Err() }, redisstate.ErrCorrupt},
-		{"no epoch", func() error { return client.HDel(ctx, key("state"), "epoch").Err() }, redisstate.ErrCorrupt},
-		{"message lost", func() error { return client.XDel(ctx, key("out"), "2-0").Err() }, redisstate.ErrCorrupt},
+		{"other version", func() error { return client.HSet(ctx, key("state"), "v", "2").Err() }, cluster.ErrStateVersion},
+		{"sent not a number", func() error { return client.HSet(ctx, key("state"), "sent", "x").Err() }, cluster.ErrStateCorrupt},
+		{"acked beyond sent", func() error { return client.HSet(ctx, key("state"), "acked", "9").Err() }, cluster.ErrStateCorrupt},
+		{"no token", func() error { return client.HDel(ctx, key("state"), "token").Err() }, cluster.ErrStateCorrupt},
+		{"no epoch", func() error { return client.HDel(ctx, key("state"), "epoch").Err() }, cluster.ErrStateCorrupt},
+		{"message lost", func() error { return client.XDel(ctx, key("out"), "2-0").Err() }, cluster.ErrStateCorrupt},
 		{"message of another type", func() error {
 			return client.XAdd(ctx, &redis.XAddArgs{Stream: key("out"), ID: "4-0", Values: []any{"t", "9", "d", "x"}}).Err()
-		}, redisstate.ErrCorrupt},
+		}, cluster.ErrStateCorrupt},
 		{"message with other fields", func() error {
 			return client.XAdd(ctx, &redis.XAddArgs{Stream: key("out"), ID: "4-0", Values: []any{"data", "x"}}).Err()
-		}, redisstate.ErrCorrupt},
+		}, cluster.ErrStateCorrupt},
 		{"state of the wrong type", func() error {
 			return client.Set(ctx, key("state"), "x", 0).Err()
-		}, redisstate.ErrCorrupt},
+		}, cluster.ErrStateCorrupt},
 		{"out of the wrong type", func() error {
 			return client.Set(ctx, key("out"), "x", 0).Err()
-		}, redisstate.ErrCorrupt},
+		}, cluster.ErrStateCorrupt},
 		{"topics of the wrong type", func() error {
 			return client.Set(ctx, key("topics"), "x", 0).Err()
-		}, redisstate.ErrCorrupt},
+		}, cluster.ErrStateCorrupt},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -186,7 +187,7 @@ func TestCorrupt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Write(ctx, l, &redisstate.Batch{First: 1, Messages: messages(1, 3), Subscribe: []string{"t"}}); err != nil {
+			if err := s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 3), Subscribe: []string{"t"}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Release(ctx, l); err != nil {
@@ -213,10 +214,10 @@ func TestCorrupt(t *testing.T) {
 		if err := client.Set(ctx, key("lease"), "garbage", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Owner(ctx, id); !errors.Is(err, redisstate.ErrCorrupt) {
+		if _, err := s.Owner(ctx, id); !errors.Is(err, cluster.ErrStateCorrupt) {
 			t.Errorf("Owner = %v, want ErrCorrupt", err)
 		}
-		if _, _, err := s.TakeOver(ctx, id, token, "nodeB"); !errors.Is(err, redisstate.ErrCorrupt) {
+		if _, _, err := s.TakeOver(ctx, id, token, "nodeB"); !errors.Is(err, cluster.ErrStateCorrupt) {
 			t.Errorf("TakeOver = %v, want ErrCorrupt", err)
 		}
 	})
@@ -229,10 +230,10 @@ func TestInvalid(t *testing.T) {
 	client := newClient(t, e.Addr)
 	s := newStore(t, client, nil)
 	for _, bad := range []string{"", "a{b}", "a b", "é", string(make([]byte, redisstate.MaxIDBytes+1))} {
-		if _, err := s.Create(ctx, bad, token, "nodeA", nil); !errors.Is(err, redisstate.ErrInvalidID) {
+		if _, err := s.Create(ctx, bad, token, "nodeA", nil); !errors.Is(err, cluster.ErrInvalidSessionID) {
 			t.Errorf("Create(%q) = %v, want ErrInvalidID", bad, err)
 		}
-		if _, _, err := s.TakeOver(ctx, bad, token, "nodeA"); !errors.Is(err, redisstate.ErrInvalidID) {
+		if _, _, err := s.TakeOver(ctx, bad, token, "nodeA"); !errors.Is(err, cluster.ErrInvalidSessionID) {
 			t.Errorf("TakeOver(%q) = %v, want ErrInvalidID", bad, err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cluster/redisstate"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/internal/enginetest"
 )
 
@@ -25,7 +25,7 @@ func TestTrimOnAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := "tether:{" + id + "}:out"
-	b := &redisstate.Batch{First: 1, Messages: messages(1, 10), Received: 3}
+	b := &cluster.Batch{First: 1, Messages: messages(1, 10), Received: 3}
 	for range 2 { // the second write is a retry: harmless
 		if err := s.Write(ctx, l, b); err != nil {
 			t.Fatalf("Write: %v", err)
@@ -35,40 +35,40 @@ func TestTrimOnAck(t *testing.T) {
 		}
 	}
 	for _, acked := range []uint64{3, 3, 9, 4} { // 4 after 9: counters only grow
-		if err := s.Write(ctx, l, &redisstate.Batch{Acked: acked}); err != nil {
+		if err := s.Write(ctx, l, &cluster.Batch{Acked: acked}); err != nil {
 			t.Fatalf("Write(Acked %d): %v", acked, err)
 		}
 	}
 	if n, err := client.XLen(ctx, out).Result(); n != 1 || err != nil {
 		t.Fatalf("XLEN after acknowledging 9 = %d, %v; want 1", n, err)
 	}
-	refused := []*redisstate.Batch{
+	refused := []*cluster.Batch{
 		{Acked: 11},                                       // beyond sent
 		{First: 12, Messages: messages(12, 1)},            // gap after 10
 		{First: 11, Messages: messages(11, 1), Acked: 13}, // acknowledges beyond the batch
 	}
 	for _, b := range refused {
-		if err := s.Write(ctx, l, b); !errors.Is(err, redisstate.ErrOutOfOrder) {
+		if err := s.Write(ctx, l, b); !errors.Is(err, cluster.ErrOutOfOrder) {
 			t.Errorf("Write(%+v) = %v, want ErrOutOfOrder", b, err)
 		}
 	}
-	invalid := []*redisstate.Batch{
+	invalid := []*cluster.Batch{
 		{First: 0, Messages: messages(1, 1)},
 		{First: 11, Messages: messages(11, 1)},
 	}
 	invalid[1].Messages[0].Type = 7
 	for _, b := range invalid {
-		if err := s.Write(ctx, l, b); !errors.Is(err, redisstate.ErrInvalidBatch) {
+		if err := s.Write(ctx, l, b); !errors.Is(err, cluster.ErrInvalidBatch) {
 			t.Errorf("Write(%+v) = %v, want ErrInvalidBatch", b, err)
 		}
 	}
 	got, _, err := s.Load(ctx, id)
-	want := &redisstate.State{ID: id, Sent: 10, Acked: 9, Received: 3, Out: messages(10, 1), Info: []byte{}}
+	want := &cluster.State{ID: id, Sent: 10, Acked: 9, Received: 3, Out: messages(10, 1), Info: []byte{}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v, %v; want %+v", got, err, want)
 	}
 	// Overlapping retry: 9-12 after 10 was stored appends 11 and 12 only.
-	if err := s.Write(ctx, l, &redisstate.Batch{First: 9, Messages: messages(9, 4), Acked: 12}); err != nil {
+	if err := s.Write(ctx, l, &cluster.Batch{First: 9, Messages: messages(9, 4), Acked: 12}); err != nil {
 		t.Fatalf("overlapping Write: %v", err)
 	}
 	if got, _, err := s.Load(ctx, id); err != nil || got.Sent != 12 || got.Acked != 12 || len(got.Out) != 0 {
@@ -87,14 +87,14 @@ func TestStaleOwnerFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var owned *redisstate.OwnedError
-	if _, _, err := s.TakeOver(ctx, id, token, "nodeB"); !errors.As(err, &owned) || owned.Node != "nodeA" || !errors.Is(err, redisstate.ErrOwned) {
+	var owned *cluster.OwnedError
+	if _, _, err := s.TakeOver(ctx, id, token, "nodeB"); !errors.As(err, &owned) || owned.Node != "nodeA" || !errors.Is(err, cluster.ErrOwned) {
 		t.Fatalf("TakeOver while nodeA's lease is current = %v, want OwnedError{nodeA}", err)
 	}
-	if _, _, err := s.TakeOver(ctx, id, "not-the-token", "nodeB"); !errors.Is(err, redisstate.ErrBadToken) {
+	if _, _, err := s.TakeOver(ctx, id, "not-the-token", "nodeB"); !errors.Is(err, cluster.ErrBadToken) {
 		t.Fatalf("TakeOver with a wrong token = %v, want ErrBadToken", err)
 	}
-	if err := s.Write(ctx, a, &redisstate.Batch{First: 1, Messages: messages(1, 2)}); err != nil {
+	if err := s.Write(ctx, a, &cluster.Batch{First: 1, Messages: messages(1, 2)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Release(ctx, a); err != nil { // what a lapsed lease looks like
@@ -105,13 +105,13 @@ func TestStaleOwnerFenced(t *testing.T) {
 		t.Fatalf("TakeOver = %+v, %v", b, err)
 	}
 	stale := map[string]func() error{
-		"Write":   func() error { return s.Write(ctx, a, &redisstate.Batch{First: 3, Messages: messages(3, 1), Acked: 2}) },
+		"Write":   func() error { return s.Write(ctx, a, &cluster.Batch{First: 3, Messages: messages(3, 1), Acked: 2}) },
 		"Renew":   func() error { return s.Renew(ctx, a) },
 		"Release": func() error { return s.Release(ctx, a) },
 		"Delete":  func() error { return s.Delete(ctx, a) },
 	}
 	for name, f := range stale {
-		if err := f(); !errors.Is(err, redisstate.ErrFenced) {
+		if err := f(); !errors.Is(err, cluster.ErrFenced) {
 			t.Errorf("stale owner's %s = %v, want ErrFenced", name, err)
 		}
 	}
@@ -145,7 +145,7 @@ func TestTakeOverRace(t *testing.T) {
 		if err := s.Release(ctx, l); err != nil {
 			t.Fatalf("round %d: Release: %v", round, err)
 		}
-		leases := make([]redisstate.Lease, nodes)
+		leases := make([]cluster.Lease, nodes)
 		errs := make([]error, nodes)
 		var wg sync.WaitGroup
 		for i := range nodes {
@@ -168,7 +168,7 @@ func TestTakeOverRace(t *testing.T) {
 			t.Fatalf("round %d: epoch %d, want %d", round, l.Epoch, round+2)
 		}
 		for i, err := range errs {
-			var owned *redisstate.OwnedError
+			var owned *cluster.OwnedError
 			if err != nil && (!errors.As(err, &owned) || owned.Node != l.Node) {
 				t.Fatalf("round %d: node%d's TakeOver = %v, want OwnedError{%s}", round, i+1, err, l.Node)
 			}
@@ -187,7 +187,7 @@ func TestRenewAll(t *testing.T) {
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	var leases []redisstate.Lease
+	var leases []cluster.Lease
 	for i := range 4 {
 		l, err := s.Create(ctx, fmt.Sprintf("n.%d", i), token, "nodeA", nil)
 		if err != nil {
@@ -207,8 +207,8 @@ func TestRenewAll(t *testing.T) {
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	leases = append(leases, redisstate.Lease{ID: "", Node: "nodeA", Epoch: 1})
-	want := []error{nil, redisstate.ErrFenced, redisstate.ErrNotFound, nil, redisstate.ErrInvalidID}
+	leases = append(leases, cluster.Lease{ID: "", Node: "nodeA", Epoch: 1})
+	want := []error{nil, cluster.ErrFenced, cluster.ErrNoState, nil, cluster.ErrInvalidSessionID}
 	for round := range 2 {
 		errs := s.RenewAll(ctx, leases)
 		for i := range want {
@@ -236,9 +236,9 @@ func TestFencedWhileWriting(t *testing.T) {
 	go func() {
 		var n uint64
 		for {
-			err := s.Write(ctx, a, &redisstate.Batch{First: n + 1, Messages: messages(int(n)+1, 1)})
+			err := s.Write(ctx, a, &cluster.Batch{First: n + 1, Messages: messages(int(n)+1, 1)})
 			if err != nil {
-				if !errors.Is(err, redisstate.ErrFenced) && ctx.Err() == nil {
+				if !errors.Is(err, cluster.ErrFenced) && ctx.Err() == nil {
 					t.Errorf("old owner's Write(%d) = %v, want nil or ErrFenced", n+1, err)
 				}
 				written <- n
@@ -257,7 +257,7 @@ func TestFencedWhileWriting(t *testing.T) {
 		}
 		sleep(ctx, t, time.Millisecond)
 	}
-	var b redisstate.Lease
+	var b cluster.Lease
 	for { // the lease lapses (deleted here) and nodeB takes over
 		if err := client.Del(ctx, "tether:{"+id+"}:lease").Err(); err != nil {
 			t.Fatal(err)
@@ -265,7 +265,7 @@ func TestFencedWhileWriting(t *testing.T) {
 		if b, _, err = s.TakeOver(ctx, id, token, "nodeB"); err == nil {
 			break
 		}
-		if !errors.Is(err, redisstate.ErrOwned) {
+		if !errors.Is(err, cluster.ErrOwned) {
 			t.Fatalf("TakeOver = %v", err)
 		}
 	}
@@ -284,7 +284,7 @@ func TestFencedWhileWriting(t *testing.T) {
 			t.Fatalf("message %d = %q, want %q", i+1, m.Data, want)
 		}
 	}
-	if err := s.Write(ctx, b, &redisstate.Batch{First: last + 1, Messages: messages(int(last)+1, 1), Acked: last + 1}); err != nil {
+	if err := s.Write(ctx, b, &cluster.Batch{First: last + 1, Messages: messages(int(last)+1, 1), Acked: last + 1}); err != nil {
 		t.Fatalf("new owner's Write: %v", err)
 	}
 	t.Logf("the old owner wrote %d messages before the takeover", last)

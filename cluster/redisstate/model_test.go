@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tetherkit/tether/cluster/redisstate"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/internal/enginetest"
 	"github.com/tetherkit/tether/wire"
 )
@@ -29,10 +29,10 @@ func TestModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		var all []wire.Message // every message sent, number i+1 at i
-		want := redisstate.State{ID: sid, Info: []byte{}}
+		want := cluster.State{ID: sid, Info: []byte{}}
 		topics := map[string]bool{}
 		for step := range 200 {
-			b := &redisstate.Batch{}
+			b := &cluster.Batch{}
 			if n := rng.IntN(5); n > 0 {
 				// From up to 3 messages back (a retry overlapping what
 				// is stored) to new ones.
@@ -92,7 +92,7 @@ func TestModel(t *testing.T) {
 			}
 		}
 		// A batch that leaves a gap is refused and changes nothing.
-		if err := s.Write(ctx, l, &redisstate.Batch{First: want.Sent + 2, Messages: messages(1, 1)}); !errors.Is(err, redisstate.ErrOutOfOrder) {
+		if err := s.Write(ctx, l, &cluster.Batch{First: want.Sent + 2, Messages: messages(1, 1)}); !errors.Is(err, cluster.ErrOutOfOrder) {
 			t.Fatalf("seed %d: gap Write = %v, want ErrOutOfOrder", seed, err)
 		}
 	}

@@ -6,15 +6,18 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether/cluster"
 )
 
-// RenewAll renews many leases at once, as Renew does each, in one pipeline:
-// one round trip on a single Redis (a ClusterClient sends one pipeline per
-// shard). A node renews all the sessions it owns this way every LeaseTTL/3
-// or so. It returns one error per lease, nil for those renewed: ErrFenced
-// for a session taken over (stop serving it), ErrNotFound, ErrVersion,
-// ErrCorrupt, ErrInvalidID, or an error wrapping ErrUnavailable.
-func (s *Store) RenewAll(ctx context.Context, leases []Lease) []error {
+// RenewAll renews many leases at once, as Renew does each, in one pipeline: one
+// round trip on a single Redis (a ClusterClient sends one pipeline per shard).
+// A node renews all the sessions it owns this way every LeaseTTL/3 or so. It
+// returns one error per lease, nil for those renewed: cluster.ErrFenced for a
+// session taken over (stop serving it), cluster.ErrNoState,
+// cluster.ErrStateVersion, cluster.ErrStateCorrupt,
+// cluster.ErrInvalidSessionID, or an error wrapping
+// cluster.ErrStateUnavailable.
+func (s *Store) RenewAll(ctx context.Context, leases []cluster.Lease) []error {
 	errs := make([]error, len(leases))
 	for i, l := range leases {
 		errs[i] = checkID(l.ID)
@@ -24,7 +27,7 @@ func (s *Store) RenewAll(ctx context.Context, leases []Lease) []error {
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, l := range leases {
 				if errs[i] == nil {
-					cmds[i] = renewScript.EvalSha(ctx, p, s.keys(l.ID), strconv.Itoa(Version), strconv.FormatUint(l.Epoch, 10), l.value(), s.lease, s.window)
+					cmds[i] = renewScript.EvalSha(ctx, p, s.keys(l.ID), strconv.Itoa(Version), strconv.FormatUint(l.Epoch, 10), leaseValue(l), s.lease, s.window)
 				}
 			}
 			return nil

@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
 )
 
 type lostLease struct {
-	lease redisstate.Lease
+	lease cluster.Lease
 	err   error
 }
 
@@ -23,9 +24,9 @@ func TestRenewer(t *testing.T) {
 	client := newClient(t, e.Addr)
 	s := newStore(t, client, &redisstate.Options{LeaseTTL: 300 * time.Millisecond, ResumeWindow: time.Minute})
 	lost := make(chan lostLease, 10)
-	r := s.NewRenewer(func(l redisstate.Lease, err error) { lost <- lostLease{l, err} }, nil)
+	r := cluster.NewRenewer(s, func(l cluster.Lease, err error) { lost <- lostLease{l, err} }, nil)
 	defer r.Close()
-	var leases []redisstate.Lease
+	var leases []cluster.Lease
 	for i := range 3 {
 		l, err := s.Create(ctx, fmt.Sprintf("nodeA.%d", i), token, "nodeA", nil)
 		if err != nil {
@@ -62,7 +63,7 @@ func TestRenewer(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, redisstate.ErrOwned) {
+		if !errors.Is(err, cluster.ErrOwned) {
 			t.Fatalf("TakeOver = %v", err)
 		}
 	}
@@ -70,7 +71,7 @@ func TestRenewer(t *testing.T) {
 	if err := s.Delete(ctx, leases[2]); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]error{"nodeA.1": redisstate.ErrFenced, "nodeA.2": redisstate.ErrNotFound}
+	want := map[string]error{"nodeA.1": cluster.ErrFenced, "nodeA.2": cluster.ErrNoState}
 	for len(want) > 0 {
 		select {
 		case got := <-lost:

@@ -7,68 +7,29 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/wire"
 )
 
-// State is a session's recoverable state, as TakeOver and Load return it.
-type State struct {
-	// ID is the session's id.
-	ID string
-	// Sent is how many messages the session has numbered for the client.
-	Sent uint64
-	// Acked is how many of them the client has acknowledged.
-	Acked uint64
-	// Received is how many client messages the session has accepted: the
-	// next client message is number Received+1.
-	Received uint64
-	// Out holds the unacknowledged messages, numbers Acked+1 to Sent in
-	// order.
-	Out []wire.Message
-	// Topics holds the session's topics, sorted.
-	Topics []string
-	// Info is the application's negotiate data, as given to Create.
-	Info []byte
-}
-
-// Batch is what changed in a session since its last Write.
-type Batch struct {
-	// First is the number of Messages[0]; ignored when Messages is empty.
-	// Messages numbered at or below the stored count are skipped, so a batch
-	// may be written again after an error; a First beyond the stored count
-	// + 1 gives ErrOutOfOrder.
-	First uint64
-	// Messages are new messages for the client, numbered First, First+1...
-	Messages []wire.Message
-	// Acked, if above the stored count, is the client's new acknowledged
-	// count: the messages up to it are dropped from Redis. It may not exceed
-	// the sent count (ErrOutOfOrder). 0 leaves it as it is.
-	Acked uint64
-	// Received, if above the stored count, is the new count of client
-	// messages accepted. 0 leaves it as it is.
-	Received uint64
-	// Subscribe and Unsubscribe are topics joined and left, in this order.
-	Subscribe, Unsubscribe []string
-}
-
 // Write applies b to the session's state in one round trip, if l's epoch is
 // still the session's, and extends the lease by LeaseTTL and the state by
-// ResumeWindow. It returns ErrFenced (the session was taken over: stop
-// serving it), ErrOutOfOrder, ErrInvalidBatch, ErrNotFound, ErrVersion,
-// ErrCorrupt, ErrInvalidID, or an error wrapping ErrUnavailable (the
-// batch may or may not be stored: write it again). Nothing is written when
+// ResumeWindow. It returns cluster.ErrFenced (the session was taken over: stop
+// serving it), cluster.ErrOutOfOrder, cluster.ErrInvalidBatch,
+// cluster.ErrNoState, cluster.ErrStateVersion, cluster.ErrStateCorrupt,
+// cluster.ErrInvalidSessionID, or an error wrapping cluster.ErrStateUnavailable
+// (the batch may or may not be stored: write it again). Nothing is written when
 // it returns an error other than the last.
-func (s *Store) Write(ctx context.Context, l Lease, b *Batch) error {
+func (s *Store) Write(ctx context.Context, l cluster.Lease, b *cluster.Batch) error {
 	if len(b.Messages) > 0 && b.First == 0 {
-		return fmt.Errorf("%w: message numbers start at 1", ErrInvalidBatch)
+		return fmt.Errorf("%w: message numbers start at 1", cluster.ErrInvalidBatch)
 	}
 	for i, m := range b.Messages {
 		if m.Type != wire.Text && m.Type != wire.Binary {
-			return fmt.Errorf("%w: message %d of type %d", ErrInvalidBatch, b.First+uint64(i), m.Type)
+			return fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, b.First+uint64(i), m.Type)
 		}
 	}
 	args := make([]any, 0, 8+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe))
-	args = append(args, l.value(), s.lease, s.window, strconv.Itoa(len(b.Messages)))
+	args = append(args, leaseValue(l), s.lease, s.window, strconv.Itoa(len(b.Messages)))
 	for i, m := range b.Messages {
 		args = append(args, strconv.FormatUint(b.First+uint64(i), 10), strconv.Itoa(int(m.Type)), m.Data)
 	}
@@ -93,10 +54,10 @@ func count(n uint64) string {
 
 // parseState decodes the reply of takeOverScript and loadScript:
 // {epoch, state hash as flat pairs, out entries, topics}. Anything
-// unexpected is ErrCorrupt.
-func parseState(id string, reply any) (uint64, *State, error) {
-	corrupt := func(format string, a ...any) (uint64, *State, error) {
-		return 0, nil, fmt.Errorf("%w: session %s: %s", ErrCorrupt, id, fmt.Sprintf(format, a...))
+// unexpected is cluster.ErrStateCorrupt.
+func parseState(id string, reply any) (uint64, *cluster.State, error) {
+	corrupt := func(format string, a ...any) (uint64, *cluster.State, error) {
+		return 0, nil, fmt.Errorf("%w: session %s: %s", cluster.ErrStateCorrupt, id, fmt.Sprintf(format, a...))
 	}
 	parts, ok := reply.([]any)
 	if !ok || len(parts) != 4 {
@@ -110,7 +71,7 @@ func parseState(id string, reply any) (uint64, *State, error) {
 	if !ok || len(fields)%2 != 0 {
 		return corrupt("state hash of %T", parts[1])
 	}
-	st := &State{ID: id}
+	st := &cluster.State{ID: id}
 	seen := map[string]bool{}
 	for i := 0; i < len(fields); i += 2 {
 		name, ok1 := fields[i].(string)
@@ -208,11 +169,4 @@ func number(v any) (uint64, error) {
 		return uint64(v), nil
 	}
 	return 0, fmt.Errorf("number of %T", v)
-}
-
-// Restored returns what session.Restore continues from: the state, with the
-// token of the request that took the session over (TakeOver checked it; the
-// store keeps only its hash).
-func (st *State) Restored(token string) session.Restored {
-	return session.Restored{ID: st.ID, Token: token, Acked: st.Acked, Out: st.Out, Received: st.Received}
 }

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/session"
 )
 
 // Version is the format version of the state this package writes (the
-// state hash's field v). State of any other version gives ErrVersion.
+// state hash's field v). State of any other version gives
+// cluster.ErrStateVersion.
 const Version = 1
 
 // DefaultLeaseTTL is the LeaseTTL of a nil or zero Options.
@@ -23,63 +25,6 @@ const DefaultLeaseTTL = 5 * time.Second
 
 // MaxIDBytes is the longest session id a Store accepts.
 const MaxIDBytes = 128
-
-var (
-	// ErrUnavailable is wrapped, with the cause, by the errors returned
-	// when Redis cannot be reached or cannot serve (a connection refused or
-	// lost, a deadline, OOM, LOADING...). A write may or may not have
-	// happened: writing the same Batch again is harmless.
-	ErrUnavailable = errors.New("redisstate: Redis unavailable")
-	// ErrNotFound is returned by TakeOver, Load, Write, Renew, Release and
-	// Delete when Redis holds no state for the session: it never was
-	// durable, it was deleted, or it expired (ResumeWindow after its owner's
-	// last write or Renew).
-	ErrNotFound = errors.New("redisstate: no state for the session")
-	// ErrExists is returned by Create when the session has state already.
-	ErrExists = errors.New("redisstate: the session has state already")
-	// ErrOwned is wrapped by the *OwnedError TakeOver returns when another
-	// node holds a lease on the session that has not lapsed.
-	ErrOwned = errors.New("redisstate: the session is owned by another node")
-	// ErrFenced is returned by Write, Renew, Release and Delete when the
-	// lease's epoch is no longer the session's: another node took the
-	// session over, and the caller must stop serving it. Nothing was
-	// written.
-	ErrFenced = errors.New("redisstate: the lease was taken over")
-	// ErrBadToken is returned by TakeOver when the token is not the
-	// session's. Nothing was changed.
-	ErrBadToken = errors.New("redisstate: wrong token")
-	// ErrOutOfOrder is returned by Write for a batch that does not follow
-	// the stored state: its first message leaves a gap after the stored
-	// count, or it acknowledges messages never sent. Nothing was written.
-	ErrOutOfOrder = errors.New("redisstate: batch does not follow the stored state")
-	// ErrVersion is wrapped by the errors returned for state written in
-	// another format version (not Version). Nothing was changed.
-	ErrVersion = errors.New("redisstate: state of another format version")
-	// ErrCorrupt is wrapped by the errors returned for state that does not
-	// decode: missing or malformed fields, keys of the wrong type, messages
-	// out of order. Nothing was changed by the call.
-	ErrCorrupt = errors.New("redisstate: corrupt state")
-	// ErrInvalidID is returned for a session id that is empty, longer than
-	// MaxIDBytes, or holds a byte outside printable ASCII or one of "{}".
-	ErrInvalidID = errors.New("redisstate: invalid session id")
-	// ErrInvalidBatch is returned by Write for a Batch whose First is 0
-	// while it has messages, or with a message neither Text nor Binary.
-	ErrInvalidBatch = errors.New("redisstate: invalid batch")
-)
-
-// OwnedError is returned by TakeOver when another node's lease on the
-// session has not lapsed: the caller relays to Node, or tries again after
-// LeaseTTL if Node is gone. It wraps ErrOwned.
-type OwnedError struct {
-	// Node is the id of the node holding the lease.
-	Node string
-}
-
-// Error returns the error's text.
-func (e *OwnedError) Error() string { return ErrOwned.Error() + ": " + e.Node }
-
-// Unwrap returns ErrOwned.
-func (e *OwnedError) Unwrap() error { return ErrOwned }
 
 // Options configures a Store. The zero value (or nil) gives the defaults.
 type Options struct {
@@ -144,60 +89,54 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	}, nil
 }
 
-// Lease is a node's ownership of one session, valid while its Epoch is the
-// session's. It is a value: the node keeps it with the session and passes it
-// to every write.
-type Lease struct {
-	// ID is the session's id.
-	ID string
-	// Node is the owning node's id.
-	Node string
-	// Epoch grows by one at each change of owner; 1 at Create.
-	Epoch uint64
-}
+// leaseValue is the lease key's value: "<epoch> <node id>".
+func leaseValue(l cluster.Lease) string { return strconv.FormatUint(l.Epoch, 10) + " " + l.Node }
 
-func (l Lease) value() string { return strconv.FormatUint(l.Epoch, 10) + " " + l.Node }
+var _ cluster.StateStore = (*Store)(nil)
 
-// Create stores a new session's state, owned by node with epoch 1: counters
-// at 0, no messages, no topics, the token's hash and the application's
-// negotiate data info (opaque; TakeOver returns it). It returns ErrExists if
-// the session has state already, ErrInvalidID, or an error wrapping
-// ErrUnavailable.
-func (s *Store) Create(ctx context.Context, id, token, node string, info []byte) (Lease, error) {
+// LeaseTTL returns the store's Options.LeaseTTL (defaults applied).
+func (s *Store) LeaseTTL() time.Duration { return s.leaseTTL }
+
+// Create stores a new session's state, owned by node with epoch 1: counters at
+// 0, no messages, no topics, the token's hash and the application's negotiate
+// data info (opaque; TakeOver returns it). It returns cluster.ErrStateExists if
+// the session has state already, cluster.ErrInvalidSessionID, or an error
+// wrapping cluster.ErrStateUnavailable.
+func (s *Store) Create(ctx context.Context, id, token, node string, info []byte) (cluster.Lease, error) {
 	if err := checkID(id); err != nil {
-		return Lease{}, err
+		return cluster.Lease{}, err
 	}
-	l := Lease{ID: id, Node: node, Epoch: 1}
-	err := s.run(ctx, createScript, id, hashToken(token), l.value(), s.lease, s.window, info).Err()
+	l := cluster.Lease{ID: id, Node: node, Epoch: 1}
+	err := s.run(ctx, createScript, id, hashToken(token), leaseValue(l), s.lease, s.window, info).Err()
 	if err != nil {
-		return Lease{}, s.mapError(ctx, err)
+		return cluster.Lease{}, s.mapError(ctx, err)
 	}
 	return l, nil
 }
 
 // Renew extends the lease by LeaseTTL and the state by ResumeWindow, for a
-// session that has nothing to write. It returns ErrFenced if the session was
-// taken over, ErrNotFound, ErrVersion, ErrCorrupt, or an error wrapping
-// ErrUnavailable.
-func (s *Store) Renew(ctx context.Context, l Lease) error {
-	return s.fenced(ctx, renewScript, l, l.value(), s.lease, s.window)
+// session that has nothing to write. It returns cluster.ErrFenced if the
+// session was taken over, cluster.ErrNoState, cluster.ErrStateVersion,
+// cluster.ErrStateCorrupt, or an error wrapping cluster.ErrStateUnavailable.
+func (s *Store) Renew(ctx context.Context, l cluster.Lease) error {
+	return s.fenced(ctx, renewScript, l, leaseValue(l), s.lease, s.window)
 }
 
 // Release ends the lease at once (the state stays), so that another node
 // may take the session over without waiting for LeaseTTL: what a node that
 // shuts down gracefully does. Errors as for Renew.
-func (s *Store) Release(ctx context.Context, l Lease) error {
+func (s *Store) Release(ctx context.Context, l cluster.Lease) error {
 	return s.fenced(ctx, releaseScript, l)
 }
 
 // Delete removes the session's state and lease, once the session has ended.
 // Errors as for Renew.
-func (s *Store) Delete(ctx context.Context, l Lease) error {
+func (s *Store) Delete(ctx context.Context, l cluster.Lease) error {
 	return s.fenced(ctx, deleteScript, l)
 }
 
 // fenced runs a script that begins with check(epoch).
-func (s *Store) fenced(ctx context.Context, script *redis.Script, l Lease, args ...any) error {
+func (s *Store) fenced(ctx context.Context, script *redis.Script, l cluster.Lease, args ...any) error {
 	if err := checkID(l.ID); err != nil {
 		return err
 	}
@@ -208,36 +147,38 @@ func (s *Store) fenced(ctx context.Context, script *redis.Script, l Lease, args 
 	return nil
 }
 
-// TakeOver makes node the session's owner with a new epoch, if the token is
-// the session's and no other node's lease is current, and returns the lease
-// and the state: Restore from it. From then on the previous owner's writes
-// get ErrFenced. If node holds the current lease already, TakeOver renews it
-// and returns it with the state (a retried TakeOver is harmless).
+// TakeOver makes node the session's owner with a new epoch, if the token is the
+// session's and no other node's lease is current, and returns the lease and the
+// state: Restore from it. From then on the previous owner's writes get
+// cluster.ErrFenced. If node holds the current lease already, TakeOver renews
+// it and returns it with the state (a retried TakeOver is harmless).
 //
-// It returns an *OwnedError (wrapping ErrOwned) when another node's lease
-// has not lapsed, ErrBadToken, ErrNotFound, ErrVersion, ErrCorrupt,
-// ErrInvalidID, or an error wrapping ErrUnavailable: then the
-// session may or may not have been taken over, and calling TakeOver again
-// tells (it returns the lease if this node got it).
-func (s *Store) TakeOver(ctx context.Context, id, token, node string) (Lease, *State, error) {
+// It returns an *cluster.OwnedError (wrapping cluster.ErrOwned) when another
+// node's lease has not lapsed, cluster.ErrBadToken, cluster.ErrNoState,
+// cluster.ErrStateVersion, cluster.ErrStateCorrupt,
+// cluster.ErrInvalidSessionID, or an error wrapping
+// cluster.ErrStateUnavailable: then the session may or may not have been taken
+// over, and calling TakeOver again tells (it returns the lease if this node got
+// it).
+func (s *Store) TakeOver(ctx context.Context, id, token, node string) (cluster.Lease, *cluster.State, error) {
 	if err := checkID(id); err != nil {
-		return Lease{}, nil, err
+		return cluster.Lease{}, nil, err
 	}
 	reply, err := s.run(ctx, takeOverScript, id, hashToken(token), node, s.lease, s.window).Result()
 	if err != nil {
-		return Lease{}, nil, s.mapError(ctx, err)
+		return cluster.Lease{}, nil, s.mapError(ctx, err)
 	}
 	epoch, st, err := parseState(id, reply)
 	if err != nil {
-		return Lease{}, nil, err
+		return cluster.Lease{}, nil, err
 	}
-	return Lease{ID: id, Node: node, Epoch: epoch}, st, nil
+	return cluster.Lease{ID: id, Node: node, Epoch: epoch}, st, nil
 }
 
 // Load returns the session's state and its current epoch, changing nothing:
 // for inspection, since only the owner's view is authoritative. Errors as
-// for TakeOver, besides ErrOwned and ErrBadToken.
-func (s *Store) Load(ctx context.Context, id string) (*State, uint64, error) {
+// for TakeOver, besides cluster.ErrOwned and cluster.ErrBadToken.
+func (s *Store) Load(ctx context.Context, id string) (*cluster.State, uint64, error) {
 	if err := checkID(id); err != nil {
 		return nil, 0, err
 	}
@@ -252,10 +193,10 @@ func (s *Store) Load(ctx context.Context, id string) (*State, uint64, error) {
 	return st, epoch, nil
 }
 
-// Owner returns the id of the node holding a current lease on the session,
-// or "" when none does (the owner is gone, or there is no such session).
-// It returns ErrInvalidID, ErrCorrupt or an error wrapping
-// ErrUnavailable.
+// Owner returns the id of the node holding a current lease on the session, or
+// "" when none does (the owner is gone, or there is no such session). It
+// returns cluster.ErrInvalidSessionID, cluster.ErrStateCorrupt or an error
+// wrapping cluster.ErrStateUnavailable.
 func (s *Store) Owner(ctx context.Context, id string) (string, error) {
 	if err := checkID(id); err != nil {
 		return "", err
@@ -269,7 +210,7 @@ func (s *Store) Owner(ctx context.Context, id string) (string, error) {
 	}
 	_, node, ok := strings.Cut(v, " ")
 	if !ok {
-		return "", fmt.Errorf("%w: lease %q", ErrCorrupt, v)
+		return "", fmt.Errorf("%w: lease %q", cluster.ErrStateCorrupt, v)
 	}
 	return node, nil
 }
@@ -290,37 +231,37 @@ func (s *Store) key(id, part string) string {
 }
 
 // mapError turns a script's error reply into this package's errors, and
-// anything else into one wrapping ErrUnavailable.
+// anything else into one wrapping cluster.ErrStateUnavailable.
 func (s *Store) mapError(ctx context.Context, err error) error {
 	var rerr redis.Error
 	if !errors.As(err, &rerr) || errors.Is(err, redis.Nil) {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", err, cerr)
 		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", cluster.ErrStateUnavailable, err)
 	}
 	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
 	word, rest, _ := strings.Cut(msg, " ")
 	switch word {
 	case "TETHER_NOTFOUND":
-		return ErrNotFound
+		return cluster.ErrNoState
 	case "TETHER_EXISTS":
-		return ErrExists
+		return cluster.ErrStateExists
 	case "TETHER_FENCED":
-		return ErrFenced
+		return cluster.ErrFenced
 	case "TETHER_TOKEN":
-		return ErrBadToken
+		return cluster.ErrBadToken
 	case "TETHER_OWNED":
-		return &OwnedError{Node: rest}
+		return &cluster.OwnedError{Node: rest}
 	case "TETHER_ORDER":
-		return fmt.Errorf("%w: %s", ErrOutOfOrder, rest)
+		return fmt.Errorf("%w: %s", cluster.ErrOutOfOrder, rest)
 	case "TETHER_VERSION":
-		return fmt.Errorf("%w: version %q, want %d", ErrVersion, firstLine(rest), Version)
+		return fmt.Errorf("%w: version %q, want %d", cluster.ErrStateVersion, firstLine(rest), Version)
 	case "TETHER_CORRUPT", "WRONGTYPE":
-		return fmt.Errorf("%w: %s", ErrCorrupt, firstLine(msg))
+		return fmt.Errorf("%w: %s", cluster.ErrStateCorrupt, firstLine(msg))
 	}
 	// OOM, READONLY, LOADING, BUSY, CLUSTERDOWN...: Redis cannot serve.
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", cluster.ErrStateUnavailable, err)
 }
 
 func firstLine(s string) string {
@@ -338,11 +279,11 @@ func hashToken(token string) string {
 
 func checkID(id string) error {
 	if id == "" || len(id) > MaxIDBytes {
-		return fmt.Errorf("%w: %d bytes", ErrInvalidID, len(id))
+		return fmt.Errorf("%w: %d bytes", cluster.ErrInvalidSessionID, len(id))
 	}
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c <= ' ' || c > '~' || c == '{' || c == '}' {
-			return fmt.Errorf("%w: %q", ErrInvalidID, id)
+			return fmt.Errorf("%w: %q", cluster.ErrInvalidSessionID, id)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
 	"github.com/tetherkit/tether/wire"
@@ -62,11 +63,11 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || a.Epoch != 1 {
 		t.Fatalf("Create = %+v, %v; want epoch 1", a, err)
 	}
-	if _, err := s.Create(ctx, id, token, "nodeB", nil); !errors.Is(err, redisstate.ErrExists) {
+	if _, err := s.Create(ctx, id, token, "nodeB", nil); !errors.Is(err, cluster.ErrStateExists) {
 		t.Fatalf("second Create = %v, want ErrExists", err)
 	}
 	bin := wire.Message{Type: wire.Binary, Data: []byte{0, 1, 0xff, '\n'}}
-	batches := []*redisstate.Batch{
+	batches := []*cluster.Batch{
 		{First: 1, Messages: append(messages(1, 2), bin), Received: 2, Subscribe: []string{"room:1", "a/b", "x y"}},
 		{First: 4, Messages: messages(4, 2), Acked: 1, Received: 5, Unsubscribe: []string{"x y"}},
 		{Acked: 2},
@@ -76,7 +77,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("Write(%+v): %v", b, err)
 		}
 	}
-	want := &redisstate.State{
+	want := &cluster.State{
 		ID: id, Sent: 5, Acked: 2, Received: 5,
 		Out:    append([]wire.Message{bin}, messages(4, 2)...),
 		Topics: []string{"a/b", "room:1"},
@@ -103,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || again != b {
 		t.Fatalf("TakeOver by the owner again = %+v, %v; want %+v", again, err, b)
 	}
-	if err := s.Write(ctx, b, &redisstate.Batch{First: 6, Messages: messages(6, 1), Acked: 5}); err != nil {
+	if err := s.Write(ctx, b, &cluster.Batch{First: 6, Messages: messages(6, 1), Acked: 5}); err != nil {
 		t.Fatalf("new owner's Write: %v", err)
 	}
 	got, _, err = s.Load(ctx, id)
@@ -113,7 +114,7 @@ func TestRoundTrip(t *testing.T) {
 	if err := s.Delete(ctx, b); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, _, err := s.Load(ctx, id); !errors.Is(err, redisstate.ErrNotFound) {
+	if _, _, err := s.Load(ctx, id); !errors.Is(err, cluster.ErrNoState) {
 		t.Fatalf("Load after Delete = %v, want ErrNotFound", err)
 	}
 	if n, err := client.Exists(ctx, "tether:{"+id+"}:state", "tether:{"+id+"}:out", "tether:{"+id+"}:topics", "tether:{"+id+"}:lease").Result(); n != 0 || err != nil {

@@ -1,4 +1,4 @@
-package redisstate
+package cluster
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// Renewer keeps a node's leases: every LeaseTTL/3 it renews all of them in
-// one pipeline (RenewAll), and tells the node of each lease it has lost, so
-// that the node stops serving the session. Make one per node with
-// NewRenewer. All methods may be called concurrently.
+// Renewer keeps a node's leases: every LeaseTTL/3 it renews all of them at
+// once (StateStore.RenewAll), and tells the node of each lease it has
+// lost, so that the node stops serving the session. A durable Node makes
+// its own; NewRenewer makes one for a StateStore used without a Node. All
+// methods may be called concurrently.
 type Renewer struct {
-	store  *Store
+	store  StateStore
 	lost   func(Lease, error)
 	logger *slog.Logger
 	every  time.Duration
@@ -26,16 +27,16 @@ type Renewer struct {
 	done   chan struct{}
 }
 
-// NewRenewer starts renewing the leases Add is given, until Close. lost,
-// if not nil, is called on the Renewer's goroutine (one call at a time;
-// it must not call Close) with a lease it has dropped and why: ErrFenced
-// (another node took the session over), ErrNotFound (the state expired or
-// was deleted), ErrCorrupt or ErrVersion. A renewal that fails with
-// ErrUnavailable keeps the lease and is logged at Warn (logger, or slog's
-// default when nil): if the node cannot reach Redis for LeaseTTL, another
-// node that can may take its sessions over, and the node learns it at its
-// next renewal or write.
-func (s *Store) NewRenewer(lost func(Lease, error), logger *slog.Logger) *Renewer {
+// NewRenewer starts renewing the leases of s that Add is given, until
+// Close. lost, if not nil, is called on the Renewer's goroutine (one call
+// at a time; it must not call Close) with a lease it has dropped and why:
+// ErrFenced (another node took the session over), ErrNoState (the state
+// expired or was deleted), ErrStateCorrupt or ErrStateVersion. A renewal
+// that fails with ErrStateUnavailable keeps the lease and is logged at
+// Warn (logger, or slog's default when nil): if the node cannot reach the
+// store for LeaseTTL, another node that can may take its sessions over,
+// and the node learns it at its next renewal or write.
+func NewRenewer(s StateStore, lost func(Lease, error), logger *slog.Logger) *Renewer {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -43,7 +44,7 @@ func (s *Store) NewRenewer(lost func(Lease, error), logger *slog.Logger) *Renewe
 		store:  s,
 		lost:   lost,
 		logger: logger,
-		every:  max(s.leaseTTL/3, time.Millisecond),
+		every:  max(s.LeaseTTL()/3, time.Millisecond),
 		leases: map[string]Lease{},
 		done:   make(chan struct{}),
 	}
@@ -76,8 +77,8 @@ func (r *Renewer) Len() int {
 
 // Close stops renewing and returns once the Renewer's goroutine is done
 // (a renewal in flight is canceled). The leases lapse after LeaseTTL;
-// a node that shuts down releases them first (Release) so that others take
-// its sessions over at once.
+// a node that shuts down releases them first (StateStore.Release) so that
+// others take its sessions over at once.
 func (r *Renewer) Close() {
 	r.cancel()
 	<-r.done
@@ -114,7 +115,7 @@ func (r *Renewer) renew() {
 	for i, err := range r.store.RenewAll(ctx, leases) {
 		switch {
 		case err == nil:
-		case errors.Is(err, ErrUnavailable):
+		case errors.Is(err, ErrStateUnavailable):
 			unavailable++
 		default:
 			if r.drop(leases[i]) && r.lost != nil {
@@ -123,7 +124,7 @@ func (r *Renewer) renew() {
 		}
 	}
 	if unavailable > 0 && r.ctx.Err() == nil {
-		r.logger.Warn("redisstate: leases not renewed", "leases", unavailable)
+		r.logger.Warn("tether: leases not renewed", "leases", unavailable)
 	}
 }
 
