@@ -45,6 +45,8 @@ func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusServiceUnavailable, httpx.MsgTooManySessions
 		case errors.Is(err, ErrTooManyForClient):
 			status, msg = http.StatusServiceUnavailable, httpx.MsgTooManyForClient
+		case errors.Is(err, ErrStateUnavailable):
+			status, msg = http.StatusServiceUnavailable, httpx.MsgTryAgain
 		case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden):
 			status = ae.Status
 		}

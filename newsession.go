@@ -1,7 +1,9 @@
 package tether
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -23,6 +25,11 @@ var (
 	// client (Options.ClientKey) holds Options.MaxSessionsPerClient
 	// sessions already.
 	ErrTooManyForClient = errors.New("tether: too many sessions for this client")
+	// ErrStateUnavailable is wrapped, with the cause, by the error
+	// NewSession returns when the server's durable store
+	// (session.DurableStore) could not store the new session's state: the
+	// client tries again (negotiate answers 503 try again).
+	ErrStateUnavailable = errors.New("tether: session state unavailable")
 )
 
 // KeptHeaderBytes bounds what a session keeps of its negotiate request's
@@ -94,17 +101,45 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		return nil, ErrTooManyForClient
 	}
 	info := session.RequestInfo{Header: keptHeader(r.Header), RemoteAddr: r.RemoteAddr, Auth: auth}
-	l := session.New(srv.sessionCfg, info, func(l *session.Local) {
+	onFinish := func(l *session.Local) {
 		srv.store.Remove(l)
 		srv.removeSubscriber(l)
 		release()
-	})
-	if err := srv.store.Add(l); err != nil {
-		release()
-		l.Abort(wire.CloseError{Code: wire.StatusTryAgainLater, Reason: "too many sessions"})
+	}
+	var l *session.Local
+	if ds, ok := srv.store.(session.DurableStore); ok {
+		var err error
+		l, err = session.NewJournaled(srv.sessionCfg, info, func(id, token string) (session.Journal, error) {
+			return ds.OpenJournal(r.Context(), id, token, info)
+		}, onFinish)
+		if err != nil {
+			release()
+			srv.negotiated(NegotiateUnavailable)
+			srv.opts.Logger.Warn("tether: the session's state could not be stored", "remote", r.RemoteAddr, "error", err)
+			return nil, fmt.Errorf("%w: %w", ErrStateUnavailable, err)
+		}
+	} else {
+		l = session.New(srv.sessionCfg, info, onFinish)
+	}
+	if err := srv.adopt(l, release); err != nil {
 		srv.negotiated(NegotiateTooManySessions)
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)
 		return nil, err
+	}
+	srv.negotiated(NegotiateOK)
+	srv.opts.Logger.Info("tether: session opened", "session", l.ID(), "remote", r.RemoteAddr)
+	srv.start(l)
+	return l, nil
+}
+
+// adopt adds a session this server made to its store and to its topics'
+// subscribers. When the store is full it ends the session, calls release,
+// and returns session.ErrTooManySessions.
+func (srv *Server) adopt(l *session.Local, release func()) error {
+	if err := srv.store.Add(l); err != nil {
+		release()
+		l.Abort(wire.CloseError{Code: wire.StatusTryAgainLater, Reason: "too many sessions"})
+		return err
 	}
 	srv.addSubscriber(l)
 	if l.Finished() {
@@ -115,9 +150,13 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		srv.store.Remove(l)
 		srv.removeSubscriber(l)
 	}
-	srv.negotiated(NegotiateOK)
+	return nil
+}
+
+// start runs the application on a session: the Handler in a goroutine of
+// its own, or the Callbacks.
+func (srv *Server) start(l *session.Local) {
 	s := l.Session
-	srv.opts.Logger.Info("tether: session opened", "session", s.ID(), "remote", r.RemoteAddr)
 	srv.handlers.Add(1)
 	start := time.Now()
 	if cb, ok := srv.handler.(*Callbacks); ok {
@@ -133,7 +172,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 			}
 			srv.logClosed(s, start)
 		})
-		return l, nil
+		return
 	}
 	go func() {
 		defer srv.handlers.Done()
@@ -143,6 +182,39 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		}()
 		srv.handler.ServeSession(s)
 	}()
+}
+
+// restore goes on with a session that a durable store
+// (session.DurableStore) took over from another node: it makes the
+// session, stores it, subscribes it to its stored topics, and starts the
+// application on it, which finds TakenOver true.
+func (srv *Server) restore(info session.RequestInfo, r session.Restored) (*session.Local, error) {
+	srv.mu.Lock()
+	down := srv.shuttingDown
+	srv.mu.Unlock()
+	if down {
+		return nil, ErrShuttingDown
+	}
+	l, err := session.Restore(srv.sessionCfg, info, r, func(l *session.Local) {
+		srv.store.Remove(l)
+		srv.removeSubscriber(l)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.adopt(l, func() {}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.WriteTimeout)
+	defer cancel()
+	for _, topic := range r.Topics {
+		if err := srv.subscribe(ctx, l.Session, topic, nil, false); err != nil {
+			l.LeaseLost(fmt.Errorf("tether: resubscribing to %q: %w", topic, err))
+			return nil, err
+		}
+	}
+	srv.opts.Logger.Info("tether: session taken over", "session", l.ID(), "remote", info.RemoteAddr)
+	srv.start(l)
 	return l, nil
 }
 

@@ -36,4 +36,5 @@ const (
 	NegotiateTooManySessions  NegotiateResult = "too_many_sessions"   // MaxSessions was reached (503)
 	NegotiateShuttingDown     NegotiateResult = "shutting_down"       // the server is shutting down (503)
 	NegotiateTooManyForClient NegotiateResult = "too_many_for_client" // MaxSessionsPerClient was reached (503)
+	NegotiateUnavailable      NegotiateResult = "unavailable"         // a durable cluster could not store the session (503)
 )

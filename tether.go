@@ -189,6 +189,9 @@ func NewServer(h Handler, opts *Options) *Server {
 		srv.observer = o.Observer.ServerObserver(slices.Clone(o.Transports))
 		srv.sessionCfg.Observer = srv.observer
 	}
+	if ds, ok := o.Store.(session.DurableStore); ok {
+		ds.SetRestore(srv.restore)
+	}
 	return srv
 }
 

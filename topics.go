@@ -82,7 +82,19 @@ func (srv *Server) subscriberOf(s *session.Session) *subscriber {
 // session's CloseError for a session that has closed,
 // session.ErrUnknownSession for a session this server does not hold, and
 // the broker's error (ctx's, when it ends); it has then changed nothing.
+//
+// A session of a durable cluster node (session.DurableStore) has its
+// subscription stored too, before Subscribe returns, so that the node that
+// takes it over subscribes it again. If ctx ends first, Subscribe returns
+// ctx's error but the subscription stands, and is stored as soon as the
+// store can be reached.
 func (srv *Server) Subscribe(ctx context.Context, s *session.Session, topic string, info []byte) error {
+	return srv.subscribe(ctx, s, topic, info, true)
+}
+
+// subscribe is Subscribe; journal says whether to store the subscription
+// (a session taken over has it stored already).
+func (srv *Server) subscribe(ctx context.Context, s *session.Session, topic string, info []byte, journal bool) error {
 	if err := broker.CheckTopic(topic); err != nil {
 		return err
 	}
@@ -114,6 +126,9 @@ func (srv *Server) Subscribe(ctx context.Context, s *session.Session, topic stri
 		// calls the broker, which may wait on the network.
 		context.AfterFunc(s.Context(), func() { srv.leaveAll(sub) })
 	}
+	if journal {
+		return sub.l.JournalTopic(ctx, topic, true)
+	}
 	return nil
 }
 
@@ -122,7 +137,9 @@ func (srv *Server) Subscribe(ctx context.Context, s *session.Session, topic stri
 // its presence. Unsubscribing a session that is not subscribed changes
 // nothing and returns nil. It returns an error wrapping
 // broker.ErrInvalidTopic for an invalid topic name, and the broker's error
-// (ctx's, when it ends); it has then changed nothing.
+// (ctx's, when it ends); it has then changed nothing. A durable cluster
+// node's session has the change stored before Unsubscribe returns, as for
+// Subscribe.
 func (srv *Server) Unsubscribe(ctx context.Context, s *session.Session, topic string) error {
 	if err := broker.CheckTopic(topic); err != nil {
 		return err
@@ -140,7 +157,7 @@ func (srv *Server) Unsubscribe(ctx context.Context, s *session.Session, topic st
 		return err
 	}
 	delete(sub.topics, topic)
-	return nil
+	return sub.l.JournalTopic(ctx, topic, false)
 }
 
 // Topics returns the topics s is subscribed to, in order.

@@ -50,6 +50,11 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	case errors.Is(err, session.ErrFinished):
 		httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
 		return
+	case errors.Is(err, session.ErrUnreachable):
+		// The session moved to another process (it lost its lease): the
+		// client polls again, and finds it there.
+		httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
+		return
 	case err != nil && !errors.Is(err, session.ErrSuperseded):
 		return // the client went away
 	}

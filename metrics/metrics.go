@@ -28,7 +28,7 @@ import (
 //	sessions{transport}                 gauge: sessions by the transport attached now ("none" between connections)
 //	messages_total{transport,direction} counter: messages in (accepted from clients, duplicates excluded; labeled with the transport attached last, "none" before the first attach) and out (handed to connections, replays included)
 //	message_bytes_total{transport,direction} counter: their payload bytes
-//	negotiates_total{result}            counter: negotiate requests by result: ok, refused (auth hook), too_many_sessions, shutting_down
+//	negotiates_total{result}            counter: negotiate requests by result: ok, refused (auth hook), too_many_sessions, too_many_for_client, shutting_down, unavailable (a durable cluster could not store the session)
 //	fallbacks_total{transport}          counter: attaches on a transport later in the offer than the same session's previous connection: a move down, the better transport broke or is blocked
 //	upgrades_total{transport}           counter: attaches on a transport earlier in the offer than the same session's previous connection: fast connect taking over from long polling, or a session going back to a better transport after an outage
 //	resumes_total{transport}            counter: attaches that replay messages an earlier connection carried and the client did not receive

@@ -20,6 +20,8 @@ import (
 // Attach then returns ErrUnknownSession, Deliver the session's CloseError,
 // and Fault and CloseFromClient do nothing. A relaying implementation that
 // cannot reach the session's holder answers as for an ended session.
+// A session that moved to another process (ErrLeaseLost) answers Attach,
+// Deliver and Acknowledge with an error wrapping ErrUnreachable.
 type Endpoint interface {
 	// ID returns the public session id, for logs.
 	ID() string
@@ -58,7 +60,10 @@ type Endpoint interface {
 // Link with Notify is not used with Pull. Done and Detach may be called
 // from any goroutine. A Link is over when it is superseded by a newer
 // attach or its session has finished: Pull and Collect then return
-// ErrSuperseded or ErrFinished. The transport calls Detach exactly once,
+// ErrSuperseded or ErrFinished, or, for a session that moved to another
+// process (ErrLeaseLost), an error wrapping ErrUnreachable: the transport
+// ends the connection without a close frame (a long poll answers 503), and
+// the client attaches again. The transport calls Detach exactly once,
 // when its connection is gone, whether or not the Link is over.
 type Link interface {
 	// Pull waits for something to send and returns it, holding at most

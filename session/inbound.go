@@ -30,7 +30,7 @@ func (s *Session) Recv(ctx context.Context) (wire.Message, error) {
 			s.closeLocked(*s.fault)
 		}
 		if s.closeErr != nil {
-			err := *s.closeErr
+			err := s.errLocked()
 			s.mu.Unlock()
 			return wire.Message{}, err
 		}
@@ -72,6 +72,12 @@ func (s *Session) Received() uint64 {
 // message, in order, before it returns. Deliver keeps msgs' Data: callers
 // must not reuse it. It returns the session's CloseError when the session
 // has closed.
+//
+// With a journal, Deliver returns once the received count that covers
+// msgs is stored, together with what the message callbacks sent meanwhile
+// (package doc, "Durable sessions"); if ctx ends first, it returns an
+// error wrapping ErrUnreachable (the client sends them again, and the
+// duplicates are dropped).
 func (l *Local) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) error {
 	s := l.Session
 	if seq == 0 {
@@ -86,12 +92,21 @@ func (l *Local) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) er
 	if fn == nil {
 		_, accepted, size, err := s.admitLocked(ctx, seq, msgs, true)
 		s.countIn(accepted, size)
+		if err == nil && s.journal != nil && len(msgs) > 0 {
+			err = s.waitStoredLocked(ctx, min(s.received, seq+uint64(len(msgs))-1), 0)
+		}
 		s.mu.Unlock()
 		return err
 	}
 	// A fault found while admitting msgs waits for the callbacks of the
 	// ones before it.
 	s.delivering = true
+	if s.journal != nil {
+		// What the callbacks send is written with the received count,
+		// in one Write: neither is written before they return.
+		s.holding = true
+		s.holdSent, s.holdRecv = s.acked+uint64(len(s.out)), s.received
+	}
 	first, accepted, size, err := s.admitLocked(ctx, seq, msgs, false)
 	s.countIn(accepted, size)
 	s.mu.Unlock()
@@ -100,6 +115,13 @@ func (l *Local) Deliver(ctx context.Context, seq uint64, msgs []wire.Message) er
 	}
 	s.mu.Lock()
 	s.delivering = false
+	if s.journal != nil {
+		s.holding = false
+		s.journalLocked()
+		if err == nil && len(msgs) > 0 {
+			err = s.waitStoredLocked(ctx, min(s.received, seq+uint64(len(msgs))-1), s.acked+uint64(len(s.out)))
+		}
+	}
 	if s.fault != nil {
 		s.closeLocked(*s.fault)
 	}
@@ -126,7 +148,7 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []wire.Messa
 			return max(first, 0), accepted, size, *s.fault
 		}
 		if s.closeErr != nil {
-			return max(first, 0), accepted, size, *s.closeErr
+			return max(first, 0), accepted, size, s.errLocked()
 		}
 		num := seq + uint64(i)
 		if num <= s.received {
@@ -166,7 +188,7 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []wire.Messa
 		accepted++
 		size += len(m.Data)
 		i++
-		if s.link != nil {
+		if s.link != nil && s.journal == nil {
 			s.link.received()
 		}
 	}

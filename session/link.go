@@ -123,6 +123,9 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.lost != nil {
+		return nil, s.lost
+	}
 	if s.finished || (s.link != nil && s.link.closeSent) {
 		// A link that has taken the close frame finishes the session
 		// when its connection ends (Detach), however the write went: an
@@ -138,7 +141,7 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 	var replayed uint64
 	// Below s.acked (and not stale) only after Abort, which counts
 	// undelivered messages as acknowledged: the link delivers its close.
-	if opts.Received < s.acked || opts.Received > s.acked+uint64(len(s.out)) {
+	if opts.Received < s.acked || opts.Received > s.lastSendableLocked() {
 		ln.gap = true
 		s.closeLocked(wire.CloseError{Code: wire.StatusResumeGap, Reason: "resume gap"})
 	} else {
@@ -152,7 +155,7 @@ func (l *Local) Attach(opts AttachOptions) (Link, error) {
 	// what earlier links accepted (the connection can break before one goes
 	// out), so a new link owes it one: it goes out with the first batch
 	// that has room for it, at the latest ackDelay from now.
-	if ln.acksInBand && s.received != 0 {
+	if ln.acksInBand && s.ackableLocked() != 0 {
 		ln.ackLaterLocked()
 	}
 	if old := s.link; old != nil {
@@ -216,7 +219,7 @@ func (l *link) received() {
 	if !l.acksInBand || l.ended {
 		return
 	}
-	if l.s.received-l.ackSent >= ackEvery {
+	if l.s.ackableLocked()-l.ackSent >= ackEvery {
 		l.notify()
 		return
 	}
@@ -249,7 +252,7 @@ func (l *link) ackTick() {
 		return
 	}
 	l.ackArmed = false
-	if l.ended || s.received == l.ackSent {
+	if l.ended || s.ackableLocked() == l.ackSent {
 		return
 	}
 	l.ackDue = true
@@ -328,6 +331,9 @@ func (l *link) Pull(ctx context.Context, wait time.Duration, maxBytes int) (Batc
 func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err error) {
 	s := l.s
 	if l.ended {
+		if s.lost != nil {
+			return Batch{}, false, s.lost
+		}
 		if s.finished {
 			return Batch{}, false, ErrFinished
 		}
@@ -342,8 +348,13 @@ func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 		}
 		l.buf, l.frames = l.buf[:0], l.frames[:0]
 		start := int(l.next - s.acked - 1)
+		end := len(s.out)
+		if s.journal != nil {
+			// Only what is stored goes out.
+			end = int(max(s.stored, s.acked) - s.acked)
+		}
 		size, payload, shared := 0, 0, false
-		for i := start; i < len(s.out); i++ {
+		for i := start; i < end; i++ {
 			q := s.out[i]
 			if len(l.buf) > 0 && size+queuedSize(q.Message) > maxBytes {
 				break
@@ -373,9 +384,9 @@ func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 	// Not with every batch: an echo would then cost an acknowledgement
 	// per reply. A burst is acknowledged every ackEvery messages, and
 	// the rest ackDelay after its first message (the link's timer).
-	if l.acksInBand && s.received != l.ackSent && (idle || l.ackDue || s.received-l.ackSent >= ackEvery) {
-		b.AckDue, b.Received = true, s.received
-		l.ackSent = s.received
+	if recv := s.ackableLocked(); l.acksInBand && recv != l.ackSent && (idle || l.ackDue || recv-l.ackSent >= ackEvery) {
+		b.AckDue, b.Received = true, recv
+		l.ackSent = recv
 		l.stopAckTimerLocked()
 		ok = true
 	}

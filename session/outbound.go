@@ -26,7 +26,7 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	s.mu.Lock()
 	for {
 		if s.closeFrame != nil || s.finished {
-			err := *s.closeErr
+			err := s.errLocked()
 			s.mu.Unlock()
 			return err
 		}
@@ -64,9 +64,14 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 
 // queueLocked appends m, and the frames it shares with other sessions
 // (nil for a message of its own), to the messages for the client, and
-// notifies the attached link.
+// notifies the attached link; with a journal, it has m written first (the
+// link is notified once it is stored).
 func (s *Session) queueLocked(m wire.Message, frames *wire.Frames) {
 	s.appendLocked(m, frames)
+	if s.journal != nil {
+		s.journalLocked()
+		return
+	}
 	if s.link != nil {
 		s.link.notify()
 	}
@@ -102,7 +107,9 @@ func (cfg *Config) CheckMessage(m wire.Message) error {
 
 // Acknowledge records that the client has received the first received
 // messages, so the session can forget them. A count below an earlier one is
-// ignored; a count above the number of messages sent returns ErrBadAck.
+// ignored; a count above the number of messages sent returns ErrBadAck
+// (with a journal: above the number stored, which is all a client can have
+// received).
 func (l *Local) Acknowledge(received uint64) error {
 	s := l.Session
 	s.mu.Lock()
@@ -111,11 +118,17 @@ func (l *Local) Acknowledge(received uint64) error {
 }
 
 func (s *Session) acknowledgeLocked(received uint64) error {
-	if received > s.acked+uint64(len(s.out)) {
-		return fmt.Errorf("%w: %d acknowledged, %d sent", ErrBadAck, received, s.acked+uint64(len(s.out)))
+	if s.lost != nil {
+		return s.lost
+	}
+	if last := s.lastSendableLocked(); received > last {
+		return fmt.Errorf("%w: %d acknowledged, %d sent", ErrBadAck, received, last)
 	}
 	s.clientAcked = max(s.clientAcked, received)
 	s.forgetLocked()
+	if s.journal != nil && s.clientAcked-s.storedAcked >= journalAckEvery {
+		s.journalLocked()
+	}
 	return nil
 }
 

@@ -24,6 +24,14 @@ type Restored struct {
 	// client's next message is number Received+1, and earlier ones it sends
 	// again are dropped as duplicates.
 	Received uint64
+	// Journal, if not nil, is where the session's changes are written from
+	// now on, as for NewJournaled: Acked, Out and Received are taken as
+	// stored there already.
+	Journal Journal
+	// Topics are the topics the session was subscribed to, as its Journal
+	// stored them. Restore does nothing with them: the server that goes on
+	// with the session subscribes it again (DurableStore).
+	Topics []string
 }
 
 // ErrInvalidRestore is wrapped by the errors Restore returns for a
@@ -35,7 +43,7 @@ var ErrInvalidRestore = errors.New("session: invalid restored state")
 // connection that attaches with a received count from Acked to
 // Acked+len(Out) is replayed the rest of Out, and the client's messages
 // are numbered on from Received. The resume window starts at once, as for
-// New, and onFinish is as for New.
+// New, and onFinish is as for New. The session's TakenOver reports true.
 //
 // It returns an error wrapping ErrInvalidRestore for an empty ID or Token,
 // or a message of Out that Send would refuse (Config.CheckMessage: a type
@@ -60,5 +68,9 @@ func Restore(cfg *Config, info RequestInfo, r Restored, onFinish func(*Local)) (
 		}
 		s.handedOut = r.Acked + uint64(len(r.Out)) // the previous holder may have sent them all
 		s.received = r.Received
+		s.takenOver = true
+		if r.Journal != nil {
+			s.setJournal(r.Journal)
+		}
 	}), nil
 }

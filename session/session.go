@@ -90,6 +90,26 @@ type Session struct {
 	resumeWindow  time.Duration // cfg.ResumeWindow unless shortened by Expire
 	attachedOnce  bool          // a connection has attached: FirstAttachWindow is over
 	transport     string
+
+	// Journaling (journal.go). journal, journalCtx, journalStop and
+	// takenOver are set before the session is shared and never change;
+	// entry belongs to the goroutine that writes (writing); the rest is
+	// guarded by mu.
+	journal     Journal
+	journalCtx  context.Context // ends when the session finishes
+	journalStop context.CancelFunc
+	takenOver   bool            // made by Restore
+	entry       Entry           // the Entry being written
+	writing     bool            // a goroutine writes to the journal (writeJournal)
+	stored      uint64          // the last message number stored
+	storedRecv  uint64          // the received count stored
+	storedAcked uint64          // the acknowledged count stored
+	holding     bool            // a delivery's message callbacks run: write no further than
+	holdSent    uint64          // this message number
+	holdRecv    uint64          // and this received count
+	topics      map[string]bool // topic changes not stored yet: true for joined, false for left
+	journalDone signal          // a Write stored something, or the session finished
+	lost        error           // the session lost its lease (a *movedError)
 }
 
 // New returns a session held by this process, with a fresh public id and
@@ -196,14 +216,15 @@ func (s *Session) Close(code wire.StatusCode, reason string) error {
 }
 
 // Err returns the CloseError that ended the session, or nil while it is
-// open.
+// open. A journaled session that lost its lease (Journal) returns an error
+// wrapping ErrLeaseLost instead.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeErr == nil {
 		return nil
 	}
-	return *s.closeErr
+	return s.errLocked()
 }
 
 // closeLocked starts a close whose frame is delivered to the client after
@@ -366,6 +387,10 @@ func (s *Session) finishLocked() {
 		s.link.end()
 		s.link = nil
 		s.transport = ""
+	}
+	if s.journal != nil {
+		s.journalStop()
+		s.journalDone.broadcast()
 	}
 	clear(s.out)
 	s.out = nil

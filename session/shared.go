@@ -34,7 +34,7 @@ func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
 	}
 	s.mu.Lock()
 	if s.closeFrame != nil || s.finished {
-		err := *s.closeErr
+		err := s.errLocked()
 		s.mu.Unlock()
 		return err
 	}
@@ -52,7 +52,7 @@ func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
 		s.mu.Unlock()
 		return err
 	}
-	if ln := s.link; ln != nil && ln.sharedFn != nil {
+	if ln := s.link; ln != nil && ln.sharedFn != nil && s.journal == nil {
 		// The transport writes the message on this goroutine if it can
 		// without waiting, once the lock is released.
 		s.appendLocked(m, frames)

@@ -199,6 +199,10 @@ func (c *connection) writeAvailable(heartbeat bool) (ok, handOff bool) {
 			switch {
 			case errors.Is(err, session.ErrSuperseded):
 				c.closeConn(StatusSuperseded, "superseded")
+			case errors.Is(err, session.ErrUnreachable):
+				// The session moved to another process (it lost its
+				// lease): no close frame, the client attaches again.
+				c.closeConn(ws.CloseServiceRestart, "")
 			default: // session.ErrFinished: the client's close frame
 				c.closeConn(ws.CloseNormalClosure, "")
 			}
