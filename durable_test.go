@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	ws "github.com/gorilla/websocket"
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/session"
@@ -238,5 +241,58 @@ func TestDurableNegotiateUnavailable(t *testing.T) {
 	}
 	if srv.Sessions() != 0 {
 		t.Errorf("%d sessions, want 0", srv.Sessions())
+	}
+}
+
+// TestDurableWebSocketEcho: over a WebSocket, a durable session echoes
+// every message once and in order, each echo stored with the receipt of
+// its message, and the acknowledgements count only what is stored.
+func TestDurableWebSocketEcho(t *testing.T) {
+	dir := &stateDir{states: map[string]*storedSession{}}
+	_, base := durableServer(t, &durableStore{MemoryStore: session.NewMemoryStore(0), dir: dir})
+	n := negotiate(t, base)
+	u := "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("websocket?session=%s&token=%s&received=0&seq=1", n.Session, n.Token)
+	c, _, err := ws.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	const count = 200
+	for i := range count {
+		c.WriteMessage(ws.TextMessage, []byte(fmt.Sprint("m", i)))
+	}
+	for got, acked := 0, uint64(0); got < count || acked < count; {
+		_, p, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d echoes, acknowledged %d: %v", got, acked, err)
+		}
+		f, err := wire.ParseFrame(p, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case f.IsMessage():
+			if want := fmt.Sprintf("echo %d taken over false", got); string(f.Message.Data) != want {
+				t.Fatalf("echo %q, want %q", f.Message.Data, want)
+			}
+			got++
+		case f.Type == wire.FrameAck:
+			dir.mu.Lock()
+			stored := dir.states[n.Session].received
+			dir.mu.Unlock()
+			if f.Received > stored {
+				t.Fatalf("acknowledgement of %d with %d stored", f.Received, stored)
+			}
+			acked = f.Received
+		}
+	}
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	t.Logf("%d messages echoed in %d writes", count, len(dir.states[n.Session].writes))
+	for _, e := range dir.states[n.Session].writes {
+		if e.Received != 0 && len(e.Messages) == 0 {
+			t.Errorf("a write of received %d without its echo", e.Received)
+		}
 	}
 }

@@ -63,7 +63,10 @@
 //     then returns an error wrapping ErrUnreachable: a send request
 //     answers 503 and a WebSocket ends, and the client sends again.
 //
-// On WebSocket, where each client message is delivered on its own, a
-// client's messages are thus stored one Write at a time. A session without
-// a journal behaves as before, at the same cost.
+// A WebSocket delivers each client message on its own, and its
+// connection carries the acknowledgements of client messages, which count
+// only what is stored: its Deliver (given AcknowledgedInBand) returns
+// without waiting while fewer than 64 client messages, and sent messages,
+// wait to be stored, so that a burst is stored many messages to a Write.
+// A session without a journal behaves as before, at the same cost.
 package session

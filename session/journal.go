@@ -281,11 +281,38 @@ func (s *Session) storedLocked(e *Entry) {
 	s.journalDone.broadcast()
 }
 
+// inBandKey marks the context of a Deliver whose client learns what was
+// accepted from the link's acknowledgements (AcknowledgedInBand).
+type inBandKey struct{}
+
+// AcknowledgedInBand returns a context for Deliver, from a transport whose
+// connection carries the acknowledgements of client messages
+// (AttachOptions.AcksInBand): a WebSocket. With a journal, Deliver given
+// it does not wait for its received count to be stored while fewer than
+// journalWindow (64) client messages, and sent messages, wait to be
+// stored: the client counts a message accepted only once an
+// acknowledgement says so, and a link acknowledges only what is stored, so
+// the connection's messages are stored many to a Write. Without a journal
+// it changes nothing.
+func AcknowledgedInBand(ctx context.Context) context.Context {
+	return context.WithValue(ctx, inBandKey{}, true)
+}
+
+// journalWindow is how many client messages, and how many sent ones, may
+// wait to be stored when Deliver returns with AcknowledgedInBand.
+const journalWindow = 64
+
 // waitStoredLocked waits until the journal holds received count recv and
 // the messages up to number sent, and returns nil; or the session's error
 // once it has finished (or lost its lease), or an error wrapping
-// ErrUnreachable when ctx ends first: the client sends again.
+// ErrUnreachable when ctx ends first: the client sends again. With
+// AcknowledgedInBand, journalWindow of each may wait still.
 func (s *Session) waitStoredLocked(ctx context.Context, recv, sent uint64) error {
+	if ctx.Value(inBandKey{}) != nil {
+		recv -= min(recv, journalWindow)
+		sent -= min(sent, journalWindow)
+		s.journalLocked()
+	}
 	for {
 		if s.lost != nil {
 			return s.lost

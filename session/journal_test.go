@@ -499,3 +499,57 @@ func TestJournalConcurrent(t *testing.T) {
 		t.Errorf("stored received %d, sent %d; want %d, %d", r.Received, r.Acked+uint64(len(r.Out)), each, senders*each)
 	}
 }
+
+// TestJournalInBandWindow checks that a Deliver from a transport that
+// acknowledges in band does not wait for each Write: up to 64 client
+// messages wait to be stored, the next one waits for a Write, and the
+// link acknowledges only what is stored.
+func TestJournalInBandWindow(t *testing.T) {
+	j := newMemJournal(t)
+	gate := j.hold()
+	s := newJournaled(t, j, nil)
+	l := attach(t, s, session.AttachOptions{Transport: "test", AcksInBand: true})
+	ctx := session.AcknowledgedInBand(testContext(t))
+	if err := s.Deliver(ctx, 1, texts("m")); err != nil {
+		t.Fatal(err)
+	}
+	release := next(t, gate) // holds message 1
+	for seq := uint64(2); seq <= 64; seq++ {
+		if err := s.Deliver(ctx, seq, texts("m")); err != nil {
+			t.Fatalf("Deliver(%d) = %v", seq, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Deliver(ctx, 65, texts("m")) }()
+	if b, err := l.Pull(testContext(t), time.Millisecond, 1<<20); err != nil || b.AckDue {
+		t.Fatalf("Pull before any Write returned = ack %v %d, %v; want none", b.AckDue, b.Received, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Deliver(65) returned %v before a Write did", err)
+	default:
+	}
+	j.mu.Lock()
+	j.gate = nil // the Writes from now on go through
+	j.mu.Unlock()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Deliver(65) = %v", err)
+	}
+	for acked := uint64(0); acked < 65; {
+		b := pull(t, l, 1<<20)
+		if !b.AckDue {
+			continue
+		}
+		j.mu.Lock()
+		stored := j.received
+		j.mu.Unlock()
+		if b.Received > stored || b.Received <= acked {
+			t.Fatalf("acknowledgement of %d after %d, with %d stored", b.Received, acked, stored)
+		}
+		acked = b.Received
+	}
+	if got := len(recvAll(t, s, 65)); got != 65 {
+		t.Errorf("Recv got %d messages, want 65", got)
+	}
+}

@@ -192,7 +192,7 @@ func (c *connection) deliver(s session.Endpoint, seq uint64, m wire.Message) err
 	c.mu.Lock()
 	c.delivering = true
 	c.mu.Unlock()
-	err := s.Deliver(c.ctx, seq, []wire.Message{m})
+	err := s.Deliver(c.deliverCtx, seq, []wire.Message{m})
 	c.mu.Lock()
 	c.delivering = false
 	run := false

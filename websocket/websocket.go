@@ -75,6 +75,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 	}
 	c := &connection{cfg: a.Config, hb: a.HeartbeatInterval(), remote: r.RemoteAddr}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.deliverCtx = session.AcknowledgedInBand(c.ctx)
 	// Until the first flush, a flush counts as under way: the link's
 	// notifications only mark work pending, and the first flush takes it.
 	c.state, c.pending = flushRunning, true
@@ -138,6 +139,9 @@ type connection struct {
 	// reader's wait for room in the session's inbound queue.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// deliverCtx is ctx for Deliver: the connection acknowledges in band,
+	// so a durable session stores the client's messages many to a Write.
+	deliverCtx context.Context
 
 	lastWrite atomic.Int64   // nanotime of the last write, for heartbeats
 	flushes   sync.WaitGroup // one count while state is flushRunning, until that flush returns
