@@ -135,6 +135,13 @@ func (st *durableStore) Lookup(id, token string) (session.Endpoint, error) {
 	return st.restore(info, r)
 }
 
+// newStateDir returns a stateDir and the stores of two servers that share
+// it.
+func newStateDir() (*stateDir, *durableStore, *durableStore) {
+	dir := &stateDir{states: map[string]*storedSession{}}
+	return dir, &durableStore{MemoryStore: session.NewMemoryStore(0), dir: dir}, &durableStore{MemoryStore: session.NewMemoryStore(0), dir: dir}
+}
+
 // durableServer starts a server on store whose Callbacks subscribe each
 // new session to "news" and echo each message, saying whether the session
 // was taken over.
@@ -174,9 +181,7 @@ func durableServer(t *testing.T, store *durableStore) (*tether.Server, string) {
 // is where the second one goes on from, the application there is told it
 // took the session over, and the client gets every echo once.
 func TestDurableTakeOver(t *testing.T) {
-	dir := &stateDir{states: map[string]*storedSession{}}
-	storeA := &durableStore{MemoryStore: session.NewMemoryStore(0), dir: dir}
-	storeB := &durableStore{MemoryStore: session.NewMemoryStore(0), dir: dir}
+	dir, storeA, storeB := newStateDir()
 	_, baseA := durableServer(t, storeA)
 	b, baseB := durableServer(t, storeB)
 
@@ -251,13 +256,8 @@ func TestDurableWebSocketEcho(t *testing.T) {
 	dir := &stateDir{states: map[string]*storedSession{}}
 	_, base := durableServer(t, &durableStore{MemoryStore: session.NewMemoryStore(0), dir: dir})
 	n := negotiate(t, base)
-	u := "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("websocket?session=%s&token=%s&received=0&seq=1", n.Session, n.Token)
-	c, _, err := ws.DefaultDialer.Dial(u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialWebSocket(t, base, n, 0, 1)
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	const count = 200
 	for i := range count {
 		c.WriteMessage(ws.TextMessage, []byte(fmt.Sprint("m", i)))
@@ -293,6 +293,55 @@ func TestDurableWebSocketEcho(t *testing.T) {
 	for _, e := range dir.states[n.Session].writes {
 		if e.Received != 0 && len(e.Messages) == 0 {
 			t.Errorf("a write of received %d without its echo", e.Received)
+		}
+	}
+}
+
+// TestDurableWebSocketTakeOver: a WebSocket client whose session is taken
+// over mid-burst attaches to the new server, resends what was not
+// acknowledged, and gets every echo once and in order.
+func TestDurableWebSocketTakeOver(t *testing.T) {
+	dir, storeA, storeB := newStateDir()
+	_, baseA := durableServer(t, storeA)
+	_, baseB := durableServer(t, storeB)
+	n := negotiate(t, baseA)
+	const count = 600
+	var echoes []string
+	acked := uint64(0) // client messages the server acknowledged
+	for _, base := range []string{baseA, baseB} {
+		c := dialWebSocket(t, base, n, uint64(len(echoes)), acked+1)
+		for i := acked; i < count; i++ {
+			c.WriteMessage(ws.TextMessage, []byte(fmt.Sprint("m", i)))
+		}
+		for len(echoes) < count || acked < count {
+			if base == baseA && len(echoes) >= count/3 {
+				// A dies mid-burst: B takes the session over when the
+				// client attaches there.
+				dir.mu.Lock()
+				storeA.dead = true
+				dir.mu.Unlock()
+				break
+			}
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("after %d echoes, acknowledged %d: %v", len(echoes), acked, err)
+			}
+			f, err := wire.ParseFrame(p, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case f.IsMessage():
+				echoes = append(echoes, string(f.Message.Data))
+			case f.Type == wire.FrameAck:
+				acked = f.Received
+			}
+		}
+		c.Close()
+	}
+	for i, e := range echoes {
+		if n, _, _ := strings.Cut(strings.TrimPrefix(e, "echo "), " "); n != fmt.Sprint(i) {
+			t.Fatalf("echo %d = %q", i, e)
 		}
 	}
 }

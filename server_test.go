@@ -57,13 +57,8 @@ func negotiate(t *testing.T, base string) negotiated {
 func TestWebSocketEchoRaw(t *testing.T) {
 	base := echoServer(t, nil)
 	n := negotiate(t, base)
-	u := "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("websocket?session=%s&token=%s&received=0&seq=1", n.Session, n.Token)
-	c, _, err := ws.DefaultDialer.Dial(u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialWebSocket(t, base, n, 0, 1)
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	c.WriteMessage(ws.TextMessage, []byte("mhello"))
 	c.WriteMessage(ws.BinaryMessage, []byte{0, 1, 2})
 	// readMessage skips acknowledgements and heartbeats.
@@ -90,6 +85,20 @@ func TestWebSocketEchoRaw(t *testing.T) {
 			break
 		}
 	}
+}
+
+// dialWebSocket attaches a raw WebSocket to session n, with the
+// client's received count and the number of its next message; reads fail
+// after 10 s.
+func dialWebSocket(t *testing.T, base string, n negotiated, received, seq uint64) *ws.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("websocket?session=%s&token=%s&received=%d&seq=%d", n.Session, n.Token, received, seq)
+	c, _, err := ws.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return c
 }
 
 func TestLongPollEchoRaw(t *testing.T) {
