@@ -27,18 +27,31 @@ type NodeOptions struct {
 	// OwnerGoneAfter is how long the subject of a session's owner must
 	// have had no handler, in every request and ping in a row, before the
 	// owner is judged gone: its sessions then end with StatusOwnerGone
-	// (4006) for their clients. A bus engine that restarts has no handler
+	// (4006) for their clients, or, on a durable node (State), are taken
+	// over once their lease has lapsed (until then a request for one is
+	// answered 503, and the client tries again). A bus engine that restarts has no handler
 	// for a subject until the node subscribes again, so it must outlast
 	// that. A node judged gone that answers again (its connection to the
 	// engine took longer to come back) is taken back: a node asks it again
 	// at most OwnerGoneAfter after its verdict. Every node of a cluster
-	// should use the same. Default 5s.
+	// should use the same. Default 5s, or State's LeaseTTL on a durable
+	// node: a session's takeover waits for the longer of the two.
 	OwnerGoneAfter time.Duration
 
 	// RequestTimeout bounds each request to another node beyond the wait
 	// it asks of it: a reply that does not come in time counts as lost
 	// (the bus is at most once). Default 5s.
 	RequestTimeout time.Duration
+
+	// State, if not nil, makes the node durable: it keeps the recoverable
+	// state of each session it creates in State (package redisstate's
+	// *Store keeps it in Redis), written through before the client learns
+	// of any change, so that another node takes the session over when
+	// this one dies and the session goes on with nothing lost,
+	// duplicated or reordered. Every node of a cluster should share the
+	// same State, or none. See the package doc's "Durable sessions".
+	// Default: none; a session ends with its node (StatusOwnerGone).
+	State StateStore
 
 	// LinkIdleTimeout is how long a connection another node serves for a
 	// session held here may go without a pull before this node detaches
@@ -58,6 +71,9 @@ func (o *NodeOptions) withDefaults() NodeOptions {
 	}
 	if c.OwnerGoneAfter <= 0 {
 		c.OwnerGoneAfter = 5 * time.Second
+		if c.State != nil {
+			c.OwnerGoneAfter = c.State.LeaseTTL()
+		}
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second
@@ -114,6 +130,7 @@ type Node struct {
 
 	storeOnce sync.Once
 	store     *store
+	public    session.Store                       // store, or a durableStore on a durable node
 	local     atomic.Pointer[session.MemoryStore] // set by Store
 
 	peersMu  sync.Mutex
@@ -128,6 +145,8 @@ type Node struct {
 	nextLink uint64                // guarded by linksMu
 
 	malformed atomic.Uint64
+
+	durable *durable // nil unless NodeOptions.State is set
 }
 
 // minPayload is the smallest Bus.MaxPayload a Node works with.
@@ -171,6 +190,9 @@ func NewNode(bus Bus, opts *NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	n.broker = b
+	if o.State != nil {
+		n.durable = newDurable(n, o.State)
+	}
 	n.goAsync(n.reapLinks)
 	return n, nil
 }
@@ -182,15 +204,23 @@ func (n *Node) ID() string { return n.id }
 // Store returns the node's session.Store, for the Server the node belongs
 // to (tether.Options.Cluster sets it): it keeps the sessions this node
 // holds, at most maxSessions of them (no bound when maxSessions <= 0), and
-// finds the sessions of the other nodes through the bus. Store makes it on
-// the first call; later calls return the same one.
+// finds the sessions of the other nodes through the bus. On a durable node
+// (NodeOptions.State) it is a session.DurableStore, and takes over the
+// sessions of gone nodes. Store makes it on the first call; later calls
+// return the same one.
 func (n *Node) Store(maxSessions int) session.Store {
 	n.storeOnce.Do(func() {
 		local := session.NewMemoryStore(maxSessions)
 		n.store = &store{n: n, local: local}
 		n.local.Store(local)
+		n.public = n.store
+		if n.durable != nil {
+			// The server makes its sessions journaled and gives the
+			// store its restore function.
+			n.public = &durableStore{n.store}
+		}
 	})
-	return n.store
+	return n.public
 }
 
 // localStore returns the sessions this node holds, or nil before Store.
@@ -242,8 +272,10 @@ func (n *Node) goAsync(fn func()) bool {
 // Server's Shutdown: the close frames of the node's sessions (1001, which
 // makes clients reconnect) then reach the clients that other nodes serve;
 // sessions still open when the node closes end with 4006 for their
-// clients. Close waits for the node's goroutines; a second call does
-// nothing.
+// clients. On a durable node, Close first hands over the sessions still
+// held here, as Handover does (a node that shuts down gracefully calls
+// Handover before the Server's Shutdown). Close waits for the node's
+// goroutines; a second call does nothing.
 func (n *Node) Close() error {
 	n.asyncMu.Lock()
 	if n.closed {
@@ -252,6 +284,16 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.asyncMu.Unlock()
+	if d := n.durable; d != nil {
+		// What Handover left, or all of it: the leases are released
+		// and the sessions still held here end without a close frame.
+		ctx, cancel := context.WithTimeout(context.Background(), n.opts.RequestTimeout)
+		if err := d.handOver(ctx); err != nil {
+			n.log.Warn("tether: leases not released", "err", err)
+		}
+		cancel()
+		d.renewer.Close()
+	}
 	n.broker.Close()
 	err := n.served.Close()
 	n.cancel()

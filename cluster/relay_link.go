@@ -21,7 +21,9 @@ import (
 // ends the link as superseded: the transport ends its connection, the
 // client attaches again, and the owner replays what the lost reply held.
 // Once the owner is judged gone, the link delivers the close frame
-// `c4006 owner gone` and is over.
+// `c4006 owner gone` and is over; on a durable node it ends as superseded
+// instead, as when the owner's session lost its lease, so that the client
+// attaches again and the session is taken over.
 type remoteLink struct {
 	e      *remoteEndpoint
 	id     uint64 // the owner's id of its link
@@ -79,6 +81,12 @@ func (l *remoteLink) finish(err error) {
 func (l *remoteLink) pull(ctx context.Context, wait time.Duration, maxBytes int, msgs []wire.Message) (session.Batch, error) {
 	maxBytes = max(1, min(maxBytes, l.e.n.maxBatch))
 	data, err := l.e.n.call(ctx, l.e.p, l.pullRequest(wait, maxBytes), wait)
+	if errors.Is(err, errOwnerGone) && l.e.n.durable != nil {
+		// The session outlives its node: the connection ends, and the
+		// client's next attach takes the session over.
+		l.e.n.lookups.forget(l.e.id)
+		return session.Batch{}, session.ErrSuperseded
+	}
 	if errors.Is(err, errOwnerGone) {
 		l.e.end(ownerGone)
 		return session.Batch{Close: &ownerGone}, err
@@ -97,7 +105,14 @@ func (l *remoteLink) pull(ctx context.Context, wait time.Duration, maxBytes int,
 	case resultFinished:
 		return session.Batch{}, session.ErrFinished
 	case resultUnknown:
+		if l.e.n.durable != nil {
+			// Not there any more: it may have moved to another node.
+			l.e.n.lookups.forget(l.e.id)
+			return session.Batch{}, session.ErrSuperseded
+		}
 		return session.Batch{}, session.ErrFinished
+	case resultUnavailable:
+		l.e.n.lookups.forget(l.e.id)
 	}
 	// Superseded, a link the owner let go, or a pull in progress already.
 	return session.Batch{}, session.ErrSuperseded

@@ -65,7 +65,11 @@ func (n *Node) handle(ctx context.Context, data []byte) []byte {
 	case callDeliver:
 		return deliverRelayed(ctx, ep, &q)
 	case callAcknowledge:
-		if err := ep.Acknowledge(q.received); err != nil {
+		err := ep.Acknowledge(q.received)
+		switch {
+		case errors.Is(err, session.ErrUnreachable):
+			return result(resultUnavailable)
+		case err != nil:
 			return result(resultBadAck)
 		}
 		return result(resultOK)
@@ -86,6 +90,8 @@ func (n *Node) attachRelayed(ep session.Endpoint, q *request) []byte {
 	switch {
 	case errors.Is(err, session.ErrStaleAttach):
 		return result(resultStale)
+	case errors.Is(err, session.ErrUnreachable):
+		return result(resultUnavailable)
 	case err != nil:
 		return result(resultUnknown)
 	}
@@ -131,6 +137,10 @@ func (n *Node) pullRelayed(ctx context.Context, q *request) []byte {
 		return result(resultSuperseded)
 	case errors.Is(err, session.ErrFinished):
 		return result(resultFinished)
+	case errors.Is(err, session.ErrUnreachable):
+		// The session lost its lease: the connection ends, and its
+		// client comes back to the new owner.
+		return result(resultUnavailable)
 	case err != nil: // the requester's deadline passed: nobody reads the reply
 		return result(resultBusy)
 	}
@@ -180,6 +190,8 @@ func deliverRelayed(ctx context.Context, ep session.Endpoint, q *request) []byte
 		return result(resultOK)
 	case errors.Is(err, session.ErrSequenceGap):
 		return result(resultGap)
+	case errors.Is(err, session.ErrUnreachable):
+		return result(resultUnavailable)
 	case errors.As(err, &ce):
 		return appendClose(result(resultClosed), ce)
 	default: // the wait passed with the inbound queue full

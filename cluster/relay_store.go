@@ -35,10 +35,24 @@ type store struct {
 var _ session.Store = (*store)(nil)
 
 // Add implements session.Store.
-func (st *store) Add(s *session.Local) error { return st.local.Add(s) }
+func (st *store) Add(s *session.Local) error {
+	if err := st.local.Add(s); err != nil {
+		return err
+	}
+	if d := st.n.durable; d != nil {
+		d.added(s)
+	}
+	return nil
+}
 
-// Remove implements session.Store.
-func (st *store) Remove(s *session.Local) { st.local.Remove(s) }
+// Remove implements session.Store. On a durable node, the session's state
+// is deleted unless it moved to another node.
+func (st *store) Remove(s *session.Local) {
+	st.local.Remove(s)
+	if d := st.n.durable; d != nil {
+		d.removed(s)
+	}
+}
 
 // Len implements session.Store: the sessions this node holds.
 func (st *store) Len() int { return st.local.Len() }
@@ -55,27 +69,64 @@ func (st *store) Sessions() []*session.Local { return st.local.Sessions() }
 // ended with StatusOwnerGone: an attach is served the close frame
 // `c4006 owner gone`, and a send answers 503 (see remoteEndpoint.Deliver).
 // When the bus fails, it returns an error wrapping session.ErrUnreachable.
+//
+// On a durable node (NodeOptions.State), the sessions held here may carry
+// the id of another node (they were taken over), and a session whose
+// owner is gone, or that its node does not hold, is looked up in the state
+// (durable.takeOver): taken over here, relayed to the node that took it
+// over, or, while its gone owner's lease has not lapsed, an error wrapping
+// session.ErrUnreachable (503: the client tries again).
 func (st *store) Lookup(id, token string) (session.Endpoint, error) {
 	n := st.n
+	d := n.durable
 	owner, ok := OwnerOf(id)
-	if !ok || owner == n.id {
-		return st.local.Lookup(id, token)
+	if !ok || owner == n.id || d != nil {
+		ep, err := st.local.Lookup(id, token)
+		if err == nil || !ok || d == nil {
+			return ep, err
+		}
 	}
 	if len(id) > maxIDBytes || len(token) > maxTokenBytes {
 		return nil, session.ErrUnknownSession
 	}
+	if holder, ok := n.lookups.get(id, token); ok {
+		return &remoteEndpoint{n: n, p: n.peer(holder), id: id, token: token}, nil
+	}
+	if owner == n.id {
+		// Durable, and not held here: taken over by another node, or
+		// ended.
+		return d.takeOver(id, token, false)
+	}
 	p := n.peer(owner)
 	if p.judgedGone() {
-		return goneEndpoint(n, id), nil
+		if d != nil {
+			return d.takeOver(id, token, true)
+		}
+		return goneEndpoint(n, id, ownerGone), nil
 	}
-	if n.lookups.has(id, token) {
-		return &remoteEndpoint{n: n, p: p, id: id, token: token}, nil
-	}
-	data, err := n.call(n.ctx, p, appendHeader(nil, callLookup, n.id, id, token), 0)
+	ep, err := n.askHolder(p, id, token)
 	switch {
+	case errors.Is(err, errOwnerGone) && d != nil:
+		return d.takeOver(id, token, true)
 	case errors.Is(err, errOwnerGone):
-		return goneEndpoint(n, id), nil
+		return goneEndpoint(n, id, ownerGone), nil
 	case err != nil:
+		return nil, err
+	case ep != nil:
+		return ep, nil
+	case d != nil:
+		// Its node does not hold it: it may have been taken over.
+		return d.takeOver(id, token, false)
+	}
+	return nil, session.ErrUnknownSession
+}
+
+// askHolder asks node p whether it holds session id with token (one
+// request: p checks the token), and returns the Endpoint that relays to
+// it if it does, nil if it does not.
+func (n *Node) askHolder(p *peer, id, token string) (*remoteEndpoint, error) {
+	data, err := n.call(n.ctx, p, appendHeader(nil, callLookup, n.id, id, token), 0)
+	if err != nil {
 		return nil, err
 	}
 	r, err := parseReply(callLookup, data, nil)
@@ -84,10 +135,10 @@ func (st *store) Lookup(id, token string) (session.Endpoint, error) {
 		n.malformedMessage("lookup reply", err)
 		return nil, fmt.Errorf("%w: %w", session.ErrUnreachable, err)
 	case r.result == resultOK:
-		n.lookups.add(id, token)
+		n.lookups.add(id, token, p.id)
 		return &remoteEndpoint{n: n, p: p, id: id, token: token}, nil
 	}
-	return nil, session.ErrUnknownSession
+	return nil, nil
 }
 
 // lookupTTL is how long a node takes an owner's word that a session exists
@@ -101,34 +152,39 @@ const lookupTTL = 2 * time.Second
 // starts over empty.
 const maxLookups = 1 << 14
 
-// lookupCache holds the sessions of other nodes whose owner said lately
-// that their token matches.
+// lookupCache holds the sessions of other nodes whose holder said lately
+// that their token matches, and which node that is: the one the id names,
+// or on a durable node the one that took the session over.
 type lookupCache struct {
 	mu sync.Mutex
 	m  map[string]cachedLookup // by session id; guarded by mu
 }
 
 type cachedLookup struct {
-	token string
-	until time.Time
+	token  string
+	holder string // the id of the node that holds the session
+	until  time.Time
 }
 
-// has reports whether the owner said within lookupTTL that session id
-// exists with token.
-func (c *lookupCache) has(id, token string) bool {
+// get returns the node that said within lookupTTL that it holds session id
+// with token.
+func (c *lookupCache) get(id, token string) (holder string, ok bool) {
 	c.mu.Lock()
 	e, ok := c.m[id]
 	c.mu.Unlock()
-	return ok && time.Now().Before(e.until) && subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) == 1
+	if !ok || !time.Now().Before(e.until) || subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1 {
+		return "", false
+	}
+	return e.holder, true
 }
 
-func (c *lookupCache) add(id, token string) {
+func (c *lookupCache) add(id, token, holder string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxLookups {
 		c.m = make(map[string]cachedLookup)
 	}
-	c.m[id] = cachedLookup{token: token, until: time.Now().Add(lookupTTL)}
+	c.m[id] = cachedLookup{token: token, holder: holder, until: time.Now().Add(lookupTTL)}
 }
 
 // forget drops session id: a call found it over.
@@ -145,6 +201,7 @@ type remoteEndpoint struct {
 	n         *Node
 	p         *peer
 	id, token string
+	closeOnly bool // a goneEndpoint: it only gives its close frame
 
 	mu     sync.Mutex
 	ended  *wire.CloseError   // guarded by mu; set once a call found the session over
@@ -190,7 +247,7 @@ func (e *remoteEndpoint) Err() error {
 func (e *remoteEndpoint) Finished() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.ended != nil && e.ended.Code != wire.StatusOwnerGone
+	return e.ended != nil && e.ended.Code != wire.StatusOwnerGone && !e.closeOnly
 }
 
 // end records that the session is over.
@@ -224,7 +281,14 @@ func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Durat
 		// and an acknowledgement states a count.
 		data, err = e.n.call(ctx, e.p, req, wait)
 	}
+	durable := e.n.durable != nil
 	if errors.Is(err, errOwnerGone) {
+		if durable {
+			// The session outlives its node: the client comes back,
+			// and the next lookup takes it over.
+			e.n.lookups.forget(e.id)
+			return reply{}, errMoved
+		}
 		e.end(ownerGone)
 		return reply{}, errOwnerGoneUnreachable
 	}
@@ -236,7 +300,16 @@ func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Durat
 		e.n.malformedMessage("reply", err)
 		return reply{}, fmt.Errorf("%w: %w", session.ErrUnreachable, err)
 	}
-	if r.result == resultUnknown {
+	switch {
+	case r.result == resultUnavailable:
+		e.n.lookups.forget(e.id)
+		return reply{}, errMoved
+	case r.result == resultUnknown && durable:
+		// Not there: it may have moved to another node, which the next
+		// lookup finds in the state; an ended session is unknown then.
+		e.n.lookups.forget(e.id)
+		return reply{}, errMoved
+	case r.result == resultUnknown:
 		e.end(sessionEnded)
 	}
 	return r, nil
@@ -266,6 +339,8 @@ func (e *remoteEndpoint) Attach(opts session.AttachOptions) (session.Link, error
 		return append(b, 0)
 	})
 	switch {
+	case e.p == nil: // goneEndpoint
+		return newCloseLink(*e.ended), nil
 	case errors.Is(err, errOwnerGone):
 		return newCloseLink(ownerGone), nil
 	case err != nil:
@@ -377,14 +452,14 @@ func (e *remoteEndpoint) closeCall(kind byte, ce wire.CloseError) {
 	}
 }
 
-// goneEndpoint returns the Endpoint of session id whose owner is gone: the
-// session ended with StatusOwnerGone. Its Attach returns a Link that
-// delivers only that close frame, so that the client learns it on every
-// transport; Deliver and Acknowledge return an error wrapping
-// session.ErrUnreachable (a send answers 503), and Fault and
-// CloseFromClient do nothing.
-func goneEndpoint(n *Node, id string) *remoteEndpoint {
-	e := &remoteEndpoint{n: n, id: id}
-	e.end(ownerGone)
+// goneEndpoint returns the Endpoint of session id that ended here with ce:
+// its owner is gone (StatusOwnerGone), or its stored state could not be
+// read (stateUnreadable). Its Attach returns a Link that delivers only
+// that close frame, so that the client learns it on every transport;
+// Deliver and Acknowledge return an error wrapping session.ErrUnreachable
+// (a send answers 503), and Fault and CloseFromClient do nothing.
+func goneEndpoint(n *Node, id string, ce wire.CloseError) *remoteEndpoint {
+	e := &remoteEndpoint{n: n, id: id, closeOnly: true}
+	e.end(ce)
 	return e
 }

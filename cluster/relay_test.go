@@ -69,6 +69,12 @@ func exchange(t *testing.T, ctx context.Context, c *client.Session, prefix strin
 
 // exchangeErr is exchange for any goroutine: it returns what went wrong.
 func exchangeErr(ctx context.Context, c *client.Session, prefix string, n int) error {
+	return exchangeMid(ctx, c, prefix, n, nil)
+}
+
+// exchangeMid is exchangeErr that calls mid, if not nil, once a third of
+// the messages has come back.
+func exchangeMid(ctx context.Context, c *client.Session, prefix string, n int, mid func()) error {
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -81,6 +87,9 @@ func exchangeErr(ctx context.Context, c *client.Session, prefix string, n int) e
 	})
 	defer wg.Wait()
 	for i := range n {
+		if i == n/3 && mid != nil {
+			mid()
+		}
 		m, err := c.Recv(ctx)
 		if err != nil {
 			return fmt.Errorf("Recv #%d: %w", i, err)

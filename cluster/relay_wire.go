@@ -60,16 +60,17 @@ const (
 
 // Results of relay replies.
 const (
-	resultOK         byte = iota + 1
-	resultUnknown         // no such session, or a wrong token
-	resultStale           // attach: session.ErrStaleAttach
-	resultSuperseded      // pull: session.ErrSuperseded, or a link the owner no longer has
-	resultFinished        // pull: session.ErrFinished
-	resultGap             // deliver: session.ErrSequenceGap
-	resultClosed          // deliver: the session's CloseError follows
-	resultBadAck          // acknowledge: session.ErrBadAck
-	resultBusy            // deliver: the session's inbound queue stayed full; pull: a pull of the link is in progress
-	resultMalformed       // the request could not be parsed
+	resultOK          byte = iota + 1
+	resultUnknown          // no such session, or a wrong token
+	resultStale            // attach: session.ErrStaleAttach
+	resultSuperseded       // pull: session.ErrSuperseded, or a link the owner no longer has
+	resultFinished         // pull: session.ErrFinished
+	resultGap              // deliver: session.ErrSequenceGap
+	resultClosed           // deliver: the session's CloseError follows
+	resultBadAck           // acknowledge: session.ErrBadAck
+	resultBusy             // deliver: the session's inbound queue stayed full; pull: a pull of the link is in progress
+	resultMalformed        // the request could not be parsed
+	resultUnavailable      // the session cannot be served here now (it lost its lease, or is handed over): session.ErrUnreachable
 )
 
 // Bounds of the strings a relay message holds.
@@ -284,7 +285,7 @@ func parseReply(kind byte, data []byte, msgs []wire.Message) (reply, error) {
 	}
 	p.result = r.byte("result")
 	switch {
-	case p.result == 0 || p.result > resultMalformed:
+	case p.result == 0 || p.result > resultUnavailable:
 		r.fail("result %d", p.result)
 	case p.result == resultClosed:
 		p.close = r.closeError()

@@ -98,7 +98,9 @@ func (r *Renewer) loop() {
 	}
 }
 
-// renew renews every lease once, bounded by the renewal interval.
+// renew renews every lease once, bounded by twice the renewal interval
+// (two thirds of LeaseTTL): a slow store still renews in time, and a
+// renewal that would come too late is given up.
 func (r *Renewer) renew() {
 	r.mu.Lock()
 	leases := make([]Lease, 0, len(r.leases))
@@ -109,7 +111,7 @@ func (r *Renewer) renew() {
 	if len(leases) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.every)
+	ctx, cancel := context.WithTimeout(r.ctx, 2*r.every)
 	defer cancel()
 	unavailable := 0
 	for i, err := range r.store.RenewAll(ctx, leases) {

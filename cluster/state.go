@@ -26,13 +26,17 @@ type StateStore interface {
 	// ErrStateExists, ErrInvalidSessionID, or an error wrapping
 	// ErrStateUnavailable.
 	Create(ctx context.Context, id, token, node string, info []byte) (Lease, error)
-	// Write applies b to the session's state if l's epoch is still the
-	// session's, and extends the lease. It returns ErrFenced,
+	// Write applies e, what changed in the session since its last Write,
+	// to the session's state if l's epoch is still the session's, and
+	// extends the lease. Messages numbered at or below the stored count
+	// are skipped, so an Entry may be written again after an error; a
+	// First beyond the stored count + 1, or an Acked beyond the sent
+	// count, gives ErrOutOfOrder. It returns ErrFenced,
 	// ErrOutOfOrder, ErrInvalidBatch, ErrNoState, ErrStateVersion,
 	// ErrStateCorrupt, ErrInvalidSessionID, or an error wrapping
 	// ErrStateUnavailable (the batch may or may not be stored: writing it
 	// again is harmless).
-	Write(ctx context.Context, l Lease, b *Batch) error
+	Write(ctx context.Context, l Lease, e *session.Entry) error
 	// Renew extends the lease, for a session with nothing to write.
 	// Errors as for Write, besides ErrOutOfOrder and ErrInvalidBatch.
 	Renew(ctx context.Context, l Lease) error
@@ -100,31 +104,11 @@ func (st *State) Restored(token string) session.Restored {
 	return session.Restored{ID: st.ID, Token: token, Acked: st.Acked, Out: st.Out, Received: st.Received}
 }
 
-// Batch is what changed in a session since its last Write.
-type Batch struct {
-	// First is the number of Messages[0]; ignored when Messages is empty.
-	// Messages numbered at or below the stored count are skipped, so a
-	// batch may be written again after an error; a First beyond the stored
-	// count + 1 gives ErrOutOfOrder.
-	First uint64
-	// Messages are new messages for the client, numbered First, First+1...
-	Messages []wire.Message
-	// Acked, if above the stored count, is the client's new acknowledged
-	// count: the messages up to it are dropped from the store. It may not
-	// exceed the sent count (ErrOutOfOrder). 0 leaves it as it is.
-	Acked uint64
-	// Received, if above the stored count, is the new count of client
-	// messages accepted. 0 leaves it as it is.
-	Received uint64
-	// Subscribe and Unsubscribe are topics joined and left, in this order.
-	Subscribe, Unsubscribe []string
-}
-
 // The errors of a StateStore.
 var (
 	// ErrStateUnavailable is wrapped, with the cause, by the errors
 	// returned when the store cannot be reached or cannot serve. A write
-	// may or may not have happened: writing the same Batch again is
+	// may or may not have happened: writing the same Entry again is
 	// harmless.
 	ErrStateUnavailable = errors.New("cluster: session state unavailable")
 	// ErrNoState is returned by TakeOver, Write, Renew, Release and Delete
@@ -157,7 +141,7 @@ var (
 	// does not decode: missing or malformed fields, messages out of order.
 	// Nothing was changed by the call.
 	ErrStateCorrupt = errors.New("cluster: corrupt session state")
-	// ErrInvalidBatch is returned by Write for a Batch whose First is 0
+	// ErrInvalidBatch is returned by Write for an Entry whose First is 0
 	// while it has messages, or with a message neither Text nor Binary.
 	ErrInvalidBatch = errors.New("cluster: invalid batch")
 )

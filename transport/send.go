@@ -109,6 +109,10 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 			case errors.Is(err, session.ErrSequenceGap):
 				cfg.Warn("tether: sequence gap", s, r, err)
 				httpx.Error(w, http.StatusConflict, httpx.MsgSequenceGap)
+			case errors.Is(err, session.ErrUnreachable):
+				// Its holder lost it (session.ErrLeaseLost, which also
+				// carries a CloseError): the client tries again.
+				httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
 			case wire.CloseStatus(err) != -1:
 				httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
 			default: // the client went away, or the session's holder is unreachable

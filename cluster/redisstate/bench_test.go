@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -80,7 +81,7 @@ func (c *meteredConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// BenchmarkWrite measures one Batch of 64-byte messages that the same
+// BenchmarkWrite measures one Entry of 64-byte messages that the same
 // batch acknowledges as it goes (the steady state of a session whose
 // client keeps up): Redis round trips and bytes each way per batch, and
 // stored bytes per session.
@@ -103,7 +104,7 @@ func BenchmarkWrite(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			batch := &cluster.Batch{Messages: make([]wire.Message, perBatch), Subscribe: []string{"room"}}
+			batch := &session.Entry{Messages: make([]wire.Message, perBatch), Subscribe: []string{"room"}}
 			for i := range batch.Messages {
 				batch.Messages[i] = wire.Message{Type: wire.Binary, Data: data}
 			}
@@ -156,7 +157,7 @@ func BenchmarkTakeOver(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 100), Subscribe: []string{"a", "b"}}); err != nil {
+	if err := s.Write(ctx, l, &session.Entry{First: 1, Messages: messages(1, 100), Subscribe: []string{"a", "b"}}); err != nil {
 		b.Fatal(err)
 	}
 	for i := range 2 { // the scripts are cached from now on

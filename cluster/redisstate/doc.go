@@ -3,13 +3,13 @@
 // that owned it dies, and go on numbering, replaying and receiving exactly
 // where the dead node stopped. Its Store is a cluster.StateStore: give it
 // to a node as cluster.NodeOptions.State to make the node durable; the
-// types and errors it shares with package cluster (Lease, Batch, State,
+// types and errors it shares with package cluster (Lease, State,
 // ErrFenced...) are that package's.
 //
 // A session's state is its token (stored hashed), its two counters (messages
 // sent to the client and client messages received), the outbound messages the
 // client has not acknowledged, its topic subscriptions and the application's
-// negotiate data. The owning node writes what changed as a cluster.Batch, in
+// negotiate data. The owning node writes what changed as a session.Entry, in
 // one round trip to Redis, before it tells the client that anything happened (a
 // send is answered, a message is delivered).
 //
@@ -67,7 +67,7 @@
 // cluster.ErrStateUnavailable (and the cause, such as
 // context.DeadlineExceeded). The write may or may not have happened: writes are
 // idempotent (messages at or below the stored count are skipped, counters only
-// grow), so the owner retries the same cluster.Batch. State that does not
+// grow), so the owner retries the same session.Entry. State that does not
 // decode (missing or malformed fields, keys of the wrong type, a stream out of
 // order) gives cluster.ErrStateCorrupt, and state written by another format
 // version cluster.ErrStateVersion; neither is ever a panic, and the caller

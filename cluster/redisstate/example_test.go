@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -29,7 +30,7 @@ func ExampleStore() {
 	if err != nil {
 		panic(err)
 	}
-	err = store.Write(ctx, lease, &cluster.Batch{
+	err = store.Write(ctx, lease, &session.Entry{
 		First:    1,
 		Messages: []wire.Message{{Type: wire.Text, Data: []byte("hello")}},
 		Received: 1,

@@ -11,6 +11,7 @@ import (
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/session"
 )
 
 // TestExpiry checks that every key of a session expires with the resume
@@ -25,7 +26,7 @@ func TestExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 2), Subscribe: []string{"t"}}); err != nil {
+	if err := s.Write(ctx, l, &session.Entry{First: 1, Messages: messages(1, 2), Subscribe: []string{"t"}}); err != nil {
 		t.Fatal(err)
 	}
 	for part, most := range map[string]time.Duration{"state": 300 * time.Millisecond, "out": 300 * time.Millisecond, "topics": 300 * time.Millisecond, "lease": 100 * time.Millisecond} {
@@ -46,7 +47,7 @@ func TestExpiry(t *testing.T) {
 		}
 		sleep(ctx, t, 10*time.Millisecond)
 	}
-	if err := s.Write(ctx, l, &cluster.Batch{Acked: 1}); !errors.Is(err, cluster.ErrFenced) {
+	if err := s.Write(ctx, l, &session.Entry{Acked: 1}); !errors.Is(err, cluster.ErrFenced) {
 		t.Fatalf("Write after the takeover = %v, want ErrFenced", err)
 	}
 	// Nobody renews: the state goes.
@@ -64,7 +65,7 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("keys left after the resume window: %d, %v", n, err)
 	}
 	for name, err := range map[string]error{
-		"Write": s.Write(ctx, b, &cluster.Batch{Acked: 1}),
+		"Write": s.Write(ctx, b, &session.Entry{Acked: 1}),
 		"Renew": s.Renew(ctx, b),
 	} {
 		if !errors.Is(err, cluster.ErrNoState) {
@@ -101,7 +102,7 @@ func TestUnavailable(t *testing.T) {
 	e.Stop()
 	calls := map[string]func() error{
 		"Create":   func() error { _, err := s.Create(ctx, "other", token, "nodeA", nil); return err },
-		"Write":    func() error { return s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 1)}) },
+		"Write":    func() error { return s.Write(ctx, l, &session.Entry{First: 1, Messages: messages(1, 1)}) },
 		"Renew":    func() error { return s.Renew(ctx, l) },
 		"RenewAll": func() error { return s.RenewAll(ctx, []cluster.Lease{l, l})[1] },
 		"TakeOver": func() error {
@@ -187,7 +188,7 @@ func TestCorrupt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Write(ctx, l, &cluster.Batch{First: 1, Messages: messages(1, 3), Subscribe: []string{"t"}}); err != nil {
+			if err := s.Write(ctx, l, &session.Entry{First: 1, Messages: messages(1, 3), Subscribe: []string{"t"}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Release(ctx, l); err != nil {

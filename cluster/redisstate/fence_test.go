@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/session"
 )
 
 // TestTrimOnAck checks that acknowledged messages leave Redis with the
@@ -25,7 +26,7 @@ func TestTrimOnAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := "tether:{" + id + "}:out"
-	b := &cluster.Batch{First: 1, Messages: messages(1, 10), Received: 3}
+	b := &session.Entry{First: 1, Messages: messages(1, 10), Received: 3}
 	for range 2 { // the second write is a retry: harmless
 		if err := s.Write(ctx, l, b); err != nil {
 			t.Fatalf("Write: %v", err)
@@ -35,14 +36,14 @@ func TestTrimOnAck(t *testing.T) {
 		}
 	}
 	for _, acked := range []uint64{3, 3, 9, 4} { // 4 after 9: counters only grow
-		if err := s.Write(ctx, l, &cluster.Batch{Acked: acked}); err != nil {
+		if err := s.Write(ctx, l, &session.Entry{Acked: acked}); err != nil {
 			t.Fatalf("Write(Acked %d): %v", acked, err)
 		}
 	}
 	if n, err := client.XLen(ctx, out).Result(); n != 1 || err != nil {
 		t.Fatalf("XLEN after acknowledging 9 = %d, %v; want 1", n, err)
 	}
-	refused := []*cluster.Batch{
+	refused := []*session.Entry{
 		{Acked: 11},                                       // beyond sent
 		{First: 12, Messages: messages(12, 1)},            // gap after 10
 		{First: 11, Messages: messages(11, 1), Acked: 13}, // acknowledges beyond the batch
@@ -52,7 +53,7 @@ func TestTrimOnAck(t *testing.T) {
 			t.Errorf("Write(%+v) = %v, want ErrOutOfOrder", b, err)
 		}
 	}
-	invalid := []*cluster.Batch{
+	invalid := []*session.Entry{
 		{First: 0, Messages: messages(1, 1)},
 		{First: 11, Messages: messages(11, 1)},
 	}
@@ -68,7 +69,7 @@ func TestTrimOnAck(t *testing.T) {
 		t.Fatalf("Load = %+v, %v; want %+v", got, err, want)
 	}
 	// Overlapping retry: 9-12 after 10 was stored appends 11 and 12 only.
-	if err := s.Write(ctx, l, &cluster.Batch{First: 9, Messages: messages(9, 4), Acked: 12}); err != nil {
+	if err := s.Write(ctx, l, &session.Entry{First: 9, Messages: messages(9, 4), Acked: 12}); err != nil {
 		t.Fatalf("overlapping Write: %v", err)
 	}
 	if got, _, err := s.Load(ctx, id); err != nil || got.Sent != 12 || got.Acked != 12 || len(got.Out) != 0 {
@@ -94,7 +95,7 @@ func TestStaleOwnerFenced(t *testing.T) {
 	if _, _, err := s.TakeOver(ctx, id, "not-the-token", "nodeB"); !errors.Is(err, cluster.ErrBadToken) {
 		t.Fatalf("TakeOver with a wrong token = %v, want ErrBadToken", err)
 	}
-	if err := s.Write(ctx, a, &cluster.Batch{First: 1, Messages: messages(1, 2)}); err != nil {
+	if err := s.Write(ctx, a, &session.Entry{First: 1, Messages: messages(1, 2)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Release(ctx, a); err != nil { // what a lapsed lease looks like
@@ -105,7 +106,7 @@ func TestStaleOwnerFenced(t *testing.T) {
 		t.Fatalf("TakeOver = %+v, %v", b, err)
 	}
 	stale := map[string]func() error{
-		"Write":   func() error { return s.Write(ctx, a, &cluster.Batch{First: 3, Messages: messages(3, 1), Acked: 2}) },
+		"Write":   func() error { return s.Write(ctx, a, &session.Entry{First: 3, Messages: messages(3, 1), Acked: 2}) },
 		"Renew":   func() error { return s.Renew(ctx, a) },
 		"Release": func() error { return s.Release(ctx, a) },
 		"Delete":  func() error { return s.Delete(ctx, a) },
@@ -236,7 +237,7 @@ func TestFencedWhileWriting(t *testing.T) {
 	go func() {
 		var n uint64
 		for {
-			err := s.Write(ctx, a, &cluster.Batch{First: n + 1, Messages: messages(int(n)+1, 1)})
+			err := s.Write(ctx, a, &session.Entry{First: n + 1, Messages: messages(int(n)+1, 1)})
 			if err != nil {
 				if !errors.Is(err, cluster.ErrFenced) && ctx.Err() == nil {
 					t.Errorf("old owner's Write(%d) = %v, want nil or ErrFenced", n+1, err)
@@ -284,7 +285,7 @@ func TestFencedWhileWriting(t *testing.T) {
 			t.Fatalf("message %d = %q, want %q", i+1, m.Data, want)
 		}
 	}
-	if err := s.Write(ctx, b, &cluster.Batch{First: last + 1, Messages: messages(int(last)+1, 1), Acked: last + 1}); err != nil {
+	if err := s.Write(ctx, b, &session.Entry{First: last + 1, Messages: messages(int(last)+1, 1), Acked: last + 1}); err != nil {
 		t.Fatalf("new owner's Write: %v", err)
 	}
 	t.Logf("the old owner wrote %d messages before the takeover", last)

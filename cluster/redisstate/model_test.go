@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -32,7 +33,7 @@ func TestModel(t *testing.T) {
 		want := cluster.State{ID: sid, Info: []byte{}}
 		topics := map[string]bool{}
 		for step := range 200 {
-			b := &cluster.Batch{}
+			b := &session.Entry{}
 			if n := rng.IntN(5); n > 0 {
 				// From up to 3 messages back (a retry overlapping what
 				// is stored) to new ones.
@@ -92,7 +93,7 @@ func TestModel(t *testing.T) {
 			}
 		}
 		// A batch that leaves a gap is refused and changes nothing.
-		if err := s.Write(ctx, l, &cluster.Batch{First: want.Sent + 2, Messages: messages(1, 1)}); !errors.Is(err, cluster.ErrOutOfOrder) {
+		if err := s.Write(ctx, l, &session.Entry{First: want.Sent + 2, Messages: messages(1, 1)}); !errors.Is(err, cluster.ErrOutOfOrder) {
 			t.Fatalf("seed %d: gap Write = %v, want ErrOutOfOrder", seed, err)
 		}
 	}

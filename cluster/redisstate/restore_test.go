@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/internal/enginetest"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
@@ -22,7 +21,7 @@ func TestTakeOverRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, a, &cluster.Batch{First: 1, Messages: messages(1, 4), Acked: 2, Received: 2}); err != nil {
+	if err := s.Write(ctx, a, &session.Entry{First: 1, Messages: messages(1, 4), Acked: 2, Received: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Release(ctx, a); err != nil {

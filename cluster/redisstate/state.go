@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -19,7 +20,7 @@ import (
 // cluster.ErrInvalidSessionID, or an error wrapping cluster.ErrStateUnavailable
 // (the batch may or may not be stored: write it again). Nothing is written when
 // it returns an error other than the last.
-func (s *Store) Write(ctx context.Context, l cluster.Lease, b *cluster.Batch) error {
+func (s *Store) Write(ctx context.Context, l cluster.Lease, b *session.Entry) error {
 	if len(b.Messages) > 0 && b.First == 0 {
 		return fmt.Errorf("%w: message numbers start at 1", cluster.ErrInvalidBatch)
 	}

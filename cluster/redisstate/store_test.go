@@ -12,6 +12,7 @@ import (
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -67,7 +68,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("second Create = %v, want ErrExists", err)
 	}
 	bin := wire.Message{Type: wire.Binary, Data: []byte{0, 1, 0xff, '\n'}}
-	batches := []*cluster.Batch{
+	batches := []*session.Entry{
 		{First: 1, Messages: append(messages(1, 2), bin), Received: 2, Subscribe: []string{"room:1", "a/b", "x y"}},
 		{First: 4, Messages: messages(4, 2), Acked: 1, Received: 5, Unsubscribe: []string{"x y"}},
 		{Acked: 2},
@@ -104,7 +105,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || again != b {
 		t.Fatalf("TakeOver by the owner again = %+v, %v; want %+v", again, err, b)
 	}
-	if err := s.Write(ctx, b, &cluster.Batch{First: 6, Messages: messages(6, 1), Acked: 5}); err != nil {
+	if err := s.Write(ctx, b, &session.Entry{First: 6, Messages: messages(6, 1), Acked: 5}); err != nil {
 		t.Fatalf("new owner's Write: %v", err)
 	}
 	got, _, err = s.Load(ctx, id)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -21,6 +22,7 @@ type clusterConfig struct {
 	nodes   int
 	readme  string
 	history int
+	durable bool // the echo service's sessions are durable, their state in Redis
 }
 
 // engine is a bus engine that the command started.
@@ -72,9 +74,26 @@ func runCluster(ctx context.Context, c clusterConfig, out io.Writer) error {
 		}
 		wg.Wait()
 	}()
+	args := []string{"-history", strconv.Itoa(c.history)}
+	if c.durable {
+		stateURL := eng.URL()
+		if c.bus != "redis" {
+			stateDir := filepath.Join(dir, "state")
+			if err := os.Mkdir(stateDir, 0o700); err != nil {
+				return err
+			}
+			state, err := startEngine("redis", stateDir)
+			if err != nil {
+				return err
+			}
+			defer state.Stop()
+			stateURL = state.URL()
+		}
+		args = append(args, "-state", stateURL)
+	}
 	var backends []string
 	for i := 1; i <= c.nodes; i++ {
-		n, err := clustertest.StartNodeProcess(self, eng.URL(), "n"+strconv.Itoa(i), os.Stderr, "-history", strconv.Itoa(c.history))
+		n, err := clustertest.StartNodeProcess(self, eng.URL(), "n"+strconv.Itoa(i), os.Stderr, args...)
 		if err != nil {
 			return err
 		}

@@ -33,9 +33,9 @@ type member struct {
 	node *cluster.Node
 }
 
-// join makes a cluster node on the bus, called name in logs.
-func (b *busConn) join(name string, logger *slog.Logger) (*member, error) {
-	n, err := cluster.NewNode(b.bus, &cluster.NodeOptions{Name: name, Logger: logger})
+// join makes a cluster node on the bus.
+func (b *busConn) join(opts *cluster.NodeOptions) (*member, error) {
+	n, err := cluster.NewNode(b.bus, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,17 @@
 // where echo and chat are the ids of the cluster nodes of its two Tether
 // servers, the prefix of the ids of the sessions each creates. SIGTERM or
 // SIGINT shuts the node down (its sessions end with 1001).
+//
+// Durable sessions: with -state redis://host:port, the echo service's node
+// keeps its sessions' state in that Redis (package redisstate, key prefix
+// "tether"), so that when the node dies another takes its sessions over,
+// LeaseTTL (-lease-ttl, default 5s) after its last write, with nothing lost,
+// duplicated or reordered; on SIGTERM it hands them over at once
+// (cluster.Node.Handover) instead of ending them. -owner-gone-after sets
+// cluster.NodeOptions.OwnerGoneAfter. -durable runs the whole cluster so,
+// with the state in the bus's Redis (with -bus nats, a Redis of its own):
+//
+//	go run ./examples/cluster -durable
 package main
 
 import (
@@ -42,6 +53,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tetherkit/tether/cluster/redisstate"
 )
 
 func main() {
@@ -55,6 +68,10 @@ func main() {
 		listen  = flag.String("listen", "127.0.0.1:0", "node mode: the `address` the node listens on")
 		name    = flag.String("name", "", "node mode: the node's `name` in logs")
 		history = flag.Int("history", 50, "messages of a room each node replays to whoever joins it")
+		durable = flag.Bool("durable", false, "make the echo service's sessions durable, their state in Redis (the bus's, or one of its own)")
+		state   = flag.String("state", "", "node mode: the `URL` of the Redis that keeps the echo service's durable sessions, redis://host:port (none: not durable)")
+		ttl     = flag.Duration("lease-ttl", redisstate.DefaultLeaseTTL, "node mode with -state: how long a dead node's sessions wait before another node takes them over")
+		gone    = flag.Duration("owner-gone-after", 0, "node mode: cluster.NodeOptions.OwnerGoneAfter (0: its default, the lease TTL with -state)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,9 +79,10 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var err error
 	if *node {
-		err = runNode(ctx, nodeConfig{busURL: *busURL, listen: *listen, name: *name, history: *history, logger: logger}, os.Stdout)
+		err = runNode(ctx, nodeConfig{busURL: *busURL, listen: *listen, name: *name, history: *history, logger: logger,
+			stateURL: *state, leaseTTL: *ttl, ownerGoneAfter: *gone}, os.Stdout)
 	} else {
-		err = runCluster(ctx, clusterConfig{bus: *bus, addr: *addr, nodes: *nodes, readme: *readme, history: *history}, os.Stdout)
+		err = runCluster(ctx, clusterConfig{bus: *bus, addr: *addr, nodes: *nodes, readme: *readme, history: *history, durable: *durable}, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)

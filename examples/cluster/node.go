@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/examples/chat/chatroom"
+	"github.com/tetherkit/tether/internal/busdial"
 	"github.com/tetherkit/tether/internal/clustertest"
 	"github.com/tetherkit/tether/session"
 )
@@ -24,6 +26,10 @@ type nodeConfig struct {
 	name    string
 	history int
 	logger  *slog.Logger
+
+	stateURL       string        // redis://…: the echo service's sessions are durable
+	leaseTTL       time.Duration // their leases' (0: redisstate.DefaultLeaseTTL)
+	ownerGoneAfter time.Duration // cluster.NodeOptions.OwnerGoneAfter (0: its default)
 }
 
 // shutdownTimeout bounds a node's shutdown: its sessions' close frames.
@@ -41,12 +47,21 @@ func runNode(ctx context.Context, c nodeConfig, out io.Writer) error {
 		return err
 	}
 	defer bus.close()
-	echoNode, err := bus.join(c.name+"/echo", c.logger)
+	echoOpts := &cluster.NodeOptions{Name: c.name + "/echo", Logger: c.logger, OwnerGoneAfter: c.ownerGoneAfter}
+	if c.stateURL != "" {
+		state, closeState, err := busdial.DialState(c.stateURL, c.leaseTTL)
+		if err != nil {
+			return fmt.Errorf("-state: %w", err)
+		}
+		defer closeState()
+		echoOpts.State = state
+	}
+	echoNode, err := bus.join(echoOpts)
 	if err != nil {
 		return err
 	}
 	defer echoNode.close()
-	chatNode, err := bus.join(c.name+"/chat", c.logger)
+	chatNode, err := bus.join(&cluster.NodeOptions{Name: c.name + "/chat", Logger: c.logger, OwnerGoneAfter: c.ownerGoneAfter})
 	if err != nil {
 		return err
 	}
@@ -80,7 +95,13 @@ func runNode(ctx context.Context, c nodeConfig, out io.Writer) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	echo.srv.Shutdown(shutdown) // sessions first: their clients are told to reconnect
+	// A durable node hands its sessions over to the other nodes, which
+	// take them over at their clients' next request; otherwise its
+	// sessions end, and their clients are told to reconnect.
+	if err := echoNode.node.Handover(shutdown); err != nil {
+		c.logger.Warn("handover", "err", err)
+	}
+	echo.srv.Shutdown(shutdown) // sessions first
 	chatSrv.Shutdown(shutdown)
 	hs.Shutdown(shutdown)
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/natsbus"
 	"github.com/tetherkit/tether/cluster/redisbus"
+	"github.com/tetherkit/tether/cluster/redisstate"
 )
 
 // Dial connects to the bus at url with the bus package's default options
@@ -56,4 +57,27 @@ func Dial(url string, logger *slog.Logger) (bus cluster.Bus, closeBus func(), er
 		return b, func() { b.Close(); nc.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("busdial: bus URL %q: want redis:// or nats://", url)
+}
+
+// DialState connects to the Redis at url (redis://host:port) for the
+// durable state of a node's sessions (cluster.NodeOptions.State), through
+// package redisstate with the given LeaseTTL (0: redisstate's default) and
+// the default key prefix. closeState closes its client. It returns an
+// error for a URL of another scheme or a malformed one, and redisstate's
+// error for an out-of-range LeaseTTL.
+func DialState(url string, leaseTTL time.Duration) (state cluster.StateStore, closeState func(), err error) {
+	if !strings.HasPrefix(url, "redis://") {
+		return nil, nil, fmt.Errorf("busdial: state URL %q: want redis://", url)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := redis.NewClient(opt)
+	store, err := redisstate.New(client, &redisstate.Options{LeaseTTL: leaseTTL})
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return store, func() { client.Close() }, nil
 }

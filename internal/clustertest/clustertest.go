@@ -72,6 +72,10 @@ type Options struct {
 	Bus func(cluster.Bus) cluster.Bus
 	// MaxPayload, if not zero, is the MemoryBus's payload limit.
 	MaxPayload int
+	// State, if set, gives node i (its index in Nodes) its
+	// NodeOptions.State, making it durable: each node its own client of
+	// the store, so that a test can cut one node's.
+	State func(i int) cluster.StateStore
 	// Route, if set, picks the node the front sends r to, by its index in
 	// Nodes (even one that is down: the front then answers 502), instead
 	// of the next one in turn; a negative index leaves r to the turn.
@@ -105,6 +109,9 @@ func Start(t testing.TB, n int, h tether.Handler, opts *Options) *Cluster {
 		}
 		if nopts.Name == "" {
 			nopts.Name = "node" + string(rune('0'+i))
+		}
+		if o.State != nil {
+			nopts.State = o.State(i)
 		}
 		node, err := cluster.NewNode(bus, &nopts)
 		if err != nil {

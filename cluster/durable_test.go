@@ -1,0 +1,374 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/redisstate"
+	"github.com/tetherkit/tether/internal/clustertest"
+	"github.com/tetherkit/tether/internal/enginetest"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/transport"
+	"github.com/tetherkit/tether/wire"
+)
+
+// durableLease is the tests' LeaseTTL: a dead node's sessions are taken
+// over this long after its last write. It bounds nothing in the tests.
+const durableLease = 400 * time.Millisecond
+
+// durable is a cluster of durable nodes on a real redis-server, each node
+// with a Redis client of its own (clients[i] is node i's).
+type durable struct {
+	*clustertest.Cluster
+	redis   *redis.Client // the tests' own
+	clients []*redis.Client
+
+	mu        sync.Mutex
+	takenOver []string // ids of the sessions the application saw taken over
+}
+
+// startDurable starts n durable nodes serving an echo through Callbacks;
+// every negotiate goes to node 0, the rest round robin.
+func startDurable(t *testing.T, n int) *durable {
+	t.Helper()
+	e := enginetest.RedisT(t)
+	d := &durable{redis: redis.NewClient(&redis.Options{Addr: e.Addr})}
+	t.Cleanup(func() { d.redis.Close() })
+	for range n {
+		c := redis.NewClient(&redis.Options{Addr: e.Addr, MaxRetries: -1, DialTimeout: time.Second})
+		t.Cleanup(func() { c.Close() })
+		d.clients = append(d.clients, c)
+	}
+	echo := &tether.Callbacks{
+		Open: func(s *session.Session) {
+			if s.TakenOver() {
+				d.mu.Lock()
+				d.takenOver = append(d.takenOver, s.ID())
+				d.mu.Unlock()
+			}
+		},
+		Message: relayEcho.Message,
+	}
+	var nopts *cluster.NodeOptions
+	var sopts *tether.Options
+	if testing.Verbose() {
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		nopts, sopts = &cluster.NodeOptions{Logger: logger}, &tether.Options{Logger: logger}
+	}
+	d.Cluster = clustertest.Start(t, n, echo, &clustertest.Options{
+		Node:   nopts,
+		Server: sopts,
+		State: func(i int) cluster.StateStore {
+			s, err := redisstate.New(d.clients[i], &redisstate.Options{LeaseTTL: durableLease})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Route: func(r *http.Request) int {
+			if path.Base(r.URL.Path) == "negotiate" {
+				return 0
+			}
+			return -1
+		},
+	})
+	return d
+}
+
+// kill stops node i as a killed process: its Redis client first, so that
+// it releases no lease and deletes no state, then the rest.
+func (d *durable) kill(i int) {
+	d.clients[i].Close()
+	d.Kill(d.Nodes[i])
+}
+
+func (d *durable) wasTakenOver(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.takenOver {
+		if t == id {
+			return true
+		}
+	}
+	return false
+}
+
+// held returns how many sessions the nodes other than node skip hold.
+func (d *durable) held(skip int) int {
+	k := 0
+	for i, nd := range d.Nodes {
+		if i != skip {
+			k += nd.Server.Sessions()
+		}
+	}
+	return k
+}
+
+// burst sends n numbered messages from c through the echo and reads them
+// back, each exactly once and in order, calling mid once a third of them
+// has come back; then it does the same with n/3 more, which the node that
+// holds the session after mid answers.
+func burst(ctx context.Context, c *client.Session, prefix string, n int, mid func()) error {
+	if err := exchangeMid(ctx, c, prefix, n, mid); err != nil {
+		return err
+	}
+	return exchangeErr(ctx, c, prefix+"after", n/3)
+}
+
+// dialDurable dials through the front on transport name, and fails the test
+// if the client ever starts a new session.
+func dialDurable(t *testing.T, ctx context.Context, url, name string) *client.Session {
+	return dialTransport(t, ctx, url, name, &client.Options{
+		OnReconnecting: func(ce wire.CloseError) { t.Errorf("the client started a new session after %v", ce) },
+	})
+}
+
+// TestDurableNodeKilled: the node that holds a session is killed mid-burst
+// (no lease released, nothing deleted); once its lease lapses another node
+// takes the session over, and the client goes on with the same session, on
+// every transport: every message echoed exactly once, in order, and the
+// application told of the takeover.
+func TestDurableNodeKilled(t *testing.T) {
+	const messages = 1500
+	for _, name := range transport.Names() {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			d := startDurable(t, 3)
+			s := dialDurable(t, ctx, d.URL, name)
+			id := s.ID()
+			if d.OwnerOf(id) != d.Nodes[0] {
+				t.Fatalf("session %s not held by node 0", id)
+			}
+			if err := burst(ctx, s, "m", messages, func() { d.kill(0) }); err != nil {
+				t.Fatal(err)
+			}
+			if s.ID() != id {
+				t.Fatalf("ID() = %q, was %q", s.ID(), id)
+			}
+			if k := d.held(0); k != 1 || !d.wasTakenOver(id) {
+				t.Fatalf("the live nodes hold %d sessions; taken over: %v", k, d.wasTakenOver(id))
+			}
+			// And again: its new owner is killed too.
+			for i, nd := range d.Nodes[1:] {
+				if nd.Server.Sessions() == 1 {
+					if err := burst(ctx, s, "again", messages/3, func() { d.kill(i + 1) }); err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if s.ID() != id {
+				t.Fatalf("ID() = %q, was %q", s.ID(), id)
+			}
+		})
+	}
+}
+
+// TestDurableLeaseLost: the owner loses its lease while alive (the epoch
+// moves on in Redis, as when another node took the session over after a
+// pause of the owner's): the owner drops the session without a close frame
+// at its next write or renewal, and the client's next request has it taken
+// over by a node, with nothing lost.
+func TestDurableLeaseLost(t *testing.T) {
+	for _, name := range []string{"websocket", "longpoll"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			d := startDurable(t, 3)
+			s := dialDurable(t, ctx, d.URL, name)
+			id := s.ID()
+			err := burst(ctx, s, "m", 1000, func() {
+				key := "tether:{" + id + "}:"
+				if err := d.redis.HIncrBy(ctx, key+"state", "epoch", 1).Err(); err != nil {
+					t.Error(err)
+				}
+				if err := d.redis.Del(ctx, key+"lease").Err(); err != nil {
+					t.Error(err)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.ID() != id || !d.wasTakenOver(id) {
+				t.Fatalf("ID() = %q, was %q; taken over: %v", s.ID(), id, d.wasTakenOver(id))
+			}
+		})
+	}
+}
+
+// TestDurableHandover: a node that shuts down gracefully hands its
+// sessions over (Handover, then the Server's Shutdown): their clients go
+// on with the same session on the other nodes, nothing lost, without
+// waiting for a lease to lapse.
+func TestDurableHandover(t *testing.T) {
+	ctx := testContext(t)
+	d := startDurable(t, 3)
+	s := dialDurable(t, ctx, d.URL, "sse")
+	id := s.ID()
+	err := burst(ctx, s, "m", 1000, func() {
+		if err := d.Nodes[0].Node.Handover(ctx); err != nil {
+			t.Errorf("Handover: %v", err)
+		}
+		if err := d.Nodes[0].Server.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ID() != id || d.held(0) != 1 {
+		t.Fatalf("ID() = %q, was %q; the other nodes hold %d sessions", s.ID(), id, d.held(0))
+	}
+	// The node refuses new sessions meanwhile.
+	if got := answer(t, ctx, http.MethodPost, d.Nodes[0].URL+"negotiate?v=1", nil); got[:3] != "503" {
+		t.Fatalf("negotiate on the node handed over: %s", got)
+	}
+}
+
+// lookupUntil looks session up on node nd until its answer is not
+// ErrUnreachable (the dead owner's lease has not lapsed yet).
+func lookupUntil(ctx context.Context, nd *clustertest.Node, rs rawSession) (session.Endpoint, error) {
+	for {
+		ep, err := nd.Node.Store(0).Lookup(rs.Session, rs.Token)
+		if !errors.Is(err, session.ErrUnreachable) || ctx.Err() != nil {
+			return ep, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestDurableTakeoverRace: two nodes look up, at once, a session whose
+// owner was killed: one takes it over, the other relays to it; a message
+// sent through each reaches the session once.
+func TestDurableTakeoverRace(t *testing.T) {
+	ctx := testContext(t)
+	d := startDurable(t, 3)
+	rs := rawNegotiate(t, ctx, d.Nodes[0].URL)
+	if got := answer(t, ctx, http.MethodPost, d.Nodes[0].URL+"send?seq=1&"+rs.query(), sendBody("one")); got != "204" {
+		t.Fatalf("send: %s", got)
+	}
+	d.kill(0)
+	var wg sync.WaitGroup
+	eps := make([]session.Endpoint, 3)
+	start := make(chan struct{})
+	for i := 1; i <= 2; i++ {
+		wg.Go(func() {
+			<-start
+			ep, err := lookupUntil(ctx, d.Nodes[i], rs)
+			if err != nil {
+				t.Errorf("node %d: Lookup: %v", i, err)
+			}
+			eps[i] = ep
+		})
+	}
+	close(start)
+	wg.Wait()
+	_, local1 := eps[1].(*session.Local)
+	_, local2 := eps[2].(*session.Local)
+	if local1 == local2 {
+		t.Fatalf("node 1 restored it: %v, node 2: %v; want exactly one", local1, local2)
+	}
+	for i, seq := range []int{1, 2} {
+		u := d.Nodes[i+1].URL + "send?seq=" + strconv.Itoa(seq+1) + "&" + rs.query()
+		if got := answer(t, ctx, http.MethodPost, u, sendBody("after"+strconv.Itoa(seq))); got != "204" {
+			t.Fatalf("send through node %d: %s", i+1, got)
+		}
+	}
+	// The echoes of "one", "after1", "after2", each once: a long poll
+	// from message 0 reads them all (the first echo was stored with the
+	// receipt of "one").
+	body := answer(t, ctx, http.MethodGet, d.Nodes[1].URL+"longpoll?received=0&"+rs.query(), nil)
+	for _, want := range []string{"one", "after1", "after2"} {
+		if n := strings.Count(body, want); n != 1 {
+			t.Fatalf("long poll after the race: %q holds %q %d times", body, want, n)
+		}
+	}
+}
+
+// TestDurableStateUnavailable: a node that cannot reach Redis when it
+// would take a session over answers 503 to its send and its attach (the
+// client tries again), and never 4006 nor 404; a node that can takes it
+// over.
+func TestDurableStateUnavailable(t *testing.T) {
+	ctx := testContext(t)
+	d := startDurable(t, 3)
+	rs := rawNegotiate(t, ctx, d.Nodes[0].URL)
+	d.kill(0)
+	d.clients[1].Close() // node 1 cannot reach Redis
+	if _, err := lookupUntil(ctx, d.Nodes[2], rs); err != nil {
+		// Wait, on a node that can, until the lease has lapsed...
+		t.Fatalf("node 2: Lookup: %v", err)
+	}
+	// ...then node 1 still cannot take over, nor relay (it cannot learn
+	// who holds the session).
+	if got := answer(t, ctx, http.MethodPost, d.Nodes[1].URL+"send?seq=1&"+rs.query(), sendBody("x")); got != "503 try again" {
+		t.Fatalf("send on the node without Redis: %s", got)
+	}
+	if got := answer(t, ctx, http.MethodGet, d.Nodes[1].URL+"longpoll?received=0&"+rs.query(), nil); got != "503 try again" {
+		t.Fatalf("attach on the node without Redis: %s", got)
+	}
+	if got := answer(t, ctx, http.MethodPost, d.Nodes[2].URL+"send?seq=1&"+rs.query(), sendBody("x")); got != "204" {
+		t.Fatalf("send on the node that took it over: %s", got)
+	}
+}
+
+// TestDurableStateUnreadable: state that is corrupt, or of another format
+// version, ends the session with 1011 `session state unreadable` for its
+// client (who starts a new session), and is logged; state that expired
+// gives a gone owner's close (4006), and a wrong token an unknown session.
+func TestDurableStateUnreadable(t *testing.T) {
+	ctx := testContext(t)
+	d := startDurable(t, 3)
+	version := rawNegotiate(t, ctx, d.Nodes[0].URL)
+	corrupt := rawNegotiate(t, ctx, d.Nodes[0].URL)
+	expired := rawNegotiate(t, ctx, d.Nodes[0].URL)
+	wrong := rawNegotiate(t, ctx, d.Nodes[0].URL)
+	wrong.Token = "not the token"
+	d.kill(0)
+	for _, cmd := range [][]any{
+		{"HSET", "tether:{" + version.Session + "}:state", "v", "9"},
+		{"HSET", "tether:{" + corrupt.Session + "}:state", "sent", "x"},
+		{"DEL", "tether:{" + expired.Session + "}:state"},
+	} {
+		if err := d.redis.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rs, want := range map[rawSession]wire.CloseError{
+		version: {Code: wire.StatusInternalError, Reason: "session state unreadable"},
+		corrupt: {Code: wire.StatusInternalError, Reason: "session state unreadable"},
+		expired: {Code: wire.StatusOwnerGone, Reason: "owner gone"},
+	} {
+		ep, err := lookupUntil(ctx, d.Nodes[1], rs)
+		if err != nil {
+			t.Fatalf("Lookup: %v", err)
+		}
+		link, err := ep.Attach(session.AttachOptions{Transport: "longpoll"})
+		if err != nil {
+			t.Fatalf("Attach: %v", err)
+		}
+		b, err := link.Pull(ctx, 0, 1<<20)
+		link.Detach()
+		if err != nil || b.Close == nil || *b.Close != want {
+			t.Fatalf("Pull = %+v, %v; want the close %v", b, err, want)
+		}
+	}
+	if _, err := d.Nodes[2].Node.Store(0).Lookup(wrong.Session, wrong.Token); !errors.Is(err, session.ErrUnknownSession) {
+		t.Fatalf("Lookup with a wrong token: %v", err)
+	}
+}
