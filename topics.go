@@ -29,7 +29,7 @@ type subscriber struct {
 	closed  bool                // guarded by mu; the session closed and has left every topic
 }
 
-var _ broker.Subscriber = (*subscriber)(nil)
+var _ broker.GapCloser = (*subscriber)(nil)
 
 // ID implements broker.Subscriber.
 func (s *subscriber) ID() string { return s.l.ID() }
@@ -38,6 +38,13 @@ func (s *subscriber) ID() string { return s.l.ID() }
 // session's queue without a copy and without a wait; a session that cannot
 // take it applies its slow-consumer policy (session.Local.SendShared).
 func (s *subscriber) Deliver(d *broker.Delivery) { s.l.SendShared(d.Message, d.Frames) }
+
+// CloseGap implements broker.GapCloser: a session that missed messages of a
+// topic is closed with StatusResumeGap (4000), reason broker.GapReason,
+// after the messages queued already.
+func (s *subscriber) CloseGap(string) {
+	s.l.Close(wire.StatusResumeGap, broker.GapReason)
+}
 
 // addSubscriber records a session this server created, so that the
 // application may subscribe it.

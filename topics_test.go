@@ -128,3 +128,49 @@ func TestUnsubscribeLeaves(t *testing.T) {
 		t.Fatalf("Unsubscribe(bad topic) = %v, want ErrInvalidTopic", err)
 	}
 }
+
+// gapBroker is a Memory that keeps the subscribers it is given, so that a
+// test can tell them of a gap as a numbering Broker would.
+type gapBroker struct {
+	*broker.Memory
+	mu   sync.Mutex
+	subs []broker.Subscriber // guarded by mu
+}
+
+func (b *gapBroker) Subscribe(ctx context.Context, topic string, sub broker.Subscriber, info []byte) (bool, error) {
+	b.mu.Lock()
+	b.subs = append(b.subs, sub)
+	b.mu.Unlock()
+	return b.Memory.Subscribe(ctx, topic, sub, info)
+}
+
+// TestTopicGapCloses: a session whose Broker finds it missed messages of a
+// topic is closed with 4000 topic gap.
+func TestTopicGapCloses(t *testing.T) {
+	b := &gapBroker{Memory: broker.NewMemory()}
+	srv := tether.NewServer(&tether.Callbacks{Message: func(*session.Session, wire.Message) {}},
+		&tether.Options{Logger: slog.New(slog.DiscardHandler), Broker: b})
+	t.Cleanup(func() { srv.Close() })
+	l := newLocal(t, srv)
+	ctx := context.Background()
+	if err := srv.Subscribe(ctx, l.Session, "room", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Publish(ctx, "room", wire.Message{Type: wire.Text, Data: []byte("before")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	gc, ok := b.subs[0].(broker.GapCloser)
+	b.mu.Unlock()
+	if !ok {
+		t.Fatalf("the server's subscriber %T is no broker.GapCloser", b.subs[0])
+	}
+	gc.CloseGap("room")
+	want := wire.CloseError{Code: wire.StatusResumeGap, Reason: broker.GapReason}
+	if err := l.Err(); err != want {
+		t.Fatalf("Err after CloseGap = %v, want %v", err, want)
+	}
+	if got := fmt.Sprint(l.Err()); got != "tether: session closed: 4000 topic gap" {
+		t.Errorf("the close reads %q", got)
+	}
+}

@@ -112,6 +112,28 @@ type Delivery struct {
 	// Frames holds the message's encoded frames, built once per framing
 	// for every subscriber on this node (wire.Frames).
 	Frames *wire.Frames
+	// Offset is the message's number in its topic's history (1, 2, 3...
+	// per topic, whichever node published it), from a Broker that keeps
+	// one (a cluster.Broker with a History); 0 from one that does not.
+	Offset uint64
+}
+
+// GapReason is the reason of the close, with wire.StatusResumeGap (4000),
+// of a session that missed messages of a topic (GapCloser).
+const GapReason = "topic gap"
+
+// GapCloser is a Subscriber that a Broker can close when it cannot deliver
+// a topic's messages in full: a Broker that numbers them (a cluster.Broker
+// with a History) and finds that some it can no longer get were published
+// to the topic. package tether's subscribers implement it; a Subscriber
+// that does not is only counted and logged by such a Broker.
+type GapCloser interface {
+	Subscriber
+	// CloseGap closes the session because it missed messages of topic:
+	// package tether closes it with wire.StatusResumeGap (4000) and the
+	// reason GapReason, after the messages queued already. It must not
+	// wait.
+	CloseGap(topic string)
 }
 
 // PublishOptions configure a Publish. A nil *PublishOptions means every

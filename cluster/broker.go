@@ -56,8 +56,19 @@ type BrokerOptions struct {
 	NodeTimeout time.Duration
 	// Logger receives the broker's warnings: malformed messages from the
 	// bus, presence events or heartbeats the bus would not take, snapshots
-	// that could not be fetched. Default slog.Default().
+	// that could not be fetched, topic gaps. Default slog.Default().
 	Logger *slog.Logger
+	// History, if set, numbers every publish per topic and keeps it for a
+	// while (package redisstate's TopicHistory), so that what the bus
+	// loses is fetched from it and no subscriber misses a message
+	// silently (see Broker). Give every node of a cluster the same
+	// History, or none. Default: none.
+	History History
+	// GapWait is how long, with a History, a node waits for a message
+	// missing in a topic's offsets before it fetches it from the History
+	// (messages of several publishers may come in another order than
+	// their offsets for a moment). Default 200ms (DefaultGapWait).
+	GapWait time.Duration
 }
 
 func (o *BrokerOptions) withDefaults() BrokerOptions {
@@ -75,6 +86,9 @@ func (o *BrokerOptions) withDefaults() BrokerOptions {
 		c.NodeTimeout = DefaultNodeTimeout
 	}
 	c.NodeTimeout = max(c.NodeTimeout, 2*c.HeartbeatInterval)
+	if c.GapWait <= 0 {
+		c.GapWait = DefaultGapWait
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -103,6 +117,29 @@ func (o *BrokerOptions) withDefaults() BrokerOptions {
 // engine restarted) is lost for the other nodes' subscribers, like a
 // message a session never queued; what a session queued is replayed as
 // always.
+//
+// # History
+//
+// With a History (BrokerOptions.History), no subscriber misses a message
+// silently, even when the bus loses it. Publish first appends the message
+// to the History, which gives it its offset in the topic (1, 2, 3...,
+// whichever node publishes: one round trip), and the offset travels with
+// it on the bus. Each node delivers a topic's messages to its subscribers
+// in offset order, each once, with the offset (broker.Delivery.Offset): a
+// message that comes before one with a lower offset waits for it, for
+// GapWait at most; then the missing ones are fetched from the History. A
+// message lost at the end (none came after it) is found by the check each
+// node makes every HeartbeatInterval of the last offset of every topic it
+// listens to (one round trip for all of them), and fetched. When the
+// History no longer holds what is missing (trimmed, expired, lost), or
+// cannot be reached for NodeTimeout, the topic's subscribers on the node
+// are closed (broker.GapCloser: package tether closes the session with
+// 4000 and the reason "topic gap", broker.GapReason), counted in BrokerStats.Gaps
+// and logged. A Subscribe that makes the node listen to a topic reads the
+// topic's last offset (one more round trip): the subscribers receive what
+// is appended after it. A publish fails, reaching nobody, when the History
+// cannot take it; one the bus would not take is in the History, and the
+// other nodes fetch it.
 //
 // A message received from the bus is checked before anything is
 // delivered: a well-formed publish, of a valid topic matching its subject,
@@ -158,6 +195,8 @@ type Broker struct {
 	notes       notifier
 
 	malformed atomic.Uint64
+	gaps      atomic.Uint64
+	fetched   atomic.Uint64
 	snapshots atomic.Uint64
 	nodesGone atomic.Uint64
 	warned    atomic.Int64 // unix nanoseconds of the last rate-limited warning
@@ -178,6 +217,8 @@ type topic struct {
 	// lock: built under Broker.mu's read lock, set to nil under its write
 	// lock when subs changes.
 	list atomic.Pointer[[]broker.Subscriber]
+	// seq orders deliveries by offset, with a History.
+	seq sequence
 }
 
 type localMember struct {
@@ -234,6 +275,9 @@ func NewBroker(bus Bus, nodeID string, opts *BrokerOptions) (*Broker, error) {
 	b.wg.Go(b.sendEvents)
 	b.wg.Go(func() { b.notes.run(b.ctx.Done()) })
 	b.wg.Go(b.beat)
+	if o.History != nil {
+		b.wg.Go(b.watchHeads)
+	}
 	return b, nil
 }
 
@@ -322,11 +366,24 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	return joined, err
 }
 
-// subscribeBus subscribes t's subject on the bus (see bounded).
+// subscribeBus subscribes t's subject on the bus (see bounded) and, with a
+// History, starts t's delivery after the topic's last offset. The caller
+// holds t's gate.
 func (b *Broker) subscribeBus(ctx context.Context, t *topic) (Subscription, error) {
 	ctx, cancel := b.bounded(ctx)
 	defer cancel()
-	return b.bus.Subscribe(ctx, t.subject, b.receiver(t))
+	gen := t.seq.restart()
+	sub, err := b.bus.Subscribe(ctx, t.subject, b.receiver(t))
+	if err != nil || b.opts.History == nil {
+		return sub, err
+	}
+	heads, err := b.opts.History.Heads(ctx, []string{t.name})
+	if err != nil {
+		sub.Close()
+		return nil, fmt.Errorf("reading its history: %w", err)
+	}
+	b.startSequence(t, gen, heads[0])
+	return sub, nil
 }
 
 // maxBusWait bounds a Subscribe's or Publish's wait for the bus when their
@@ -418,7 +475,8 @@ func (b *Broker) Unsubscribe(ctx context.Context, name, id string) (bool, error)
 // errors of broker.Broker, it returns wire.ErrMessageTooBig for data over
 // MaxMessageBytes and wire.ErrInvalidMessage for a message Send would
 // refuse, an error wrapping ErrTooBig when the message with its header
-// (the topic, the node's id, the excluded session: at most 454 bytes) is
+// (the topic, the node's id, the excluded session, the offset: at most
+// 464 bytes) is
 // over the bus's MaxPayload (nobody receives these), ErrClosed after Close,
 // and an error wrapping the bus's when the bus would not take the message:
 // this node's subscribers have it then, the other nodes' do not.
@@ -438,23 +496,57 @@ func (b *Broker) Publish(ctx context.Context, name string, m wire.Message, opts 
 	}
 	buf := publishBuffers.Get().(*[]byte)
 	defer publishBuffers.Put(buf)
-	*buf = appendPublication((*buf)[:0], &publication{origin: b.id, exclude: exclude, topic: name, message: m})
+	pub := publication{origin: b.id, exclude: exclude, topic: name, message: m}
+	if b.opts.History != nil {
+		pub.offset = 1 << 63 // the longest an offset takes
+	}
+	*buf = appendPublication((*buf)[:0], &pub)
 	if limit := b.bus.MaxPayload(); len(*buf) > limit {
 		return fmt.Errorf("%w: a message of %d bytes takes %d on the bus, over its %d", ErrTooBig, len(m.Data), len(*buf), limit)
 	}
 	b.mu.RLock()
-	closed, t := b.closed, b.topics[name]
+	closed := b.closed
 	b.mu.RUnlock()
 	if closed {
 		return ErrClosed
 	}
+	ctx, cancel := b.bounded(ctx)
+	defer cancel()
+	if b.opts.History != nil {
+		return b.publishNumbered(ctx, &pub, buf)
+	}
+	b.mu.RLock()
+	t := b.topics[name]
+	b.mu.RUnlock()
 	if subs := b.subscribers(t); len(subs) > 0 {
 		broker.Fanout(subs, &broker.Delivery{Topic: name, Message: m, Frames: new(wire.Frames)}, exclude)
 	}
-	ctx, cancel := b.bounded(ctx)
-	defer cancel()
 	if err := b.bus.Publish(ctx, topicSubject(name), *buf); err != nil {
 		return fmt.Errorf("cluster: publish to topic %q on the bus: %w", name, err)
+	}
+	return nil
+}
+
+// publishNumbered publishes with a History: the message is appended to it
+// first, which gives its offset, then offered to this node's subscribers
+// and sent on the bus with its offset. A message the bus would not take is
+// in the History: the other nodes fetch it (see Broker); it is logged, and
+// Publish returns nil.
+func (b *Broker) publishNumbered(ctx context.Context, pub *publication, buf *[]byte) error {
+	off, err := b.opts.History.Append(ctx, pub.topic, pub.message, pub.exclude)
+	if err != nil {
+		return fmt.Errorf("cluster: publish to topic %q: appending to its history: %w", pub.topic, err)
+	}
+	pub.offset = off
+	*buf = appendPublication((*buf)[:0], pub)
+	b.mu.RLock()
+	t := b.topics[pub.topic]
+	b.mu.RUnlock()
+	if t != nil {
+		b.offer(t, off, pub.message, pub.exclude)
+	}
+	if err := b.bus.Publish(ctx, topicSubject(pub.topic), *buf); err != nil {
+		b.warn("cluster: a numbered publish did not reach the bus; the other nodes fetch it from the history", "topic", pub.topic, "offset", off, "error", err)
 	}
 	return nil
 }
@@ -502,6 +594,11 @@ func (b *Broker) receiver(t *topic) func([]byte) {
 		}
 		if p.origin == b.id {
 			return // delivered here when published
+		}
+		if p.offset != 0 && b.opts.History != nil {
+			p.message.Data = bytes.Clone(p.message.Data)
+			b.offer(t, p.offset, p.message, p.exclude)
+			return
 		}
 		subs := b.subscribers(t)
 		if len(subs) == 0 {
@@ -561,11 +658,22 @@ type BrokerStats struct {
 	// NodesGone is the number of nodes found gone: unheard for
 	// NodeTimeout, or gone with a goodbye.
 	NodesGone uint64
+	// Fetched is the number of messages fetched from the History, with
+	// one: those the bus lost or had not brought within GapWait.
+	Fetched uint64
+	// Gaps is the number of times, with a History, that a topic's
+	// messages could not be delivered in full (the History no longer held
+	// them, or could not be reached for NodeTimeout): each time, the
+	// topic's subscribers on this node were closed.
+	Gaps uint64
 }
 
 // Stats returns the broker's counts so far.
 func (b *Broker) Stats() BrokerStats {
-	return BrokerStats{Malformed: b.malformed.Load(), Snapshots: b.snapshots.Load(), NodesGone: b.nodesGone.Load()}
+	return BrokerStats{
+		Malformed: b.malformed.Load(), Snapshots: b.snapshots.Load(), NodesGone: b.nodesGone.Load(),
+		Fetched: b.fetched.Load(), Gaps: b.gaps.Load(),
+	}
 }
 
 // dropMalformed counts a malformed message from subject and logs it.
@@ -610,6 +718,7 @@ func (b *Broker) Close() error {
 			t.bus.Close()
 			t.bus = nil
 		}
+		t.seq.restart()
 		<-t.gate
 	}
 	b.wg.Wait()

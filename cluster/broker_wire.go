@@ -14,7 +14,7 @@ import (
 // saying what it is; strings are a uvarint length and their bytes; numbers
 // are uvarints.
 //
-//	publish         'p' origin exclude topic type(1 byte) data(rest)
+//	publish         'p' origin exclude topic offset type(1 byte) data(rest)
 //	presence event  'e' origin seq change(1 byte: 'j' or 'l') topic session info(rest; none on 'l')
 //	heartbeat       'h' origin seq
 //	goodbye         'g' origin
@@ -22,7 +22,8 @@ import (
 //	snapshot page   'a' seq more(1 byte: 0 or 1) count {topic session info}*
 //
 // origin is the sending node's id, seq a presence sequence number (the
-// number of presence events the node has had), exclude a session id or "".
+// number of presence events the node has had), exclude a session id or "",
+// offset the message's offset in its topic's History (0 without one).
 const (
 	kindPublish   = 'p'
 	kindEvent     = 'e'
@@ -184,6 +185,7 @@ type publication struct {
 	origin  string
 	exclude string
 	topic   string
+	offset  uint64 // in the topic's History; 0 without one
 	message wire.Message
 }
 
@@ -192,6 +194,7 @@ func appendPublication(dst []byte, p *publication) []byte {
 	dst = appendString(dst, p.origin)
 	dst = appendString(dst, p.exclude)
 	dst = appendString(dst, p.topic)
+	dst = binary.AppendUvarint(dst, p.offset)
 	dst = append(dst, byte(p.message.Type))
 	return append(dst, p.message.Data...)
 }
@@ -207,6 +210,7 @@ func parsePublication(p []byte) (publication, error) {
 	pub.origin = r.nodeID("origin")
 	pub.exclude = string(r.bytes("exclude", maxSessionBytes))
 	pub.topic = r.topic()
+	pub.offset = r.uvarint("offset")
 	pub.message.Type = wire.MessageType(r.byte("message type"))
 	if r.err != nil {
 		return publication{}, r.err

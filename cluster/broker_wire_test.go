@@ -12,7 +12,7 @@ import (
 // on the bus: none panics, and what one accepts encodes back to the same
 // bytes.
 func FuzzBrokerMessages(f *testing.F) {
-	f.Add(appendPublication(nil, &publication{origin: "n1", exclude: "s", topic: "room:go", message: wire.Message{Type: wire.Text, Data: []byte("hi")}}))
+	f.Add(appendPublication(nil, &publication{origin: "n1", exclude: "s", topic: "room:go", offset: 42, message: wire.Message{Type: wire.Text, Data: []byte("hi")}}))
 	f.Add(appendPresenceEvent(nil, &presenceEvent{origin: "n1", seq: 7, change: broker.Joined, topic: "t", member: broker.Member{Session: "s", Info: []byte("i")}}))
 	f.Add(appendPresenceEvent(nil, &presenceEvent{origin: "n1", seq: 8, change: broker.Left, topic: "t", member: broker.Member{Session: "s"}}))
 	f.Add(appendHeartbeat(nil, "n1", 3))

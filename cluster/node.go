@@ -59,6 +59,12 @@ type NodeOptions struct {
 	// its detach. It must outlast the longest write a transport makes to
 	// its client (a server's WriteTimeout). Default 1 minute.
 	LinkIdleTimeout time.Duration
+
+	// History, if set, is the node's Broker's history of topics (see
+	// BrokerOptions.History and Broker): give every node the same one,
+	// such as a redisstate.TopicHistory on the cluster's Redis. Default:
+	// none.
+	History History
 }
 
 func (o *NodeOptions) withDefaults() NodeOptions {
@@ -183,7 +189,7 @@ func NewNode(bus Bus, opts *NodeOptions) (*Node, error) {
 		return nil, fmt.Errorf("cluster: serving %s: %w", nodeSubject(n.id), err)
 	}
 	n.served = served
-	b, err := NewBroker(bus, n.id, &BrokerOptions{MaxMessageBytes: n.MaxMessageBytes(), Logger: o.Logger})
+	b, err := NewBroker(bus, n.id, &BrokerOptions{MaxMessageBytes: n.MaxMessageBytes(), Logger: o.Logger, History: o.History})
 	if err != nil {
 		served.Close()
 		n.cancel()

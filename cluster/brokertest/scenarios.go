@@ -390,7 +390,7 @@ func (s *suite) badInput(t *testing.T) {
 			b = append(b, byte(len(s)))
 			b = append(b, s...)
 		}
-		return string(append(append(b, typ), data...))
+		return string(append(append(b, 0, typ), data...)) // offset 0: none
 	}
 	garbage := []struct{ subject, data string }{
 		{topicSubject, ""},

@@ -88,6 +88,13 @@
 //
 //	go test -run '^$' -bench . ./cluster/redisstate
 //
+// # Topic history
+//
+// TopicHistory, a cluster.History, keeps what is published to each topic,
+// numbered per topic, in a stream per topic (see its layout), so that the
+// nodes of a cluster deliver every topic in one order and fetch what their
+// bus lost.
+//
 // # The client
 //
 // The application makes the client (redis.NewClient, redis.NewClusterClient or
