@@ -39,6 +39,15 @@ type HistoryEntry struct {
 	Exclude string
 }
 
-// ErrHistoryGap is wrapped by the errors History.Range returns when
-// messages it should return are no longer kept.
-var ErrHistoryGap = errors.New("cluster: topic history no longer holds the messages")
+var (
+	// ErrHistoryGap is wrapped by the errors History.Range returns when
+	// messages it should return are no longer kept.
+	ErrHistoryGap = errors.New("cluster: topic history no longer holds the messages")
+	// ErrHistoryUnavailable is wrapped, with the cause, by the errors a
+	// History returns when its store cannot be reached; an Append may or
+	// may not have happened.
+	ErrHistoryUnavailable = errors.New("cluster: topic history unavailable")
+	// ErrHistoryCorrupt is wrapped by the errors a History returns for
+	// stored data that does not decode.
+	ErrHistoryCorrupt = errors.New("cluster: corrupt topic history")
+)

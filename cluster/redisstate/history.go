@@ -1,6 +1,7 @@
 package redisstate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,18 +66,9 @@ var _ cluster.History = (*TopicHistory)(nil)
 // options out of range: a Prefix with "{" or "}", a negative MaxLen or
 // Window.
 func NewHistory(client redis.UniversalClient, opts *HistoryOptions) (*TopicHistory, error) {
-	var o HistoryOptions
+	o := HistoryOptions{Prefix: "tether", MaxLen: DefaultHistoryLen, Window: session.DefaultResumeWindow}
 	if opts != nil {
-		o = *opts
-	}
-	if o.Prefix == "" {
-		o.Prefix = "tether"
-	}
-	if o.MaxLen == 0 {
-		o.MaxLen = DefaultHistoryLen
-	}
-	if o.Window == 0 {
-		o.Window = session.DefaultResumeWindow
+		o = HistoryOptions{Prefix: cmp.Or(opts.Prefix, o.Prefix), MaxLen: cmp.Or(opts.MaxLen, o.MaxLen), Window: cmp.Or(opts.Window, o.Window)}
 	}
 	switch {
 	case strings.ContainsAny(o.Prefix, "{}"):
@@ -86,12 +78,9 @@ func NewHistory(client redis.UniversalClient, opts *HistoryOptions) (*TopicHisto
 	case o.Window < time.Millisecond:
 		return nil, fmt.Errorf("redisstate: history Window %v under 1 ms", o.Window)
 	}
-	return &TopicHistory{
-		client: client,
-		prefix: o.Prefix,
-		maxLen: strconv.Itoa(o.MaxLen),
-		window: strconv.FormatInt(o.Window.Milliseconds(), 10),
-	}, nil
+	h := &TopicHistory{client: client, prefix: o.Prefix, maxLen: strconv.Itoa(o.MaxLen)}
+	h.window = strconv.FormatInt(o.Window.Milliseconds(), 10)
+	return h, nil
 }
 
 // appendScript: KEYS counter, stream; ARGV 1 max length, 2 window ms,
@@ -130,8 +119,8 @@ func (h *TopicHistory) keys(topic string) []string {
 }
 
 // Append implements cluster.History. It returns an error wrapping
-// ErrUnavailable when Redis cannot be reached (the message may or may not
-// have been appended), or ErrCorrupt when the topic's keys are not what
+// cluster.ErrHistoryUnavailable when Redis cannot be reached (the message may or may not
+// have been appended), or cluster.ErrHistoryCorrupt when the topic's keys are not what
 // this package writes.
 func (h *TopicHistory) Append(ctx context.Context, topic string, m wire.Message, exclude string) (uint64, error) {
 	v, err := appendScript.Run(ctx, h.client, h.keys(topic), h.maxLen, h.window, strconv.Itoa(int(m.Type)), m.Data, exclude).Result()
@@ -140,14 +129,14 @@ func (h *TopicHistory) Append(ctx context.Context, topic string, m wire.Message,
 	}
 	n, err := number(v)
 	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%w: topic %q: offset %v", ErrCorrupt, topic, v)
+		return 0, fmt.Errorf("%w: topic %q: offset %v", cluster.ErrHistoryCorrupt, topic, v)
 	}
 	return n, nil
 }
 
 // Range implements cluster.History. Besides an error wrapping
-// cluster.ErrHistoryGap, it returns one wrapping ErrUnavailable or
-// ErrCorrupt.
+// cluster.ErrHistoryGap, it returns one wrapping cluster.ErrHistoryUnavailable or
+// cluster.ErrHistoryCorrupt.
 func (h *TopicHistory) Range(ctx context.Context, topic string, from uint64, limit int) ([]cluster.HistoryEntry, error) {
 	if from == 0 || limit < 1 {
 		return nil, fmt.Errorf("redisstate: Range from offset %d, limit %d", from, limit)
@@ -158,13 +147,13 @@ func (h *TopicHistory) Range(ctx context.Context, topic string, from uint64, lim
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: topic %q: range of %T", ErrCorrupt, topic, v)
+		return nil, fmt.Errorf("%w: topic %q: range of %T", cluster.ErrHistoryCorrupt, topic, v)
 	}
 	entries := make([]cluster.HistoryEntry, 0, len(list))
 	for i, e := range list {
 		entry, err := parseHistoryEntry(e, from+uint64(i))
 		if err != nil {
-			return nil, fmt.Errorf("%w: topic %q: %v", ErrCorrupt, topic, err)
+			return nil, fmt.Errorf("%w: topic %q: %v", cluster.ErrHistoryCorrupt, topic, err)
 		}
 		entries = append(entries, entry)
 	}
@@ -172,7 +161,7 @@ func (h *TopicHistory) Range(ctx context.Context, topic string, from uint64, lim
 }
 
 // Heads implements cluster.History. It returns an error wrapping
-// ErrUnavailable or ErrCorrupt.
+// cluster.ErrHistoryUnavailable or cluster.ErrHistoryCorrupt.
 func (h *TopicHistory) Heads(ctx context.Context, topics []string) ([]uint64, error) {
 	if len(topics) == 0 {
 		return nil, nil
@@ -197,14 +186,14 @@ func (h *TopicHistory) Heads(ctx context.Context, topics []string) ([]uint64, er
 			return nil, h.mapError(ctx, topics[i], err)
 		}
 		if heads[i], err = strconv.ParseUint(v, 10, 64); err != nil {
-			return nil, fmt.Errorf("%w: topic %q: counter %q", ErrCorrupt, topics[i], v)
+			return nil, fmt.Errorf("%w: topic %q: counter %q", cluster.ErrHistoryCorrupt, topics[i], v)
 		}
 	}
 	return heads, nil
 }
 
 // mapError turns a script's error reply into cluster.ErrHistoryGap or
-// ErrCorrupt, and anything else into an error wrapping ErrUnavailable.
+// cluster.ErrHistoryCorrupt, and anything else into an error wrapping cluster.ErrHistoryUnavailable.
 func (h *TopicHistory) mapError(ctx context.Context, topic string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !errors.Is(err, redis.Nil) {
@@ -213,41 +202,29 @@ func (h *TopicHistory) mapError(ctx context.Context, topic string, err error) er
 		case word == "TETHER_GAP":
 			return fmt.Errorf("%w: topic %q: %s", cluster.ErrHistoryGap, topic, rest)
 		case word == "WRONGTYPE", strings.Contains(msg, "equal or smaller"), strings.Contains(msg, "not an integer"):
-			return fmt.Errorf("%w: topic %q: %s", ErrCorrupt, topic, firstLine(msg))
+			return fmt.Errorf("%w: topic %q: %s", cluster.ErrHistoryCorrupt, topic, firstLine(msg))
 		}
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", cluster.ErrHistoryUnavailable, err)
 }
 
 // parseHistoryEntry decodes one stream entry {"<offset>-0", {"t", type,
 // "d", data[, "x", session]}}, which must be offset's.
 func parseHistoryEntry(e any, offset uint64) (cluster.HistoryEntry, error) {
-	pair, ok := e.([]any)
-	if !ok || len(pair) != 2 {
-		return cluster.HistoryEntry{}, fmt.Errorf("offset %d: entry of %T", offset, e)
+	entry := cluster.HistoryEntry{Offset: offset}
+	if pair, ok := e.([]any); ok && len(pair) == 2 {
+		if fields, ok := pair[1].([]any); ok && len(fields) == 6 {
+			if fields[4] != "x" {
+				return entry, fmt.Errorf("offset %d: fields %v", offset, fields)
+			}
+			entry.Exclude, _ = fields[5].(string)
+			e = []any{pair[0], fields[:4]}
+		}
 	}
-	if id, _ := pair[0].(string); id != strconv.FormatUint(offset, 10)+"-0" {
-		return cluster.HistoryEntry{}, fmt.Errorf("offset %d: entry %q", offset, id)
-	}
-	fields, ok := pair[1].([]any)
-	if !ok || (len(fields) != 4 && len(fields) != 6) || fields[0] != "t" || fields[2] != "d" || (len(fields) == 6 && fields[4] != "x") {
-		return cluster.HistoryEntry{}, fmt.Errorf("offset %d: fields %v", offset, pair[1])
-	}
-	typ, _ := fields[1].(string)
-	t, err := strconv.ParseUint(typ, 10, 8)
-	if err != nil || (wire.MessageType(t) != wire.Text && wire.MessageType(t) != wire.Binary) {
-		return cluster.HistoryEntry{}, fmt.Errorf("offset %d: type %q", offset, typ)
-	}
-	data, ok := fields[3].(string)
-	if !ok {
-		return cluster.HistoryEntry{}, fmt.Errorf("offset %d: data of %T", offset, fields[3])
-	}
-	entry := cluster.HistoryEntry{Offset: offset, Message: wire.Message{Type: wire.MessageType(t), Data: []byte(data)}}
-	if len(fields) == 6 {
-		entry.Exclude, _ = fields[5].(string)
-	}
-	return entry, nil
+	m, err := parseEntry(e, offset)
+	entry.Message = m
+	return entry, err
 }

@@ -67,12 +67,12 @@ func TestHistoryAppendRange(t *testing.T) {
 	}
 	client := newClient(t, addr)
 	client.Set(ctx, "tether:topic:{bad}:h", "not a stream", 0)
-	if _, err := h.Append(ctx, "bad", text("x"), ""); !errors.Is(err, redisstate.ErrCorrupt) {
-		t.Errorf("Append to a topic whose stream is a string = %v, want ErrCorrupt", err)
+	if _, err := h.Append(ctx, "bad", text("x"), ""); !errors.Is(err, cluster.ErrHistoryCorrupt) {
+		t.Errorf("Append to a topic whose stream is a string = %v, want cluster.ErrHistoryCorrupt", err)
 	}
 	client.Set(ctx, "tether:topic:{bad}:n", "x", 0)
-	if _, err := h.Heads(ctx, []string{"bad"}); !errors.Is(err, redisstate.ErrCorrupt) {
-		t.Errorf("Heads of a topic whose counter is not a number = %v, want ErrCorrupt", err)
+	if _, err := h.Heads(ctx, []string{"bad"}); !errors.Is(err, cluster.ErrHistoryCorrupt) {
+		t.Errorf("Heads of a topic whose counter is not a number = %v, want cluster.ErrHistoryCorrupt", err)
 	}
 }
 
@@ -298,7 +298,7 @@ func TestBrokerHistoryGapCloses(t *testing.T) {
 }
 
 // TestBrokerHistoryUnavailable: a publish the History cannot take reaches
-// nobody and returns an error wrapping redisstate.ErrUnavailable.
+// nobody and returns an error wrapping cluster.ErrHistoryUnavailable.
 func TestBrokerHistoryUnavailable(t *testing.T) {
 	ctx := testContext(t)
 	e := enginetest.RedisT(t)
@@ -316,11 +316,11 @@ func TestBrokerHistoryUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Stop()
-	if err := nodes[0].Broker.Publish(ctx, "t", text("m1"), nil); !errors.Is(err, redisstate.ErrUnavailable) {
-		t.Errorf("Publish with Redis down = %v, want ErrUnavailable", err)
+	if err := nodes[0].Broker.Publish(ctx, "t", text("m1"), nil); !errors.Is(err, cluster.ErrHistoryUnavailable) {
+		t.Errorf("Publish with Redis down = %v, want cluster.ErrHistoryUnavailable", err)
 	}
-	if _, err := nodes[0].Broker.Subscribe(ctx, "u", r, nil); !errors.Is(err, redisstate.ErrUnavailable) {
-		t.Errorf("Subscribe to a new topic with Redis down = %v, want ErrUnavailable", err)
+	if _, err := nodes[0].Broker.Subscribe(ctx, "u", r, nil); !errors.Is(err, cluster.ErrHistoryUnavailable) {
+		t.Errorf("Subscribe to a new topic with Redis down = %v, want cluster.ErrHistoryUnavailable", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
