@@ -24,7 +24,8 @@ const retryWait = 100 * time.Millisecond
 
 // sequence delivers one topic's messages on this node in offset order, with
 // a History: what comes early waits in pending for what comes before it; a
-// gap that lasts GapWait is fetched from the History.
+// gap that lasts GapWait is fetched from the History. Lock order: mu, then
+// Broker.mu (a delivery lists the subscribers), never the other way.
 type sequence struct {
 	mu sync.Mutex
 	// gen grows at each new bus subscription of the topic: a fetch of an
@@ -282,10 +283,13 @@ func (b *Broker) checkHeads() {
 		t         *topic
 		gen, next uint64
 	}
+	// Not t.seq.mu under b.mu: deliveries take them the other way.
+	b.mu.RLock()
+	topics := slices.Collect(maps.Values(b.topics))
+	b.mu.RUnlock()
 	var checks []check
 	var names []string
-	b.mu.RLock()
-	for _, t := range b.topics {
+	for _, t := range topics {
 		t.seq.mu.Lock()
 		if t.seq.started {
 			checks = append(checks, check{t: t, gen: t.seq.gen, next: t.seq.next})
@@ -293,7 +297,6 @@ func (b *Broker) checkHeads() {
 		}
 		t.seq.mu.Unlock()
 	}
-	b.mu.RUnlock()
 	if len(names) == 0 {
 		return
 	}
