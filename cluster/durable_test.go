@@ -60,7 +60,17 @@ func startDurable(t *testing.T, n int) *durable {
 				d.mu.Unlock()
 			}
 		},
-		Message: relayEcho.Message,
+		Message: func(s *session.Session, m wire.Message) {
+			if string(m.Data) == "subscribe" {
+				// Whichever node holds it.
+				for _, nd := range d.Nodes {
+					if nd.Server.Subscribe(s.Context(), s, "news", nil) == nil {
+						break
+					}
+				}
+			}
+			relayEcho.Message(s, m)
+		},
 	}
 	var nopts *cluster.NodeOptions
 	var sopts *tether.Options
@@ -370,5 +380,32 @@ func TestDurableStateUnreadable(t *testing.T) {
 	}
 	if _, err := d.Nodes[2].Node.Store(0).Lookup(wrong.Session, wrong.Token); !errors.Is(err, session.ErrUnknownSession) {
 		t.Fatalf("Lookup with a wrong token: %v", err)
+	}
+}
+
+// TestDurableTopics: a session's topics are restored with it: after its
+// owner is killed and another node takes it over, a publish on any node
+// reaches it.
+func TestDurableTopics(t *testing.T) {
+	ctx := testContext(t)
+	d := startDurable(t, 3)
+	s := dialDurable(t, ctx, d.URL, "websocket")
+	if err := s.Send(ctx, relayText("subscribe")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "subscribe" {
+		t.Fatalf("Recv = %q, %v", m.Data, err)
+	}
+	if err := burst(ctx, s, "m", 300, func() { d.kill(0) }); err != nil {
+		t.Fatal(err)
+	}
+	if !d.wasTakenOver(s.ID()) {
+		t.Fatal("not taken over")
+	}
+	if err := d.Nodes[1].Server.Publish(ctx, "news", relayText("published"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "published" {
+		t.Fatalf("Recv = %q, %v; want the message published after the takeover", m.Data, err)
 	}
 }
