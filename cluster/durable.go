@@ -125,7 +125,8 @@ func (d *durable) removed(l *session.Local) {
 		return
 	}
 	d.n.goAsync(func() {
-		ctx, cancel := context.WithTimeout(d.n.ctx, d.n.opts.RequestTimeout)
+		// Not canceled by Close, which waits for it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(d.n.ctx), d.n.opts.RequestTimeout)
 		defer cancel()
 		if err := d.state.Delete(ctx, j.lease); err != nil && !errors.Is(err, ErrFenced) && !errors.Is(err, ErrNoState) {
 			// It expires with the resume window.
@@ -290,7 +291,7 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 // lapses anyway.
 func (d *durable) release(l Lease) {
 	d.n.goAsync(func() {
-		ctx, cancel := context.WithTimeout(d.n.ctx, d.n.opts.RequestTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(d.n.ctx), d.n.opts.RequestTimeout)
 		defer cancel()
 		d.state.Release(ctx, l)
 	})
