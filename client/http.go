@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -23,7 +24,7 @@ const maxResponseBytes = 64 << 20
 // last moment: the loop that made it ends, and the protocol makes what it
 // carried safe to send or ask for again.
 func (s *Session) do(d *requestDeadline, method, u string, body []byte) (reply, error) {
-	rp, err := roundTrip(d.start(), s.hc, method, u, body)
+	rp, err := roundTrip(d.start(), s.hc, method, u, s.negotiated().Token, body)
 	if !d.stop() {
 		return reply{}, fmt.Errorf("no answer within %v: %w", d.timeout, context.DeadlineExceeded)
 	}
@@ -73,13 +74,15 @@ func (d *requestDeadline) close() {
 // endpoint and the session's parameters are encoded once, so that each
 // request only appends its counts.
 type requestURL struct {
-	base []byte // "{prefix}{name}?session=...&token=..."
+	base []byte // "{prefix}{name}?session=..."
 	buf  []byte
 }
 
+// requestURL returns the URLs of endpoint name's requests. The token is not
+// in them: every request carries it in the Tether-Token header (newRequest).
 func (l *link) requestURL(name string) *requestURL {
 	base := endpoint(l.s.prefix, name, nil)
-	base += "?session=" + url.QueryEscape(l.s.negotiated().Session) + "&token=" + url.QueryEscape(l.s.negotiated().Token)
+	base += "?session=" + url.QueryEscape(l.s.negotiated().Session)
 	if hb := l.heartbeatParam(); hb != "" {
 		base += "&heartbeatMs=" + hb
 	}
@@ -111,16 +114,15 @@ type reply struct {
 	contentType string
 }
 
-// roundTrip sends one request with hc under ctx and returns the response
-// with its whole body. A non-nil body is sent as a batch
-// (application/octet-stream). Errors never carry the URL, which holds the
-// session token.
-func roundTrip(ctx context.Context, hc *http.Client, method, u string, body []byte) (reply, error) {
+// roundTrip sends one request of the session whose token is token with hc
+// under ctx and returns the response with its whole body. A non-nil body is
+// sent as a batch (application/octet-stream). Errors never carry the URL.
+func roundTrip(ctx context.Context, hc *http.Client, method, u, token string, body []byte) (reply, error) {
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := newRequest(ctx, method, u, token, rd)
 	if err != nil {
 		return reply{}, redact(err)
 	}
@@ -172,13 +174,24 @@ func readBody(resp *http.Response) ([]byte, error) {
 func release(ctx context.Context, hc *http.Client, prefix *url.URL, neg *negotiation, timeout time.Duration) {
 	body := wire.AppendBatchFrame(nil, wire.AppendClose(nil, wire.CloseError{
 		Code: wire.StatusNormalClosure, Reason: "no usable transport"}))
-	q := url.Values{"session": {neg.Session}, "token": {neg.Token}, "seq": {"1"}, "received": {"0"}}
+	q := url.Values{"session": {neg.Session}, "seq": {"1"}, "received": {"0"}}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	roundTrip(ctx, hc, http.MethodPost, endpoint(prefix, "send", q), body)
+	roundTrip(ctx, hc, http.MethodPost, endpoint(prefix, "send", q), neg.Token, body)
 }
 
-// redact strips the URL, which holds the session token, from err.
+// newRequest makes a request of a session whose token is token: in the
+// Tether-Token header, never in the URL, where proxies and servers log it
+// (PROTOCOL.md section 3).
+func newRequest(ctx context.Context, method, u, token string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err == nil {
+		req.Header[httpx.TokenHeader] = []string{token}
+	}
+	return req, err
+}
+
+// redact strips the URL from err: it names the session.
 func redact(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/tetherkit/tether/transport"
 )
 
 // TestRequestDeadline checks that the requests of one loop are each bounded
@@ -27,6 +29,7 @@ func TestRequestDeadline(t *testing.T) {
 	defer ts.Close()
 	defer close(release)
 	s := &Session{hc: ts.Client()}
+	s.neg.Store(&negotiation{transport.Negotiation{Token: "token"}})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	// Answered requests get a minute each, so that a loaded machine cannot

@@ -62,7 +62,7 @@ func pollLoop(ctx context.Context, l *link) error {
 // received says so.
 func poll(ctx context.Context, d *requestDeadline, l *link, u string) error {
 	s := l.s
-	req, err := http.NewRequestWithContext(d.start(), http.MethodGet, u, nil)
+	req, err := newRequest(d.start(), http.MethodGet, u, s.negotiated().Token, nil)
 	if err != nil {
 		d.stop()
 		return fmt.Errorf("longpoll: %w", redact(err))

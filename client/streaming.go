@@ -115,7 +115,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 	received := s.received.Load()
 	l.n = received
 	l.touch(time.Now())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.requestURL(t.kind).with(received, -1, true), nil)
+	req, err := newRequest(ctx, http.MethodGet, l.requestURL(t.kind).with(received, -1, true), s.negotiated().Token, nil)
 	if err != nil {
 		return fail(err)
 	}

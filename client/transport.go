@@ -140,13 +140,10 @@ func (l *link) established() {
 	l.estOnce.Do(func() { close(l.est) })
 }
 
-// query returns the session and token parameters, plus received and seq
-// when they are not negative.
+// query returns the session parameter, plus received and seq when they
+// are not negative; the token goes in the Tether-Token header.
 func (l *link) query(received, seq int64) url.Values {
-	q := url.Values{
-		"session": {l.s.negotiated().Session},
-		"token":   {l.s.negotiated().Token},
-	}
+	q := url.Values{"session": {l.s.negotiated().Session}}
 	if received >= 0 {
 		q.Set("received", strconv.FormatInt(received, 10))
 	}

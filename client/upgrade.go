@@ -161,11 +161,10 @@ func (s *Session) probeStream(a *attached, kind string) error {
 	neg := s.negotiated()
 	q := url.Values{
 		"session":  {neg.Session},
-		"token":    {neg.Token},
 		"received": {strconv.FormatUint(s.received.Load(), 10)},
 		"probe":    {"1"},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(s.prefix, kind, q), nil)
+	req, err := newRequest(ctx, http.MethodGet, endpoint(s.prefix, kind, q), neg.Token, nil)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/transport"
 	"github.com/tetherkit/tether/wire"
 )
@@ -39,7 +40,9 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 	s := l.s
 	u := endpoint(s.prefix, transport.WebSocket, l.query(int64(l.received), int64(l.seq)))
 	u = "ws" + strings.TrimPrefix(u, "http") // http→ws, https→wss
-	conn, resp, err := s.opts.Dialer.DialContext(ctx, u, nil)
+	// The handshake carries the token in the Tether-Token header, as every
+	// request does (PROTOCOL.md section 3).
+	conn, resp, err := s.opts.Dialer.DialContext(ctx, u, http.Header{httpx.TokenHeader: {s.negotiated().Token}})
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
