@@ -120,7 +120,9 @@ type Options struct {
 	// 1 MiB, and at most half of MaxQueuedBytes: a stream client
 	// acknowledges what it received when it opens its next response, so a
 	// longer response would fill the queue of a client that keeps up and
-	// set off the slow-consumer policy.
+	// set off the slow-consumer policy. A response whose client attached
+	// with acks=1 (it acknowledges through send as it reads, as the
+	// browser client does) has no limit (PROTOCOL.md section 4.5).
 	MaxStreamBytes int
 
 	// WriteTimeout bounds each write to a client connection. Default 10s.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -25,6 +26,12 @@ const (
 	// the browsers and buffering proxies that hold back small responses.
 	DefaultPreludeBytes = 2 << 10
 )
+
+// AcksParam is the query parameter, with the value "1", by which an attach
+// on a streaming transport says that its client acknowledges through send
+// while it reads (PROTOCOL.md section 4.5): the response then has no byte
+// limit.
+const AcksParam = "acks"
 
 // maxFlushBytes bounds the message bytes one batch of a stream carries, so
 // that one flush stays small (MaxStreamBytes bounds the whole response).
@@ -67,7 +74,8 @@ type Stream struct {
 	// MaxStreamBytes, the stream byte limit, is how many bytes of body
 	// (prelude included) the response carries before it ends; the last
 	// batch may go over, and a response always carries at least one batch
-	// after the prelude. Zero means DefaultMaxStreamBytes.
+	// after the prelude. Zero means DefaultMaxStreamBytes. A request with
+	// acks=1 (AcksParam) has no limit.
 	MaxStreamBytes int
 }
 
@@ -77,7 +85,9 @@ type Stream struct {
 // every batch the session has, each flushed with a write deadline of
 // a.Config.WriteTimeout, and a heartbeat whenever the connection's heartbeat interval
 // passes with nothing to send. The response ends, with st.Epilogue, once it
-// has carried st.MaxStreamBytes, when a newer connection supersedes it, or after
+// has carried st.MaxStreamBytes (never, when the request has acks=1: its
+// client acknowledges as it reads, and the session's queue bounds what goes
+// unacknowledged), when a newer connection supersedes it, or after
 // the session's close frame; the client then attaches again with its
 // received count and loses nothing. It returns when the response is over;
 // an unknown or finished session answers 404.
@@ -93,7 +103,10 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 	}
 	defer link.Detach()
 	limit := st.MaxStreamBytes
-	if limit <= 0 {
+	switch {
+	case httpx.HasFlag(r, AcksParam):
+		limit = math.MaxInt
+	case limit <= 0:
 		limit = DefaultMaxStreamBytes
 	}
 	sw, buf := startStream(w, a, st)

@@ -64,17 +64,23 @@ func TestServeStreamRecyclesWithoutLoss(t *testing.T) {
 	}
 }
 
-func testRecycle(t *testing.T, limit int) {
+// closedSession returns a session that sent n messages, "msg1" to "msgN",
+// and then its close frame, 1000 done.
+func closedSession(t *testing.T, n int) *session.Local {
 	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
-	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
-	const n = 300
+	t.Cleanup(func() { s.Abort(wire.CloseError{Code: wire.StatusNormalClosure}) })
 	for i := range n {
 		if err := s.Send(context.Background(), wire.Message{Type: wire.Text, Data: fmt.Appendf(nil, "msg%d", i+1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.Close(wire.StatusNormalClosure, "done")
-	url := streamServer(t, s, limit)
+	return s
+}
+
+func testRecycle(t *testing.T, limit int) {
+	const n = 300
+	url := streamServer(t, closedSession(t, n), limit)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -111,6 +117,35 @@ func testRecycle(t *testing.T, limit int) {
 	}
 	if responses < 2 {
 		t.Errorf("%d responses, want the byte limit to split them", responses)
+	}
+}
+
+// TestServeStreamAcks: a request with acks=1 (its client acknowledges
+// through send as it reads) has no byte limit: one response carries a
+// closed session's 300 messages, 18 times the limit, and its close.
+func TestServeStreamAcks(t *testing.T) {
+	const n = 300
+	url := streamServer(t, closedSession(t, n), 200)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"?received=0&"+transport.AcksParam+"=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	want.WriteString("prelude\nctrl h\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "%d msg%d\n", i, i)
+	}
+	want.WriteString("ctrl c1000 done\nend\n")
+	if string(body) != want.String() {
+		t.Errorf("response = %q, want all %d messages and the close in one response", body, n)
 	}
 }
 

@@ -78,3 +78,15 @@ func TestWantsCompact(t *testing.T) {
 		}
 	}
 }
+
+func TestHasFlag(t *testing.T) {
+	for q, want := range map[string]bool{
+		"acks=1": true, "compact=1&acks=1": true, "": false, "acks=0": false, "acks": false,
+		"xacks=1": false, "acks=1x": false, "ack=1": false, "acks=11": false,
+	} {
+		r := httptest.NewRequest("GET", "/rt/streaming?"+q, nil)
+		if got := httpx.HasFlag(r, "acks"); got != want {
+			t.Errorf("HasFlag(%q, acks) = %v, want %v", q, got, want)
+		}
+	}
+}

@@ -51,14 +51,17 @@ func parseCountValue(v, name string, def uint64) (uint64, string) {
 	return n, ""
 }
 
-// WantsCompact reports whether r's query holds compact=1. It reads the raw
-// query without building url.Values.
-func WantsCompact(r *http.Request) bool {
+// WantsCompact reports whether r's query holds compact=1.
+func WantsCompact(r *http.Request) bool { return HasFlag(r, wire.CompactParam) }
+
+// HasFlag reports whether r's query holds name=1. It reads the raw query
+// without building url.Values.
+func HasFlag(r *http.Request, name string) bool {
 	q := r.URL.RawQuery
 	for q != "" {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
-		if kv == wire.CompactParam+"=1" {
+		if len(kv) == len(name)+2 && kv[:len(name)] == name && kv[len(name):] == "=1" {
 			return true
 		}
 	}

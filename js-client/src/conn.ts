@@ -62,6 +62,8 @@ export interface Host {
   readonly _received: number
   /** _url returns the URL of endpoint path with the session's parameters and query. */
   _url(path: string, query: Record<string, number>): URL
+  /** _headers returns the headers of a fetch of endpoint path: the token's, on a same-origin request (then not in _url's URL). */
+  _headers(path: string): Record<string, string> | undefined
   /** _proven: c has proven itself (a WebSocket opened, a stream's first bytes, a poll answered with frames). */
   _proven(c: Conn): void
   /** _heard: c carried something, so the connection works. */

@@ -9,6 +9,14 @@ import { type Payload, encoder } from './codec'
 /** ackEvery is how many messages a WebSocket receives before it acknowledges them at once (PROTOCOL.md section 5.1). */
 export const ackEvery = 64
 
+/**
+ * streamAckBytes is how many bytes of messages a stream (sse, streaming)
+ * carries before the client acknowledges them through send. Its attach asks
+ * for no byte limit (acks=1, PROTOCOL.md section 4.5): these
+ * acknowledgements free the server's queue while the response goes on.
+ */
+export const streamAckBytes = 1 << 18
+
 /** ackQuietMs is the pause in messages that ends a burst, which is acknowledged then (PROTOCOL.md section 5.1). */
 const ackQuietMs = 1000
 
@@ -30,6 +38,8 @@ export class Delivery {
   _unacked: Payload[] = []
   /** _reported is received as of the last acknowledgement sent. */
   private _reported = 0
+  /** _unreportedBytes is the size of the messages received since the last acknowledgement went out (a string counts its length). */
+  _unreportedBytes = 0
   /** _ackTimer runs the acknowledgement that _ackLater arranged. */
   private _ackTimer?: ReturnType<typeof setTimeout>
   /** _ackBy is when that acknowledgement goes out at the latest, _lastMessage when the last message arrived (Date.now()). */
@@ -79,11 +89,13 @@ export class Delivery {
    * _isNew counts a server message that a connection carried as its number
    * n (a connection counts from the received count its attach stated) and
    * reports whether it is new: one numbered at most _received was handed to
-   * the application already, from an earlier connection.
+   * the application already, from an earlier connection. size is the
+   * message's size, for _unreportedBytes.
    */
-  _isNew(n: number): boolean {
+  _isNew(n: number, size: number): boolean {
     if (n <= this._received) return false
     this._received++
+    this._unreportedBytes += size
     return true
   }
 
@@ -116,6 +128,7 @@ export class Delivery {
 
   /** _acknowledging records that an acknowledgement goes out now and returns the count it states: _received. */
   _acknowledging(): number {
+    this._unreportedBytes = 0
     return (this._reported = this._received)
   }
 }

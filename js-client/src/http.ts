@@ -15,9 +15,12 @@ import type { Conn, Host } from './conn'
 const get = async (c: Conn, host: Host, path: string): Promise<Response | void> => {
   const a = new AbortController()
   c._stop = () => a.abort()
-  const r = await fetch(host._url(path, c._probe ? { received: host._received, probe: 1 } : { received: (c._carried = host._received), compact: 1 }), {
+  // A stream asks for no byte limit: the client acknowledges as it reads
+  // (see streamAckBytes).
+  const r = await fetch(host._url(path, c._probe ? { received: host._received, probe: 1 } : { received: (c._carried = host._received), compact: 1, ...(path != 'longpoll' && { acks: 1 }) }), {
     signal: a.signal,
     cache: 'no-store',
+    headers: host._headers(path),
   })
   c._status = r.status
   if (r.status == 404) return host._gone(c)

@@ -5,7 +5,7 @@
 
 import { type Bytes, type Frame, type Payload, closeFrame, encodeBatch, encodeFrame, encoder, parseClose } from './codec'
 import type { Conn, Host, Transport } from './conn'
-import { Delivery, ackEvery, payloadBytes } from './delivery'
+import { Delivery, ackEvery, payloadBytes, streamAckBytes } from './delivery'
 import { Heartbeat } from './heartbeat'
 import { longpoll, probe, sse, streaming } from './http'
 import { NO_TRANSPORT, SESSION_UNKNOWN, type TransportName, backoff, order, probes, protocolVersion, reconnects, withDefaults } from './policy'
@@ -281,6 +281,7 @@ export class Tether extends EventTarget {
         return t._delivery._received
       },
       _url: (path, query) => this._url(path, query),
+      _headers: (path) => this._headers(path),
       _proven: (c) => this._proven(c),
       _heard: (c) => this._heard(c),
       _frame: (c, f) => this._frame(c, f),
@@ -385,10 +386,13 @@ export class Tether extends EventTarget {
     super.addEventListener(type, listener, options)
   }
 
-  /** @internal _emit calls the matching on-handler and dispatches an event to the listeners. */
-  private _emit(type: string, props?: object) {
+  /**
+   * @internal _emit calls the matching on-handler h and dispatches an event
+   * to the listeners. A message passes its handler: building its name costs
+   * more per message than the rest of the dispatch.
+   */
+  private _emit(type: string, props?: object, h: Handler<any> = (this as any)['on' + type]) {
     const e = Object.assign(new Event(type), props)
-    const h = (this as any)['on' + type]
     try {
       h?.call(this, e)
     } catch (x) {
@@ -413,14 +417,27 @@ export class Tether extends EventTarget {
 
   /**
    * @internal _url returns the URL of an endpoint with the session's query
-   * parameters, and heartbeatMs once the interval was shortened (see Heartbeat).
+   * parameters, and heartbeatMs once the interval was shortened (see
+   * Heartbeat). The token is among them unless the request carries it in
+   * its header (see _headers).
    */
   private _url(path: string, query: Record<string, number>): URL {
     const u = new URL(path, this.url)
     const asked = this._heartbeat!._asked
     if (asked) query.heartbeatMs = asked
-    u.search = new URLSearchParams({ session: this.session!, token: this._negotiated!.token, ...(query as any) }) + ''
+    u.search = new URLSearchParams({ session: this.session!, ...(this._headers(path) ? {} : { token: this._negotiated!.token }), ...(query as any) }) + ''
     return u
+  }
+
+  /**
+   * @internal _headers returns the headers of a fetch of endpoint path: the
+   * session token in Tether-Token, on a same-origin request, which keeps it
+   * out of URLs that proxies and servers log (PROTOCOL.md section 3). A
+   * WebSocket cannot carry it, and a cross-origin request would need a
+   * preflight for it, every time: for those, nothing (the token is in the URL).
+   */
+  private _headers(path: string): Record<string, string> | undefined {
+    if (path != 'websocket' && new URL(this.url).origin == globalThis.location?.origin) return { 'Tether-Token': this._negotiated!.token }
   }
 
   /** @internal _negotiate creates a session (PROTOCOL.md section 2); a failed attempt is an error event, and another follows. */
@@ -695,21 +712,22 @@ export class Tether extends EventTarget {
     // An open WebSocket waiting to take over (see _proven) may carry messages
     // already: they are counted like the poll's.
     if (c != this._conn && !(c == this._candidate && c._opened)) return false
-    c._lastHeard = Date.now()
     const d = this._delivery
     if (type == 'm' || type == 'b') {
-      if (d._isNew(++c._carried)) {
-        this._emit('message', {
-          data: typeof data == 'string' || this.binaryType == 'arraybuffer' ? (data as Uint8Array).buffer || data : new Blob([data]),
-        })
-        // A WebSocket acknowledges every 64 messages. A stream's end at its
-        // byte limit acknowledges (the next attach states received), so in
-        // a burst a stream costs no send request per 64 messages. Both
-        // acknowledge the end of a burst (PROTOCOL.md section 5.1).
-        // Polls acknowledge by themselves; an acknowledgement beside them
-        // (a WebSocket probe carries messages before it takes over) would
-        // make the poll in flight a stale attach (PROTOCOL.md 3).
-        if (c._write && d._unreported >= ackEvery) this._sendAck()
+      if (d._isNew(++c._carried, data.length)) {
+        this._emit(
+          'message',
+          { data: typeof data == 'string' || this.binaryType == 'arraybuffer' ? (data as Uint8Array).buffer || data : new Blob([data]) },
+          this.onmessage,
+        )
+        // A WebSocket acknowledges every 64 messages; a stream, attached
+        // with acks=1 (no byte limit), every streamAckBytes through send,
+        // at no request per 64 messages. Both acknowledge the end of a burst
+        // (PROTOCOL.md section 5.1). Polls acknowledge by themselves; an
+        // acknowledgement beside them (a WebSocket probe carries messages
+        // before it takes over) would make the poll in flight a stale
+        // attach (PROTOCOL.md 3).
+        if (c._write ? d._unreported >= ackEvery : c._name != 'longpoll' && d._unreportedBytes >= streamAckBytes) this._sendAck()
         else if (this._conn?._name != 'longpoll') d._ackLater(() => this._sendAck(), this._heartbeat!._interval)
       }
     } else if (type == 'a') this._acknowledged(+data)
@@ -810,7 +828,7 @@ export class Tether extends EventTarget {
       for (const c of [this._conn, this._candidate]) if (c && !c._proven && !c._opened && !c._probe) received = Math.min(received, c._carried)
       const r = await fetch(this._url('send', { seq, received }), {
         method: 'POST',
-        headers: { 'Content-Type': 'application/octet-stream' },
+        headers: { 'Content-Type': 'application/octet-stream', ...this._headers('send') },
         body: encodeBatch(frames),
         // A request lost in a silent network must not hold back the next.
         signal: AbortSignal.timeout(2 * n.heartbeatMs + o.timeout),
@@ -848,7 +866,8 @@ export class Tether extends EventTarget {
   /** @internal _sendDone is called when the send request in flight is done. */
   private _sendDone() {
     this._sending = false
-    if (this._sendAgain || this._delivery._unacked.length || this._closing) this._flush()
+    // Again also for an acknowledgement alone, asked for while this one was in flight.
+    if (this._sendAgain || this._delivery._unacked.length || this._closing) this._flush(this._sendAgain)
   }
 
   /** @internal _stop stops every connection and timer of the session. */

@@ -28,6 +28,7 @@ export const websocket = (c: Conn, host: Host) => {
     host._proven(c)
   }
   ws.onmessage = (e) => {
+    c._lastHeard = Date.now()
     try {
       if (typeof e.data == 'string') host._frame(c, textFrame(e.data))
       else if (ws.protocol != compactSubprotocol) host._frame(c, ['b', new Uint8Array(e.data)])

@@ -28,11 +28,12 @@ after(async () => {
   removeDir()
 })
 
-/** inPage opens a fresh page and runs f(arg) in it. */
-const inPage = async (f, arg) => {
+/** inPage opens a fresh page and runs f(arg) in it; watch, if given, is called with the page first. */
+const inPage = async (f, arg, watch) => {
   const page = await browser.newPage()
   const errors = []
   page.on('pageerror', (e) => errors.push(e))
+  watch?.(page)
   try {
     await page.goto(server.url)
     const result = await page.evaluate(f, arg)
@@ -122,7 +123,8 @@ describe('each transport, forced', () => {
       assert.deepEqual(r.close, { code: 1000, reason: 'done', wasClean: true })
     })
 
-    test(name + ': binary round trips', { skip: skip(name) }, async () => {
+    test(name + ': binary round trips; the token in a header, in the URL of a WebSocket only; a stream with acks=1 goes past the byte limit', { skip: skip(name) }, async () => {
+      const seen = []
       const r = await inPage(async (name) => {
         const t = connect('/rt/', { transports: [name] })
         const all = new Uint8Array(256).map((_, i) => i)
@@ -142,8 +144,9 @@ describe('each transport, forced', () => {
         t.send(all)
         await until('blob echo', () => t.got.length >= 1)
         const blob = t.got[0] instanceof Blob ? hex(await t.got[0].arrayBuffer()) : 'not a Blob'
-        // 400 KB down: streaming responses end at their byte limit (128 KiB
-        // on the test server) and the next one follows without a loss.
+        // 400 KB down, past the streams' byte limit (128 KiB on the test
+        // server): the client's streams ask for none (acks=1) and
+        // acknowledge as they read; a long poll ends and the next follows.
         t.binaryType = 'arraybuffer'
         t.got = []
         const chunks = Array.from({ length: 25 }, (_, i) => new Uint8Array(16384).fill(i))
@@ -154,12 +157,35 @@ describe('each transport, forced', () => {
         const events = t.events.slice()
         t.close()
         return { transport: t.transport, got, want: [...sent.map(hex), 'text between', '0d0a'], blob, allHex: hex(all), chunksOk, events }
-      }, name)
+      }, name, (page) => {
+        page.on('request', (q) => seen.push({ url: q.url(), header: q.headers()['tether-token'] }))
+        // A WebSocket's handshake is no 'request' here; a page cannot set its headers.
+        page.on('websocket', (ws) => seen.push({ url: ws.url() }))
+      })
       assert.equal(r.transport, name)
       assert.deepEqual(r.got, r.want)
       assert.equal(r.blob, r.allHex)
       assert.ok(r.chunksOk, '25 binary messages of 16 KiB did not come back exactly')
-      assert.deepEqual(r.events, ['open'], 'a response ending at its byte limit is no loss')
+      assert.deepEqual(r.events, ['open'], 'a response ending is no loss')
+      // PROTOCOL.md section 3: the token travels in the Tether-Token header
+      // of every same-origin fetch, in the URL of a WebSocket only; streams
+      // ask for no byte limit (acks=1), so one response carried 400 KB,
+      // past the test server's 128 KiB.
+      const tokens = new Set()
+      const counts = {}
+      for (const { url, header } of seen) {
+        const u = new URL(url)
+        const endpoint = u.pathname.slice(4)
+        if (!u.pathname.startsWith('/rt/') || endpoint == 'negotiate') continue
+        counts[endpoint] = (counts[endpoint] || 0) + 1
+        const token = u.searchParams.get('token')
+        if (endpoint == 'websocket') assert.ok(token && !header, 'websocket: the token in the URL')
+        else assert.ok(!token && header, endpoint + ': the token in the header, not in the URL')
+        tokens.add(token || header)
+        assert.equal(u.searchParams.get('acks'), ['sse', 'streaming'].includes(endpoint) ? '1' : null, endpoint + ': acks')
+      }
+      assert.equal(tokens.size, 1, 'one token throughout')
+      if (name == 'sse' || name == 'streaming') assert.equal(counts[name], 1, 'one response carried it all: ' + JSON.stringify(counts))
     })
 
     test(name + ': resume after cuts in the middle of a stream, both directions', { skip: skip(name) }, async () => {

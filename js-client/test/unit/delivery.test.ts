@@ -32,22 +32,28 @@ test('client messages stay until acknowledged, numbered from 1', () => {
 test('a server message is new once, whichever connection carries it', () => {
   const d = new Delivery()
   // A connection attached with received 0 carries messages 1, 2, 3.
-  assert.deepEqual([1, 2, 3].map((n) => d._isNew(n)), [true, true, true])
+  assert.deepEqual([1, 2, 3].map((n) => d._isNew(n, 1)), [true, true, true])
   assert.equal(d._received, 3)
   // The next one attached with received 2 (its attach crossed message 3):
   // it carries 3 again, then 4.
-  assert.deepEqual([3, 4].map((n) => d._isNew(n)), [false, true])
+  assert.deepEqual([3, 4].map((n) => d._isNew(n, 1)), [false, true])
   assert.equal(d._received, 4)
 })
 
 test('acknowledgements: what is unreported, and one timer per burst', () => {
   const d = new Delivery()
-  for (let n = 1; n <= 5; n++) d._isNew(n)
+  for (let n = 1; n <= 5; n++) d._isNew(n, 10)
   assert.equal(d._unreported, 5)
+  assert.equal(d._unreportedBytes, 50)
+  // A duplicate counts for nothing.
+  d._isNew(5, 10)
+  assert.equal(d._unreportedBytes, 50)
   assert.equal(d._acknowledging(), 5)
   assert.equal(d._unreported, 0)
-  d._isNew(6)
+  assert.equal(d._unreportedBytes, 0)
+  d._isNew(6, 64)
   assert.equal(d._unreported, 1)
+  assert.equal(d._unreportedBytes, 64)
 
   mock.timers.enable({ apis: ['setTimeout', 'Date'] })
   try {

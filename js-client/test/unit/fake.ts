@@ -80,7 +80,9 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
           future: 'ignored',
         })
       }
-      if (q.get('token') != 'T' + sessions || gone) return new Response('unknown session', { status: 404 })
+      // The header, when there is one, stands in for the parameter (PROTOCOL.md section 3).
+      const token = (init.headers as Record<string, string> | undefined)?.['Tether-Token'] ?? q.get('token')
+      if (token != 'T' + sessions || gone) return new Response('unknown session', { status: 404 })
       const received = +q.get('received')!
       if (received) acked = Math.max(acked, received)
       if (path == 'send') {

@@ -114,6 +114,35 @@ test('long polling delivers text and binary in order', async () => {
   assert.deepEqual(events, ['open', 'close'])
 })
 
+test('the token: in a Tether-Token header on same-origin requests, in the URL on cross-origin ones (PROTOCOL.md section 3)', async () => {
+  for (const origin of ['http://127.0.0.1:1', 'http://elsewhere.example']) {
+    const f = fake(['sse', 'longpoll'])
+    const seen: string[] = []
+    const fetch = f.fetch
+    f.fetch = (async (input: string | URL, init: RequestInit = {}) => {
+      const u = new URL(input)
+      const header = (init.headers as Record<string, string> | undefined)?.['Tether-Token']
+      if (!u.pathname.endsWith('negotiate')) seen.push(`${u.pathname.slice(4)} ${u.searchParams.get('token') ?? '-'} ${header ?? '-'}`)
+      return fetch(input, init)
+    }) as typeof globalThis.fetch
+    ;(globalThis as any).location = { origin, href: origin + '/' }
+    try {
+      const { t, got } = client(f)
+      await until('open', () => t.readyState == Tether.OPEN)
+      t.send('up')
+      f.send('down')
+      await until('a message each way', () => got.length == 1 && f.in.length == 1)
+      t.close()
+      await until('close', () => t.readyState == Tether.CLOSED)
+    } finally {
+      delete (globalThis as any).location
+    }
+    const want = origin == 'http://127.0.0.1:1' ? '- T1' : 'T1 -'
+    assert.ok(seen.length >= 3 && seen.some((r) => r.startsWith('send ')), 'requests: ' + seen)
+    for (const r of seen) assert.equal(r.slice(r.indexOf(' ') + 1), want, origin + ': ' + r)
+  }
+})
+
 test('null options mean the defaults', async () => {
   const f = fake()
   globalThis.fetch = f.fetch
