@@ -64,6 +64,8 @@ func (n *Node) handle(ctx context.Context, data []byte) []byte {
 		return result(resultOK)
 	case callDeliver:
 		return deliverRelayed(ctx, ep, &q)
+	case callDeliverInBand:
+		return deliverRelayed(session.AcknowledgedInBand(ctx), ep, &q)
 	case callAcknowledge:
 		err := ep.Acknowledge(q.received)
 		switch {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherkit/tether/session"
@@ -202,6 +203,12 @@ type remoteEndpoint struct {
 	p         *peer
 	id, token string
 	closeOnly bool // a goneEndpoint: it only gives its close frame
+	// inBand is set once a connection that carries acknowledgements (a
+	// WebSocket, AttachOptions.AcksInBand) attached through this
+	// Endpoint, which serves that connection alone: its client learns
+	// what the owner accepted from them, so its deliveries need not wait
+	// for the owner's journal.
+	inBand atomic.Bool
 
 	mu     sync.Mutex
 	ended  *wire.CloseError   // guarded by mu; set once a call found the session over
@@ -276,7 +283,7 @@ func (e *remoteEndpoint) request(ctx context.Context, kind byte, wait time.Durat
 		req = fill(req)
 	}
 	data, err := e.n.call(ctx, e.p, req, wait)
-	for lost := 1; lost < maxLostReplies && lostReply(ctx, err) && (kind == callDeliver || kind == callAcknowledge); lost++ {
+	for lost := 1; lost < maxLostReplies && lostReply(ctx, err) && (kind == callDeliver || kind == callDeliverInBand || kind == callAcknowledge); lost++ {
 		// Sent again: the owner drops what it has already (numbering),
 		// and an acknowledgement states a count.
 		data, err = e.n.call(ctx, e.p, req, wait)
@@ -346,6 +353,9 @@ func (e *remoteEndpoint) Attach(opts session.AttachOptions) (session.Link, error
 	case err != nil:
 		return nil, err
 	case r.result == resultOK:
+		if opts.AcksInBand {
+			e.inBand.Store(true)
+		}
 		return newRemoteLink(e, r.link, opts.Notify), nil
 	case r.result == resultStale:
 		return nil, session.ErrStaleAttach
@@ -384,7 +394,11 @@ func (e *remoteEndpoint) Deliver(ctx context.Context, seq uint64, msgs []wire.Me
 			if deadline, ok := ctx.Deadline(); ok {
 				wait = min(wait, time.Until(deadline))
 			}
-			r, err := e.request(ctx, callDeliver, wait, func(b []byte) []byte {
+			kind := callDeliver
+			if e.inBand.Load() {
+				kind = callDeliverInBand
+			}
+			r, err := e.request(ctx, kind, wait, func(b []byte) []byte {
 				b = appendUvarint(b, seq)
 				b = appendMillis(b, wait)
 				b = appendUvarint(b, uint64(len(chunk)))

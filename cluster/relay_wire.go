@@ -26,7 +26,11 @@ import (
 //	attach:      transport (string), received, flags (1: acks in band)
 //	pull:        link, wait in ms, max bytes
 //	detach:      link
-//	deliver:     seq, wait in ms, count, then count messages
+//	deliver:     seq, wait in ms, count, then count messages (also
+//	             deliverInBand, for a connection that carries
+//	             acknowledgements: the owner's Deliver need not wait for
+//	             the received count to be stored, see
+//	             session.AcknowledgedInBand)
 //	acknowledge: received
 //	fault, closeFromClient: close code, reason (string)
 //	ping:        nothing (no session id, no token)
@@ -56,6 +60,7 @@ const (
 	callFault
 	callCloseFromClient
 	callPing
+	callDeliverInBand // deliver, from a connection that carries acknowledgements (a WebSocket)
 )
 
 // Results of relay replies.
@@ -248,7 +253,7 @@ func parseRequest(data []byte) (request, error) {
 		q.maxBytes = int(r.count("max bytes", math.MaxInt32))
 	case callDetach:
 		q.link = r.uvarint("link")
-	case callDeliver:
+	case callDeliver, callDeliverInBand:
 		q.seq = r.uvarint("seq")
 		q.wait = r.millis("wait")
 		q.msgs = r.messages(nil)
