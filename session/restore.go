@@ -42,8 +42,9 @@ var ErrInvalidRestore = errors.New("session: invalid restored state")
 // says: the next message Send queues is number Acked+len(Out)+1, a
 // connection that attaches with a received count from Acked to
 // Acked+len(Out) is replayed the rest of Out, and the client's messages
-// are numbered on from Received. The resume window starts at once, as for
-// New, and onFinish is as for New. The session's TakenOver reports true.
+// are numbered on from Received. The resume window (never the shorter
+// first-attach window: the client has attached before) starts at once, and
+// onFinish is as for New. The session's TakenOver reports true.
 //
 // It returns an error wrapping ErrInvalidRestore for an empty ID or Token,
 // or a message of Out that Send would refuse (Config.CheckMessage: a type
@@ -69,6 +70,9 @@ func Restore(cfg *Config, info RequestInfo, r Restored, onFinish func(*Local)) (
 		s.handedOut = r.Acked + uint64(len(r.Out)) // the previous holder may have sent them all
 		s.received = r.Received
 		s.takenOver = true
+		// Its client has attached before, to the process that held it:
+		// the resume window applies, not the first-attach one.
+		s.attachedOnce = true
 		if r.Journal != nil {
 			s.setJournal(r.Journal)
 		}

@@ -3,6 +3,7 @@ package session_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
@@ -71,5 +72,24 @@ func TestRestoreInvalid(t *testing.T) {
 		if s, err := session.Restore(nil, session.RequestInfo{}, r, nil); !errors.Is(err, session.ErrInvalidRestore) || s != nil {
 			t.Errorf("Restore(%+v) = %v, %v; want ErrInvalidRestore", r, s, err)
 		}
+	}
+}
+
+// TestRestoreResumeWindow checks that a restored session waits for its
+// client for the resume window, not the first-attach window of a new
+// session: its client attached before, to the process that held it, and
+// may take a while to come back after that process died.
+func TestRestoreResumeWindow(t *testing.T) {
+	cfg := testConfig()
+	cfg.FirstAttachWindow = time.Nanosecond
+	r, err := session.Restore(cfg, session.RequestInfo{}, session.Restored{ID: "n.restored", Token: "tok"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.CloseFromClient(wire.CloseError{Code: wire.StatusNormalClosure}) })
+	fresh := session.New(cfg, session.RequestInfo{}, nil)
+	waitFinished(t, fresh) // its first-attach window has passed
+	if r.Finished() {
+		t.Error("the restored session ended after the first-attach window")
 	}
 }
