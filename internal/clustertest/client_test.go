@@ -154,6 +154,9 @@ type phase struct {
 	pace time.Duration
 	// before, if set, is called before message i is sent.
 	before func(ctx context.Context, i int)
+	// received, if set, is called with each message received: its number,
+	// 0 for a message not of the phase.
+	received func(i int)
 }
 
 // echo sends "tag i" for i = 1, 2, ... (see phase) and receives the echoes
@@ -230,6 +233,9 @@ func (cn *conn) echo(p phase) (*tally, error) {
 				i = 0
 			}
 			tl.add(i)
+			if p.received != nil {
+				p.received(i)
+			}
 			stall.Reset(stallBound)
 		case <-stall.C:
 			cancel()

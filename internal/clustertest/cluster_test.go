@@ -73,6 +73,12 @@ type env struct {
 	nodes  []*clustertest.NodeProcess
 	nginx  *nginxtest.Nginx
 	url    string // the echo service through nginx
+
+	// state is the Redis that keeps the sessions' state, in durable mode;
+	// nil otherwise.
+	state *enginetest.Engine
+	args  []string    // added to every node's flags
+	logs  *syncBuffer // the nodes' logs
 }
 
 // nodeCount is how many nodes a cluster has.
@@ -99,27 +105,42 @@ func (s *syncBuffer) String() string {
 // startCluster runs three nodes on a new engine of bus, behind nginx with
 // README's configuration doing round robin over them. The nodes' logs are
 // shown when the test fails.
-func startCluster(t *testing.T, bus string) *env {
+func startCluster(t *testing.T, bus string) *env { return start(t, bus, false) }
+
+// startDurableCluster is startCluster with the nodes in durable mode: the
+// sessions' state in Redis (the bus's, or one of its own on NATS), leases
+// of durableLeaseTTL.
+func startDurableCluster(t *testing.T, bus string) *env { return start(t, bus, true) }
+
+func start(t *testing.T, bus string, durable bool) *env {
 	t.Helper()
 	nginxtest.Require(t)
-	e := &env{t: t, bus: bus}
+	e := &env{t: t, bus: bus, logs: new(syncBuffer)}
 	switch bus {
 	case "redis":
 		e.engine = enginetest.RedisT(t)
+		e.state = e.engine
 	case "nats":
 		e.engine = enginetest.NATST(t)
+		if durable {
+			e.state = enginetest.RedisT(t)
+		}
 	default:
 		t.Fatalf("no bus %q", bus)
 	}
-	logs := new(syncBuffer)
+	if durable {
+		e.args = durableArgs(e.state.URL())
+	} else {
+		e.state = nil
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("the nodes' logs:\n%s", logs)
+			t.Logf("the nodes' logs:\n%s", e.logs)
 		}
 	})
 	var backends []string
 	for i := 1; i <= nodeCount; i++ {
-		n, err := clustertest.StartNodeProcess(bin, e.engine.URL(), "n"+strconv.Itoa(i), logs)
+		n, err := clustertest.StartNodeProcess(bin, e.engine.URL(), "n"+strconv.Itoa(i), e.logs, e.args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +186,7 @@ func record(t *testing.T, r row) {
 func writeReport(took time.Duration) {
 	rowsMu.Lock()
 	defer rowsMu.Unlock()
-	if len(rows) == 0 {
+	if len(rows) == 0 && len(durableRows) == 0 {
 		return
 	}
 	slices.SortStableFunc(rows, func(a, b row) int {
@@ -173,11 +194,14 @@ func writeReport(took time.Duration) {
 	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "Go client, 3 Tether nodes behind nginx round robin (internal/clustertest, %v in all)\n", took.Round(time.Second))
-	fmt.Fprintf(&b, "%-6s %-10s %-22s %9s %9s %6s %6s %9s  %-14s %7s %7s %8s\n", "bus", "transport", "scenario", "sent", "received", "lost", "dup", "reordered", "closes", "resumes", "failed", "time")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%-6s %-10s %-22s %9d %9d %6d %6d %9d  %-14s %7d %7d %7.1fs\n", r.bus, r.transport, r.scenario, r.sent, r.received, r.lost, r.duplicated, r.reordered, cmp.Or(r.closes, "none"), r.resumes, r.failed, r.took.Seconds())
+	if len(rows) > 0 {
+		fmt.Fprintf(&b, "%-6s %-10s %-22s %9s %9s %6s %6s %9s  %-14s %7s %7s %8s\n", "bus", "transport", "scenario", "sent", "received", "lost", "dup", "reordered", "closes", "resumes", "failed", "time")
+		for _, r := range rows {
+			fmt.Fprintf(&b, "%-6s %-10s %-22s %9d %9d %6d %6d %9d  %-14s %7d %7d %7.1fs\n", r.bus, r.transport, r.scenario, r.sent, r.received, r.lost, r.duplicated, r.reordered, cmp.Or(r.closes, "none"), r.resumes, r.failed, r.took.Seconds())
+		}
+		b.WriteString("sent/received: messages (echoes, or publishes times subscribers); lost, dup, reordered: of those; closes: codes the client saw (OnReconnecting, or the session's end); resumes: connections lost and resumed; failed: attempts that failed (OnError); time: the scenario's\n")
+		b.WriteString("node killed, its own: what is lost was sent before the close 4006 and the new session (the test fails on any message lost after it)\n")
 	}
-	b.WriteString("sent/received: messages (echoes, or publishes times subscribers); lost, dup, reordered: of those; closes: codes the client saw (OnReconnecting, or the session's end); resumes: connections lost and resumed; failed: attempts that failed (OnError); time: the scenario's\n")
-	b.WriteString("node killed, its own: what is lost was sent before the close 4006 and the new session (the test fails on any message lost after it)\n")
+	b.WriteString(durableReport())
 	os.WriteFile(report, []byte(b.String()), 0o644)
 }

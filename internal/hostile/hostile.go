@@ -172,6 +172,23 @@ func Handle(s *session.Session) {
 	}
 }
 
+// Callbacks serve sessions as Handle does, with no goroutine per session:
+// each message is answered in the call that delivers it, so that on a
+// durable cluster node the answer is stored with the message's receipt
+// (one Write), and a node killed between the two loses neither.
+var Callbacks = &tether.Callbacks{Message: func(s *session.Session, m wire.Message) {
+	ctx := s.Context()
+	if n, ok := streamCommand(m); ok {
+		for i := 1; i <= n; i++ {
+			if err := s.Send(ctx, wire.Message{Type: wire.Text, Data: []byte(strconv.Itoa(i))}); err != nil {
+				return
+			}
+		}
+		return
+	}
+	s.Send(ctx, m)
+}}
+
 // streamCommand parses "stream N".
 func streamCommand(m wire.Message) (int, bool) {
 	arg, ok := strings.CutPrefix(string(m.Data), "stream ")

@@ -23,7 +23,8 @@ export const repo = join(jsClient, '..')
  * (stop: 'stdin') or on SIGTERM (stop: 'SIGTERM'). It resolves to
  * { url, stop, command }: stop resolves once the program has exited;
  * command(line, answer, ms) writes line to the program's standard input and
- * resolves once it prints the line answer, failing after ms.
+ * resolves once it prints the line answer (a string, or a RegExp the line
+ * matches), to that line, failing after ms.
  */
 export const startGoServer = async (dir, { pkg, args = [], stop = 'stdin' }) => {
   const bin = join(dir, pkg.replaceAll('/', '_'))
@@ -43,7 +44,7 @@ export const startGoServer = async (dir, { pkg, args = [], stop = 'stdin' }) => 
     command: (line, answer, ms = 20000) =>
       new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`${pkg}: no "${answer}" within ${ms}ms after "${line}"`)), ms)
-        const on = (l) => l == answer && (clearTimeout(t), lines.off('line', on), resolve())
+        const on = (l) => (answer instanceof RegExp ? answer.test(l) : l == answer) && (clearTimeout(t), lines.off('line', on), resolve(l))
         lines.on('line', on)
         p.stdin.write(line + '\n')
       }),

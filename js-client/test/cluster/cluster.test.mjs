@@ -9,7 +9,11 @@
 // messages each way exactly (nothing lost, duplicated or reordered); and a
 // node killed mid-run ends its sessions with 4006, after which their
 // clients negotiate new sessions by themselves, while the sessions of the
-// other nodes go on exactly. Every wait is bounded; no assertion is on time.
+// other nodes go on exactly. And with the nodes durable (their sessions'
+// state in Redis), over WebSocket and long polling, the node that owns a
+// session is killed twice mid-run and started again: another node takes the
+// session over each time, and it goes on, the same session, every message
+// and echo exactly once. Every wait is bounded; no assertion is on time.
 // CLUSTER_BUSES=redis (comma-separated) runs one bus only.
 
 import { after, before, test } from 'node:test'
@@ -89,6 +93,16 @@ function pageHelpers() {
     const ok = await wait(() => t.got.includes('end-' + tag), ms, t)
     return { tag, ok, want, got: t.got.slice(from) }
   }
+  // pump sends tag1, tag2, ... in t, five every 10 ms, while it has sent
+  // fewer than t.limit (raise it to send more).
+  window.pump = (t, tag) => {
+    t.flow = 0
+    t.limit = 0
+    const i = setInterval(() => {
+      if (t.readyState == Tether.CLOSED) return clearInterval(i)
+      for (let j = 0; j < 5 && t.flow < t.limit; j++) t.send(tag + ++t.flow)
+    }, 10)
+  }
   window.summary = (t) => ({
     readyState: t.readyState,
     transport: t.transport,
@@ -161,18 +175,19 @@ const assertClosed = (r, what) => {
 }
 
 /**
- * run starts the cluster on bus and a tab per mode on it, each on a host of
- * its own, and runs scenario(server, pages).
+ * run starts the cluster on bus, with args added to its flags, and a tab
+ * per mode of tabs on it, each on a host of its own, and runs
+ * scenario(server, pages).
  */
-const run = async (bus, scenario) => {
+const run = async (bus, scenario, { tabs = modes, args = [] } = {}) => {
   const server = await startGoServer(dir, {
     pkg: './js-client/testserver/cluster',
-    args: ['-bus', bus, '-readme', join(repo, 'README.md'), '-hosts', String(modes.length)],
+    args: ['-bus', bus, '-readme', join(repo, 'README.md'), '-hosts', String(tabs.length), ...args],
   })
   const pages = []
   const errors = []
   try {
-    for (const [i, _] of modes.entries()) {
+    for (const [i, _] of tabs.entries()) {
       const page = await browser.newPage()
       page.on('pageerror', (e) => errors.push(e))
       pages.push(page)
@@ -329,4 +344,107 @@ for (const bus of buses) {
       assert.deepEqual(r.b.slice(r.b.length - after.length), after, `${what}: the messages sent on the new session did not all come back`)
     }
   })
+}
+
+/** The durable test: its transports, messages each way, kills of each session's owner, and lease. */
+const durableModes = ['websocket', 'longpoll']
+const durableEchoes = 3000
+const durableKills = 2
+const durableLeaseTTL = '1s'
+/** How many messages past its kill point a session sends while its owner is killed. */
+const killLead = 300
+
+for (const bus of buses) {
+  test(
+    `${bus}, durable nodes: over WebSocket and long polling, the owner of each session killed ${durableKills} times mid-run and started again: ` +
+      `${durableEchoes} messages each way, exact, the same session throughout`,
+    async () => {
+      const r = await run(
+        bus,
+        async (server, pages) => {
+          const sessions = await Promise.all(
+            pages.map((page, i) =>
+              page.evaluate(async (mode) => {
+                window.t = track(mode)
+                pump(t, 'd')
+                await wait(() => t.readyState == Tether.OPEN, 20000, t)
+                return t.session
+              }, durableModes[i]),
+            ),
+          )
+          const state = (i) => pages[i].evaluate(() => ({ flow: t.flow, got: t.got.length, readyState: t.readyState }))
+          const limit = (i, n) => pages[i].evaluate((n) => (t.limit = Math.max(t.limit, n)), Math.min(n, durableEchoes))
+          const owner = async (i) => (await server.command(`owner ${sessions[i]}`, new RegExp(`^owner ${sessions[i]} `))).split(' ')[2]
+          const kills = sessions.map(() => [])
+          const log = []
+          for (let k = 1; k <= durableKills; k++) {
+            const point = Math.floor((durableEchoes * k) / (durableKills + 1))
+            for (const i of sessions.keys()) await limit(i, point + killLead)
+            for (const i of sessions.keys()) {
+              if (kills[i].length >= k) continue // the kill of another session's owner was its owner's
+              // Kill while it sends: once it has sent its kill point, with
+              // killLead more to send.
+              const sent = await pages[i].evaluate((point) => wait(() => t.flow >= point, 30000, t), point)
+              assert.ok(sent, `${bus} ${durableModes[i]}: did not send ${point} messages: ${JSON.stringify(await state(i))}`)
+              let node = 'none'
+              for (const end = Date.now() + 20000; node == 'none' && Date.now() < end; ) {
+                node = await owner(i)
+                if (node == 'none') await new Promise((r) => setTimeout(r, 50))
+              }
+              assert.notEqual(node, 'none', `${bus} ${durableModes[i]}: no node owns ${sessions[i]}`)
+              const victims = []
+              for (const j of sessions.keys()) if ((await owner(j)) == node) victims.push(j)
+              await server.command(`kill ${node}`, `killed ${node}`)
+              const at = Date.now()
+              const before = await Promise.all(victims.map(state))
+              for (const [v, j] of victims.entries()) {
+                kills[j].push({ node, inFlight: before[v].flow - before[v].got })
+                await limit(j, Math.floor((durableEchoes * (k + 1)) / (durableKills + 1)) + killLead)
+              }
+              log.push(`killed ${node}, owner of ${victims.map((j) => durableModes[j]).join(' ')}`)
+              // Wait until every session of the killed node has gone on: an
+              // echo beyond what had come before the kill.
+              for (const [v, j] of victims.entries()) {
+                const on = await pages[j].evaluate(({ mark }) => wait(() => t.got.length > mark, 40000, t), { mark: before[v].got })
+                assert.ok(on, `${bus} ${durableModes[j]}: did not go on within 40 s of the kill of ${node}: ${JSON.stringify(await state(j))}`)
+                kills[j].at(-1).wentOnAfter = Date.now() - at
+              }
+            }
+          }
+          return Promise.all(
+            pages.map((page, i) =>
+              page.evaluate(
+                async ({ mode, n, first }) => {
+                  t.limit = n
+                  const ok = await wait(() => t.got.length >= n, 60000, t)
+                  const want = Array.from({ length: n }, (_, i) => 'd' + (i + 1))
+                  return { mode, first, e: { tag: 'd', ok, want, got: t.got.slice() }, ...(await finish(t)) }
+                },
+                { mode: durableModes[i], n: durableEchoes, first: sessions[i] },
+              ),
+            ),
+          ).then((rs) => rs.map((r, i) => ({ ...r, kills: kills[i], log })))
+        },
+        { tabs: durableModes, args: ['-state', 'true', '-lease-ttl', durableLeaseTTL] },
+      )
+      for (const x of r) {
+        const c = compare(x.e.got, x.e.want)
+        console.log(
+          `cluster chromium ${bus} durable ${x.mode}: sent ${x.sent}, received ${x.e.got.length} of ${x.e.want.length}, lost ${c.lost}, duplicated ${c.duplicated}, ` +
+            `reordered ${c.reordered}; owner killed ${x.kills.length} times (in flight ${x.kills.map((k) => k.inFlight).join(' ')}, ` +
+            `went on after ${x.kills.map((k) => k.wentOnAfter + ' ms').join(' ')}); sessions ${x.sessions.join(' ')}; events ${x.events.map(eventName).join(' ')}`,
+        )
+      }
+      console.log(`cluster chromium ${bus} durable: ${r[0].log.join('; ')}`)
+      for (const x of r) {
+        const what = `${bus} durable ${x.mode}`
+        assert.ok(x.kills.length >= durableKills, `${what}: its owner was killed ${x.kills.length} times, want ${durableKills}`)
+        assertExact(x.e, what)
+        assertResumedOnly(x.events, what)
+        assert.deepEqual(x.sessions, [x.first], `${what}: the session changed`)
+        assert.equal(x.transport, x.mode, `${what}: ran on ${x.transport}`)
+        assertClosed(x, what)
+      }
+    },
+  )
 }

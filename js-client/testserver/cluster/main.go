@@ -15,14 +15,25 @@
 // Each node echoes every message, and answers the text "stream N" with the
 // text messages "1" .. "N" (internal/hostile's Handle).
 //
+// With -state, the nodes are durable (cluster.NodeOptions.State): the
+// sessions' state is kept in Redis (the bus's; on NATS, a redis-server of
+// its own), leases last -lease-ttl, and a session whose node dies is taken
+// over by another. The nodes then echo with internal/hostile's Callbacks,
+// whose answer to a message is stored with its receipt.
+//
 // It reads commands from its standard input, one a line:
 //
-//	kill ID   kill (SIGKILL) the node whose id is ID, or that holds the
-//	          session whose id is ID, and print "killed " and the node's id
+//	kill ID     kill (SIGKILL) the node whose id is ID, or that holds the
+//	            session whose id is ID, and print "killed " and the node's
+//	            id; with -state, then start it again on its address (a new
+//	            id: its "node" line is printed again)
+//	owner ID    print "owner ID NODE": the id of the node that owns the
+//	            session ID in the state (-state), or "none" if no node
+//	            does at the time (its owner died and none took it over yet)
 //
 // and stops when its standard input closes or on SIGINT or SIGTERM.
 //
-//	cluster -node -bus-url redis://127.0.0.1:6400 -listen 127.0.0.1:0 -name n1
+//	cluster -node -bus-url redis://127.0.0.1:6400 -listen 127.0.0.1:0 -name n1 [-state redis://… -lease-ttl 1s]
 //
 // runs one node, and prints "node NAME ID ADDR" once it accepts connections.
 package main
@@ -45,7 +56,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/enginetest"
 	"github.com/tetherkit/tether/internal/hostile"
 	"github.com/tetherkit/tether/internal/nginxtest"
@@ -61,6 +75,8 @@ func main() {
 	busURL := flag.String("bus-url", "", "node mode: the bus's `URL`, redis://host:port or nats://host:port")
 	listen := flag.String("listen", "127.0.0.1:0", "node mode: the loopback `address` the node listens on")
 	name := flag.String("name", "node", "node mode: the node's `name` in logs")
+	state := flag.String("state", "", "durable nodes: `true`, or in node mode the URL of the Redis that keeps the sessions' state")
+	leaseTTL := flag.Duration("lease-ttl", time.Second, "durable nodes: how long a session's lease lasts after its owner's last write")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,9 +84,9 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var err error
 	if *node {
-		err = runNode(ctx, *busURL, *listen, *name, logger)
+		err = runNode(ctx, *busURL, *listen, *name, *state, *leaseTTL, logger)
 	} else {
-		err = runCluster(ctx, stop, *bus, *addr, *readme, *nodes, *hosts)
+		err = runCluster(ctx, stop, *bus, *addr, *readme, *nodes, *hosts, *state == "true", *leaseTTL)
 	}
 	if err != nil {
 		log.Fatal("cluster: ", err)
@@ -79,8 +95,9 @@ func main() {
 
 // runCluster starts the engine, the nodes and nginx, and serves the
 // commands of standard input until ctx ends or standard input closes
-// (which calls stop).
-func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, hosts int) error {
+// (which calls stop). Durable, the nodes keep their sessions' state in Redis
+// with leases of leaseTTL.
+func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, hosts int, durable bool, leaseTTL time.Duration) error {
 	conf, err := hostile.Setup{}.Config(readme)
 	if err != nil {
 		return err
@@ -103,13 +120,33 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, h
 		return err
 	}
 	defer eng.Stop()
+	var args []string // the nodes' flags besides the bus's
+	var store *redisstate.Store
+	if durable {
+		st := eng
+		if bus != "redis" {
+			if st, err = enginetest.StartRedis(dir); err != nil {
+				return err
+			}
+			defer st.Stop()
+		}
+		args = []string{"-state", st.URL(), "-lease-ttl", leaseTTL.String()}
+		rdb := redis.NewClient(&redis.Options{Addr: st.Addr})
+		defer rdb.Close()
+		if store, err = redisstate.New(rdb, &redisstate.Options{LeaseTTL: leaseTTL}); err != nil {
+			return err
+		}
+	}
 
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	var procsMu sync.Mutex // kill replaces the nodes it starts again
 	var procs []*nodeProc
 	defer func() {
+		procsMu.Lock()
+		defer procsMu.Unlock()
 		var wg sync.WaitGroup
 		for _, p := range procs {
 			wg.Go(p.stop)
@@ -118,7 +155,7 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, h
 	}()
 	var backends []string
 	for i := range n {
-		p, err := startNode(self, eng.URL(), fmt.Sprintf("n%d", i+1))
+		p, err := startNode(self, eng.URL(), fmt.Sprintf("n%d", i+1), append([]string{"-listen", "127.0.0.1:0"}, args...))
 		if err != nil {
 			return err
 		}
@@ -136,29 +173,57 @@ func runCluster(ctx context.Context, stop func(), bus, addr, readme string, n, h
 	go func() {
 		defer stop()
 		for in := bufio.NewScanner(os.Stdin); in.Scan(); {
-			id, ok := strings.CutPrefix(in.Text(), "kill ")
-			if !ok {
-				log.Printf("cluster: unknown command %q", in.Text())
-				continue
-			}
-			if owner, ok := cluster.OwnerOf(id); ok {
-				id = owner
-			}
-			killed := false
-			for _, p := range procs {
-				if p.id == id {
-					p.kill()
-					fmt.Printf("killed %s\n", p.id)
-					killed = true
+			cmd, id, _ := strings.Cut(in.Text(), " ")
+			switch cmd {
+			case "kill":
+				procsMu.Lock()
+				kill(procs, id, self, eng.URL(), args)
+				procsMu.Unlock()
+			case "owner":
+				owner := "none"
+				if store == nil {
+					log.Printf("cluster: owner %s: the nodes are not durable (-state)", id)
+				} else if o, err := store.Owner(context.Background(), id); err != nil {
+					log.Printf("cluster: owner %s: %v", id, err)
+				} else if o != "" {
+					owner = o
 				}
-			}
-			if !killed {
-				log.Printf("cluster: kill %s: no such node", id)
+				fmt.Printf("owner %s %s\n", id, owner)
+			default:
+				log.Printf("cluster: unknown command %q", in.Text())
 			}
 		}
 	}()
 	<-ctx.Done()
 	return nil
+}
+
+// kill kills the node whose id is id, or that holds the session id (by its
+// prefix), and prints "killed " and its id. With args (durable nodes), it
+// then starts it again, on its address, with them, and prints its node
+// line.
+func kill(procs []*nodeProc, id, self, busURL string, args []string) {
+	if owner, ok := cluster.OwnerOf(id); ok {
+		id = owner
+	}
+	for i, p := range procs {
+		if p.id != id {
+			continue
+		}
+		p.kill()
+		fmt.Printf("killed %s\n", id)
+		if args != nil {
+			np, err := startNode(self, busURL, p.name, append([]string{"-listen", p.addr}, args...))
+			if err != nil {
+				log.Printf("cluster: starting %s again: %v", p.name, err)
+				return
+			}
+			procs[i] = np
+			fmt.Printf("node %s %s %s\n", np.name, np.id, np.addr)
+		}
+		return
+	}
+	log.Printf("cluster: kill %s: no such node", id)
 }
 
 // startNginx runs nginx with conf in dir, round robin over backends, on
@@ -253,10 +318,10 @@ type nodeProc struct {
 	exited         chan struct{}
 }
 
-// startNode runs self in node mode on the bus at url, and waits for its
-// "node" line.
-func startNode(self, url, name string) (*nodeProc, error) {
-	cmd := exec.Command(self, "-node", "-bus-url", url, "-name", name)
+// startNode runs self in node mode on the bus at url, with args added to
+// its flags, and waits for its "node" line.
+func startNode(self, url, name string, args []string) (*nodeProc, error) {
+	cmd := exec.Command(self, append([]string{"-node", "-bus-url", url, "-name", name}, args...)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the command
 	out, err := cmd.StdoutPipe()

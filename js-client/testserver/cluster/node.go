@@ -16,8 +16,10 @@ import (
 
 // runNode serves the echo at /rt/ as one node of the cluster on the bus at
 // busURL until ctx ends; it prints "node NAME ID ADDR" once it accepts
-// connections. At the end its sessions close with 1001.
-func runNode(ctx context.Context, busURL, listen, name string, logger *slog.Logger) error {
+// connections. With stateURL, the node is durable: its sessions' state is in
+// that Redis, with leases of leaseTTL. At the end its sessions close with
+// 1001.
+func runNode(ctx context.Context, busURL, listen, name, stateURL string, leaseTTL time.Duration, logger *slog.Logger) error {
 	if busURL == "" {
 		return errNoBusURL
 	}
@@ -26,12 +28,23 @@ func runNode(ctx context.Context, busURL, listen, name string, logger *slog.Logg
 		return err
 	}
 	defer closeBus()
-	node, err := cluster.NewNode(bus, &cluster.NodeOptions{Name: name, Logger: logger})
+	nopts := &cluster.NodeOptions{Name: name, Logger: logger}
+	var h tether.Handler = tether.HandlerFunc(hostile.Handle)
+	if stateURL != "" {
+		state, closeState, err := busdial.DialState(stateURL, leaseTTL)
+		if err != nil {
+			return fmt.Errorf("-state: %w", err)
+		}
+		defer closeState()
+		nopts.State = state
+		h = hostile.Callbacks
+	}
+	node, err := cluster.NewNode(bus, nopts)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	srv := tether.NewServer(tether.HandlerFunc(hostile.Handle), &tether.Options{Cluster: node, Logger: logger})
+	srv := tether.NewServer(h, &tether.Options{Cluster: node, Logger: logger})
 	mux := http.NewServeMux()
 	mux.Handle("/rt/", srv)
 	ln, err := net.Listen("tcp", listen)
