@@ -79,7 +79,7 @@ func (e *engines) url(bus string) (string, error) {
 	e.dirs = append(e.dirs, dir)
 	var eng *enginetest.Engine
 	switch bus {
-	case "redis":
+	case "redis", stateEngine:
 		eng, err = enginetest.StartRedis(dir)
 	case "nats":
 		eng, err = enginetest.StartNATS(dir)
@@ -107,12 +107,12 @@ func (e *engines) stop() {
 }
 
 // startCluster starts the nodes of a cluster on the bus at url, each a
-// bench server process of its own. It stops those it started when one
-// fails.
-func startCluster(url string) ([]*child, error) {
+// bench server process of its own, with env added to their environment.
+// It stops those it started when one fails.
+func startCluster(url string, env ...string) ([]*child, error) {
 	var nodes []*child
 	for i := range clusterNodes {
-		c, err := startChild(busEnv+"="+url, nodeNameEnv+"=node"+strconv.Itoa(i+1))
+		c, err := startChild(append([]string{busEnv + "=" + url, nodeNameEnv + "=node" + strconv.Itoa(i+1)}, env...)...)
 		if err != nil {
 			for _, c := range nodes {
 				c.stop()
@@ -160,17 +160,17 @@ func runClusterEcho(ctx context.Context, url string, sys *system, clients, total
 	return res
 }
 
-// runClusterFanout starts a cluster on the bus at url, connects n
-// WebSocket sessions spread evenly over its nodes, and runs the fan-out
-// from the first node.
-func runClusterFanout(ctx context.Context, url string, n, rounds int) fanoutResult {
+// runClusterFanout starts a cluster on the bus at url, durable when m is
+// not nil (its Redis keeps the state), connects n WebSocket sessions
+// spread evenly over its nodes, and runs the fan-out from the first node.
+func runClusterFanout(ctx context.Context, url string, m *stateMeter, n, rounds int) fanoutResult {
 	res := fanoutResult{Sessions: n, Rounds: rounds}
-	nodes, err := startCluster(url)
+	nodes, err := startCluster(url, m.env()...)
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
-	f := &fleet{servers: nodes, env: newDialEnv(false)}
+	f := &fleet{servers: nodes, env: newDialEnv(false), meter: m}
 	defer f.close()
 	sys := systemByName("tether/websocket")
 	for i, c := range nodes {
@@ -219,13 +219,14 @@ func (t *relayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (t *relayTransport) CloseIdleConnections() { t.next.CloseIdleConnections() }
 
 // clusterSteps returns the steps of the cluster workload, which put their
-// results in res and start the engines through engs.
+// results in res and start the engines through engs: per bus, the echo and
+// the fan-out (workload "cluster"); then, on the first bus, durable mode's
+// cost (workload "durable", part of "cluster").
 func clusterSteps(cfg config, res *results, engs *engines) []step {
 	res.Cluster = map[string]*clusterResult{}
 	var steps []step
-	for _, bus := range cfg.ClusterBuses {
+	for i, bus := range cfg.ClusterBuses {
 		cr := &clusterResult{Echo: map[string]clusterEchoResult{}, Fanout: map[int]fanoutResult{}}
-		res.Cluster[bus] = cr
 		// url starts the engine on the bus's first step; if it does not
 		// start, the bus's steps do nothing and the report says why.
 		url := func() (string, bool) {
@@ -240,23 +241,34 @@ func clusterSteps(cfg config, res *results, engs *engines) []step {
 			cr.Engine = engineVersion(bus)
 			return u, true
 		}
-		for _, tr := range clusterTransports {
-			sys := &system{Name: "tether/" + tr, Family: "tether", Transport: tr, dial: dialTether(tr)}
-			steps = append(steps, step{"cluster " + bus + " echo " + tr, func(ctx context.Context) {
-				if u, ok := url(); ok {
-					cr.Echo[tr] = runClusterEcho(ctx, u, sys, cfg.EchoClients, cfg.ClusterEchoTotal)
-				}
-			}})
+		if cfg.wants("cluster") {
+			res.Cluster[bus] = cr
+			for _, tr := range clusterTransports {
+				sys := tetherSystem(tr)
+				steps = append(steps, step{"cluster " + bus + " echo " + tr, func(ctx context.Context) {
+					if u, ok := url(); ok {
+						cr.Echo[tr] = runClusterEcho(ctx, u, sys, cfg.EchoClients, cfg.ClusterEchoTotal)
+					}
+				}})
+			}
+			for _, n := range cfg.FanoutSizes {
+				steps = append(steps, step{fmt.Sprintf("cluster %s fan-out %d", bus, n), func(ctx context.Context) {
+					if u, ok := url(); ok {
+						cr.Fanout[n] = runClusterFanout(ctx, u, nil, n, cfg.ClusterFanoutRounds)
+					}
+				}})
+			}
 		}
-		for _, n := range cfg.FanoutSizes {
-			steps = append(steps, step{fmt.Sprintf("cluster %s fan-out %d", bus, n), func(ctx context.Context) {
-				if u, ok := url(); ok {
-					cr.Fanout[n] = runClusterFanout(ctx, u, n, cfg.ClusterFanoutRounds)
-				}
-			}})
+		if i == 0 && (cfg.wants("cluster") || cfg.wants("durable")) {
+			steps = append(steps, durableSteps(cfg, res, engs, bus, cr, url)...)
 		}
 	}
 	return steps
+}
+
+// tetherSystem returns the Tether system of transport tr, for a cluster.
+func tetherSystem(tr string) *system {
+	return &system{Name: "tether/" + tr, Family: "tether", Transport: tr, dial: dialTether(tr)}
 }
 
 // engineVersion returns the version line of bus's engine, or "".

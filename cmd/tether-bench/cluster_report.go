@@ -9,11 +9,33 @@ import (
 
 // renderCluster writes section 6, the cluster.
 func renderCluster(w func(format string, args ...any), res *results) {
-	cfg := res.Config
 	w("## 6. Cluster of %d nodes\n\n", clusterNodes)
 	w("Each node is a bench server process of its own, a Tether server made a node of one cluster (`Options.Cluster` = `cluster.NewNode`) ")
 	w("on a bus whose engine the bench starts on a free loopback port: Redis through `cluster/redisbus`, NATS through `cluster/natsbus`. ")
 	w("Every node of a cluster, the engine and the load generator share the machine's cores.\n\n")
+	if len(res.Cluster) > 0 {
+		renderClusterRuns(w, res)
+	}
+	if res.Durable != nil {
+		renderDurable(w, res)
+	}
+	var engines []string
+	for _, bus := range clusterBuses {
+		if cr := res.Cluster[bus]; cr != nil && cr.Engine != "" {
+			engines = append(engines, cr.Engine)
+		}
+	}
+	if len(engines) == 0 && res.Durable != nil && res.Durable.Engine != "" {
+		engines = append(engines, res.Durable.Engine)
+	}
+	if len(engines) > 0 {
+		w("Engines: %s.\n\n", strings.Join(engines, "; "))
+	}
+}
+
+// renderClusterRuns writes the echo and fan-out of section 6.
+func renderClusterRuns(w func(format string, args ...any), res *results) {
+	cfg := res.Config
 	w("**Echo on the owner and through another node.** %d clients negotiate with the first node, which owns their sessions, and run %d round trips of 64 bytes in all, as in section 1: ",
 		cfg.EchoClients, cfg.ClusterEchoTotal)
 	w("once with every request sent to the owner, once with every request but negotiate (the WebSocket, the streams and polls, the sends) sent to the second node, which relays them over the bus. ")
@@ -57,19 +79,11 @@ func renderCluster(w func(format string, args ...any), res *results) {
 		}
 	}
 	w("\n\"× one server\" compares with tether/websocket's fan-out of the same size in section 3, on one server process.\n\n")
-	var engines []string
-	for _, bus := range clusterBuses {
-		if cr := res.Cluster[bus]; cr != nil && cr.Engine != "" {
-			engines = append(engines, cr.Engine)
-		}
-	}
-	if len(engines) > 0 {
-		w("Engines: %s.\n\n", strings.Join(engines, "; "))
-	}
 }
 
 // renderClusterTargets writes the cluster's lines of the summary.
 func renderClusterTargets(w func(format string, args ...any), res *results) {
+	defer renderDurableTargets(w, res)
 	for _, bus := range clusterBuses {
 		cr := res.Cluster[bus]
 		if cr == nil {

@@ -85,6 +85,7 @@ type results struct {
 	Fanout  map[string]map[int]fanoutResult `json:"fanout"`
 	Idle    map[string]map[int]idleResult   `json:"idle"`
 	Cluster map[string]*clusterResult       `json:"cluster"` // by bus
+	Durable *durableResult                  `json:"durable,omitempty"`
 }
 
 // wsSystems are the systems of the fan-out and idle workloads.
@@ -102,7 +103,7 @@ func main() {
 	out := flag.String("out", "", "write the Markdown report to this file (default: stdout)")
 	chart := flag.String("chart", "", "write the SVG chart to this file")
 	jsonOut := flag.String("json", "", "write the raw results as JSON to this file")
-	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle,cluster (default all)")
+	only := flag.String("only", "", "comma-separated workloads to run: echo,stream,fanout,idle,cluster,durable (default all; cluster includes durable)")
 	buses := flag.String("buses", "", "cluster: comma-separated buses, each on an engine the bench starts (default "+strings.Join(clusterBuses, ",")+")")
 	clusterEchoTotal := flag.Int("cluster-echo-total", 0, "cluster: echo round trips in all, on the owner and again through another node (default 20000; quick 400)")
 	systemsFlag := flag.String("systems", "", "comma-separated systems to measure, e.g. tether/websocket,gorilla/websocket; the fan-out also knows tether/mixed (default all; ratios need both sides)")
@@ -294,7 +295,7 @@ func run(ctx context.Context, cfg config, pr *progress) *results {
 			}
 		}
 	}
-	if cfg.wants("cluster") {
+	if cfg.wants("cluster") || cfg.wants("durable") {
 		var engs engines
 		defer engs.stop()
 		steps = append(steps, clusterSteps(cfg, res, &engs)...)

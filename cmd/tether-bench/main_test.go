@@ -123,6 +123,7 @@ func TestClusterQuick(t *testing.T) {
 			}
 		}
 	}
+	checkDurable(t, cfg, res.Durable)
 	dir := t.TempDir()
 	out, chart := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "chart.svg")
 	if err := writeOutputs(res, out, chart, ""); err != nil {
@@ -132,7 +133,8 @@ func TestClusterQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## 6. Cluster", "Cluster over redis, echo through another node", "Cluster over nats, fan-out to"} {
+	for _, want := range []string{"## 6. Cluster", "Cluster over redis, echo through another node", "Cluster over nats, fan-out to",
+		"Durable mode's cost", "Durable mode over redis, echo on the owner", "Durable mode over redis, fan-out to"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -274,5 +276,38 @@ func TestNotesKeptAcrossRuns(t *testing.T) {
 	}
 	if strings.Count(kept, "written by hand") != 1 {
 		t.Errorf("the notes below the marker = %q, want them once", kept)
+	}
+}
+
+// checkDurable checks durable mode's runs of the cluster workload: every
+// round trip and delivery made, plain and durable, and the durable ones
+// counted on the state Redis (commands and bytes for every run).
+func checkDurable(t *testing.T, cfg config, dr *durableResult) {
+	t.Helper()
+	if dr == nil || dr.Err != "" {
+		t.Errorf("durable: %+v", dr)
+		return
+	}
+	for _, tr := range clusterTransports {
+		e := dr.Echo[tr]
+		for way, r := range map[string]echoResult{"off": e.Off, "on": e.On} {
+			if want := cfg.ClusterEchoTotal / cfg.EchoClients * cfg.EchoClients; r.RoundTrips != want || r.Lost != 0 || r.Err != "" {
+				t.Errorf("durable echo %s %s: %d of %d round trips, %d lost, err %q", tr, way, r.RoundTrips, want, r.Lost, r.Err)
+			}
+		}
+		if s := e.State; s.Err != "" || s.Messages != 2*e.On.RoundTrips || s.calls() == 0 || s.BytesIn == 0 || s.BytesOut == 0 {
+			t.Errorf("durable echo %s: state Redis %+v, want its commands and bytes over %d messages", tr, s, 2*e.On.RoundTrips)
+		}
+	}
+	for _, n := range cfg.FanoutSizes {
+		f := dr.Fanout[n]
+		for way, r := range map[string]fanoutResult{"off": f.Off, "on": f.On} {
+			if r.Connected != n || r.Deliveries != n*cfg.ClusterFanoutRounds || r.Err != "" {
+				t.Errorf("durable fan-out %d %s: %d connected, %d deliveries, err %q", n, way, r.Connected, r.Deliveries, r.Err)
+			}
+		}
+		if s := f.State; s.Err != "" || s.Messages != f.On.Deliveries || s.calls() == 0 {
+			t.Errorf("durable fan-out %d: state Redis %+v, want its commands over %d messages", n, s, f.On.Deliveries)
+		}
 	}
 }

@@ -192,7 +192,7 @@ func renderReport(res *results, chart string) string {
 		}
 		w("\n")
 	}
-	if len(res.Cluster) > 0 {
+	if len(res.Cluster) > 0 || res.Durable != nil {
 		renderCluster(w, res)
 	}
 	renderTargets(&b, res)

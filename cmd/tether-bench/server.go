@@ -359,7 +359,7 @@ func runServer() error {
 	}
 	b := &benchServer{}
 	if url := os.Getenv(busEnv); url != "" {
-		node, stop, err := joinCluster(url, os.Getenv(nodeNameEnv))
+		node, stop, err := joinCluster(url, os.Getenv(nodeNameEnv), os.Getenv(stateEnv))
 		if err != nil {
 			return err
 		}

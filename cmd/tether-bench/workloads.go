@@ -70,6 +70,9 @@ type fleet struct {
 	servers []*child
 	env     *dialEnv
 	conns   []conn
+	// meter, if not nil, reads the durable state's Redis around the
+	// measured window of the echo and the fan-out.
+	meter *stateMeter
 }
 
 // startFleet starts a fresh server process, runs before (if not nil) on it,
@@ -185,6 +188,7 @@ func echoOn(ctx context.Context, f *fleet, total int, res *echoResult) {
 	rtts := make([][]time.Duration, len(conns))
 	var lost atomic.Int64
 	bytes0 := env.ctr.n.Load()
+	f.meter.begin(ctx)
 	server0, client0 := f.serverCPU(), selfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -223,6 +227,7 @@ func echoOn(ctx context.Context, f *fleet, total int, res *echoResult) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	server1, client1 := f.serverCPU(), selfCPU()
+	f.meter.end(ctx)
 	all := slices.Concat(rtts...)
 	slices.Sort(all)
 	res.RoundTrips = len(all)
@@ -463,6 +468,7 @@ func fanoutOn(ctx context.Context, f *fleet, family string, rounds int, res *fan
 		time.Sleep(time.Millisecond)
 	}
 	var busy time.Duration
+	f.meter.begin(ctx)
 	server0, client0 := f.serverCPU(), selfCPU()
 	for r := range rounds {
 		if ctx.Err() != nil {
@@ -483,6 +489,7 @@ func fanoutOn(ctx context.Context, f *fleet, family string, rounds int, res *fan
 	}
 	time.Sleep(ackSettle)
 	server1, client1 := f.serverCPU(), selfCPU()
+	f.meter.end(ctx)
 	cancel()
 	// A raw gorilla reader does not see the cancel: closing the
 	// connections ends every reader now, not at the step's time limit.
