@@ -15,7 +15,10 @@ const (
 	// the drops.
 	SlowConsumerDrop
 	// SlowConsumerBlock makes Send wait until the client acknowledges
-	// enough, or its context ends.
+	// enough, or its context ends. A Send made while a message callback
+	// runs does not wait (the acknowledgements may be held up behind the
+	// callback): the queue goes up to twice MaxQueuedBytes, then the
+	// session closes as under SlowConsumerClose.
 	SlowConsumerBlock
 )
 

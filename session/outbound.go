@@ -16,6 +16,11 @@ import (
 // (each counting its data's length plus MessageOverhead),
 // Send follows the slow-consumer policy: it closes the session (and returns
 // its CloseError), returns ErrDropped, or waits for room until ctx ends.
+// A Send made while a message callback (OnMessage) runs never waits, as
+// the acknowledgements that would make room may be held up behind the
+// callback: under SlowConsumerBlock the queue then goes over
+// MaxQueuedBytes, up to twice it, and past that the session closes as
+// under SlowConsumerClose.
 // After the session closes, Send returns the CloseError.
 func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	if err := s.cfg.CheckMessage(m); err != nil {
@@ -33,7 +38,20 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 		if s.outBytes+len(data)+MessageOverhead <= s.cfg.MaxQueuedBytes || len(s.out) == 0 {
 			break
 		}
-		switch s.cfg.SlowConsumer {
+		policy := s.cfg.SlowConsumer
+		if policy == SlowConsumerBlock && s.delivering {
+			// A message callback is running: the connection that would
+			// bring the acknowledgements making room may be the one
+			// waiting for it to return (a WebSocket's reader, a client's
+			// one send request in flight), and a journaled session holds
+			// what it sends until it returns, so waiting might never end.
+			// The queue goes over instead, up to twice the bound.
+			if s.outBytes+len(data)+MessageOverhead <= 2*s.cfg.MaxQueuedBytes {
+				break
+			}
+			policy = SlowConsumerClose
+		}
+		switch policy {
 		case SlowConsumerDrop:
 			s.dropped++
 			if o := s.cfg.Observer; o != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
@@ -306,4 +307,48 @@ func TestSlowConsumerEmptyMessages(t *testing.T) {
 		}
 	}
 	wantClose(t, "Send of empty message 101", s.Send(testContext(t), text("")), wire.StatusSlowConsumer)
+}
+
+// TestSlowConsumerBlockInCallback: a Send made by a message callback does
+// not wait for room under SlowConsumerBlock, since the acknowledgements
+// that would make it may be held up behind the callback (a WebSocket's
+// reader runs it): the queue goes over the bound, up to twice it, then the
+// session closes with 4002 instead of hanging the delivery.
+func TestSlowConsumerBlockInCallback(t *testing.T) {
+	s := newSession(t, slowConfig(session.SlowConsumerBlock)) // room for 2 messages of 5 bytes
+	var errs []error
+	s.OnMessage(func(m wire.Message) {
+		errs = append(errs, s.Send(testContext(t), m))
+	})
+	// Nobody acknowledges: the third and fourth echoes go over the bound,
+	// the fifth would pass twice it.
+	if err := s.Deliver(testContext(t), 1, texts("12345", "22345", "32345", "42345")); err != nil {
+		t.Fatalf("Deliver = %v, want nil", err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("echo #%d = %v, want nil (up to twice MaxQueuedBytes)", i+1, err)
+		}
+	}
+	if sent, _ := s.Sent(); sent != 4 {
+		t.Errorf("Sent() = %d, want 4", sent)
+	}
+	errs = nil
+	if err := s.Deliver(testContext(t), 5, texts("52345")); err != nil {
+		t.Fatalf("Deliver of the fifth = %v, want nil", err)
+	}
+	if len(errs) != 1 {
+		t.Fatalf("callbacks = %d, want 1", len(errs))
+	}
+	wantClose(t, "the echo past twice the bound", errs[0], wire.StatusSlowConsumer)
+	wantClose(t, "Err()", s.Err(), wire.StatusSlowConsumer)
+
+	// Outside a callback, Send still waits for room.
+	s2 := newSession(t, slowConfig(session.SlowConsumerBlock))
+	sendAll(t, s2, "12345", "22345")
+	ctx, cancel := context.WithTimeout(testContext(t), 50*time.Millisecond)
+	defer cancel()
+	if err := s2.Send(ctx, text("32345")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Send over the bound outside a callback = %v, want it to wait until its context ends", err)
+	}
 }
