@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,16 +38,6 @@ const (
 	takeoverBound = 30 * time.Second
 	killsBound    = 3 * time.Minute
 )
-
-// durableKnownFailures is why TestDurableKills runs only when
-// TETHER_DURABLE_KILLS=1: what it finds wrong today.
-const durableKnownFailures = `TestDurableKills runs only with TETHER_DURABLE_KILLS=1 until two known failures are fixed:
-- websocket: after a takeover the session stalls (about 60,000 of 100,000 echoes, then nothing): the echo service's
-  Message callback blocks in Send (SlowConsumerBlock, queue full) on the connection's reader, which then cannot read
-  the acknowledgements that would free the queue;
-- under load (the whole package with -race), a session (sse, on either bus) ends with 4006 after the first kill of
-  its owner, its state gone from Redis, and leases change owner more often than their owners are killed.
-sse, streaming and longpoll pass when the test runs alone.`
 
 // durableArgs are the flags that put a node in durable mode, with the
 // sessions' state in the Redis at url.
@@ -112,9 +101,6 @@ func (ds *durableSession) recovering() bool {
 // takes each session over and it goes on: every message and every echo
 // exactly once, in order, the session's id unchanged, no new session.
 func TestDurableKills(t *testing.T) {
-	if os.Getenv("TETHER_DURABLE_KILLS") != "1" {
-		t.Skip(durableKnownFailures)
-	}
 	n := exactMessages()
 	for _, bus := range buses {
 		t.Run(bus, func(t *testing.T) {
