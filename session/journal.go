@@ -324,16 +324,25 @@ func (s *Session) waitStoredLocked(ctx context.Context, recv, sent uint64) error
 		if s.storedRecv >= recv && max(s.stored, s.acked) >= sent {
 			return nil
 		}
-		s.journalLocked()
-		done := s.journalDone.wait()
-		s.mu.Unlock()
-		select {
-		case <-done:
-			s.mu.Lock()
-		case <-ctx.Done():
-			s.mu.Lock()
-			return fmt.Errorf("%w: not stored yet: %w", ErrUnreachable, ctx.Err())
+		if err := s.awaitWriteLocked(ctx); err != nil {
+			return fmt.Errorf("%w: not stored yet: %w", ErrUnreachable, err)
 		}
+	}
+}
+
+// awaitWriteLocked starts a Write of what changed, if none is in flight,
+// and waits for the one in flight to end, or for ctx's end (its error).
+// Called with mu held, which it releases while it waits.
+func (s *Session) awaitWriteLocked(ctx context.Context) error {
+	s.journalLocked()
+	done := s.journalDone.wait()
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -396,15 +405,8 @@ func (l *Local) JournalTopic(ctx context.Context, topic string, subscribed bool)
 		if sub, ok := s.topics[topic]; !ok || sub != subscribed {
 			return nil
 		}
-		s.journalLocked()
-		done := s.journalDone.wait()
-		s.mu.Unlock()
-		select {
-		case <-done:
-			s.mu.Lock()
-		case <-ctx.Done():
-			s.mu.Lock()
-			return ctx.Err()
+		if err := s.awaitWriteLocked(ctx); err != nil {
+			return err
 		}
 	}
 }
