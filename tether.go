@@ -207,6 +207,8 @@ func (srv *Server) Sessions() int { return srv.store.Len() }
 
 // ServeHTTP implements http.Handler.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Only send and negotiate read a body, within ReadTimeout.
+	httpx.IgnoreBody(w, r)
 	name := path.Base(r.URL.Path)
 	if name == "tether.js" || name == "tether.mjs" {
 		// The client bundle is public: no origin check.

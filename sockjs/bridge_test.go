@@ -1,10 +1,12 @@
 package sockjs_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -491,6 +493,66 @@ func TestEndpoints(t *testing.T) {
 	// Neither delivered anything, and the session goes on.
 	mustSend(t, ctx, c, "second")
 	mustRecv(t, ctx, c, "second")
+}
+
+// TestUnsentBodies: a request announcing a body and sending none of it,
+// or a byte of it, holds its connection no longer than ReadTimeout on
+// xhr_send (then 408), and not at all elsewhere (answered, then the
+// connection closed); the session goes on.
+func TestUnsentBodies(t *testing.T) {
+	e := &env{transport: "xhr"}
+	ctx := e.context(t)
+	_, base := e.server(t, echo, nil, &sockjs.Options{ReadTimeout: time.Second})
+	c := e.dial(t, ctx, base, nil)
+	mustSend(t, ctx, c, "first")
+	mustRecv(t, ctx, c, "first")
+	addr := strings.TrimPrefix(base, "http://")
+	addr = addr[:strings.Index(addr, "/")]
+	path := strings.TrimPrefix(c.url, "http://"+addr)
+	for _, r := range []struct{ head, body, want string }{
+		{"POST " + path + "/xhr_send", "", "408 request timeout; connection closed"},
+		{"POST " + path + "/xhr_send", `["`, "408 request timeout; connection closed"},
+		{"GET /sockjs/info", "", "200; connection closed"},
+		{"POST /sockjs/000/abc/nope", "", "404 not found; connection closed"},
+		{"POST /sockjs/000/unsentbody/xhr", "", "200 o; connection closed"},
+	} {
+		if got := unsentBody(t, addr, r.head, r.body); got != r.want {
+			t.Errorf("%s announcing 100 bytes, sending %q: %s, want %s", r.head, r.body, got, r.want)
+		}
+	}
+	mustSend(t, ctx, c, "second")
+	mustRecv(t, ctx, c, "second")
+}
+
+// unsentBody sends head with a Content-Length of 100 and body, then
+// nothing more, and returns the answer's status, the first line of its
+// body when it fits 64 bytes, and "; connection closed" when the server
+// then closes the connection.
+func unsentBody(t *testing.T, addr, head, body string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := io.WriteString(conn, head+" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "no answer: " + err.Error()
+	}
+	b, _ := io.ReadAll(resp.Body)
+	got := fmt.Sprint(resp.StatusCode)
+	if line, _, _ := strings.Cut(string(b), "\n"); len(b) <= 64 && line != "" {
+		got += " " + line
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return got + fmt.Sprintf("; connection not closed (%v)", err)
+	}
+	return got + "; connection closed"
 }
 
 func do(t *testing.T, ctx context.Context, method, u string, header http.Header, body string) (int, string, http.Header) {

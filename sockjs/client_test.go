@@ -79,6 +79,7 @@ type sjsClient struct {
 	done   chan struct{}
 	stop   func() // ends the connection without a close frame
 	sendFn func(ctx context.Context, body []byte) error
+	url    string // the session's URL, without the endpoint
 
 	sendMu  sync.Mutex // sockjs-client sends one request at a time, too
 	pending []string   // messages of an "a" frame not yet returned
@@ -206,6 +207,7 @@ func dialWebSocket(ctx context.Context, base string, header http.Header) (*sjsCl
 func dialXHR(ctx context.Context, base, endpoint string, header http.Header) (*sjsClient, error) {
 	u := sessionPath(base)
 	c := newClient()
+	c.url = u
 	rctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	c.stop = func() {

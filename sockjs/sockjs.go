@@ -3,7 +3,6 @@ package sockjs
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -45,6 +44,12 @@ type Options struct {
 
 	// WriteTimeout bounds each write to a WebSocket. Default 10s.
 	WriteTimeout time.Duration
+
+	// ReadTimeout bounds reading one xhr_send request body, so that a
+	// client sending it a byte at a time, or announcing more than it
+	// sends, holds nothing but its own request, and that only so long; such
+	// a request answers 408 and its connection is closed. Default 10s.
+	ReadTimeout time.Duration
 }
 
 func (o *Options) withDefaults() Options {
@@ -66,6 +71,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
 	}
 	return c
 }
@@ -125,6 +133,8 @@ var endpoints = map[string]struct{ receiving bool }{
 // serve, bounds xhr_send bodies, and counts what HTTP responses carry before
 // handing the request to sockjs-go.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Only xhr_send reads a body, within ReadTimeout.
+	httpx.IgnoreBody(w, r)
 	if !h.srv.CheckOrigin(r) {
 		httpx.Error(w, http.StatusForbidden, httpx.MsgOriginNotAllowed)
 		return
@@ -184,18 +194,14 @@ func (h *handler) serveReceiving(cw *countingWriter, r *http.Request) {
 	}
 }
 
-// readSendBody reads an xhr_send body whole, up to Options.MaxBodyBytes,
-// and checks that it is a JSON array of strings, so that sockjs-go never
-// accepts part of a body: a body too big answers 413, a malformed one 400,
-// and neither delivers any message.
+// readSendBody reads an xhr_send body whole, up to Options.MaxBodyBytes and
+// within Options.ReadTimeout, and checks that it is a JSON array of
+// strings, so that sockjs-go never accepts part of a body: a body too big
+// answers 413, one too slow 408, a malformed one 400, and none delivers any
+// message.
 func (h *handler) readSendBody(w http.ResponseWriter, r *http.Request) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opts.MaxBodyBytes)))
+	body, _, err := httpx.ReadBody(w, r, h.opts.MaxBodyBytes, h.opts.ReadTimeout)
 	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			httpx.Error(w, http.StatusRequestEntityTooLarge, httpx.MsgBodyTooBig)
-		} else {
-			httpx.BadRequest(w, "unreadable body")
-		}
 		return false
 	}
 	var msgs []string

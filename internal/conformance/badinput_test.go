@@ -363,6 +363,46 @@ var badInputs = []badRow{
 		return e.trickle(t, "POST /rt/send?seq=1&"+s.query()+" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", strings.Repeat("x", 100)) + e.after(t, s)
 	}},
 
+	// A body announced and never sent, where Tether reads none: answered at
+	// once, then the connection is closed (net/http would otherwise wait
+	// for the body, with no deadline, before and after the answer).
+	{"longpoll announcing a body it never sends", "200 1:h; connection closed; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		return e.unsentBody(t, "GET /rt/longpoll?received=0&"+s.query(), "") + e.after(t, s)
+	}},
+	{"longpoll with a chunked body it never ends", "200 1:h; connection closed; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		return e.unsentBody(t, "GET /rt/longpoll?received=0&"+s.query(), "Transfer-Encoding: chunked\r\n\r\n5\r\nabc") + e.after(t, s)
+	}},
+	{"sse announcing a body it never sends, superseded by a long poll", "200 stream; session unaffected; connection closed", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		conn, got := e.unsentBodyStream(t, "GET /rt/sse?received=0&"+s.query())
+		defer conn.Close()
+		got += e.after(t, s)
+		// The long poll of after() superseded the stream: it ends, and its
+		// connection with it.
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			return got + "; stream not ended: " + err.Error()
+		}
+		return got + "; connection closed"
+	}},
+	{"send with seq=abc announcing a body it never sends", "400 bad request: invalid seq; connection closed; session unaffected", func(t *testing.T, e *badEnv) string {
+		s := e.session(t)
+		return e.unsentBody(t, "POST /rt/send?seq=abc&"+s.query(), "") + e.after(t, s)
+	}},
+	{"send for an unknown session announcing a body it never sends", "404 unknown session; connection closed", func(t *testing.T, e *badEnv) string {
+		return e.unsentBody(t, "POST /rt/send?seq=1&session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA", "")
+	}},
+	{"negotiate with v=2 announcing a body it never sends", "400 unsupported protocol version; connection closed", func(t *testing.T, e *badEnv) string {
+		return e.unsentBody(t, "POST /rt/negotiate?v=2", "")
+	}},
+	{"CORS preflight announcing a body it never sends", "204; connection closed", func(t *testing.T, e *badEnv) string {
+		return e.unsentBody(t, "OPTIONS /rt/send", "Origin: "+goodOrigin+"\r\nAccess-Control-Request-Method: POST\r\n")
+	}},
+	{"an unknown endpoint announcing a body it never sends", "404 not found; connection closed", func(t *testing.T, e *badEnv) string {
+		return e.unsentBody(t, "GET /rt/jsonp", "")
+	}},
+
 	// load
 	{"negotiate beyond MaxSessions", "503 too many sessions", func(t *testing.T, e *badEnv) string {
 		var held []*rawSession
@@ -811,17 +851,25 @@ func (e *badEnv) badWebSocket(t *testing.T, query string, typ int, data []byte) 
 	return got + e.closed(t, s)
 }
 
-// rawHTTP writes req on a new connection (in the background, as a client
-// still writing may be answered first) and returns the answer. With
-// closeWrite, it half-closes the connection after writing.
-func (e *badEnv) rawHTTP(t *testing.T, req string, closeWrite bool) string {
+// dial opens a connection to the server under test, which fails its
+// reads and writes after d.
+func (e *badEnv) dial(t *testing.T, d time.Duration) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(d))
+	return conn
+}
+
+// rawHTTP writes req on a new connection (in the background, as a client
+// still writing may be answered first) and returns the answer. With
+// closeWrite, it half-closes the connection after writing.
+func (e *badEnv) rawHTTP(t *testing.T, req string, closeWrite bool) string {
+	t.Helper()
+	conn := e.dial(t, 20*time.Second)
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	go func() {
 		io.WriteString(conn, req)
 		if closeWrite {
@@ -829,6 +877,49 @@ func (e *badEnv) rawHTTP(t *testing.T, req string, closeWrite bool) string {
 		}
 	}()
 	return readAnswer(conn)
+}
+
+// unsentBody writes the request line and headers of a request announcing
+// a body (Content-Length: 1000, unless more headers end the head and
+// start a body of their own), sends none of it, and returns the answer,
+// followed by "; connection closed" when the server then closes the
+// connection.
+func (e *badEnv) unsentBody(t *testing.T, line, more string) string {
+	t.Helper()
+	conn := e.dial(t, 20*time.Second)
+	defer conn.Close()
+	head := line + " HTTP/1.1\r\nHost: x\r\n" + more
+	if !strings.Contains(more, "\r\n\r\n") {
+		head += "Content-Length: 1000\r\n\r\n"
+	}
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "no answer: " + err.Error()
+	}
+	got := responseAnswer(resp)
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return got + fmt.Sprintf("; connection not closed (%v)", err)
+	}
+	return got + "; connection closed"
+}
+
+// unsentBodyStream does what unsentBody does for a stream, whose answer
+// goes on: it returns the connection, once the answer's headers are in.
+func (e *badEnv) unsentBodyStream(t *testing.T, line string) (net.Conn, string) {
+	t.Helper()
+	conn := e.dial(t, 30*time.Second)
+	if _, err := io.WriteString(conn, line+" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return conn, "no answer: " + err.Error()
+	}
+	return conn, fmt.Sprintf("%d stream", resp.StatusCode)
 }
 
 // keptConn is a connection to the server under test that has served one
@@ -885,12 +976,8 @@ func readAnswer(conn net.Conn) string {
 // server answers or closes; it returns the answer.
 func (e *badEnv) trickle(t *testing.T, head, rest string) string {
 	t.Helper()
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.dial(t, 30*time.Second)
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	var stopped atomic.Bool
 	done := make(chan struct{})
 	go func() {

@@ -19,17 +19,21 @@ import (
 // caller logs it at Warn (a client's fault worth a warning).
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int, timeout time.Duration) (body []byte, problem string, err error) {
 	rc := http.NewResponseController(w)
+	// This deadline replaces the one IgnoreBody set; the connection cannot
+	// be reused after a timeout.
+	var deadline time.Time
 	if timeout > 0 {
-		// The connection cannot be reused after a timeout.
-		rc.SetReadDeadline(time.Now().Add(timeout))
+		deadline = time.Now().Add(timeout)
 	}
+	rc.SetReadDeadline(deadline)
 	body, err = readBody(w, r, limit)
 	if err == nil {
-		if timeout > 0 {
-			// The body is in; the request may now wait (for room in the
-			// session's queue) as long as its client does: net/http
-			// reads on to see the client go.
-			rc.SetReadDeadline(time.Time{})
+		// The body is in; the request may now wait (for room in the
+		// session's queue) as long as its client does: net/http reads on
+		// to see the client go. The connection serves the next request.
+		rc.SetReadDeadline(time.Time{})
+		if w.Header().Get("Connection") == "close" {
+			w.Header().Del("Connection")
 		}
 		return body, "", nil
 	}
@@ -81,4 +85,22 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error)
 		}
 	}
 	return p, nil
+}
+
+// IgnoreBody keeps net/http from waiting for the body of r, when it has
+// one, unless the handler reads it (ReadBody): the connection is closed
+// after the answer, and reading the rest of the body fails at once. Without
+// it, net/http reads what is left of an unread body (up to 256 KiB) before
+// it writes the answer's headers and again once the handler returns, with
+// no deadline (README's http.Server sets no ReadTimeout, which would cut
+// streams): a request announcing a body it never sends would hold its
+// connection and goroutine for good, and an attach its session's
+// connection, on every endpoint but send and negotiate. HTTP/2 waits for no
+// unread body.
+func IgnoreBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
