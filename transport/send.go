@@ -104,7 +104,14 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		// Messages that alias a body holding more than they count for
 		// get copies of their own: a queued message would keep it all.
 		own := len(body) > counted
-		if err := deliverBody(r.Context(), s, seq, body, msgs, count, own, cfg.MaxMessageBytes); err != nil {
+		// One send of the session at a time (sendturn.go): a newer one
+		// supersedes this one, which then answers 503 try again.
+		ctx, done, err := takeSendTurn(r.Context(), s.ID())
+		if err == nil {
+			err = deliverBody(ctx, s, seq, body, msgs, count, own, cfg.MaxMessageBytes)
+			done()
+		}
+		if err != nil {
 			switch {
 			case errors.Is(err, session.ErrSequenceGap):
 				cfg.Warn("tether: sequence gap", s, r, err)
@@ -115,7 +122,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 				httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
 			case wire.CloseStatus(err) != -1:
 				httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
-			default: // the client went away, or the session's holder is unreachable
+			default: // the client went away, a newer send superseded this one, or the session's holder is unreachable
 				httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
 			}
 			return

@@ -495,3 +495,78 @@ func TestSendBatchAllocation(t *testing.T) {
 		t.Errorf("one send allocated %d bytes, want at most %d (6 x its body)", allocated, limit)
 	}
 }
+
+// TestConcurrentSendsMemory fills the inbound queue of a session whose
+// application does not read, then sends many requests for it at once, each
+// with a body of MaxBodyBytes: the newest supersedes the one waiting before
+// it, which answers 503 try again, so the server holds the bodies of two
+// at most (not one for each), and the session goes on.
+func TestConcurrentSendsMemory(t *testing.T) {
+	const (
+		queued = 1 << 20 // Options.MaxQueuedBytes
+		body   = 256 << 10
+		sends  = 64
+	)
+	sessions := make(chan *session.Session, 1)
+	h := tether.HandlerFunc(func(s *session.Session) {
+		sessions <- s
+		<-s.Context().Done()
+	})
+	// Sends do not attach: windows long enough for a loaded machine.
+	e := newMemEnv(t, h, tether.Options{MaxQueuedBytes: queued, MaxBodyBytes: body, ReadTimeout: time.Minute, FirstAttachWindow: 2 * time.Minute, ResumeWindow: 2 * time.Minute})
+	rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
+	s := <-sessions
+	msg := "m" + strings.Repeat("x", 60<<10)
+	full := batch(msg, msg, msg, msg) // 4 messages, under MaxBodyBytes
+	seq := 1
+	for s.Received()+4 <= queued/(60<<10+session.MessageOverhead) {
+		if got := e.answer(t, e.req(t, "POST", fmt.Sprintf("send?seq=%d", seq), rs.query(), full)); got != "204" {
+			t.Fatalf("send %d: %s", seq, got)
+		}
+		seq += 4
+	}
+	before, g0 := liveHeap(), runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	answers := make(chan string, sends)
+	for range sends {
+		go func() {
+			r, err := http.NewRequestWithContext(ctx, "POST", fmt.Sprintf("%ssend?seq=%d&%s", e.base, seq, rs.query()), bytes.NewReader(full))
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			resp, err := e.hc.Do(r)
+			if err != nil {
+				answers <- "canceled"
+				return
+			}
+			answers <- responseAnswer(resp)
+		}()
+	}
+	// All but the newest are superseded.
+	got := map[string]int{}
+	deadline := time.After(time.Minute)
+	for range sends - 1 {
+		select {
+		case a := <-answers:
+			got[a]++
+		case <-deadline:
+			t.Fatalf("answers after a minute: %v, want %d", got, sends-1)
+		}
+	}
+	growth, g1 := liveHeap()-before, runtime.NumGoroutine()
+	cancel()
+	got[<-answers]++
+	t.Logf("%d sends of %d bytes at once to a session whose queue is full: live heap %+d bytes, goroutines %d -> %d; answers %v",
+		sends, len(full), growth, g0, g1, got)
+	if want := map[string]int{"503 try again": sends - 1, "canceled": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+	if limit := int64(4 * body); growth > limit {
+		t.Errorf("live heap grew by %d bytes, want at most %d (4 x MaxBodyBytes): the server holds the body of every waiting send", growth, limit)
+	}
+	if s.Err() != nil {
+		t.Errorf("session %v, want it open", s.Err())
+	}
+}
