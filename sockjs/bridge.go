@@ -59,7 +59,11 @@ func (h *handler) serve(ss sockjsgo.Session) {
 	// The SockJS session is closing, so upstream ends; what it read before
 	// is delivered before the session ends.
 	wg.Wait()
-	s.CloseFromClient(wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "sockjs session closed"})
+	ce := wire.CloseError{Code: wire.StatusAbnormalClosure, Reason: "sockjs session closed"}
+	if messageTooBig(ss.Request()) {
+		ce = wire.CloseError{Code: wire.StatusMessageTooBig, Reason: "message too big"}
+	}
+	s.CloseFromClient(ce)
 	link.Detach()
 }
 

@@ -2,6 +2,7 @@ package sockjs_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/internal/httpx"
@@ -166,6 +170,20 @@ var echo = tether.HandlerFunc(func(s *session.Session) {
 	}
 })
 
+// echoUntil is echo, which then hands the error that ended Recv to result.
+func echoUntil(result chan<- error) tether.Handler {
+	return tether.HandlerFunc(func(s *session.Session) {
+		for {
+			m, err := s.Recv(s.Context())
+			if err != nil {
+				result <- err
+				return
+			}
+			s.Send(s.Context(), m)
+		}
+	})
+}
+
 func echoText(t *testing.T, e *env) {
 	ctx := e.context(t)
 	_, base := e.server(t, echo, nil, nil)
@@ -270,26 +288,24 @@ func messageOverSizeLimit(t *testing.T, e *env) {
 	const limit = 1024
 	ctx := e.context(t)
 	result := make(chan error, 1)
-	_, base := e.server(t, tether.HandlerFunc(func(s *session.Session) {
-		for {
-			m, err := s.Recv(s.Context())
-			if err != nil {
-				result <- err
-				return
-			}
-			s.Send(s.Context(), m)
-		}
-	}), &tether.Options{MaxMessageBytes: limit}, nil)
+	_, base := e.server(t, echoUntil(result), &tether.Options{MaxMessageBytes: limit}, nil)
 	c := e.dial(t, ctx, base, nil)
 	at := strings.Repeat("é", limit/2)
 	mustSend(t, ctx, c, at)
 	mustRecv(t, ctx, c, at)
 	mustSend(t, ctx, c, strings.Repeat("x", limit+1))
 	wantClosed(t, ctx, c, 1009, httpx.MsgMessageTooBig)
+	wantServerClosed(t, ctx, result, wire.StatusMessageTooBig)
+}
+
+// wantServerClosed waits for the error that ended the handler's Recv
+// (echoUntil), which must be a close with code.
+func wantServerClosed(t *testing.T, ctx context.Context, result <-chan error, code wire.StatusCode) {
+	t.Helper()
 	select {
 	case err := <-result:
-		if wire.CloseStatus(err) != wire.StatusMessageTooBig {
-			t.Fatalf("server Recv = %v, want close 1009", err)
+		if wire.CloseStatus(err) != code {
+			t.Fatalf("server Recv = %v, want close %d", err, code)
 		}
 	case <-ctx.Done():
 		t.Fatal("the handler never saw the close")
@@ -553,6 +569,82 @@ func unsentBody(t *testing.T, addr, head, body string) string {
 		return got + fmt.Sprintf("; connection not closed (%v)", err)
 	}
 	return got + "; connection closed"
+}
+
+// TestWebSocketMessageLimit: a WebSocket message from a client over
+// MaxBodyBytes (sockjs-go would decode it whole into memory) ends the
+// session with 1009 as it arrives, whether it comes in one frame or in
+// many fragments, and the server's live heap does not grow with it.
+func TestWebSocketMessageLimit(t *testing.T) {
+	const (
+		limit = 64 << 10
+		sent  = 32 << 20 // what the client tries to send
+	)
+	for _, c := range []struct {
+		name     string
+		fragment int // bytes per frame; 0: one frame
+	}{{"one frame", 0}, {"fragments", 4 << 10}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := &env{transport: "websocket"}
+			ctx := e.context(t)
+			result := make(chan error, 1)
+			_, base := e.server(t, echoUntil(result), nil, &sockjs.Options{MaxBodyBytes: limit})
+			u := "ws" + strings.TrimPrefix(sessionPath(base), "http") + "/websocket"
+			conn, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetWriteDeadline(time.Now().Add(testTimeout))
+			// At the limit: echoed.
+			at := `["` + strings.Repeat("x", limit-4) + `"]`
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(at)); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(testTimeout))
+			for {
+				_, p, err := conn.ReadMessage()
+				if err != nil {
+					t.Fatalf("reading the echo of a message at the limit: %v", err)
+				}
+				if f, err := parseFrame(string(p)); err == nil && f.kind == 'a' {
+					break
+				}
+			}
+			before := liveHeap()
+			// Over it: written until the server cuts the connection.
+			chunk := bytes.Repeat([]byte("x"), 1<<20)
+			frame := []byte(`["`)
+			if c.fragment == 0 {
+				frame = append(frame, bytes.Repeat([]byte("x"), sent)...)
+			}
+			w, err := conn.NextWriter(websocket.TextMessage)
+			if err == nil {
+				_, err = w.Write(frame)
+			}
+			for n := 0; err == nil && c.fragment > 0 && n < sent; n += len(chunk) {
+				_, err = w.Write(chunk) // gorilla writes a frame per 4 KiB
+			}
+			if err == nil {
+				err = w.Close()
+			}
+			frame = nil
+			growth := liveHeap() - before
+			wantServerClosed(t, ctx, result, wire.StatusMessageTooBig)
+			t.Logf("%s: writing %d bytes in one message: %v; live heap %+d bytes", c.name, sent, err, growth)
+			if growth > 4*limit+1<<20 {
+				t.Errorf("live heap grew by %d bytes, want at most %d", growth, 4*limit+1<<20)
+			}
+		})
+	}
+}
+
+// liveHeap returns the bytes of live heap objects after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 func do(t *testing.T, ctx context.Context, method, u string, header http.Header, body string) (int, string, http.Header) {

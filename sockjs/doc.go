@@ -21,7 +21,9 @@
 //     (403 otherwise), Options.Authorize on the request that opens the
 //     SockJS session, MaxSessions, Shutdown, MaxMessageBytes (a larger
 //     message from the client closes the session with 1009) and
-//     MaxQueuedBytes with the slow-consumer policy.
+//     MaxQueuedBytes with the slow-consumer policy; and the bridge's own
+//     Options.MaxBodyBytes and ReadTimeout on what a client sends at once
+//     (an xhr_send body, a WebSocket message).
 //
 // # What it cannot give
 //

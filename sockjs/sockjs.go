@@ -39,7 +39,10 @@ type Options struct {
 	ResponseLimit int
 
 	// MaxBodyBytes is the largest xhr_send request body; a larger one
-	// answers 413 and delivers none of its messages. Default 1 MiB.
+	// answers 413 and delivers none of its messages. It is also the
+	// largest WebSocket message from a client (the same JSON array of
+	// messages): a larger one ends the SockJS session at once, without a
+	// close frame, and the Tether session with 1009. Default 1 MiB.
 	MaxBodyBytes int
 
 	// WriteTimeout bounds each write to a WebSocket. Default 10s.
@@ -167,6 +170,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ep.receiving:
 		h.serveReceiving(&countingWriter{ResponseWriter: w, h: h, id: parts[2]}, r)
 		return
+	case parts[3] == "websocket":
+		w, r = limitWebSocket(w, r, h.opts.MaxBodyBytes)
 	}
 	h.sockjs.ServeHTTP(w, r)
 }
