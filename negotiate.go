@@ -14,7 +14,7 @@ import (
 
 func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		httpx.Error(w, http.StatusMethodNotAllowed, httpx.MsgMethodNotAllowed)
+		httpx.MethodNotAllowed(w, http.MethodPost)
 		return
 	}
 	if r.URL.Query().Get("v") != "1" {

@@ -240,7 +240,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet {
-		httpx.Error(w, http.StatusMethodNotAllowed, httpx.MsgMethodNotAllowed)
+		httpx.MethodNotAllowed(w, http.MethodGet)
 		return
 	}
 	q := r.URL.Query()

@@ -17,7 +17,7 @@ import (
 // harmless. It answers 204 once every message is accepted.
 func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *Config) {
 	if r.Method != http.MethodPost {
-		httpx.Error(w, http.StatusMethodNotAllowed, httpx.MsgMethodNotAllowed)
+		httpx.MethodNotAllowed(w, http.MethodPost)
 		return
 	}
 	seq, bad := httpx.ParseRawCount(r.URL.RawQuery, "seq", 0)

@@ -190,6 +190,12 @@ var badInputs = []badRow{
 	{"send close frame with a reason over 123 bytes", "400 bad request: malformed frame: close reason longer than 123 bytes; session unaffected", func(t *testing.T, e *badEnv) string {
 		return e.badSend(t, "", batch("c1000 "+strings.Repeat("r", 124)))
 	}},
+	{"send close frame with code 1005", "400 bad request: malformed frame: close code 1005 not allowed; session unaffected", func(t *testing.T, e *badEnv) string {
+		return e.badSend(t, "", batch("c1005 x"))
+	}},
+	{"send heartbeat with a payload", "400 bad request: malformed frame: heartbeat with a payload; session unaffected", func(t *testing.T, e *badEnv) string {
+		return e.badSend(t, "", batch("hx"))
+	}},
 	{"send frame after a close frame", "400 bad request: malformed frame: frame after close; session unaffected", func(t *testing.T, e *badEnv) string {
 		return e.badSend(t, "seq=1", append(batch("c1000"), batch("mlate")...))
 	}},
@@ -305,6 +311,12 @@ var badInputs = []badRow{
 	}},
 	{"WebSocket close frame with a reason over 123 bytes", "close frame 4003 malformed frame; session closed 4003", func(t *testing.T, e *badEnv) string {
 		return e.badWebSocket(t, "seq=1", ws.TextMessage, []byte("c1000 "+strings.Repeat("r", 124)))
+	}},
+	{"WebSocket close frame with code 1015", "close frame 4003 malformed frame; session closed 4003", func(t *testing.T, e *badEnv) string {
+		return e.badWebSocket(t, "seq=1", ws.TextMessage, []byte("c1015"))
+	}},
+	{"WebSocket acknowledgement with a leading zero", "close frame 4003 malformed frame; session closed 4003", func(t *testing.T, e *badEnv) string {
+		return e.badWebSocket(t, "seq=1", ws.TextMessage, []byte("a01"))
 	}},
 	{"WebSocket attach for an unknown session", "404 unknown session", func(t *testing.T, e *badEnv) string {
 		_, resp, err := ws.DefaultDialer.Dial(e.wsURL(&rawSession{Session: "AAAAAAAAAAAAAAAAAAAAAA", Token: "AAAAAAAAAAAAAAAAAAAAAA"}, "received=0"), nil)

@@ -201,6 +201,74 @@ func TestWireCloseHandshake(t *testing.T) {
 	}
 }
 
+// TestWireCloseDuringLongPoll: a long poll waiting when the client's close
+// frame arrives through send has written no status yet: it answers 404
+// unknown session, as every later request does (PROTOCOL.md section 6).
+func TestWireCloseDuringLongPoll(t *testing.T) {
+	attached := make(chan string, 4)
+	e := newWireEnv(t, &tether.Options{HeartbeatInterval: 20 * time.Second, Observer: attachObserver(attached)})
+	s := e.negotiate(t)
+	polled := make(chan string, 1)
+	go func() { polled <- e.exact(t, "GET", "longpoll?received=0&"+s.query(), nil, nil) }()
+	if got := <-attached; got != "longpoll" {
+		t.Fatalf("attached %q, want longpoll", got)
+	}
+	if got := e.exact(t, "POST", "send?"+s.query(), nil, wireBatch("c1000 bye")); got != "204 " {
+		t.Fatalf("close by send: %q", got)
+	}
+	if got := <-polled; got != "404 unknown session\n" {
+		t.Errorf("the waiting poll: %q, want 404 unknown session", got)
+	}
+}
+
+// attachObserver is a tether.Observer that sends the transport of every
+// attach to ch, without blocking (it is called with a session's lock held).
+type attachObserver chan<- string
+
+func (o attachObserver) ServerObserver([]string) tether.ServerObserver { return o }
+func (o attachObserver) Attached(transport, _ string, _ uint64) {
+	select {
+	case o <- transport:
+	default:
+	}
+}
+func (attachObserver) Negotiated(tether.NegotiateResult) {}
+func (attachObserver) Opened()                           {}
+func (attachObserver) Detached(string)                   {}
+func (attachObserver) MessagesOut(string, int, int)      {}
+func (attachObserver) MessagesIn(string, int, int)       {}
+func (attachObserver) Dropped()                          {}
+func (attachObserver) Finished(string, wire.StatusCode)  {}
+
+// TestWireCloseCodes: a client's close frame carries a code a WebSocket
+// close may carry, else it is malformed (PROTOCOL.md section 4; the
+// bad-input table has the WebSocket's answer); a
+// WebSocket close without a close frame ends the connection, not the
+// session (section 6).
+func TestWireCloseCodes(t *testing.T) {
+	e := newWireEnv(t, nil)
+	for _, c := range []struct{ frame, want string }{
+		{"c1005 x", "400 bad request: malformed frame: close code 1005 not allowed\n"},
+		{"c65536", "400 bad request: malformed frame: invalid close code \"65536\"\n"},
+		{"c3000 app", "204 "},
+	} {
+		s := e.negotiate(t)
+		if got := e.exact(t, "POST", "send?"+s.query(), nil, wireBatch(c.frame)); got != c.want {
+			t.Errorf("send %q: %q, want %q", c.frame, got, c.want)
+		}
+	}
+	s := e.negotiate(t)
+	conn := e.wsDial(t, s, "received=0&seq=1")
+	conn.WriteMessage(ws.TextMessage, []byte("mone"))
+	conn.WriteMessage(ws.CloseMessage, ws.FormatCloseMessage(4100, "gone"))
+	if got, want := wsTranscript(conn), "text:mone | close 4100 "; got != want {
+		t.Errorf("WebSocket close without a close frame:\n got %s\nwant %s", got, want)
+	}
+	if got := e.exact(t, "GET", "longpoll?received=1&"+s.query(), nil, nil); got != "200 1:h" {
+		t.Errorf("the session after the WebSocket close: %q, want a poll answered 1:h", got)
+	}
+}
+
 // closeError returns the error the application's OnClose got for s.
 func (e *wireEnv) closeError(t *testing.T, s wireSession) error {
 	t.Helper()
@@ -391,9 +459,31 @@ func TestWireErrorBodies(t *testing.T) {
 		{"GET", "negotiate?v=1", "405 method not allowed\n"},
 		{"GET", "nothing", "404 not found\n"},
 		{"GET", "longpoll?received=0&session=x&token=y", "404 unknown session\n"},
+		{"GET", "longpoll?received=0", "404 unknown session\n"},
+		{"GET", "sse?received=0&token=y", "404 unknown session\n"},
+		{"POST", "send?session=x", "404 unknown session\n"},
 	} {
 		if got := e.exact(t, c.method, c.endpoint, nil, nil); got != c.want {
 			t.Errorf("%s %s: %q, want %q", c.method, c.endpoint, got, c.want)
+		}
+	}
+}
+
+// TestWireMethodNotAllowed: a 405 names the endpoint's methods in its
+// Allow header (PROTOCOL.md section 9).
+func TestWireMethodNotAllowed(t *testing.T) {
+	e := newWireEnv(t, nil)
+	s := e.negotiate(t)
+	for _, c := range []struct{ method, endpoint, allow string }{
+		{"GET", "negotiate?v=1", "POST, OPTIONS"},
+		{"PUT", "send?" + s.query(), "POST, OPTIONS"},
+		{"POST", "longpoll?received=0", "GET, OPTIONS"},
+		{"DELETE", "websocket", "GET, OPTIONS"},
+	} {
+		resp := e.do(t, c.method, c.endpoint, nil, nil)
+		resp.Body.Close()
+		if got := fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("Allow")); got != "405 "+c.allow {
+			t.Errorf("%s %s: %q, want 405 with Allow: %s", c.method, c.endpoint, got, c.allow)
 		}
 	}
 }

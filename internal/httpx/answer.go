@@ -35,6 +35,14 @@ func Error(w http.ResponseWriter, status int, msg string) {
 	w.Write([]byte(msg + "\n"))
 }
 
+// MethodNotAllowed answers 405 with an Allow header naming the methods the
+// endpoint serves (RFC 9110 requires one in every 405). OPTIONS is among
+// them: every endpoint answers CORS preflights.
+func MethodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow+", OPTIONS")
+	Error(w, http.StatusMethodNotAllowed, MsgMethodNotAllowed)
+}
+
 // BadRequest answers 400 with "bad request: " and detail.
 func BadRequest(w http.ResponseWriter, detail string) {
 	Error(w, http.StatusBadRequest, "bad request: "+detail)
