@@ -42,8 +42,13 @@ const (
 )
 
 // deferLimit bounds how long a flush waits for the reader to come back
-// from a delivery.
-const deferLimit = time.Millisecond
+// from a delivery: what another goroutine sends while a message callback
+// runs goes out when the callback returns, or this long after it was sent
+// at the latest. The timer that enforces it is armed at most once per
+// deferLimit and never stopped by a delivery that returns in time, so a
+// steady flow of replies costs no timer operation per message (each one
+// would wake another thread of the runtime).
+const deferLimit = 5 * time.Millisecond
 
 // heartbeatSlack is how early a heartbeat may go out: a timer that fires a
 // little before the interval ends does not wait for another round.
@@ -111,9 +116,15 @@ func (c *connection) kickShared() {
 	c.flushes.Done()
 }
 
-// deferLocked leaves the flush to the reader, for at most deferLimit.
+// deferLocked leaves the flush to the reader, for at most deferLimit. The
+// state is flushIdle.
 func (c *connection) deferLocked() {
 	c.state = flushDeferred
+	c.deferredAt = nanotime()
+	if c.deferArmed {
+		return // it fires in time, and looks again
+	}
+	c.deferArmed = true
 	if c.deferTimer == nil {
 		c.deferTimer = time.AfterFunc(deferLimit, c.deferTick)
 	} else {
@@ -121,13 +132,21 @@ func (c *connection) deferLocked() {
 	}
 }
 
-// deferTick starts the flush the reader has not come back for.
+// deferTick starts the flush the reader has not come back for within
+// deferLimit, or waits on for a flush deferred since the timer was armed.
 func (c *connection) deferTick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state == flushDeferred {
-		c.startFlushLocked()
+	c.deferArmed = false
+	if c.state != flushDeferred {
+		return
 	}
+	if wait := deferLimit - time.Duration(nanotime()-c.deferredAt); wait > 0 {
+		c.deferArmed = true
+		c.deferTimer.Reset(wait)
+		return
+	}
+	c.startFlushLocked()
 }
 
 // startFlushLocked starts a flush in a goroutine of its own. The state is
@@ -254,11 +273,7 @@ func (c *connection) heartbeatTick() {
 	c.heartbeatDue = true
 	c.heartbeat.Reset(c.hb)
 	c.pending = true
-	switch c.state {
-	case flushDeferred:
-		c.deferTimer.Stop()
-		c.startFlushLocked()
-	case flushIdle:
+	if c.state == flushDeferred || c.state == flushIdle {
 		c.startFlushLocked()
 	}
 }

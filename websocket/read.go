@@ -25,6 +25,11 @@ import (
 func (c *connection) read(seq uint64) {
 	s := c.session
 	dead := 2 * c.hb
+	// The read deadline moves at most every dead/8, and then to dead and
+	// an eighth ahead: a connection is dropped after dead, never before, of
+	// silence, at no timer operation per message (each one would wake
+	// another thread of the runtime).
+	var deadlineMoved int64
 	draining := false
 	// fault ends the session for a client's fault: once the application
 	// has handled the messages before it, the close frame goes out (as the
@@ -51,7 +56,10 @@ func (c *connection) read(seq uint64) {
 		// overwritten.
 		c.mu.Lock()
 		if draining = c.closing; !draining {
-			c.conn.SetReadDeadline(time.Now().Add(dead))
+			if now := nanotime(); now-deadlineMoved >= int64(dead/8) {
+				deadlineMoved = now
+				c.conn.SetReadDeadline(time.Now().Add(dead + dead/8))
+			}
 		}
 		c.mu.Unlock()
 		if draining {
@@ -198,8 +206,7 @@ func (c *connection) deliver(s session.Endpoint, seq uint64, m wire.Message) err
 	run := false
 	switch c.state {
 	case flushDeferred:
-		c.deferTimer.Stop()
-		run = true
+		run = true // the timer, left armed, finds nothing deferred
 	case flushIdle:
 		run = c.pending
 	}

@@ -63,10 +63,23 @@ func (s *socket) SetDeadline(t time.Time) error {
 }
 
 // send writes p, waiting for the network for at most writeTimeout. p may
-// be reused once send returns.
+// be reused once send returns. What the network takes at once goes out
+// without a deadline: setting one costs a timer operation, which wakes
+// another thread of the runtime, on every write.
 func (s *socket) send(p []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.nowWriter != nil && s.failed == nil && len(s.rest) == 0 {
+		n, err := s.nowWriter.write(p)
+		if err != nil {
+			s.failed = err
+			return err
+		}
+		if n == len(p) {
+			return nil
+		}
+		p = p[n:]
+	}
 	s.Conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	_, err := s.writeLocked(p)
 	return err

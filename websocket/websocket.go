@@ -154,7 +154,9 @@ type connection struct {
 	delivering   bool        // the reader is in Deliver, and flushes after it
 	closing      bool        // the WebSocket close went out: the reader only drains
 	heartbeat    *time.Timer // fires heartbeatTick
-	deferTimer   *time.Timer // runs while state is flushDeferred
+	deferTimer   *time.Timer // ends a deferral the reader has not come back for
+	deferArmed   bool        // deferTimer is armed
+	deferredAt   int64       // nanotime of the latest move to flushDeferred
 
 	// Owned by the flush under way (state flushRunning).
 	out   *[]byte // frames being collected for one write to the socket
