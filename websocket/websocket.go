@@ -51,6 +51,10 @@ func New() *Transport {
 		// The server checked the origin before calling ServeAttach.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			// RFC 6455 section 4.4: a refused handshake names the
+			// versions the server speaks, so that a client that offered
+			// another one can tell.
+			w.Header().Set("Sec-WebSocket-Version", "13")
 			httpx.BadRequest(w, reason.Error())
 		},
 	}}

@@ -488,6 +488,39 @@ func TestWireMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// TestWireWebSocketHandshake: a handshake offering a WebSocket version
+// other than 13 answers 400 before any upgrade, naming the version the
+// server speaks in Sec-WebSocket-Version (RFC 6455 section 4.4), and the
+// session goes on; an offer of compression is declined (PROTOCOL.md
+// sections 3 and 4.2).
+func TestWireWebSocketHandshake(t *testing.T) {
+	e := newWireEnv(t, nil)
+	s := e.negotiate(t)
+	resp := e.do(t, "GET", "websocket?received=0&"+s.query(), http.Header{
+		"Connection": {"Upgrade"}, "Upgrade": {"websocket"},
+		"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Version": {"8"},
+	}, nil)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := fmt.Sprintf("%d %s %s", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"), body)
+	if want := "400 13 bad request: websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	d := ws.Dialer{EnableCompression: true}
+	conn, resp, err := d.Dial("ws://"+e.addr+"/rt/websocket?received=0&seq=1&"+s.query(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ext := resp.Header.Values("Sec-WebSocket-Extensions"); len(ext) != 0 {
+		t.Errorf("the server accepted extensions %q", ext)
+	}
+	conn.WriteMessage(ws.TextMessage, []byte("mstill"))
+	if got := wsFrames(t, conn, 1); got != "text:mstill" {
+		t.Errorf("the session after the refused handshake: %s", got)
+	}
+}
+
 // TestSlowHeadersWithREADMEServer trickles request headers, a byte a
 // second, to an http.Server configured as README recommends (its
 // ReadHeaderTimeout read from README.md): when the timeout strikes, net/http
