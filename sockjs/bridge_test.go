@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -636,6 +637,81 @@ func TestWebSocketMessageLimit(t *testing.T) {
 				t.Errorf("live heap grew by %d bytes, want at most %d", growth, 4*limit+1<<20)
 			}
 		})
+	}
+}
+
+// TestConcurrentSends sends many xhr_send requests at once, each with a
+// body of MaxBodyBytes, to a SockJS session whose application does not
+// read: sockjs-go holds each request until the session takes its messages,
+// whatever becomes of its client, so they take turns, each reading its body
+// once it has the turn, and the newest supersedes the one waiting before it
+// (503 try again): the server holds the body of one at most, not of each.
+func TestConcurrentSends(t *testing.T) {
+	const (
+		body  = 256 << 10 // MaxBodyBytes
+		sends = 64
+	)
+	e := &env{transport: "xhr"}
+	ctx := e.context(t)
+	sessions := make(chan *session.Session, 1)
+	h := tether.HandlerFunc(func(s *session.Session) {
+		sessions <- s
+		<-s.Context().Done()
+	})
+	_, base := e.server(t, h, &tether.Options{MaxQueuedBytes: 1 << 20}, &sockjs.Options{MaxBodyBytes: body})
+	c := e.dial(t, ctx, base, nil)
+	s := <-sessions
+	msg := `"` + strings.Repeat("x", 60<<10) + `"`
+	full := []byte("[" + strings.Repeat(msg+",", 3) + msg + "]")
+	for s.Received()+4 <= (1<<20)/(60<<10+session.MessageOverhead) {
+		mustSend(t, ctx, c, strings.Repeat("x", 60<<10))
+	}
+	before := liveHeap()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan string, sends)
+	for range sends {
+		go func() {
+			r, err := http.NewRequestWithContext(rctx, http.MethodPost, c.url+"/xhr_send", bytes.NewReader(full))
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				// Answered and closed before its body was sent,
+				// the client may not read the answer.
+				if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+					answers <- "closed while sending its body"
+				} else {
+					answers <- err.Error()
+				}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers <- strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, b))
+		}()
+	}
+	// All but the one that has the turn and the newest are superseded.
+	got := map[string]int{}
+	for range sends - 2 {
+		select {
+		case a := <-answers:
+			got[a]++
+		case <-ctx.Done():
+			t.Fatalf("answers: %v, want %d", got, sends-2)
+		}
+	}
+	growth := liveHeap() - before
+	t.Logf("%d xhr_sends of %d bytes at once to a session whose queue is full: live heap %+d bytes; answers %v", sends, len(full), growth, got)
+	// The first may find room for its messages.
+	if got["204"] > 1 || got["204"]+got["503 try again"]+got["closed while sending its body"] != sends-2 {
+		t.Errorf("answers %v, want 503 try again (or the connection closed) for %d, 204 for one at most", got, sends-2)
+	}
+	// Each connection, the server's and the client's, counts too.
+	if limit := int64(4*body + sends*64<<10); growth > limit {
+		t.Errorf("live heap grew by %d bytes, want at most %d (4 x MaxBodyBytes, and 64 KiB per connection): the server holds the body of every waiting xhr_send", growth, limit)
 	}
 }
 

@@ -164,6 +164,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case parts[3] == "xhr_send" && r.Method == http.MethodPost:
+		// sockjs-go holds an xhr_send, whatever becomes of its client,
+		// until the session has taken its messages: a SockJS session's
+		// xhr_sends take turns, each reading its body once it has the
+		// turn, so that the session holds one body at most.
+		ctx, done, err := httpx.TakeTurn(r.Context(), "sockjs "+parts[2])
+		if err != nil {
+			httpx.Error(w, http.StatusServiceUnavailable, httpx.MsgTryAgain)
+			return
+		}
+		defer done()
+		r = r.WithContext(ctx)
 		if !h.readSendBody(w, r) {
 			return
 		}

@@ -104,9 +104,10 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		// Messages that alias a body holding more than they count for
 		// get copies of their own: a queued message would keep it all.
 		own := len(body) > counted
-		// One send of the session at a time (sendturn.go): a newer one
-		// supersedes this one, which then answers 503 try again.
-		ctx, done, err := takeSendTurn(r.Context(), s.ID())
+		// A session's sends take turns while they deliver (at most two
+		// bodies held): a newer one supersedes this one, which then
+		// answers 503 try again.
+		ctx, done, err := httpx.TakeTurn(r.Context(), s.ID())
 		if err == nil {
 			err = deliverBody(ctx, s, seq, body, msgs, count, own, cfg.MaxMessageBytes)
 			done()
