@@ -29,7 +29,7 @@ func (c *connection) read(seq uint64) {
 	// an eighth ahead: a connection is dropped after dead, never before, of
 	// silence, at no timer operation per message (each one would wake
 	// another thread of the runtime).
-	var deadlineMoved int64
+	deadlineMoved := nanotime() - int64(dead) // moved first thing
 	draining := false
 	// fault ends the session for a client's fault: once the application
 	// has handled the messages before it, the close frame goes out (as the
