@@ -38,6 +38,13 @@ func liveHeap() int64 {
 	return int64(ms.HeapAlloc)
 }
 
+// stackInUse returns the bytes of goroutine stacks in use.
+func stackInUse() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.StackInuse)
+}
+
 // newMemEnv starts a server with opts (Logger discarded) serving h, as
 // newBadEnv does, for a memory test.
 func newMemEnv(t *testing.T, h tether.Handler, opts tether.Options) *badEnv {
@@ -339,9 +346,9 @@ func TestUnreadWebSocketFlood(t *testing.T) {
 
 // TestNegotiateFloodMemory negotiates sessions that never attach: each
 // keeps at most tether.KeptHeaderBytes of its request's headers (here they
-// carry 60 KiB), lives only the first-attach window, and once the flood
-// has expired the server's memory is back where it was (its session map
-// too).
+// carry 60 KiB), costs a few KiB without them, lives only the first-attach
+// window, and once the flood has expired the server's memory is back where
+// it was (its session map too).
 func TestNegotiateFloodMemory(t *testing.T) {
 	const (
 		held  = 300    // sessions with large headers, held at once
@@ -387,6 +394,22 @@ func TestNegotiateFloodMemory(t *testing.T) {
 			held, len(pad), growth, growth/held, g0, g1)
 		if limit := int64(held * (tether.KeptHeaderBytes + 8<<10)); growth > limit {
 			t.Errorf("live heap grew by %d bytes, want at most %d: sessions keep more than KeptHeaderBytes of headers", growth, limit)
+		}
+	})
+
+	t.Run("plain", func(t *testing.T) {
+		// What README says a session never attached costs: its heap, and
+		// the stack of its Handler's goroutine (echo waits in Recv).
+		const plain = 2000
+		e := newMemEnv(t, echoHandler, tether.Options{FirstAttachWindow: time.Minute})
+		before, stack0 := liveHeap(), stackInUse()
+		negotiateAll(t, e, plain, "")
+		e.hc.CloseIdleConnections()
+		heap, stack := liveHeap()-before, stackInUse()-stack0
+		t.Logf("%d sessions never attached: live heap %+d bytes (%d per session), stacks %+d bytes (%d per session)",
+			plain, heap, heap/plain, stack, stack/plain)
+		if limit := int64(plain * 16 << 10); heap+stack > limit {
+			t.Errorf("heap and stacks grew by %d bytes, want at most %d (16 KiB per session)", heap+stack, limit)
 		}
 	})
 
