@@ -51,11 +51,7 @@ func New() *Transport {
 		// The server checked the origin before calling ServeAttach.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			// RFC 6455 section 4.4: a refused handshake names the
-			// versions the server speaks, so that a client that offered
-			// another one can tell.
-			w.Header().Set("Sec-WebSocket-Version", "13")
-			httpx.BadRequest(w, reason.Error())
+			refuseHandshake(w, reason.Error())
 		},
 	}}
 }
@@ -75,6 +71,10 @@ func (t *Transport) Bidirectional() bool { return true }
 func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	if !ws.IsWebSocketUpgrade(r) {
 		httpx.BadRequest(w, "not a WebSocket handshake")
+		return
+	}
+	if bad := handshakeError(r); bad != "" {
+		refuseHandshake(w, bad)
 		return
 	}
 	c := &connection{cfg: a.Config, hb: a.HeartbeatInterval(), remote: r.RemoteAddr}

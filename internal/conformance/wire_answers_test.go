@@ -489,23 +489,13 @@ func TestWireMethodNotAllowed(t *testing.T) {
 }
 
 // TestWireWebSocketHandshake: a handshake offering a WebSocket version
-// other than 13 answers 400 before any upgrade, naming the version the
-// server speaks in Sec-WebSocket-Version (RFC 6455 section 4.4), and the
-// session goes on; an offer of compression is declined (PROTOCOL.md
-// sections 3 and 4.2).
+// other than 13, or a malformed key, answers 400 before any upgrade, naming
+// the version the server speaks in Sec-WebSocket-Version (RFC 6455 section
+// 4.4), and disturbs nothing: the session's WebSocket goes on; an offer of
+// compression is declined (PROTOCOL.md sections 3 and 4.2).
 func TestWireWebSocketHandshake(t *testing.T) {
 	e := newWireEnv(t, nil)
 	s := e.negotiate(t)
-	resp := e.do(t, "GET", "websocket?received=0&"+s.query(), http.Header{
-		"Connection": {"Upgrade"}, "Upgrade": {"websocket"},
-		"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Version": {"8"},
-	}, nil)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	got := fmt.Sprintf("%d %s %s", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"), body)
-	if want := "400 13 bad request: websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
 	d := ws.Dialer{EnableCompression: true}
 	conn, resp, err := d.Dial("ws://"+e.addr+"/rt/websocket?received=0&seq=1&"+s.query(), nil)
 	if err != nil {
@@ -515,9 +505,26 @@ func TestWireWebSocketHandshake(t *testing.T) {
 	if ext := resp.Header.Values("Sec-WebSocket-Extensions"); len(ext) != 0 {
 		t.Errorf("the server accepted extensions %q", ext)
 	}
+	for _, c := range []struct{ version, key, want string }{
+		{"8", "dGhlIHNhbXBsZSBub25jZQ==", "400 13 bad request: websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header\n"},
+		{"13", "c2hvcnQ=", "400 13 bad request: websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length\n"},
+	} {
+		resp := e.do(t, "GET", "websocket?received=0&"+s.query(), http.Header{
+			"Connection": {"Upgrade"}, "Upgrade": {"websocket"},
+			"Sec-Websocket-Key": {c.key}, "Sec-Websocket-Version": {c.version},
+		}, nil)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := fmt.Sprintf("%d %s %s", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"), body)
+		if got != c.want {
+			t.Errorf("version %s, key %s: got %q, want %q", c.version, c.key, got, c.want)
+		}
+	}
+	// The refused handshakes attached nothing: the WebSocket open before
+	// them carries on, not superseded.
 	conn.WriteMessage(ws.TextMessage, []byte("mstill"))
 	if got := wsFrames(t, conn, 1); got != "text:mstill" {
-		t.Errorf("the session after the refused handshake: %s", got)
+		t.Errorf("the WebSocket after the refused handshakes: %s", got)
 	}
 }
 
