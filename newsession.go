@@ -121,7 +121,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 	} else {
 		l = session.New(srv.sessionCfg, info, onFinish)
 	}
-	if err := srv.adopt(l, release); err != nil {
+	if err := srv.adopt(l, release, nil); err != nil {
 		srv.negotiated(NegotiateTooManySessions)
 		srv.opts.Logger.Warn("tether: too many sessions", "limit", srv.opts.MaxSessions, "remote", r.RemoteAddr)
 		return nil, err
@@ -133,15 +133,16 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 }
 
 // adopt adds a session this server made to its store and to its topics'
-// subscribers. When the store is full it ends the session, calls release,
-// and returns session.ErrTooManySessions.
-func (srv *Server) adopt(l *session.Local, release func()) error {
+// subscribers, with the topic offsets a session taken over continues from
+// (resume). When the store is full it ends the session, calls release, and
+// returns session.ErrTooManySessions.
+func (srv *Server) adopt(l *session.Local, release func(), resume map[string]uint64) error {
 	if err := srv.store.Add(l); err != nil {
 		release()
 		l.Abort(wire.CloseError{Code: wire.StatusTryAgainLater, Reason: "too many sessions"})
 		return err
 	}
-	srv.addSubscriber(l)
+	srv.addSubscriber(l, resume)
 	if l.Finished() {
 		// Its first-attach window ran out before Add (a loaded machine, a
 		// short window): onFinish found nothing to remove, so remove it
@@ -187,7 +188,10 @@ func (srv *Server) start(l *session.Local) {
 // restore goes on with a session that a durable store
 // (session.DurableStore) took over from another node: it makes the
 // session, stores it, subscribes it to its stored topics, and starts the
-// application on it, which finds TakenOver true.
+// application on it, which finds TakenOver true. With a broker that numbers
+// its topics' messages (a cluster node with a History), each subscription
+// continues from the topic offset the session had reached: what was
+// published meanwhile is delivered first (broker.Resumable).
 func (srv *Server) restore(info session.RequestInfo, r session.Restored) (*session.Local, error) {
 	srv.mu.Lock()
 	down := srv.shuttingDown
@@ -202,7 +206,7 @@ func (srv *Server) restore(info session.RequestInfo, r session.Restored) (*sessi
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.adopt(l, func() {}); err != nil {
+	if err := srv.adopt(l, func() {}, maps.Clone(r.TopicOffsets)); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.WriteTimeout)

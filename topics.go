@@ -27,17 +27,45 @@ type subscriber struct {
 	topics  map[string]struct{} // guarded by mu
 	watched bool                // guarded by mu; leaveAll is set to run when the session closes
 	closed  bool                // guarded by mu; the session closed and has left every topic
+	// resume holds, for a session taken over, the offsets it had reached
+	// in its topics (session.Restored.TopicOffsets): its first
+	// subscription to each continues from there.
+	resume map[string]uint64 // guarded by mu
 }
 
-var _ broker.GapCloser = (*subscriber)(nil)
+var (
+	_ broker.GapCloser = (*subscriber)(nil)
+	_ broker.Resumable = (*subscriber)(nil)
+)
 
 // ID implements broker.Subscriber.
 func (s *subscriber) ID() string { return s.l.ID() }
 
 // Deliver implements broker.Subscriber: the message goes into the
 // session's queue without a copy and without a wait; a session that cannot
-// take it applies its slow-consumer policy (session.Local.SendShared).
-func (s *subscriber) Deliver(d *broker.Delivery) { s.l.SendShared(d.Message, d.Frames) }
+// take it applies its slow-consumer policy (session.Local.SendShared). A
+// message numbered in its topic's history has its offset stored with it
+// by a durable session (session.Local.SendSharedAt).
+func (s *subscriber) Deliver(d *broker.Delivery) {
+	if d.Offset != 0 {
+		s.l.SendSharedAt(d.Message, d.Frames, session.TopicOffset{Topic: d.Topic, Offset: d.Offset})
+		return
+	}
+	s.l.SendShared(d.Message, d.Frames)
+}
+
+// ResumeAfter implements broker.Resumable: a session taken over continues
+// each topic from the offset it had reached, once. The broker calls it
+// within Subscribe, which the server calls with mu held.
+func (s *subscriber) ResumeAfter(topic string) (uint64, bool) {
+	offset, ok := s.resume[topic]
+	delete(s.resume, topic)
+	return offset, ok
+}
+
+// Joined implements broker.Resumable: a durable session stores where its
+// subscription starts, with the subscription.
+func (s *subscriber) Joined(topic string, offset uint64) { s.l.SetTopicOffset(topic, offset) }
 
 // CloseGap implements broker.GapCloser: a session that missed messages of a
 // topic is closed with StatusResumeGap (4000), reason broker.GapReason,
@@ -47,11 +75,11 @@ func (s *subscriber) CloseGap(string) {
 }
 
 // addSubscriber records a session this server created, so that the
-// application may subscribe it.
-func (srv *Server) addSubscriber(l *session.Local) {
+// application may subscribe it; resume is Subscriber.resume.
+func (srv *Server) addSubscriber(l *session.Local, resume map[string]uint64) {
 	srv.subsMu.Lock()
 	defer srv.subsMu.Unlock()
-	srv.subs[l.ID()] = &subscriber{l: l}
+	srv.subs[l.ID()] = &subscriber{l: l, resume: resume}
 }
 
 // removeSubscriber forgets a session that has finished. It is called with

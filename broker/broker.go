@@ -183,3 +183,28 @@ type PresenceEvent struct {
 	// subscribed with.
 	Member Member
 }
+
+// Resumable is a Subscriber that keeps its place in each topic whose
+// messages a Broker numbers (Delivery.Offset), so that a session that moves
+// to another node (a durable cluster's takeover) goes on with its topics
+// where it was: package tether's subscribers implement it. A Broker that
+// numbers its topics' messages (a cluster.Broker with a History) calls its
+// methods within Subscribe, before it returns: ResumeAfter, then, when the
+// subscriber joins the topic afresh, Joined. Any other Broker never calls
+// them.
+type Resumable interface {
+	Subscriber
+	// ResumeAfter returns the offset of the last message of topic the
+	// session has, and true, when its subscription continues one it had
+	// (the session was taken over): Subscribe then delivers it the
+	// messages after that offset that it did not have, those published
+	// before Subscribe included, each once, in offset order, before any
+	// later one, and not those published with it as
+	// PublishOptions.Exclude; or, when they are no longer kept, it closes
+	// it as a GapCloser. It returns false for a subscription that starts
+	// now: Subscribe then calls Joined.
+	ResumeAfter(topic string) (offset uint64, ok bool)
+	// Joined tells the session that its subscription to topic starts
+	// after the message of offset: it receives those after it.
+	Joined(topic string, offset uint64)
+}

@@ -137,7 +137,12 @@ func (o *BrokerOptions) withDefaults() BrokerOptions {
 // 4000 and the reason "topic gap", broker.GapReason), counted in BrokerStats.Gaps
 // and logged. A Subscribe that makes the node listen to a topic reads the
 // topic's last offset (one more round trip): the subscribers receive what
-// is appended after it. A publish fails, reaching nobody, when the History
+// is appended after it. A subscriber that continues a subscription it had
+// on another node (broker.Resumable: a durable session taken over) first
+// receives from the History, within Subscribe, the messages after the
+// offset it had reached, and then the later ones, each once, in order; or
+// is closed as on a gap when the History no longer holds them (or cannot
+// be reached for NodeTimeout). A publish fails, reaching nobody, when the History
 // cannot take it; one the bus would not take is in the History, and the
 // other nodes fetch it.
 //
@@ -348,6 +353,17 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 			err = fmt.Errorf("cluster: subscribe to topic %q on the bus: %w", name, err)
 		}
 	}
+	// With a History, the subscriber joins under t.seq.mu, which every
+	// delivery holds: it receives exactly the messages after the offset
+	// delivered last here (start).
+	numbered := err == nil && b.opts.History != nil
+	member, c := sub, (*catchUp)(nil)
+	if numbered {
+		if c = resumeOf(name, sub); c != nil {
+			member = c
+		}
+		t.seq.mu.Lock()
+	}
 	joined := false
 	b.mu.Lock()
 	t.pending--
@@ -356,13 +372,22 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	}
 	if _, ok := t.subs[id]; !ok && err == nil {
 		info = slices.Clone(info)
-		t.subs[id] = localMember{sub: sub, info: info}
+		t.subs[id] = localMember{sub: member, info: info}
 		t.list.Store(nil)
 		b.localEvent(broker.Joined, name, broker.Member{Session: id, Info: info})
 		joined = true
 	}
 	b.mu.Unlock()
+	var start uint64
+	started := false
+	if numbered {
+		start, started = t.seq.next-1, t.seq.started
+		t.seq.mu.Unlock()
+	}
 	b.release(t)
+	if joined && numbered {
+		b.position(ctx, name, sub, c, start, started)
+	}
 	return joined, err
 }
 

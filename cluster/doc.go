@@ -25,7 +25,11 @@
 // (session.Restore) through the server (session.DurableStore.SetRestore),
 // which subscribes it to its topics and runs the application's Handler or
 // Callbacks for it (Session.TakenOver reports true), and serves the
-// request. Until then the request is answered as for an owner that cannot
+// request. With a History (NodeOptions.History), each subscription goes on
+// from the topic offset the session had stored with its messages: what was
+// published after it, while no node held the session included, is
+// delivered first from the History (broker.Resumable), or the session
+// closes with 4000 "topic gap" when the History no longer holds it. Until then the request is answered as for an owner that cannot
 // be reached (503, or a connection that ends without a close frame) and
 // the client tries again. The session keeps its id: a node that finds the
 // session's id naming a gone node, or a node that does not hold it, asks

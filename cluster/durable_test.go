@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,11 +42,34 @@ type durable struct {
 
 	mu        sync.Mutex
 	takenOver []string // ids of the sessions the application saw taken over
+
+	// front, while set, is closed when the front lets the requests it
+	// holds go on (holdFront).
+	front atomic.Pointer[chan struct{}]
+}
+
+// holdFront holds every request that reaches the front until the returned
+// function is called: no client's request reaches a node meanwhile.
+func (d *durable) holdFront() (resume func()) {
+	held := make(chan struct{})
+	d.front.Store(&held)
+	return sync.OnceFunc(func() {
+		d.front.Store(nil)
+		close(held)
+	})
 }
 
 // startDurable starts n durable nodes serving an echo through Callbacks;
 // every negotiate goes to node 0, the rest round robin.
 func startDurable(t *testing.T, n int) *durable {
+	t.Helper()
+	return startDurableWith(t, n, nil)
+}
+
+// startDurableWith is startDurable; with history not nil, each node keeps a
+// topic history (a redisstate.TopicHistory with those options) on its own
+// Redis client.
+func startDurableWith(t *testing.T, n int, history *redisstate.HistoryOptions) *durable {
 	t.Helper()
 	e := enginetest.RedisT(t)
 	d := &durable{redis: redis.NewClient(&redis.Options{Addr: e.Addr})}
@@ -63,10 +88,11 @@ func startDurable(t *testing.T, n int) *durable {
 			}
 		},
 		Message: func(s *session.Session, m wire.Message) {
-			if string(m.Data) == "subscribe" {
+			if topic, ok := strings.CutPrefix(string(m.Data), "subscribe"); ok {
+				topic = cmp.Or(strings.TrimSpace(topic), "news")
 				// Whichever node holds it.
 				for _, nd := range d.Nodes {
-					if nd.Server.Subscribe(s.Context(), s, "news", nil) == nil {
+					if nd.Server.Subscribe(s.Context(), s, topic, nil) == nil {
 						break
 					}
 				}
@@ -90,7 +116,20 @@ func startDurable(t *testing.T, n int) *durable {
 			}
 			return s
 		},
+		History: func(i int) cluster.History {
+			if history == nil {
+				return nil
+			}
+			h, err := redisstate.NewHistory(d.clients[i], history)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		},
 		Route: func(r *http.Request) int {
+			if held := d.front.Load(); held != nil {
+				<-*held
+			}
 			if path.Base(r.URL.Path) == "negotiate" {
 				return 0
 			}

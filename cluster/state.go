@@ -31,7 +31,10 @@ type StateStore interface {
 	// extends the lease. Messages numbered at or below the stored count
 	// are skipped, so an Entry may be written again after an error; a
 	// First beyond the stored count + 1, or an Acked beyond the sent
-	// count, gives ErrOutOfOrder. It returns ErrFenced,
+	// count, gives ErrOutOfOrder. e's TopicOffsets are stored in the same
+	// write as its messages, each only where it is higher than the stored
+	// one, and a topic's offset is dropped with its Unsubscribe: the stored
+	// offsets never run ahead of the stored messages. It returns ErrFenced,
 	// ErrOutOfOrder, ErrInvalidBatch, ErrNoState, ErrStateVersion,
 	// ErrStateCorrupt, ErrInvalidSessionID, or an error wrapping
 	// ErrStateUnavailable (the batch may or may not be stored: writing it
@@ -93,6 +96,9 @@ type State struct {
 	Out []wire.Message
 	// Topics holds the session's topics, sorted.
 	Topics []string
+	// TopicOffsets holds how far the session had come in its numbered
+	// topics (session.Entry.TopicOffsets), by topic; nil for none.
+	TopicOffsets map[string]uint64
 	// Info is the application's negotiate data, as given to Create.
 	Info []byte
 }

@@ -54,11 +54,19 @@ type Entry struct {
 	// left (JournalTopic): net changes, so a topic is in at most one of
 	// them.
 	Subscribe, Unsubscribe []string
+	// TopicOffsets are how far the session has come in its numbered
+	// topics (SendSharedAt, SetTopicOffset), one per topic, each the
+	// highest offset of its topic among this Entry's Messages and the
+	// offsets set without a message. The Journal stores them only where
+	// they are higher than the stored ones, and drops a topic's offset
+	// when it stores the topic's Unsubscribe.
+	TopicOffsets []TopicOffset
 }
 
 // empty reports whether e has nothing to store.
 func (e *Entry) empty() bool {
-	return len(e.Messages) == 0 && e.Acked == 0 && e.Received == 0 && len(e.Subscribe) == 0 && len(e.Unsubscribe) == 0
+	return len(e.Messages) == 0 && e.Acked == 0 && e.Received == 0 && len(e.Subscribe) == 0 && len(e.Unsubscribe) == 0 &&
+		len(e.TopicOffsets) == 0
 }
 
 // ErrLeaseLost is wrapped by the errors a Journal returns when this process
@@ -154,8 +162,8 @@ func (s *Session) entryLocked(e *Entry) bool {
 	if s.holding {
 		sent, recv = min(sent, s.holdSent), min(recv, s.holdRecv)
 	}
-	msgs := e.Messages[:0]
-	*e = Entry{}
+	msgs, offsets := e.Messages[:0], e.TopicOffsets[:0]
+	*e = Entry{TopicOffsets: offsets}
 	if s.stored < s.acked {
 		// Abort counted what it discarded as acknowledged: nothing of it
 		// is stored.
@@ -170,6 +178,7 @@ func (s *Session) entryLocked(e *Entry) bool {
 	} else {
 		e.Messages = msgs
 	}
+	s.offsetsLocked(e, s.stored+1, sent)
 	if recv > s.storedRecv {
 		e.Received = recv
 	}
@@ -277,6 +286,7 @@ func (s *Session) storedLocked(e *Entry) {
 			delete(s.topics, t)
 		}
 	}
+	s.offsetsStoredLocked(e)
 	clear(e.Messages) // the queue may let go of them
 	s.journalDone.broadcast()
 }

@@ -70,6 +70,7 @@ func (j *memJournal) Write(ctx context.Context, e *session.Entry) error {
 	c := *e
 	c.Messages = slices.Clone(e.Messages)
 	c.Subscribe, c.Unsubscribe = slices.Clone(e.Subscribe), slices.Clone(e.Unsubscribe)
+	c.TopicOffsets = slices.Clone(e.TopicOffsets)
 	j.entries = append(j.entries, c)
 	sent := j.acked + uint64(len(j.out))
 	if len(e.Messages) > 0 && e.First > sent+1 {
@@ -551,5 +552,40 @@ func TestJournalInBandWindow(t *testing.T) {
 	}
 	if got := len(recvAll(t, s, 65)); got != 65 {
 		t.Errorf("Recv got %d messages, want 65", got)
+	}
+}
+
+// TestJournalTopicOffsets: the topic offset of a message queued with one
+// (SendSharedAt) is written in the same Entry as the message, never
+// before; one set without a message (SetTopicOffset) with the next Write;
+// each topic's highest once.
+func TestJournalTopicOffsets(t *testing.T) {
+	j := newMemJournal(t)
+	gate := j.hold()
+	s := newJournaled(t, j, nil)
+	s.SetTopicOffset("a", 5)
+	first := next(t, gate)
+	for i, at := range []session.TopicOffset{{Topic: "a", Offset: 6}, {Topic: "b", Offset: 3}, {Topic: "a", Offset: 8}} {
+		if err := s.SendSharedAt(text(fmt.Sprint("m", i+1)), nil, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(first)
+	close(next(t, gate))
+	ctx := testContext(t)
+	for len(j.written()) < 2 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	entries := j.written()
+	if len(entries) != 2 {
+		t.Fatalf("%d entries written, want 2", len(entries))
+	}
+	want := []session.TopicOffset{{Topic: "a", Offset: 5}}
+	if e := entries[0]; len(e.Messages) != 0 || !slices.Equal(e.TopicOffsets, want) {
+		t.Errorf("entry 1: %d messages, offsets %v; want none, %v", len(e.Messages), e.TopicOffsets, want)
+	}
+	want = []session.TopicOffset{{Topic: "a", Offset: 8}, {Topic: "b", Offset: 3}}
+	if e := entries[1]; e.First != 1 || len(e.Messages) != 3 || !slices.Equal(e.TopicOffsets, want) {
+		t.Errorf("entry 2: first %d, %d messages, offsets %v; want 1, 3, %v", e.First, len(e.Messages), e.TopicOffsets, want)
 	}
 }

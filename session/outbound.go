@@ -86,6 +86,12 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 // link is notified once it is stored).
 func (s *Session) queueLocked(m wire.Message, frames *wire.Frames) {
 	s.appendLocked(m, frames)
+	s.queuedLocked()
+}
+
+// queuedLocked has the message just appended written to the journal, or
+// notifies the attached link of it.
+func (s *Session) queuedLocked() {
 	if s.journal != nil {
 		s.journalLocked()
 		return

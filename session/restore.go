@@ -32,6 +32,11 @@ type Restored struct {
 	// stored them. Restore does nothing with them: the server that goes on
 	// with the session subscribes it again (DurableStore).
 	Topics []string
+	// TopicOffsets are how far the session had come in its numbered
+	// topics (Entry.TopicOffsets), by topic: the server that subscribes
+	// it again delivers each topic's messages after its offset first.
+	// Restore does nothing with them either.
+	TopicOffsets map[string]uint64
 }
 
 // ErrInvalidRestore is wrapped by the errors Restore returns for a

@@ -28,6 +28,12 @@ type queued struct {
 // SlowConsumerClose does, so that its client never misses a message
 // without knowing it.
 func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
+	return l.sendShared(m, frames, TopicOffset{})
+}
+
+// sendShared is SendShared, and SendSharedAt for a message with a topic
+// offset (at.Offset not 0).
+func (l *Local) sendShared(m wire.Message, frames *wire.Frames, at TopicOffset) error {
 	s := l.Session
 	if err := s.cfg.CheckMessage(m); err != nil {
 		return err
@@ -63,7 +69,9 @@ func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
 	// Not written on this goroutine: the caller goes on to the next
 	// session at once, and the connection writes on a goroutine of its
 	// own.
-	s.queueLocked(m, frames)
+	s.appendLocked(m, frames)
+	s.markOffsetLocked(at)
+	s.queuedLocked()
 	s.mu.Unlock()
 	return nil
 }

@@ -29,7 +29,7 @@ func (s *Store) Write(ctx context.Context, l cluster.Lease, b *session.Entry) er
 			return fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, b.First+uint64(i), m.Type)
 		}
 	}
-	args := make([]any, 0, 8+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe))
+	args := make([]any, 0, 9+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe)+2*len(b.TopicOffsets))
 	args = append(args, leaseValue(l), s.lease, s.window, strconv.Itoa(len(b.Messages)))
 	for i, m := range b.Messages {
 		args = append(args, strconv.FormatUint(b.First+uint64(i), 10), strconv.Itoa(int(m.Type)), m.Data)
@@ -41,6 +41,10 @@ func (s *Store) Write(ctx context.Context, l cluster.Lease, b *session.Entry) er
 	args = append(args, strconv.Itoa(len(b.Unsubscribe)))
 	for _, t := range b.Unsubscribe {
 		args = append(args, t)
+	}
+	args = append(args, strconv.Itoa(len(b.TopicOffsets)))
+	for _, at := range b.TopicOffsets {
+		args = append(args, at.Topic, strconv.FormatUint(at.Offset, 10))
 	}
 	return s.fenced(ctx, writeScript, l, args...)
 }
@@ -54,14 +58,15 @@ func count(n uint64) string {
 }
 
 // parseState decodes the reply of takeOverScript and loadScript:
-// {epoch, state hash as flat pairs, out entries, topics}. Anything
+// {epoch, state hash as flat pairs, out entries, topics, topic offsets as
+// flat pairs}. Anything
 // unexpected is cluster.ErrStateCorrupt.
 func parseState(id string, reply any) (uint64, *cluster.State, error) {
 	corrupt := func(format string, a ...any) (uint64, *cluster.State, error) {
 		return 0, nil, fmt.Errorf("%w: session %s: %s", cluster.ErrStateCorrupt, id, fmt.Sprintf(format, a...))
 	}
 	parts, ok := reply.([]any)
-	if !ok || len(parts) != 4 {
+	if !ok || len(parts) != 5 {
 		return corrupt("reply of %T", reply)
 	}
 	epoch, err := number(parts[0])
@@ -128,6 +133,24 @@ func parseState(id string, reply any) (uint64, *cluster.State, error) {
 		st.Topics = append(st.Topics, s)
 	}
 	slices.Sort(st.Topics)
+	offsets, ok := parts[4].([]any)
+	if !ok || len(offsets)%2 != 0 {
+		return corrupt("topic offsets of %T", parts[4])
+	}
+	for i := 0; i < len(offsets); i += 2 {
+		t, ok := offsets[i].(string)
+		if !ok {
+			return corrupt("topic offset of %T", offsets[i])
+		}
+		o, err := number(offsets[i+1])
+		if err != nil {
+			return corrupt("topic %q offset %v", t, offsets[i+1])
+		}
+		if st.TopicOffsets == nil {
+			st.TopicOffsets = make(map[string]uint64)
+		}
+		st.TopicOffsets[t] = o
+	}
 	return epoch, st, nil
 }
 

@@ -54,7 +54,15 @@ func runNode(ctx context.Context, c nodeConfig, out io.Writer) error {
 			return fmt.Errorf("-state: %w", err)
 		}
 		defer closeState()
-		echoOpts.State = state
+		// The topics' history on the same Redis: a session taken over
+		// receives what was published to its topics while no node held
+		// it, or closes with 4000 topic gap.
+		history, closeHistory, err := busdial.DialHistory(c.stateURL)
+		if err != nil {
+			return fmt.Errorf("-state: %w", err)
+		}
+		defer closeHistory()
+		echoOpts.State, echoOpts.History = state, history
 	}
 	echoNode, err := bus.join(echoOpts)
 	if err != nil {

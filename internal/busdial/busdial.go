@@ -66,18 +66,46 @@ func Dial(url string, logger *slog.Logger) (bus cluster.Bus, closeBus func(), er
 // error for a URL of another scheme or a malformed one, and redisstate's
 // error for an out-of-range LeaseTTL.
 func DialState(url string, leaseTTL time.Duration) (state cluster.StateStore, closeState func(), err error) {
-	if !strings.HasPrefix(url, "redis://") {
-		return nil, nil, fmt.Errorf("busdial: state URL %q: want redis://", url)
-	}
-	opt, err := redis.ParseURL(url)
+	client, err := redisClient("state", url)
 	if err != nil {
 		return nil, nil, err
 	}
-	client := redis.NewClient(opt)
 	store, err := redisstate.New(client, &redisstate.Options{LeaseTTL: leaseTTL})
 	if err != nil {
 		client.Close()
 		return nil, nil, err
 	}
 	return store, func() { client.Close() }, nil
+}
+
+// DialHistory connects to the Redis at url (redis://host:port) for the
+// history of a node's topics (cluster.NodeOptions.History), through package
+// redisstate's TopicHistory with its defaults: give it with DialState's
+// store, so that a session taken over receives what was published to its
+// topics while no node held it. closeHistory closes its client. It returns
+// an error for a URL of another scheme or a malformed one.
+func DialHistory(url string) (history cluster.History, closeHistory func(), err error) {
+	client, err := redisClient("history", url)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := redisstate.NewHistory(client, nil)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return h, func() { client.Close() }, nil
+}
+
+// redisClient returns a client of the Redis at url (redis://host:port), for
+// what names its use in errors.
+func redisClient(what, url string) (*redis.Client, error) {
+	if !strings.HasPrefix(url, "redis://") {
+		return nil, fmt.Errorf("busdial: %s URL %q: want redis://", what, url)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opt), nil
 }

@@ -76,6 +76,9 @@ type Options struct {
 	// NodeOptions.State, making it durable: each node its own client of
 	// the store, so that a test can cut one node's.
 	State func(i int) cluster.StateStore
+	// History, if set, gives node i its NodeOptions.History: each node
+	// its own client of the store, as for State.
+	History func(i int) cluster.History
 	// Route, if set, picks the node the front sends r to, by its index in
 	// Nodes (even one that is down: the front then answers 502), instead
 	// of the next one in turn; a negative index leaves r to the turn.
@@ -112,6 +115,9 @@ func Start(t testing.TB, n int, h tether.Handler, opts *Options) *Cluster {
 		}
 		if o.State != nil {
 			nopts.State = o.State(i)
+		}
+		if o.History != nil {
+			nopts.History = o.History(i)
 		}
 		node, err := cluster.NewNode(bus, &nopts)
 		if err != nil {

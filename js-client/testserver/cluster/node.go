@@ -36,7 +36,12 @@ func runNode(ctx context.Context, busURL, listen, name, stateURL string, leaseTT
 			return fmt.Errorf("-state: %w", err)
 		}
 		defer closeState()
-		nopts.State = state
+		history, closeHistory, err := busdial.DialHistory(stateURL)
+		if err != nil {
+			return fmt.Errorf("-state: %w", err)
+		}
+		defer closeHistory()
+		nopts.State, nopts.History = state, history
 		h = hostile.Callbacks
 	}
 	node, err := cluster.NewNode(bus, nopts)
