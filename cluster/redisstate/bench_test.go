@@ -2,6 +2,7 @@ package redisstate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -97,9 +98,17 @@ func BenchmarkWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	data := make([]byte, 64)
-	for _, perBatch := range []int{1, 16, 128} {
-		b.Run(fmt.Sprintf("messages=%d", perBatch), func(b *testing.B) {
-			sid := fmt.Sprintf("bench.%d", perBatch)
+	for _, c := range []struct {
+		perBatch int
+		offset   bool // the batch raises the offset of its topic, as a topic's messages do
+	}{{1, false}, {16, false}, {128, false}, {1, true}, {16, true}} {
+		perBatch := c.perBatch
+		name := fmt.Sprintf("messages=%d", perBatch)
+		if c.offset {
+			name += "/topic-offset"
+		}
+		b.Run(name, func(b *testing.B) {
+			sid := fmt.Sprintf("bench.%d.%v", perBatch, c.offset)
 			l, err := s.Create(ctx, sid, token, "nodeA", make([]byte, 256))
 			if err != nil {
 				b.Fatal(err)
@@ -114,6 +123,9 @@ func BenchmarkWrite(b *testing.B) {
 				batch.Received = next
 				next += uint64(perBatch)
 				batch.Acked = batch.First - 1 // the previous batch
+				if c.offset {
+					batch.TopicOffsets = []session.TopicOffset{{Topic: "room", Offset: next - 1}}
+				}
 				if err := s.Write(ctx, l, batch); err != nil {
 					b.Fatal(err)
 				}
@@ -125,8 +137,11 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			report(b, m.counts().minus(start))
 			var stored int64
-			for _, part := range []string{"state", "out", "topics", "lease"} {
+			for _, part := range []string{"state", "out", "topics", "lease", "offsets"} {
 				n, err := client.MemoryUsage(ctx, "tether:{"+sid+"}:"+part).Result()
+				if errors.Is(err, redis.Nil) && part == "offsets" {
+					continue // none without a topic offset
+				}
 				if err != nil {
 					b.Fatal(err)
 				}
