@@ -100,6 +100,11 @@ func (ds *durableSession) recovering() bool {
 // every session was killed killsPerSession times mid-burst. Another node
 // takes each session over and it goes on: every message and every echo
 // exactly once, in order, the session's id unchanged, no new session.
+// Meanwhile a node of the test's own publishes ticks to a topic that one
+// more durable session subscribes to, whose owner is killed once more
+// after the bursts while the ticks go on: it receives every tick once, in
+// order, those published while no node held it included (the topic
+// history).
 func TestDurableKills(t *testing.T) {
 	n := exactMessages()
 	for _, bus := range buses {
@@ -117,8 +122,13 @@ func TestDurableKills(t *testing.T) {
 				cn := dial(t, e.url, tr)
 				sessions = append(sessions, &durableSession{cn: cn, id: cn.c.ID()})
 			}
+			tk := startTicker(t, e, rdb)
 			ctx, cancel := context.WithTimeout(context.Background(), killsBound)
 			defer cancel()
+			var ticking sync.WaitGroup
+			var tickKills []kill
+			var tickErr error
+			ticking.Go(func() { tickKills, tickErr = tk.run(ctx, store) })
 			var killer sync.WaitGroup
 			var kills []kill
 			var killsOver atomic.Bool // no more kills will come
@@ -152,7 +162,12 @@ func TestDurableKills(t *testing.T) {
 			took := time.Since(began)
 			cancel()
 			killer.Wait()
-			for _, k := range kills {
+			ticking.Wait()
+			if tickErr != nil {
+				t.Errorf("ticks: %v", tickErr)
+			}
+			tk.check(bus)
+			for _, k := range append(kills, tickKills...) {
 				t.Logf("killed %s (%s) at %v: owner of %s", k.node, k.name, k.at.Sub(began).Round(time.Millisecond), strings.Join(k.of, " "))
 			}
 			for i, ds := range sessions {
