@@ -110,6 +110,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) 
 		limit = DefaultMaxStreamBytes
 	}
 	sw, buf := startStream(w, a, st)
+	defer sw.end()
 	if sw.write(buf) != nil {
 		return
 	}
@@ -185,6 +186,7 @@ func serveProbe(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
 		return
 	}
 	sw, buf := startStream(w, a, st)
+	defer sw.end()
 	if sw.write(buf) != nil {
 		return
 	}
@@ -204,6 +206,19 @@ type streamWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	written int
+}
+
+// end gives what net/http writes once the handler returns (the end of the
+// chunked body) a write timeout of its own. The deadline of the last write
+// may have passed while the stream was idle (a heartbeat interval is longer
+// than the default write timeout), and the response would then end with its
+// connection cut, not cleanly: a client reading it takes that for a network
+// error, not for a response that ended on purpose (superseded, at a probe's
+// hold, after the session's end, or with no epilogue to write).
+func (sw *streamWriter) end() {
+	if sw.timeout > 0 {
+		sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
 }
 
 // write writes p and flushes it within the write timeout.

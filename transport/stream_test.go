@@ -55,6 +55,17 @@ func streamServer(t *testing.T, s *session.Local, maxBytes int) string {
 	return hs.URL
 }
 
+// readLines reads len(want) lines from br and fails the test unless they
+// are want, in order; what names the response in the message.
+func readLines(t *testing.T, what string, br *bufio.Reader, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if l, err := br.ReadString('\n'); strings.TrimSuffix(l, "\n") != w {
+			t.Fatalf("%s: line %q (%v), want %q", what, l, err, w)
+		}
+	}
+}
+
 // TestServeStreamRecyclesWithoutLoss follows a closed session's 300
 // messages over responses limited to 200 bytes, then to less than the
 // prelude (each response still carries a batch).
@@ -175,11 +186,7 @@ func TestServeStreamProbe(t *testing.T) {
 	}
 	defer attached.Body.Close()
 	ar := bufio.NewReader(attached.Body)
-	for _, want := range []string{"prelude", "ctrl h", "1 msg1", "2 msg2", "3 msg3"} {
-		if l, err := ar.ReadString('\n'); strings.TrimSuffix(l, "\n") != want {
-			t.Fatalf("attached stream: line %q (%v), want %q", l, err, want)
-		}
-	}
+	readLines(t, "attached stream", ar, "prelude", "ctrl h", "1 msg1", "2 msg2", "3 msg3")
 
 	for range 2 {
 		pctx, leave := context.WithCancel(ctx)
@@ -189,11 +196,7 @@ func TestServeStreamProbe(t *testing.T) {
 			t.Fatal(err)
 		}
 		br := bufio.NewReader(resp.Body)
-		for _, want := range []string{"prelude", "ctrl h"} {
-			if l, err := br.ReadString('\n'); strings.TrimSuffix(l, "\n") != want {
-				t.Fatalf("probe: line %q (%v), want %q", l, err, want)
-			}
-		}
+		readLines(t, "probe", br, "prelude", "ctrl h")
 		leave() // the client has seen the first bytes and goes away
 		resp.Body.Close()
 	}
@@ -271,5 +274,51 @@ func TestServeStreamFlushesTail(t *testing.T) {
 	}
 	if want := "prelude,ctrl h,1 m0,2 m1,3 m2,ctrl h"; strings.Join(got, ",") != want {
 		t.Fatalf("stream = %q, want %q", strings.Join(got, ","), want)
+	}
+}
+
+// TestServeStreamEndsCleanlyWhenIdle ends streams whose last write is older
+// than the write timeout, with no epilogue (as server-sent events have
+// none): a stream superseded by another, and a probe whose session ends.
+// Each must end cleanly, with the end of its chunked body, not with its
+// connection cut as when the expired write deadline stopped that last write.
+func TestServeStreamEndsCleanlyWhenIdle(t *testing.T) {
+	const writeTimeout = 20 * time.Millisecond
+	for _, probe := range []bool{false, true} {
+		t.Run(fmt.Sprintf("probe=%v", probe), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
+			defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
+			cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: writeTimeout}
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				transport.ServeStream(w, r, &transport.Attach{Session: s, Config: cfg, Probe: r.URL.Query().Get("probe") == "1"},
+					&transport.Stream{Name: "test", ContentType: "text/plain", Prelude: []byte("prelude\n"), Encoder: lineEncoder{}})
+			}))
+			defer hs.Close()
+			open := func(query string) (*http.Response, *bufio.Reader) {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+query, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(resp.Body)
+				readLines(t, query, br, "prelude", "ctrl h")
+				return resp, br
+			}
+			first, br := open(map[bool]string{false: "?", true: "?probe=1"}[probe])
+			defer first.Body.Close()
+			time.Sleep(10 * writeTimeout) // the first bytes' write deadline passes
+			if probe {
+				s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
+				s.Expire(0)
+			} else {
+				second, _ := open("?")
+				defer second.Body.Close()
+			}
+			if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+				t.Errorf("the first response's end: %q, %v; want a clean end", rest, err)
+			}
+		})
 	}
 }
