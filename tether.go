@@ -254,12 +254,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if bad == "" && !stated {
 		bad = "missing received"
 	}
-	seq, bad2 := httpx.ParseCount(q, "seq", 1)
-	if bad == "" {
-		bad = bad2
-	}
-	if bad == "" && seq == 0 {
-		bad = "invalid seq"
+	// seq numbers the client messages a connection carries: only a
+	// bidirectional transport reads it; the others ignore it, as every
+	// parameter they do not take (PROTOCOL.md section 3).
+	seq := uint64(1)
+	if t.Bidirectional() {
+		var bad2 string
+		seq, bad2 = httpx.ParseCount(q, "seq", 1)
+		if bad == "" {
+			bad = bad2
+		}
+		if bad == "" && seq == 0 {
+			bad = "invalid seq"
+		}
 	}
 	heartbeat, bad3 := parseHeartbeat(q, srv.opts.HeartbeatInterval)
 	if bad == "" {

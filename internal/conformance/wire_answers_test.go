@@ -133,7 +133,8 @@ func TestWireQueryParameters(t *testing.T) {
 		{"GET", "streaming?" + q, "", "400 bad request: missing received\n"},
 		{"GET", "sse?" + q, "", "400 bad request: missing received\n"},
 		{"GET", "longpoll?received=01&" + q, "", "400 bad request: invalid received\n"},
-		{"GET", "longpoll?received=1&" + q, "", "200 2:my"}, // the echo of message 2
+		{"GET", "longpoll?received=1&" + q, "", "200 2:my"},      // the echo of message 2
+		{"GET", "longpoll?received=2&seq=0&" + q, "", "200 1:h"}, // seq: a WebSocket's alone
 	} {
 		if got := e.exact(t, c.method, c.endpoint, nil, []byte(c.body)); got != c.want {
 			// The query without the session's, which ends it.
