@@ -62,6 +62,11 @@
 //     queued and are not sent, and Deliver waits until its context ends,
 //     then returns an error wrapping ErrUnreachable: a send request
 //     answers 503 and a WebSocket ends, and the client sends again.
+//   - A topic's message numbered in its history (SendSharedAt) has its
+//     topic offset written in the same Write as the message
+//     (Entry.TopicOffsets), so that the process that takes the session
+//     over knows, per topic, exactly what the client may have been sent,
+//     and delivers what follows (Restored.TopicOffsets).
 //
 // A WebSocket delivers each client message on its own, and its
 // connection carries the acknowledgements of client messages, which count

@@ -2,7 +2,6 @@ package redisstate_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -137,11 +136,8 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			report(b, m.counts().minus(start))
 			var stored int64
-			for _, part := range []string{"state", "out", "topics", "lease", "offsets"} {
+			for _, part := range []string{"state", "out", "topics", "lease"} {
 				n, err := client.MemoryUsage(ctx, "tether:{"+sid+"}:"+part).Result()
-				if errors.Is(err, redis.Nil) && part == "offsets" {
-					continue // none without a topic offset
-				}
 				if err != nil {
 					b.Fatal(err)
 				}

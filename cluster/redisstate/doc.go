@@ -46,22 +46,21 @@
 //	    acked     messages the client has acknowledged (<= sent)
 //	    received  client messages accepted
 //	    info      the application's negotiate data (opaque bytes)
+//	    o:<topic> the offset in the topic's history that the session has
+//	              reached (session.Entry.TopicOffsets), only ever raised,
+//	              dropped when the session leaves the topic
 //	<Prefix>:{<id>}:out     stream: one entry per unacknowledged message,
 //	                        entry id "<message number>-0", fields
 //	                        t (type, decimal) and d (data); entries up to
 //	                        acked are trimmed (XTRIM MINID) by the write that
 //	                        acknowledges them
 //	<Prefix>:{<id>}:topics  set of the session's topics
-//	<Prefix>:{<id>}:offsets hash: topic -> the offset (decimal) in the
-//	                        topic's history that the session has reached
-//	                        (session.Entry.TopicOffsets), only ever raised,
-//	                        dropped when the session leaves the topic
 //	<Prefix>:{<id>}:lease   string "<epoch> <node id>", expiring after
 //	                        LeaseTTL (PX)
 //
-// Every write and Renew sets the expiry of the state, out, topics and offsets
-// keys to ResumeWindow: the state of a session whose owner is gone lasts as
-// long as the client may come back, then Redis drops it. Counters and message numbers
+// Every write and Renew sets the expiry of the state, out and topics keys to
+// ResumeWindow: the state of a session whose owner is gone lasts as long as
+// the client may come back, then Redis drops it. Counters and message numbers
 // cross into Lua as decimal strings and are stored as given, so numbers up to
 // 2^53 are exact.
 //

@@ -3,7 +3,7 @@ package redisstate
 import "github.com/redis/go-redis/v9"
 
 // Every script gets the session's keys in this order: KEYS[1] state,
-// KEYS[2] out, KEYS[3] topics, KEYS[4] lease, KEYS[5] offsets. ARGV[1] is always the format
+// KEYS[2] out, KEYS[3] topics, KEYS[4] lease. ARGV[1] is always the format
 // version. Errors are error replies whose first word names them (see
 // mapError). A script validates everything before it changes anything, since
 // Redis does not undo the effects of a script that fails halfway.
@@ -23,7 +23,6 @@ local function keep(window)
   redis.call('PEXPIRE', KEYS[1], window)
   redis.call('PEXPIRE', KEYS[2], window)
   redis.call('PEXPIRE', KEYS[3], window)
-  redis.call('PEXPIRE', KEYS[5], window)
 end
 `
 
@@ -31,7 +30,7 @@ end
 // 5 window ms, 6 info.
 var createScript = redis.NewScript(luaCheck + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('TETHER_EXISTS') end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'token', ARGV[2], 'epoch', '1', 'sent', '0', 'acked', '0', 'received', '0', 'info', ARGV[6])
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 keep(ARGV[5])
@@ -43,8 +42,8 @@ return 1
 // received, subscribe count, topics, unsubscribe count, topics, topic
 // offset count m, then m pairs (topic, offset). Numbers are decimal
 // strings; "" for acked or received leaves it as it is. A topic's offset
-// is stored only when higher than the stored one, and dropped when the
-// topic is left.
+// is the state's field "o:<topic>", set only when higher than the stored
+// one, and dropped when the topic is left.
 var writeScript = redis.NewScript(luaCheck + `
 local err = check(ARGV[2])
 if err then return redis.error_reply(err) end
@@ -84,14 +83,14 @@ local sub = ackAt + 2
 local unsub = sub + tonumber(ARGV[sub]) + 1
 local offs = unsub + tonumber(ARGV[unsub]) + 1
 for k = 0, tonumber(ARGV[offs]) - 1 do
-  local t, o = ARGV[offs + 1 + 2 * k], ARGV[offs + 2 + 2 * k]
-  local cur = redis.call('HGET', KEYS[5], t)
-  if not cur or tonumber(o) > tonumber(cur) then redis.call('HSET', KEYS[5], t, o) end
+  local f, o = 'o:' .. ARGV[offs + 1 + 2 * k], ARGV[offs + 2 + 2 * k]
+  local cur = redis.call('HGET', KEYS[1], f)
+  if not cur or tonumber(o) > tonumber(cur) then redis.call('HSET', KEYS[1], f, o) end
 end
 for k = 1, tonumber(ARGV[sub]) do redis.call('SADD', KEYS[3], ARGV[sub + k]) end
 for k = 1, tonumber(ARGV[unsub]) do
   redis.call('SREM', KEYS[3], ARGV[unsub + k])
-  redis.call('HDEL', KEYS[5], ARGV[unsub + k])
+  redis.call('HDEL', KEYS[1], 'o:' .. ARGV[unsub + k])
 end
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 keep(ARGV[5])
@@ -119,13 +118,12 @@ return 1
 var deleteScript = redis.NewScript(luaCheck + `
 local err = check(ARGV[2])
 if err then return redis.error_reply(err) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return 1
 `)
 
 // takeOverScript: ARGV 2 token hash, 3 node, 4 lease ms, 5 window ms.
-// Returns {epoch, state hash as flat pairs, out entries, topics, topic
-// offsets as flat pairs}.
+// Returns {epoch, state hash as flat pairs, out entries, topics}.
 var takeOverScript = redis.NewScript(luaCheck + `
 local st = redis.call('HMGET', KEYS[1], 'v', 'token', 'epoch')
 if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
@@ -146,7 +144,7 @@ end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 redis.call('SET', KEYS[4], epoch .. ' ' .. ARGV[3], 'PX', ARGV[4])
 keep(ARGV[5])
-return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3]), redis.call('HGETALL', KEYS[5])}
+return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3])}
 `)
 
 // loadScript: no ARGV besides the version. Returns what takeOverScript
@@ -156,5 +154,5 @@ local st = redis.call('HMGET', KEYS[1], 'v', 'epoch')
 if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
 if st[1] ~= ARGV[1] then return redis.error_reply('TETHER_VERSION ' .. st[1]) end
 if not st[2] then return redis.error_reply('TETHER_CORRUPT no epoch') end
-return {st[2], redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3]), redis.call('HGETALL', KEYS[5])}
+return {st[2], redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3])}
 `)

@@ -58,15 +58,15 @@ func count(n uint64) string {
 }
 
 // parseState decodes the reply of takeOverScript and loadScript:
-// {epoch, state hash as flat pairs, out entries, topics, topic offsets as
-// flat pairs}. Anything
+// {epoch, state hash as flat pairs, out entries, topics}; the state hash's
+// fields "o:<topic>" are the topic offsets. Anything
 // unexpected is cluster.ErrStateCorrupt.
 func parseState(id string, reply any) (uint64, *cluster.State, error) {
 	corrupt := func(format string, a ...any) (uint64, *cluster.State, error) {
 		return 0, nil, fmt.Errorf("%w: session %s: %s", cluster.ErrStateCorrupt, id, fmt.Sprintf(format, a...))
 	}
 	parts, ok := reply.([]any)
-	if !ok || len(parts) != 5 {
+	if !ok || len(parts) != 4 {
 		return corrupt("reply of %T", reply)
 	}
 	epoch, err := number(parts[0])
@@ -96,6 +96,13 @@ func parseState(id string, reply any) (uint64, *cluster.State, error) {
 			st.Received, err = strconv.ParseUint(value, 10, 64)
 		case "info":
 			st.Info = []byte(value)
+		default:
+			if topic, ok := strings.CutPrefix(name, "o:"); ok {
+				if st.TopicOffsets == nil {
+					st.TopicOffsets = make(map[string]uint64)
+				}
+				st.TopicOffsets[topic], err = strconv.ParseUint(value, 10, 64)
+			}
 		}
 		if err != nil {
 			return corrupt("%s %q", name, value)
@@ -133,24 +140,6 @@ func parseState(id string, reply any) (uint64, *cluster.State, error) {
 		st.Topics = append(st.Topics, s)
 	}
 	slices.Sort(st.Topics)
-	offsets, ok := parts[4].([]any)
-	if !ok || len(offsets)%2 != 0 {
-		return corrupt("topic offsets of %T", parts[4])
-	}
-	for i := 0; i < len(offsets); i += 2 {
-		t, ok := offsets[i].(string)
-		if !ok {
-			return corrupt("topic offset of %T", offsets[i])
-		}
-		o, err := number(offsets[i+1])
-		if err != nil {
-			return corrupt("topic %q offset %v", t, offsets[i+1])
-		}
-		if st.TopicOffsets == nil {
-			st.TopicOffsets = make(map[string]uint64)
-		}
-		st.TopicOffsets[t] = o
-	}
 	return epoch, st, nil
 }
 

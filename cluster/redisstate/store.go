@@ -215,7 +215,7 @@ func (s *Store) Owner(ctx context.Context, id string) (string, error) {
 	return node, nil
 }
 
-// run runs script on the session's five keys, with the format version
+// run runs script on the session's four keys, with the format version
 // first in ARGV.
 func (s *Store) run(ctx context.Context, script *redis.Script, id string, args ...any) *redis.Cmd {
 	return script.Run(ctx, s.client, s.keys(id), append([]any{strconv.Itoa(Version)}, args...)...)
@@ -223,7 +223,7 @@ func (s *Store) run(ctx context.Context, script *redis.Script, id string, args .
 
 // keys returns the session's keys in the order the scripts take them.
 func (s *Store) keys(id string) []string {
-	return []string{s.key(id, "state"), s.key(id, "out"), s.key(id, "topics"), s.key(id, "lease"), s.key(id, "offsets")}
+	return []string{s.key(id, "state"), s.key(id, "out"), s.key(id, "topics"), s.key(id, "lease")}
 }
 
 func (s *Store) key(id, part string) string {
