@@ -103,7 +103,7 @@ func (s *Session) maintain(a *attached) {
 	}()
 	for {
 		if s.fastConnect() {
-			a = s.upgrade(a)
+			a = s.upgradeToBest(a)
 		}
 		<-a.done
 		a.cancel()

@@ -12,7 +12,13 @@
 // probes the transports before long polling in the server's order
 // (WebSocket attaches, sse and streaming are first probed with probe=1,
 // which attaches nothing, so a buffering proxy costs no message) and the
-// first that works takes over, with nothing lost. Options.DisableUpgrade
+// first that works takes over, with nothing lost. A round that leaves the
+// session on a transport after the first (a WebSocket refused by a proxy
+// for a while, an attempt timed out on a loaded machine) is followed by
+// another after 2 to 4 s, then after delays doubling up to about a minute,
+// while the connection works and the session is not closing, so the
+// session reaches the best transport that works without waiting for a
+// cut (PROTOCOL.md section 10.2, step 4). Options.DisableUpgrade
 // tries the transports one after another instead, each within
 // Options.ConnectTimeout. When the connection breaks, the session attaches
 // again, with exponential backoff, until the server's resume window has

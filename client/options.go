@@ -84,7 +84,10 @@ type Options struct {
 	// session attaches long polling first, which proves itself with one
 	// send request, and then probes the transports before it in the order
 	// (sse and streaming with probe=1, which attaches nothing); the first
-	// that works takes over, with nothing lost. With DisableUpgrade the
+	// that works takes over, with nothing lost, and a round that leaves the
+	// session on a transport after the first is followed by another, from
+	// 2 to 4 s later up to about a minute apart (PROTOCOL.md 10.2, step 4).
+	// With DisableUpgrade the
 	// transports are tried one after another, each for up to
 	// ConnectTimeout (a stream: StreamStartTimeout for its first
 	// heartbeat). The JavaScript client's upgrade: false. Default: false.

@@ -54,6 +54,49 @@ func (s *Session) attemptOrder() []clientTransport {
 	return ts
 }
 
+// An upgrade round that leaves the session on a transport later in the
+// order than the first (a proxy refused the WebSocket for a while, an attempt
+// timed out under load) is followed by another after upgradeRetryMin,
+// doubling up to upgradeRetryMax, with jitter: the session reaches the best
+// transport that works within about upgradeRetryMax of its working, not at
+// the next cut, which may be hours away.
+const (
+	upgradeRetryMin = 4 * time.Second
+	upgradeRetryMax = 64 * time.Second
+)
+
+// upgradeToBest runs upgrade rounds while a carries the session: a first
+// one at once, then, while the session is on a transport after the first
+// in the order, another after each backoff delay; the delays start over
+// when a round moves the session to a better transport (a new attach after
+// a cut starts over too: maintain calls upgradeToBest again). It returns
+// the connection carrying the session once it is on the first transport,
+// or when that connection ends, or once Close was called: no round starts
+// while the session closes.
+func (s *Session) upgradeToBest(a *attached) *attached {
+	delays := backoff{min: upgradeRetryMin, max: upgradeRetryMax}
+	for failed := 0; ; failed++ {
+		if s.out.closing() {
+			return a
+		}
+		if b := s.upgrade(a); b != a {
+			a, failed = b, 0
+		}
+		if a.t == s.transports[0] {
+			return a
+		}
+		d := delays.delay(failed)
+		s.log.Debug("tether upgrade again later", "transport", a.t.name(), "after", d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-a.done:
+			t.Stop()
+			return a
+		}
+	}
+}
+
 // upgrade probes the transports before a's in the order, one after
 // another, while a carries the session (long polling, or the transport an
 // attach after a cut landed on), and returns the connection that carries it

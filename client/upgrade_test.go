@@ -3,9 +3,12 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
@@ -99,4 +102,109 @@ func TestBackOnWebSocketAfterOutage(t *testing.T) {
 		}
 	}
 	waitTransport(t, ctx, s, "websocket")
+}
+
+// TestUpgradeRetried: a proxy refuses WebSocket upgrades (502) at first, so
+// the first upgrade round leaves the session on another transport; once
+// the proxy lets them through, a later round (after its backoff) moves the
+// session to WebSocket. Messages sent both ways all along arrive exactly
+// once, in order.
+func TestUpgradeRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	refused := make(chan struct{}, 1)
+	lift := make(chan struct{})
+	refuseFirst := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/websocket") {
+				select {
+				case <-lift:
+				default:
+					select {
+					case refused <- struct{}{}:
+					default:
+					}
+					http.Error(w, "upgrade refused for now", http.StatusBadGateway)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	url := startServer(t, echo, nil, refuseFirst)
+	var n network
+	opts := n.options(t, "")
+	var wsFailed atomic.Int64
+	opts.OnError = func(e *client.AttemptError) {
+		if e.Transport == "websocket" && e.Status == http.StatusBadGateway {
+			wsFailed.Add(1)
+		}
+	}
+	s := dial(t, ctx, url, opts)
+
+	// The client sends all along; stop, once closed, makes it send 50 more
+	// and report how many it sent.
+	stop, sent := make(chan struct{}), make(chan int, 1)
+	go func() {
+		last := -1
+		for i := 1; ; i++ {
+			if err := s.Send(ctx, textMsg("u"+strconv.Itoa(i))); err != nil {
+				sent <- i - 1
+				return
+			}
+			select {
+			case <-stop:
+				if last < 0 {
+					last = i + 50
+				}
+			default:
+			}
+			if i == last {
+				sent <- i
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	got := 0
+	recv := func() {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			t.Fatalf("Recv() after %d messages, on %q: %v", got, s.Transport(), err)
+		}
+		if want := "u" + strconv.Itoa(got+1); string(m.Data) != want {
+			t.Fatalf("message %q after %d: want %q (lost, duplicated or reordered)", m.Data, got, want)
+		}
+		got++
+	}
+	select {
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatal("no WebSocket attempt reached the proxy")
+	}
+	close(lift)
+	for s.Transport() != "websocket" {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Transport() = %q after %d messages: not upgraded to websocket once the proxy let it through", s.Transport(), got)
+		default:
+		}
+		recv()
+	}
+	close(stop)
+	var total int
+	select {
+	case total = <-sent:
+	case <-ctx.Done():
+		t.Fatal("the sender did not finish")
+	}
+	for got < total {
+		recv()
+	}
+	if wsFailed.Load() == 0 {
+		t.Error("the refused WebSocket was not reported to OnError")
+	}
+	if got := s.Transport(); got != "websocket" {
+		t.Errorf("Transport() at the end = %q, want websocket", got)
+	}
 }

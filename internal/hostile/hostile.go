@@ -7,10 +7,14 @@ package hostile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,10 +32,14 @@ type Setup struct {
 	Doc     string
 	Replace map[string]string
 	Servers int // independent servers, round robin; default 1
+	// RefuseWebSocket makes nginx answer WebSocket upgrades 502 from its
+	// start until Env.PassWebSocket is called, as a proxy's hiccup does.
+	RefuseWebSocket bool
 }
 
 // Lines of README's nginx block that the setups change.
 const (
+	cacheOff         = "proxy_cache off;"
 	upgradeHeader    = "proxy_set_header Upgrade $http_upgrade;"
 	connectionHeader = "proxy_set_header Connection $connection_upgrade;"
 	bufferingOff     = "proxy_buffering off;"
@@ -66,7 +74,12 @@ var Setups = []Setup{
 	}},
 	{Name: "outage", Doc: "README's configuration, stopped for 4 s mid-session and started again on the same port"},
 	{Name: "roundrobin", Doc: "round robin over two independent servers (no shared state)", Servers: 2},
+	{Name: "hiccup", Doc: "README's configuration, WebSocket upgrades refused (502) until the scenario lets them through", RefuseWebSocket: true},
 }
+
+// refuseFile is the file, in nginx's directory, whose existence makes a
+// setup with RefuseWebSocket answer WebSocket upgrades 502.
+const refuseFile = "refuse-websocket"
 
 // Page is the HTML page nginx serves at /: it loads the bundled client from
 // the Tether server, through nginx, at /rt/tether.js.
@@ -95,6 +108,7 @@ type Env struct {
 	// Page is the URL of Page; URL the Tether prefix, both through nginx.
 	Page, URL string
 
+	dir     string
 	servers []*tether.Server
 	https   []*http.Server
 }
@@ -111,7 +125,21 @@ func Start(s Setup, readme, addr, dir string, logger *slog.Logger) (*Env, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Env{Setup: s}
+	if s.RefuseWebSocket {
+		// Checked by nginx on every request: PassWebSocket removes the file.
+		refuse := filepath.Join(dir, refuseFile)
+		if err := os.WriteFile(refuse, nil, 0o644); err != nil {
+			return nil, err
+		}
+		conf, err = nginxtest.Variant(conf, map[string]string{cacheOff: cacheOff + `
+        set $refuse_websocket "";
+        if (-f ` + refuse + `) { set $refuse_websocket $http_upgrade; }
+        if ($refuse_websocket) { return 502; }`})
+		if err != nil {
+			return nil, err
+		}
+	}
+	e := &Env{Setup: s, dir: dir}
 	var backends []string
 	for range max(s.Servers, 1) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -134,6 +162,16 @@ func Start(s Setup, readme, addr, dir string, logger *slog.Logger) (*Env, error)
 	e.Page = "http://" + e.Nginx.Addr + "/"
 	e.URL = e.Page + "rt/"
 	return e, nil
+}
+
+// PassWebSocket makes nginx pass WebSocket upgrades from the next request
+// on, in a setup with RefuseWebSocket; the connections it has passed go on.
+func (e *Env) PassWebSocket() error {
+	err := os.Remove(filepath.Join(e.dir, refuseFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // Close stops nginx and the servers (sessions end with 1001).

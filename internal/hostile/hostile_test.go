@@ -49,6 +49,10 @@ const (
 	// the proxy's timeouts.
 	adaptBound = 40 * time.Second
 	afterIdle  = 15 * time.Second
+	// upgradeBound bounds the wait for a later upgrade round to move a
+	// session to WebSocket once it works: longer than the clients' longest
+	// delay between rounds (64 s), and one round.
+	upgradeBound = 90 * time.Second
 )
 
 // run is one session's record: what the table prints.
@@ -313,6 +317,47 @@ func basic(t *testing.T, setup, best string) {
 	}
 	if best != "websocket" && !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Transport == "websocket" }) {
 		t.Errorf("OnError reported %v; want the failed websocket attempt among them", r.failures())
+	}
+	if err := r.closeAndWait(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestHiccup: nginx refuses WebSocket upgrades (502) at first, so the
+// session settles on sse; then nginx lets them through, and a later upgrade
+// round (not a cut: the connection goes on) moves the session to WebSocket.
+// Messages flow all along, in phases before, across and after the move:
+// each arrives once, in order.
+func TestHiccup(t *testing.T) {
+	t.Parallel()
+	env := start(t, "hiccup")
+	r, err := dial(t, env)
+	if err != nil {
+		t.Fatalf("Dial through hiccup: %v", err)
+	}
+	defer r.print("hiccup")
+	ok := r.phase("first", 0, 0, "first") && r.phase("a", 50, 100)
+	if !r.waitTransport("sse", 20*time.Second) {
+		t.Errorf("Transport() = %q after 20s with WebSocket refused, want sse", r.c.Transport())
+	}
+	if !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool {
+		return e.Transport == "websocket" && e.Status == http.StatusBadGateway
+	}) {
+		t.Errorf("OnError reported %v; want the refused websocket attempt (502) among them", r.failures())
+	}
+	if err := env.PassWebSocket(); err != nil {
+		t.Fatal(err)
+	}
+	passed := time.Now()
+	phases := 0
+	for ; ok && r.c.Transport() != "websocket" && time.Since(passed) < upgradeBound; phases++ {
+		ok = r.phase("b"+strconv.Itoa(phases)+"-", 20, 50)
+	}
+	r.extra = append(r.extra, fmt.Sprintf("on websocket %s after nginx passed it (%d phases meanwhile)", ms(time.Since(passed)), phases))
+	_ = ok && r.phase("c", 50, 100)
+	r.exact()
+	if got := r.c.Transport(); got != "websocket" {
+		t.Errorf("Transport() = %q %v after nginx let WebSocket through, want websocket", got, upgradeBound)
 	}
 	if err := r.closeAndWait(); err != nil {
 		t.Errorf("Close: %v", err)

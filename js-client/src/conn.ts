@@ -39,8 +39,6 @@ export interface Conn {
   _status?: number
   /** websocket, attached as a probe: open, and waiting for the poll in flight to end before it takes over. */
   _opened?: boolean
-  /** websocket: probed again, once, after a poll that arrived late superseded it. */
-  _probedAgain?: boolean
   /** _stop abandons the connection. Calling it again does nothing. */
   _stop(): void
   /**

@@ -255,7 +255,9 @@ export class Tether extends EventTarget {
   private _lostSince = 0
   /** @internal resuming was dispatched, resumed is due. */
   private _resuming?: boolean
-  /** @internal The next round of attempts (or negotiate). */
+  /** @internal Upgrade rounds scheduled since the session last moved to a connection: the backoff's attempt. */
+  private _upgradeRounds = 0
+  /** @internal The next round of attempts (or negotiate, or an upgrade round: see _probeNext). */
   private _roundTimer?: ReturnType<typeof setTimeout>
   /** @internal The retry of a failed send request. */
   private _sendRetryTimer?: ReturnType<typeof setTimeout>
@@ -492,8 +494,13 @@ export class Tether extends EventTarget {
     this._connect()
   }
 
-  /** @internal _retryLater calls f after the backoff delay for the next failed round. */
+  /**
+   * @internal _retryLater calls f after the backoff delay for the next
+   * failed round, instead of the round it had been asked for before, if any
+   * (an upgrade round waiting when the connection breaks).
+   */
   private _retryLater(f: () => void, delay = backoff(this._failures++, this._options.minDelay, this._options.maxDelay)) {
+    clearTimeout(this._roundTimer)
     this._roundTimer = setTimeout(f, delay)
   }
 
@@ -537,15 +544,36 @@ export class Tether extends EventTarget {
   /**
    * @internal _probeNext starts the next probe of the round: a WebSocket
    * attaches and is taken once open; sse and streaming are probed without
-   * attaching (see _probed).
+   * attaching (see _probed). At the end of a round that leaves the session
+   * on a transport after the best (PROTOCOL.md 10.2, step 4), it schedules
+   * another round, of the transports before it in the server's order, after
+   * a backoff delay that starts over once the session moves to another
+   * connection. A cut replaces the wait by its own round (_retryLater),
+   * _stop clears it, and it starts nothing once close() was called.
    */
   private _probeNext() {
-    const name = !this._candidate && this._conn && this._toProbe?.shift()
-    if (!name) return
-    if (name == 'websocket') {
-      this._attach(name, true)
-      if (this._candidate) this._candidate._probedAgain = this._probeWebSocketAgain
-    } else probe((this._candidate = this._open(name, true)), this._host)
+    const c = this._conn
+    if (this._candidate || !c) return
+    const name = this._toProbe?.shift()
+    if (name == 'websocket') this._attach(name, true)
+    else if (name) probe((this._candidate = this._open(name, true)), this._host)
+    else if (this._toProbe) {
+      this._toProbe = undefined
+      const all = probes(order(this._negotiated!.transports, this._options))!
+      // Those before c in the server's order; all of them for long polling,
+      // which is not among them (indexOf -1 becomes the largest length).
+      const better = all.slice(0, all.indexOf(c._name) >>> 0)
+      if (better.length)
+        this._retryLater(() => {
+          if (!this._closing) {
+            // It follows a failure: the transport it moves the session to is
+            // remembered (see _proven), as the one in use if it fails.
+            this._toProbe = better
+            this._probeFailed = true
+            this._probeNext()
+          }
+        }, backoff(this._upgradeRounds++, 4000, 64000))
+    }
   }
 
   /** @internal _probed: the probe c received its first bytes, so the stream is not held back: it attaches. */
@@ -588,10 +616,12 @@ export class Tether extends EventTarget {
       carrier?._stop()
       clearTimeout(carrier?._attachTimer)
       this._conn = c
-      this._candidate = this._toProbe = undefined
+      this._candidate = undefined
+      this._toProbe = []
       if (this._probeFailed) this._remember(c._name)
     }
     this._everAttached = true
+    this._upgradeRounds = 0
     const was = this.transport
     this.transport = c._name
     if (this.readyState == CONNECTING) {
@@ -632,7 +662,9 @@ export class Tether extends EventTarget {
       // WebSocket that opened was superseded by a late poll: no evidence
       // against it, so it is probed again, once.
       this._candidate = undefined
-      this._probeWebSocketAgain = c._opened && !c._probedAgain
+      // The flag is set while the WebSocket probed is the second try (one
+      // candidate at a time): its failure clears it.
+      this._probeWebSocketAgain = c._opened && !this._probeWebSocketAgain
       // Superseded by our own poll: no failure to report yet.
       if (this._probeWebSocketAgain) this._toProbe?.unshift('websocket')
       else this._error(c._probe ? 'probe' : 'attach', c._name, c._status)
@@ -643,14 +675,18 @@ export class Tether extends EventTarget {
       if (carrier?._parked) {
         // It heard nothing while parked: silence counts from now.
         carrier._lastHeard = Date.now()
-        longpoll(carrier, this._host)
+        carrier._parked = false
+        transportsByName[carrier._name as TransportName](carrier, this._host)
       }
       this._probeNext()
       return this._flush()
     }
     if (c != carrier) return
-    this._conn = undefined
     const p = this._candidate
+    // A stream superseded by a candidate's attach parks, as a long poll
+    // does (see _polls): starting the next response could supersede it.
+    if (ended && p && !p._probe) return (c._parked = true), p._opened && this._proven(p)
+    this._conn = undefined
     if (p) clearTimeout(p._attachTimer), p._stop()
     this._candidate = undefined
     // Closing: the send request in flight, which carries the close frame,

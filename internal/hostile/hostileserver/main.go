@@ -6,8 +6,10 @@
 //
 // It reads commands from its standard input, one a line:
 //
-//	outage MS   stop nginx, print "outage started", start it again on the
-//	            same port MS milliseconds later, print "outage over"
+//	outage MS        stop nginx, print "outage started", start it again on
+//	                 the same port MS milliseconds later, print "outage over"
+//	pass-websocket   in a setup that refuses WebSocket upgrades at first
+//	                 (hiccup), pass them from now on, print "websocket passed"
 //
 // and stops when its standard input closes or on SIGINT or SIGTERM.
 package main
@@ -57,6 +59,14 @@ func main() {
 	go func() {
 		defer stop()
 		for in := bufio.NewScanner(os.Stdin); in.Scan(); {
+			if in.Text() == "pass-websocket" {
+				if err := env.PassWebSocket(); err != nil {
+					log.Printf("hostileserver: %v", err)
+					return
+				}
+				fmt.Println("websocket passed")
+				continue
+			}
 			ms, ok := strings.CutPrefix(in.Text(), "outage ")
 			d, err := strconv.Atoi(ms)
 			if !ok || err != nil {

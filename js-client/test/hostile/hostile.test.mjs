@@ -245,6 +245,42 @@ for (const [setup, doc, best] of [
   })
 }
 
+test('hiccup: WebSocket refused (502) at first, then let through: a later upgrade round moves the session from sse to WebSocket', async () => {
+  const r = await run('hiccup', async (page, server) => {
+    await page.evaluate(async () => {
+      const t = (window.t = track())
+      t.send('first')
+      window.phases = [await phase(t, { tag: 'a', n: 50, stream: 200, want: ['first'] })]
+      await wait(t, () => t.transport == 'sse', 20000)
+    })
+    await server.command('pass-websocket', 'websocket passed')
+    return page.evaluate(async () => {
+      const passed = t.ms()
+      // Messages all along, in phases, until the session is on WebSocket
+      // (bounded: longer than the longest delay between rounds, 64 s).
+      for (let i = 0; t.transport != 'websocket' && t.ms() - passed < 90000; i++) {
+        const p = await phase(t, { tag: 'b' + i + '-', n: 20, stream: 50 })
+        phases.push(p)
+        if (!p.ok) break
+      }
+      const extra = { 'on websocket': t.transport == 'websocket' ? `${t.ms() - passed} ms after nginx passed it` : 'never' }
+      phases.push(await phase(t, { tag: 'c', n: 50, stream: 100 }))
+      const remembered = sessionStorage.getItem('tether:' + t.url)
+      return { phases, extra, remembered, ...(await finish(t)) }
+    })
+  })
+  report('hiccup', r)
+  assertWorked(r)
+  assert.equal(r.transport, 'websocket')
+  assert.ok(
+    r.rec.events.some((e) => e.type == 'error' && e.failed == 'websocket'),
+    'the refused WebSocket attempt is an error event the application can log',
+  )
+  assert.ok(!r.rec.events.some((e) => e.type == 'resuming'), 'moved by an upgrade round, not by a cut: ' + r.rec.events.map(eventName))
+  // Remembered after the first round (sse), then the transport the later round moved to.
+  assert.equal(r.remembered, 'websocket')
+})
+
 /**
  * The ways of connecting that the idle and outage setups run at once, one
  * session each, each in a tab of its own: null is the automatic choice.

@@ -23,6 +23,14 @@ export interface Fake {
   // 'truncate' (longpoll): cut the body in the middle of its last frame.
   // 'hang': no answer at all, until the request is aborted.
   fault?: (path: string, q: URLSearchParams, count: number) => Response | Error | 'after' | 'truncate' | 'hang' | void
+  /**
+   * A WebSocket class served by this fake, to install as
+   * globalThis.WebSocket: it attaches as PROTOCOL.md 4.2 says (text frames,
+   * seq and received), supersedes a waiting long poll and is superseded
+   * (4009) by a later attach. A fault returning an Error for path
+   * 'websocket' refuses the handshake.
+   */
+  WebSocket: unknown
 }
 
 export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 5000): Fake => {
@@ -32,6 +40,10 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
   let closeFrame: string | undefined
   let gone = false
   const counts: Record<string, number> = {}
+  // attaches counts downstream attaches: a poll waiting ends, and an open
+  // WebSocket closes with 4009, when a later one supersedes it.
+  let attaches = 0
+  const sockets = new Set<{ push(): void; supersede(): void }>()
   const wake = () => {
     const w = waiters
     waiters = []
@@ -44,6 +56,7 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
     send(m) {
       f.out.push(m)
       wake()
+      sockets.forEach((s) => s.push())
     },
     close(code, reason) {
       closeFrame = 'c' + code + (reason ? ' ' + reason : '')
@@ -85,6 +98,8 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
       if (token != 'T' + sessions || gone) return new Response('unknown session', { status: 404 })
       const received = +q.get('received')!
       if (received) acked = Math.max(acked, received)
+      const gen = path == 'send' || q.get('probe') ? 0 : ++attaches
+      if (gen) sockets.forEach((s) => s.supersede()), wake()
       if (path == 'send') {
         const body = new Uint8Array(await new Response(init.body).arrayBuffer())
         const frames: Frame[] = []
@@ -104,7 +119,7 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
       // A downstream attach: frames from received+1, or wait for some.
       const frames = async (): Promise<Bytes> => {
         const deadline = Date.now() + heartbeatMs
-        while (received >= f.out.length && !closeFrame && Date.now() < deadline) {
+        while (received >= f.out.length && !closeFrame && Date.now() < deadline && gen == attaches) {
           await new Promise<void>((res, rej) => {
             const t = setTimeout(res, deadline - Date.now())
             waiters.push(() => (clearTimeout(t), res()))
@@ -122,6 +137,68 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
       }
       return new Response('no such transport here', { status: 404 })
     }) as typeof fetch,
+    WebSocket: class {
+      readyState = 0
+      protocol = ''
+      binaryType = 'blob'
+      onopen: (() => void) | null = null
+      onmessage: ((e: { data: string }) => void) | null = null
+      onclose: ((e: { code: number }) => void) | null = null
+      constructor(url: string) {
+        const u = new URL(url)
+        const q = u.searchParams
+        f.log.push('GET websocket')
+        counts.websocket = (counts.websocket || 0) + 1
+        const fault = f.fault?.('websocket', q, counts.websocket)
+        let sent = +q.get('received')!
+        let next = +q.get('seq')!
+        const socket = {
+          push: () => {
+            for (; this.readyState == 1 && sent < f.out.length; sent++) {
+              const m = f.out[sent]
+              this.onmessage?.({ data: typeof m == 'string' ? 'm' + m : 'B' + btoa(String.fromCharCode(...m)) })
+            }
+          },
+          supersede: () => this._end(4009),
+        }
+        setTimeout(() => {
+          if (fault instanceof Error || q.get('token') != 'T' + sessions || gone) return this._end(1006)
+          ++attaches
+          sockets.forEach((s) => s.supersede())
+          wake()
+          sockets.add(socket)
+          this._socket = socket
+          this.readyState = 1
+          this.onopen?.()
+          socket.push()
+        })
+        this.send = (frame: string | Uint8Array) => {
+          if (this.readyState != 1) return
+          const d = typeof frame == 'string' ? frame : new TextDecoder().decode(frame)
+          if (d[0] == 'm') {
+            if (next++ > f.in.length) f.in.push(d.slice(1))
+            // Acknowledged at once, as a server that read it would in time.
+            setTimeout(() => this.readyState == 1 && this.onmessage?.({ data: 'a' + f.in.length }))
+          } else if (d[0] == 'c') {
+            f.closed = parseClose(d.slice(1))
+            gone = true
+            this._end(1000)
+          }
+        }
+      }
+      send: (frame: string | Uint8Array) => void
+      _socket?: { push(): void; supersede(): void }
+      /** _end closes the socket from the server's side with code. */
+      _end(code: number) {
+        if (this.readyState > 1) return
+        this.readyState = 3
+        if (this._socket) sockets.delete(this._socket)
+        setTimeout(() => this.onclose?.({ code }))
+      }
+      close() {
+        this._end(1000)
+      }
+    },
   }
   return f
 }

@@ -495,3 +495,53 @@ test('a message sent before the negotiate answer and over its limit is dropped w
   t.close()
   await until('close', () => t.readyState == Tether.CLOSED)
 })
+
+test('a failed upgrade is tried again later: the session ends on WebSocket, every message exactly once, in order', async () => {
+  const f = fake(['websocket', 'longpoll'])
+  // The first WebSocket is refused, as by a proxy's hiccup; the next ones pass.
+  f.fault = (path, _q, count) => (path == 'websocket' && count == 1 ? new Error('refused') : undefined)
+  const stored = new Map<string, string>()
+  ;(globalThis as any).WebSocket = f.WebSocket
+  ;(globalThis as any).sessionStorage = { getItem: (k: string) => stored.get(k) ?? null, setItem: (k: string, v: string) => stored.set(k, v) }
+  try {
+    const { t, got, events } = client(f)
+    const errors: string[] = []
+    t.onerror = (e) => errors.push(e.request + ' ' + e.transport)
+    await until('open', () => t.readyState == Tether.OPEN)
+    // Messages both ways all along: the client's are echoed by the test.
+    let up = 0
+    let down = 0
+    let echoed = 0
+    const echo = () => {
+      while (echoed < f.in.length) f.send(f.in[echoed++])
+    }
+    const traffic = setInterval(() => {
+      t.send('u' + ++up)
+      f.send('d' + ++down)
+      echo()
+    }, 10)
+    try {
+      await until('the refused WebSocket', () => errors.length == 1)
+      assert.deepEqual(errors, ['attach websocket'])
+      // The round that failed while long polling worked is remembered (PROTOCOL.md 10.2).
+      assert.equal(stored.get('tether:' + t.url), 'longpoll')
+      await until('websocket, after the upgrade round tried again', () => t.transport == 'websocket', 15000)
+    } finally {
+      clearInterval(traffic)
+    }
+    // The move after a failure is remembered: the failure no longer holds.
+    assert.equal(stored.get('tether:' + t.url), 'websocket')
+    await until('every message back', () => (echo(), f.in.length == up && got.length == up + down))
+    const want = (tag: string, n: number) => Array.from({ length: n }, (_, i) => tag + (i + 1))
+    assert.deepEqual(f.in, want('u', up))
+    assert.deepEqual(got.filter((m) => (m as string)[0] == 'd'), want('d', down))
+    assert.deepEqual(got.filter((m) => (m as string)[0] == 'u'), want('u', up))
+    assert.deepEqual(events.filter((e) => e != 'error'), ['open', 'transport'])
+    t.close()
+    await until('close', () => t.readyState == Tether.CLOSED)
+    assert.deepEqual(f.closed, [1000, ''])
+  } finally {
+    delete (globalThis as any).WebSocket
+    delete (globalThis as any).sessionStorage
+  }
+})
