@@ -27,7 +27,8 @@ const get = async (c: Conn, host: Host, path: string): Promise<Response | void> 
   // A poll that reached the server after a request acknowledging more
   // (PROTOCOL.md 3): only that poll is refused; the next one is not.
   if (r.status == 409 && path == 'longpoll') return r
-  if (!r.ok) throw Error(r.statusText)
+  // Every caller catches it as a failed attempt (c._status says which).
+  if (!r.ok) throw 0
   return r
 }
 
@@ -87,7 +88,7 @@ export const probe = async (c: Conn, host: Host) => {
     const r = await get(c, host, c._name)
     if (!r) return
     const { done } = await r.body!.getReader().read()
-    if (done) throw Error('tether: empty probe')
+    if (done) throw 0 // an empty probe: failed, as below
     c._stop()
     host._probed(c)
   } catch {

@@ -255,8 +255,11 @@ export class Tether extends EventTarget {
   private _lostSince = 0
   /** @internal resuming was dispatched, resumed is due. */
   private _resuming?: boolean
-  /** @internal Upgrade rounds scheduled since the session last moved to a connection: the backoff's attempt. */
-  private _upgradeRounds = 0
+  /**
+   * @internal Upgrade rounds scheduled since the session last moved to a
+   * connection: the backoff's attempt. Set by _proven, before any round.
+   */
+  private declare _upgradeRounds: number
   /** @internal The next round of attempts (or negotiate, or an upgrade round: see _probeNext). */
   private _roundTimer?: ReturnType<typeof setTimeout>
   /** @internal The retry of a failed send request. */
@@ -783,11 +786,12 @@ export class Tether extends EventTarget {
   }
 
   /** @internal _acknowledged drops the client messages up to number n, which the server has acknowledged. */
-  private _acknowledged(n: number) {
+  private _acknowledged(n: number): true | void {
     // A WebSocket being attached numbers the client messages it will carry
     // from its seq on: until it opens they stay, even those a send request
-    // had accepted meanwhile (the server drops what it already has).
-    for (const c of [this._conn, this._candidate]) if (c?._write && !c._proven) return
+    // had accepted meanwhile (the server drops what it already has). It
+    // returns true then: the messages are kept.
+    for (const c of [this._conn, this._candidate]) if (c?._write && !c._proven) return true
     this._delivery._acknowledge(n)
   }
 
@@ -873,12 +877,12 @@ export class Tether extends EventTarget {
       const s = r.status
       if (s < 300) {
         this._sendFailures = 0
-        this._acknowledged(seq - 1 + frames.length - (closing ? 1 : 0))
+        const kept = this._acknowledged(seq - 1 + frames.length - (closing ? 1 : 0))
         if (closing) return this._end(closing.code, closing.reason, true)
         // An answer shows that long polling works (see _connect).
         const c = this._conn
         if (c?._name == 'longpoll') this._proven(c)
-        this._sendDone()
+        this._sendDone(kept)
       } else if (s == 404) {
         // The server does not know the session. If it closed it, the
         // downstream brings the close frame at once; otherwise the request
@@ -899,11 +903,15 @@ export class Tether extends EventTarget {
     }
   }
 
-  /** @internal _sendDone is called when the send request in flight is done. */
-  private _sendDone() {
+  /**
+   * @internal _sendDone is called when the send request in flight is done;
+   * kept: answered, but its messages kept for a WebSocket being attached
+   * (see _acknowledged), which sending them again at once would not change.
+   */
+  private _sendDone(kept?: true | void) {
     this._sending = false
     // Again also for an acknowledgement alone, asked for while this one was in flight.
-    if (this._sendAgain || this._delivery._unacked.length || this._closing) this._flush(this._sendAgain)
+    if (this._sendAgain || (!kept && this._delivery._unacked.length) || this._closing) this._flush(this._sendAgain)
   }
 
   /** @internal _stop stops every connection and timer of the session. */

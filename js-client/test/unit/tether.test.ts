@@ -496,6 +496,9 @@ test('a message sent before the negotiate answer and over its limit is dropped w
   await until('close', () => t.readyState == Tether.CLOSED)
 })
 
+// It also guards against send requests repeated at once while a WebSocket
+// attaches (their messages are kept for it): against this fake, which answers
+// without a macrotask, such a loop starves every timer and the test hangs.
 test('a failed upgrade is tried again later: the session ends on WebSocket, every message exactly once, in order', async () => {
   const f = fake(['websocket', 'longpoll'])
   // The first WebSocket is refused, as by a proxy's hiccup; the next ones pass.
