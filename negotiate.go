@@ -33,6 +33,8 @@ func (srv *Server) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	s, err := srv.NewSession(r)
+	// Reading the body and Authorize may have taken a while.
+	httpx.AnswerWithin(w, srv.opts.WriteTimeout)
 	if err != nil {
 		status, msg := http.StatusUnauthorized, err.Error()
 		var ae *AuthError

@@ -209,6 +209,10 @@ func (srv *Server) Sessions() int { return srv.store.Len() }
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Only send and negotiate read a body, within ReadTimeout.
 	httpx.IgnoreBody(w, r)
+	// Every answer is written within WriteTimeout; those that wait (send,
+	// negotiate, long polls) set it again once done waiting, and streams
+	// and WebSockets set it for each write.
+	httpx.AnswerWithin(w, srv.opts.WriteTimeout)
 	name := path.Base(r.URL.Path)
 	if name == "tether.js" || name == "tether.mjs" {
 		// The client bundle is public: no origin check.

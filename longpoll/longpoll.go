@@ -46,6 +46,7 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		maxBytes = a.Config.MaxBodyBytes
 	}
 	b, err := link.Pull(r.Context(), a.HeartbeatInterval(), maxBytes)
+	httpx.AnswerWithin(w, a.Config.WriteTimeout) // after the wait
 	switch {
 	case errors.Is(err, session.ErrFinished):
 		httpx.Error(w, http.StatusNotFound, httpx.MsgUnknownSession)
@@ -83,5 +84,19 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	h := w.Header()
 	httpx.SetNoStore(h)
 	h.Set("Content-Type", contentType)
-	w.Write(body)
+	// Each writeBytes of the answer goes out within WriteTimeout (the last,
+	// with net/http's flush once this returns): a client that does not read
+	// it holds the answer, its goroutine and its connection no longer.
+	for len(body) > 0 {
+		n := min(len(body), writeBytes)
+		httpx.AnswerWithin(w, a.Config.WriteTimeout)
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		body = body[n:]
+	}
 }
+
+// writeBytes is how much of an answer one write carries: WriteTimeout
+// bounds each, as it bounds each batch of a stream.
+const writeBytes = 64 << 10

@@ -37,6 +37,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 		}
 		return
 	}
+	httpx.AnswerWithin(w, cfg.WriteTimeout) // the body may have taken a while
 	var (
 		msgs     []wire.Message // the first sendChunk messages
 		count    int            // the messages in the body
@@ -112,6 +113,7 @@ func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *
 			err = deliverBody(ctx, s, seq, body, msgs, count, own, cfg.MaxMessageBytes)
 			done()
 		}
+		httpx.AnswerWithin(w, cfg.WriteTimeout) // after waiting for room
 		if err != nil {
 			switch {
 			case errors.Is(err, session.ErrSequenceGap):

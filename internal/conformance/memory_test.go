@@ -594,3 +594,81 @@ func TestConcurrentSendsMemory(t *testing.T) {
 		t.Errorf("session %v, want it open", s.Err())
 	}
 }
+
+// TestUnreadLongPoll polls a session with many messages queued (more than
+// the kernel's socket buffers hold) and never reads the answer: the server
+// gives the write up after WriteTimeout and lets go of the answer, and the
+// session goes on (the next poll carries the messages again).
+func TestUnreadLongPoll(t *testing.T) {
+	const (
+		queued = 64 << 20 // Options.MaxQueuedBytes: a poll carries up to half
+		msgs   = 300      // of 60 KiB: 18 MiB
+	)
+	e := newMemEnv(t, echoHandler, tether.Options{MaxQueuedBytes: queued, WriteTimeout: time.Second})
+	rs := e.negotiate(t, e.req(t, "POST", "negotiate?v=1", "", nil))
+	msg := "m" + strings.Repeat("x", 60<<10)
+	for i := range msgs {
+		if got := e.answer(t, e.req(t, "POST", fmt.Sprintf("send?seq=%d", i+1), rs.query(), batch(msg))); got != "204" {
+			t.Fatalf("send %d: %s", i+1, got)
+		}
+	}
+	before := liveHeap()
+	c := e.dial(t, time.Minute)
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := fmt.Fprintf(c, "GET /rt/longpoll?received=0&%s HTTP/1.1\r\nHost: x\r\n\r\n", rs.query()); err != nil {
+		t.Fatal(err)
+	}
+	// Once the answer has started, it is held until the write is given up.
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "HTTP/1.1 200 OK\r\n" {
+		t.Fatalf("answer: %q, %v", line, err)
+	}
+	held := liveHeap() - before
+	for deadline := time.Now().Add(time.Minute); liveHeap()-before > 4<<20; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute, the live heap is %+d bytes, want the answer let go", liveHeap()-before)
+		}
+	}
+	t.Logf("a long poll of %d messages of 60 KiB, not read: live heap %+d bytes once it started, then let go", msgs, held)
+	c.Close()
+	// The messages are still there for the next poll.
+	resp, err := e.hc.Do(e.req(t, "GET", "longpoll?received=0", rs.query(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	frames := 0
+	if err := wire.ParseBatch(got, 1<<20, func(wire.Frame) error { frames++; return nil }); err != nil || frames != msgs {
+		t.Errorf("the next poll: %d frames (%v), want %d", frames, err, msgs)
+	}
+}
+
+// TestPipelinedUnread sends many requests on one connection and reads none
+// of the answers: once the network's buffers are full, the server's write
+// of the next answer waits for the client, for WriteTimeout at most; then
+// the server closes the connection, and nothing of it is left, while the
+// client still holds it.
+func TestPipelinedUnread(t *testing.T) {
+	e := newMemEnv(t, echoHandler, tether.Options{WriteTimeout: time.Second})
+	g0 := runtime.NumGoroutine()
+	var writers sync.WaitGroup
+	for _, req := range []string{
+		"GET /rt/tether.js HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /rt/nothing HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /rt/send?seq=1&session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+	} {
+		c := e.dial(t, time.Minute)
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(4 << 10)
+		// Until the server closes the connection, or the network holds
+		// them all.
+		writers.Go(func() { io.WriteString(c, strings.Repeat(req, 50_000)) })
+	}
+	writers.Wait()
+	for deadline := time.Now().Add(time.Minute); runtime.NumGoroutine() > g0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines a minute after the requests, %d before: the server still waits for clients that read nothing", runtime.NumGoroutine(), g0)
+		}
+	}
+}

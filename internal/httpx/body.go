@@ -104,3 +104,17 @@ func IgnoreBody(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
+
+// AnswerWithin bounds, from now, the writing of the answer to the request w
+// serves: writes fail once d has passed (zero: no bound), net/http's last
+// flush, once the handler returns, included. A handler that waits before it
+// answers calls it again when it is done waiting. Without it, a client that
+// reads no answer (that sends request after request on one connection and
+// reads nothing) would hold its connection and goroutine for good once the
+// network's buffers are full: README's http.Server sets no WriteTimeout,
+// which would cut streams.
+func AnswerWithin(w http.ResponseWriter, d time.Duration) {
+	if d > 0 {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+	}
+}
