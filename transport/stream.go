@@ -177,8 +177,8 @@ const probeHold = 30 * time.Second
 // serveProbe answers a probe (PROTOCOL.md section 10): the start of a
 // streaming response, the prelude and a heartbeat, without attaching to the
 // session, so that the session's messages are never held in a stream a
-// proxy buffers. The response ends once the client goes away, when the
-// session ends, or after probeHold (with st.Epilogue). A probe of a
+// proxy buffers. The response ends once the client goes away, or with
+// st.Epilogue when the session ends or after probeHold. A probe of a
 // finished session answers 404 like an attach.
 func serveProbe(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
 	if a.Session.Finished() {
@@ -194,10 +194,11 @@ func serveProbe(w http.ResponseWriter, r *http.Request, a *Attach, st *Stream) {
 	defer t.Stop()
 	select {
 	case <-t.C:
-		sw.write(st.Epilogue)
-	case <-r.Context().Done():
 	case <-a.Session.Context().Done():
+	case <-r.Context().Done():
+		return // the client went away: nothing to end
 	}
+	sw.write(st.Epilogue)
 }
 
 // streamWriter writes and flushes a streaming response, counting bytes.

@@ -322,3 +322,25 @@ func TestServeStreamEndsCleanlyWhenIdle(t *testing.T) {
 		})
 	}
 }
+
+// TestServeStreamProbeEndsWithSession: a probe open when its session ends
+// ends as at the byte limit, with the epilogue (PROTOCOL.md section 10.1).
+func TestServeStreamProbeEndsWithSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 1 << 20}, session.RequestInfo{}, nil)
+	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, streamServer(t, s, 0)+"?received=0&probe=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	readLines(t, "probe", br, "prelude", "ctrl h")
+	s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
+	s.Expire(0)
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "end\n" {
+		t.Errorf("the probe's end: %q, %v; want the epilogue", rest, err)
+	}
+}
