@@ -144,7 +144,7 @@ func (o *outbox) view(first uint64, maxBytes int) (window, error) {
 	defer o.mu.Unlock()
 	w := window{first: first, closeReq: o.closeReq, changed: o.changed}
 	if first <= o.acked {
-		return w, fmt.Errorf("message %d was acknowledged and dropped", first)
+		return w, &droppedError{first: first, acked: o.acked}
 	}
 	i := first - o.acked - 1
 	if i >= uint64(len(o.msgs)) {
@@ -165,6 +165,14 @@ func (o *outbox) view(first uint64, maxBytes int) (window, error) {
 	}
 	w.msgs = append([]wire.Message(nil), msgs...)
 	return w, nil
+}
+
+// droppedError is view's error for a first message that an
+// acknowledgement has dropped: the server has every message up to acked.
+type droppedError struct{ first, acked uint64 }
+
+func (e *droppedError) Error() string {
+	return fmt.Sprintf("message %d was acknowledged and dropped", e.first)
 }
 
 // batchFrameLen is how many bytes m takes in a batch: length prefix, colon

@@ -267,9 +267,20 @@ func (c *wsConn) writeLocked(typ int, p []byte) error {
 func (c *wsConn) flushLocked(ackNow bool) error {
 	s := c.l.s
 	w, err := s.out.view(c.next, 0)
-	if err != nil {
+	for dropped := (*droppedError)(nil); errors.As(err, &dropped); w, err = s.out.view(c.next, 0) {
 		// The server acknowledged messages this connection has not
-		// carried yet; numbering on it would skip. Attach again.
+		// carried yet: another one carried them (a send request while
+		// this WebSocket attached, in an upgrade). The connection numbers
+		// its messages from its attach's seq, so it carries a stand-in
+		// for each, an empty text message, which the server drops as a
+		// duplicate by its number without reading it (PROTOCOL.md 5.2).
+		for ; c.next <= dropped.acked; c.next++ {
+			if err := c.writeLocked(websocket.TextMessage, wire.RawEncoding.AppendMessage(c.buf[:0], wire.Message{Type: wire.Text})); err != nil {
+				return err
+			}
+		}
+	}
+	if err != nil {
 		c.werr = fmt.Errorf("websocket: %w", err)
 		c.conn.Close()
 		return c.werr
