@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -212,6 +213,21 @@ func (srv *Server) restore(info session.RequestInfo, r session.Restored) (*sessi
 	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.WriteTimeout)
 	defer cancel()
 	for _, topic := range r.Topics {
+		if _, ok := r.TopicOffsets[topic]; !ok {
+			// Nothing says how far the session had come in topic: its
+			// node kept no topic history (cluster.NodeOptions.History), so
+			// what was published to it while no node held the session
+			// cannot be delivered. The session closes with 4000 topic gap
+			// rather than go on without it in silence; its client learns
+			// why.
+			l.Close(wire.StatusResumeGap, broker.GapReason)
+			break
+		}
+	}
+	for _, topic := range r.Topics {
+		if l.Err() != nil {
+			break
+		}
 		if err := srv.subscribe(ctx, l.Session, topic, nil, false); err != nil {
 			if l.Err() != nil {
 				// It closed as it was subscribed (4000 topic gap: what

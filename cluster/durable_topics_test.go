@@ -189,3 +189,42 @@ func TestDurableTopicsTakeoverGap(t *testing.T) {
 	}
 	exchange(t, ctx, whole, "after", 10)
 }
+
+// TestDurableTopicsTakeoverWithoutHistory: with no topic history nothing
+// says what a session subscribed to a topic missed while no node held it,
+// so a takeover closes it with 4000 "topic gap" instead of going on as if
+// nothing was published; a session taken over with no topics goes on.
+func TestDurableTopicsTakeoverWithoutHistory(t *testing.T) {
+	ctx := testContext(t)
+	d := startDurable(t, 3)
+	subscribed := dialTransport(t, ctx, d.URL, "websocket", nil)
+	plain := dialDurable(t, ctx, d.URL, "websocket")
+	subscribeTo(t, ctx, subscribed, "news")
+	exchange(t, ctx, plain, "before", 5)
+	resume := d.holdFront()
+	d.kill(0)
+	news := &publisher{d: d, node: 1, topic: "news", prefix: "n"}
+	err := news.publish(ctx, 3) // no node holds the subscribed session
+	resume()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce wire.CloseError
+	for {
+		m, err := subscribed.Recv(ctx)
+		if err != nil {
+			if !errors.As(err, &ce) {
+				t.Fatalf("Recv: %v, want close 4000", err)
+			}
+			break
+		}
+		t.Fatalf("Recv = %q, want close 4000 (nothing was delivered while no node held it)", m.Data)
+	}
+	if ce.Code != wire.StatusResumeGap || ce.Reason != broker.GapReason {
+		t.Fatalf("closed with %v, want %d %q", ce, wire.StatusResumeGap, broker.GapReason)
+	}
+	exchange(t, ctx, plain, "after", 10)
+	if !d.wasTakenOver(plain.ID()) {
+		t.Fatalf("the session without topics was not taken over")
+	}
+}
