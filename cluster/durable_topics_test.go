@@ -161,22 +161,7 @@ func TestDurableTopicsTakeoverGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ce wire.CloseError
-	for {
-		m, err := gapped.Recv(ctx)
-		if err != nil {
-			if !errors.As(err, &ce) {
-				t.Fatalf("Recv: %v, want close 4000", err)
-			}
-			break
-		}
-		if !strings.HasPrefix(string(m.Data), "n") {
-			t.Fatalf("Recv = %q", m.Data)
-		}
-	}
-	if ce.Code != wire.StatusResumeGap || ce.Reason != broker.GapReason {
-		t.Fatalf("closed with %v, want %d %q", ce, wire.StatusResumeGap, broker.GapReason)
-	}
+	expectTopicGap(t, ctx, gapped, "n")
 	for !d.wasTakenOver(whole.ID()) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -209,22 +194,29 @@ func TestDurableTopicsTakeoverWithoutHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ce wire.CloseError
-	for {
-		m, err := subscribed.Recv(ctx)
-		if err != nil {
-			if !errors.As(err, &ce) {
-				t.Fatalf("Recv: %v, want close 4000", err)
-			}
-			break
-		}
-		t.Fatalf("Recv = %q, want close 4000 (nothing was delivered while no node held it)", m.Data)
-	}
-	if ce.Code != wire.StatusResumeGap || ce.Reason != broker.GapReason {
-		t.Fatalf("closed with %v, want %d %q", ce, wire.StatusResumeGap, broker.GapReason)
-	}
+	expectTopicGap(t, ctx, subscribed, "") // nothing published while no node held it arrives
 	exchange(t, ctx, plain, "after", 10)
 	if !d.wasTakenOver(plain.ID()) {
 		t.Fatalf("the session without topics was not taken over")
+	}
+}
+
+// expectTopicGap reads s until it ends, and fails unless it ends with 4000
+// "topic gap" after messages that all start with prefix (none when prefix
+// is "").
+func expectTopicGap(t *testing.T, ctx context.Context, s *client.Session, prefix string) {
+	t.Helper()
+	for {
+		m, err := s.Recv(ctx)
+		var ce wire.CloseError
+		if err == nil && (prefix == "" || !strings.HasPrefix(string(m.Data), prefix)) {
+			t.Fatalf("Recv = %q before the close", m.Data)
+		}
+		if err != nil && (!errors.As(err, &ce) || ce.Code != wire.StatusResumeGap || ce.Reason != broker.GapReason) {
+			t.Fatalf("Recv: %v, want close %d %q", err, wire.StatusResumeGap, broker.GapReason)
+		}
+		if err != nil {
+			return
+		}
 	}
 }
