@@ -524,6 +524,14 @@ func TestSendBatchAllocation(t *testing.T) {
 // with a body of MaxBodyBytes: the newest supersedes the one waiting before
 // it, which answers 503 try again, so the server holds the bodies of two
 // at most (not one for each), and the session goes on.
+//
+// How many reach the server depends on the machine's load: the server
+// closes a connection whose first request has not come within
+// ReadHeaderTimeout of its accept (10 s here, as in README), and a client
+// cannot tell whether a failed POST reached the server, so it does not send
+// it again. So the test asserts what holds for any split: a request that
+// reached the server answers 503 try again, or is the newest and waits
+// until its client goes; one that did not fails on its connection.
 func TestConcurrentSendsMemory(t *testing.T) {
 	const (
 		queued = 1 << 20 // Options.MaxQueuedBytes
@@ -551,6 +559,12 @@ func TestConcurrentSendsMemory(t *testing.T) {
 	before, g0 := liveHeap(), runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// A connection of its own for each, written at once: a pooled one,
+	// dialed for a request another connection served, would wait unused
+	// and the server could close it first (ReadHeaderTimeout).
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
 	answers := make(chan string, sends)
 	for range sends {
 		go func() {
@@ -559,15 +573,20 @@ func TestConcurrentSendsMemory(t *testing.T) {
 				answers <- err.Error()
 				return
 			}
-			resp, err := e.hc.Do(r)
-			if err != nil {
+			resp, err := hc.Do(r)
+			switch {
+			case err == nil:
+				answers <- responseAnswer(resp)
+			case ctx.Err() != nil:
 				answers <- "canceled"
-				return
+			default:
+				// Never reached the server's handler (see above).
+				t.Logf("a send failed on its connection: %v", err)
+				answers <- "cut"
 			}
-			answers <- responseAnswer(resp)
 		}()
 	}
-	// All but the newest are superseded.
+	// All but the newest are superseded, or never reached the server.
 	got := map[string]int{}
 	deadline := time.After(time.Minute)
 	for range sends - 1 {
@@ -583,8 +602,10 @@ func TestConcurrentSendsMemory(t *testing.T) {
 	got[<-answers]++
 	t.Logf("%d sends of %d bytes at once to a session whose queue is full: live heap %+d bytes, goroutines %d -> %d; answers %v",
 		sends, len(full), growth, g0, g1, got)
-	if want := map[string]int{"503 try again": sends - 1, "canceled": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("answers %v, want %v", got, want)
+	// The newest that reached the server waits until its client goes
+	// (unless none reached it); every other answers 503 try again.
+	if got["503 try again"]+got["cut"]+got["canceled"] != sends || got["canceled"] != 1 && got["cut"] != sends {
+		t.Errorf("answers %v, want %d of 503 try again or cut, and 1 canceled", got, sends-1)
 	}
 	// Each connection, the server's and the client's, counts too.
 	if limit := int64(4*body + sends*64<<10); growth > limit {
