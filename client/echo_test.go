@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tetherkit/tether"
@@ -92,5 +96,59 @@ func TestLongPollBodyLimit(t *testing.T) {
 		if err != nil || !bytes.Equal(m.Data, bytes.Repeat([]byte{byte(i)}, 1000)) {
 			t.Fatalf("Recv() #%d = %q, %v; want 1000 bytes of %d", i, trim(m.Data), err, i)
 		}
+	}
+}
+
+// TestLongPollSendPieces queues more than a send request carries while the
+// server holds the requests back: each request then carries at most 64 KiB
+// of body, well under maxBodyBytes, so that a short-lived connection still
+// carries whole requests, and every message arrives once, in order.
+func TestLongPollSendPieces(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	const count, size = 300, 1000 // about 300 KB in all
+	release := make(chan struct{})
+	var hold atomic.Bool // once the session is attached
+	var largest atomic.Int64
+	url := startServer(t, echo, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/send") {
+				if hold.Load() {
+					select {
+					case <-release:
+					case <-r.Context().Done():
+						return
+					}
+				}
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					return
+				}
+				if n := int64(len(body)); n > largest.Load() {
+					largest.Store(n)
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	var n network
+	opts := n.options(t, "longpoll")
+	s := dial(t, ctx, url, opts)
+	hold.Store(true)
+	for i := range count {
+		if err := s.Send(ctx, wire.Message{Type: wire.Binary, Data: bytes.Repeat([]byte{byte(i)}, size)}); err != nil {
+			t.Fatalf("Send(%d) = %v", i, err)
+		}
+	}
+	close(release)
+	for i := range count {
+		m, err := s.Recv(ctx)
+		if err != nil || !bytes.Equal(m.Data, bytes.Repeat([]byte{byte(i)}, size)) {
+			t.Fatalf("Recv() #%d = %q, %v; want %d bytes of %d", i, trim(m.Data), err, size, i)
+		}
+	}
+	if got := largest.Load(); got > 64<<10 {
+		t.Errorf("the largest send body was %d bytes, want at most 64 KiB", got)
 	}
 }

@@ -15,6 +15,12 @@ import (
 // prefix, type, code, space and the longest reason.
 const closeFrameRoom = 3 + 1 + 1 + 4 + 1 + wire.MaxReasonBytes
 
+// sendPieceBytes bounds the body of one send request below maxBodyBytes:
+// a request's answer comes only once its whole body is read and taken, so a
+// connection that lives a short while, over a slow path, still carries
+// whole requests, and each answered one counts (PROTOCOL.md section 5.2).
+const sendPieceBytes = 64 << 10
+
 // maxBadRequests is how many times in a row a send answered 400 is retried
 // before the session ends with a protocol error.
 const maxBadRequests = 3
@@ -22,13 +28,14 @@ const maxBadRequests = 3
 // sendLoop carries client messages over POST {prefix}send, for every
 // transport whose connection is one-way (PROTOCOL.md section 5.2). It is the
 // connection's only sender: each request carries, from the oldest
-// unacknowledged message, whatever is queued, bounded by maxBodyBytes, and is
-// retried until answered 204; the server drops the duplicates of a retry.
+// unacknowledged message, whatever is queued, bounded by sendPieceBytes and
+// maxBodyBytes, and is retried until answered 204; the server drops the
+// duplicates of a retry.
 // Its first request carries whatever is queued, even nothing, to prove the
 // connection at once. The close frame from Close goes after the last message.
 func sendLoop(ctx context.Context, l *link) error {
 	s := l.s
-	limit := s.negotiated().MaxBodyBytes
+	limit := min(s.negotiated().MaxBodyBytes, sendPieceBytes)
 	timeout := 2 * s.negotiated().heartbeat()
 	probe := true
 	bad := 0

@@ -32,8 +32,9 @@ func (*Transport) Bidirectional() bool { return false }
 
 // ServeAttach implements transport.Transport. A poll answers as soon as
 // there is something to send, with at most Config.MaxPollBytes of messages,
-// and with a heartbeat after the connection's heartbeat interval otherwise. A poll superseded by a newer one answers at once with
-// an empty batch.
+// written as they are taken from the queue, and with a heartbeat after the
+// connection's heartbeat interval otherwise. A poll superseded by a newer
+// one answers at once with an empty batch.
 func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transport.Attach) {
 	link, err := a.Session.Attach(session.AttachOptions{Transport: Name, Received: a.Received})
 	if err != nil {
@@ -45,7 +46,11 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	if maxBytes <= 0 {
 		maxBytes = a.Config.MaxBodyBytes
 	}
-	b, err := link.Pull(r.Context(), a.HeartbeatInterval(), maxBytes)
+	// The answer is taken from the queue and written writeBytes of
+	// messages at a time, so that its first frames leave as soon as the
+	// first piece is encoded: a poll cut short keeps what arrived, however
+	// large its whole answer (PROTOCOL.md section 6).
+	b, err := link.Pull(r.Context(), a.HeartbeatInterval(), min(maxBytes, writeBytes))
 	httpx.AnswerWithin(w, a.Config.WriteTimeout) // after the wait
 	switch {
 	case errors.Is(err, session.ErrFinished):
@@ -66,34 +71,42 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 		appendMessage, appendFrame = wire.RawEncoding.AppendCompactMessage, wire.AppendCompactFrame
 		contentType += wire.CompactMediaParam
 	}
-	size := 16
-	for _, m := range b.Messages {
-		size += len(m.Data) + 8 // length prefix and type byte, at most
-	}
-	body := make([]byte, 0, size)
-	for i, m := range b.Messages {
-		body = appendMessage(body, m, b.SharedFrames(i))
-	}
-	var frame []byte
-	if b.Close != nil {
-		frame = wire.AppendClose(frame, *b.Close)
-		body = appendFrame(body, frame)
-	} else if b.Empty() && err == nil {
-		body = appendFrame(body, wire.AppendHeartbeat(frame))
-	}
 	h := w.Header()
 	httpx.SetNoStore(h)
 	h.Set("Content-Type", contentType)
-	// Each writeBytes of the answer goes out within WriteTimeout (the last,
-	// with net/http's flush once this returns): a client that does not read
-	// it holds the answer, its goroutine and its connection no longer.
-	for len(body) > 0 {
-		n := min(len(body), writeBytes)
-		httpx.AnswerWithin(w, a.Config.WriteTimeout)
-		if _, err := w.Write(body[:n]); err != nil {
+	var body, frame []byte
+	heartbeat := b.Empty() && err == nil
+	for left := maxBytes; ; {
+		body = body[:0]
+		for i, m := range b.Messages {
+			body = appendMessage(body, m, b.SharedFrames(i))
+			left -= len(m.Data) + session.MessageOverhead
+		}
+		if b.Close != nil {
+			body = appendFrame(body, wire.AppendClose(frame[:0], *b.Close))
+		} else if heartbeat {
+			body = appendFrame(body, wire.AppendHeartbeat(frame[:0]))
+		}
+		// Each writeBytes goes out within WriteTimeout (the last, with
+		// net/http's flush once this returns): a client that does not
+		// read the answer holds it, its goroutine and its connection no
+		// longer.
+		for rest := body; len(rest) > 0; {
+			n := min(len(rest), writeBytes)
+			httpx.AnswerWithin(w, a.Config.WriteTimeout)
+			if _, err := w.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+		}
+		if b.Close != nil || len(b.Messages) == 0 || left <= 0 {
 			return
 		}
-		body = body[n:]
+		// More of what is queued, without waiting; a poll superseded or
+		// ended meanwhile ends with what it carried.
+		if b, err = link.Collect(min(left, writeBytes)); err != nil {
+			return
+		}
 	}
 }
 
