@@ -123,8 +123,14 @@ func (st *durableStore) Lookup(id, token string) (session.Endpoint, error) {
 	s.owner = st
 	r := session.Restored{ID: id, Token: token, Acked: s.acked, Out: slices.Clone(s.out), Received: s.received,
 		Journal: &journal{dir: st.dir, id: id, epoch: s.epoch}}
+	r.TopicOffsets = map[string]uint64{}
 	for t := range s.topics {
 		r.Topics = append(r.Topics, t)
+		// As a store of nodes that keep a topic history would give: how
+		// far the session had come in the topic (the servers here number
+		// no topic, so nothing was published after 0). Without it the
+		// takeover closes the session with 4000 topic gap.
+		r.TopicOffsets[t] = 0
 	}
 	var info session.RequestInfo
 	err := info.UnmarshalBinary(s.info)
