@@ -74,7 +74,7 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 	h := w.Header()
 	httpx.SetNoStore(h)
 	h.Set("Content-Type", contentType)
-	var body, frame []byte
+	var body []byte
 	heartbeat := b.Empty() && err == nil
 	for left := maxBytes; ; {
 		body = body[:0]
@@ -83,9 +83,9 @@ func (*Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *transpo
 			left -= len(m.Data) + session.MessageOverhead
 		}
 		if b.Close != nil {
-			body = appendFrame(body, wire.AppendClose(frame[:0], *b.Close))
+			body = appendFrame(body, wire.AppendClose(nil, *b.Close))
 		} else if heartbeat {
-			body = appendFrame(body, wire.AppendHeartbeat(frame[:0]))
+			body = appendFrame(body, wire.AppendHeartbeat(nil))
 		}
 		// Each writeBytes goes out within WriteTimeout (the last, with
 		// net/http's flush once this returns): a client that does not
