@@ -258,6 +258,15 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 	}
 	j := &journal{d: d, lease: lease}
 	d.mu.Lock()
+	if d.handing {
+		// This node is handing its sessions over (Handover): one
+		// restored here would end with 1001 at the Shutdown that
+		// follows. The client tries again, and another node takes the
+		// session over.
+		d.mu.Unlock()
+		d.release(lease)
+		return nil, fmt.Errorf("%w: the node is handing its sessions over", session.ErrUnreachable)
+	}
 	d.journals[lease.ID] = j
 	d.mu.Unlock()
 	d.renewer.Add(lease)

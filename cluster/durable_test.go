@@ -268,6 +268,7 @@ func TestDurableHandover(t *testing.T) {
 	d := startDurable(t, 3)
 	s := dialDurable(t, ctx, d.URL, "sse")
 	id := s.ID()
+	raw := rawNegotiate(t, ctx, d.Nodes[0].URL)
 	err := burst(ctx, s, "m", 1000, func() {
 		if err := d.Nodes[0].Node.Handover(ctx); err != nil {
 			t.Errorf("Handover: %v", err)
@@ -285,6 +286,22 @@ func TestDurableHandover(t *testing.T) {
 	// The node refuses new sessions meanwhile.
 	if got := answer(t, ctx, http.MethodPost, d.Nodes[0].URL+"negotiate?v=1", nil); got[:3] != "503" {
 		t.Fatalf("negotiate on the node handed over: %s", got)
+	}
+	// A session it handed over and that no node has taken over yet is not
+	// taken back by it (its Shutdown would close it with 1001): 503, and
+	// the client tries again, on another node, which takes it over; then
+	// the node handed over relays to that one.
+	send := func(nd *clustertest.Node, seq int) string {
+		return answer(t, ctx, http.MethodPost, nd.URL+"send?"+raw.query()+"&seq="+strconv.Itoa(seq), sendBody("x"))
+	}
+	if got := send(d.Nodes[0], 1); got[:3] != "503" {
+		t.Fatalf("send on the node handed over, the session not taken over yet: %s", got)
+	}
+	if got := send(d.Nodes[1], 1); got != "204" {
+		t.Fatalf("send on another node: %s", got)
+	}
+	if got := send(d.Nodes[0], 2); got != "204" {
+		t.Fatalf("send on the node handed over, the session taken over: %s", got)
 	}
 }
 
