@@ -379,7 +379,9 @@ func (d *durable) handOver(ctx context.Context) error {
 // handler sees an error wrapping session.ErrLeaseLost) and releases its
 // lease, so that the next request of its client, on any other node, takes
 // it over with nothing lost. From then on the node creates no session
-// (negotiate answers 503). Call it before the Server's Shutdown, which then
+// (negotiate answers 503) and takes none over (a request for one that no
+// other node has taken over yet answers 503; the client tries again).
+// Call it before the Server's Shutdown, which then
 // finds no session to close with 1001 (clients would start new sessions),
 // then Close. It returns an error when some leases could not be released
 // (those sessions are taken over once their lease lapses), and does
