@@ -233,6 +233,11 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.serveNegotiate(w, r)
 		return
 	case "send":
+		// The method and the query are checked before the session, as
+		// on the transports.
+		if _, _, ok := httpx.SendQuery(w, r); !ok {
+			return
+		}
 		if s := srv.lookup(w, r, r.URL.Query()); s != nil {
 			transport.ServeSend(w, r, s, srv.tcfg)
 		}

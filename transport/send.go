@@ -16,18 +16,8 @@ import (
 // parameter and the session drops the ones it already has, so retries are
 // harmless. It answers 204 once every message is accepted.
 func ServeSend(w http.ResponseWriter, r *http.Request, s session.Endpoint, cfg *Config) {
-	if r.Method != http.MethodPost {
-		httpx.MethodNotAllowed(w, http.MethodPost)
-		return
-	}
-	seq, bad := httpx.ParseRawCount(r.URL.RawQuery, "seq", 0)
-	if bad != "" {
-		httpx.BadRequest(w, bad)
-		return
-	}
-	received, bad := httpx.ParseRawCount(r.URL.RawQuery, "received", 0)
-	if bad != "" {
-		httpx.BadRequest(w, bad)
+	seq, received, ok := httpx.SendQuery(w, r)
+	if !ok {
 		return
 	}
 	body, problem, err := httpx.ReadBody(w, r, cfg.MaxBodyBytes, cfg.ReadTimeout)

@@ -279,6 +279,17 @@ var badInputs = []badRow{
 		s := e.session(t)
 		return e.answer(t, e.req(t, "GET", "send?seq=1", s.query(), nil)) + e.after(t, s)
 	}},
+	// The method and the query are checked before the session
+	// (PROTOCOL.md section 9, the order of the checks).
+	{"GET on send for an unknown session", "405 method not allowed", func(t *testing.T, e *badEnv) string {
+		return e.answer(t, e.req(t, "GET", "send?session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA&seq=1", "", nil))
+	}},
+	{"send with seq=abc for an unknown session", "400 bad request: invalid seq", func(t *testing.T, e *badEnv) string {
+		return e.answer(t, e.req(t, "POST", "send?session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA&seq=abc", "", batch("mx")))
+	}},
+	{"POST on longpoll for an unknown session", "405 method not allowed", func(t *testing.T, e *badEnv) string {
+		return e.answer(t, e.req(t, "POST", "longpoll?session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA&received=0", "", nil))
+	}},
 	{"POST on longpoll", "405 method not allowed; session unaffected", func(t *testing.T, e *badEnv) string {
 		s := e.session(t)
 		return e.answer(t, e.req(t, "POST", "longpoll?received=0", s.query(), nil)) + e.after(t, s)

@@ -67,3 +67,24 @@ func HasFlag(r *http.Request, name string) bool {
 	}
 	return false
 }
+
+// SendQuery returns the seq and received counts of a send request (0 when
+// absent), or answers the request 405 (a method other than POST) or 400 (a
+// malformed count) and returns ok false. The server calls it before it
+// looks the session up, so that a request refused for its method or query
+// gets that answer whatever its session (PROTOCOL.md section 9).
+func SendQuery(w http.ResponseWriter, r *http.Request) (seq, received uint64, ok bool) {
+	if r.Method != http.MethodPost {
+		MethodNotAllowed(w, http.MethodPost)
+		return 0, 0, false
+	}
+	seq, bad := ParseRawCount(r.URL.RawQuery, "seq", 0)
+	if bad == "" {
+		received, bad = ParseRawCount(r.URL.RawQuery, "received", 0)
+	}
+	if bad != "" {
+		BadRequest(w, bad)
+		return 0, 0, false
+	}
+	return seq, received, true
+}
