@@ -15,9 +15,13 @@ import (
 const TokenHeader = "Tether-Token"
 
 // ParseCount reads the decimal query parameter name. A missing parameter
-// yields def; a malformed one an error message for BadRequest.
+// yields def; a malformed one (an empty value included: no count is
+// empty) an error message for BadRequest.
 func ParseCount(q url.Values, name string, def uint64) (uint64, string) {
-	return parseCountValue(q.Get(name), name, def)
+	if !q.Has(name) {
+		return def, ""
+	}
+	return parseCountValue(q.Get(name), name)
 }
 
 // ParseRawCount is ParseCount for a raw query (r.URL.RawQuery), read
@@ -31,17 +35,14 @@ func ParseRawCount(rawQuery, name string, def uint64) (uint64, string) {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
 		if k, v, _ := strings.Cut(kv, "="); k == name {
-			return parseCountValue(v, name, def)
+			return parseCountValue(v, name)
 		}
 	}
 	return def, ""
 }
 
-func parseCountValue(v, name string, def uint64) (uint64, string) {
-	if v == "" {
-		return def, ""
-	}
-	if len(v) > 1 && v[0] == '0' {
+func parseCountValue(v, name string) (uint64, string) {
+	if v == "" || len(v) > 1 && v[0] == '0' {
 		return 0, "invalid " + name
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
