@@ -123,7 +123,10 @@ return 1
 `)
 
 // takeOverScript: ARGV 2 token hash, 3 node, 4 lease ms, 5 window ms.
-// Returns {epoch, state hash as flat pairs, out entries, topics}.
+// Returns {epoch, state hash as flat pairs, out entries, topics}. State
+// whose counters do not decode or do not match the stored messages is
+// refused before the lease changes, so that a TakeOver that returns
+// cluster.ErrStateCorrupt changes nothing.
 var takeOverScript = redis.NewScript(luaCheck + `
 local st = redis.call('HMGET', KEYS[1], 'v', 'token', 'epoch')
 if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
@@ -131,6 +134,10 @@ if st[1] ~= ARGV[1] then return redis.error_reply('TETHER_VERSION ' .. st[1]) en
 if not st[2] then return redis.error_reply('TETHER_CORRUPT no token') end
 if st[2] ~= ARGV[2] then return redis.error_reply('TETHER_TOKEN') end
 if not st[3] then return redis.error_reply('TETHER_CORRUPT no epoch') end
+local c = redis.call('HMGET', KEYS[1], 'sent', 'acked', 'received')
+local sent, acked = tonumber(c[1]), tonumber(c[2])
+if not sent or not acked or not tonumber(c[3]) or acked > sent then return redis.error_reply('TETHER_CORRUPT counters') end
+if redis.call('XLEN', KEYS[2]) ~= sent - acked then return redis.error_reply('TETHER_CORRUPT messages') end
 local cur = redis.call('GET', KEYS[4])
 if cur then
   local sp = string.find(cur, ' ', 1, true)

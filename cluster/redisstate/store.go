@@ -159,7 +159,10 @@ func (s *Store) fenced(ctx context.Context, script *redis.Script, l cluster.Leas
 // cluster.ErrInvalidSessionID, or an error wrapping
 // cluster.ErrStateUnavailable: then the session may or may not have been taken
 // over, and calling TakeOver again tells (it returns the lease if this node got
-// it).
+// it). State whose counters are malformed or do not match the number of
+// stored messages is refused before anything changes; a message entry
+// malformed in itself is found once the state is read back, after the lease
+// was taken.
 func (s *Store) TakeOver(ctx context.Context, id, token, node string) (cluster.Lease, *cluster.State, error) {
 	if err := checkID(id); err != nil {
 		return cluster.Lease{}, nil, err
