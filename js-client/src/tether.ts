@@ -851,7 +851,9 @@ export class Tether extends EventTarget {
     for (const m of d._unacked) {
       const f = encodeFrame(m)
       size += f.length + 11
-      if (frames.length && size > n.maxBodyBytes) break
+      // At most 64 KiB of messages (or one message), as the Go client:
+      // each request answered counts, even over a short-lived connection.
+      if (frames.length && size > Math.min(n.maxBodyBytes, 65536)) break
       frames.push(f)
     }
     const closing = frames.length == d._unacked.length && this._closing

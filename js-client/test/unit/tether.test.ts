@@ -241,6 +241,24 @@ test('client messages survive failed and repeated send requests', async () => {
   assert.deepEqual(f.closed, [4100, 'bye'])
 })
 
+test('a send request carries at most 64 KiB of messages, whatever maxBodyBytes allows (1 MiB here), as the Go client', async () => {
+  const f = fake()
+  const { t } = client(f)
+  const bodies: number[] = []
+  globalThis.fetch = ((input: string | URL, init: RequestInit = {}) => {
+    if (new URL(input).pathname.endsWith('/send')) bodies.push((init.body as Uint8Array).length)
+    return f.fetch(input, init)
+  }) as typeof fetch
+  // 300 KiB queued before the session opens: five requests at least.
+  const n = 30
+  for (let i = 0; i < n; i++) t.send(String(i).padEnd(10 << 10, '.'))
+  await until('all accepted', () => f.in.length == n, 10000)
+  assert.ok(bodies.length >= 5, `${bodies.length} send requests`)
+  for (const b of bodies) assert.ok(b <= 64 << 10, `a send body of ${b} bytes`)
+  t.close()
+  await until('closed', () => t.readyState == Tether.CLOSED)
+})
+
 test('a server close frame ends the session with its code', async () => {
   const f = fake()
   const { t, events, closed } = client(f)
