@@ -45,7 +45,10 @@ type Options struct {
 	// close frame, and the Tether session with 1009. Default 1 MiB.
 	MaxBodyBytes int
 
-	// WriteTimeout bounds each write to a WebSocket. Default 10s.
+	// WriteTimeout bounds each write to a client: to a WebSocket, and to
+	// an xhr-polling, xhr-streaming or eventsource response. A client
+	// that reads nothing for so long ends its SockJS session, and the
+	// Tether session with 1006. Default 10s.
 	WriteTimeout time.Duration
 
 	// ReadTimeout bounds reading one xhr_send request body, so that a
@@ -138,6 +141,10 @@ var endpoints = map[string]struct{ receiving bool }{
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Only xhr_send reads a body, within ReadTimeout.
 	httpx.IgnoreBody(w, r)
+	// Every answer is written within WriteTimeout: an xhr_send's once its
+	// body is read, a poll's and a stream's each write, a WebSocket's by
+	// sockjs-go.
+	httpx.AnswerWithin(w, h.opts.WriteTimeout)
 	if !h.srv.CheckOrigin(r) {
 		httpx.Error(w, http.StatusForbidden, httpx.MsgOriginNotAllowed)
 		return
@@ -178,8 +185,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !h.readSendBody(w, r) {
 			return
 		}
+		httpx.AnswerWithin(w, h.opts.WriteTimeout)
 	case ep.receiving:
-		h.serveReceiving(&countingWriter{ResponseWriter: w, h: h, id: parts[2]}, r)
+		h.serveReceiving(&countingWriter{ResponseWriter: w, h: h, id: parts[2], timeout: h.opts.WriteTimeout}, r)
 		return
 	case parts[3] == "websocket":
 		w, r = limitWebSocket(w, r, h.opts.MaxBodyBytes)
@@ -199,6 +207,7 @@ const maxAttachTries = 50
 // tried again a moment later; only a client that really holds two
 // receiving requests open gets it.
 func (h *handler) serveReceiving(cw *countingWriter, r *http.Request) {
+	defer cw.within()
 	for try := 1; ; try++ {
 		cw.holdBusy = try < maxAttachTries
 		cw.busy = false

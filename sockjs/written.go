@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 )
 
@@ -96,6 +98,12 @@ type countingWriter struct {
 	h  *handler
 	id string // SockJS session id
 
+	// timeout bounds each write and flush (Options.WriteTimeout):
+	// sockjs-go writes its HTTP responses with no deadline, holding the
+	// SockJS session's lock, so a client that reads nothing would hold the
+	// session, its goroutines and what they buffer for good.
+	timeout time.Duration
+
 	holdBusy bool // swallow the "another connection" close frame
 	busy     bool // it was swallowed
 }
@@ -109,6 +117,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		c.busy = true
 		return len(p), nil
 	}
+	c.within()
 	n, err := c.ResponseWriter.Write(p)
 	if err == nil {
 		if k := countMessages(p); k > 0 {
@@ -121,7 +130,20 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // Flush implements http.Flusher, which sockjs-go requires.
-func (c *countingWriter) Flush() { http.NewResponseController(c.ResponseWriter).Flush() }
+func (c *countingWriter) Flush() {
+	c.within()
+	http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+// within bounds the next write or flush by the write timeout. A write that
+// times out fails, and so does every later one: sockjs-go's Send then
+// returns the error, and the bridge ends the SockJS session, and with it
+// the Tether session (1006), as when a client goes away. It is also called
+// once sockjs-go is done, so that what net/http writes after the handler
+// (the end of a chunked body) has a deadline of its own.
+func (c *countingWriter) within() {
+	httpx.AnswerWithin(c.ResponseWriter, c.timeout)
+}
 
 // Unwrap returns the ResponseWriter underneath, for http.ResponseController.
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

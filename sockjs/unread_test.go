@@ -1,0 +1,198 @@
+package sockjs_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/sockjs"
+	"github.com/tetherkit/tether/wire"
+)
+
+// smallBuffers is the size the unread tests ask of the send buffers of the
+// server's connections and of the receive buffers of their own, so that a
+// few hundred KiB unread fill them.
+const smallBuffers = 4 << 10
+
+// smallBufferListener sets small send buffers on the connections it accepts.
+type smallBufferListener struct{ net.Listener }
+
+func (l smallBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(smallBuffers)
+	}
+	return c, err
+}
+
+// dialSmall opens a connection to addr with a small receive buffer, set
+// before the connection is made, so that the window it offers stays small.
+func dialSmall(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, smallBuffers)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// TestUnreadResponses opens a SockJS session on each transport from a client
+// that reads nothing of what the server writes, while the application sends
+// it a message of 4 MiB (well within MaxQueuedBytes): every write to it is bounded by
+// Options.WriteTimeout, so the SockJS session ends, and the Tether session
+// with 1006, instead of holding its goroutines and what they buffer for as
+// long as the client keeps its connection open. sockjs-go bounds WebSocket
+// writes itself; its HTTP responses had no bound.
+func TestUnreadResponses(t *testing.T) {
+	const size = 4 << 20 // one message: whenever the poll comes, its answer carries it whole
+	for _, tr := range []string{"xhr", "xhr_streaming", "eventsource", "websocket"} {
+		t.Run(tr, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			sent := make(chan struct{})
+			ended := make(chan error, 1)
+			h := tether.HandlerFunc(func(s *session.Session) {
+				s.Send(s.Context(), wire.Message{Type: wire.Text, Data: []byte(strings.Repeat("x", size))})
+				close(sent)
+				_, err := s.Recv(s.Context())
+				ended <- err
+			})
+			srv := tether.NewServer(h, &tether.Options{MaxMessageBytes: size, MaxQueuedBytes: 4 * size, Logger: slog.New(slog.DiscardHandler)})
+			mux := http.NewServeMux()
+			mux.Handle("/sockjs/", sockjs.New(srv, "/sockjs", &sockjs.Options{
+				WriteTimeout:    500 * time.Millisecond,
+				ResponseLimit:   1 << 30, // streams would otherwise end, and their client open the next
+				DisconnectDelay: testTimeout,
+			}))
+			hs := httptest.NewUnstartedServer(mux)
+			hs.Listener = smallBufferListener{hs.Listener}
+			hs.Start()
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(sctx)
+				hs.Close()
+			}()
+			addr := hs.Listener.Addr().String()
+			path := strings.TrimPrefix(sessionPath(hs.URL+"/sockjs"), hs.URL)
+
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			// open sends a request for the session's endpoint on a connection
+			// of its own, which nothing reads unless readOpen.
+			open := func(method string, readOpen bool) {
+				conn, err := dialSmall(ctx, addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, conn)
+				conn.SetDeadline(time.Now().Add(testTimeout))
+				if _, err := io.WriteString(conn, method+" "+path+"/"+tr+" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				if readOpen {
+					resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if b, _ := io.ReadAll(resp.Body); string(b) != "o\n" {
+						t.Fatalf("first poll: %q, want the open frame", b)
+					}
+				}
+			}
+			switch tr {
+			case "xhr":
+				// The first poll opens the session; the second carries the
+				// message.
+				open("POST", true)
+				select {
+				case <-sent:
+				case <-ctx.Done():
+					t.Fatal("the application could not send")
+				}
+				open("POST", false)
+			case "xhr_streaming":
+				open("POST", false)
+			case "eventsource":
+				open("GET", false)
+			case "websocket":
+				d := websocket.Dialer{NetDialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+					return dialSmall(ctx, addr)
+				}}
+				conn, _, err := d.DialContext(ctx, "ws://"+addr+path+"/websocket", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, conn.NetConn())
+			}
+			select {
+			case err := <-ended:
+				if code := wire.CloseStatus(err); code != wire.StatusAbnormalClosure {
+					t.Errorf("the session ended with %v, want 1006", err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("the session did not end while its client read nothing")
+			}
+		})
+	}
+}
+
+// TestPipelinedUnread sends many requests on one connection and reads none
+// of the answers: once the network's buffers are full, the server's write
+// of the next answer waits for the client, for WriteTimeout at most; then
+// the server closes the connection, and the client's writes fail.
+func TestPipelinedUnread(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := tether.NewServer(echo, &tether.Options{Logger: slog.New(slog.DiscardHandler)})
+	mux := http.NewServeMux()
+	mux.Handle("/sockjs/", sockjs.New(srv, "/sockjs", &sockjs.Options{WriteTimeout: 500 * time.Millisecond}))
+	hs := httptest.NewUnstartedServer(mux)
+	hs.Listener = smallBufferListener{hs.Listener}
+	hs.Start()
+	defer hs.Close()
+	defer srv.Close()
+	for _, req := range []string{
+		"GET /sockjs/info HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sockjs/000/abc/nope HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /sockjs/000/abc/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n[\"x\"]",
+	} {
+		conn, err := dialSmall(ctx, hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetWriteDeadline(time.Now().Add(testTimeout))
+		// Until the server closes the connection (or the test's bound).
+		var err2 error
+		for err2 == nil {
+			_, err2 = io.WriteString(conn, strings.Repeat(req, 1000))
+		}
+		if errors.Is(err2, os.ErrDeadlineExceeded) {
+			t.Errorf("%q: the server still read requests from a client that read no answer", strings.Fields(req)[1])
+		}
+	}
+}
