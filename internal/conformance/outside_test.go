@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,11 +68,9 @@ type outsideAnswer struct {
 
 func (a outsideAnswer) String() string { return fmt.Sprintf("%d %q", a.status, a.body) }
 
-// request sends one request and reads its whole answer.
-func (c *outsideClient) request(method, endpoint string, header http.Header, body []byte) outsideAnswer {
+// newRequest makes a request of the prefix's endpoint.
+func (c *outsideClient) newRequest(ctx context.Context, method, endpoint string, header http.Header, body []byte) *http.Request {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), outsideTimeout)
-	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -83,7 +82,15 @@ func (c *outsideClient) request(method, endpoint string, header http.Header, bod
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := c.hc.Do(req)
+	return req
+}
+
+// request sends one request and reads its whole answer.
+func (c *outsideClient) request(method, endpoint string, header http.Header, body []byte) outsideAnswer {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), outsideTimeout)
+	defer cancel()
+	resp, err := c.hc.Do(c.newRequest(ctx, method, endpoint, header, body))
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, endpoint, err)
 	}
@@ -93,6 +100,21 @@ func (c *outsideClient) request(method, endpoint string, header http.Header, bod
 		c.t.Fatalf("%s %s: reading the body: %v", method, endpoint, err)
 	}
 	return outsideAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// open sends a request and returns its answer with the body unread; the
+// body is closed when the test ends, or by the function returned.
+func (c *outsideClient) open(method, endpoint string, header http.Header) (*http.Response, context.CancelFunc) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*outsideTimeout)
+	resp, err := c.hc.Do(c.newRequest(ctx, method, endpoint, header, nil))
+	if err != nil {
+		cancel()
+		c.t.Fatalf("%s %s: %v", method, endpoint, err)
+	}
+	stop := func() { cancel(); resp.Body.Close() }
+	c.t.Cleanup(stop)
+	return resp, stop
 }
 
 func (c *outsideClient) negotiate() outsideSession {
@@ -122,6 +144,105 @@ func outsideBatch(frames ...string) []byte {
 		b = append(b, strconv.Itoa(len(f))+":"+f...)
 	}
 	return b
+}
+
+// outsideParseBatch reads a batch (section 4.1) strictly: lengths of 1 to
+// 10 digits, no leading zero, never 0.
+func outsideParseBatch(b []byte) ([]string, error) {
+	var frames []string
+	for len(b) > 0 {
+		colon := bytes.IndexByte(b, ':')
+		if colon < 1 || colon > 10 {
+			return frames, fmt.Errorf("bad length prefix in %q", b)
+		}
+		digits := string(b[:colon])
+		n, err := strconv.Atoi(digits)
+		if err != nil || n <= 0 || digits[0] == '0' || strconv.Itoa(n) != digits {
+			return frames, fmt.Errorf("bad length %q", digits)
+		}
+		b = b[colon+1:]
+		if n > len(b) {
+			return frames, fmt.Errorf("frame of %d bytes cut short at %d", n, len(b))
+		}
+		frames = append(frames, string(b[:n]))
+		b = b[n:]
+	}
+	return frames, nil
+}
+
+// outsideParseCompact reads a compact batch (section 4.6): LEB128 lengths
+// in the fewest bytes, 1 to 5 of them, never 0.
+func outsideParseCompact(b []byte) ([]string, error) {
+	var frames []string
+	for len(b) > 0 {
+		var n uint64
+		i := 0
+		for {
+			if i == len(b) || i == 5 {
+				return frames, fmt.Errorf("length cut short or too long in %q", b)
+			}
+			n |= uint64(b[i]&0x7f) << (7 * i)
+			if b[i]&0x80 == 0 {
+				if i > 0 && b[i] == 0 {
+					return frames, fmt.Errorf("length not in its fewest bytes in %q", b)
+				}
+				i++
+				break
+			}
+			i++
+		}
+		if n == 0 {
+			return frames, errors.New("length 0")
+		}
+		b = b[i:]
+		if n > uint64(len(b)) {
+			return frames, fmt.Errorf("frame of %d bytes cut short at %d", n, len(b))
+		}
+		frames = append(frames, string(b[:n]))
+		b = b[n:]
+	}
+	return frames, nil
+}
+
+// outsideLEB128 writes n as section 4.6 says.
+func outsideLEB128(n int) string {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n == 0 {
+			return string(append(b, c))
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// outsideMessage is a message decoded from any of the four forms.
+type outsideMessage struct {
+	binary bool
+	data   string
+}
+
+// decodeMessage decodes a message frame of any form; ok is false for a
+// control frame.
+func decodeMessage(t *testing.T, frame string) (m outsideMessage, ok bool) {
+	t.Helper()
+	if frame == "" {
+		t.Fatal("empty frame")
+	}
+	switch frame[0] {
+	case 'm':
+		return outsideMessage{data: frame[1:]}, true
+	case 'b':
+		return outsideMessage{binary: true, data: frame[1:]}, true
+	case 'M', 'B':
+		d, err := base64.StdEncoding.Strict().DecodeString(frame[1:])
+		if err != nil {
+			t.Fatalf("frame %q: %v", frame, err)
+		}
+		return outsideMessage{binary: frame[0] == 'B', data: string(d)}, true
+	}
+	return outsideMessage{}, false
 }
 
 // wantError checks an answer against section 9's format: the status, a
@@ -335,3 +456,5 @@ func TestOutsideMalformedSend(t *testing.T) {
 	}
 	wantError(t, "poll after the client's close frame", c.request("GET", "longpoll?"+s.auth()+"&received=1", nil, nil), 404, "unknown session")
 }
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

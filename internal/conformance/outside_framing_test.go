@@ -1,0 +1,226 @@
+package conformance_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+
+	"github.com/tetherkit/tether"
+)
+
+// TestOutsideCompact checks section 4.6 on the three HTTP downstreams and
+// the tether.compact subprotocol of section 4.2: the same messages come,
+// delimited as stated (the readers check the framing).
+func TestOutsideCompact(t *testing.T) {
+	sent := []string{"mhello", "mtwo\nlines", "m\x1e", "b\x00\x01\x02", "m" + strings.Repeat("é", 100)}
+	for _, name := range outsideTransports {
+		t.Run(name, func(t *testing.T) {
+			c := newOutside(t, nil)
+			s := c.negotiate()
+			var d outsideDown
+			var w *wsDown
+			if name == "websocket" {
+				w = c.attachWebSocket(s, "&received=0", "tether.compact")
+				if !w.compact {
+					t.Fatal("the server did not select tether.compact (section 4.2)")
+				}
+				d = w
+			} else {
+				d = c.attach(name, s, "&received=0&compact=1")
+			}
+			up := &outsideUp{c: c, s: s, w: w, next: 1}
+			up.frames(sent...)
+			for i, want := range sent {
+				f := nextFrame(t, d, "ha")
+				got, _ := decodeMessage(t, f)
+				w, _ := decodeMessage(t, want)
+				if got != w {
+					t.Fatalf("echo %d: %q, want %q", i+1, f, want)
+				}
+				if name == "sse" && f[0] == 'm' && strings.ContainsAny(f, "\r\n\x1e") {
+					t.Errorf("sse compact: %q sent as m; section 4.6 says M", f)
+				}
+			}
+			up.frames("mclose 4100 a\nb\x1ec")
+			want := "c4100 a\nb\x1ec"
+			if name == "sse" {
+				want = "c4100 a b c"
+			}
+			if f := nextFrame(t, d, "ha"); f != want {
+				t.Errorf("close frame %q, section 4.6 says %q", f, want)
+			}
+		})
+	}
+	t.Run("LEB128", func(t *testing.T) {
+		// Section 4.6's example: a 64-byte text message takes 66 bytes.
+		c := newOutside(t, nil)
+		s := c.negotiate()
+		msg := strings.Repeat("x", 64)
+		if a := c.send(s, "&seq=1", "m"+msg); a.status != 204 {
+			t.Fatal(a)
+		}
+		a := c.request("GET", "longpoll?"+s.auth()+"&received=0&compact=1", nil, nil)
+		if a.body != "\x41m"+msg {
+			t.Errorf("compact poll: %q, section 4.6 says \\x41m and the text", a.body)
+		}
+		if a := c.send(s, "&seq=2", "m"+strings.Repeat("y", 199)); a.status != 204 {
+			t.Fatal(a)
+		}
+		a = c.request("GET", "longpoll?"+s.auth()+"&received=1&compact=1", nil, nil)
+		if want := outsideLEB128(200) + "m" + strings.Repeat("y", 199); a.body != want || want[:2] != "\xc8\x01" {
+			t.Errorf("compact poll: %.10q, want %.10q", a.body, want)
+		}
+	})
+}
+
+// TestOutsideLastEventID checks section 4.3's ids and Last-Event-ID.
+func TestOutsideLastEventID(t *testing.T) {
+	c := newOutside(t, nil)
+	var s outsideSession
+	for _, tc := range []struct {
+		query, lastEventID string
+		first              string
+	}{
+		{"", "2", "m3"},
+		{"&received=1", "2", "m3"},
+		{"&received=2", "1", "m3"},
+		{"&received=1", "x", "m2"},
+		{"&received=2", "", "m3"},
+	} {
+		s = c.negotiate()
+		if a := c.send(s, "&seq=1", "m1", "m2", "m3"); a.status != 204 {
+			t.Fatal(a)
+		}
+		resp, stop := c.open("GET", "sse?"+s.auth()+tc.query, http.Header{"Last-Event-Id": {tc.lastEventID}})
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Errorf("sse%s Last-Event-ID %q: %d %q", tc.query, tc.lastEventID, resp.StatusCode, b)
+			stop()
+			continue
+		}
+		r := bufio.NewReader(resp.Body)
+		var lines []string
+		for len(lines) < 50 {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				break
+			}
+			lines = append(lines, line)
+			if strings.HasPrefix(line, "data:m") {
+				break
+			}
+		}
+		stop()
+		got := strings.Join(lines[max(0, len(lines)-2):], "")
+		want := "id:" + tc.first[1:] + "\ndata:" + tc.first + "\n"
+		if got != want {
+			t.Errorf("sse%s Last-Event-ID %q: first message event %q, section 4.3 says %q", tc.query, tc.lastEventID, got, want)
+		}
+	}
+	// Neither received nor a count in Last-Event-ID.
+	wantError(t, "sse with Last-Event-ID x alone", c.request("GET", "sse?"+s.auth(), http.Header{"Last-Event-Id": {"x"}}, nil), 400, "bad request: missing received")
+}
+
+// TestOutsideProbe checks section 10.1: a probe answers as an attach,
+// attaches nothing and supersedes nothing.
+func TestOutsideProbe(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	w := c.attachWebSocket(s, "&received=0", "")
+	for _, name := range []string{"sse", "streaming"} {
+		d := c.attach(name, s, "&received=0&probe=1")
+		if a := c.send(s, "&seq="+strconv.Itoa(map[string]int{"sse": 1, "streaming": 2}[name]), "m"+name); a.status != 204 {
+			t.Fatal(a)
+		}
+		if f := nextFrame(t, w, "ha"); f != "m"+name {
+			t.Errorf("after a %s probe the WebSocket carries %q, section 10.1 says it supersedes nothing", name, f)
+		}
+		d.stop()
+		wantError(t, name+" probe with a wrong token", c.request("GET", name+"?session="+s.Session+"&token=AAAAAAAAAAAAAAAAAAAAAA&received=0&probe=1", nil, nil), 404, "unknown session")
+	}
+}
+
+// TestOutsideHandshakeRefusals checks section 3's refused handshakes.
+func TestOutsideHandshakeRefusals(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	live := c.attachWebSocket(s, "&received=0", "")
+	u := strings.TrimPrefix(c.base, "http://")
+	host, _, _ := strings.Cut(u, "/")
+	for _, tc := range []struct{ name, version, key string }{
+		{"version 12", "12", "dGhlIHNhbXBsZSBub25jZQ=="},
+		{"a short key", "13", "c2hvcnQ="},
+	} {
+		conn, err := net.DialTimeout("tcp", host, outsideTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(outsideTimeout))
+		req := "GET /rt/websocket?" + s.auth() + "&received=0 HTTP/1.1\r\nHost: " + host +
+			"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: " + tc.version +
+			"\r\nSec-WebSocket-Key: " + tc.key + "\r\n\r\n"
+		conn.Write([]byte(req))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		a := outsideAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+		if a.status != 400 || !strings.HasPrefix(a.body, "bad request: ") || resp.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Errorf("handshake with %s: %v, Sec-WebSocket-Version %q; section 3 says 400 bad request: <detail> with Sec-WebSocket-Version: 13", tc.name, a, resp.Header.Get("Sec-WebSocket-Version"))
+		}
+	}
+	// The refusals attached nothing: the live WebSocket goes on.
+	live.write(ws.TextMessage, "mstill")
+	if f := nextFrame(t, live, "ha"); f != "mstill" {
+		t.Errorf("live WebSocket: %q", f)
+	}
+}
+
+// TestOutsideUnreadBody checks section 9: a GET carrying a body gets the
+// answer it would get without it and Connection: close.
+func TestOutsideUnreadBody(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	host, _, _ := strings.Cut(strings.TrimPrefix(c.base, "http://"), "/")
+	conn, err := net.DialTimeout("tcp", host, outsideTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(outsideTimeout))
+	conn.Write([]byte("GET /rt/longpoll?" + s.auth() + "&received=5x HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 10\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || string(b) != "bad request: invalid received\n" || !resp.Close {
+		t.Errorf("GET with a body: %d %q, close %v; section 9 says the same answer and Connection: close", resp.StatusCode, b, resp.Close)
+	}
+}
+
+// TestOutsideCORS checks section 7's preflight and allowed origin.
+func TestOutsideCORS(t *testing.T) {
+	c := newOutside(t, &tether.Options{AllowedOrigins: []string{"https://app.example"}})
+	a := c.request("OPTIONS", "send", http.Header{"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"}, "Access-Control-Request-Headers": {"tether-token"}}, nil)
+	if a.status/100 != 2 || a.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("preflight: %v %v; section 7 says it is answered with Access-Control-Allow-Origin", a, a.header)
+	}
+	t.Logf("preflight headers: %v", a.header)
+	a = c.request("POST", "negotiate?v=1", http.Header{"Origin": {"https://app.example"}}, nil)
+	if a.status != 200 || a.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("negotiate from an allowed origin: %v, Access-Control-Allow-Origin %q", a, a.header.Get("Access-Control-Allow-Origin"))
+	}
+	wantError(t, "negotiate from another origin", c.request("POST", "negotiate?v=1", http.Header{"Origin": {"https://other.example"}}, nil), 403, "origin not allowed")
+	a = c.request("OPTIONS", "send", http.Header{"Origin": {"https://other.example"}, "Access-Control-Request-Method": {"POST"}}, nil)
+	t.Logf("preflight from another origin: %v", a)
+}
