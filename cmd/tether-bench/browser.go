@@ -40,20 +40,21 @@ var browserPeer = map[string]string{
 // browserConfig is the scale of a browser run.
 type browserConfig struct {
 	Systems   []string `json:"systems"`
-	EchoN     int      `json:"echoN"`     // round trips measured per system
-	Warmup    int      `json:"warmup"`    // round trips before those
+	EchoN     int      `json:"echoN"`     // round trips measured per system, in all
+	Rounds    int      `json:"rounds"`    // turns the systems take at the echo, EchoN/Rounds round trips each
+	Warmup    int      `json:"warmup"`    // round trips before those of each turn
 	StreamN   int      `json:"streamN"`   // messages of the stream
 	TimeoutMs int      `json:"timeoutMs"` // bound on each wait in the page
 	URL       string   `json:"url"`
 }
 
 func browserFullConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 1000, Warmup: 50, StreamN: 100000, TimeoutMs: 30000}
+	return browserConfig{Systems: browserSystems, EchoN: 2000, Rounds: 5, Warmup: 50, StreamN: 100000, TimeoutMs: 30000}
 }
 
 // browserQuickConfig is the smoke test's scale: a few hundred messages.
 func browserQuickConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 200, Warmup: 10, StreamN: 300, TimeoutMs: 20000}
+	return browserConfig{Systems: browserSystems, EchoN: 200, Rounds: 2, Warmup: 10, StreamN: 300, TimeoutMs: 20000}
 }
 
 // browserResult is one system's measurements in the browser.
@@ -229,9 +230,11 @@ func renderBrowser(run *browserRun) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	cfg := run.Config
 	w("## In Chromium\n\n")
-	w("The same servers (one bench server process), measured from headless Chromium: one page per system, ")
-	w("one session each. Echo: %d round trips of 64-byte text messages, one at a time, after %d not measured; ", cfg.EchoN, cfg.Warmup)
-	w("stream: the server sends %d messages of 64 bytes, timed from the request to the last arrival. ", cfg.StreamN)
+	w("The same servers (one bench server process), measured from headless Chromium: one page per system. ")
+	w("Echo: %d round trips of 64-byte text messages, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
+	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike; ")
+	w("each turn is a session of its own whose first %d round trips are not measured. ", cfg.Warmup)
+	w("Stream, then, one session per system: the server sends %d messages of 64 bytes, timed from the request to the last arrival. ", cfg.StreamN)
 	w("raw/websocket is the browser's own `WebSocket` against the gorilla echo (the limit); tether/* is the ")
 	w("bundled client forced onto one transport; sockjs/* is sockjs-client 1.6.1 forced onto one transport, against ")
 	w("sockjs-go; when sockjs-go refuses a poll or stream with close 2010 (its own race, see above), sockjs-client ends the ")

@@ -1,9 +1,17 @@
 // The driver of `tether-bench -browser`: loads the bench page in Debian's
-// Chromium (playwright-core, as js-client's browser tests do), measures each
-// system in a fresh page, and writes one JSON line per system to stdout.
+// Chromium (playwright-core, as js-client's browser tests do), one page per
+// system, and writes one JSON line per system to stdout.
+//
+// The echo is measured in rounds, the systems taking turns (in order, then
+// in reverse order, and so on): on a shared machine the load drifts over a
+// run, and a system measured in one stretch of it would be compared with
+// another measured in a quieter or busier one. Each round is a session of
+// its own (a page holds no session between its turns: an idle stream or
+// poll would take one of the browser's six connections per host); the page,
+// and so its compiled code, stays. The stream follows, once per system.
 //
 //	node cmd/tether-bench/browser/drive.mjs '{"url":"http://127.0.0.1:PORT/page/","systems":["raw/websocket"],
-//	  "echoN":2000,"warmup":100,"streamN":20000,"timeoutMs":30000}'
+//	  "echoN":2000,"rounds":5,"warmup":100,"streamN":20000,"timeoutMs":30000}'
 //
 // Tether-bench runs it; it is not meant to be run by hand.
 
@@ -24,23 +32,73 @@ try {
   await warm.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
   await warm.evaluate((o) => window.measure('raw/websocket', o), { ...cfg, echoN: 50, warmup: 0, streamN: 500 })
   await warm.close()
+  const systems = []
   for (const name of cfg.systems) {
     const page = await browser.newPage()
-    const problems = []
-    page.on('pageerror', (e) => problems.push('page error: ' + e.message))
+    const sys = { name, page, problems: [], rounds: [], out: { name } }
+    page.on('pageerror', (e) => sys.problems.push('page error: ' + e.message))
     try {
       await page.goto(cfg.url)
       await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
-      const r = await page.evaluate(([name, opts]) => window.measure(name, opts), [name, cfg])
-      if (problems.length) r.err = [r.err, ...problems].filter(Boolean).join('; ')
-      process.stdout.write(JSON.stringify(r) + '\n')
     } catch (e) {
-      process.stdout.write(JSON.stringify({ name, err: String(e.message || e) }) + '\n')
-    } finally {
-      await page.close()
+      sys.out.err = String(e.message || e)
     }
+    systems.push(sys)
+  }
+  const run = (sys, opts) => sys.page.evaluate(([name, opts]) => window.measure(name, opts), [sys.name, { ...cfg, ...opts }])
+  const perRound = Math.ceil(cfg.echoN / cfg.rounds)
+  for (let r = 0; r < cfg.rounds; r++) {
+    for (const sys of r % 2 ? [...systems].reverse() : systems) {
+      if (sys.out.err) continue
+      const n = Math.min(perRound, cfg.echoN - r * perRound)
+      if (n <= 0) continue
+      try {
+        const got = await run(sys, { echoN: n, streamN: 0 })
+        sys.out.transport ||= got.transport
+        sys.out.refused = (sys.out.refused || 0) + got.refused
+        if (got.echo) {
+          sys.rounds.push(got.echo)
+          process.stderr.write(`round ${r + 1}/${cfg.rounds}: ${sys.name} echo ${(got.echo.rtts.length / (got.echo.ms / 1000)).toFixed(0)}/s\n`)
+        }
+        if (got.err) sys.out.err = got.err
+      } catch (e) {
+        sys.out.err = String(e.message || e)
+      }
+    }
+  }
+  for (const sys of systems) {
+    const { out } = sys
+    if (sys.rounds.length) out.echo = merge(sys.rounds)
+    if (!out.err && cfg.streamN) {
+      try {
+        const got = await run(sys, { echoN: 0 })
+        out.transport ||= got.transport
+        out.refused = (out.refused || 0) + got.refused
+        out.stream = got.stream
+        if (got.err) out.err = got.err
+      } catch (e) {
+        out.err = String(e.message || e)
+      }
+    }
+    if (sys.problems.length) out.err = [out.err, ...sys.problems].filter(Boolean).join('; ')
+    process.stdout.write(JSON.stringify(out) + '\n')
+    await sys.page.close()
   }
 } finally {
   await browser?.close()
   rmSync(dir, { recursive: true, force: true })
+}
+
+/** merge makes one echo result of the rounds' round-trip times. */
+function merge(rounds) {
+  const rtts = rounds.flatMap((r) => r.rtts).sort((a, b) => a - b)
+  const ms = rounds.reduce((sum, r) => sum + r.ms, 0)
+  const quantile = (q) => rtts[Math.min(rtts.length - 1, Math.floor((rtts.length - 1) * q))]
+  return {
+    roundTrips: rtts.length,
+    perSec: rtts.length / (ms / 1000),
+    p50us: quantile(0.5),
+    p99us: quantile(0.99),
+    wrong: rounds.reduce((sum, r) => sum + r.wrong, 0),
+  }
 }
