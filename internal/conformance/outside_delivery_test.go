@@ -363,3 +363,38 @@ func TestOutsideLongPollBody(t *testing.T) {
 		t.Errorf("a poll of 20 messages: Content-Length %q, %d bytes of body", a.header.Get("Content-Length"), len(a.body))
 	}
 }
+
+// TestOutsideClosedSession checks what every request for a closed session
+// answers (sections 3, 6 and 9's order of the checks): closed by the
+// client, and by the application once its close frame went out.
+func TestOutsideClosedSession(t *testing.T) {
+	for _, closer := range []string{"c1000", "mclose 4100 bye"} {
+		c := newOutside(t, nil)
+		s := c.negotiate()
+		if a := c.send(s, "&seq=1", "m1", closer); a.status != 204 {
+			t.Fatal(a)
+		}
+		if closer[0] == 'm' {
+			if a := c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil); a.body != "2:m19:c4100 bye" {
+				t.Fatalf("poll: %v", a)
+			}
+		}
+		for _, tc := range []struct {
+			name, method, endpoint string
+			body                   []byte
+		}{
+			{"an empty send", "POST", "send?" + s.auth(), nil},
+			{"a send of a heartbeat", "POST", "send?" + s.auth(), outsideBatch("h")},
+			{"a send acknowledging", "POST", "send?" + s.auth() + "&received=1", nil},
+			{"a malformed send", "POST", "send?" + s.auth(), []byte("x")},
+			{"a send of a message", "POST", "send?" + s.auth() + "&seq=3", outsideBatch("m3")},
+			{"a poll", "GET", "longpoll?" + s.auth() + "&received=1", nil},
+			{"an sse probe", "GET", "sse?" + s.auth() + "&received=1&probe=1", nil},
+			{"a streaming attach", "GET", "streaming?" + s.auth() + "&received=1", nil},
+			{"a GET websocket that is no handshake", "GET", "websocket?" + s.auth() + "&received=1", nil},
+		} {
+			wantError(t, tc.name+" after "+closer, c.request(tc.method, tc.endpoint, nil, tc.body), 404, "unknown session")
+		}
+		wantError(t, "a WebSocket handshake after "+closer, c.refusedWebSocket(s, "&received=1", nil), 404, "unknown session")
+	}
+}

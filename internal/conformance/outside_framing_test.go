@@ -224,3 +224,24 @@ func TestOutsideCORS(t *testing.T) {
 	a = c.request("OPTIONS", "send", http.Header{"Origin": {"https://other.example"}, "Access-Control-Request-Method": {"POST"}}, nil)
 	t.Logf("preflight from another origin: %v", a)
 }
+
+// TestOutsideHandshakeOrder checks section 9's order of the checks on
+// websocket: the session, then the handshake, then the attach's verdict.
+func TestOutsideHandshakeOrder(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	if a := c.send(s, "&seq=1&received=0", "m1"); a.status != 204 {
+		t.Fatal(a)
+	}
+	if a := c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil); a.body != "2:m1" {
+		t.Fatal(a)
+	}
+	if a := c.send(s, "&received=1"); a.status != 204 {
+		t.Fatal(a)
+	}
+	// received=0 is stale now: the handshake is checked first.
+	wantError(t, "a stale GET websocket that is no handshake", c.request("GET", "websocket?"+s.auth()+"&received=0", nil, nil), 400, "bad request: not a WebSocket handshake")
+	wantError(t, "a stale WebSocket handshake", c.refusedWebSocket(s, "&received=0", nil), 409, "stale attach")
+	unknown := outsideSession{Session: "AAAAAAAAAAAAAAAAAAAAAA", Token: s.Token}
+	wantError(t, "a GET websocket that is no handshake for an unknown session", c.request("GET", "websocket?"+unknown.auth()+"&received=0", nil, nil), 404, "unknown session")
+}
