@@ -429,6 +429,13 @@ func TestOutsideMalformedSend(t *testing.T) {
 		{"a close code 999", "6:mhello4:c999", "bad request: malformed frame: close code 999 not allowed"},
 		{"a close code 5000", "6:mhello5:c5000", "bad request: malformed frame: close code 5000 not allowed"},
 		{"a close code 65536", "6:mhello6:c65536", `bad request: malformed frame: invalid close code "65536"`},
+		{"a close code 10000", "6:mhello6:c10000", `bad request: malformed frame: invalid close code "10000"`},
+		{"a close code 1004", "6:mhello5:c1004", "bad request: malformed frame: close code 1004 not allowed"},
+		{"a close code 1015", "6:mhello5:c1015", "bad request: malformed frame: close code 1015 not allowed"},
+		{"a close code 1016", "6:mhello5:c1016", "bad request: malformed frame: close code 1016 not allowed"},
+		{"a close code 2999", "6:mhello5:c2999", "bad request: malformed frame: close code 2999 not allowed"},
+		{"a close code 0", "6:mhello2:c0", "bad request: malformed frame: close code 0 not allowed"},
+		{"a close code with a leading zero", "6:mhello6:c01000", ""},
 		{"a close reason of 124 bytes", "6:mhello" + strconv.Itoa(len("c4100 "+long)) + ":c4100 " + long, "bad request: malformed frame: close reason longer than 123 bytes"},
 		{"a close reason not UTF-8", "6:mhello8:c4100 \xff", ""},
 		{"a close without code", "6:mhello1:c", ""},
@@ -458,3 +465,16 @@ func TestOutsideMalformedSend(t *testing.T) {
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestOutsideAllowedCloseCodes checks section 4's allowed close codes: a
+// client's close frame with each ends the session.
+func TestOutsideAllowedCloseCodes(t *testing.T) {
+	c := newOutside(t, nil)
+	for _, frame := range []string{"c1000", "c1003", "c1007", "c1014", "c3000", "c4999", "c4100 " + strings.Repeat("é", 61) + "x"} {
+		s := c.negotiate()
+		if a := c.send(s, "", frame); a.status != 204 {
+			t.Errorf("send of %.10q: %v, section 4 allows it", frame, a)
+		}
+		wantError(t, "poll after "+frame[:5], c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil), 404, "unknown session")
+	}
+}
