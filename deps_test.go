@@ -26,7 +26,7 @@ func TestRootDependencies(t *testing.T) {
 
 // TestClusterDependencies keeps each bus engine in its own package: neither
 // the root package nor package cluster compiles redisbus, natsbus,
-// redisstate (durable session state), go-redis or nats.go, so an
+// redisstate or natsstate (durable session state), go-redis or nats.go, so an
 // application that uses neither engine compiles neither;
 // and the root package compiles no part of package cluster.
 func TestClusterDependencies(t *testing.T) {
@@ -34,6 +34,7 @@ func TestClusterDependencies(t *testing.T) {
 		"github.com/tetherkit/tether/cluster/redisbus",
 		"github.com/tetherkit/tether/cluster/natsbus",
 		"github.com/tetherkit/tether/cluster/redisstate",
+		"github.com/tetherkit/tether/cluster/natsstate",
 		"github.com/redis/",
 		"github.com/nats-io/",
 	}

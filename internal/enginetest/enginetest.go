@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,16 @@ var nats = kind{
 		return nil
 	},
 }
+
+// natsJetStream is nats with JetStream on, storing in the engine's
+// directory: a restarted engine finds what JetStream stored before.
+var natsJetStream = func() kind {
+	k := nats
+	k.args = func(port int, dir string) []string {
+		return append(nats.args(port, dir), "-js", "-sd", filepath.Join(dir, "jetstream"))
+	}
+	return k
+}()
 
 // binary returns the path of k's binary, or an error saying how to install
 // it.
@@ -167,6 +178,11 @@ func StartRedis(dir string) (*Engine, error) { return start(redis, dir) }
 // working directory (no JetStream, nothing stored).
 func StartNATS(dir string) (*Engine, error) { return start(nats, dir) }
 
+// StartNATSJetStream runs nats-server with JetStream on a free loopback
+// port, storing in dir: unlike the other engines, a Restart finds what
+// JetStream stored before the engine stopped or was killed.
+func StartNATSJetStream(dir string) (*Engine, error) { return start(natsJetStream, dir) }
+
 // RedisT is StartRedis for a test: it skips or fails as RequireRedis does
 // without the binary, fails the test on any other error, and kills the
 // engine when the test ends.
@@ -176,6 +192,9 @@ func RedisT(t testing.TB) *Engine { t.Helper(); return startT(t, redis) }
 // without the binary, fails the test on any other error, and kills the
 // engine when the test ends.
 func NATST(t testing.TB) *Engine { t.Helper(); return startT(t, nats) }
+
+// NATSJetStreamT is StartNATSJetStream for a test, as NATST is StartNATS.
+func NATSJetStreamT(t testing.TB) *Engine { t.Helper(); return startT(t, natsJetStream) }
 
 func startT(t testing.TB, k kind) *Engine {
 	t.Helper()
@@ -219,7 +238,7 @@ func freePort() (int, error) {
 func (e *Engine) URL() string { return e.kind.scheme + "://" + e.Addr }
 
 // Restart starts a stopped or killed engine again on the same port, empty
-// (nothing was persisted), and waits until it answers. Restarting a running
+// (nothing was persisted; JetStream's store excepted), and waits until it answers. Restarting a running
 // engine returns an error.
 func (e *Engine) Restart() error {
 	e.mu.Lock()
