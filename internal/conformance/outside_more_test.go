@@ -1,7 +1,10 @@
 package conformance_test
 
 import (
+	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +65,7 @@ func TestOutsideWebSocketDetails(t *testing.T) {
 	if a := c.send(s, "&seq=1", "m1", "m2"); a.status != 204 {
 		t.Fatal(a)
 	}
-	d := ws.Dialer{HandshakeTimeout: outsideTimeout, Subprotocols: []string{"tether.other"}}
+	d := ws.Dialer{HandshakeTimeout: outsideTimeout, Subprotocols: []string{"tether.other"}, EnableCompression: true}
 	u := "ws" + strings.TrimPrefix(c.base, "http") + "websocket?session=" + s.Session + "&received=0&seq=3"
 	conn, resp, err := d.Dial(u, http.Header{"Tether-Token": {s.Token}})
 	if err != nil {
@@ -71,6 +74,9 @@ func TestOutsideWebSocketDetails(t *testing.T) {
 	w := &wsDown{t: t, conn: conn}
 	conn.SetCloseHandler(func(code int, text string) error { w.closeCode, w.closeText = code, text; return nil })
 	t.Cleanup(w.stop)
+	if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != "" {
+		t.Errorf("the server accepted the extension %q; section 4.2 says none", got)
+	}
 	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "" {
 		t.Errorf("the server selected %q, which the client did not offer as tether.compact", got)
 	}
@@ -114,4 +120,162 @@ func TestOutsideSSECloseReason(t *testing.T) {
 	// Section 6: attached once the close frame is out, even before the
 	// response ended: 404.
 	wantError(t, "an attach once the close frame is out", c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil), 404, "unknown session")
+}
+
+// TestOutsideNegotiateRefusals checks section 9's refusals of negotiate
+// that the application configures: its auth hook and its per-client limit.
+func TestOutsideNegotiateRefusals(t *testing.T) {
+	c := newOutside(t, &tether.Options{
+		Authorize: func(r *http.Request) (any, error) {
+			switch r.Header.Get("Authorization") {
+			case "":
+				return nil, &tether.AuthError{Status: 401, Message: "sign in first"}
+			case "Bearer banned":
+				return nil, &tether.AuthError{Status: 403, Message: "you are banned"}
+			case "Bearer plain":
+				return nil, errors.New("a plain error")
+			}
+			return nil, nil
+		},
+		MaxSessionsPerClient: 1,
+		ClientKey:            func(r *http.Request) string { return r.Header.Get("Authorization") },
+	})
+	wantError(t, "negotiate refused with 401", c.request("POST", "negotiate?v=1", nil, nil), 401, "sign in first")
+	wantError(t, "negotiate refused with 403", c.request("POST", "negotiate?v=1", http.Header{"Authorization": {"Bearer banned"}}, nil), 403, "you are banned")
+	wantError(t, "negotiate refused with a plain error", c.request("POST", "negotiate?v=1", http.Header{"Authorization": {"Bearer plain"}}, nil), 401, "a plain error")
+	ok := http.Header{"Authorization": {"Bearer alice"}}
+	if a := c.request("POST", "negotiate?v=1", ok, nil); a.status != 200 {
+		t.Fatal(a)
+	}
+	wantError(t, "a second session of one client", c.request("POST", "negotiate?v=1", ok, nil), 503, "too many sessions for this client")
+	// The version is checked before the hook runs? Section 9's order:
+	// the query (400) before what the request asks for.
+	wantError(t, "negotiate without v, refused by the hook too", c.request("POST", "negotiate", nil, nil), 400, "unsupported protocol version")
+}
+
+// TestOutsideIgnoredParameters checks that parameters a request does not
+// take are ignored (section 3): compact and acks on a WebSocket, acks on a
+// long poll, and an acks value other than 1.
+func TestOutsideIgnoredParameters(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	w := c.attachWebSocket(s, "&received=0&compact=1&acks=1", "")
+	w.write(ws.TextMessage, "mhi")
+	w.write(ws.BinaryMessage, "\x01")
+	w.write(ws.TextMessage, "bABC")
+	for _, want := range []string{"mhi", "b\x01", "bABC"} {
+		if f := nextFrame(t, w, "ha"); f != want {
+			t.Errorf("WebSocket with compact=1 in its query: %q, want %q (section 4.2: the subprotocol alone asks for compact)", f, want)
+		}
+	}
+	w.stop()
+	if a := c.request("GET", "longpoll?"+s.auth()+"&received=3&acks=1&compact=0", nil, nil); a.status != 200 || a.body != "1:h" || a.header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("a poll with acks=1&compact=0: %v, %q", a, a.header.Get("Content-Type"))
+	}
+}
+
+// TestOutsideWaitingPollAtClientClose checks section 6: a long poll
+// waiting when the client's close frame arrives answers 404.
+func TestOutsideWaitingPollAtClientClose(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	done := make(chan outsideAnswer, 1)
+	go func() { done <- c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil) }()
+	time.Sleep(200 * time.Millisecond) // the poll is waiting (heartbeat 1 s)
+	if a := c.send(s, "", "c1000"); a.status != 204 {
+		t.Fatal(a)
+	}
+	wantError(t, "a poll waiting at the client's close", <-done, 404, "unknown session")
+}
+
+// TestOutsideBundle checks section 7: the client bundle is served to any
+// origin.
+func TestOutsideBundle(t *testing.T) {
+	c := newOutside(t, nil)
+	for _, name := range []string{"tether.js", "tether.mjs"} {
+		a := c.request("GET", name, http.Header{"Origin": {"http://evil.example"}}, nil)
+		if a.status != 200 || len(a.body) < 1000 {
+			t.Errorf("%s from another origin: %d, %d bytes", name, a.status, len(a.body))
+		}
+	}
+	wantError(t, "a WebSocket handshake from another origin", c.refusedWebSocket(c.negotiate(), "&received=0", http.Header{"Origin": {"http://evil.example"}}), 403, "origin not allowed")
+}
+
+// TestOutsideCounts checks the counting rules of sections 2, 3, 4, 5.1
+// and 10.1 that need no transport of their own.
+func TestOutsideCounts(t *testing.T) {
+	c := newOutside(t, &tether.Options{FirstAttachWindow: 5 * time.Second, ResumeWindow: 300 * time.Millisecond})
+	s := c.negotiate()
+	if a := c.send(s, "&seq=1", "m1", "m2"); a.status != 204 {
+		t.Fatal(a)
+	}
+	// A probe acknowledges nothing: received=0 is not stale after it.
+	d := c.attach("sse", s, "&received=2&probe=1")
+	d.stop()
+	if a := c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil); a.body != "2:m12:m2" {
+		t.Errorf("a poll after a probe stating received=2: %v, section 10.1 says the probe acknowledges nothing", a)
+	}
+	// a0 is a count; a count at or below one stated changes nothing.
+	for _, q := range []string{"&received=1", "&received=0", "&received=1"} {
+		if a := c.send(s, q); a.status != 204 {
+			t.Errorf("send%s: %v", q, a)
+		}
+	}
+	if a := c.send(s, "", "a0"); a.status != 204 {
+		t.Errorf("send of a0: %v", a)
+	}
+	// The token of a session is no Last-Event-ID: values that are not
+	// counts are ignored (section 3).
+	for _, id := range []string{"02", "-2", "+2", "2.0", "2x"} {
+		resp, stop := c.open("GET", "sse?"+s.auth()+"&received=1", http.Header{"Last-Event-Id": {id}})
+		b := make([]byte, 4096)
+		n, _ := io.ReadAtLeast(resp.Body, b, 1)
+		for n < len(b) && !strings.Contains(string(b[:n]), "data:m") {
+			m, err := resp.Body.Read(b[n:])
+			if err != nil {
+				break
+			}
+			n += m
+		}
+		stop()
+		if !strings.Contains(string(b[:n]), "id:2\ndata:m2\n") {
+			t.Errorf("sse with received=1 and Last-Event-ID %q: %q; section 3 says the header is ignored", id, b[max(0, n-40):n])
+		}
+	}
+	// The first-attach window is never longer than resumeWindowMs.
+	s = c.negotiate()
+	time.Sleep(700 * time.Millisecond)
+	wantError(t, "a poll past the resume window, within FirstAttachWindow", c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil), 404, "unknown session")
+}
+
+// TestOutsideUnreadSendBody checks section 9: a send answered before its
+// body is read is answered at once, with Connection: close, without
+// waiting for the body.
+func TestOutsideUnreadSendBody(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	host, _, _ := strings.Cut(strings.TrimPrefix(c.base, "http://"), "/")
+	for _, tc := range []struct {
+		query  string
+		header string
+		status int
+		body   string
+	}{
+		{"session=AAAAAAAAAAAAAAAAAAAAAA&token=" + s.Token + "&seq=1", "", 404, "unknown session"},
+		{s.auth() + "&seq=x", "", 400, "bad request: invalid seq"},
+		{s.auth() + "&seq=1", "Origin: http://evil.example\r\n", 403, "origin not allowed"},
+	} {
+		a, resp := c.raw("POST /rt/send?" + tc.query + " HTTP/1.1\r\nHost: " + host + "\r\n" + tc.header + "Content-Length: 1000\r\n\r\n")
+		wantError(t, "send answered before its body", a, tc.status, tc.body)
+		if !resp.Close {
+			t.Errorf("send answered %d before its body, without Connection: close", a.status)
+		}
+	}
+	// Any Content-Type is ignored (section 5.2).
+	for i, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"} {
+		a := c.request("POST", "send?"+s.auth()+"&seq="+strconv.Itoa(i+1), http.Header{"Content-Type": {ct}}, outsideBatch("mx"))
+		if a.status != 204 {
+			t.Errorf("send with Content-Type %s: %v", ct, a)
+		}
+	}
 }
