@@ -527,19 +527,7 @@ func TestBadInput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	e := newBadEnv(t)
-
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var bgs []*backgroundSession
-	for _, name := range []string{"websocket", "longpoll", "sse"} {
-		b := &backgroundSession{transport: name}
-		bgs = append(bgs, b)
-		c, err := client.Dial(ctx, e.base, &client.Options{Transports: []string{name}, HTTPClient: e.hc})
-		if err != nil {
-			t.Fatalf("background %s: %v", name, err)
-		}
-		wg.Go(func() { b.run(ctx, c, stop) })
-	}
+	bg := e.background(t, ctx)
 
 	for _, row := range badInputs {
 		t.Run(row.input, func(t *testing.T) {
@@ -550,18 +538,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	close(stop)
-	wg.Wait()
-	for _, b := range bgs {
-		if b.err != nil {
-			t.Errorf("background %s after %d messages: %v", b.transport, b.received, b.err)
-			continue
-		}
-		if b.received != b.sent || b.sent == 0 {
-			t.Errorf("background %s: sent %d, received %d back", b.transport, b.sent, b.received)
-		}
-		t.Logf("background %s: %d messages each way through the whole table, exact", b.transport, b.sent)
-	}
+	bg.check(t)
 }
 
 // backgroundSession sends numbered messages to the echo server and checks
