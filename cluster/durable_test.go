@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/cluster"
+	"github.com/tetherkit/tether/cluster/natsstate"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/internal/clustertest"
 	"github.com/tetherkit/tether/internal/enginetest"
@@ -34,11 +36,13 @@ import (
 const durableLease = time.Second
 
 // durable is a cluster of durable nodes on a real redis-server, each node
-// with a Redis client of its own (clients[i] is node i's).
+// with a Redis client of its own (clients[i] is node i's), or on a real
+// nats-server's JetStream (startDurableNATS).
 type durable struct {
 	*clustertest.Cluster
-	redis   *redis.Client // the tests' own
+	redis   *redis.Client // the tests' own; nil on NATS
 	clients []*redis.Client
+	cut     []func() // cut[i] closes node i's connection to the state store
 
 	mu        sync.Mutex
 	takenOver []string // ids of the sessions the application saw taken over
@@ -78,7 +82,63 @@ func startDurableWith(t *testing.T, n int, history *redisstate.HistoryOptions) *
 		c := redis.NewClient(&redis.Options{Addr: e.Addr, MaxRetries: -1, DialTimeout: time.Second})
 		t.Cleanup(func() { c.Close() })
 		d.clients = append(d.clients, c)
+		d.cut = append(d.cut, func() { c.Close() })
 	}
+	d.start(t, n, func(i int) cluster.StateStore {
+		s, err := redisstate.New(d.clients[i], &redisstate.Options{LeaseTTL: durableLease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(i int) cluster.History {
+		if history == nil {
+			return nil
+		}
+		h, err := redisstate.NewHistory(d.clients[i], history)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	})
+	return d
+}
+
+// startDurableNATS is startDurable with the nodes' state in a real
+// nats-server's JetStream (natsstate), each node on a connection of its
+// own; no topic history.
+func startDurableNATS(t *testing.T, n int) *durable {
+	t.Helper()
+	e := enginetest.NATSJetStreamT(t)
+	d := &durable{}
+	stores := make([]cluster.StateStore, n)
+	for i := range stores {
+		nc, err := nats.Connect(e.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		if stores[i], err = natsstate.New(testContext(t), nc, &natsstate.Options{LeaseTTL: durableLease}); err != nil {
+			t.Fatal(err)
+		}
+		d.cut = append(d.cut, nc.Close)
+	}
+	d.start(t, n, func(i int) cluster.StateStore { return stores[i] }, func(int) cluster.History { return nil })
+	return d
+}
+
+// durableStores are the state stores some tests run on each.
+var durableStores = []struct {
+	name  string
+	start func(t *testing.T, n int) *durable
+}{
+	{"redis", startDurable},
+	{"nats", startDurableNATS},
+}
+
+// start starts n durable nodes on state and history, serving an echo
+// through Callbacks; every negotiate goes to node 0, the rest round robin.
+func (d *durable) start(t *testing.T, n int, state func(i int) cluster.StateStore, history func(i int) cluster.History) {
+	t.Helper()
 	echo := &tether.Callbacks{
 		Open: func(s *session.Session) {
 			if s.TakenOver() {
@@ -107,25 +167,10 @@ func startDurableWith(t *testing.T, n int, history *redisstate.HistoryOptions) *
 		nopts, sopts = &cluster.NodeOptions{Logger: logger}, &tether.Options{Logger: logger}
 	}
 	d.Cluster = clustertest.Start(t, n, echo, &clustertest.Options{
-		Node:   nopts,
-		Server: sopts,
-		State: func(i int) cluster.StateStore {
-			s, err := redisstate.New(d.clients[i], &redisstate.Options{LeaseTTL: durableLease})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		History: func(i int) cluster.History {
-			if history == nil {
-				return nil
-			}
-			h, err := redisstate.NewHistory(d.clients[i], history)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return h
-		},
+		Node:    nopts,
+		Server:  sopts,
+		State:   state,
+		History: history,
 		Route: func(r *http.Request) int {
 			if held := d.front.Load(); held != nil {
 				<-*held
@@ -136,13 +181,12 @@ func startDurableWith(t *testing.T, n int, history *redisstate.HistoryOptions) *
 			return -1
 		},
 	})
-	return d
 }
 
-// kill stops node i as a killed process: its Redis client first, so that
-// it releases no lease and deletes no state, then the rest.
+// kill stops node i as a killed process: its state store's connection
+// first, so that it releases no lease and deletes no state, then the rest.
 func (d *durable) kill(i int) {
-	d.clients[i].Close()
+	d.cut[i]()
 	d.Kill(d.Nodes[i])
 }
 
@@ -193,38 +237,49 @@ func dialDurable(t *testing.T, ctx context.Context, url, name string) *client.Se
 // every transport: every message echoed exactly once, in order, and the
 // application told of the takeover.
 func TestDurableNodeKilled(t *testing.T) {
-	const messages = 1500
 	for _, name := range transport.Names() {
-		t.Run(name, func(t *testing.T) {
-			ctx := testContext(t)
-			d := startDurable(t, 3)
-			s := dialDurable(t, ctx, d.URL, name)
-			id := s.ID()
-			if d.OwnerOf(id) != d.Nodes[0] {
-				t.Fatalf("session %s not held by node 0", id)
-			}
-			if err := burst(ctx, s, "m", messages, func() { d.kill(0) }); err != nil {
+		t.Run(name, func(t *testing.T) { nodeKilled(t, startDurable(t, 3), name) })
+	}
+}
+
+// TestDurableNodeKilledNATS is TestDurableNodeKilled with the state in NATS
+// JetStream (natsstate), on WebSocket and on long polling.
+func TestDurableNodeKilledNATS(t *testing.T) {
+	for _, name := range []string{"websocket", "longpoll"} {
+		t.Run(name, func(t *testing.T) { nodeKilled(t, startDurableNATS(t, 3), name) })
+	}
+}
+
+// nodeKilled kills the owner of a session on d mid-burst, on transport
+// name, then its next owner.
+func nodeKilled(t *testing.T, d *durable, name string) {
+	const messages = 1500
+	ctx := testContext(t)
+	s := dialDurable(t, ctx, d.URL, name)
+	id := s.ID()
+	if d.OwnerOf(id) != d.Nodes[0] {
+		t.Fatalf("session %s not held by node 0", id)
+	}
+	if err := burst(ctx, s, "m", messages, func() { d.kill(0) }); err != nil {
+		t.Fatal(err)
+	}
+	if s.ID() != id {
+		t.Fatalf("ID() = %q, was %q", s.ID(), id)
+	}
+	if k := d.held(0); k != 1 || !d.wasTakenOver(id) {
+		t.Fatalf("the live nodes hold %d sessions; taken over: %v", k, d.wasTakenOver(id))
+	}
+	// And again: its new owner is killed too.
+	for i, nd := range d.Nodes[1:] {
+		if nd.Server.Sessions() == 1 {
+			if err := burst(ctx, s, "again", messages/3, func() { d.kill(i + 1) }); err != nil {
 				t.Fatal(err)
 			}
-			if s.ID() != id {
-				t.Fatalf("ID() = %q, was %q", s.ID(), id)
-			}
-			if k := d.held(0); k != 1 || !d.wasTakenOver(id) {
-				t.Fatalf("the live nodes hold %d sessions; taken over: %v", k, d.wasTakenOver(id))
-			}
-			// And again: its new owner is killed too.
-			for i, nd := range d.Nodes[1:] {
-				if nd.Server.Sessions() == 1 {
-					if err := burst(ctx, s, "again", messages/3, func() { d.kill(i + 1) }); err != nil {
-						t.Fatal(err)
-					}
-					break
-				}
-			}
-			if s.ID() != id {
-				t.Fatalf("ID() = %q, was %q", s.ID(), id)
-			}
-		})
+			break
+		}
+	}
+	if s.ID() != id {
+		t.Fatalf("ID() = %q, was %q", s.ID(), id)
 	}
 }
 
@@ -262,10 +317,15 @@ func TestDurableLeaseLost(t *testing.T) {
 // TestDurableHandover: a node that shuts down gracefully hands its
 // sessions over (Handover, then the Server's Shutdown): their clients go
 // on with the same session on the other nodes, nothing lost, without
-// waiting for a lease to lapse.
+// waiting for a lease to lapse; with the state in Redis and in NATS.
 func TestDurableHandover(t *testing.T) {
+	for _, store := range durableStores {
+		t.Run(store.name, func(t *testing.T) { handover(t, store.start(t, 3)) })
+	}
+}
+
+func handover(t *testing.T, d *durable) {
 	ctx := testContext(t)
-	d := startDurable(t, 3)
 	s := dialDurable(t, ctx, d.URL, "sse")
 	id := s.ID()
 	raw := rawNegotiate(t, ctx, d.Nodes[0].URL)
@@ -322,10 +382,16 @@ func lookupUntil(ctx context.Context, nd *clustertest.Node, rs rawSession) (sess
 
 // TestDurableTakeoverRace: two nodes look up, at once, a session whose
 // owner was killed: one takes it over, the other relays to it; a message
-// sent through each reaches the session once.
+// sent through each reaches the session once; with the state in Redis and
+// in NATS.
 func TestDurableTakeoverRace(t *testing.T) {
+	for _, store := range durableStores {
+		t.Run(store.name, func(t *testing.T) { takeoverRace(t, store.start(t, 3)) })
+	}
+}
+
+func takeoverRace(t *testing.T, d *durable) {
 	ctx := testContext(t)
-	d := startDurable(t, 3)
 	rs := rawNegotiate(t, ctx, d.Nodes[0].URL)
 	if got := answer(t, ctx, http.MethodPost, d.Nodes[0].URL+"send?seq=1&"+rs.query(), sendBody("one")); got != "204" {
 		t.Fatalf("send: %s", got)
