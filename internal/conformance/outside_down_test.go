@@ -253,6 +253,8 @@ func (d *sseDown) next() (string, error) {
 				continue
 			}
 			switch f[0] {
+			case 'a':
+				d.t.Errorf("sse: an acknowledgement %q; section 5.1 says the server sends none on sse", f)
 			case 'b':
 				d.t.Errorf("sse: a raw binary frame %q; sections 4.3 and 4.6 say B", f)
 			case 'm':
@@ -363,8 +365,11 @@ func (d *streamDown) part() []string {
 		d.t.Errorf("streaming: part %q: %v", body[:n], err)
 	}
 	for _, f := range frames {
-		if f[0] == 'M' || f[0] == 'B' {
+		switch f[0] {
+		case 'M', 'B':
 			d.t.Errorf("streaming: frame %q in base64; section 4.4 says raw frames", f)
+		case 'a':
+			d.t.Errorf("streaming: an acknowledgement %q; section 5.1 says the server sends none on streaming", f)
 		}
 	}
 	return frames
@@ -377,7 +382,9 @@ func (d *streamDown) next() (string, error) {
 		}
 		line, err := d.r.ReadString('\n')
 		if err != nil {
-			return "", err
+			// Section 4.5: a response ends cleanly, with the closing
+			// delimiter.
+			return "", fmt.Errorf("the stream ended without its closing delimiter after %q: %w", line, err)
 		}
 		switch line {
 		case "--" + d.boundary + "\r\n":
@@ -457,6 +464,8 @@ func (p *pollDown) next() (string, error) {
 				p.received++
 			case 'c':
 				p.closed = true
+			case 'a':
+				p.c.t.Errorf("longpoll: an acknowledgement %q; section 5.1 says the server sends none on longpoll", f)
 			}
 		}
 		p.pending = append(p.pending, frames...)

@@ -230,6 +230,29 @@ func TestOutsideLimits(t *testing.T) {
 			t.Errorf("WebSocket close %d %q", w.closeCode, w.closeText)
 		}
 	})
+	t.Run("slow consumer on longpoll", func(t *testing.T) {
+		c := newOutside(t, &tether.Options{MaxQueuedBytes: 16 << 10})
+		s := c.negotiate()
+		var frames []string
+		for i := range 20 {
+			frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
+		}
+		// 20 echoes never polled: 15 fit, then the close frame comes
+		// after them (section 5.1).
+		if a := c.send(s, "&seq=1", frames...); a.status != 204 {
+			t.Fatal(a)
+		}
+		d := c.attach("longpoll", s, "&received=0")
+		for i := range 15 {
+			if f := nextFrame(t, d, "h"); f != frames[i] {
+				t.Fatalf("message %d: %.8q", i+1, f)
+			}
+		}
+		if f := nextFrame(t, d, "h"); f != "c4002 slow consumer" {
+			t.Errorf("after 15 messages: %.20q, section 5.1 says c4002 slow consumer", f)
+		}
+	})
+
 }
 
 func timeIn() time.Time { return time.Now().Add(outsideTimeout) }

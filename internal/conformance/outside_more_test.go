@@ -2,8 +2,10 @@ package conformance_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	ws "github.com/gorilla/websocket"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/session"
 )
 
 // TestOutsideSlowBody checks section 9's 408: a send body that stops
@@ -277,5 +280,101 @@ func TestOutsideUnreadSendBody(t *testing.T) {
 		if a.status != 204 {
 			t.Errorf("send with Content-Type %s: %v", ct, a)
 		}
+	}
+}
+
+// TestOutsideDefaults checks the defaults sections 2 and 8 state, on a
+// server made with no options at all.
+func TestOutsideDefaults(t *testing.T) {
+	srv := tether.NewServer(tether.HandlerFunc(func(*session.Session) {}), nil)
+	mux := http.NewServeMux()
+	mux.Handle("/rt/", srv)
+	hs := httptest.NewServer(mux)
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+		tr.CloseIdleConnections()
+	})
+	c := &outsideClient{t: t, base: hs.URL + "/rt/", hc: &http.Client{Transport: tr}}
+	s := c.negotiate()
+	if s.HeartbeatMs != 25000 || s.ResumeWindowMs != 30000 || s.MaxMessageBytes != 65536 || s.MaxBodyBytes != 1048576 {
+		t.Errorf("defaults %+v; sections 2 and 8 say 25000, 30000, 65536 and 1048576", s)
+	}
+	if got := strings.Join(s.Transports, ","); got != "websocket,sse,streaming,longpoll" {
+		t.Errorf("transports %q", got)
+	}
+}
+
+// TestOutsideMethods checks section 9's 405 for methods other than the
+// endpoint's.
+func TestOutsideMethods(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	for _, tc := range []struct{ method, endpoint, allow string }{
+		{"PUT", "negotiate?v=1", "POST, OPTIONS"},
+		{"DELETE", "send?" + s.auth(), "POST, OPTIONS"},
+		{"HEAD", "longpoll?" + s.auth() + "&received=0", "GET, OPTIONS"},
+		{"PUT", "sse?" + s.auth() + "&received=0", "GET, OPTIONS"},
+	} {
+		a := c.request(tc.method, tc.endpoint, nil, nil)
+		if tc.method == "HEAD" {
+			// A HEAD answer has no body to compare.
+			if a.status != 405 || a.header.Get("Allow") != tc.allow {
+				t.Errorf("HEAD %s: %v, Allow %q", tc.endpoint[:8], a, a.header.Get("Allow"))
+			}
+			continue
+		}
+		wantError(t, tc.method+" "+tc.endpoint[:4], a, 405, "method not allowed")
+		if got := a.header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.endpoint[:4], got, tc.allow)
+		}
+	}
+}
+
+// TestOutsideForwardedProto checks section 7's scheme of the request's
+// own origin.
+func TestOutsideForwardedProto(t *testing.T) {
+	for _, trust := range []bool{false, true} {
+		c := newOutside(t, &tether.Options{TrustForwardedProto: trust})
+		host, _, _ := strings.Cut(strings.TrimPrefix(c.base, "http://"), "/")
+		h := http.Header{"Origin": {"https://" + host}, "X-Forwarded-Proto": {"https"}}
+		a := c.request("POST", "negotiate?v=1", h, nil)
+		if trust && a.status != 200 {
+			t.Errorf("trusted X-Forwarded-Proto https and Origin https://host: %v, section 7 says it is the request's own origin", a)
+		}
+		if !trust {
+			wantError(t, "untrusted X-Forwarded-Proto", a, 403, "origin not allowed")
+		}
+		// A refusal to an allowed cross origin carries the CORS header,
+		// so that its page can read it.
+	}
+}
+
+// TestOutsideProbeEnds checks section 10.1: a probe ends as at its byte
+// limit when its session ends, with no close frame.
+func TestOutsideProbeEnds(t *testing.T) {
+	for _, name := range []string{"sse", "streaming"} {
+		c := newOutside(t, nil)
+		s := c.negotiate()
+		d := c.attach(name, s, "&received=0&probe=1")
+		if a := c.send(s, "", "c1000"); a.status != 204 {
+			t.Fatal(a)
+		}
+		wantEndWithoutFrames(t, d, name+" probe when its session ends")
+	}
+}
+
+// TestOutsideUnknownLooksTheSame checks section 3: an unknown session and
+// a wrong token get the same answer, headers included.
+func TestOutsideUnknownLooksTheSame(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	unknown := c.request("GET", "longpoll?session=AAAAAAAAAAAAAAAAAAAAAA&token="+s.Token+"&received=0", nil, nil)
+	wrong := c.request("GET", "longpoll?session="+s.Session+"&token=AAAAAAAAAAAAAAAAAAAAAA&received=0", nil, nil)
+	unknown.header.Del("Date")
+	wrong.header.Del("Date")
+	if fmt.Sprint(unknown, unknown.header) != fmt.Sprint(wrong, wrong.header) {
+		t.Errorf("unknown session %v %v, wrong token %v %v; section 3 says indistinguishable", unknown, unknown.header, wrong, wrong.header)
 	}
 }
