@@ -72,6 +72,15 @@
 // changed (a renewal crossing a write of the same session, a takeover)
 // costs a read and another try.
 //
+// BenchmarkWrite measures it: a Write of one 64-byte message that
+// acknowledges the previous batch (the steady state of a client that keeps
+// up) sends JetStream about 430 bytes in one message and reads about 40
+// back; 16 such messages, about 1.4 KB. With 100 messages unacknowledged,
+// a Write of one more sends about 7 KB: the state, not the change. Run it
+// with:
+//
+//	go test -run '^$' -bench . ./cluster/natsstate
+//
 // # Errors
 //
 // A call that cannot reach JetStream returns an error wrapping
