@@ -302,11 +302,25 @@ func TestOutsideHeartbeats(t *testing.T) {
 	if s.HeartbeatMs != 300 {
 		t.Fatalf("heartbeatMs %d", s.HeartbeatMs)
 	}
+	// Lower bounds only: a server may answer later, never sooner.
 	for _, q := range []string{"", "&heartbeatMs=1", "&heartbeatMs=999999999"} {
+		start := time.Now()
 		a := c.request("GET", "longpoll?"+s.auth()+"&received=0"+q, nil, nil)
 		if a.status != 200 || a.body != "1:h" {
 			t.Errorf("idle poll%s: %v, section 5.3 says a batch holding one h", q, a)
 		}
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Errorf("idle poll%s answered after %v; section 5.3 says after heartbeatMs (the negotiated 300, being below 1000)", q, d)
+		}
+	}
+	c2 := newOutside(t, &tether.Options{HeartbeatInterval: 1200 * time.Millisecond})
+	s2 := c2.negotiate()
+	start := time.Now()
+	if a := c2.request("GET", "longpoll?"+s2.auth()+"&received=0&heartbeatMs=1", nil, nil); a.body != "1:h" {
+		t.Errorf("idle poll with heartbeatMs=1: %v", a)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("idle poll with heartbeatMs=1 answered after %v; section 5.3 says the value is clamped to 1000", d)
 	}
 	for _, name := range []string{"sse", "streaming"} {
 		d := c.attach(name, s, "&received=0")
@@ -321,16 +335,21 @@ func TestOutsideHeartbeats(t *testing.T) {
 	if f := nextFrame(t, w, ""); f != "h" {
 		t.Errorf("websocket: %q, want a heartbeat", f)
 	}
+	// A silent client is dropped after 2 x heartbeatMs (and an eighth),
+	// never sooner.
+	lastWrite := time.Now()
 	w.write(ws.TextMessage, "h")
 	if f := nextFrame(t, w, ""); f != "h" {
 		t.Errorf("websocket: %q, want a heartbeat", f)
 	}
-	// A silent client is dropped after 2 x heartbeatMs (and an eighth).
 	for {
 		f, err := w.next()
 		if err != nil {
 			if w.closeCode != 0 {
 				t.Errorf("silent WebSocket ended with close %d %q; section 5.3 says the server drops it", w.closeCode, w.closeText)
+			}
+			if d := time.Since(lastWrite); d < 600*time.Millisecond {
+				t.Errorf("silent WebSocket dropped %v after the client's last frame; section 5.3 says 2 x heartbeatMs (600 ms), never less", d)
 			}
 			break
 		}

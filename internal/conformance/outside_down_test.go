@@ -85,12 +85,17 @@ func (c *outsideClient) attachWebSocket(s outsideSession, query, subprotocol str
 		c.t.Errorf("websocket handshake answer has Sec-WebSocket-Extensions %q; section 4.2 says none", got)
 	}
 	w := &wsDown{t: c.t, conn: conn, compact: resp.Header.Get("Sec-WebSocket-Protocol") == "tether.compact"}
-	conn.SetCloseHandler(func(code int, text string) error {
-		w.closeCode, w.closeText = code, text
-		return nil
-	})
+	conn.SetCloseHandler(w.closed)
 	c.t.Cleanup(w.stop)
 	return w
+}
+
+// closed records the server's WebSocket close and answers it, as RFC 6455
+// requires.
+func (w *wsDown) closed(code int, text string) error {
+	w.closeCode, w.closeText = code, text
+	w.conn.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(code, ""), time.Now().Add(outsideTimeout))
+	return nil
 }
 
 // refusedWebSocket makes a WebSocket handshake that must be refused and

@@ -1,6 +1,7 @@
 package conformance_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +76,7 @@ func TestOutsideWebSocketDetails(t *testing.T) {
 		t.Fatalf("handshake with the token in Tether-Token: %v", err)
 	}
 	w := &wsDown{t: t, conn: conn}
-	conn.SetCloseHandler(func(code int, text string) error { w.closeCode, w.closeText = code, text; return nil })
+	conn.SetCloseHandler(w.closed)
 	t.Cleanup(w.stop)
 	if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != "" {
 		t.Errorf("the server accepted the extension %q; section 4.2 says none", got)
@@ -376,5 +377,94 @@ func TestOutsideUnknownLooksTheSame(t *testing.T) {
 	wrong.header.Del("Date")
 	if fmt.Sprint(unknown, unknown.header) != fmt.Sprint(wrong, wrong.header) {
 		t.Errorf("unknown session %v %v, wrong token %v %v; section 3 says indistinguishable", unknown, unknown.header, wrong, wrong.header)
+	}
+}
+
+// TestOutsideServerStops checks section 6's closes of a server that
+// stops: Shutdown (1001 server shutting down, delivered after what was
+// sent; negotiate answers 503 shutting down; a session with no
+// connection gets its close frame on the next attach) and Close (1001
+// server closed, the next frame on the connections attached).
+func TestOutsideServerStops(t *testing.T) {
+	t.Run("Shutdown", func(t *testing.T) {
+		e := newWireEnv(t, nil)
+		c := &outsideClient{t: t, base: e.base, hc: e.hc}
+		a, b := c.negotiate(), c.negotiate()
+		w := c.attachWebSocket(a, "&received=0", "")
+		if r := c.send(b, "&seq=1", "m1"); r.status != 204 {
+			t.Fatal(r)
+		}
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), outsideTimeout)
+			defer cancel()
+			done <- e.srv.Shutdown(ctx)
+		}()
+		if f := nextFrame(t, w, "ha"); f != "c1001 server shutting down" {
+			t.Errorf("WebSocket at Shutdown: %q, section 6 says c1001 server shutting down", f)
+		}
+		if _, err := w.next(); err != io.EOF || w.closeCode != 1001 {
+			t.Errorf("WebSocket close %d %q (%v)", w.closeCode, w.closeText, err)
+		}
+		wantError(t, "negotiate while shutting down", c.request("POST", "negotiate?v=1", nil, nil), 503, "shutting down")
+		if r := c.request("GET", "longpoll?"+b.auth()+"&received=0", nil, nil); r.body != "2:m126:c1001 server shutting down" {
+			t.Errorf("a poll during Shutdown: %v, section 6 says the messages then the close frame", r)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	t.Run("Close", func(t *testing.T) {
+		e := newWireEnv(t, nil)
+		c := &outsideClient{t: t, base: e.base, hc: e.hc}
+		s := c.negotiate()
+		poll := make(chan outsideAnswer, 1)
+		go func() { poll <- c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil) }()
+		time.Sleep(200 * time.Millisecond) // the poll waits (heartbeat 1 s)
+		e.srv.Close()
+		if r := <-poll; r.status != 200 || r.body != "19:c1001 server closed" {
+			t.Errorf("a poll waiting at Close: %v, section 6 says c1001 server closed", r)
+		}
+	})
+}
+
+// TestOutsideApplicationSees checks section 6's "What the Go server's
+// application sees": the error its session ends with, as text.
+func TestOutsideApplicationSees(t *testing.T) {
+	e := newWireEnv(t, &tether.Options{ResumeWindow: 300 * time.Millisecond})
+	c := &outsideClient{t: t, base: e.base, hc: e.hc}
+	ended := func(s outsideSession) string {
+		t.Helper()
+		for range 100 {
+			if err, ok := e.ends.Load(s.Session); ok {
+				return err.(error).Error()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("session %s did not end", s.Session)
+		return ""
+	}
+	for _, tc := range []struct {
+		frames []string
+		want   string
+	}{
+		{[]string{"c4100 bye"}, "tether: session closed: 4100 bye"},
+		{[]string{"c1000"}, "tether: session closed: 1000"},
+		{[]string{"mclose 4200 app reason"}, "tether: session closed: 4200 app reason"},
+		{[]string{"m" + strings.Repeat("x", wireMaxMessage+1)}, "tether: session closed: 1009 message too big"},
+		{nil, "tether: session closed: 1006 connection lost"},
+	} {
+		s := c.negotiate()
+		if tc.frames == nil {
+			// Attached once, then never again.
+			if a := c.request("GET", "longpoll?"+s.auth()+"&received=0&heartbeatMs=1000", nil, nil); a.status != 200 {
+				t.Fatal(a)
+			}
+		} else {
+			c.send(s, "&seq=1", tc.frames...)
+		}
+		if got := ended(s); got != tc.want {
+			t.Errorf("after %.20q: the application sees %q, section 6 says %q", tc.frames, got, tc.want)
+		}
 	}
 }
