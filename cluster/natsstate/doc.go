@@ -14,7 +14,9 @@
 //
 // The bucket (Options.Bucket, "tether_state" by default; New creates it,
 // with one value per key and a TTL of ResumeWindow) holds one value per
-// session, under the session's id as its key. The value is the session's
+// session, under the session's id as its key. New makes it with direct gets
+// off, so that every read goes to the stream's leader, never to a replica
+// that lags. The value is the session's
 // whole state in a binary format of this package (see record.encode):
 // the format Version, the owner's epoch and node id, whether the owner
 // released it, the SHA-256 of the token, the three counters, the

@@ -109,27 +109,69 @@ func New(ctx context.Context, nc *nats.Conn, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsstate: %w", err)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      o.Bucket,
-		Description: "Tether durable session state",
-		History:     1,
-		TTL:         o.ResumeWindow,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, o.Bucket)
-		if err == nil {
-			var status jetstream.KeyValueStatus
-			if status, err = kv.Status(ctx); err == nil && status.TTL() != o.ResumeWindow {
-				err = fmt.Errorf("bucket %q exists with TTL %v, not ResumeWindow %v", o.Bucket, status.TTL(), o.ResumeWindow)
-			}
-		}
-	}
+	kv, err := openBucket(ctx, js, &o)
 	if err != nil {
 		return nil, fmt.Errorf("natsstate: %w", err)
 	}
 	return &Store{kv: kv, leaseTTL: o.LeaseTTL, window: o.ResumeWindow, held: make(map[string]*held)}, nil
+}
+
+// openBucket creates the bucket unless it exists, and returns it. It makes
+// the bucket's stream itself, as a key-value bucket with one value per key
+// and a TTL of ResumeWindow, but with direct gets off: a direct get may be
+// answered by a replica that lags, and a Store reads the state to decide
+// what it writes (a stale read costs a compare-and-set that fails, or a
+// lease wrongly found fenced), so it reads from the stream's leader.
+func openBucket(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.KeyValue, error) {
+	cfg := jetstream.StreamConfig{
+		Name:              "KV_" + o.Bucket,
+		Description:       "Tether durable session state",
+		Subjects:          []string{"$KV." + o.Bucket + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgSize:        -1,
+		MaxConsumers:      -1,
+		MaxAge:            o.ResumeWindow,
+		Duplicates:        min(o.ResumeWindow, 2*time.Minute),
+		Storage:           o.Storage,
+		Replicas:          max(o.Replicas, 1),
+		Discard:           jetstream.DiscardNew,
+		AllowRollup:       true,
+		DenyDelete:        true,
+	}
+	if !validBucket(o.Bucket) {
+		return nil, fmt.Errorf("invalid bucket name %q (ASCII letters, digits, \"-\" and \"_\")", o.Bucket)
+	}
+	_, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// It exists with another configuration: made by another version
+		// of this package, or by hand. It serves if its TTL is the window
+		// and its reads cannot be stale.
+		var stream jetstream.Stream
+		if stream, err = js.Stream(ctx, cfg.Name); err == nil {
+			got := stream.CachedInfo().Config
+			switch {
+			case got.MaxAge != o.ResumeWindow:
+				err = fmt.Errorf("bucket %q exists with TTL %v, not ResumeWindow %v", o.Bucket, got.MaxAge, o.ResumeWindow)
+			case got.AllowDirect && got.Replicas > 1:
+				err = fmt.Errorf("bucket %q exists with direct gets on %d replicas (reads that may be stale)", o.Bucket, got.Replicas)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return js.KeyValue(ctx, o.Bucket)
+}
+
+func validBucket(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // LeaseTTL returns the store's Options.LeaseTTL (defaults applied).

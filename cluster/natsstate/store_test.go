@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/natsstate"
 	"github.com/tetherkit/tether/internal/enginetest"
@@ -27,7 +28,7 @@ func TestNewOptions(t *testing.T) {
 	}{
 		{&natsstate.Options{LeaseTTL: -time.Second}, "under 1 ms"},
 		{&natsstate.Options{LeaseTTL: time.Minute, ResumeWindow: time.Second}, "shorter than LeaseTTL"},
-		{&natsstate.Options{Bucket: "no spaces"}, "invalid bucket name"},
+		{&natsstate.Options{Bucket: "no spaces"}, "invalid bucket name \"no spaces\""},
 	} {
 		if _, err := natsstate.New(ctx, nc, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want an error saying %q", c.opts, err, c.want)
@@ -39,7 +40,18 @@ func TestNewOptions(t *testing.T) {
 	if _, err := natsstate.New(ctx, nc, &natsstate.Options{}); err != nil {
 		t.Fatalf("New with the bucket made already: %v", err)
 	}
-	_, err := natsstate.New(ctx, nc, &natsstate.Options{ResumeWindow: time.Hour})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "KV_"+natsstate.DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := stream.CachedInfo().Config; cfg.AllowDirect || cfg.MaxAge != session.DefaultResumeWindow || cfg.MaxMsgsPerSubject != 1 {
+		t.Fatalf("the bucket's stream allows direct gets %v, keeps values %v, %d per key", cfg.AllowDirect, cfg.MaxAge, cfg.MaxMsgsPerSubject)
+	}
+	_, err = natsstate.New(ctx, nc, &natsstate.Options{ResumeWindow: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "not ResumeWindow 1h0m0s") {
 		t.Fatalf("New on a bucket of another window = %v", err)
 	}
