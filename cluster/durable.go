@@ -264,7 +264,11 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 		// follows. The client tries again, and another node takes the
 		// session over.
 		d.mu.Unlock()
-		d.release(lease)
+		// Released before the answer, so that the client's next try,
+		// on another node, finds the lease free.
+		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
+		defer cancel()
+		d.state.Release(ctx, lease)
 		return nil, fmt.Errorf("%w: the node is handing its sessions over", session.ErrUnreachable)
 	}
 	d.journals[lease.ID] = j
