@@ -326,9 +326,8 @@ func (c *outsideClient) attachStreaming(s outsideSession, query string) *streamD
 	if p := preamble.String(); !strings.HasSuffix(p, "\r\n") || strings.Contains(p, "--"+d.boundary) || len(p) < 1800 || len(p) > 2300 {
 		c.t.Errorf("streaming: preamble of %d bytes %.40q; section 4.4: padding of about 2 KiB ending in CRLF", len(p), p)
 	}
-	d.pending = d.part()
-	if len(d.pending) != 1 || d.pending[0] != "h" {
-		c.t.Errorf("streaming: first part %q, section 4.5 says a heartbeat", d.pending)
+	if first := d.part(); len(first) != 1 || first[0] != "h" {
+		c.t.Errorf("streaming: first part %q, section 4.5 says a heartbeat", first)
 	}
 	return d
 }

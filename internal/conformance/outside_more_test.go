@@ -287,17 +287,7 @@ func TestOutsideUnreadSendBody(t *testing.T) {
 // TestOutsideDefaults checks the defaults sections 2 and 8 state, on a
 // server made with no options at all.
 func TestOutsideDefaults(t *testing.T) {
-	srv := tether.NewServer(tether.HandlerFunc(func(*session.Session) {}), nil)
-	mux := http.NewServeMux()
-	mux.Handle("/rt/", srv)
-	hs := httptest.NewServer(mux)
-	tr := &http.Transport{}
-	t.Cleanup(func() {
-		srv.Close()
-		hs.Close()
-		tr.CloseIdleConnections()
-	})
-	c := &outsideClient{t: t, base: hs.URL + "/rt/", hc: &http.Client{Transport: tr}}
+	c := newOutsideServer(t, tether.HandlerFunc(func(*session.Session) {}), nil)
 	s := c.negotiate()
 	if s.HeartbeatMs != 25000 || s.ResumeWindowMs != 30000 || s.MaxMessageBytes != 65536 || s.MaxBodyBytes != 1048576 {
 		t.Errorf("defaults %+v; sections 2 and 8 say 25000, 30000, 65536 and 1048576", s)
@@ -467,4 +457,81 @@ func TestOutsideApplicationSees(t *testing.T) {
 			t.Errorf("after %.20q: the application sees %q, section 6 says %q", tc.frames, got, tc.want)
 		}
 	}
+}
+
+// TestOutsideBurstHeartbeat checks sections 4.5 and 5.3: a stream sends a
+// heartbeat 100 ms after the last batch of a burst, long before
+// heartbeatMs.
+func TestOutsideBurstHeartbeat(t *testing.T) {
+	c := newOutside(t, &tether.Options{HeartbeatInterval: time.Minute})
+	for _, name := range []string{"sse", "streaming"} {
+		s := c.negotiate()
+		d := c.attach(name, s, "&received=0")
+		if a := c.send(s, "&seq=1", "m1", "m2"); a.status != 204 {
+			t.Fatal(a)
+		}
+		for _, want := range []string{"m1", "m2", "h"} {
+			// The reader waits 5 s at most, far less than the minute of
+			// heartbeatMs: the h is the burst's.
+			if f, err := d.next(); err != nil || f != want {
+				t.Errorf("%s: %q %v, want %q", name, f, err, want)
+				break
+			}
+		}
+		d.stop()
+	}
+}
+
+// TestOutsideSendWaitsForRoom checks section 8's queue limit from client
+// to server: a send is held while the application's queue is full, and a
+// newer send of the session supersedes it, which then answers 503 try
+// again.
+func TestOutsideSendWaitsForRoom(t *testing.T) {
+	// An application that never reads.
+	c := newOutsideServer(t, tether.HandlerFunc(func(s *session.Session) { <-s.Context().Done() }), &tether.Options{MaxQueuedBytes: 16 << 10})
+	s := c.negotiate()
+	var frames []string
+	for i := range 20 {
+		frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
+	}
+	first := make(chan outsideAnswer, 1)
+	go func() { first <- c.send(s, "&seq=1", frames...) }()
+	select {
+	case a := <-first:
+		t.Fatalf("a send over the queue limit answered %v at once; section 8 says it is held until there is room", a)
+	case <-time.After(300 * time.Millisecond):
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		req := c.newRequest(ctx, "POST", "send?"+s.auth()+"&seq=1", nil, outsideBatch(frames...))
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %d", resp.StatusCode)
+		}
+		second <- err
+	}()
+	wantError(t, "a held send superseded by a newer one", <-first, 503, "try again")
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) {
+		t.Errorf("the newer send, still held: %v", err)
+	}
+}
+
+// newOutsideServer starts a server of the application h, for the tests
+// that need another application than the wire server's echo, as
+// newWireEnv starts that one.
+func newOutsideServer(t *testing.T, h tether.Handler, opts *tether.Options) *outsideClient {
+	srv := tether.NewServer(h, opts)
+	mux := http.NewServeMux()
+	mux.Handle("/rt/", srv)
+	hs := httptest.NewServer(mux)
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+		tr.CloseIdleConnections()
+	})
+	return &outsideClient{t: t, base: hs.URL + "/rt/", hc: &http.Client{Transport: tr}}
 }
