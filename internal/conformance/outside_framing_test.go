@@ -154,16 +154,24 @@ func TestOutsideHandshakeRefusals(t *testing.T) {
 	live := c.attachWebSocket(s, "&received=0", "")
 	u := strings.TrimPrefix(c.base, "http://")
 	host, _, _ := strings.Cut(u, "/")
-	for _, tc := range []struct{ name, version, key string }{
-		{"version 12", "12", "dGhlIHNhbXBsZSBub25jZQ=="},
-		{"a short key", "13", "c2hvcnQ="},
+	for _, tc := range []struct{ name, headers string }{
+		{"version 12", "Sec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"},
+		{"no version", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"},
+		{"a short key", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n"},
+		{"no key", "Sec-WebSocket-Version: 13\r\n"},
 	} {
 		a, resp := c.raw("GET /rt/websocket?" + s.auth() + "&received=0 HTTP/1.1\r\nHost: " + host +
-			"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: " + tc.version +
-			"\r\nSec-WebSocket-Key: " + tc.key + "\r\n\r\n")
+			"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + tc.headers + "\r\n")
 		if a.status != 400 || !strings.HasPrefix(a.body, "bad request: ") || resp.Header.Get("Sec-WebSocket-Version") != "13" {
 			t.Errorf("handshake with %s: %v, Sec-WebSocket-Version %q; section 3 says 400 bad request: <detail> with Sec-WebSocket-Version: 13", tc.name, a, resp.Header.Get("Sec-WebSocket-Version"))
+			continue
 		}
+		// Section 9's format, whatever the detail.
+		wantError(t, "handshake with "+tc.name, a, 400, strings.TrimSuffix(a.body, "\n"))
+		if strings.Count(a.body, "\n") != 1 {
+			t.Errorf("handshake with %s: body %q is not one line", tc.name, a.body)
+		}
+		t.Logf("handshake with %s: %q", tc.name, a.body)
 	}
 	// The refusals attached nothing: the live WebSocket goes on.
 	live.write(ws.TextMessage, "mstill")

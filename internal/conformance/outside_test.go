@@ -415,6 +415,8 @@ func TestOutsideMalformedSend(t *testing.T) {
 		{"an unknown type", "6:mhello2:xy", ""},
 		{"invalid base64", "6:mhello3:Mab", ""},
 		{"base64 without padding", "6:mhello3:BAA", ""},
+		{"base64 of the URL alphabet", "6:mhello5:B-_8=", ""},
+		{"base64 with a space", "6:mhello6:BAA EC", ""},
 		{"invalid UTF-8", "6:mhello2:m\xff", ""},
 		{"invalid UTF-8 in base64", "6:mhello5:M/w==", ""},
 		{"a lone surrogate", "6:mhello4:m\xed\xa0\x80", ""},
