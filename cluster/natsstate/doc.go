@@ -70,9 +70,10 @@
 // get from this Store) it reads the state first: two round trips. Create is
 // one round trip; TakeOver two (a read, then the compare-and-set); Delete
 // two when the Store holds no revision. RenewAll sends its renewals
-// together, up to 64 in flight. A compare-and-set that finds the state
-// changed (a renewal crossing a write of the same session, a takeover)
-// costs a read and another try.
+// together, up to 64 in flight. The calls of one Store on one session take
+// turns (a renewal waits for the write in flight), so a compare-and-set
+// finds the state changed only when another node changed it (a takeover),
+// which costs a read and another try.
 //
 // BenchmarkWrite measures it: a Write of one 64-byte message that
 // acknowledges the previous batch (the steady state of a client that keeps

@@ -59,23 +59,18 @@ type Options struct {
 }
 
 // Store keeps sessions' state in a JetStream key-value bucket. All methods
-// may be called concurrently. Besides its options, it remembers the last
-// state it wrote for each session it holds a lease on, so that a Write is
-// one round trip.
+// may be called concurrently; the calls on one session take turns within a
+// Store (a node's Renewer renews the lease its journal writes with), so
+// that they do not make each other's compare-and-set fail. Besides its
+// options, it remembers the last state it wrote for each session it holds
+// a lease on, so that a Write is one round trip.
 type Store struct {
 	kv       jetstream.KeyValue
 	leaseTTL time.Duration
 	window   time.Duration
 
-	mu   sync.Mutex
-	held map[string]*held // by session id; guarded by mu
-}
-
-// held is the state a Store last wrote or read for a session it holds.
-type held struct {
-	rev     uint64    // the value's revision
-	rec     *record   // the value
-	written time.Time // when the write that made it began (local clock)
+	mu       sync.Mutex
+	sessions map[string]*sessionEntry // by id; guarded by mu
 }
 
 var _ cluster.StateStore = (*Store)(nil)
@@ -113,7 +108,7 @@ func New(ctx context.Context, nc *nats.Conn, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsstate: %w", err)
 	}
-	return &Store{kv: kv, leaseTTL: o.LeaseTTL, window: o.ResumeWindow, held: make(map[string]*held)}, nil
+	return &Store{kv: kv, leaseTTL: o.LeaseTTL, window: o.ResumeWindow, sessions: make(map[string]*sessionEntry)}, nil
 }
 
 // openBucket creates the bucket unless it exists, and returns it. It makes
@@ -230,6 +225,11 @@ func (s *Store) TakeOver(ctx context.Context, id, token, node string) (cluster.L
 		return cluster.Lease{}, nil, err
 	}
 	hash := sha256.Sum256([]byte(token))
+	done, err := s.turn(ctx, id)
+	if err != nil {
+		return cluster.Lease{}, nil, err
+	}
+	defer done()
 	for range casAttempts {
 		cur, err := s.load(ctx, id)
 		if err != nil {
@@ -323,6 +323,11 @@ func (s *Store) Delete(ctx context.Context, l cluster.Lease) error {
 	if err := checkID(l.ID); err != nil {
 		return err
 	}
+	done, err := s.turn(ctx, l.ID)
+	if err != nil {
+		return err
+	}
+	defer done()
 	defer s.forget(l.ID)
 	for range casAttempts {
 		cur, err := s.fenced(ctx, l)
@@ -350,6 +355,11 @@ func (s *Store) change(ctx context.Context, l cluster.Lease, fn func(*record) (*
 	if err := checkID(l.ID); err != nil {
 		return err
 	}
+	done, err := s.turn(ctx, l.ID)
+	if err != nil {
+		return err
+	}
+	defer done()
 	for range casAttempts {
 		cur, err := s.fenced(ctx, l)
 		if err != nil {
@@ -378,9 +388,7 @@ func (s *Store) change(ctx context.Context, l cluster.Lease, fn func(*record) (*
 // may still be current, else the one stored; cluster.ErrFenced if its epoch
 // is not l's.
 func (s *Store) fenced(ctx context.Context, l cluster.Lease) (*held, error) {
-	s.mu.Lock()
-	h := s.held[l.ID]
-	s.mu.Unlock()
+	h := s.cached(l.ID)
 	if h == nil || h.rec.epoch != l.Epoch || s.expired(h.written) {
 		var err error
 		if h, err = s.load(ctx, l.ID); err != nil {
@@ -437,18 +445,6 @@ func (s *Store) load(ctx context.Context, id string) (*held, error) {
 // The bucket's TTL removes it then; this check covers the moments before
 // the server does.
 func (s *Store) expired(t time.Time) bool { return !time.Now().Before(t.Add(s.window)) }
-
-func (s *Store) remember(id string, h *held) {
-	s.mu.Lock()
-	s.held[id] = h
-	s.mu.Unlock()
-}
-
-func (s *Store) forget(id string) {
-	s.mu.Lock()
-	delete(s.held, id)
-	s.mu.Unlock()
-}
 
 // unavailable wraps err, a failure to reach JetStream or to be served,
 // with cluster.ErrStateUnavailable, and with ctx's error if ctx ended.

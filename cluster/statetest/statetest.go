@@ -98,6 +98,8 @@ func Run(t *testing.T, h Harness) {
 		{"LeaseLapses", s.leaseLapses},
 		{"RenewExtendsLease", s.renewExtendsLease},
 		{"WriteExtendsLease", s.writeExtendsLease},
+		{"RenewAllExtendsLease", s.renewAllExtendsLease},
+		{"WriteWhileRenewing", s.writeWhileRenewing},
 		{"StateExpires", s.stateExpires},
 		{"RenewKeepsState", s.renewKeepsState},
 		{"TakeOverRace", s.takeOverRace},
@@ -128,6 +130,9 @@ func (s *suite) nodes(t *testing.T, n int, leaseTTL, window time.Duration) []nod
 	nodes := make([]node, n)
 	for i := range nodes {
 		nodes[i] = node{s.h.New(t, leaseTTL, window), prefix + string(rune('A'+i))}
+		if got := nodes[i].LeaseTTL(); got != leaseTTL {
+			t.Fatalf("LeaseTTL() = %v, want %v", got, leaseTTL)
+		}
 	}
 	return nodes
 }

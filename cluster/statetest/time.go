@@ -3,6 +3,7 @@ package statetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,66 @@ func (s *suite) writeExtendsLease(t *testing.T) {
 	s.keepsLease(t, func(nd node, l cluster.Lease, i int) error {
 		return nd.Write(testContext(t), l, &session.Entry{First: uint64(i), Messages: text("m", i, i)})
 	})
+}
+
+// renewAllExtendsLease: RenewAll extends each lease as Renew does.
+func (s *suite) renewAllExtendsLease(t *testing.T) {
+	s.keepsLease(t, func(nd node, l cluster.Lease, i int) error {
+		return nd.RenewAll(testContext(t), []cluster.Lease{l})[0]
+	})
+}
+
+// writeWhileRenewing: the owner's writes and its renewals of the same
+// lease cross, as a node's journal and its Renewer's do: every call
+// succeeds, and every write is stored.
+func (s *suite) writeWhileRenewing(t *testing.T) {
+	ctx := testContext(t)
+	n := s.long(t, 1)
+	const writes = 300
+	var sessions []sess
+	var leases []cluster.Lease
+	for range 3 {
+		ss, l := create(t, ctx, n[0], nil)
+		sessions, leases = append(sessions, ss), append(leases, l)
+	}
+	stop := make(chan struct{})
+	renewed := make(chan error, 1)
+	go func() {
+		for {
+			for i, err := range n[0].RenewAll(ctx, leases) {
+				if err != nil {
+					renewed <- fmt.Errorf("RenewAll, lease %d: %w", i, err)
+					return
+				}
+			}
+			select {
+			case <-stop:
+				renewed <- nil
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, len(leases))
+	for i, l := range leases {
+		wg.Go(func() {
+			for num := uint64(1); num <= writes && errs[i] == nil; num++ {
+				errs[i] = n[0].Write(ctx, l, &session.Entry{First: num, Messages: text("m", int(num), int(num)), Acked: num / 2})
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-renewed; err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Write to session %d while renewing: %v", i, err)
+		}
+		wantState(t, load(t, ctx, n[0], sessions[i], leases[i]), writes, writes/2, 0, text("m", writes/2+1, writes), nil, nil)
+	}
 }
 
 // keepsLease has a node keep a short lease with keep (given the number of
