@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/tetherkit/tether/internal/subscribers"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -14,8 +15,10 @@ import (
 // unless Options.Broker names another.
 //
 // A publish is delivered on the publisher's goroutine, spread over the
-// machine's cores when the topic has many subscribers; Publish returns once
-// every subscriber has the message in its queue. Memory holds no goroutine
+// machine's cores when the topic has many subscribers, each goroutine taking
+// its share in the order the sessions subscribed (their memory, allocated
+// when they connected, is then mostly next to the last one's); Publish
+// returns once every subscriber has the message in its queue. Memory holds no goroutine
 // while it has no presence event to report.
 type Memory struct {
 	mu     sync.RWMutex
@@ -26,7 +29,9 @@ type Memory struct {
 
 // topic is one topic's subscribers.
 type topic struct {
-	subs map[string]subscription // by session id
+	// subs holds the subscriptions by session id, in the order they
+	// were made: Publish delivers in that order.
+	subs subscribers.Set[string, subscription]
 	// list is subs' Subscribers for Publish to range over without the
 	// lock: built by the first Publish after a change, never changed once
 	// built (a change sets it to nil).
@@ -58,14 +63,14 @@ func (b *Memory) Subscribe(ctx context.Context, name string, sub Subscriber, inf
 	defer b.mu.Unlock()
 	t := b.topics[name]
 	if t == nil {
-		t = &topic{subs: make(map[string]subscription)}
+		t = &topic{}
 		b.topics[name] = t
 	}
-	if _, ok := t.subs[id]; ok {
+	if _, ok := t.subs.Get(id); ok {
 		return false, nil
 	}
 	info = slices.Clone(info)
-	t.subs[id] = subscription{sub: sub, info: info}
+	t.subs.Add(id, subscription{sub: sub, info: info})
 	t.list = nil
 	b.presence.add(PresenceEvent{Topic: name, Change: Joined, Member: Member{Session: id, Info: info}})
 	return true, nil
@@ -85,13 +90,12 @@ func (b *Memory) Unsubscribe(ctx context.Context, name, id string) (bool, error)
 	if t == nil {
 		return false, nil
 	}
-	s, ok := t.subs[id]
+	s, ok := t.subs.Remove(id)
 	if !ok {
 		return false, nil
 	}
-	delete(t.subs, id)
 	t.list = nil
-	if len(t.subs) == 0 {
+	if t.subs.Len() == 0 {
 		delete(b.topics, name)
 	}
 	b.presence.add(PresenceEvent{Topic: name, Change: Left, Member: Member{Session: id, Info: s.info}})
@@ -137,8 +141,8 @@ func (b *Memory) subscribers(name string) []Subscriber {
 		return nil
 	}
 	if t.list == nil {
-		t.list = make([]Subscriber, 0, len(t.subs))
-		for _, s := range t.subs {
+		t.list = make([]Subscriber, 0, t.subs.Len())
+		for _, s := range t.subs.All() {
 			t.list = append(t.list, s.sub)
 		}
 	}
@@ -159,8 +163,8 @@ func (b *Memory) Presence(ctx context.Context, name string) ([]Member, error) {
 	if t == nil {
 		return nil, nil
 	}
-	members := make([]Member, 0, len(t.subs))
-	for id, s := range t.subs {
+	members := make([]Member, 0, t.subs.Len())
+	for id, s := range t.subs.All() {
 		members = append(members, Member{Session: id, Info: s.info})
 	}
 	return members, nil

@@ -194,3 +194,57 @@ func TestFanoutEveryoneOnce(t *testing.T) {
 		}
 	}
 }
+
+// sequenced is a Subscriber that notes when it was given a message, on a
+// clock that the subscribers of a test share.
+type sequenced struct {
+	id    string
+	clock *atomic.Int64
+	at    atomic.Int64 // the clock's value at the last delivery
+}
+
+func (s *sequenced) ID() string               { return s.id }
+func (s *sequenced) Deliver(*broker.Delivery) { s.at.Store(s.clock.Add(1)) }
+
+// TestMemoryDeliversInSubscriptionOrder: a publish to fewer subscribers
+// than one goroutine takes reaches them in the order they subscribed; one
+// that left and subscribed again comes last, and the ones that left leave
+// no gap in the order of the rest.
+func TestMemoryDeliversInSubscriptionOrder(t *testing.T) {
+	ctx := context.Background()
+	b := broker.NewMemory()
+	var clock atomic.Int64
+	subs := make([]*sequenced, 100)
+	for i := range subs {
+		subs[i] = &sequenced{id: fmt.Sprint(i), clock: &clock}
+		if ok, err := b.Subscribe(ctx, "t", subs[i], nil); !ok || err != nil {
+			t.Fatalf("Subscribe(%d) = %v, %v", i, ok, err)
+		}
+	}
+	var want []*sequenced // in the order of delivery
+	for i, s := range subs {
+		if i%3 != 0 {
+			if ok, err := b.Unsubscribe(ctx, "t", s.id); !ok || err != nil {
+				t.Fatalf("Unsubscribe(%d) = %v, %v", i, ok, err)
+			}
+		} else if i != 0 {
+			want = append(want, s)
+		}
+	}
+	b.Unsubscribe(ctx, "t", "0")
+	b.Subscribe(ctx, "t", subs[0], nil)
+	want = append(want, subs[0])
+	if err := b.Publish(ctx, "t", textMessage("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range want {
+		if got := s.at.Load(); got != int64(i+1) {
+			t.Fatalf("subscriber %s got the message %d-th, want %d-th", s.id, got, i+1)
+		}
+	}
+	for i, s := range subs {
+		if i%3 != 0 && s.at.Load() != 0 {
+			t.Fatalf("subscriber %d got a message after it left", i)
+		}
+	}
+}

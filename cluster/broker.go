@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/broker"
+	"github.com/tetherkit/tether/internal/subscribers"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -216,11 +217,13 @@ type topic struct {
 	gate chan struct{}
 	bus  Subscription // guarded by gate; nil while not subscribed
 
-	subs    map[string]localMember // guarded by Broker.mu; by session id
-	pending int                    // guarded by Broker.mu; Subscribes under way
-	// list is subs' Subscribers for deliveries to range over without a
-	// lock: built under Broker.mu's read lock, set to nil under its write
-	// lock when subs changes.
+	// subs holds the local members by session id, in the order they
+	// subscribed (guarded by Broker.mu).
+	subs    subscribers.Set[string, localMember]
+	pending int // guarded by Broker.mu; Subscribes under way
+	// list is subs' Subscribers, in subs' order, for deliveries to range
+	// over without a lock: built under Broker.mu's read lock, set to nil
+	// under its write lock when subs changes.
 	list atomic.Pointer[[]broker.Subscriber]
 	// seq orders deliveries by offset, with a History.
 	seq sequence
@@ -319,10 +322,10 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	}
 	t := b.topics[name]
 	if t == nil {
-		t = &topic{name: name, subject: topicSubject(name), gate: make(chan struct{}, 1), subs: make(map[string]localMember)}
+		t = &topic{name: name, subject: topicSubject(name), gate: make(chan struct{}, 1)}
 		b.topics[name] = t
 	}
-	if _, ok := t.subs[id]; ok {
+	if _, ok := t.subs.Get(id); ok {
 		b.mu.Unlock()
 		return false, nil
 	}
@@ -370,9 +373,9 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	if err == nil && b.closed {
 		err = ErrClosed
 	}
-	if _, ok := t.subs[id]; !ok && err == nil {
+	if _, ok := t.subs.Get(id); !ok && err == nil {
 		info = slices.Clone(info)
-		t.subs[id] = localMember{sub: member, info: info}
+		t.subs.Add(id, localMember{sub: member, info: info})
 		t.list.Store(nil)
 		b.localEvent(broker.Joined, name, broker.Member{Session: id, Info: info})
 		joined = true
@@ -429,7 +432,7 @@ func (b *Broker) bounded(ctx context.Context) (context.Context, context.CancelFu
 // none on its way; it reports whether it did, and the caller must then
 // call release. It is called with mu held.
 func (b *Broker) takeIfIdle(t *topic) bool {
-	if len(t.subs) != 0 || t.pending != 0 || b.closed {
+	if t.subs.Len() != 0 || t.pending != 0 || b.closed {
 		return false
 	}
 	select {
@@ -446,7 +449,7 @@ func (b *Broker) takeIfIdle(t *topic) bool {
 func (b *Broker) release(t *topic) {
 	for {
 		b.mu.Lock()
-		idle := len(t.subs) == 0 && t.pending == 0 && !b.closed
+		idle := t.subs.Len() == 0 && t.pending == 0 && !b.closed
 		if !idle || t.bus == nil {
 			if idle && b.topics[t.name] == t {
 				delete(b.topics, t.name)
@@ -476,13 +479,12 @@ func (b *Broker) Unsubscribe(ctx context.Context, name, id string) (bool, error)
 	var m localMember
 	var ok bool
 	if t != nil {
-		m, ok = t.subs[id]
+		m, ok = t.subs.Remove(id)
 	}
 	if !ok {
 		b.mu.Unlock()
 		return false, nil
 	}
-	delete(t.subs, id)
 	t.list.Store(nil)
 	b.localEvent(broker.Left, name, broker.Member{Session: id, Info: m.info})
 	idle := b.takeIfIdle(t)
@@ -592,7 +594,7 @@ func (b *Broker) subscribers(t *topic) []broker.Subscriber {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	l := slices.Collect(func(yield func(broker.Subscriber) bool) {
-		for _, m := range t.subs {
+		for _, m := range t.subs.All() {
 			if !yield(m.sub) {
 				return
 			}
@@ -651,7 +653,7 @@ func (b *Broker) Presence(ctx context.Context, name string) ([]broker.Member, er
 	}
 	var members []broker.Member
 	if t := b.topics[name]; t != nil {
-		for id, m := range t.subs {
+		for id, m := range t.subs.All() {
 			members = append(members, broker.Member{Session: id, Info: m.info})
 		}
 	}

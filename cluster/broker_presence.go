@@ -265,8 +265,9 @@ func (b *Broker) serveSnapshot(_ context.Context, data []byte) []byte {
 	i, _ := slices.BinarySearch(names, afterTopic)
 	for _, name := range names[i:] {
 		t := b.topics[name]
-		for _, id := range slices.Sorted(maps.Keys(t.subs)) {
-			e := snapshotEntry{topic: name, member: broker.Member{Session: id, Info: t.subs[id].info}}
+		for _, id := range slices.Sorted(t.subs.IDs()) {
+			m, _ := t.subs.Get(id)
+			e := snapshotEntry{topic: name, member: broker.Member{Session: id, Info: m.info}}
 			if compareEntries(&e, &after) <= 0 {
 				continue
 			}

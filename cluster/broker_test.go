@@ -3,8 +3,10 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tetherkit/tether/broker"
@@ -116,4 +118,55 @@ func TestBrokerNodeMaxMessage(t *testing.T) {
 		t.Fatalf("Publish of %d bytes (Node.MaxMessageBytes) = %v", len(m.Data), err)
 	}
 	r.Await(t, 1)
+}
+
+// orderLog is a Subscriber that appends its session id to a shared log on
+// every delivery.
+type orderLog struct {
+	id  string
+	mu  *sync.Mutex
+	log *[]string
+}
+
+func (o *orderLog) ID() string { return o.id }
+func (o *orderLog) Deliver(*broker.Delivery) {
+	o.mu.Lock()
+	*o.log = append(*o.log, o.id)
+	o.mu.Unlock()
+}
+
+// TestBrokerDeliversInSubscriptionOrder: a node delivers a publish to its
+// own subscribers in the order they subscribed (fewer than one goroutine
+// of broker.Fanout takes), the ones that left leaving no gap and one that
+// subscribed again coming last.
+func TestBrokerDeliversInSubscriptionOrder(t *testing.T) {
+	ctx := context.Background()
+	b := brokertest.Start(t, cluster.NewMemoryBus().Connect, 1, brokertest.QuickOptions())[0].Broker
+	var mu sync.Mutex
+	var log, want []string
+	for i := range 60 {
+		if _, err := b.Subscribe(ctx, "t", &orderLog{id: fmt.Sprint("s", i), mu: &mu, log: &log}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 60 {
+		if i%4 != 0 {
+			if _, err := b.Unsubscribe(ctx, "t", fmt.Sprint("s", i)); err != nil {
+				t.Fatal(err)
+			}
+		} else if i != 0 {
+			want = append(want, fmt.Sprint("s", i))
+		}
+	}
+	b.Unsubscribe(ctx, "t", "s0")
+	b.Subscribe(ctx, "t", &orderLog{id: "s0", mu: &mu, log: &log}, nil)
+	want = append(want, "s0")
+	if err := b.Publish(ctx, "t", wire.Message{Type: wire.Text, Data: []byte("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(log, " "); got != strings.Join(want, " ") {
+		t.Fatalf("delivered to %s, want %s", got, strings.Join(want, " "))
+	}
 }

@@ -203,7 +203,7 @@ func renderReport(res *results, chart string) string {
 func renderFanout(w func(format string, args ...any), res *results) {
 	cfg := res.Config
 	w("## 3. Broadcast fan-out\n\nThe server sends one 64-byte message to every session, %d rounds: %s. ", cfg.FanoutRounds, tetherBroadcast)
-	w("gorilla/websocket and sockjs-go send it in a loop over their connections. Latency from the start of the server's send to the arrival at each client (same clock); deliveries/s over the rounds, from the broadcast order to the last arrival. ")
+	w("gorilla/websocket and sockjs-go send it in a loop over their connections, in the order they connected (as the brokers deliver in the order sessions subscribed). Latency from the start of the server's send to the arrival at each client (same clock); deliveries/s over the rounds, from the broadcast order to the last arrival. ")
 	w("tether/websocket has WebSocket sessions only; tether/mixed spreads its sessions over %s in turn, subscribed to the same topic.\n\n", strings.Join(mixedTransports, ", "))
 	w("| system | sessions | connected | p50 | p99 | deliveries/s | lost | p99 × gorilla | p99 × sockjs | deliveries/s × gorilla |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range cfg.FanoutSizes {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/igm/sockjs-go/v3/sockjs"
 
 	"github.com/tetherkit/tether"
+	"github.com/tetherkit/tether/internal/subscribers"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -41,35 +43,33 @@ const (
 // streamPayload is the 64-byte message of the one-way stream.
 var streamPayload = bytes.Repeat([]byte("s"), 64)
 
-// registry holds the sessions of one system that take part in broadcasts.
+// registry holds the sessions of one system that take part in broadcasts,
+// in the order they joined: a broadcast loop goes over them in that order,
+// as Tether's brokers deliver in the order sessions subscribed. Each
+// session's memory was allocated when it connected, next to that of the
+// sessions that connected around the same time, and a loop in that order
+// misses the processor's caches far less than one in a map's order.
 type registry[T comparable] struct {
-	mu sync.Mutex
-	m  map[T]struct{}
+	mu  sync.Mutex
+	set subscribers.Set[T, struct{}]
 }
 
 func (r *registry[T]) add(v T) {
 	r.mu.Lock()
-	if r.m == nil {
-		r.m = make(map[T]struct{})
-	}
-	r.m[v] = struct{}{}
+	r.set.Add(v, struct{}{})
 	r.mu.Unlock()
 }
 
 func (r *registry[T]) remove(v T) {
 	r.mu.Lock()
-	delete(r.m, v)
+	r.set.Remove(v)
 	r.mu.Unlock()
 }
 
 func (r *registry[T]) list() []T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]T, 0, len(r.m))
-	for v := range r.m {
-		out = append(out, v)
-	}
-	return out
+	return slices.AppendSeq(make([]T, 0, r.set.Len()), r.set.IDs())
 }
 
 // rawConn is a gorilla connection with a write lock: the echo loop and a

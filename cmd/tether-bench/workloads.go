@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -470,6 +471,7 @@ func fanoutOn(ctx context.Context, f *fleet, family string, rounds int, res *fan
 	var busy time.Duration
 	f.meter.begin(ctx)
 	server0, client0 := f.serverCPU(), selfCPU()
+	perfControl("enable")
 	for r := range rounds {
 		if ctx.Err() != nil {
 			break
@@ -489,6 +491,7 @@ func fanoutOn(ctx context.Context, f *fleet, family string, rounds int, res *fan
 	}
 	time.Sleep(ackSettle)
 	server1, client1 := f.serverCPU(), selfCPU()
+	perfControl("disable")
 	f.meter.end(ctx)
 	cancel()
 	// A raw gorilla reader does not see the cancel: closing the
@@ -566,4 +569,25 @@ func runIdle(ctx context.Context, sys *system, n int, settle time.Duration) idle
 	res.StackPerSession = float64(after.StackInuse-before.StackInuse) / k
 	res.GoroutinesPerSess = float64(after.Goroutines-before.Goroutines) / k
 	return res
+}
+
+// perfControlEnv names a FIFO, perf's control FIFO (perf stat --control
+// fifo:PATH -D -1 -p <server pid>): the fan-out writes "enable" to it as
+// its measured window starts and "disable" as it ends, so that perf counts
+// the window alone, as the CPU figures do.
+const perfControlEnv = "TETHER_BENCH_PERF_FIFO"
+
+// perfControl writes cmd to the FIFO perfControlEnv names, if any.
+func perfControl(cmd string) {
+	path := os.Getenv(perfControlEnv)
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tether-bench: %s: %v\n", perfControlEnv, err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, cmd)
 }
