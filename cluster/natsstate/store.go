@@ -274,7 +274,8 @@ func (s *Store) TakeOver(ctx context.Context, id, token, node string) (cluster.L
 // included, in one compare-and-set on the revision this Store wrote last:
 // one round trip. It reads the state first (a second round trip) when this
 // Store holds none for the session (after an error, or a lease it did not
-// get from this Store).
+// get from this Store), and again when the set finds that another Store
+// wrote since, or the batch does not follow what this Store holds.
 func (s *Store) Write(ctx context.Context, l cluster.Lease, e *session.Entry) error {
 	if err := validate(e); err != nil {
 		return err
@@ -330,7 +331,7 @@ func (s *Store) Delete(ctx context.Context, l cluster.Lease) error {
 	defer done()
 	defer s.forget(l.ID)
 	for range casAttempts {
-		cur, err := s.fenced(ctx, l)
+		cur, _, err := s.fenced(ctx, l)
 		if err != nil {
 			return err
 		}
@@ -361,11 +362,17 @@ func (s *Store) change(ctx context.Context, l cluster.Lease, fn func(*record) (*
 	}
 	defer done()
 	for range casAttempts {
-		cur, err := s.fenced(ctx, l)
+		cur, cached, err := s.fenced(ctx, l)
 		if err != nil {
 			return err
 		}
 		rec, err := fn(cur.rec)
+		if err != nil && cached {
+			// Another Store may have written since (a lease is a value):
+			// only the stored state may refuse the change.
+			s.forget(l.ID)
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -385,22 +392,22 @@ func (s *Store) change(ctx context.Context, l cluster.Lease, fn func(*record) (*
 }
 
 // fenced returns the state of l's session, the one this Store holds if it
-// may still be current, else the one stored; cluster.ErrFenced if its epoch
-// is not l's.
-func (s *Store) fenced(ctx context.Context, l cluster.Lease) (*held, error) {
-	h := s.cached(l.ID)
-	if h == nil || h.rec.epoch != l.Epoch || s.expired(h.written) {
-		var err error
+// may still be current (cached reports so), else the one stored;
+// cluster.ErrFenced if its epoch is not l's.
+func (s *Store) fenced(ctx context.Context, l cluster.Lease) (h *held, cached bool, err error) {
+	h = s.cached(l.ID)
+	cached = h != nil && h.rec.epoch == l.Epoch && !s.expired(h.written)
+	if !cached {
 		if h, err = s.load(ctx, l.ID); err != nil {
 			s.forget(l.ID)
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if h.rec.epoch != l.Epoch {
 		s.forget(l.ID)
-		return nil, cluster.ErrFenced
+		return nil, false, cluster.ErrFenced
 	}
-	return h, nil
+	return h, cached, nil
 }
 
 // update sets the session's value to rec if its revision is still rev. It

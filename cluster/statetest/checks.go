@@ -395,3 +395,25 @@ func (s *suite) renewAll(t *testing.T) {
 		}
 	}
 }
+
+// leaseIsAValue: a lease is a value: another store of the same node (a
+// connection of its own) writes with it as well as the one that gave it,
+// in turns.
+func (s *suite) leaseIsAValue(t *testing.T) {
+	ctx := testContext(t)
+	n := s.long(t, 1)
+	other := node{s.h.New(t, LongLease, LongWindow), n[0].id}
+	ss, l := create(t, ctx, n[0], nil)
+	for i, nd := range []node{other, n[0], other, n[0]} {
+		num := uint64(i + 1)
+		write(t, ctx, nd, l, &session.Entry{First: num, Messages: text("m", i+1, i+1), Received: num})
+	}
+	if err := other.Renew(ctx, l); err != nil {
+		t.Fatalf("Renew by another store of the node: %v", err)
+	}
+	wantState(t, load(t, ctx, n[0], ss, l), 4, 0, 4, text("m", 1, 4), nil, nil)
+	if err := other.Delete(ctx, l); err != nil {
+		t.Fatalf("Delete by another store of the node: %v", err)
+	}
+	wantErr(t, "Write after the other store deleted", n[0].Write(ctx, l, &session.Entry{First: 5, Messages: text("m", 5, 5)}), cluster.ErrNoState)
+}

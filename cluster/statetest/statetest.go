@@ -92,6 +92,7 @@ func Run(t *testing.T, h Harness) {
 		{"Topics", s.topics},
 		{"TopicOffsets", s.topicOffsets},
 		{"Fenced", s.fenced},
+		{"LeaseIsAValue", s.leaseIsAValue},
 		{"Release", s.release},
 		{"Delete", s.delete},
 		{"RenewAll", s.renewAll},
