@@ -250,3 +250,52 @@ func (c *outsideClient) raw(request string) (outsideAnswer, *http.Response) {
 	b, _ := io.ReadAll(resp.Body)
 	return outsideAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}, resp
 }
+
+// TestOutsideCompactCloseFrame checks where the close frame travels on a
+// WebSocket with tether.compact (sections 4.2 and 6): a text message, or
+// the last frame of the last batch; nothing after it.
+func TestOutsideCompactCloseFrame(t *testing.T) {
+	c := newOutside(t, nil)
+	for _, tc := range []struct {
+		name, query string
+		frames      []string // sent before the attach
+		want        string
+	}{
+		{"after messages", "&received=0", []string{"m1", "m2", "mclose 4100 bye"}, "c4100 bye"},
+		{"a resume gap", "&received=9", nil, "c4000 resume gap"},
+	} {
+		s := c.negotiate()
+		if len(tc.frames) > 0 {
+			if a := c.send(s, "&seq=1", tc.frames...); a.status != 204 {
+				t.Fatal(a)
+			}
+		}
+		w := c.attachWebSocket(s, tc.query, "tether.compact")
+		var last string
+		var kinds []string
+		for {
+			w.conn.SetReadDeadline(timeIn())
+			typ, p, err := w.conn.ReadMessage()
+			if err != nil {
+				break
+			}
+			if typ == ws.TextMessage {
+				kinds = append(kinds, "text")
+				last = string(p)
+				continue
+			}
+			kinds = append(kinds, "batch")
+			frames, err := outsideParseCompact(p)
+			if err != nil || len(frames) == 0 {
+				t.Fatalf("batch %q: %v", p, err)
+			}
+			last = frames[len(frames)-1]
+		}
+		if last != tc.want || w.closeCode == 0 {
+			t.Errorf("%s: the last frame %q (messages %v), WebSocket close %d; sections 4.2 and 6 say %q last, then the close", tc.name, last, kinds, w.closeCode, tc.want)
+		}
+		if tc.frames == nil && (len(kinds) != 1 || kinds[0] != "text") {
+			t.Errorf("%s: the close frame alone came as %v; section 3 says a text message", tc.name, kinds)
+		}
+	}
+}

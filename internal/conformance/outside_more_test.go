@@ -535,3 +535,61 @@ func newOutsideServer(t *testing.T, h tether.Handler, opts *tether.Options) *out
 	})
 	return &outsideClient{t: t, base: hs.URL + "/rt/", hc: &http.Client{Transport: tr}}
 }
+
+// TestOutsideStreamLimitFromQueue checks section 8: the stream byte limit
+// is at most half the queue limit.
+func TestOutsideStreamLimitFromQueue(t *testing.T) {
+	c := newOutside(t, &tether.Options{MaxQueuedBytes: 64 << 10})
+	s := c.negotiate()
+	d := c.attach("streaming", s, "&received=0")
+	var frames []string
+	for i := range 56 {
+		frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
+	}
+	if a := c.send(s, "&seq=1", frames...); a.status != 204 {
+		t.Fatal(a)
+	}
+	got := 0
+	for {
+		f, err := d.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f[0] == 'm' {
+			got++
+		}
+	}
+	// 32 KiB of response: about 30 messages of 1 KiB, never all 56.
+	if got == 0 || got == len(frames) {
+		t.Errorf("a response under a 64 KiB queue limit carried %d messages of 1 KiB; section 8 says it ends after half the queue limit", got)
+	}
+}
+
+// TestOutsideStaleAttachDisturbsNothing checks section 3: a stale attach
+// answers 409 and the connection attached goes on.
+func TestOutsideStaleAttachDisturbsNothing(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	w := c.attachWebSocket(s, "&received=0", "")
+	w.write(ws.TextMessage, "m1")
+	if f := nextFrame(t, w, "ha"); f != "m1" {
+		t.Fatal(f)
+	}
+	w.write(ws.TextMessage, "a1")
+	// The a1 has been read once the next echo comes.
+	w.write(ws.TextMessage, "m2")
+	if f := nextFrame(t, w, "ha"); f != "m2" {
+		t.Fatal(f)
+	}
+	for _, ep := range []string{"longpoll", "sse", "streaming"} {
+		wantError(t, "a stale "+ep, c.request("GET", ep+"?"+s.auth()+"&received=0", nil, nil), 409, "stale attach")
+	}
+	wantError(t, "a stale WebSocket", c.refusedWebSocket(s, "&received=0", nil), 409, "stale attach")
+	w.write(ws.TextMessage, "m3")
+	if f := nextFrame(t, w, "ha"); f != "m3" {
+		t.Errorf("the attached WebSocket after stale attaches: %q", f)
+	}
+}
