@@ -74,26 +74,11 @@ func TestOutsideLimits(t *testing.T) {
 			c := newOutside(t, &tether.Options{MaxStreamBytes: 8 << 10})
 			s := c.negotiate()
 			d := c.attach(name, s, "&received=0")
-			var frames []string
-			for i := range 20 {
-				frames = append(frames, "m"+strconv.Itoa(i)+strings.Repeat("x", 990))
-			}
+			frames := outsideTexts(20)
 			if a := c.send(s, "&seq=1", frames...); a.status != 204 {
 				t.Fatal(a)
 			}
-			got := 0
-			for {
-				f, err := d.next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if f[0] == 'm' {
-					got++
-				}
-			}
+			got := messagesToEnd(t, d)
 			if got < 4 || got >= 20 {
 				t.Errorf("%s: a response of MaxStreamBytes 8 KiB carried %d messages of about 1 KiB", name, got)
 			}
@@ -114,10 +99,7 @@ func TestOutsideLimits(t *testing.T) {
 	t.Run("long-poll batch", func(t *testing.T) {
 		c := newOutside(t, &tether.Options{MaxQueuedBytes: 256 << 10})
 		s := c.negotiate()
-		var frames []string
-		for i := range 200 {
-			frames = append(frames, "m"+strconv.Itoa(i)+strings.Repeat("x", 990))
-		}
+		frames := outsideTexts(200)
 		if a := c.send(s, "&seq=1", frames...); a.status != 204 {
 			t.Fatal(a)
 		}
@@ -152,10 +134,7 @@ func TestOutsideLimits(t *testing.T) {
 		c := newOutside(t, &tether.Options{MaxQueuedBytes: 2 << 20})
 		s := c.negotiate()
 		w := c.attachWebSocket(s, "&received=0", "tether.compact")
-		var frames []string
-		for i := range 600 {
-			frames = append(frames, "m"+strconv.Itoa(i)+strings.Repeat("x", 990))
-		}
+		frames := outsideTexts(600)
 		if a := c.send(s, "&seq=1", frames...); a.status != 204 {
 			t.Fatal(a)
 		}
@@ -207,10 +186,7 @@ func TestOutsideLimits(t *testing.T) {
 		c := newOutside(t, &tether.Options{MaxQueuedBytes: 16 << 10})
 		s := c.negotiate()
 		w := c.attachWebSocket(s, "&received=0", "")
-		var frames []string
-		for i := range 20 {
-			frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
-		}
+		frames := outsideTexts(20)
 		// One message at a time, never acknowledged: 15 of 1064 bytes
 		// fit in 16 KiB, the 16th does not.
 		for i, f := range frames {
@@ -233,10 +209,7 @@ func TestOutsideLimits(t *testing.T) {
 	t.Run("slow consumer on longpoll", func(t *testing.T) {
 		c := newOutside(t, &tether.Options{MaxQueuedBytes: 16 << 10})
 		s := c.negotiate()
-		var frames []string
-		for i := range 20 {
-			frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
-		}
+		frames := outsideTexts(20)
 		// 20 echoes never polled: 15 fit, then the close frame comes
 		// after them (section 5.1).
 		if a := c.send(s, "&seq=1", frames...); a.status != 204 {
@@ -256,3 +229,31 @@ func TestOutsideLimits(t *testing.T) {
 }
 
 func timeIn() time.Time { return time.Now().Add(outsideTimeout) }
+
+// outsideTexts returns n text message frames of 1,000 bytes of text each.
+func outsideTexts(n int) []string {
+	frames := make([]string, n)
+	for i := range frames {
+		frames[i] = "m" + strconv.Itoa(i%10) + strings.Repeat("x", 999)
+	}
+	return frames
+}
+
+// messagesToEnd reads d to its end and returns how many message frames
+// it carried.
+func messagesToEnd(t *testing.T, d outsideDown) int {
+	t.Helper()
+	got := 0
+	for {
+		f, err := d.next()
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := decodeMessage(t, f); ok {
+			got++
+		}
+	}
+}

@@ -490,10 +490,7 @@ func TestOutsideSendWaitsForRoom(t *testing.T) {
 	// An application that never reads.
 	c := newOutsideServer(t, tether.HandlerFunc(func(s *session.Session) { <-s.Context().Done() }), &tether.Options{MaxQueuedBytes: 16 << 10})
 	s := c.negotiate()
-	var frames []string
-	for i := range 20 {
-		frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
-	}
+	frames := outsideTexts(20)
 	first := make(chan outsideAnswer, 1)
 	go func() { first <- c.send(s, "&seq=1", frames...) }()
 	select {
@@ -542,26 +539,11 @@ func TestOutsideStreamLimitFromQueue(t *testing.T) {
 	c := newOutside(t, &tether.Options{MaxQueuedBytes: 64 << 10})
 	s := c.negotiate()
 	d := c.attach("streaming", s, "&received=0")
-	var frames []string
-	for i := range 56 {
-		frames = append(frames, "m"+strconv.Itoa(i%10)+strings.Repeat("x", 999))
-	}
+	frames := outsideTexts(56)
 	if a := c.send(s, "&seq=1", frames...); a.status != 204 {
 		t.Fatal(a)
 	}
-	got := 0
-	for {
-		f, err := d.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f[0] == 'm' {
-			got++
-		}
-	}
+	got := messagesToEnd(t, d)
 	// 32 KiB of response: about 30 messages of 1 KiB, never all 56.
 	if got == 0 || got == len(frames) {
 		t.Errorf("a response under a 64 KiB queue limit carried %d messages of 1 KiB; section 8 says it ends after half the queue limit", got)
