@@ -46,6 +46,8 @@
 //	    acked     messages the client has acknowledged (<= sent)
 //	    received  client messages accepted
 //	    info      the application's negotiate data (opaque bytes)
+//	    x         the owner's clock (Unix ms) when a write, Create or
+//	              TakeOver last set the keys' expiry
 //	    o:<topic> the offset in the topic's history that the session has
 //	              reached (session.Entry.TopicOffsets), only ever raised,
 //	              dropped when the session leaves the topic
@@ -58,9 +60,15 @@
 //	<Prefix>:{<id>}:lease   string "<epoch> <node id>", expiring after
 //	                        LeaseTTL (PX)
 //
-// Every write and Renew sets the expiry of the state, out and topics keys to
-// ResumeWindow: the state of a session whose owner is gone lasts as long as
-// the client may come back, then Redis drops it. Counters and message numbers
+// Create, TakeOver and Renew set the expiry of the state, out and topics keys
+// to ResumeWindow, and so does a write when the last one that did (the field
+// x) is more than a third of LeaseTTL ago (at most half of what ResumeWindow
+// has beyond LeaseTTL): a busy session's writes leave the expiry as it is
+// most of the time, and a key a write makes gets it at once. The state of a
+// session whose owner is gone lasts as long as the client may come back
+// (ResumeWindow after the owner's last write, less at most that third of
+// LeaseTTL, as after a Renew of the last round), then Redis drops it. Every
+// write extends the lease. Counters and message numbers
 // cross into Lua as decimal strings and are stored as given, so numbers up to
 // 2^53 are exact.
 //
@@ -79,7 +87,11 @@
 // # Cost
 //
 // Create, Write, Renew, Release, Delete and TakeOver (which returns the state
-// it took over) are one EVALSHA each: one round trip. RenewAll renews all of
+// it took over) are one EVALSHA each: one round trip. Inside it, a Write
+// that stores messages for the client runs one HMGET, one XADD per message,
+// one HSET and the lease's SET (the steady state of a busy session: five
+// Redis commands with the EVALSHA), and more only to trim acknowledged
+// messages (XTRIM), change topics, or set the expiry again. RenewAll renews all of
 // a node's leases in one pipeline. BenchmarkWrite
 // measures a Write of 64-byte messages that acknowledges the previous batch
 // (the steady state of a client that keeps up): it sends Redis the messages'

@@ -24,76 +24,116 @@ local function keep(window)
   redis.call('PEXPIRE', KEYS[2], window)
   redis.call('PEXPIRE', KEYS[3], window)
 end
+-- calls runs cmd on key with the items of list, up to 1000 at a time
+-- (Lua's unpack has a limit), and returns the replies' items in order.
+local function calls(cmd, key, list)
+  local replies = {}
+  for i = 1, #list, 1000 do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+    if type(r) == 'table' then
+      for _, v in ipairs(r) do replies[#replies + 1] = v end
+    end
+  end
+  return replies
+end
 `
 
 // createScript: ARGV 2 token hash, 3 lease value "1 <node>", 4 lease ms,
-// 5 window ms, 6 info.
+// 5 window ms, 6 info, 7 the writer's clock in ms (the field x: see
+// writeScript).
 var createScript = redis.NewScript(luaCheck + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('TETHER_EXISTS') end
 redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'token', ARGV[2], 'epoch', '1', 'sent', '0', 'acked', '0', 'received', '0', 'info', ARGV[6])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'token', ARGV[2], 'epoch', '1', 'sent', '0', 'acked', '0', 'received', '0', 'info', ARGV[6], 'x', ARGV[7])
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 keep(ARGV[5])
 return 1
 `)
 
 // writeScript: ARGV 2 epoch, 3 lease value, 4 lease ms, 5 window ms,
-// 6 message count n, then n triples (number, type, data), then acked,
-// received, subscribe count, topics, unsubscribe count, topics, topic
-// offset count m, then m pairs (topic, offset). Numbers are decimal
-// strings; "" for acked or received leaves it as it is. A topic's offset
-// is the state's field "o:<topic>", set only when higher than the stored
-// one, and dropped when the topic is left.
+// 6 the writer's clock in ms, 7 refresh ms, 8 message count n, then n
+// triples (number, type, data), then acked, received, subscribe count,
+// topics, unsubscribe count, topics, topic offset count m, then m pairs
+// (topic, offset). Numbers are decimal strings; "" for acked or received
+// leaves it as it is. A topic's offset is the state's field "o:<topic>",
+// set only when higher than the stored one, and dropped when the topic is
+// left.
+//
+// The script reads the state's fields in one HMGET and sets them in one
+// HSET. It sets the keys' expiry to the window again (keep) only when the
+// state's field x, the writer's clock when a write last did, is more than
+// refresh ms old (or ahead of the clock, or missing): a busy session's
+// writes do not set it each time. A key the write makes (the out stream's
+// first message, the topics set) gets its expiry at once.
 var writeScript = redis.NewScript(luaCheck + `
-local err = check(ARGV[2])
-if err then return redis.error_reply(err) end
-local c = redis.call('HMGET', KEYS[1], 'sent', 'acked', 'received')
-local sent, acked, received = tonumber(c[1]), tonumber(c[2]), tonumber(c[3])
+local n = tonumber(ARGV[8])
+local ackAt = 9 + 3 * n
+local sub = ackAt + 2
+local unsub = sub + tonumber(ARGV[sub]) + 1
+local offs = unsub + tonumber(ARGV[unsub]) + 1
+local m = tonumber(ARGV[offs])
+local names = {'v', 'epoch', 'sent', 'acked', 'received', 'x'}
+for k = 1, m do names[6 + k] = 'o:' .. ARGV[offs - 1 + 2 * k] end
+local st = calls('HMGET', KEYS[1], names)
+if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
+if st[1] ~= ARGV[1] then return redis.error_reply('TETHER_VERSION ' .. st[1]) end
+if not st[2] then return redis.error_reply('TETHER_CORRUPT no epoch') end
+if st[2] ~= ARGV[2] then return redis.error_reply('TETHER_FENCED ' .. st[2]) end
+local sent, acked, received = tonumber(st[3]), tonumber(st[4]), tonumber(st[5])
 if not sent or not acked or not received then return redis.error_reply('TETHER_CORRUPT counters') end
-local n = tonumber(ARGV[6])
-local i = 7
 local newSent, newSentText = sent, nil
 if n > 0 then
-  local first = tonumber(ARGV[7])
-  if first > sent + 1 then return redis.error_reply('TETHER_ORDER message ' .. ARGV[7] .. ' follows ' .. c[1]) end
-  local last = tonumber(ARGV[7 + 3 * (n - 1)])
-  if last > sent then newSent, newSentText = last, ARGV[7 + 3 * (n - 1)] end
+  local first = tonumber(ARGV[9])
+  if first > sent + 1 then return redis.error_reply('TETHER_ORDER message ' .. ARGV[9] .. ' follows ' .. st[3]) end
+  local last = tonumber(ARGV[9 + 3 * (n - 1)])
+  if last > sent then newSent, newSentText = last, ARGV[9 + 3 * (n - 1)] end
 end
-local ackAt = 7 + 3 * n
 local newAcked = ARGV[ackAt]
 if newAcked ~= '' and tonumber(newAcked) > newSent then
   return redis.error_reply('TETHER_ORDER acknowledged ' .. newAcked .. ' of ' .. tostring(newSent))
 end
 for k = 0, n - 1 do
-  local j = i + 3 * k
+  local j = 9 + 3 * k
   if tonumber(ARGV[j]) > sent then
     redis.call('XADD', KEYS[2], ARGV[j] .. '-0', 't', ARGV[j + 1], 'd', ARGV[j + 2])
   end
 end
-if newSentText then redis.call('HSET', KEYS[1], 'sent', newSentText) end
+local set = {}
+if newSentText then set[#set + 1] = 'sent'; set[#set + 1] = newSentText end
 if newAcked ~= '' and tonumber(newAcked) > acked then
   redis.call('XTRIM', KEYS[2], 'MINID', newAcked .. '-1')
-  redis.call('HSET', KEYS[1], 'acked', newAcked)
+  set[#set + 1] = 'acked'; set[#set + 1] = newAcked
 end
 local newReceived = ARGV[ackAt + 1]
 if newReceived ~= '' and tonumber(newReceived) > received then
-  redis.call('HSET', KEYS[1], 'received', newReceived)
+  set[#set + 1] = 'received'; set[#set + 1] = newReceived
 end
-local sub = ackAt + 2
-local unsub = sub + tonumber(ARGV[sub]) + 1
-local offs = unsub + tonumber(ARGV[unsub]) + 1
-for k = 0, tonumber(ARGV[offs]) - 1 do
-  local f, o = 'o:' .. ARGV[offs + 1 + 2 * k], ARGV[offs + 2 + 2 * k]
-  local cur = redis.call('HGET', KEYS[1], f)
-  if not cur or tonumber(o) > tonumber(cur) then redis.call('HSET', KEYS[1], f, o) end
+local left = {}
+for k = 1, tonumber(ARGV[unsub]) do left[ARGV[unsub + k]] = true end
+for k = 1, m do
+  local t, o = ARGV[offs - 1 + 2 * k], ARGV[offs + 2 * k]
+  local cur = st[6 + k]
+  if not left[t] and (not cur or tonumber(o) > tonumber(cur)) then
+    set[#set + 1] = 'o:' .. t; set[#set + 1] = o
+  end
 end
-for k = 1, tonumber(ARGV[sub]) do redis.call('SADD', KEYS[3], ARGV[sub + k]) end
-for k = 1, tonumber(ARGV[unsub]) do
-  redis.call('SREM', KEYS[3], ARGV[unsub + k])
-  redis.call('HDEL', KEYS[1], 'o:' .. ARGV[unsub + k])
-end
+local now, x = tonumber(ARGV[6]), tonumber(st[6])
+local refresh = not x or now < x or now - x >= tonumber(ARGV[7])
+if refresh then set[#set + 1] = 'x'; set[#set + 1] = ARGV[6] end
+calls('HSET', KEYS[1], set)
+local joined, leaving, offsetFields = {}, {}, {}
+for k = 1, tonumber(ARGV[sub]) do joined[k] = ARGV[sub + k] end
+for k = 1, tonumber(ARGV[unsub]) do leaving[k], offsetFields[k] = ARGV[unsub + k], 'o:' .. ARGV[unsub + k] end
+calls('SADD', KEYS[3], joined)
+calls('SREM', KEYS[3], leaving)
+calls('HDEL', KEYS[1], offsetFields)
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
-keep(ARGV[5])
+if refresh then
+  keep(ARGV[5])
+else
+  if sent == 0 and newSentText then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+  if #joined > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+end
 return 1
 `)
 
@@ -122,7 +162,8 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return 1
 `)
 
-// takeOverScript: ARGV 2 token hash, 3 node, 4 lease ms, 5 window ms.
+// takeOverScript: ARGV 2 token hash, 3 node, 4 lease ms, 5 window ms,
+// 6 the taker's clock in ms (the field x: see writeScript).
 // Returns {epoch, state hash as flat pairs, out entries, topics}. State
 // whose counters do not decode or do not match the stored messages is
 // refused before the lease changes, so that a TakeOver that returns
@@ -149,6 +190,7 @@ else
   redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
+redis.call('HSET', KEYS[1], 'x', ARGV[6])
 redis.call('SET', KEYS[4], epoch .. ' ' .. ARGV[3], 'PX', ARGV[4])
 keep(ARGV[5])
 return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('SMEMBERS', KEYS[3])}

@@ -14,7 +14,8 @@ import (
 
 // Write applies b to the session's state in one round trip, if l's epoch is
 // still the session's, and extends the lease by LeaseTTL and the state by
-// ResumeWindow. It returns cluster.ErrFenced (the session was taken over: stop
+// ResumeWindow (see the package doc's Data layout for when it leaves the
+// state's expiry as it is). It returns cluster.ErrFenced (the session was taken over: stop
 // serving it), cluster.ErrOutOfOrder, cluster.ErrInvalidBatch,
 // cluster.ErrNoState, cluster.ErrStateVersion, cluster.ErrStateCorrupt,
 // cluster.ErrInvalidSessionID, or an error wrapping cluster.ErrStateUnavailable
@@ -29,8 +30,8 @@ func (s *Store) Write(ctx context.Context, l cluster.Lease, b *session.Entry) er
 			return fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, b.First+uint64(i), m.Type)
 		}
 	}
-	args := make([]any, 0, 9+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe)+2*len(b.TopicOffsets))
-	args = append(args, leaseValue(l), s.lease, s.window, strconv.Itoa(len(b.Messages)))
+	args := make([]any, 0, 11+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe)+2*len(b.TopicOffsets))
+	args = append(args, leaseValue(l), s.lease, s.window, clock(), s.refresh, strconv.Itoa(len(b.Messages)))
 	for i, m := range b.Messages {
 		args = append(args, strconv.FormatUint(b.First+uint64(i), 10), strconv.Itoa(int(m.Type)), m.Data)
 	}

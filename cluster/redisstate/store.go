@@ -37,7 +37,9 @@ type Options struct {
 	// a dead owner's sessions wait. Default DefaultLeaseTTL (5 s).
 	LeaseTTL time.Duration
 	// ResumeWindow is how long a session's state lasts after the owner's
-	// last write or Renew: the server's session.Config.ResumeWindow.
+	// last write or Renew (after a write, less at most a third of LeaseTTL:
+	// see the package doc's Data layout): the server's
+	// session.Config.ResumeWindow.
 	// Default session.DefaultResumeWindow. It must not be shorter than
 	// LeaseTTL.
 	ResumeWindow time.Duration
@@ -53,7 +55,22 @@ type Store struct {
 	leaseTTL time.Duration
 	lease    string // LeaseTTL in ms, as the scripts take it
 	window   string // ResumeWindow in ms
+	refresh  string // how often, in ms, a busy session's writes set the keys' expiry again (refreshEvery)
 }
+
+// refreshEvery returns how long after a write set the expiry of a
+// session's keys to ResumeWindow the next writes leave it as it is: a third
+// of LeaseTTL, and at most half of what ResumeWindow has beyond LeaseTTL,
+// so that the state still outlives the lease of an owner that died. The
+// state therefore lasts ResumeWindow after the owner's last write less at
+// most that much (after its last Renew, ResumeWindow).
+func refreshEvery(leaseTTL, window time.Duration) time.Duration {
+	return min(leaseTTL/3, (window-leaseTTL)/2)
+}
+
+// clock returns the writer's clock for the scripts, in ms: what they
+// compare with the state's field x (see writeScript).
+func clock() string { return strconv.FormatInt(time.Now().UnixMilli(), 10) }
 
 // New returns a Store on client. It returns an error for options out of
 // range: a Prefix with "{" or "}", a negative duration, or a ResumeWindow
@@ -86,6 +103,7 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 		leaseTTL: o.LeaseTTL,
 		lease:    strconv.FormatInt(o.LeaseTTL.Milliseconds(), 10),
 		window:   strconv.FormatInt(o.ResumeWindow.Milliseconds(), 10),
+		refresh:  strconv.FormatInt(refreshEvery(o.LeaseTTL, o.ResumeWindow).Milliseconds(), 10),
 	}, nil
 }
 
@@ -107,7 +125,7 @@ func (s *Store) Create(ctx context.Context, id, token, node string, info []byte)
 		return cluster.Lease{}, err
 	}
 	l := cluster.Lease{ID: id, Node: node, Epoch: 1}
-	err := s.run(ctx, createScript, id, hashToken(token), leaseValue(l), s.lease, s.window, info).Err()
+	err := s.run(ctx, createScript, id, hashToken(token), leaseValue(l), s.lease, s.window, info, clock()).Err()
 	if err != nil {
 		return cluster.Lease{}, s.mapError(ctx, err)
 	}
@@ -167,7 +185,7 @@ func (s *Store) TakeOver(ctx context.Context, id, token, node string) (cluster.L
 	if err := checkID(id); err != nil {
 		return cluster.Lease{}, nil, err
 	}
-	reply, err := s.run(ctx, takeOverScript, id, hashToken(token), node, s.lease, s.window).Result()
+	reply, err := s.run(ctx, takeOverScript, id, hashToken(token), node, s.lease, s.window, clock()).Result()
 	if err != nil {
 		return cluster.Lease{}, nil, s.mapError(ctx, err)
 	}
