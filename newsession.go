@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/tetherkit/tether/broker"
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
@@ -39,24 +39,6 @@ var (
 // of KeptHeaderBytes, and left out otherwise. Options.Authorize sees every
 // header, and what it returns is kept whole in RequestInfo.Auth.
 const KeptHeaderBytes = 8 << 10
-
-// keptHeader copies what a session keeps of h (see KeptHeaderBytes).
-func keptHeader(h http.Header) http.Header {
-	kept := make(http.Header)
-	left := KeptHeaderBytes
-	for _, name := range slices.Sorted(maps.Keys(h)) {
-		size := len(name)
-		for _, v := range h[name] {
-			size += len(v)
-		}
-		if size > left {
-			continue
-		}
-		left -= size
-		kept[name] = slices.Clone(h[name])
-	}
-	return kept
-}
 
 // NewSession creates a session for a client that does not negotiate, such
 // as one that arrives through a bridge (package sockjs), and starts the
@@ -101,7 +83,7 @@ func (srv *Server) NewSession(r *http.Request) (*session.Local, error) {
 		srv.opts.Logger.Warn("tether: too many sessions for this client", "limit", srv.opts.MaxSessionsPerClient, "remote", r.RemoteAddr)
 		return nil, ErrTooManyForClient
 	}
-	info := session.RequestInfo{Header: keptHeader(r.Header), RemoteAddr: r.RemoteAddr, Auth: auth}
+	info := session.RequestInfo{Header: httpx.KeptHeader(r.Header, KeptHeaderBytes), RemoteAddr: r.RemoteAddr, Auth: auth}
 	onFinish := func(l *session.Local) {
 		srv.store.Remove(l)
 		srv.removeSubscriber(l)

@@ -26,7 +26,7 @@ const pullBytes = 64 << 10
 // session, attaches a link, pumps both directions, and ends the Tether
 // session when the SockJS one ends (or the other way round).
 func (h *handler) serve(ss sockjsgo.Session) {
-	s, err := h.srv.NewSession(ss.Request())
+	s, err := h.srv.NewSession(wholeRequest(ss.Request()))
 	if err != nil {
 		ce := refusal(err)
 		ss.Close(uint32(ce.Code), ce.Reason)

@@ -187,7 +187,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		httpx.AnswerWithin(w, h.opts.WriteTimeout)
 	case ep.receiving:
-		h.serveReceiving(&countingWriter{ResponseWriter: w, h: h, id: parts[2], timeout: h.opts.WriteTimeout}, r)
+		kept, whole := keepHeaders(r)
+		h.serveReceiving(&countingWriter{ResponseWriter: w, h: h, id: parts[2], timeout: h.opts.WriteTimeout}, kept)
+		if h.tracker(parts[2]) != nil {
+			// The bridge serves the session already: nothing asks for
+			// the whole request any more (see keepHeaders).
+			whole.Store(nil)
+		}
 		return
 	case parts[3] == "websocket":
 		w, r = limitWebSocket(w, r, h.opts.MaxBodyBytes)

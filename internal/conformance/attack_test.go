@@ -122,6 +122,58 @@ var attacks = []attackRow{
 		}
 		return "every poll answered 200" + e.after(t, s)
 	}},
+	{"100 WebSocket attaches at once on one session", "99 closed 4009 superseded, one attached; session unaffected", func(t *testing.T, e *badEnv, during func()) string {
+		s := e.session(t)
+		const attaches = 100
+		closes := make(chan int, attaches)
+		var (
+			mu    sync.Mutex
+			conns []*ws.Conn
+		)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for range attaches {
+			wg.Go(func() {
+				conn, _, err := ws.DefaultDialer.Dial(e.wsURL(s, "received=0&seq=1"), nil)
+				if err != nil {
+					closes <- -1
+					return
+				}
+				mu.Lock()
+				conns = append(conns, conn)
+				mu.Unlock()
+				conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+				for {
+					if _, _, err := conn.ReadMessage(); err != nil {
+						code := 0
+						if ce, ok := err.(*ws.CloseError); ok {
+							code = ce.Code
+						}
+						closes <- code
+						return
+					}
+				}
+			})
+		}
+		// The one attached last stays, until the test closes it.
+		got := map[int]int{}
+		for i := range attaches - 1 {
+			got[<-closes]++
+			if i == attaches/2 {
+				during()
+			}
+		}
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		<-closes
+		if got[4009] != attaches-1 {
+			return fmt.Sprintf("closes %v", got) + e.after(t, s)
+		}
+		return "99 closed 4009 superseded, one attached" + e.after(t, s)
+	}},
 	{"WebSocket message in 1,000 fragments of one byte", "echoed; session unaffected", func(t *testing.T, e *badEnv, during func()) string {
 		want := "m" + strings.Repeat("f", 999)
 		var frames []byte

@@ -1,8 +1,10 @@
 package httpx
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,4 +90,25 @@ func SendQuery(w http.ResponseWriter, r *http.Request) (seq, received uint64, ok
 		return 0, 0, false
 	}
 	return seq, received, true
+}
+
+// KeptHeader copies the headers of h that fit in limit bytes, in the order
+// of their names, each kept whole (every value) if its name and values fit
+// in what is left of limit, and left out otherwise: what a session keeps of
+// the request that made it (tether.KeptHeaderBytes).
+func KeptHeader(h http.Header, limit int) http.Header {
+	kept := make(http.Header)
+	left := limit
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		size := len(name)
+		for _, v := range h[name] {
+			size += len(v)
+		}
+		if size > left {
+			continue
+		}
+		left -= size
+		kept[name] = slices.Clone(h[name])
+	}
+	return kept
 }
