@@ -255,8 +255,9 @@ func TestOutsideSupersede(t *testing.T) {
 // TestOutsideAttachCounts checks section 3's received rules: stale
 // attaches answer 409, a gap closes with 4000 resume gap.
 func TestOutsideAttachCounts(t *testing.T) {
-	for _, name := range outsideTransports {
-		t.Run(name, func(t *testing.T) {
+	for _, v := range outsideVariants {
+		name := v.transport
+		t.Run(v.String(), func(t *testing.T) {
 			c := newOutside(t, nil)
 			s := c.negotiate()
 			if a := c.send(s, "&seq=1", "m1", "m2", "m3"); a.status != 204 {
@@ -274,7 +275,7 @@ func TestOutsideAttachCounts(t *testing.T) {
 			}
 			wantError(t, "stale attach", a, 409, "stale attach")
 			// received=3 is fine; received=4 is a gap.
-			d := c.attach(name, s, "&received=4&seq=4")
+			d := c.attachVariant(v, s, "&received=4&seq=4")
 			if f := nextFrame(t, d, "h"); f != "c4000 resume gap" {
 				t.Errorf("attach ahead: frame %q, section 3 says only c4000 resume gap", f)
 			}

@@ -49,6 +49,43 @@ func (u *outsideUp) frames(frames ...string) {
 
 func b64(s string) string { return base64Std(s) }
 
+// outsideVariant is a transport with or without compact framing
+// (sections 4.2 and 4.6).
+type outsideVariant struct {
+	transport string
+	compact   bool
+}
+
+func (v outsideVariant) String() string {
+	if v.compact {
+		return v.transport + "/compact"
+	}
+	return v.transport
+}
+
+// outsideVariants are the four transports in both framings.
+var outsideVariants = []outsideVariant{
+	{"websocket", false}, {"websocket", true}, {"sse", false}, {"sse", true},
+	{"streaming", false}, {"streaming", true}, {"longpoll", false}, {"longpoll", true},
+}
+
+// attachVariant attaches v: compact framing asked for by the subprotocol
+// on a WebSocket, by compact=1 on the others.
+func (c *outsideClient) attachVariant(v outsideVariant, s outsideSession, query string) outsideDown {
+	c.t.Helper()
+	switch {
+	case !v.compact:
+		return c.attach(v.transport, s, query)
+	case v.transport == "websocket":
+		w := c.attachWebSocket(s, query, "tether.compact")
+		if !w.compact {
+			c.t.Fatal("the server did not select tether.compact (section 4.2)")
+		}
+		return w
+	}
+	return c.attach(v.transport, s, query+"&compact=1")
+}
+
 // TestOutsideMessages sends text and binary messages of every kind, in
 // every form a client may use, on every transport, and checks the echoes:
 // their bytes, the form the server chose (sections 4.2 to 4.4), the sizes
@@ -88,12 +125,13 @@ func TestOutsideMessages(t *testing.T) {
 		}
 		return "m" + m.data
 	}
-	for _, name := range outsideTransports {
-		t.Run(name, func(t *testing.T) {
+	for _, v := range outsideVariants {
+		name := v.transport
+		t.Run(v.String(), func(t *testing.T) {
 			c := newOutside(t, nil)
 			s := c.negotiate()
 			up := &outsideUp{c: c, s: s, next: 1}
-			d := c.attach(name, s, "&received=0")
+			d := c.attachVariant(v, s, "&received=0")
 			if w, ok := d.(*wsDown); ok {
 				up.w = w
 			}
@@ -116,6 +154,8 @@ func TestOutsideMessages(t *testing.T) {
 					wantForm = 'b'
 				case name == "sse" && strings.ContainsAny(want.data, "\r\n"):
 					wantForm = 'M'
+				case name == "sse" && v.compact && strings.Contains(want.data, "\x1e"):
+					wantForm = 'M' // section 4.6
 				}
 				if f[0] != wantForm {
 					t.Errorf("echo %d %.30q sent as %c; section 4 says %c on %s", i+1, want.data, f[0], wantForm, name)
@@ -126,7 +166,7 @@ func TestOutsideMessages(t *testing.T) {
 			// Resume (5.1): a new attach with received=n-3 carries the
 			// last three again, first.
 			d.stop()
-			d = c.attach(name, s, "&received="+strconv.Itoa(n-3)+"&seq="+strconv.Itoa(up.next))
+			d = c.attachVariant(v, s, "&received="+strconv.Itoa(n-3)+"&seq="+strconv.Itoa(up.next))
 			if w, ok := d.(*wsDown); ok {
 				up.w = w
 			}
