@@ -1,6 +1,7 @@
 package natsstate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -30,8 +31,10 @@ const MaxIDBytes = 128
 
 // casAttempts bounds how many times a call reads the state again after a
 // compare-and-set found it changed, before it gives up with
-// cluster.ErrStateUnavailable: only the owner and its own renewals write a
-// session's state, so more than a couple is a store that keeps failing.
+// cluster.ErrStateUnavailable: the calls of one Store on a session take
+// turns, so the state changes under a call only when another Store wrote
+// (a takeover), and more than a couple of times is a store that keeps
+// failing.
 const casAttempts = 8
 
 // Options configures a Store. The zero value (or nil) gives the defaults.
@@ -79,7 +82,8 @@ var _ cluster.StateStore = (*Store)(nil)
 // not exist. The application keeps nc. It returns an error for options out
 // of range (a negative duration, a ResumeWindow shorter than LeaseTTL, an
 // invalid Bucket name), when JetStream cannot be reached, or when the
-// bucket exists with another TTL than ResumeWindow.
+// bucket exists with another TTL than ResumeWindow, or with direct gets on
+// several replicas (made by hand: reads that may be stale).
 func New(ctx context.Context, nc *nats.Conn, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -183,7 +187,7 @@ func (s *Store) Create(ctx context.Context, id, token, node string, info []byte)
 	if err := checkID(id); err != nil {
 		return cluster.Lease{}, err
 	}
-	rec := &record{epoch: 1, node: node, token: sha256.Sum256([]byte(token)), info: info}
+	rec := &record{epoch: 1, node: node, token: sha256.Sum256([]byte(token)), info: bytes.Clone(info)}
 	value := rec.encode()
 	start := time.Now()
 	rev, err := s.kv.Create(ctx, id, value)
