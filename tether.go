@@ -215,7 +215,8 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpx.AnswerWithin(w, srv.opts.WriteTimeout)
 	name := path.Base(r.URL.Path)
 	if name == "tether.js" || name == "tether.mjs" {
-		// The client bundle is public: no origin check.
+		// The client bundle is public: no origin check, its preflight
+		// included.
 		jsclient.ServeHTTP(w, r, name)
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/tetherkit/tether/internal/httpx"
 )
 
 //go:embed dist/tether.js dist/tether.mjs
@@ -44,22 +46,31 @@ func Bundle(name string) []byte {
 }
 
 // ServeHTTP answers r with the bundle name: "tether.js" or "tether.mjs";
-// any other name answers 404. It serves GET and HEAD (other methods answer
-// 405), sets Content-Type, a strong ETag and Cache-Control: no-cache (the
-// browser revalidates, so a new server version is picked up at once), and
-// answers 304 Not Modified when If-None-Match holds the ETag.
+// any other name answers 404. It serves GET and HEAD, answers a CORS
+// preflight (OPTIONS) 204, and other methods 405, errors in the form of
+// every error of the server (PROTOCOL.md section 9). The bundle is public:
+// every answer carries Access-Control-Allow-Origin: *, so that a page of
+// any origin may load it, as an ES module too (which a browser fetches with
+// CORS). It sets Content-Type, a strong ETag and Cache-Control: no-cache
+// (the browser revalidates, so a new server version is picked up at once),
+// and answers 304 Not Modified when If-None-Match holds the ETag.
 func ServeHTTP(w http.ResponseWriter, r *http.Request, name string) {
-	f, ok := files[name]
-	if !ok {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	f, ok := files[name]
+	switch {
+	case !ok:
+		httpx.Error(w, http.StatusNotFound, httpx.MsgNotFound)
+		return
+	case r.Method == http.MethodOptions:
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		httpx.MethodNotAllowed(w, "GET, HEAD")
+		return
+	}
 	h.Set("ETag", f.etag)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")

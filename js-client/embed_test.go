@@ -81,8 +81,31 @@ func TestServeHTTPErrors(t *testing.T) {
 		{http.MethodPost, "tether.js", http.StatusMethodNotAllowed},
 	}
 	for _, tt := range tests {
-		if w := serve(t, tt.method, tt.name, nil); w.Code != tt.want {
+		w := serve(t, tt.method, tt.name, nil)
+		if w.Code != tt.want {
 			t.Errorf("%s %s: status %d, want %d", tt.method, tt.name, w.Code, tt.want)
+		}
+		// Every error in the server's form (PROTOCOL.md section 9).
+		h := w.Result().Header
+		if h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("%s %s: headers %v", tt.method, tt.name, h)
+		}
+	}
+	if got := serve(t, http.MethodPost, "tether.js", nil).Result().Header.Get("Allow"); got != "GET, HEAD, OPTIONS" {
+		t.Errorf("405: Allow %q", got)
+	}
+}
+
+// TestServeHTTPCrossOrigin checks that any origin may load the bundle,
+// the ES module with CORS included, and gets its preflight answered.
+func TestServeHTTPCrossOrigin(t *testing.T) {
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodOptions} {
+		w := serve(t, method, "tether.mjs", http.Header{"Origin": {"https://other.example"}})
+		if got := w.Result().Header.Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q, want *", method, got)
+		}
+		if method == http.MethodOptions && w.Code != http.StatusNoContent {
+			t.Errorf("preflight: status %d, want 204", w.Code)
 		}
 	}
 }

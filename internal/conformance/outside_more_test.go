@@ -196,10 +196,20 @@ func TestOutsideWaitingPollAtClientClose(t *testing.T) {
 // origin.
 func TestOutsideBundle(t *testing.T) {
 	c := newOutside(t, nil)
+	other := http.Header{"Origin": {"http://other.example"}}
 	for _, name := range []string{"tether.js", "tether.mjs"} {
-		a := c.request("GET", name, http.Header{"Origin": {"http://evil.example"}}, nil)
-		if a.status != 200 || len(a.body) < 1000 {
-			t.Errorf("%s from another origin: %d, %d bytes", name, a.status, len(a.body))
+		a := c.request("GET", name, other, nil)
+		if a.status != 200 || len(a.body) < 1000 || a.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s from another origin: %d, %d bytes, Access-Control-Allow-Origin %q; section 7 says served to any origin, with *", name, a.status, len(a.body), a.header.Get("Access-Control-Allow-Origin"))
+		}
+		a = c.request("OPTIONS", name, http.Header{"Origin": {"http://other.example"}, "Access-Control-Request-Method": {"GET"}}, nil)
+		if a.status != 204 || a.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("a preflight for %s: %v, Access-Control-Allow-Origin %q; sections 7 and 9 say 204", name, a, a.header.Get("Access-Control-Allow-Origin"))
+		}
+		a = c.request("POST", name, other, nil)
+		wantError(t, "POST "+name, a, 405, "method not allowed")
+		if got := a.header.Get("Allow"); got != "GET, HEAD, OPTIONS" {
+			t.Errorf("POST %s: Allow %q, section 7 says GET, HEAD, OPTIONS", name, got)
 		}
 	}
 	wantError(t, "a WebSocket handshake from another origin", c.refusedWebSocket(c.negotiate(), "&received=0", http.Header{"Origin": {"http://evil.example"}}), 403, "origin not allowed")
