@@ -65,11 +65,7 @@ func dialSmall(ctx context.Context, addr string) (net.Conn, error) {
 // writes itself; its HTTP responses had no bound.
 func TestUnreadResponses(t *testing.T) {
 	const size = 4 << 20 // one message: whenever the poll comes, its answer carries it whole
-	// xhr-polling is left out: a poll's answer carries what waits at once,
-	// and a poll can be answered "another connection still open" under
-	// load instead (see serveReceiving), which makes a client reading
-	// nothing hard to pin to one blocked write.
-	for _, tr := range []string{"xhr_streaming", "eventsource", "websocket"} {
+	for _, tr := range []string{"xhr", "xhr_streaming", "eventsource", "websocket"} {
 		t.Run(tr, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
@@ -129,6 +125,20 @@ func TestUnreadResponses(t *testing.T) {
 				}
 			}
 			switch tr {
+			case "xhr":
+				// The first poll opens the session; the second carries the
+				// message, whether it waits in sockjs-go's buffer when the
+				// poll comes or comes while the poll waits.
+				open("POST", true)
+				select {
+				case <-sent:
+				case <-ctx.Done():
+					t.Fatal("the application could not send")
+				}
+				// Most often the message then waits in sockjs-go's buffer
+				// when the poll comes, and goes out as the poll attaches.
+				time.Sleep(100 * time.Millisecond)
+				open("POST", false)
 			case "xhr_streaming":
 				open("POST", false)
 			case "eventsource":

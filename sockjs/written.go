@@ -106,6 +106,12 @@ type countingWriter struct {
 
 	holdBusy bool // swallow the "another connection" close frame
 	busy     bool // it was swallowed
+	// failed is set once a write failed. sockjs-go answers the same close
+	// frame when an attach fails for any reason, a failed write of what
+	// waits in its buffer among them: that one is not held back, so that
+	// sockjs-go ends the session (its request ends with the frame unwritten
+	// and the receiver still open) rather than the bridge trying again.
+	failed bool
 }
 
 // busyFrame is the close frame sockjs-go answers a receiving request with
@@ -113,12 +119,15 @@ type countingWriter struct {
 const busyFrame = `c[2010,"Another connection still open"]`
 
 func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.holdBusy && bytes.Equal(bytes.TrimRight(bytes.TrimPrefix(p, []byte("data: ")), "\r\n"), []byte(busyFrame)) {
+	if c.holdBusy && !c.failed && bytes.Equal(bytes.TrimRight(bytes.TrimPrefix(p, []byte("data: ")), "\r\n"), []byte(busyFrame)) {
 		c.busy = true
 		return len(p), nil
 	}
 	c.within()
 	n, err := c.ResponseWriter.Write(p)
+	if err != nil {
+		c.failed = true
+	}
 	if err == nil {
 		if k := countMessages(p); k > 0 {
 			if t := c.h.tracker(c.id); t != nil {
