@@ -335,7 +335,15 @@ func TestOutsideNegotiate(t *testing.T) {
 	if a := c.request("POST", "negotiate?v=1", http.Header{"Origin": {strings.TrimSuffix(c.base, "/rt/")}}, nil); a.status != 200 {
 		t.Errorf("negotiate from the server's own origin: %v, section 7 says it is accepted", a)
 	}
-	wantError(t, "a path under the prefix that is no endpoint", c.request("GET", "nothing", nil, nil), 404, "not found")
+	for _, path := range []string{"nothing", "", "longpoll/x", "LONGPOLL", "negotiate.json"} {
+		wantError(t, "the path {prefix}"+path, c.request("GET", path, nil, nil), 404, "not found")
+	}
+	// The last segment alone names the endpoint (section 9).
+	for _, path := range []string{"x/negotiate?v=1", "a/b/negotiate?v=1", "negotiate/?v=1"} {
+		if a := c.request("POST", path, nil, nil); a.status != 200 {
+			t.Errorf("POST {prefix}%s: %v, section 9 says the last segment names the endpoint", path, a)
+		}
+	}
 }
 
 // TestOutsideAttachRefusals checks the refusals of sections 3 and 9 on
