@@ -422,3 +422,28 @@ func TestOutsideClosedSession(t *testing.T) {
 		wantError(t, "a WebSocket handshake after "+closer, c.refusedWebSocket(s, "&received=1", nil), 404, "unknown session")
 	}
 }
+
+// TestOutsideWebSocketAckCadence checks section 5.2: the server
+// acknowledges a WebSocket's messages after every 32, and the rest soon
+// after the last.
+func TestOutsideWebSocketAckCadence(t *testing.T) {
+	c := newOutside(t, &tether.Options{HeartbeatInterval: time.Minute})
+	s := c.negotiate()
+	w := c.attachWebSocket(s, "&received=0", "")
+	for range 100 {
+		w.write(ws.TextMessage, "m")
+	}
+	acked, echoes := 0, 0
+	for echoes < 100 || acked < 100 {
+		f := nextFrame(t, w, "h")
+		if f[0] != 'a' {
+			echoes++
+			continue
+		}
+		n, err := strconv.Atoi(f[1:])
+		if err != nil || n <= acked || n > 100 || n-acked > 32 || n%32 != 0 && n != 100 {
+			t.Fatalf("%q after a%d; section 5.2 says one after every 32 client messages, then the rest", f, acked)
+		}
+		acked = n
+	}
+}

@@ -135,6 +135,9 @@ func TestOutsideProbe(t *testing.T) {
 	s := c.negotiate()
 	w := c.attachWebSocket(s, "&received=0", "")
 	for _, name := range []string{"sse", "streaming"} {
+		// A compact probe answers as a compact attach would (the
+		// readers check the framing and Content-Type).
+		c.attach(name, s, "&received=0&probe=1&compact=1").stop()
 		d := c.attach(name, s, "&received=0&probe=1")
 		if a := c.send(s, "&seq="+strconv.Itoa(map[string]int{"sse": 1, "streaming": 2}[name]), "m"+name); a.status != 204 {
 			t.Fatal(a)

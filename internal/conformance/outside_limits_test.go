@@ -257,3 +257,31 @@ func messagesToEnd(t *testing.T, d outsideDown) int {
 		}
 	}
 }
+
+// TestOutsideStreamByteLimitBytes checks section 4.5's byte limit to the
+// byte: a response ends once it has carried MaxStreamBytes, the last batch
+// going over, not before.
+func TestOutsideStreamByteLimitBytes(t *testing.T) {
+	const limit = 8 << 10
+	c := newOutside(t, &tether.Options{MaxStreamBytes: limit})
+	s := c.negotiate()
+	resp, stop := c.openStream("streaming", s, "&received=0")
+	defer stop()
+	boundary := outsideBoundary.FindStringSubmatch(resp.Header.Get("Content-Type"))[1]
+	if a := c.send(s, "&seq=1", outsideTexts(20)...); a.status != 204 {
+		t.Fatal(a)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing := "--" + boundary + "--\r\n"
+	if !strings.HasSuffix(string(body), closing) {
+		t.Fatalf("the response ends with %q, section 4.5 says cleanly", body[max(0, len(body)-40):])
+	}
+	carried := len(body) - len(closing)
+	lastPart := strings.LastIndex(string(body[:carried]), "--"+boundary+"\r\n")
+	if carried < limit || lastPart >= limit {
+		t.Errorf("a response of MaxStreamBytes %d carried %d bytes, %d before its last part; section 4.5 says it ends once it has carried the limit, the last batch going over", limit, carried, lastPart)
+	}
+}
