@@ -190,6 +190,23 @@ func TestOutsideClientClose(t *testing.T) {
 		wantEndWithoutFrames(t, d, "stream after the client's close (section 6)")
 		wantError(t, "send after it", c.send(s, "&seq=1", "mx"), 404, "unknown session")
 	})
+	t.Run("send with a WebSocket attached", func(t *testing.T) {
+		c := newOutside(t, nil)
+		s := c.negotiate()
+		w := c.attachWebSocket(s, "&received=0", "tether.compact")
+		if a := c.send(s, "&seq=1", "mundelivered", "c4100 bye"); a.status != 204 {
+			t.Fatal(a)
+		}
+		// The echo may or may not have gone out before the close: the
+		// server discards what it has not delivered.
+		f, err := w.next()
+		if err == nil && f == "mundelivered" {
+			f, err = w.next()
+		}
+		if err != io.EOF || w.closeCode != 1000 || w.closeText != "" {
+			t.Errorf("the WebSocket attached at a send's close frame: %q %v, close %d %q; section 6 says closed with 1000 and no reason, no close frame", f, err, w.closeCode, w.closeText)
+		}
+	})
 	t.Run("websocket close without close frame", func(t *testing.T) {
 		c := newOutside(t, nil)
 		s := c.negotiate()
