@@ -22,6 +22,7 @@ import (
 	"github.com/tetherkit/tether"
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/session"
+	"github.com/tetherkit/tether/wire"
 )
 
 // The attack table: each row is what an attacker does to a running server
@@ -247,6 +248,85 @@ var attacks = []attackRow{
 			}
 		}
 		return "the whole message trickled in"
+	}},
+	{"WebSocket handshake offering permessage-deflate, then a compressed frame (RSV1)", "no extension accepted; WebSocket close 1002; session unaffected", func(t *testing.T, e *badEnv, during func()) string {
+		// Compression is not offered, so there is no bomb to inflate: a
+		// frame claiming it is a protocol error of the connection.
+		s := e.session(t)
+		h := http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+		conn, resp, err := ws.DefaultDialer.Dial(e.wsURL(s, "received=0&seq=1"), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		got := "no extension accepted"
+		if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+			got = "extension accepted: " + ext
+		}
+		conn.NetConn().SetDeadline(time.Now().Add(30 * time.Second))
+		// A deflated "m" of 1 MiB of zeros would be about 1 KiB; what
+		// follows the header is never inflated.
+		if _, err := conn.NetConn().Write(maskedFrame(0x80|0x40|0x1, make([]byte, 1024))); err != nil {
+			t.Fatal(err)
+		}
+		during()
+		out := e.wsOutcome(t, conn)
+		if strings.Contains(out, "close 1002") {
+			out = "WebSocket close 1002"
+		}
+		conn.Close()
+		return got + "; " + out + e.after(t, s)
+	}},
+	{"WebSocket frames that break RFC 6455: unmasked, reserved opcode 3, ping of 126 bytes", "WebSocket close 1002 each; session unaffected", func(t *testing.T, e *badEnv, during func()) string {
+		s := e.session(t)
+		var got []string
+		for i, frame := range [][]byte{
+			{0x81, 0x02, 'm', 'x'}, // unmasked
+			maskedFrame(0x83, []byte("mx")),
+			maskedFrame(0x89, make([]byte, 126)),
+		} {
+			conn := e.dialWS(t, s, fmt.Sprintf("received=0&seq=%d", s.seq+1))
+			if _, err := conn.NetConn().Write(frame); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				during()
+			}
+			out := e.wsOutcome(t, conn)
+			conn.Close()
+			if strings.Contains(out, "close 1002") {
+				out = "WebSocket close 1002"
+			}
+			got = append(got, out)
+		}
+		if got[0] == got[1] && got[1] == got[2] {
+			return got[0] + " each" + e.after(t, s)
+		}
+		return strings.Join(got, ", ") + e.after(t, s)
+	}},
+	{"50 sessions attached by WebSocket, then silent with their connections open (half-open)", "every session closed 1006", func(t *testing.T, e *badEnv, during func()) string {
+		// X-Test-Expire shortens each session's resume window to 50 ms:
+		// the server drops a connection silent for two heartbeats (2 s),
+		// and the session ends when no other attaches.
+		const sessions = 50
+		var ss []*rawSession
+		for range sessions {
+			r := e.req(t, "POST", "negotiate?v=1", "", nil)
+			r.Header.Set("X-Test-Expire", "1")
+			s := e.negotiate(t, r)
+			ss = append(ss, s)
+			conn := e.dialWS(t, s, "received=0&seq=1")
+			defer conn.Close()
+		}
+		during()
+		codes := map[wire.StatusCode]int{}
+		for _, s := range ss {
+			codes[e.ended(t, s)]++
+		}
+		if codes[wire.StatusAbnormalClosure] != sessions {
+			return fmt.Sprintf("sessions ended with %v", codes)
+		}
+		return "every session closed 1006"
 	}},
 	{"WebSocket text message of invalid UTF-8 split across fragments", "close frame 4003 malformed frame; session closed 4003", func(t *testing.T, e *badEnv, during func()) string {
 		s := e.session(t)
