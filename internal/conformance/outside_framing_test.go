@@ -302,3 +302,19 @@ func TestOutsideCompactCloseFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestOutsideBoundaries checks section 4.4: the boundary is drawn for
+// each response.
+func TestOutsideBoundaries(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	seen := map[string]bool{}
+	for i := range 3 {
+		d := c.attachStreaming(s, "&received=0")
+		if seen[d.boundary] {
+			t.Errorf("response %d has the boundary %q of an earlier one", i+1, d.boundary)
+		}
+		seen[d.boundary] = true
+		d.stop()
+	}
+}

@@ -1,6 +1,8 @@
 package conformance_test
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"strconv"
 	"strings"
@@ -205,6 +207,53 @@ func TestOutsideLimits(t *testing.T) {
 		if _, err := w.next(); err != io.EOF || w.closeCode != 4002 {
 			t.Errorf("WebSocket close %d %q", w.closeCode, w.closeText)
 		}
+	})
+	t.Run("slow consumer on a stream with acks=1", func(t *testing.T) {
+		c := newOutside(t, &tether.Options{MaxQueuedBytes: 16 << 10})
+		s := c.negotiate()
+		d := c.attach("sse", s, "&received=0&acks=1")
+		frames := outsideTexts(20)
+		if a := c.send(s, "&seq=1", frames...); a.status != 204 {
+			t.Fatal(a)
+		}
+		// Section 4.5: the queue bounds what goes unacknowledged.
+		for i := range 15 {
+			if f := nextFrame(t, d, "h"); f != frames[i] {
+				t.Fatalf("message %d: %.8q", i+1, f)
+			}
+		}
+		if f := nextFrame(t, d, "h"); f != "c4002 slow consumer" {
+			t.Errorf("after 15 messages: %.20q, section 4.5 says the queue bounds an acks=1 stream (4002)", f)
+		}
+	})
+	t.Run("chunked body", func(t *testing.T) {
+		c := newOutside(t, nil)
+		s := c.negotiate()
+		// A body of unknown length goes chunked.
+		post := func(seq int, body []byte) outsideAnswer {
+			ctx, cancel := context.WithTimeout(context.Background(), outsideTimeout)
+			defer cancel()
+			req := c.newRequest(ctx, "POST", "send?"+s.auth()+"&seq="+strconv.Itoa(seq), nil, nil)
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return outsideAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+		}
+		var body []byte
+		for len(body)+905 <= s.MaxBodyBytes {
+			body = append(body, outsideBatch("m"+strings.Repeat("x", 900))...)
+		}
+		if a := post(1, body); a.status != 204 {
+			t.Errorf("a chunked send within maxBodyBytes: %v", a)
+		}
+		for len(body) <= s.MaxBodyBytes {
+			body = append(body, outsideBatch("h")...)
+		}
+		wantError(t, "a chunked send over maxBodyBytes", post(1, body), 413, "body too big")
 	})
 	t.Run("slow consumer on longpoll", func(t *testing.T) {
 		c := newOutside(t, &tether.Options{MaxQueuedBytes: 16 << 10})
