@@ -123,6 +123,28 @@ var attacks = []attackRow{
 		}
 		return "every poll answered 200" + e.after(t, s)
 	}},
+	{"200 sends at once on one session, all of the same message", "each answered 204 or 503 try again; the message echoed once; session unaffected", func(t *testing.T, e *badEnv, during func()) string {
+		s := e.session(t)
+		const sends = 200
+		answers := make(chan string, sends)
+		for range sends {
+			go func() {
+				answers <- e.answerOrErr(e.req(t, "POST", "send?seq=1", s.query(), batch("mstorm")))
+			}()
+		}
+		got := map[string]int{}
+		for i := range sends {
+			got[<-answers]++
+			if i == sends/2 {
+				during()
+			}
+		}
+		s.seq, s.expect = 1, []string{"storm"}
+		if got["204"] == 0 || got["204"]+got["503 try again"] != sends {
+			return fmt.Sprintf("answers %v", got) + e.after(t, s)
+		}
+		return "each answered 204 or 503 try again; the message echoed once" + e.after(t, s)
+	}},
 	{"100 WebSocket attaches at once on one session", "99 closed 4009 superseded, one attached; session unaffected", func(t *testing.T, e *badEnv, during func()) string {
 		s := e.session(t)
 		const attaches = 100
