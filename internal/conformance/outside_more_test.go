@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -583,5 +586,47 @@ func TestOutsideStaleAttachDisturbsNothing(t *testing.T) {
 	w.write(ws.TextMessage, "m3")
 	if f := nextFrame(t, w, "ha"); f != "m3" {
 		t.Errorf("the attached WebSocket after stale attaches: %q", f)
+	}
+}
+
+// TestOutsideTokenNeverLogged checks section 3: the server never logs the
+// token, nor the session parameter of a request it cannot match, at any
+// level, whatever goes wrong.
+func TestOutsideTokenNeverLogged(t *testing.T) {
+	// A file: its writes are safe for concurrent use.
+	log, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() }) // after the server's cleanup, which runs first
+	c := newOutsideServer(t, tether.HandlerFunc(func(s *session.Session) { <-s.Context().Done() }), &tether.Options{
+		Logger:          slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		MaxMessageBytes: 100,
+	})
+	s, other := c.negotiate(), c.negotiate()
+	swapped := "session=" + s.Token + "&token=" + s.Session
+	for _, r := range []struct{ method, endpoint string }{
+		{"GET", "longpoll?" + swapped + "&received=0"},
+		{"GET", "longpoll?session=" + s.Session + "&token=" + other.Token + "&received=0"},
+		{"GET", "sse?" + swapped + "&received=0"},
+		{"POST", "send?" + swapped + "&seq=1"},
+		{"GET", "longpoll?" + s.auth() + "&received=x"},
+	} {
+		c.request(r.method, r.endpoint, nil, nil)
+	}
+	c.request("POST", "send?"+s.auth()+"&seq=1", nil, []byte("9:mcut"))
+	c.request("POST", "send?"+s.auth()+"&received=9", nil, nil)
+	c.request("GET", "longpoll?"+s.auth()+"&received=5", nil, nil)
+	c.refusedWebSocket(outsideSession{Session: s.Token, Token: s.Session}, "&received=0", nil)
+	w := c.attachWebSocket(other, "&received=0", "")
+	w.write(ws.TextMessage, "x")
+	w.next()
+	c.request("POST", "send?"+other.auth()+"&seq=1", nil, outsideBatch("m"+strings.Repeat("x", 200)))
+	b, err := os.ReadFile(log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logs := string(b); !strings.Contains(logs, "unknown session") || strings.Contains(logs, s.Token) || strings.Contains(logs, other.Token) {
+		t.Errorf("a token is in the server's log, or the log is not the one written:\n%s", logs)
 	}
 }
