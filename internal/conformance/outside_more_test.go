@@ -630,3 +630,20 @@ func TestOutsideTokenNeverLogged(t *testing.T) {
 		t.Errorf("a token is in the server's log, or the log is not the one written:\n%s", logs)
 	}
 }
+
+// TestOutsideTransportsOffered checks sections 2 and 9: negotiate lists the
+// transports offered in the server's order, and one not offered is no
+// endpoint.
+func TestOutsideTransportsOffered(t *testing.T) {
+	c := newOutside(t, &tether.Options{Transports: []string{"longpoll", "websocket"}})
+	s := c.negotiate()
+	if got := strings.Join(s.Transports, ","); got != "longpoll,websocket" {
+		t.Errorf("transports %q, want the configured longpoll,websocket", got)
+	}
+	for _, ep := range []string{"sse", "streaming"} {
+		wantError(t, ep+" not offered", c.request("GET", ep+"?"+s.auth()+"&received=0", nil, nil), 404, "not found")
+	}
+	if a := c.send(s, "&seq=1", "mx"); a.status != 204 {
+		t.Errorf("send with longpoll offered: %v", a)
+	}
+}
