@@ -61,10 +61,16 @@ type journal struct {
 	gone  atomic.Bool    // the lease was lost or released: the session's end deletes nothing
 }
 
-// Write implements session.Journal.
+// Write implements session.Journal. A write extends the lease: the
+// Renewer leaves it out of its next round.
 func (j *journal) Write(ctx context.Context, e *session.Entry) error {
+	began := time.Now()
 	err := j.d.state.Write(ctx, j.lease, e)
-	if err == nil || errors.Is(err, ErrStateUnavailable) {
+	if err == nil {
+		j.d.renewer.Extended(j.lease, began)
+		return nil
+	}
+	if errors.Is(err, ErrStateUnavailable) {
 		return err
 	}
 	j.gone.Store(true)
@@ -86,6 +92,7 @@ func (d *durable) open(ctx context.Context, id, token string, info session.Reque
 	if handing {
 		return nil, fmt.Errorf("%w: the node hands its sessions over", ErrStateUnavailable)
 	}
+	began := time.Now()
 	l, err := d.state.Create(ctx, id, token, d.n.id, data)
 	if err != nil {
 		return nil, err
@@ -95,6 +102,7 @@ func (d *durable) open(ctx context.Context, id, token string, info session.Reque
 	d.journals[id] = j
 	d.mu.Unlock()
 	d.renewer.Add(l)
+	d.renewer.Extended(l, began)
 	return j, nil
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // Renewer keeps a node's leases: every LeaseTTL/3 it renews all of them at
-// once (StateStore.RenewAll), and tells the node of each lease it has
+// once (StateStore.RenewAll), but those that a write extended since the
+// previous round began (Extended), and tells the node of each lease it has
 // lost, so that the node stops serving the session. A durable Node makes
 // its own; NewRenewer makes one for a StateStore used without a Node. All
 // methods may be called concurrently.
@@ -20,7 +21,8 @@ type Renewer struct {
 	every  time.Duration
 
 	mu     sync.Mutex
-	leases map[string]Lease // guarded by mu; by session id
+	leases map[string]heldLease // guarded by mu; by session id
+	round  time.Time            // when the last round began (or NewRenewer was called); the loop's own
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -45,7 +47,8 @@ func NewRenewer(s StateStore, lost func(Lease, error), logger *slog.Logger) *Ren
 		lost:   lost,
 		logger: logger,
 		every:  max(s.LeaseTTL()/3, time.Millisecond),
-		leases: map[string]Lease{},
+		leases: map[string]heldLease{},
+		round:  time.Now(),
 		done:   make(chan struct{}),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -53,11 +56,35 @@ func NewRenewer(s StateStore, lost func(Lease, error), logger *slog.Logger) *Ren
 	return r
 }
 
+// heldLease is a lease the Renewer holds.
+type heldLease struct {
+	lease Lease
+	// extended is when the last write that extended the lease (Extended)
+	// began; zero for none.
+	extended time.Time
+}
+
 // Add has the Renewer renew l from now on, in place of any lease of the
-// same session it held.
+// same session it held. The call that got l (StateStore.Create or
+// TakeOver) extended it: Extended with the time it began leaves l out of
+// the next round.
 func (r *Renewer) Add(l Lease) {
 	r.mu.Lock()
-	r.leases[l.ID] = l
+	r.leases[l.ID] = heldLease{lease: l}
+	r.mu.Unlock()
+}
+
+// Extended tells the Renewer that a write which began at the time at
+// extended l (StateStore.Write returned nil): the next round of renewals
+// leaves l out if at is after the previous round began, since l is then at
+// least as fresh as that round would have left it. It does nothing for a
+// lease the Renewer does not hold.
+func (r *Renewer) Extended(l Lease, at time.Time) {
+	r.mu.Lock()
+	if h, ok := r.leases[l.ID]; ok && h.lease == l && at.After(h.extended) {
+		h.extended = at
+		r.leases[l.ID] = h
+	}
 	r.mu.Unlock()
 }
 
@@ -100,12 +127,18 @@ func (r *Renewer) loop() {
 
 // renew renews every lease once, bounded by twice the renewal interval
 // (two thirds of LeaseTTL): a slow store still renews in time, and a
-// renewal that would come too late is given up.
+// renewal that would come too late is given up. It leaves out the leases
+// that a write which began after the previous round began extended (for
+// the first round, after NewRenewer was called).
 func (r *Renewer) renew() {
+	began, previous := time.Now(), r.round
+	r.round = began
 	r.mu.Lock()
 	leases := make([]Lease, 0, len(r.leases))
-	for _, l := range r.leases {
-		leases = append(leases, l)
+	for _, h := range r.leases {
+		if h.extended.Before(previous) {
+			leases = append(leases, h.lease)
+		}
 	}
 	r.mu.Unlock()
 	if len(leases) == 0 {
@@ -135,7 +168,7 @@ func (r *Renewer) renew() {
 func (r *Renewer) drop(l Lease) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.leases[l.ID] != l {
+	if r.leases[l.ID].lease != l {
 		return false
 	}
 	delete(r.leases, l.ID)
