@@ -18,7 +18,10 @@ import (
 // subscriber is a session this server created, as its Broker delivers to
 // it: published messages go into the session's own numbered queue.
 type subscriber struct {
-	l *session.Local
+	// l is the session's Local, a handle of one pointer: held as a
+	// value, so that a publish reaches the Session without loading the
+	// Local first (one place less in memory per delivery).
+	l session.Local
 
 	// mu serializes the session's Subscribe and Unsubscribe calls and its
 	// leaving every topic when it closes, broker calls included: a
@@ -79,7 +82,7 @@ func (s *subscriber) CloseGap(string) {
 func (srv *Server) addSubscriber(l *session.Local, resume map[string]uint64) {
 	srv.subsMu.Lock()
 	defer srv.subsMu.Unlock()
-	srv.subs[l.ID()] = &subscriber{l: l, resume: resume}
+	srv.subs[l.ID()] = &subscriber{l: *l, resume: resume}
 }
 
 // removeSubscriber forgets a session that has finished. It is called with
@@ -87,7 +90,7 @@ func (srv *Server) addSubscriber(l *session.Local, resume map[string]uint64) {
 func (srv *Server) removeSubscriber(l *session.Local) {
 	srv.subsMu.Lock()
 	defer srv.subsMu.Unlock()
-	if sub := srv.subs[l.ID()]; sub != nil && sub.l == l {
+	if sub := srv.subs[l.ID()]; sub != nil && sub.l.Session == l.Session {
 		delete(srv.subs, l.ID())
 	}
 }

@@ -190,7 +190,7 @@ func (c *connection) flush() {
 // WebSocket close. It reports whether the writes went well.
 func (c *connection) writeLeft() bool {
 	if c.unsent {
-		if c.socket.send(c.rest) != nil {
+		if c.sock.send(c.rest) != nil {
 			return false
 		}
 		c.rest, c.unsent = nil, false

@@ -33,9 +33,19 @@ type socket struct {
 	// out before anything else, so that a frame is never cut by another
 	// (guarded by mu).
 	rest []byte
-	// nowWriter writes without waiting (writeNow.go); nil where the
+	// now writes without waiting (writenow_unix.go); it cannot where the
 	// connection offers no way to (TLS), and trySend then writes nothing.
-	nowWriter *nowWriter
+	// A value in the socket, as the socket is in its connection: a
+	// publish writing to many connections reaches each one's memory in
+	// one place (see package internal/subscribers).
+	now nowWriter
+}
+
+// init makes s the socket over nc, whose writes that may wait (send) wait
+// for at most writeTimeout. s must not be in use yet.
+func (s *socket) init(nc net.Conn, writeTimeout time.Duration) {
+	s.Conn, s.writeTimeout = nc, writeTimeout
+	s.now.init(nc)
 }
 
 // Write implements net.Conn for gorilla, whose writes are whole frames.
@@ -69,8 +79,8 @@ func (s *socket) SetDeadline(t time.Time) error {
 func (s *socket) send(p []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.nowWriter != nil && s.failed == nil && len(s.rest) == 0 {
-		n, err := s.nowWriter.write(p)
+	if s.now.usable() && s.failed == nil && len(s.rest) == 0 {
+		n, err := s.now.write(p)
 		if err != nil {
 			s.failed = err
 			return err
@@ -92,7 +102,7 @@ func (s *socket) send(p []byte) error {
 // of which the socket keeps, to go out first on the next write that may
 // wait (send, Write). A failed write fails the socket.
 func (s *socket) trySend(p []byte) (int, error) {
-	if s.nowWriter == nil || !s.mu.TryLock() {
+	if !s.now.usable() || !s.mu.TryLock() {
 		return 0, nil
 	}
 	defer s.mu.Unlock()
@@ -102,7 +112,7 @@ func (s *socket) trySend(p []byte) (int, error) {
 	if len(s.rest) > 0 {
 		return 0, nil
 	}
-	n, err := s.nowWriter.write(p)
+	n, err := s.now.write(p)
 	if err != nil {
 		s.failed = err
 		return 0, err
@@ -137,7 +147,9 @@ func (s *socket) writeLocked(p []byte) (int, error) {
 }
 
 // hijackingWriter hands gorilla's Upgrade a socket when it hijacks the
-// connection, so that gorilla writes through it from the handshake on.
+// connection, so that gorilla writes through it from the handshake on: it
+// makes socket, which its connection holds, the socket over what it
+// hijacked.
 type hijackingWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
@@ -150,6 +162,6 @@ func (w *hijackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.socket = &socket{Conn: nc, writeTimeout: w.writeTimeout, nowWriter: newNowWriter(nc)}
+	w.socket.init(nc, w.writeTimeout)
 	return w.socket, brw, nil
 }

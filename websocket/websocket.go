@@ -96,7 +96,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		httpx.AttachError(w, err)
 		return
 	}
-	hw := &hijackingWriter{ResponseWriter: w, writeTimeout: a.Config.WriteTimeout}
+	hw := &hijackingWriter{ResponseWriter: w, writeTimeout: a.Config.WriteTimeout, socket: &c.sock}
 	conn, err := t.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// The upgrader has answered.
@@ -104,7 +104,7 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 		link.Detach()
 		return
 	}
-	c.conn, c.socket = conn, hw.socket
+	c.conn = conn
 	c.compact = conn.Subprotocol() == CompactSubprotocol
 	c.textLimit = textLimit(a.Config.MaxMessageBytes)
 	c.mu.Lock()
@@ -127,8 +127,12 @@ func (t *Transport) ServeAttach(w http.ResponseWriter, r *http.Request, a *trans
 // acknowledgements of client messages from the link's, which holds no
 // goroutine either.
 type connection struct {
-	conn    *ws.Conn // reads; writes only the WebSocket close (closeConn)
-	socket  *socket  // under conn: every write goes through it
+	conn *ws.Conn // reads; writes only the WebSocket close (closeConn)
+	// sock is the socket under conn: every write goes through it. A value
+	// in the connection, so that a publish writing to many connections
+	// reaches each one's memory in one place (see package
+	// internal/subscribers).
+	sock    socket
 	link    session.Link
 	session session.Endpoint // the session link is attached to
 	cfg     *transport.Config

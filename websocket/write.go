@@ -128,10 +128,10 @@ func (c *connection) writeMessage(typ int, p []byte) bool {
 // it hands over to, and c.unsent is set.
 func (c *connection) send(p []byte) bool {
 	if !c.inline {
-		return c.socket.send(p) == nil
+		return c.sock.send(p) == nil
 	}
 	if !c.unsent {
-		n, err := c.socket.trySend(p)
+		n, err := c.sock.trySend(p)
 		switch {
 		case err != nil:
 			return false

@@ -8,6 +8,8 @@ import "net"
 // has none, so every write waits on a connection's own goroutine.
 type nowWriter struct{}
 
-func newNowWriter(net.Conn) *nowWriter { return nil }
+func (*nowWriter) init(net.Conn) {}
+
+func (*nowWriter) usable() bool { return false }
 
 func (*nowWriter) write(p []byte) (int, error) { return 0, nil }

@@ -15,7 +15,8 @@ import (
 // kernel's buffer and leaves the rest. It is what lets a publish write to
 // many connections on its own goroutine (socket.trySend), as a
 // hand-written broadcast loop does, without a client that does not read
-// holding it up. Its methods are called under the socket's lock.
+// holding it up. Its zero value cannot write (usable is false) until init;
+// its methods are called under the socket's lock.
 type nowWriter struct {
 	conn net.Conn
 	raw  syscall.RawConn
@@ -25,18 +26,18 @@ type nowWriter struct {
 	err  error
 }
 
-// newNowWriter returns a nowWriter for c, or nil when c is not a
-// descriptor of its own (a TLS connection, say).
-func newNowWriter(c net.Conn) *nowWriter {
+// init makes w write to c, unless c is not a descriptor of its own (a TLS
+// connection, say): w then stays unusable.
+func (w *nowWriter) init(c net.Conn) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return nil
+		return
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return nil
+		return
 	}
-	w := &nowWriter{conn: c, raw: raw}
+	w.conn, w.raw = c, raw
 	w.fn = func(fd uintptr) bool {
 		for {
 			w.n, w.err = syscall.Write(int(fd), w.p)
@@ -45,8 +46,10 @@ func newNowWriter(c net.Conn) *nowWriter {
 			}
 		}
 	}
-	return w
 }
+
+// usable reports whether w can write: init found a descriptor.
+func (w *nowWriter) usable() bool { return w.raw != nil }
 
 // write writes what of p the kernel takes now and returns how much that
 // was: 0 when its buffer is full.
