@@ -35,6 +35,23 @@ func TestOutsideCluster(t *testing.T) {
 	if a := other.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil); a.body != "2:m13:b\x00\xff" {
 		t.Errorf("poll through the other node: %v", a)
 	}
+	// Every transport, in both framings, through the node that does not
+	// hold the session.
+	for _, v := range outsideVariants {
+		s := owner.negotiate()
+		d := other.attachVariant(v, s, "&received=0")
+		up := &outsideUp{c: other, s: s, next: 1}
+		if w, ok := d.(*wsDown); ok {
+			up.w = w
+		}
+		up.frames("mrelayed é", "b\x00\x01")
+		for _, want := range []outsideMessage{{data: "relayed é"}, {binary: true, data: "\x00\x01"}} {
+			if got, _ := decodeMessage(t, nextFrame(t, d, "ha")); got != want {
+				t.Errorf("%v through the other node: %q, want %q", v, got.data, want.data)
+			}
+		}
+		d.stop()
+	}
 	wrong := outsideSession{Session: s.Session, Token: "AAAAAAAAAAAAAAAAAAAAAA"}
 	wantError(t, "a wrong token on the other node", other.request("GET", "longpoll?"+wrong.auth()+"&received=0", nil, nil), 404, "unknown session")
 	for _, id := range []string{"short.AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAA!.AAAAAAAAAAAAAAAAAAAAAA", ".AAAAAAAAAAAAAAAAAAAAAA"} {
