@@ -1,11 +1,13 @@
 package conformance_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -299,6 +301,28 @@ func TestOutsideSlowBody(t *testing.T) {
 			t.Errorf("408 on %s without Connection: close", endpoint[:4])
 		}
 	}
+	// A byte at a time: the timeout bounds the whole body, not each
+	// read. 30 bytes, one each 20 ms, take 600 ms.
+	conn, err := net.DialTimeout("tcp", host, outsideTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(outsideTimeout))
+	body := outsideBatch("m" + strings.Repeat("x", 26))
+	conn.Write([]byte("POST /rt/send?" + s.auth() + "&seq=1 HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"))
+	for _, b := range body {
+		if _, err := conn.Write([]byte{b}); err != nil {
+			break // the server answered and closed
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	wantError(t, "a body a byte at a time", outsideAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}, 408, "request timeout")
 	if a := c.send(s, "&seq=1", "mstill"); a.status != 204 {
 		t.Errorf("send after the 408: %v", a)
 	}
