@@ -390,3 +390,36 @@ func newOutsideServer(t *testing.T, h tether.Handler, opts *tether.Options) *out
 	})
 	return &outsideClient{t: t, base: hs.URL + "/rt/", hc: &http.Client{Transport: tr}}
 }
+
+// TestOutsideOrderOfChecks checks section 9's order of the checks with a
+// request that fails several: origin, path, method, query, session.
+func TestOutsideOrderOfChecks(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	evil := http.Header{"Origin": {"http://evil.example"}}
+	unknown := "session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA"
+	for _, tc := range []struct {
+		method, endpoint string
+		header           http.Header
+		status           int
+		body             string
+	}{
+		{"PUT", "nothing?received=x", evil, 403, "origin not allowed"},
+		{"PUT", "nothing?received=x", nil, 404, "not found"},
+		{"GET", "negotiate", nil, 405, "method not allowed"},
+		{"POST", "longpoll?" + unknown + "&received=x", nil, 405, "method not allowed"},
+		{"GET", "send?" + unknown + "&seq=abc", nil, 405, "method not allowed"},
+		{"POST", "send?" + unknown + "&seq=abc", nil, 400, "bad request: invalid seq"},
+		{"GET", "longpoll?" + unknown + "&received=x", nil, 400, "bad request: invalid received"},
+		{"GET", "sse?" + unknown, nil, 400, "bad request: missing received"},
+		{"GET", "longpoll?" + unknown + "&received=0&heartbeatMs=0", nil, 400, "bad request: invalid heartbeatMs"},
+		{"POST", "send?" + unknown + "&seq=1", nil, 404, "unknown session"},
+		{"POST", "send?" + s.auth() + "&seq=0&received=x", nil, 400, "bad request: invalid received"},
+	} {
+		a := c.request(tc.method, tc.endpoint, tc.header, []byte("x"))
+		if tc.method == "GET" {
+			a = c.request(tc.method, tc.endpoint, tc.header, nil)
+		}
+		wantError(t, tc.method+" "+tc.endpoint, a, tc.status, tc.body)
+	}
+}
