@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -379,7 +378,6 @@ func TestOutsideHeartbeats(t *testing.T) {
 			t.Fatalf("frame %q", f)
 		}
 	}
-	_ = http.StatusOK
 }
 
 // TestOutsideLongPollBody checks section 4.1: a long poll of many frames

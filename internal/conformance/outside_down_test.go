@@ -479,10 +479,12 @@ func (p *pollDown) next() (string, error) {
 	return f, nil
 }
 
+// stop does nothing: a poll ends with its answer.
 func (p *pollDown) stop() {}
 
-// nextMessage returns the next message frame, skipping heartbeats; a
-// close frame or an acknowledgement fails the test unless allowed.
+// nextFrame returns the next frame whose type is not in skip (for
+// example "ha": heartbeats and acknowledgements); the connection's end or
+// an error fails the test.
 func nextFrame(t *testing.T, d outsideDown, skip string) string {
 	t.Helper()
 	for {
