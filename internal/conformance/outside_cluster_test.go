@@ -1,9 +1,12 @@
 package conformance_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,5 +89,51 @@ func TestOutsideCluster(t *testing.T) {
 	}
 	if _, err := d.next(); err != io.EOF || d.(*wsDown).closeCode != 4006 {
 		t.Errorf("WebSocket close %d (%v), section 11 says 4006", d.(*wsDown).closeCode, err)
+	}
+}
+
+// outsideBusDown is a node's bus connection that can be cut: while down,
+// every request over it fails as when the bus cannot be reached.
+type outsideBusDown struct {
+	cluster.Bus
+	down *atomic.Bool
+}
+
+func (b outsideBusDown) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
+	if b.down.Load() {
+		return nil, fmt.Errorf("the test cut the bus: %w", cluster.ErrUnavailable)
+	}
+	return b.Bus.Request(ctx, subject, data)
+}
+
+// TestOutsideClusterBusDown checks section 11's bus down: a node that
+// cannot reach the owner answers 503 try again and changes nothing;
+// requests that reach the owner are unaffected; once the bus is back, the
+// session goes on.
+func TestOutsideClusterBusDown(t *testing.T) {
+	var down atomic.Bool
+	echo := &tether.Callbacks{Message: func(s *session.Session, m wire.Message) { s.Send(s.Context(), m) }}
+	cl := clustertest.Start(t, 2, echo, &clustertest.Options{Bus: func(b cluster.Bus) cluster.Bus { return outsideBusDown{b, &down} }})
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	owner := &outsideClient{t: t, base: cl.Nodes[0].URL, hc: &http.Client{Transport: tr}}
+	other := &outsideClient{t: t, base: cl.Nodes[1].URL, hc: owner.hc}
+	s := owner.negotiate()
+	if a := other.send(s, "&seq=1", "m1"); a.status != 204 {
+		t.Fatal(a)
+	}
+	down.Store(true)
+	wantError(t, "a send through the other node, bus down", other.send(s, "&seq=2", "m2"), 503, "try again")
+	wantError(t, "a poll through the other node, bus down", other.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil), 503, "try again")
+	wantError(t, "a WebSocket through the other node, bus down", other.refusedWebSocket(s, "&received=0&seq=2", nil), 503, "try again")
+	if a := owner.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil); a.body != "2:m1" {
+		t.Errorf("a poll on the owner, bus down: %v; section 11 says unaffected", a)
+	}
+	down.Store(false)
+	if a := other.send(s, "&seq=2", "m2"); a.status != 204 {
+		t.Fatalf("a send once the bus is back: %v", a)
+	}
+	if a := other.request("GET", "longpoll?"+s.auth()+"&received=1", nil, nil); a.body != "2:m2" {
+		t.Errorf("a poll once the bus is back: %v; section 11 says the session goes on where it left off", a)
 	}
 }
