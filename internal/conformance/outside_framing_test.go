@@ -318,3 +318,42 @@ func TestOutsideBoundaries(t *testing.T) {
 		d.stop()
 	}
 }
+
+// TestOutsideEdges checks a few edges sections 3, 4 and 4.2 settle: the
+// subprotocol among others, a Last-Event-ID ahead of what was sent, a
+// client's close reason of exactly 123 bytes on a WebSocket.
+func TestOutsideEdges(t *testing.T) {
+	c := newOutside(t, nil)
+	s := c.negotiate()
+	d := ws.Dialer{HandshakeTimeout: outsideTimeout, Subprotocols: []string{"chat", "tether.compact", "other"}}
+	conn, resp, err := d.Dial("ws"+strings.TrimPrefix(c.base, "http")+"websocket?"+s.auth()+"&received=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "tether.compact" {
+		t.Errorf("offered chat, tether.compact, other: the server selected %q; section 4.2 says tether.compact", got)
+	}
+
+	resp2, stop := c.open("GET", "sse?"+s.auth(), http.Header{"Last-Event-Id": {"5"}})
+	b := make([]byte, 8192)
+	n, _ := io.ReadAtLeast(resp2.Body, b, 1)
+	for !strings.Contains(string(b[:n]), "data:c") {
+		m, err := resp2.Body.Read(b[n:])
+		if err != nil {
+			break
+		}
+		n += m
+	}
+	stop()
+	if !strings.HasSuffix(string(b[:n]), "data:c4000 resume gap\n\n") {
+		t.Errorf("sse with a Last-Event-ID ahead: %q; section 3 says c4000 resume gap", b[max(0, n-60):n])
+	}
+
+	s = c.negotiate()
+	w := c.attachWebSocket(s, "&received=0", "")
+	w.write(ws.TextMessage, "c4100 "+strings.Repeat("é", 61)+"x")
+	if f, err := w.next(); err != io.EOF || w.closeCode != 1000 {
+		t.Errorf("a client's close reason of 123 bytes: %q %v, WebSocket close %d %q; section 6 says 1000", f, err, w.closeCode, w.closeText)
+	}
+}
