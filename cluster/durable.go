@@ -36,6 +36,7 @@ type durable struct {
 	n       *Node
 	state   StateStore
 	renewer *Renewer
+	writer  *stateWriter                // coalesces the journals' writes; nil unless state is a StateBatchWriter
 	restore atomic.Pointer[restoreFunc] // set by the server (SetRestore)
 
 	mu       sync.Mutex
@@ -49,6 +50,9 @@ type restoreFunc = func(session.RequestInfo, session.Restored) (*session.Local, 
 func newDurable(n *Node, state StateStore) *durable {
 	d := &durable{n: n, state: state, journals: map[string]*journal{}, taking: map[string]chan struct{}{}}
 	d.renewer = NewRenewer(state, d.lost, n.log)
+	if bw, ok := state.(StateBatchWriter); ok {
+		d.writer = newStateWriter(n, bw)
+	}
 	return d
 }
 
@@ -65,7 +69,12 @@ type journal struct {
 // Renewer leaves it out of its next round.
 func (j *journal) Write(ctx context.Context, e *session.Entry) error {
 	began := time.Now()
-	err := j.d.state.Write(ctx, j.lease, e)
+	var err error
+	if j.d.writer != nil {
+		err = j.d.writer.write(ctx, j.lease, e)
+	} else {
+		err = j.d.state.Write(ctx, j.lease, e)
+	}
 	if err == nil {
 		j.d.renewer.Extended(j.lease, began)
 		return nil

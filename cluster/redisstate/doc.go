@@ -87,7 +87,10 @@
 // # Cost
 //
 // Create, Write, Renew, Release, Delete and TakeOver (which returns the state
-// it took over) are one EVALSHA each: one round trip. Inside it, a Write
+// it took over) are one EVALSHA each: one round trip. WriteAll sends many
+// sessions' writes in one pipeline, as RenewAll does their renewals: a
+// durable node coalesces its sessions' writes this way
+// (cluster.StateBatchWriter). Inside it, a Write
 // that stores messages for the client runs one HMGET, one XADD per message,
 // one HSET and the lease's SET (the steady state of a busy session: five
 // Redis commands with the EVALSHA), and more only to trim acknowledged

@@ -188,23 +188,7 @@ func TestRenewAll(t *testing.T) {
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	var leases []cluster.Lease
-	for i := range 4 {
-		l, err := s.Create(ctx, fmt.Sprintf("n.%d", i), token, "nodeA", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leases = append(leases, l)
-	}
-	if err := s.Release(ctx, leases[1]); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.TakeOver(ctx, "n.1", token, "nodeB"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, leases[2]); err != nil {
-		t.Fatal(err)
-	}
+	leases := nodeALeases(t, ctx, s, 4)
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,22 @@ import (
 // (the batch may or may not be stored: write it again). Nothing is written when
 // it returns an error other than the last.
 func (s *Store) Write(ctx context.Context, l cluster.Lease, b *session.Entry) error {
+	args, err := s.writeArgs(l, b)
+	if err != nil {
+		return err
+	}
+	return s.fenced(ctx, writeScript, l, args...)
+}
+
+// writeArgs returns the arguments of writeScript after the epoch, or
+// cluster.ErrInvalidBatch.
+func (s *Store) writeArgs(l cluster.Lease, b *session.Entry) ([]any, error) {
 	if len(b.Messages) > 0 && b.First == 0 {
-		return fmt.Errorf("%w: message numbers start at 1", cluster.ErrInvalidBatch)
+		return nil, fmt.Errorf("%w: message numbers start at 1", cluster.ErrInvalidBatch)
 	}
 	for i, m := range b.Messages {
 		if m.Type != wire.Text && m.Type != wire.Binary {
-			return fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, b.First+uint64(i), m.Type)
+			return nil, fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, b.First+uint64(i), m.Type)
 		}
 	}
 	args := make([]any, 0, 11+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe)+2*len(b.TopicOffsets))
@@ -47,7 +57,7 @@ func (s *Store) Write(ctx context.Context, l cluster.Lease, b *session.Entry) er
 	for _, at := range b.TopicOffsets {
 		args = append(args, at.Topic, strconv.FormatUint(at.Offset, 10))
 	}
-	return s.fenced(ctx, writeScript, l, args...)
+	return args, nil
 }
 
 // count is n as a script takes it: "" for 0, which leaves the count.
