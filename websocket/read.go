@@ -67,8 +67,12 @@ func (c *connection) read(seq uint64) {
 		}
 		typ, data, err := c.readMessage()
 		if err != nil {
-			if errors.Is(err, wire.ErrMessageTooBig) {
+			switch {
+			case errors.Is(err, wire.ErrMessageTooBig):
 				fault(wire.StatusMessageTooBig, "message too big", "tether: message too big", err)
+				continue
+			case errors.Is(err, wire.ErrMalformed):
+				fault(wire.StatusProtocolError, "malformed frame", "tether: malformed frame", err)
 				continue
 			}
 			return
@@ -122,7 +126,8 @@ func (c *connection) read(seq uint64) {
 // readMessage reads the next WebSocket message. A message larger than a
 // frame of the largest Tether message (binary: its payload; text: a type
 // byte and the payload in base64) returns an error wrapping
-// wire.ErrMessageTooBig, the rest of it unread: the limit is the
+// wire.ErrMessageTooBig (wire.ErrMalformed for a text message whose type
+// byte is no message's), the rest of it unread: the limit is the
 // session's, on the decoded payload, so it is checked here and by
 // ParseFrame rather than by gorilla, whose read limit closes the WebSocket
 // before the close frame can go out.
@@ -140,6 +145,12 @@ func (c *connection) readMessage() (int, []byte, error) {
 		return 0, nil, err
 	}
 	if len(data) > limit {
+		if typ == ws.TextMessage && !(&wire.Frame{Type: wire.FrameType(data[0])}).IsMessage() {
+			// No control frame is that long, nor is a frame of an
+			// unknown type well formed: malformed, whatever its
+			// length (PROTOCOL.md section 9), not a message too big.
+			return 0, nil, fmt.Errorf("%w: a frame of type %q over %d bytes", wire.ErrMalformed, data[0], limit)
+		}
 		return 0, nil, fmt.Errorf("%w: over %d bytes, limit %d", wire.ErrMessageTooBig, limit, c.cfg.MaxMessageBytes)
 	}
 	return typ, data, nil

@@ -105,6 +105,12 @@ func TestOutsideWebSocketFaults(t *testing.T) {
 		{"a close frame with a reason not UTF-8", ws.TextMessage, "c4100 \xff", "c4003 malformed frame"},
 		{"a binary message too big", ws.BinaryMessage, strings.Repeat("x", wireMaxMessage+1), "c1009 message too big"},
 		{"a text message too big in base64", ws.TextMessage, "M" + b64(strings.Repeat("x", wireMaxMessage+1)), "c1009 message too big"},
+		{"a text message too big as b", ws.TextMessage, "b" + strings.Repeat("x", 2*wireMaxMessage), "c1009 message too big"},
+		// Malformed however long: no control frame is a message too big.
+		{"an a count of 5,000 digits", ws.TextMessage, "a" + strings.Repeat("1", 5000), "c4003 malformed frame"},
+		{"h with 5,000 bytes", ws.TextMessage, "h" + strings.Repeat("x", 5000), "c4003 malformed frame"},
+		{"an unknown type of 5,000 bytes", ws.TextMessage, "x" + strings.Repeat("x", 5000), "c4003 malformed frame"},
+		{"a close reason of 5,000 bytes", ws.TextMessage, "c4100 " + strings.Repeat("x", 5000), "c4003 malformed frame"},
 		{"h with a payload", ws.TextMessage, "hx", "c4003 malformed frame"},
 		{"an a count with a leading zero", ws.TextMessage, "a01", "c4003 malformed frame"},
 		{"an empty a count", ws.TextMessage, "a", "c4003 malformed frame"},
