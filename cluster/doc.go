@@ -14,9 +14,12 @@
 // A node given a StateStore (NodeOptions.State; package redisstate keeps
 // it in Redis) is durable: the sessions it creates outlive it. Each is
 // created in the store at negotiate, before the client learns its id, and
-// owned through a Lease that the node's Renewer renews every LeaseTTL/3;
+// owned through a Lease that the node's Renewer renews every LeaseTTL/3
+// (leaving out those a write extended since its last round);
 // the session writes every change through (session.Journal) before the
-// client learns of it, and its state is deleted when it ends.
+// client learns of it, and its state is deleted when it ends. On a store
+// that is a StateBatchWriter (redisstate's is), the writes the node's
+// sessions make while others are in flight go together in one WriteAll.
 //
 // When the owner is gone (the bus has had no handler for it for
 // OwnerGoneAfter), a request for one of its sessions on any node asks the

@@ -40,7 +40,9 @@ type NodeOptions struct {
 
 	// RequestTimeout bounds each request to another node beyond the wait
 	// it asks of it: a reply that does not come in time counts as lost
-	// (the bus is at most once). Default 5s.
+	// (the bus is at most once); on a durable node it also bounds each
+	// WriteAll of its sessions' coalesced writes, and each Release and
+	// Delete. Default 5s.
 	RequestTimeout time.Duration
 
 	// State, if not nil, makes the node durable: it keeps the recoverable
