@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -120,8 +121,8 @@ func AppendHeartbeat(dst []byte) []byte {
 	return append(dst, byte(FrameHeartbeat))
 }
 
-// AppendClose appends a close frame. A reason longer than
-// MaxReasonBytes is cut at a rune boundary.
+// AppendClose appends a close frame, its reason made fit to travel by
+// TruncateReason.
 func AppendClose(dst []byte, ce CloseError) []byte {
 	dst = append(dst, byte(FrameClose))
 	dst = strconv.AppendInt(dst, int64(ce.Code), 10)
@@ -132,8 +133,13 @@ func AppendClose(dst []byte, ce CloseError) []byte {
 	return dst
 }
 
-// TruncateReason cuts r to at most MaxReasonBytes at a rune boundary.
+// TruncateReason returns r as a close frame and a WebSocket close carry
+// it (PROTOCOL.md section 4): valid UTF-8, each invalid sequence replaced
+// by U+FFFD, then cut to at most MaxReasonBytes at a rune boundary.
 func TruncateReason(r string) string {
+	if !utf8.ValidString(r) {
+		r = strings.ToValidUTF8(r, "\uFFFD")
+	}
 	if len(r) <= MaxReasonBytes {
 		return r
 	}

@@ -457,6 +457,10 @@ var truncateReasonTests = []struct {
 	{strings.Repeat("🙂", 31), strings.Repeat("🙂", 30)},                  // 124 bytes
 	{strings.Repeat("🙂", 30) + "xxx", strings.Repeat("🙂", 30) + "xxx"},  // 123 bytes
 	{strings.Repeat("🙂", 30) + "xxxx", strings.Repeat("🙂", 30) + "xxx"}, // 124 bytes
+	// Invalid UTF-8 travels as U+FFFD (PROTOCOL.md section 4: the reason is UTF-8).
+	{"a\xffb", "a\uFFFDb"},
+	{"\xed\xa0\x80", "\uFFFD"}, // a surrogate
+	{strings.Repeat("x", 121) + "\xff", strings.Repeat("x", 121)}, // U+FFFD is 3 bytes: 124
 }
 
 func TestTruncateReason(t *testing.T) {

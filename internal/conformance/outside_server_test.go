@@ -423,3 +423,24 @@ func TestOutsideOrderOfChecks(t *testing.T) {
 		wantError(t, tc.method+" "+tc.endpoint, a, tc.status, tc.body)
 	}
 }
+
+// TestOutsideApplicationReasonNotUTF8 checks section 4: the reason in a
+// close frame is UTF-8, even when the application's is not.
+func TestOutsideApplicationReasonNotUTF8(t *testing.T) {
+	c := newOutsideServer(t, tether.HandlerFunc(func(s *session.Session) { s.Close(4100, "a\xffb") }), nil)
+	const want = "c4100 a\uFFFDb"
+	if a := c.request("GET", "longpoll?"+c.negotiate().auth()+"&received=0", nil, nil); a.body != string(outsideBatch(want)) {
+		t.Errorf("poll: %v, want %q", a, outsideBatch(want))
+	}
+	for _, v := range outsideVariants {
+		d := c.attachVariant(v, c.negotiate(), "&received=0")
+		if f := nextFrame(t, d, "ha"); f != want {
+			t.Errorf("%v: close frame %q, want %q", v, f, want)
+		}
+		if w, ok := d.(*wsDown); ok {
+			if _, err := w.next(); err != io.EOF || w.closeCode != 4100 || w.closeText != "a\uFFFDb" {
+				t.Errorf("%v: WebSocket close %d %q (%v); RFC 6455 and section 6 want the frame's reason, UTF-8", v, w.closeCode, w.closeText, err)
+			}
+		}
+	}
+}
