@@ -125,7 +125,10 @@ type Options struct {
 	// browser client does) has no limit (PROTOCOL.md section 4.5).
 	MaxStreamBytes int
 
-	// WriteTimeout bounds each write to a client connection. Default 10s.
+	// WriteTimeout bounds each write to a client connection: a write the
+	// client does not take within it fails, and its connection ends (on a
+	// streaming response, within it and at most an eighth more, as its
+	// deadline moves at most every eighth of it). Default 10s.
 	WriteTimeout time.Duration
 
 	// ReadTimeout bounds reading the body of one send or negotiate

@@ -207,10 +207,13 @@ type streamWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	written int
+	// deadlineMoved is when write last moved the write deadline, to
+	// deadlineMoved + timeout + timeout/8.
+	deadlineMoved time.Time
 }
 
 // end gives what net/http writes once the handler returns (the end of the
-// chunked body) a write timeout of its own. The deadline of the last write
+// chunked body) a write timeout of its own, of timeout exactly. The deadline of the last write
 // may have passed while the stream was idle (a heartbeat interval is longer
 // than the default write timeout), and the response would then end with its
 // connection cut, not cleanly: a client reading it takes that for a network
@@ -222,16 +225,21 @@ func (sw *streamWriter) end() {
 	}
 }
 
-// write writes p and flushes it within the write timeout.
+// write writes p and flushes it within the write timeout, and at most an
+// eighth more: the deadline moves at most every eighth of the timeout, and
+// then to the timeout and an eighth ahead, so that a stream of many small
+// writes costs a timer operation every eighth of the timeout rather than
+// one per write (each one may wake another thread of the runtime).
 func (sw *streamWriter) write(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	if sw.timeout > 0 {
-		err := sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	if now := time.Now(); sw.timeout > 0 && now.Sub(sw.deadlineMoved) >= sw.timeout/8 {
+		err := sw.rc.SetWriteDeadline(now.Add(sw.timeout + sw.timeout/8))
 		if err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
+		sw.deadlineMoved = now
 	}
 	n, err := sw.w.Write(p)
 	sw.written += n

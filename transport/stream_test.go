@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -342,5 +344,55 @@ func TestServeStreamProbeEndsWithSession(t *testing.T) {
 	s.Expire(0)
 	if rest, err := io.ReadAll(br); err != nil || string(rest) != "end\n" {
 		t.Errorf("the probe's end: %q, %v; want the epilogue", rest, err)
+	}
+}
+
+// TestServeStreamWriteTimeoutEndsUnreadStream: a stream whose client stops
+// reading ends once a write waits for it beyond the write timeout, even
+// when the writes before it came too close together to move the deadline
+// (it moves at most every eighth of the timeout): the handler returns, and
+// the session's link is let go.
+func TestServeStreamWriteTimeoutEndsUnreadStream(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	s := session.New(&session.Config{HeartbeatInterval: time.Hour, ResumeWindow: time.Minute, MaxMessageBytes: 1 << 10, MaxQueuedBytes: 256 << 20}, session.RequestInfo{}, nil)
+	defer s.Abort(wire.CloseError{Code: wire.StatusNormalClosure})
+	cfg := &transport.Config{HeartbeatInterval: time.Hour, MaxMessageBytes: 1 << 10, MaxBodyBytes: 1 << 20, WriteTimeout: writeTimeout}
+	ended := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(ended)
+		transport.ServeStream(w, r, &transport.Attach{Session: s, Config: cfg},
+			&transport.Stream{Name: "test", ContentType: "text/plain", Prelude: []byte("prelude\n"), Encoder: lineEncoder{}, MaxStreamBytes: math.MaxInt})
+	}))
+	defer hs.Close()
+	conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(conn, "GET /?received=0 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing from here on. Messages go out in quick
+	// succession until a write waits, and then fails.
+	msg := wire.Message{Type: wire.Text, Data: []byte(strings.Repeat("x", 1<<10))}
+	bound := time.After(30 * time.Second) // a bound on the test, not a measurement
+	for sent := 0; ; sent++ {
+		select {
+		case <-ended:
+			if s.Transport() != "" {
+				t.Fatalf("the stream ended after %d messages, and the session is still attached to %q", sent, s.Transport())
+			}
+			return
+		case <-bound:
+			t.Fatalf("the stream to a client that reads nothing goes on after %d messages and 30 s", sent)
+		default:
+		}
+		if err := s.Send(context.Background(), msg); err != nil {
+			t.Fatalf("Send %d: %v", sent, err)
+		}
+		if sent%64 == 63 {
+			time.Sleep(time.Millisecond) // let the stream write
+		}
 	}
 }
