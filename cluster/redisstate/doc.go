@@ -98,10 +98,10 @@
 // a node's leases in one pipeline. BenchmarkWrite
 // measures a Write of 64-byte messages that acknowledges the previous batch
 // (the steady state of a client that keeps up): it sends Redis the messages'
-// data plus about 25 bytes per message and about 280 bytes per batch for a
+// data plus about 25 bytes per message and about 310 bytes per batch for a
 // 7-byte session id, four times the id's length more for longer ids (the
 // script's four key names), and reads a 4-byte answer. A TakeOver of a
-// session with 100 unacknowledged 64-byte messages sends about 380 bytes and
+// session with 100 unacknowledged 64-byte messages sends about 400 bytes and
 // reads the state back, about 5 KB. Run it with:
 //
 //	go test -run '^$' -bench . ./cluster/redisstate
