@@ -120,6 +120,8 @@ func TestOutsideNegotiateRefusals(t *testing.T) {
 				return nil, &tether.AuthError{Status: 403, Message: "you are banned"}
 			case "Bearer plain":
 				return nil, errors.New("a plain error")
+			case "Bearer lines":
+				return nil, &tether.AuthError{Status: 403, Message: "two\r\nlines and \xff"}
 			}
 			return nil, nil
 		},
@@ -129,6 +131,8 @@ func TestOutsideNegotiateRefusals(t *testing.T) {
 	wantError(t, "negotiate refused with 401", c.request("POST", "negotiate?v=1", nil, nil), 401, "sign in first")
 	wantError(t, "negotiate refused with 403", c.request("POST", "negotiate?v=1", http.Header{"Authorization": {"Bearer banned"}}, nil), 403, "you are banned")
 	wantError(t, "negotiate refused with a plain error", c.request("POST", "negotiate?v=1", http.Header{"Authorization": {"Bearer plain"}}, nil), 401, "a plain error")
+	// Section 9: one line of UTF-8, whatever the hook's message holds.
+	wantError(t, "negotiate refused with a message of two lines", c.request("POST", "negotiate?v=1", http.Header{"Authorization": {"Bearer lines"}}, nil), 403, "two  lines and \uFFFD")
 	ok := http.Header{"Authorization": {"Bearer alice"}}
 	if a := c.request("POST", "negotiate?v=1", ok, nil); a.status != 200 {
 		t.Fatal(a)

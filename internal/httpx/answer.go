@@ -3,6 +3,8 @@ package httpx
 import (
 	"errors"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/tetherkit/tether/session"
 )
@@ -25,8 +27,14 @@ const (
 	MsgTryAgain           = "try again"
 )
 
-// Error answers with status and a one-line text/plain body.
+// Error answers with status and a one-line text/plain body: msg, made one
+// line of UTF-8 (each CR or LF a space, each invalid sequence U+FFFD)
+// whatever it holds, as PROTOCOL.md section 9 promises of every error; an
+// auth hook's message or an error's text may hold anything.
 func Error(w http.ResponseWriter, status int, msg string) {
+	if strings.ContainsAny(msg, "\r\n") || !utf8.ValidString(msg) {
+		msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(strings.ToValidUTF8(msg, "\uFFFD"))
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -90,3 +90,20 @@ func TestHasFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorOneLine checks that every error body is one line of UTF-8
+// (PROTOCOL.md section 9), whatever the message holds.
+func TestErrorOneLine(t *testing.T) {
+	for _, tt := range []struct{ msg, want string }{
+		{"unknown session", "unknown session\n"},
+		{"a\r\nb\nc", "a  b c\n"},
+		{"bad \xff\xfe", "bad \uFFFD\n"},
+		{"", "\n"},
+	} {
+		w := httptest.NewRecorder()
+		httpx.Error(w, 403, tt.msg)
+		if got := w.Body.String(); got != tt.want {
+			t.Errorf("Error(%q) wrote %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
