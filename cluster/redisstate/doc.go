@@ -26,8 +26,9 @@
 // ordered by Redis: one gets the lease, the other cluster.ErrOwned (with the
 // winner's id in an *cluster.OwnedError).
 //
-// A node keeps its leases with a cluster.Renewer, which renews them all in
-// one pipeline (RenewAll) every LeaseTTL/3 and tells the node of each one it
+// A node keeps its leases with a cluster.Renewer, which renews them in one
+// pipeline (RenewAll) every LeaseTTL/3, all but those a write extended since
+// its last round, and tells the node of each one it
 // lost (taken over, expired), and releases them when it shuts down
 // (Release), so that other nodes take its sessions over at once.
 // session.Restore, given cluster.State.Restored, makes the session that goes
