@@ -78,3 +78,37 @@ func post(t *testing.T, u string, body []byte) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestOriginRefusedLogged: a browser refused for its origin, as every one is
+// behind a proxy that does not pass the Host header, is logged at Warn with
+// the Origin and Host compared, and how to fix it; once a minute at most, so
+// that refused requests cannot flood the log.
+func TestOriginRefusedLogged(t *testing.T) {
+	var logs syncBuffer
+	base := echoServer(t, &tether.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 3 {
+		req, err := http.NewRequest(http.MethodPost, base+"negotiate?v=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "tether" // what nginx sends by default: the upstream's name
+		req.Header.Set("Origin", "http://app.example:8080")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("negotiate with a foreign Origin: %d, want 403", resp.StatusCode)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "tether: origin not allowed"); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once:\n%s", n, out)
+	}
+	for _, want := range []string{"level=WARN", "origin=http://app.example:8080", "host=tether", "proxy_set_header Host $http_host"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+}

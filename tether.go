@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherkit/tether/broker"
@@ -121,6 +122,8 @@ type Server struct {
 
 	clients clientCounts // sessions per client, for MaxSessionsPerClient
 
+	originLogged atomic.Int64 // when originRefused last logged, Unix ns
+
 	mu           sync.Mutex
 	shuttingDown bool // guarded by mu
 	handlers     sync.WaitGroup
@@ -225,6 +228,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !srv.origins.Allowed(r) {
+		srv.originRefused(r)
 		httpx.Error(w, http.StatusForbidden, httpx.MsgOriginNotAllowed)
 		return
 	}
@@ -370,4 +374,21 @@ func (srv *Server) Close() error {
 		s.Expire(0) // no waiting for a client to attach
 	}
 	return nil
+}
+
+// originLogEvery is how often, at most, a server logs a request refused
+// for its origin.
+const originLogEvery = time.Minute
+
+// originRefused logs a browser request refused for its origin, at most once
+// every originLogEvery, with the Origin and the Host it was compared with:
+// behind a proxy that does not pass the Host header (nginx's default sends
+// the upstream's name), every browser is refused, and this line says why.
+func (srv *Server) originRefused(r *http.Request) {
+	now, last := time.Now().UnixNano(), srv.originLogged.Load()
+	if now-last < int64(originLogEvery) || !srv.originLogged.CompareAndSwap(last, now) {
+		return
+	}
+	srv.tcfg.Logger.Warn("tether: origin not allowed: the Origin is not the request's Host nor in Options.AllowedOrigins; behind a proxy, pass the Host header (nginx: proxy_set_header Host $http_host)",
+		"origin", r.Header.Get("Origin"), "host", r.Host, "path", r.URL.Path)
 }

@@ -41,7 +41,8 @@ func (e *NegotiateError) Error() string {
 // ends with a close code that says why.
 type AttemptError struct {
 	// Request is what failed: "negotiate", "attach", "probe" or "send"
-	// (reported only when it ends the session: a send answered 404).
+	// (reported only when it ends the session: a send answered 404, or 413
+	// for a message alone).
 	Request string
 	// Transport is the transport of the attach or probe; "" for negotiate.
 	Transport string

@@ -88,6 +88,12 @@ func sendLoop(ctx context.Context, l *link) error {
 		case http.StatusRequestEntityTooLarge:
 			line := firstLine(resp)
 			if strings.Contains(line, "message") || len(w.msgs) <= 1 {
+				// A message no send request carries: the server's limit,
+				// or a proxy's, whose page is no reason.
+				if !strings.Contains(line, "too big") {
+					line = "message too big"
+				}
+				s.attemptFailed("send", s.Transport(), &statusError{status, line})
 				return endSession(wire.StatusMessageTooBig, line)
 			}
 			limit = len(body) / 2 // retry with less

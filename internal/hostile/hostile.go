@@ -25,11 +25,15 @@ import (
 	"github.com/tetherkit/tether/wire"
 )
 
-// Setup is one nginx configuration: README's block with replacements, in
-// front of one or more independent Tether servers.
+// Setup is one nginx configuration: README's block with replacements, or
+// one of its own, in front of one or more independent Tether servers.
 type Setup struct {
-	Name    string
-	Doc     string
+	Name string
+	Doc  string
+	// Conf, when set, is the configuration in place of README's block: one
+	// an operator writes without reading README. It has README's listen and
+	// upstream server lines, which nginxtest.Start replaces.
+	Conf    string
 	Replace map[string]string
 	Servers int // independent servers, round robin; default 1
 	// RefuseWebSocket makes nginx answer WebSocket upgrades 502 from its
@@ -45,7 +49,66 @@ const (
 	bufferingOff     = "proxy_buffering off;"
 	readTimeout      = "proxy_read_timeout 75s;"
 	sendTimeout      = "proxy_send_timeout 75s;"
+	maxBodySize      = "client_max_body_size 1m;"
+	listenLine       = "listen 443 ssl;"
 )
+
+// MaxBodyBytes is the client_max_body_size of the "buffered-requests"
+// setup: nginx answers a larger send body 413 itself.
+const MaxBodyBytes = 16 << 10
+
+// SlowIdleTimeout is the proxy_read_timeout of the "slowidle" setup.
+const SlowIdleTimeout = 3 * time.Second
+
+// defaultsConf is the least an operator writes: nginx's defaults, so
+// HTTP/1.0 to the upstream, no Upgrade or Connection header (no
+// WebSocket), buffering on (X-Accel-Buffering honoured), timeouts of 60 s,
+// a new upstream connection per request, and the upstream's name as Host,
+// so that a browser's Origin never matches it.
+const defaultsConf = `
+upstream tether {
+    server 127.0.0.1:8080;
+}
+
+server {
+    listen 443 ssl;
+
+    location / {
+        proxy_pass http://tether;
+    }
+}
+`
+
+// passHost is the line that makes browsers work through defaultsConf.
+const passHost = "proxy_set_header Host $http_host;"
+
+// keepaliveConf is the usual performance configuration: upstream
+// connections kept and reused across the requests of different clients,
+// with the Host line and the Upgrade lines of README.
+const keepaliveConf = `
+map $http_upgrade $connection_upgrade {
+    default upgrade;
+    ''      '';
+}
+
+upstream tether {
+    server 127.0.0.1:8080;
+    keepalive 16;
+}
+
+server {
+    listen 443 ssl;
+
+    location / {
+        proxy_pass http://tether;
+        proxy_http_version 1.1;
+        ` + passHost + `
+        proxy_set_header Connection "";
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+    }
+}
+`
 
 // IdleTimeout is the idle timeout of the "idle" setup, below the default
 // heartbeat interval (25 s).
@@ -75,6 +138,18 @@ var Setups = []Setup{
 	{Name: "outage", Doc: "README's configuration, stopped for 4 s mid-session and started again on the same port"},
 	{Name: "roundrobin", Doc: "round robin over two independent servers (no shared state)", Servers: 2},
 	{Name: "hiccup", Doc: "README's configuration, WebSocket upgrades refused (502) until the scenario lets them through", RefuseWebSocket: true},
+	{Name: "defaults", Doc: "a minimal location with nginx's defaults: HTTP/1.0 upstream, no Upgrade, buffering on, 60 s timeouts, Host the upstream's name (browsers refused: 403 origin not allowed)", Conf: defaultsConf},
+	{Name: "defaults-host", Doc: "defaults, with the Host header passed", Conf: defaultsConf, Replace: map[string]string{
+		"proxy_pass http://tether;": "proxy_pass http://tether; " + passHost,
+	}},
+	{Name: "keepalive", Doc: "upstream keepalive 16, HTTP/1.1, Host passed, Connection \"\" and README's Upgrade lines: upstream connections shared by clients", Conf: keepaliveConf},
+	{Name: "buffered-requests", Doc: "request bodies buffered (1 KiB in memory), client_max_body_size 16k: larger send bodies answered 413 by nginx", Replace: map[string]string{
+		maxBodySize: "client_max_body_size 16k; client_body_buffer_size 1k; proxy_request_buffering on;",
+	}},
+	{Name: "slowidle", Doc: "buffering on (X-Accel-Buffering honoured) and proxy_read_timeout 3s, below the heartbeat", Replace: map[string]string{
+		bufferingOff: "proxy_buffering on;",
+		readTimeout:  "proxy_read_timeout 3s;",
+	}},
 }
 
 // refuseFile is the file, in nginx's directory, whose existence makes a
@@ -85,15 +160,18 @@ const refuseFile = "refuse-websocket"
 // the Tether server, through nginx, at /rt/tether.js.
 const Page = `<!doctype html><meta charset="utf-8"><title>tether behind nginx</title><link rel="icon" href="data:,"><script src="/rt/tether.js"></script>`
 
-// Config returns README's nginx configuration (read from readme) changed
-// for s, with a location serving Page at /.
+// Config returns s's nginx configuration: its own, or README's (read from
+// readme) changed for s, with a location serving Page at /.
 func (s Setup) Config(readme string) (string, error) {
-	conf, err := nginxtest.ReadmeConfig(readme)
-	if err != nil {
-		return "", err
+	conf := s.Conf
+	if conf == "" {
+		var err error
+		if conf, err = nginxtest.ReadmeConfig(readme); err != nil {
+			return "", err
+		}
 	}
 	replace := map[string]string{
-		"location /rt/ {": "location = / {\n        default_type text/html;\n        return 200 '" + Page + "';\n    }\n\n    location /rt/ {",
+		listenLine: listenLine + "\n\n    location = / {\n        default_type text/html;\n        return 200 '" + Page + "';\n    }",
 	}
 	for k, v := range s.Replace {
 		replace[k] = v

@@ -75,6 +75,7 @@ type run struct {
 	ended     error  // the session's end, when a phase saw it
 	hung      string // what a phase that ended by its bound saw
 	extra     []string
+	pad       int // bytes appended to each numbered message of a phase
 }
 
 // heartbeatLog is a slog.Handler that keeps the interval of the client's
@@ -157,8 +158,9 @@ func (r *run) phaseWithin(bound time.Duration, tag string, n, stream int, want .
 	defer cancel()
 	want = slices.Clone(want) // the caller's, shared by concurrent phases
 	for i := 1; i <= n; i++ {
-		r.send(tag + strconv.Itoa(i))
-		want = append(want, tag+strconv.Itoa(i))
+		m := tag + strconv.Itoa(i) + strings.Repeat(".", r.pad)
+		r.send(m)
+		want = append(want, m)
 	}
 	if stream > 0 {
 		r.send("stream " + strconv.Itoa(stream))
@@ -247,6 +249,19 @@ func (r *run) closeAndWait() error {
 		r.t.Errorf("hang: the session did not end within %v of Close", closeBound)
 	}
 	return err
+}
+
+// finish checks that the session is on its best transport (waiting up to
+// 20 s), closes it and prints its row.
+func (r *run) finish() {
+	r.t.Helper()
+	if !r.waitTransport(r.best, 20*time.Second) {
+		r.t.Errorf("%s: Transport() = %q after 20s, want %q", r.label, r.c.Transport(), r.best)
+	}
+	if err := r.closeAndWait(); err != nil {
+		r.t.Errorf("%s: Close: %v", r.label, err)
+	}
+	r.print(r.label)
 }
 
 // waitTransport waits up to d for the session to be on transport name.
@@ -367,6 +382,95 @@ func TestHiccup(t *testing.T) {
 func TestPlain(t *testing.T)     { basic(t, "plain", "websocket") }
 func TestNoUpgrade(t *testing.T) { basic(t, "noupgrade", "sse") }
 func TestAntivirus(t *testing.T) { basic(t, "antivirus", "longpoll") }
+func TestDefaults(t *testing.T)  { basic(t, "defaults", "sse") }
+
+// TestKeepalive: nginx keeps upstream connections and reuses them for the
+// requests of other clients; one session per way of connecting, at once,
+// so that their requests share connections. Each works exactly and ends on
+// its best transport.
+func TestKeepalive(t *testing.T) {
+	t.Parallel()
+	rs := dialModes(t, start(t, "keepalive"))
+	each(rs, func(r *run) {
+		r.phase("b", 50, 100)
+		r.exact()
+		r.finish()
+	})
+}
+
+// TestBufferedRequests: nginx buffers request bodies and answers a body
+// over 16 KiB 413 itself. On every transport, bursts of 1 KiB messages
+// (sent as bodies over 16 KiB) arrive exactly: the client sends less at a
+// time. Then one message over 16 KiB: WebSocket carries it; over a send
+// request, which nginx can never pass, the session ends with 1009, after
+// OnError reported the request answered 413, within a bound.
+func TestBufferedRequests(t *testing.T) {
+	t.Parallel()
+	env := start(t, "buffered-requests")
+	rs := dialModes(t, env)
+	defer func() {
+		// The access log (README's format): the send bodies nginx refused.
+		log, _ := os.ReadFile(env.Nginx.AccessLog)
+		refused := strings.Count(string(log), `/rt/send HTTP/1.1" 413 `)
+		t.Logf("buffered-requests: nginx answered %d send requests 413", refused)
+		if refused == 0 {
+			t.Error("nginx refused no send body: the bursts did not test what they should")
+		}
+	}()
+	each(rs, func(r *run) {
+		r.pad = 1000
+		r.phase("b", 40, 0)
+		if !r.waitTransport(r.best, 20*time.Second) {
+			t.Errorf("%s: Transport() = %q after 20s, want %q", r.label, r.c.Transport(), r.best)
+		}
+		big := strings.Repeat("x", hostile.MaxBodyBytes+1)
+		r.pad = 0
+		if r.best == "websocket" {
+			r.send(big)
+			if r.phase("c", 0, 0, big) {
+				r.extra = append(r.extra, "large message echoed")
+			}
+			r.exact()
+			r.finish()
+			return
+		}
+		r.exact()
+		r.transport = r.c.Transport()
+		r.send(big)
+		ctx, cancel := context.WithTimeout(context.Background(), closeBound)
+		defer cancel()
+		m, err := r.c.Recv(ctx)
+		switch {
+		case ctx.Err() != nil:
+			t.Errorf("%s: hang: a message nginx refuses neither came back nor ended the session within %v", r.label, closeBound)
+		case err == nil:
+			t.Errorf("%s: a message nginx refuses came back: %.20q", r.label, m.Data)
+		case wire.CloseStatus(err) != wire.StatusMessageTooBig:
+			t.Errorf("%s: a message nginx refuses: ended with %v, want %d", r.label, err, wire.StatusMessageTooBig)
+		case !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Status == http.StatusRequestEntityTooLarge }):
+			t.Errorf("%s: ended with %v, but OnError reported no request answered 413: %v", r.label, err, r.failures())
+		default:
+			r.extra = append(r.extra, "large message: "+err.Error())
+		}
+		r.print(r.label)
+	})
+}
+
+// TestSlowIdle: a buffering nginx (X-Accel-Buffering honoured) whose read
+// timeout, 3 s, is below the heartbeat; on every transport, an idle period
+// of three timeouts and more, then echoes: exact, on the best transport.
+func TestSlowIdle(t *testing.T) {
+	t.Parallel()
+	rs := dialModes(t, start(t, "slowidle"))
+	each(rs, func(r *run) {
+		was := r.resumes.Load()
+		time.Sleep(4 * hostile.SlowIdleTimeout)
+		r.extra = append(r.extra, fmt.Sprintf("idle resumes %d in %v, heartbeat shortened to %v", r.resumes.Load()-was, 4*hostile.SlowIdleTimeout, time.Duration(r.heartbeat.Load())))
+		r.phase("b", 20, 50)
+		r.exact()
+		r.finish()
+	})
+}
 
 // modes are the ways of connecting that the idle and outage tests run at
 // once, one session each: "" is the automatic choice.

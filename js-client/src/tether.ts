@@ -1,6 +1,7 @@
 // Tether: the WebSocket-shaped session an application uses, and the choice
 // of transport under it. The transports (websocket.ts, http.ts) reach the
-// session only through conn.ts's Host; what resume needs to lose nothing is
+// session only through conn.ts's Host, which the session is (no wrapper: its
+// internal members are Host's); what resume needs to lose nothing is
 // delivery.ts's Delivery.
 
 import { type Bytes, type Frame, type Payload, closeFrame, encodeBatch, encodeFrame, encoder, parseClose } from './codec'
@@ -217,8 +218,6 @@ export class Tether extends EventTarget {
 
   /** @internal The options, with the defaults filled in. */
   private readonly _options: ReturnType<typeof withDefaults<TetherOptions>>
-  /** @internal What the transports may ask of the session. */
-  private readonly _host: Host
   /** @internal The negotiate answer of the session; undefined before it and once the session is over. */
   private _negotiated?: Negotiated
   /** @internal The server's maxMessageBytes, from the last negotiate answer; undefined before the first. */
@@ -280,22 +279,12 @@ export class Tether extends EventTarget {
     if (!u.pathname.endsWith('/')) u.pathname += '/'
     this.url = u.href
     this._options = withDefaults(options) // null too: new Tether(url, null) is plain JavaScript
-    const t = this
-    this._host = {
-      get _received() {
-        return t._delivery._received
-      },
-      _url: (path, query) => this._url(path, query),
-      _headers: (path) => this._headers(path),
-      _proven: (c) => this._proven(c),
-      _heard: (c) => this._heard(c),
-      _frame: (c, f) => this._frame(c, f),
-      _failed: (c, ended) => this._failed(c, ended),
-      _gone: (c) => this._gone(c),
-      _probed: (c) => this._probed(c),
-      _polls: (c) => this._polls(c),
-    }
     this._negotiate()
+  }
+
+  /** @internal The number of the last message received (the session is its transports' Host). */
+  get _received(): number {
+    return this._delivery._received
   }
 
   /**
@@ -349,9 +338,9 @@ export class Tether extends EventTarget {
     if (this._blobReads) return this._afterBlobReads(async () => this.close(code, reason))
     this._closing = { frame: closeFrame(code, reason), code, reason }
     this.readyState = CLOSING
-    if (!this._negotiated) return this._end(code, reason, false)
+    if (!this._negotiated) return this._end(code, reason)
     // The close event comes within timeout, delivered or not.
-    this._closeTimer = setTimeout(() => this._end(code, reason, false), this._options.timeout)
+    this._closeTimer = setTimeout(() => this._end(code, reason), this._options.timeout)
     this._flush(true)
   }
 
@@ -458,7 +447,7 @@ export class Tether extends EventTarget {
       if (r.status >= 400 && r.status < 500) {
         const m = (await r.text()).trim()
         // A server that does not speak this version, as one answering another (see _begin).
-        return this._end(r.status == 400 && m == unsupportedVersion ? 4003 : 1008, m, false)
+        return this._end(r.status == 400 && m == unsupportedVersion ? 4003 : 1008, m)
       }
       status = r.status
       if (r.ok) {
@@ -477,13 +466,13 @@ export class Tether extends EventTarget {
     if (this.readyState > OPEN) return
     // The version asked for in ?v=: a server that answers another one is
     // not one this client can talk to (the Go client's ErrUnsupportedProtocol).
-    if (n.protocol !== protocolVersion) return this._end(4003, unsupportedVersion, false)
+    if (n.protocol !== protocolVersion) return this._end(4003, unsupportedVersion)
     let remembered
     try {
       remembered = sessionStorage.getItem('tether:' + this.url)
     } catch {}
     this._transports = order(n.transports, this._options, remembered)
-    if (!this._transports.length) return this._end(NO_TRANSPORT, 'no transport', false)
+    if (!this._transports.length) return this._end(NO_TRANSPORT, 'no transport')
     this._negotiated = n
     this.session = n.session
     this._maxMessageBytes = n.maxMessageBytes
@@ -537,7 +526,7 @@ export class Tether extends EventTarget {
     if (asCandidate) this._candidate = c
     else this._conn = c
     try {
-      transportsByName[name as TransportName](c, this._host)
+      transportsByName[name as TransportName](c, this as unknown as Host)
     } catch {
       // new WebSocket throws where the page may not open one (mixed content, CSP).
       this._failed(c)
@@ -559,7 +548,7 @@ export class Tether extends EventTarget {
     if (this._candidate || !c) return
     const name = this._toProbe?.shift()
     if (name == 'websocket') this._attach(name, true)
-    else if (name) probe((this._candidate = this._open(name, true)), this._host)
+    else if (name) probe((this._candidate = this._open(name, true)), this as unknown as Host)
     else if (this._toProbe) {
       this._toProbe = undefined
       const all = probes(order(this._negotiated!.transports, this._options))!
@@ -580,7 +569,7 @@ export class Tether extends EventTarget {
   }
 
   /** @internal _probed: the probe c received its first bytes, so the stream is not held back: it attaches. */
-  private _probed(c: Conn) {
+  _probed(c: Conn) {
     if (c != this._candidate) return
     clearTimeout(c._attachTimer)
     this._attach(c._name, true)
@@ -590,7 +579,7 @@ export class Tether extends EventTarget {
    * @internal _polls reports whether the long poll c polls again (see
    * Host.polls). Parked, it lets a WebSocket that opened meanwhile take over.
    */
-  private _polls(c: Conn): boolean {
+  _polls(c: Conn): boolean {
     const p = this._candidate
     if (c == this._conn && !(c._parked = !!p && !p._probe)) return true
     if (c._parked && p?._opened) this._proven(p)
@@ -679,7 +668,7 @@ export class Tether extends EventTarget {
         // It heard nothing while parked: silence counts from now.
         carrier._lastHeard = Date.now()
         carrier._parked = false
-        transportsByName[carrier._name as TransportName](carrier, this._host)
+        transportsByName[carrier._name as TransportName](carrier, this as unknown as Host)
       }
       this._probeNext()
       return this._flush()
@@ -695,7 +684,7 @@ export class Tether extends EventTarget {
     // Closing: the send request in flight, which carries the close frame,
     // decides the end; without one the close frame cannot go out.
     const closing = this._closing
-    if (this.readyState == CLOSING) return this._sending || this._end(closing!.code, closing!.reason, false)
+    if (this.readyState == CLOSING) return this._sending || this._end(closing!.code, closing!.reason)
     if (!ended) {
       this._lostSince ||= Date.now()
       if (!c._proven) this._error('attach', c._name, c._status)
@@ -710,7 +699,7 @@ export class Tether extends EventTarget {
     }
     // The server has given up on the session by now (PROTOCOL.md 5.4).
     if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs)
-      return this._everAttached ? this._end(4001, 'session expired', false) : this._end(NO_TRANSPORT, 'no transport', false)
+      return this._everAttached ? this._end(4001, 'session expired') : this._end(NO_TRANSPORT, 'no transport')
     // A stream that ended at its byte limit is followed at once by the next.
     if (ended) return this._retryLater(() => this._attach(c._name), 0)
     if (this._toProbe) return this._retryLater(() => this._connect())
@@ -721,7 +710,7 @@ export class Tether extends EventTarget {
   }
 
   /** @internal _gone is called when an attach or probe answered 404: the server does not know the session. */
-  private _gone(c: Conn) {
+  _gone(c: Conn) {
     c._status = 404
     // Closing, the 404 may well be the server done with the session after
     // reading the close frame: the send request decides (see _failed).
@@ -738,16 +727,16 @@ export class Tether extends EventTarget {
    */
   private _endUnknown() {
     const closing = this._closing
-    if (closing) return this._end(closing.code, closing.reason, false)
-    if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs) this._end(4001, 'session expired', false)
-    else this._end(SESSION_UNKNOWN, 'session unknown', false)
+    if (closing) return this._end(closing.code, closing.reason)
+    if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs) this._end(4001, 'session expired')
+    else this._end(SESSION_UNKNOWN, 'session unknown')
   }
 
   /**
    * @internal _frame handles one frame read on c. It returns false when the
    * transport must stop reading: c is no longer attached, or the session is over.
    */
-  private _frame(c: Conn, [type, data]: Frame): boolean {
+  _frame(c: Conn, [type, data]: Frame): boolean {
     // An open WebSocket waiting to take over (see _proven) may carry messages
     // already: they are counted like the poll's.
     if (c != this._conn && !(c == this._candidate && c._opened)) return false
@@ -868,10 +857,11 @@ export class Tether extends EventTarget {
       // attach would arrive as a stale one (PROTOCOL.md 3).
       let received = d._received
       for (const c of [this._conn, this._candidate]) if (c && !c._proven && !c._opened && !c._probe) received = Math.min(received, c._carried)
+      const body = encodeBatch(frames)
       const r = await fetch(this._url('send', { seq, received }), {
         method: 'POST',
         headers: { 'Content-Type': 'application/octet-stream', ...this._headers('send') },
-        body: encodeBatch(frames),
+        body,
         // A request lost in a silent network must not hold back the next.
         signal: AbortSignal.timeout(2 * n.heartbeatMs + o.timeout),
       })
@@ -890,15 +880,19 @@ export class Tether extends EventTarget {
         // downstream brings the close frame at once; otherwise the request
         // reached a server without the session: no further send request,
         // and the error and the end after a grace period.
-        if (closing) this._end(closing.code, closing.reason, false)
+        if (closing) this._end(closing.code, closing.reason)
         else
           this._unknownTimer = setTimeout(() => {
             this._error('send', transport, s)
             this._endUnknown()
           }, Math.min(2000, o.timeout))
-      } else if (s == 409) this._end(4000, 'sequence gap', false)
-      else if (s == 413) this._end(1009, 'message too big', false)
-      else if (s == 403) this._end(1008, 'origin not allowed', false)
+      } else if (s == 409) this._end(4000, 'sequence gap')
+      // A body too big, for the server or a proxy in front: half as much
+      // at once from now on in this session; a message alone: an error
+      // event, and the end.
+      else if (s == 413 && frames.length - (closing ? 1 : 0) > 1) (n.maxBodyBytes = body.length >> 1), this._sendRequest()
+      else if (s == 413) this._error('send', transport, s), this._end(1009, 'message too big')
+      else if (s == 403) this._end(1008, 'origin not allowed')
       else retry(s)
     } catch {
       if (n == this._negotiated) retry()
@@ -930,7 +924,7 @@ export class Tether extends EventTarget {
   }
 
   /** @internal _end ends the session and dispatches close (after error when not clean). */
-  private _end(code: number, reason: string, wasClean: boolean) {
+  private _end(code: number, reason: string, wasClean = false) {
     if (this.readyState == CLOSED) return
     this._stop()
     this.readyState = CLOSED

@@ -84,12 +84,12 @@ function pageHelpers() {
     last: t.rec.got.slice(-3),
     events: t.rec.events,
   })
-  // phase sends tag1 .. tagN, then "stream S", and waits up to ms for the
+  // phase sends tag1 .. tagN (each followed by pad), then "stream S", and waits up to ms for the
   // echoes and the streamed "1" .. "S"; want lists what sent before (the
   // messages of an outage) adds to what is expected.
-  window.phase = async (t, { tag, n, stream = 0, ms = 30000, want = [] }) => {
+  window.phase = async (t, { tag, n, stream = 0, ms = 30000, want = [], pad = '' }) => {
     want = [...want]
-    for (let i = 1; i <= n; i++) t.send(tag + i), want.push(tag + i)
+    for (let i = 1; i <= n; i++) t.send(tag + i + pad), want.push(tag + i + pad)
     if (stream) t.send('stream ' + stream)
     for (let i = 1; i <= stream; i++) want.push(String(i))
     const ok = await wait(t, () => t.rec.got.length >= want.length, ms)
@@ -233,6 +233,7 @@ for (const [setup, doc, best] of [
   ['plain', 'README configuration', 'websocket'],
   ['noupgrade', 'Upgrade headers dropped', 'sse'],
   ['antivirus', 'buffering and gzip on every type, no upgrades: streams never deliver their prelude', 'longpoll'],
+  ['defaults-host', "a minimal location with nginx's defaults (HTTP/1.0 upstream, no Upgrade, buffering on), Host passed", 'sse'],
 ]) {
   test(`${setup}: ${doc}`, async () => {
     const r = report(setup, onBest(await run(setup, basic(best)), best))
@@ -244,6 +245,27 @@ for (const [setup, doc, best] of [
     }
   })
 }
+
+test("defaults: nginx's defaults send the upstream's name as Host: a browser is refused (403) at once, as an error then a close event", async () => {
+  const r = await run('defaults', (page) =>
+    page.evaluate(async () => {
+      const t = (window.t = track())
+      t.send('first')
+      const p = await phase(t, { tag: 'a', n: 0, ms: 15000, want: ['first'] })
+      return { phases: [p], transport: t.transport, closed: t.readyState == Tether.CLOSED, rec: t.rec, seen: seen(t) }
+    }),
+  )
+  report('defaults', r)
+  const ev = r.rec.events
+  assert.ok(r.closed, `no close event within 15 s: ${JSON.stringify(r.seen)}`)
+  assert.deepEqual(
+    ev.map((e) => [e.type, e.code, e.reason]),
+    [
+      ['error', undefined, undefined],
+      ['close', 1008, 'origin not allowed'],
+    ],
+  )
+})
 
 test('hiccup: WebSocket refused (502) at first, then let through: a later upgrade round moves the session from sse to WebSocket', async () => {
   const r = await run('hiccup', async (page, server) => {
@@ -424,4 +446,102 @@ test('roundrobin: two independent servers, no shared state', async () => {
       )
     }
   }
+})
+
+/**
+ * allModes runs setup with one tab per mode, each running begin(mode), then
+ * scenario(mode) in the page (window.t is the session, window.phases its
+ * phases so far), and reports each tab's result as "setup mode".
+ */
+const allModes = async (setup, scenario, arg) => {
+  const rs = await run(
+    setup,
+    (_, server, pages) =>
+      Promise.all(
+        pages.map((page, i) =>
+          page.evaluate(
+            async ({ mode, scenario, arg }) => {
+              await begin(mode)
+              return { mode, ...(await new Function('return ' + scenario)()(mode, arg)) }
+            },
+            { mode: modes[i], scenario: scenario.toString(), arg },
+          ),
+        ),
+      ),
+    modes.length,
+  )
+  for (const r of rs) report(`${setup} ${modeName(r.mode)}`, r)
+  return rs
+}
+
+test('keepalive: upstream connections kept (keepalive 16) and shared by the requests of every tab, every transport', async () => {
+  const rs = await allModes('keepalive', async (mode) => {
+    phases.push(await phase(t, { tag: 'b', n: 50, stream: 100 }))
+    await wait(t, () => t.transport == (mode ?? 'websocket'), 20000)
+    return { phases, ...(await finish(t)) }
+  })
+  for (const r of rs) assertWorked(r), assert.equal(r.transport, r.mode ?? 'websocket')
+})
+
+test('buffered-requests: nginx buffers bodies and answers those over 16 KiB 413; bursts arrive exactly, a message nginx refuses ends the session (1009)', async () => {
+  const rs = await allModes(
+    'buffered-requests',
+    async (mode, size) => {
+      // 40 messages of 1 KiB at once: more than nginx passes in one body.
+      phases.push(await phase(t, { tag: 'b', n: 40, pad: '.'.repeat(1000) }))
+      const best = mode ?? 'websocket'
+      await wait(t, () => t.transport == best, 20000)
+      const big = 'x'.repeat(size + 1)
+      t.send(big)
+      if (best == 'websocket') {
+        phases.push(await phase(t, { tag: 'c', n: 0, want: [big] }))
+        return { phases, extra: { 'large message': 'echoed' }, ...(await finish(t)) }
+      }
+      // Over a send request nginx never passes it: a close event, bounded.
+      const transport = t.transport
+      const closed = await wait(t, () => t.readyState == Tether.CLOSED, 15000)
+      return { phases, transport, closed, rec: t.rec, seen: seen(t), extra: { 'large message': closed ? 'closed' : 'hang' } }
+    },
+    16384,
+  )
+  for (const r of rs) {
+    const what = `buffered-requests ${modeName(r.mode)}`
+    if (!r.mode) {
+      assertWorked(r)
+      assert.equal(r.transport, 'websocket')
+      continue
+    }
+    for (const p of r.phases) assert.deepEqual(counts(p.got, p.want), { lost: 0, duplicated: 0, reordered: false }, `${what}: phase ${p.tag}`)
+    if (r.mode == 'websocket') {
+      assertWorked(r)
+      continue
+    }
+    assert.ok(r.closed, `${what}: a message nginx refuses neither came back nor closed the session: ${JSON.stringify(r.seen)}`)
+    const ev = r.rec.events
+    assert.deepEqual(
+      { ...ev.at(-1), at: 0 },
+      { type: 'close', at: 0, transport: r.transport, code: 1009, reason: 'message too big', wasClean: false },
+      `${what}: ${ev.map(eventName)}`,
+    )
+    assert.ok(
+      ev.some((e) => e.type == 'error' && e.request == 'send' && e.status == 413),
+      `${what}: the send answered 413 is an error event the application can log: ${ev.map(eventName)}`,
+    )
+  }
+})
+
+test('slowidle: buffering on (X-Accel-Buffering honoured), proxy_read_timeout 3s below the heartbeat, every transport', async () => {
+  const rs = await allModes(
+    'slowidle',
+    async (mode, idleMs) => {
+      const was = t.rec.events.filter((e) => e.type == 'resuming').length
+      await new Promise((r) => setTimeout(r, idleMs))
+      const resumes = t.rec.events.filter((e) => e.type == 'resuming').length - was
+      phases.push(await phase(t, { tag: 'b', n: 20, stream: 50 }))
+      await wait(t, () => t.transport == (mode ?? 'websocket'), 20000)
+      return { phases, extra: { 'idle resumes': `${resumes} in ${idleMs} ms` }, ...(await finish(t)) }
+    },
+    12000,
+  )
+  for (const r of rs) assertWorked(r), assert.equal(r.transport, r.mode ?? 'websocket')
 })

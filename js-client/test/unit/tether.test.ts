@@ -259,6 +259,56 @@ test('a send request carries at most 64 KiB of messages, whatever maxBodyBytes a
   await until('closed', () => t.readyState == Tether.CLOSED)
 })
 
+test('a send answered 413 by a proxy (16 KiB bodies at most) goes again in halves: every message arrives once, in order', async () => {
+  const f = fake()
+  const { t, events } = client(f)
+  const bodies: number[] = []
+  let refused = 0
+  globalThis.fetch = ((input: string | URL, init: RequestInit = {}) => {
+    if (new URL(input).pathname.endsWith('/send')) {
+      const size = (init.body as Uint8Array).length
+      bodies.push(size)
+      // What nginx answers past client_max_body_size: its own page, not the server's form.
+      if (size > 16 << 10) return refused++, Promise.resolve(new Response('<html>413 Request Entity Too Large</html>', { status: 413 }))
+    }
+    return f.fetch(input, init)
+  }) as typeof fetch
+  const n = 40
+  const sent = Array.from({ length: n }, (_, i) => String(i).padEnd(1000, '.'))
+  for (const m of sent) t.send(m)
+  await until('all accepted', () => f.in.length == n, 10000)
+  assert.deepEqual(f.in, sent)
+  assert.ok(refused > 0, 'no body was refused: the test did not test the halving')
+  // Sent from construction on: the halving does not wait for long polling to open.
+  assert.ok(bodies.every((b) => b <= 64 << 10), JSON.stringify(bodies))
+  assert.equal(t.readyState, Tether.OPEN)
+  assert.deepEqual(events.filter((e) => e == 'error' || e == 'close'), [])
+  t.close()
+  await until('closed', () => t.readyState == Tether.CLOSED)
+})
+
+test('a message alone answered 413 (by a proxy) closes the session with 1009, after an error event for the send; no request loops', async () => {
+  const f = fake()
+  const { t, closed } = client(f)
+  const errors: { request?: string; status?: number }[] = []
+  t.addEventListener('error', (e) => errors.push(e as Event & { request?: string; status?: number }))
+  let sends = 0
+  globalThis.fetch = ((input: string | URL, init: RequestInit = {}) => {
+    if (new URL(input).pathname.endsWith('/send') && (init.body as Uint8Array).length > 16 << 10)
+      return sends++, Promise.resolve(new Response('<html>413 Request Entity Too Large</html>', { status: 413 }))
+    return f.fetch(input, init)
+  }) as typeof fetch
+  t.send('x'.repeat(20 << 10))
+  await until('closed', () => !!closed(), 10000)
+  assert.equal(closed()!.code, 1009)
+  assert.equal(closed()!.reason, 'message too big')
+  assert.equal(sends, 1)
+  assert.ok(
+    errors.some((e) => e.request == 'send' && e.status == 413),
+    JSON.stringify(errors.map((e) => [e.request, e.status])),
+  )
+})
+
 test('a server close frame ends the session with its code', async () => {
   const f = fake()
   const { t, events, closed } = client(f)
