@@ -209,6 +209,18 @@ func TestOutsideCORS(t *testing.T) {
 	wantError(t, "negotiate from another origin", c.request("POST", "negotiate?v=1", http.Header{"Origin": {"https://other.example"}}, nil), 403, "origin not allowed")
 	a = c.request("OPTIONS", "send", http.Header{"Origin": {"https://other.example"}, "Access-Control-Request-Method": {"POST"}}, nil)
 	wantError(t, "a preflight from another origin", a, 403, "origin not allowed")
+	// An error answered to an allowed origin carries the header too, so
+	// that its page can read the status.
+	a = c.request("GET", "longpoll?session=AAAAAAAAAAAAAAAAAAAAAA&token=AAAAAAAAAAAAAAAAAAAAAA&received=0", http.Header{"Origin": {"https://app.example"}}, nil)
+	if a.status != 404 || a.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("404 to an allowed origin: %v, Access-Control-Allow-Origin %q", a, a.header.Get("Access-Control-Allow-Origin"))
+	}
+	// "*" in the allow-list allows every origin, named in the answer.
+	c = newOutside(t, &tether.Options{AllowedOrigins: []string{"*"}})
+	a = c.request("POST", "negotiate?v=1", http.Header{"Origin": {"https://any.example"}}, nil)
+	if a.status != 200 || a.header.Get("Access-Control-Allow-Origin") != "https://any.example" {
+		t.Errorf("negotiate from any origin with *: %v, Access-Control-Allow-Origin %q; section 7 says the request's origin", a, a.header.Get("Access-Control-Allow-Origin"))
+	}
 }
 
 // TestOutsideHandshakeOrder checks section 9's order of the checks on
