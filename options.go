@@ -69,6 +69,24 @@ type Options struct {
 	// carries at most half of it, counted the same way.
 	MaxQueuedBytes int
 
+	// MaxQueuedBytesTotal bounds the bytes that the queues of all the
+	// server's sessions hold together, in both directions, counted as
+	// MaxQueuedBytes counts them. Over it, a message is let in only while
+	// the queue it goes to (a session's to its client, or from it) stays
+	// within its fair share: MaxQueuedBytesTotal divided among the live
+	// sessions' queues (two each), at least session.MinFairShare (32 KiB);
+	// an empty queue always takes one. A queue holding more meets what it
+	// meets when full (to the client, the SlowConsumer policy: a close is
+	// 4002 with reason "queue budget exhausted"; from the client, the
+	// server reads no more until there is room), while the sessions
+	// holding less go on. So the queues hold at most MaxQueuedBytesTotal
+	// plus, for each live session, twice the larger of its fair share and
+	// one message (see README, "Memory in total"). Server.QueuedBytes
+	// tells what they hold. Default 1 GiB (DefaultMaxQueuedBytesTotal);
+	// negative: no bound but MaxQueuedBytes per session, and nothing is
+	// counted.
+	MaxQueuedBytesTotal int64
+
 	// SlowConsumer is what Send does when MaxQueuedBytes is reached.
 	// Default session.SlowConsumerClose (close with 4002). The bound is
 	// met not only by a client that reads slowly but by any burst of more
@@ -165,6 +183,10 @@ type Options struct {
 	Observer Observer
 }
 
+// DefaultMaxQueuedBytesTotal is Options.MaxQueuedBytesTotal's default:
+// 1 GiB.
+const DefaultMaxQueuedBytesTotal = 1 << 30
+
 // Cluster is what makes a Server one node of a cluster, as
 // Options.Cluster: package cluster's *Node implements it. A Cluster serves
 // one Server.
@@ -223,6 +245,9 @@ func (o *Options) withDefaults() Options {
 	c.MaxBodyBytes = max(c.MaxBodyBytes, c.MaxMessageBytes*4/3+64)
 	if c.MaxQueuedBytes <= 0 {
 		c.MaxQueuedBytes = session.DefaultMaxQueuedBytes
+	}
+	if c.MaxQueuedBytesTotal == 0 {
+		c.MaxQueuedBytesTotal = DefaultMaxQueuedBytesTotal
 	}
 	if c.MaxStreamBytes <= 0 {
 		c.MaxStreamBytes = transport.DefaultMaxStreamBytes

@@ -162,6 +162,7 @@ func NewServer(h Handler, opts *Options) *Server {
 			MaxMessageBytes:   o.MaxMessageBytes,
 			MaxQueuedBytes:    o.MaxQueuedBytes,
 			SlowConsumer:      o.SlowConsumer,
+			QueueBudget:       queueBudget(o.MaxQueuedBytesTotal),
 			NodeID:            nodeID,
 		},
 		tcfg: &transport.Config{
@@ -207,6 +208,25 @@ func (srv *Server) negotiated(result NegotiateResult) {
 
 // Sessions returns how many sessions the server holds now.
 func (srv *Server) Sessions() int { return srv.store.Len() }
+
+// QueuedBytes returns the bytes that the queues of the server's sessions
+// hold now, both directions together, as Options.MaxQueuedBytesTotal
+// counts them; 0 when that is negative (nothing is counted).
+func (srv *Server) QueuedBytes() int64 {
+	if b := srv.sessionCfg.QueueBudget; b != nil {
+		return b.Used()
+	}
+	return 0
+}
+
+// queueBudget returns the budget of Options.MaxQueuedBytesTotal, nil when
+// it is negative.
+func queueBudget(total int64) *session.QueueBudget {
+	if total < 0 {
+		return nil
+	}
+	return session.NewQueueBudget(total)
+}
 
 // ServeHTTP implements http.Handler.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

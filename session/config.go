@@ -70,9 +70,13 @@ type Config struct {
 	// through when nothing else is queued. Default 4 MiB
 	// (DefaultMaxQueuedBytes).
 	MaxQueuedBytes int
-	// SlowConsumer is applied when Send would go over MaxQueuedBytes.
-	// Default SlowConsumerClose.
+	// SlowConsumer is applied when Send would go over MaxQueuedBytes, or
+	// QueueBudget refuses its message. Default SlowConsumerClose.
 	SlowConsumer SlowConsumerPolicy
+	// QueueBudget, if not nil, bounds what the queues of all the sessions
+	// made with it hold together, in both directions (see QueueBudget).
+	// Default: none, each session bounded by MaxQueuedBytes alone.
+	QueueBudget *QueueBudget
 	// Observer, if not nil, is told what the sessions do, for metrics.
 	// Default: none.
 	Observer Observer

@@ -11,6 +11,12 @@ var (
 	// ErrDropped is returned by Send under SlowConsumerDrop when the message
 	// was dropped.
 	ErrDropped = errors.New("message dropped: client too slow")
+	// ErrQueueBudget is wrapped by the errors returned when the
+	// server's QueueBudget refused a message: Send's and SendShared's
+	// ErrDropped under SlowConsumerDrop, and the error of a Send (under
+	// SlowConsumerBlock) or a Deliver whose ctx ended while it waited
+	// for room.
+	ErrQueueBudget = errors.New("server queue budget exhausted")
 	// ErrSequenceGap is returned by Deliver when messages are missing
 	// before the ones delivered; the session is closed with
 	// StatusResumeGap.

@@ -21,6 +21,7 @@ func (s *Session) Recv(ctx context.Context) (wire.Message, error) {
 				s.in = s.in[:0:0]
 			}
 			s.inBytes -= queuedSize(m)
+			s.releaseInLocked(queuedSize(m))
 			s.inSpace.broadcast()
 			s.mu.Unlock()
 			return m, nil
@@ -67,7 +68,10 @@ func (s *Session) Received() uint64 {
 // Messages it already has are dropped, so a retried delivery is harmless;
 // a seq beyond the next expected number faults the session with
 // StatusResumeGap (see Fault) and returns ErrSequenceGap. While Config.MaxQueuedBytes of
-// received messages wait for Recv, Deliver waits for room until ctx ends.
+// received messages wait for Recv, or the server's Config.QueueBudget
+// refuses the next one (see QueueBudget), Deliver waits for room until ctx
+// ends (and returns ctx's error, wrapped in ErrQueueBudget when the budget
+// refused).
 // With a message callback (OnMessage), Deliver instead calls it for each new
 // message, in order, before it returns. Deliver keeps msgs' Data: callers
 // must not reuse it. It returns the session's CloseError when the session
@@ -165,20 +169,20 @@ func (s *Session) admitLocked(ctx context.Context, seq uint64, msgs []wire.Messa
 			return max(first, 0), accepted, size, wire.ErrMessageTooBig
 		}
 		if queue {
-			if s.inBytes+queuedSize(m) > s.cfg.MaxQueuedBytes && len(s.in) > 0 {
+			n := queuedSize(m)
+			full := s.inBytes+n > s.cfg.MaxQueuedBytes && len(s.in) > 0
+			if full || !s.cfg.QueueBudget.take(n, s.inBytes) {
 				room := s.inSpace.wait()
 				s.mu.Unlock()
-				select {
-				case <-room:
-				case <-ctx.Done():
-					s.mu.Lock()
-					return max(first, 0), accepted, size, ctx.Err()
-				}
+				err := waitRoom(ctx, room, !full)
 				s.mu.Lock()
+				if err != nil {
+					return max(first, 0), accepted, size, err
+				}
 				continue // look again: the session may have closed meanwhile
 			}
 			s.in = append(s.in, m)
-			s.inBytes += queuedSize(m)
+			s.inBytes += n
 			s.inReady.broadcast()
 		}
 		if first < 0 {
@@ -219,6 +223,7 @@ func (s *Session) OnMessage(fn func(wire.Message)) {
 	}
 	s.onMessage = fn
 	queued := s.in
+	s.releaseInLocked(s.inBytes)
 	s.in, s.inBytes = nil, 0
 	s.inSpace.broadcast()
 	s.mu.Unlock()

@@ -13,14 +13,17 @@ import (
 // acknowledges it, so the caller may reuse m.Data.
 //
 // When the client has not acknowledged Config.MaxQueuedBytes of messages
-// (each counting its data's length plus MessageOverhead),
-// Send follows the slow-consumer policy: it closes the session (and returns
-// its CloseError), returns ErrDropped, or waits for room until ctx ends.
+// (each counting its data's length plus MessageOverhead), or the server's
+// Config.QueueBudget refuses the message (see QueueBudget), Send follows
+// the slow-consumer policy: it closes the session (and returns its
+// CloseError: StatusSlowConsumer, with reason ReasonQueueBudget when the
+// budget refused), returns ErrDropped (wrapping ErrQueueBudget when the
+// budget refused), or waits for room until ctx ends.
 // A Send made while a message callback (OnMessage) runs never waits, as
 // the acknowledgements that would make room may be held up behind the
 // callback: under SlowConsumerBlock the queue then goes over
-// MaxQueuedBytes, up to twice it, and past that the session closes as
-// under SlowConsumerClose.
+// MaxQueuedBytes, up to twice it, and past that, or when the budget
+// refuses, the session closes as under SlowConsumerClose.
 // After the session closes, Send returns the CloseError.
 func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	if err := s.cfg.CheckMessage(m); err != nil {
@@ -28,6 +31,7 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	}
 	data := make([]byte, len(m.Data))
 	copy(data, m.Data)
+	size := len(data) + MessageOverhead
 	s.mu.Lock()
 	for {
 		if s.closeFrame != nil || s.finished {
@@ -35,20 +39,27 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 			s.mu.Unlock()
 			return err
 		}
-		if s.outBytes+len(data)+MessageOverhead <= s.cfg.MaxQueuedBytes || len(s.out) == 0 {
-			break
-		}
 		policy := s.cfg.SlowConsumer
-		if policy == SlowConsumerBlock && s.delivering {
+		full := s.outBytes+size > s.cfg.MaxQueuedBytes && len(s.out) > 0
+		if full && policy == SlowConsumerBlock && s.delivering {
 			// A message callback is running: the connection that would
 			// bring the acknowledgements making room may be the one
 			// waiting for it to return (a WebSocket's reader, a client's
 			// one send request in flight), and a journaled session holds
 			// what it sends until it returns, so waiting might never end.
 			// The queue goes over instead, up to twice the bound.
-			if s.outBytes+len(data)+MessageOverhead <= 2*s.cfg.MaxQueuedBytes {
-				break
+			full = s.outBytes+size > 2*s.cfg.MaxQueuedBytes
+			if full {
+				policy = SlowConsumerClose
 			}
+		}
+		if !full && s.cfg.QueueBudget.take(size, s.outBytes) {
+			break
+		}
+		// Refused by the queue, or else by the server's budget, which a
+		// callback's Send does not wait for either.
+		budget := !full
+		if budget && policy == SlowConsumerBlock && s.delivering {
 			policy = SlowConsumerClose
 		}
 		switch policy {
@@ -58,18 +69,19 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 				o.Dropped()
 			}
 			s.mu.Unlock()
+			if budget {
+				return errDroppedBudget
+			}
 			return ErrDropped
 		case SlowConsumerBlock:
 			room := s.spaceFree.wait()
 			s.mu.Unlock()
-			select {
-			case <-room:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := waitRoom(ctx, room, budget); err != nil {
+				return err
 			}
 			s.mu.Lock()
 		default:
-			s.closeLocked(wire.CloseError{Code: wire.StatusSlowConsumer, Reason: "slow consumer"})
+			s.closeSlowLocked(budget)
 			err := *s.closeErr
 			s.mu.Unlock()
 			return err
@@ -78,6 +90,17 @@ func (s *Session) Send(ctx context.Context, m wire.Message) error {
 	s.queueLocked(wire.Message{Type: m.Type, Data: data}, nil)
 	s.mu.Unlock()
 	return nil
+}
+
+// closeSlowLocked closes the session for a message its queue to the
+// client refused: with ReasonQueueBudget when the server's budget refused
+// it (budget), with "slow consumer" when its own queue is full.
+func (s *Session) closeSlowLocked(budget bool) {
+	if budget {
+		s.closeLocked(overBudget)
+		return
+	}
+	s.closeLocked(slowConsumer)
 }
 
 // queueLocked appends m, and the frames it shares with other sessions
@@ -173,9 +196,12 @@ func (s *Session) forgetLocked() {
 		return
 	}
 	n := int(upTo - s.acked)
+	released := 0
 	for i := range n {
-		s.outBytes -= queuedSize(s.out[i].Message)
+		released += queuedSize(s.out[i].Message)
 	}
+	s.outBytes -= released
+	s.cfg.QueueBudget.add(-released)
 	clear(s.out[:n])
 	if n == len(s.out) && cap(s.out) <= maxReusedOut {
 		// Everything is acknowledged: keep a small array for the next

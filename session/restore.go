@@ -72,6 +72,8 @@ func Restore(cfg *Config, info RequestInfo, r Restored, onFinish func(*Local)) (
 		for _, m := range r.Out {
 			s.appendLocked(m, nil)
 		}
+		// The client was promised them: counted, never refused.
+		cfg.QueueBudget.add(s.outBytes)
 		s.handedOut = r.Acked + uint64(len(r.Out)) // the previous holder may have sent them all
 		s.received = r.Received
 		s.takenOver = true

@@ -141,6 +141,7 @@ func newLocal(cfg *Config, id, token string, info RequestInfo, onFinish func(*Lo
 	if prepare != nil {
 		prepare(s)
 	}
+	cfg.QueueBudget.join()
 	l := &Local{Session: s}
 	if onFinish != nil {
 		s.onFinish = func() { onFinish(l) }
@@ -326,6 +327,7 @@ func (s *Session) Abort(ce wire.CloseError) {
 	s.acked += uint64(len(s.out))
 	clear(s.out)
 	s.out = nil
+	s.cfg.QueueBudget.add(-s.outBytes)
 	s.outBytes = 0
 	if s.closeFrame == nil {
 		s.closeLocked(ce)
@@ -396,6 +398,10 @@ func (s *Session) finishLocked() {
 	}
 	clear(s.out)
 	s.out = nil
+	// The budget lets go of both queues at once: what Recv still returns
+	// counts no more.
+	s.cfg.QueueBudget.add(-s.outBytes - s.inBytes)
+	s.cfg.QueueBudget.leave()
 	s.outBytes = 0
 	s.spaceFree.broadcast()
 	s.inReady.broadcast()

@@ -21,12 +21,12 @@ type queued struct {
 //
 // It checks m as Send does (wire.ErrMessageTooBig, wire.ErrInvalidMessage) and returns
 // the CloseError once the session has closed. When the client has not
-// acknowledged Config.MaxQueuedBytes of messages, SlowConsumerDrop drops
-// m (ErrDropped) and SlowConsumerClose closes the session with
-// StatusSlowConsumer, as for Send; SlowConsumerBlock, whose wait would hold
-// up every other session the message goes to, closes the session as
-// SlowConsumerClose does, so that its client never misses a message
-// without knowing it.
+// acknowledged Config.MaxQueuedBytes of messages, or Config.QueueBudget
+// refuses m, SlowConsumerDrop drops m (ErrDropped) and SlowConsumerClose
+// closes the session with StatusSlowConsumer, as for Send;
+// SlowConsumerBlock, whose wait would hold up every other session the
+// message goes to, closes the session as SlowConsumerClose does, so that
+// its client never misses a message without knowing it.
 func (l *Local) SendShared(m wire.Message, frames *wire.Frames) error {
 	return l.sendShared(m, frames, TopicOffset{})
 }
@@ -44,16 +44,20 @@ func (l *Local) sendShared(m wire.Message, frames *wire.Frames, at TopicOffset) 
 		s.mu.Unlock()
 		return err
 	}
-	if s.outBytes+queuedSize(m) > s.cfg.MaxQueuedBytes && len(s.out) > 0 {
+	size := queuedSize(m)
+	if full := s.outBytes+size > s.cfg.MaxQueuedBytes && len(s.out) > 0; full || !s.cfg.QueueBudget.take(size, s.outBytes) {
 		if s.cfg.SlowConsumer == SlowConsumerDrop {
 			s.dropped++
 			if o := s.cfg.Observer; o != nil {
 				o.Dropped()
 			}
 			s.mu.Unlock()
+			if !full {
+				return errDroppedBudget
+			}
 			return ErrDropped
 		}
-		s.closeLocked(wire.CloseError{Code: wire.StatusSlowConsumer, Reason: "slow consumer"})
+		s.closeSlowLocked(!full)
 		err := *s.closeErr
 		s.mu.Unlock()
 		return err
