@@ -46,9 +46,11 @@ type StateStore interface {
 	// RenewAll renews many leases as Renew does each, and returns one
 	// error per lease, nil for those renewed.
 	RenewAll(ctx context.Context, leases []Lease) []error
-	// Release ends the lease at once, keeping the state, so that another
-	// node may take the session over without waiting for LeaseTTL.
-	// Errors as for Renew.
+	// Release ends the lease at once and for good, keeping the state, so
+	// that another node may take the session over without waiting for
+	// LeaseTTL: a later Write, Renew, RenewAll, Release or Delete with l
+	// (a write that was in flight, say) returns ErrFenced and changes
+	// nothing, rather than bring the lease back. Errors as for Renew.
 	Release(ctx context.Context, l Lease) error
 	// Delete removes the session's state and lease once the session has
 	// ended. Errors as for Renew.
@@ -129,9 +131,9 @@ var (
 	// node holds a lease on the session that has not lapsed.
 	ErrOwned = errors.New("cluster: the session is owned by another node")
 	// ErrFenced is returned by Write, Renew, Release and Delete when the
-	// lease's epoch is no longer the session's: another node took the
-	// session over, and the caller must stop serving it. Nothing was
-	// written.
+	// lease's epoch is no longer the session's (another node took the
+	// session over) or the lease was released: the caller must stop
+	// serving the session. Nothing was written.
 	ErrFenced = errors.New("cluster: the lease was taken over")
 	// ErrBadToken is returned by TakeOver when the token is not the
 	// session's. Nothing was changed.

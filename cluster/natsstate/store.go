@@ -284,13 +284,7 @@ func (s *Store) Write(ctx context.Context, l cluster.Lease, e *session.Entry) er
 	if err := validate(e); err != nil {
 		return err
 	}
-	return s.change(ctx, l, func(r *record) (*record, error) {
-		n, err := r.apply(e)
-		if err == nil {
-			n.released = false
-		}
-		return n, err
-	})
+	return s.change(ctx, l, func(r *record) (*record, error) { return r.apply(e) })
 }
 
 // Renew extends the lease by LeaseTTL and the state by ResumeWindow, for a
@@ -302,15 +296,16 @@ func (s *Store) Write(ctx context.Context, l cluster.Lease, e *session.Entry) er
 func (s *Store) Renew(ctx context.Context, l cluster.Lease) error {
 	return s.change(ctx, l, func(r *record) (*record, error) {
 		n := *r
-		n.released = false
 		return &n, nil
 	})
 }
 
-// Release ends the lease at once (the state stays, for ResumeWindow from
-// now), so that another node may take the session over without waiting for
-// LeaseTTL: what a node that shuts down gracefully does. Errors as for
-// Renew.
+// Release ends the lease at once and for good (the state stays, for
+// ResumeWindow from now), so that another node may take the session over
+// without waiting for LeaseTTL: what a node that shuts down gracefully
+// does. A later Write, Renew, Release or Delete with l, such as a write
+// that was in flight, gets cluster.ErrFenced and changes nothing. Errors
+// as for Renew.
 func (s *Store) Release(ctx context.Context, l cluster.Lease) error {
 	err := s.change(ctx, l, func(r *record) (*record, error) {
 		n := *r
@@ -397,7 +392,7 @@ func (s *Store) change(ctx context.Context, l cluster.Lease, fn func(*record) (*
 
 // fenced returns the state of l's session, the one this Store holds if it
 // may still be current (cached reports so), else the one stored;
-// cluster.ErrFenced if its epoch is not l's.
+// cluster.ErrFenced if its epoch is not l's, or l was released.
 func (s *Store) fenced(ctx context.Context, l cluster.Lease) (h *held, cached bool, err error) {
 	h = s.cached(l.ID)
 	cached = h != nil && h.rec.epoch == l.Epoch && !s.expired(h.written)
@@ -407,7 +402,8 @@ func (s *Store) fenced(ctx context.Context, l cluster.Lease) (h *held, cached bo
 			return nil, false, err
 		}
 	}
-	if h.rec.epoch != l.Epoch {
+	if h.rec.epoch != l.Epoch || h.rec.released {
+		// Taken over, or released: a released lease never comes back.
 		s.forget(l.ID)
 		return nil, false, cluster.ErrFenced
 	}

@@ -49,6 +49,8 @@
 //	    info      the application's negotiate data (opaque bytes)
 //	    x         the owner's clock (Unix ms) when a write, Create or
 //	              TakeOver last set the keys' expiry
+//	    released  the epoch whose lease Release ended, until the next
+//	              TakeOver: every call with it gets cluster.ErrFenced
 //	    o:<topic> the offset in the topic's history that the session has
 //	              reached (session.Entry.TopicOffsets), only ever raised,
 //	              dropped when the session leaves the topic

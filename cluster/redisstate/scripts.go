@@ -9,14 +9,15 @@ import "github.com/redis/go-redis/v9"
 // Redis does not undo the effects of a script that fails halfway.
 
 // luaCheck defines check(epoch): nil when the stored state is of this
-// version and owned by epoch, else the error reply's text.
+// version and owned by epoch, which was not released (the state's field
+// released), else the error reply's text.
 const luaCheck = `
 local function check(epoch)
-  local st = redis.call('HMGET', KEYS[1], 'v', 'epoch')
+  local st = redis.call('HMGET', KEYS[1], 'v', 'epoch', 'released')
   if not st[1] then return 'TETHER_NOTFOUND' end
   if st[1] ~= ARGV[1] then return 'TETHER_VERSION ' .. st[1] end
   if not st[2] then return 'TETHER_CORRUPT no epoch' end
-  if st[2] ~= epoch then return 'TETHER_FENCED ' .. st[2] end
+  if st[2] ~= epoch or st[3] == epoch then return 'TETHER_FENCED ' .. st[2] end
   return nil
 end
 local function keep(window)
@@ -72,13 +73,13 @@ local sub = ackAt + 2
 local unsub = sub + tonumber(ARGV[sub]) + 1
 local offs = unsub + tonumber(ARGV[unsub]) + 1
 local m = tonumber(ARGV[offs])
-local names = {'v', 'epoch', 'sent', 'acked', 'received', 'x'}
-for k = 1, m do names[6 + k] = 'o:' .. ARGV[offs - 1 + 2 * k] end
+local names = {'v', 'epoch', 'sent', 'acked', 'received', 'x', 'released'}
+for k = 1, m do names[7 + k] = 'o:' .. ARGV[offs - 1 + 2 * k] end
 local st = calls('HMGET', KEYS[1], names)
 if not st[1] then return redis.error_reply('TETHER_NOTFOUND') end
 if st[1] ~= ARGV[1] then return redis.error_reply('TETHER_VERSION ' .. st[1]) end
 if not st[2] then return redis.error_reply('TETHER_CORRUPT no epoch') end
-if st[2] ~= ARGV[2] then return redis.error_reply('TETHER_FENCED ' .. st[2]) end
+if st[2] ~= ARGV[2] or st[7] == ARGV[2] then return redis.error_reply('TETHER_FENCED ' .. st[2]) end
 local sent, acked, received = tonumber(st[3]), tonumber(st[4]), tonumber(st[5])
 if not sent or not acked or not received then return redis.error_reply('TETHER_CORRUPT counters') end
 local newSent, newSentText = sent, nil
@@ -112,7 +113,7 @@ local left = {}
 for k = 1, tonumber(ARGV[unsub]) do left[ARGV[unsub + k]] = true end
 for k = 1, m do
   local t, o = ARGV[offs - 1 + 2 * k], ARGV[offs + 2 * k]
-  local cur = st[6 + k]
+  local cur = st[7 + k]
   if not left[t] and (not cur or tonumber(o) > tonumber(cur)) then
     set[#set + 1] = 'o:' .. t; set[#set + 1] = o
   end
@@ -146,10 +147,14 @@ keep(ARGV[5])
 return 1
 `)
 
-// releaseScript: ARGV 2 epoch. The lease ends now; the state stays.
+// releaseScript: ARGV 2 epoch. The lease ends now, for good: the state's
+// field released holds its epoch, which check and writeScript then fence,
+// so that a write or renewal in flight does not bring the lease back. The
+// state stays.
 var releaseScript = redis.NewScript(luaCheck + `
 local err = check(ARGV[2])
 if err then return redis.error_reply(err) end
+redis.call('HSET', KEYS[1], 'released', ARGV[2])
 redis.call('DEL', KEYS[4])
 return 1
 `)
@@ -188,6 +193,7 @@ if cur then
   end
 else
   redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+  redis.call('HDEL', KEYS[1], 'released')
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 redis.call('HSET', KEYS[1], 'x', ARGV[6])

@@ -140,9 +140,11 @@ func (s *Store) Renew(ctx context.Context, l cluster.Lease) error {
 	return s.fenced(ctx, renewScript, l, leaseValue(l), s.lease, s.window)
 }
 
-// Release ends the lease at once (the state stays), so that another node
-// may take the session over without waiting for LeaseTTL: what a node that
-// shuts down gracefully does. Errors as for Renew.
+// Release ends the lease at once and for good (the state stays), so that
+// another node may take the session over without waiting for LeaseTTL: what
+// a node that shuts down gracefully does. A later Write, Renew, Release or
+// Delete with l, such as a write that was in flight, gets
+// cluster.ErrFenced and changes nothing. Errors as for Renew.
 func (s *Store) Release(ctx context.Context, l cluster.Lease) error {
 	return s.fenced(ctx, releaseScript, l)
 }

@@ -329,6 +329,36 @@ func (s *suite) release(t *testing.T) {
 	wantErr(t, "Release of an unknown session", n[0].Release(ctx, cluster.Lease{ID: newID(), Node: n[0].id, Epoch: 1}), cluster.ErrNoState)
 }
 
+// releaseFences: a Release ends the lease for good: a Write, Renew,
+// RenewAll, Release or Delete with it afterwards (one that was in flight,
+// say) gives ErrFenced and changes nothing, and another node still takes
+// the session over at once, with epoch 2.
+func (s *suite) releaseFences(t *testing.T) {
+	ctx := testContext(t)
+	n := s.long(t, 2)
+	ss, l := create(t, ctx, n[0], nil)
+	write(t, ctx, n[0], l, &session.Entry{First: 1, Messages: text("m", 1, 1), Received: 3, Subscribe: []string{"a"}})
+	if err := n[0].Release(ctx, l); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	wantErr(t, "Write after Release", n[0].Write(ctx, l, &session.Entry{First: 2, Messages: text("late", 2, 2), Acked: 1, Received: 9,
+		Subscribe: []string{"z"}, Unsubscribe: []string{"a"}, TopicOffsets: []session.TopicOffset{{Topic: "z", Offset: 1}}}), cluster.ErrFenced)
+	wantErr(t, "Renew after Release", n[0].Renew(ctx, l), cluster.ErrFenced)
+	if errs := n[0].RenewAll(ctx, []cluster.Lease{l}); len(errs) != 1 || !errors.Is(errs[0], cluster.ErrFenced) {
+		t.Fatalf("RenewAll after Release = %v, want [%v]", errs, cluster.ErrFenced)
+	}
+	wantErr(t, "Release after Release", n[0].Release(ctx, l), cluster.ErrFenced)
+	wantErr(t, "Delete after Release", n[0].Delete(ctx, l), cluster.ErrFenced)
+	l2, st := takeOver(t, ctx, n[1], ss)
+	if l2.Epoch != 2 {
+		t.Fatalf("TakeOver after Release and late calls gave epoch %d, want 2", l2.Epoch)
+	}
+	wantState(t, st, 1, 0, 3, text("m", 1, 1), []string{"a"}, nil)
+	// The new owner's lease is an ordinary one: its calls go through.
+	write(t, ctx, n[1], l2, &session.Entry{First: 2, Messages: text("m", 2, 2), Received: 4})
+	wantState(t, load(t, ctx, n[1], ss, l2), 2, 0, 4, text("m", 1, 2), []string{"a"}, nil)
+}
+
 // delete: Delete removes the state: every later call gives ErrNoState,
 // and the id may be created again, from scratch. A stale lease deletes
 // nothing.

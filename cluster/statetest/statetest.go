@@ -94,6 +94,7 @@ func Run(t *testing.T, h Harness) {
 		{"Fenced", s.fenced},
 		{"LeaseIsAValue", s.leaseIsAValue},
 		{"Release", s.release},
+		{"ReleaseFences", s.releaseFences},
 		{"Delete", s.delete},
 		{"RenewAll", s.renewAll},
 		{"LeaseLapses", s.leaseLapses},

@@ -259,7 +259,8 @@ func (s *suite) takeOverRace(t *testing.T) {
 // fencedWhileWriting: an owner that keeps writing and releasing while
 // another node takes the session over: each of its writes is either in the
 // state the new owner gets, or refused with ErrFenced, and after the
-// takeover every write is refused.
+// takeover every write is refused. (A Release fences the lease itself, so
+// the writes after the first Release are refused already.)
 func (s *suite) fencedWhileWriting(t *testing.T) {
 	ctx, cancel := context.WithCancel(testContext(t))
 	n := s.long(t, 2)
