@@ -45,6 +45,10 @@ type Session struct {
 	gate       pollGate               // holds polls back while an upgrade attaches
 	ackCeiling atomic.Uint64          // while an upgrade attaches: 1 + the received count its attach states; 0 otherwise
 	idle       idleCuts               // idle cuts seen: the heartbeat interval in use (idle.go)
+	// sendLimit is the largest send body a proxy took once it refused a
+	// larger one (413): half the body refused. Every later send request of
+	// the session, on every connection, stays within it; 0 until then.
+	sendLimit atomic.Int64
 
 	mu      sync.Mutex
 	current string           // guarded by mu; the attached transport, "" when none

@@ -162,6 +162,7 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 	s.out.reset()
 	s.received.Store(0)
 	s.ackedSent.Store(0)
+	s.sendLimit.Store(0)
 	if fn := s.opts.OnReconnecting; fn != nil {
 		fn(ce)
 	}
@@ -177,13 +178,18 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 		if ce, ok := s.out.closeRequest(); ok {
 			return nil, &endError{ce: ce, local: true}
 		}
-		neg, err := negotiate(s.ctx, s.hc, s.prefix, s.opts.Header)
+		nctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+		neg, err := negotiate(nctx, s.hc, s.prefix, s.opts.Header)
+		cancel()
 		var ne *NegotiateError
 		switch {
 		case errors.Is(err, ErrUnsupportedProtocol):
 			return nil, endSession(wire.StatusProtocolError, httpx.MsgUnsupportedVersion)
 		case errors.As(err, &ne) && ne.Status >= 400 && ne.Status < 500:
+			s.attemptFailed("negotiate", "", err)
 			return nil, endSession(wire.StatusPolicyViolation, ne.Message)
+		case err != nil && s.ctx.Err() != nil:
+			return nil, errStopped
 		case err != nil:
 			s.log.Debug("tether negotiate failed", "err", err)
 			s.attemptFailed("negotiate", "", err)

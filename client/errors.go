@@ -25,8 +25,10 @@ var (
 
 // NegotiateError is returned by Dial when the server refuses the negotiate
 // request: Status is the HTTP status (401 or 403 from the auth hook, 403 for
-// a forbidden origin, 503 for too many sessions) and Message the first line
-// of the body.
+// a forbidden origin, 503 for too many sessions) and Message the server's
+// one-line error message (PROTOCOL.md section 9). An answer that is not
+// Tether's, such as a proxy's HTML page, carries none: Message is then
+// "HTTP " and the status ("HTTP 502").
 type NegotiateError struct {
 	Status  int
 	Message string

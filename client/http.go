@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/wire"
@@ -200,12 +201,24 @@ func redact(err error) error {
 	return err
 }
 
-// firstLine returns the first line of an error body, trimmed, at most 200
-// bytes of it.
-func firstLine(body []byte) string {
-	body = body[:min(len(body), 200)]
-	if i := bytes.IndexByte(body, '\n'); i >= 0 {
-		body = body[:i]
+// errorMessage returns the message of one of Tether's error answers
+// (PROTOCOL.md section 9): a text/plain body of one line of UTF-8 ending in
+// a line feed, at most wire.MaxReasonBytes before it, so that it can be a
+// close reason as it is. Any other answer, such as the HTML page of a proxy
+// in front, carries no message of Tether's: it returns "HTTP " and the
+// status.
+func errorMessage(status int, contentType string, body []byte) string {
+	line, ok := bytes.CutSuffix(body, []byte("\n"))
+	if ok && strings.HasPrefix(contentType, "text/plain") && len(line) > 0 && len(line) <= wire.MaxReasonBytes &&
+		!bytes.ContainsAny(line, "\r\n") && utf8.Valid(line) {
+		return string(line)
 	}
-	return strings.TrimSpace(string(body))
+	return "HTTP " + strconv.Itoa(status)
+}
+
+// readErrorMessage reads enough of resp's body for errorMessage and
+// returns its message.
+func readErrorMessage(resp *http.Response) string {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReasonBytes+2))
+	return errorMessage(resp.StatusCode, resp.Header.Get("Content-Type"), body)
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tetherkit/tether/transport"
@@ -79,14 +79,18 @@ func poll(ctx context.Context, d *requestDeadline, l *link, u string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		switch resp.StatusCode {
 		case http.StatusNotFound:
 			return errSessionGone
 		case http.StatusBadRequest:
-			return endSession(wire.StatusProtocolError, "longpoll refused: "+firstLine(body))
+			return endSession(wire.StatusProtocolError, wire.TruncateReason("longpoll refused: "+readErrorMessage(resp)))
 		}
-		return fmt.Errorf("longpoll: %w", &statusError{resp.StatusCode, firstLine(body)})
+		return fmt.Errorf("longpoll: %w", &statusError{resp.StatusCode, readErrorMessage(resp)})
+	}
+	// A 200 that is no batch (a captive portal's page, a login page a
+	// redirect led to) proves nothing: the attempt fails.
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/octet-stream") {
+		return fmt.Errorf("longpoll: %w", &statusError{resp.StatusCode, fmt.Sprintf("Content-Type %q is not application/octet-stream", ct)})
 	}
 	l.established()
 	err = readBatchBody(d, resp.Body, compactResponse(resp.Header.Get("Content-Type")), s.negotiated().MaxMessageBytes, func(f wire.Frame) error {

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -125,7 +124,7 @@ func negotiate(ctx context.Context, hc *http.Client, prefix *url.URL, header htt
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		ne := &NegotiateError{Status: resp.StatusCode, Message: errorLine(resp.Body)}
+		ne := &NegotiateError{Status: resp.StatusCode, Message: readErrorMessage(resp)}
 		if ne.Status == http.StatusBadRequest && ne.Message == httpx.MsgUnsupportedVersion {
 			// A server that does not speak this version, as one
 			// answering another (PROTOCOL.md section 2).
@@ -134,12 +133,4 @@ func negotiate(ctx context.Context, hc *http.Client, prefix *url.URL, header htt
 		return nil, ne
 	}
 	return parseNegotiation(resp.Body)
-}
-
-// errorLine returns the first line of an error body, trimmed, reading at
-// most 200 bytes of it.
-func errorLine(r io.Reader) string {
-	br := bufio.NewReader(io.LimitReader(r, 200))
-	line, _ := br.ReadString('\n')
-	return strings.TrimSpace(line)
 }

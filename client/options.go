@@ -37,8 +37,9 @@ type Options struct {
 	Dialer *websocket.Dialer
 
 	// ConnectTimeout bounds one attempt to attach over one transport, from
-	// the first byte sent until the connection is proven to work. Default:
-	// 10 seconds.
+	// the first byte sent until the connection is proven to work, and each
+	// negotiate of a session negotiating anew (Dial's is bounded by its
+	// context). Default: 10 seconds.
 	ConnectTimeout time.Duration
 
 	// StreamStartTimeout is how long an sse or streaming response may take

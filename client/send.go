@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/tetherkit/tether/internal/httpx"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -36,6 +36,9 @@ const maxBadRequests = 3
 func sendLoop(ctx context.Context, l *link) error {
 	s := l.s
 	limit := min(s.negotiated().MaxBodyBytes, sendPieceBytes)
+	if l := int(s.sendLimit.Load()); l > 0 {
+		limit = min(limit, l)
+	}
 	timeout := 2 * s.negotiated().heartbeat()
 	probe := true
 	bad := 0
@@ -86,24 +89,24 @@ func sendLoop(ctx context.Context, l *link) error {
 		case http.StatusConflict:
 			return errSequenceGap
 		case http.StatusRequestEntityTooLarge:
-			line := firstLine(resp)
-			if strings.Contains(line, "message") || len(w.msgs) <= 1 {
+			msg := errorMessage(status, rp.contentType, resp)
+			if msg == httpx.MsgMessageTooBig || len(w.msgs) <= 1 {
 				// A message no send request carries: the server's limit,
 				// or a proxy's, whose page is no reason.
-				if !strings.Contains(line, "too big") {
-					line = "message too big"
-				}
-				s.attemptFailed("send", s.Transport(), &statusError{status, line})
-				return endSession(wire.StatusMessageTooBig, line)
+				s.attemptFailed("send", s.Transport(), &statusError{status, msg})
+				return endSession(wire.StatusMessageTooBig, httpx.MsgMessageTooBig)
 			}
-			limit = len(body) / 2 // retry with less
+			// Retry with less, and keep to less for the rest of the
+			// session: the proxy stays in front on the next connection.
+			limit = len(body) / 2
+			s.sendLimit.Store(int64(limit))
 		case http.StatusBadRequest:
 			if len(body) == 0 {
 				probe = false // a server that wants no empty batch; the poll proves the connection
 				continue
 			}
 			if bad++; bad > maxBadRequests {
-				return endSession(wire.StatusProtocolError, "send refused: "+firstLine(resp))
+				return endSession(wire.StatusProtocolError, wire.TruncateReason("send refused: "+errorMessage(status, rp.contentType, resp)))
 			}
 			// A proxy may have cut the body; retry after a pause.
 			t := time.NewTimer(time.Duration(bad) * 100 * time.Millisecond)
@@ -114,7 +117,7 @@ func sendLoop(ctx context.Context, l *link) error {
 				return ctx.Err()
 			}
 		default:
-			return fmt.Errorf("send: %w", &statusError{status, firstLine(resp)})
+			return fmt.Errorf("send: %w", &statusError{status, errorMessage(status, rp.contentType, resp)})
 		}
 	}
 }

@@ -129,11 +129,9 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 	case http.StatusNotFound:
 		return errSessionGone
 	case http.StatusBadRequest:
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return endSession(wire.StatusProtocolError, t.kind+" refused: "+firstLine(body))
+		return endSession(wire.StatusProtocolError, wire.TruncateReason(t.kind+" refused: "+readErrorMessage(resp)))
 	default:
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %w", t.kind, &statusError{resp.StatusCode, firstLine(body)})
+		return fmt.Errorf("%s: %w", t.kind, &statusError{resp.StatusCode, readErrorMessage(resp)})
 	}
 	dec, err := t.open(resp, s.negotiated().MaxMessageBytes)
 	if err != nil {
