@@ -30,11 +30,13 @@ const MinFairShare = 32 << 10
 // holding more meets what it meets when full: to the client, the
 // slow-consumer policy (a close with StatusSlowConsumer and reason
 // ReasonQueueBudget, ErrDropped wrapping ErrQueueBudget, or a wait); from
-// the client, a delivery that waits for room. Each direction is judged on
-// its own: an application that reads what it receives is never held up
-// because its client acknowledges nothing; its Send meets the policy
-// instead. So the queues hold at most the budget and, for each live
-// session, twice the larger of its fair share and one message.
+// the client, a delivery that waits for room. A wait ends as soon as its
+// own queue makes room, and notices room that other sessions leave within
+// a second. Each direction is judged on its own: an application that
+// reads what it receives is never held up because its client acknowledges
+// nothing; its Send meets the policy instead. So the queues hold at most
+// the budget and, for each live session, twice the larger of its fair
+// share and one message.
 //
 // A QueueBudget costs one atomic add per message queued and one per
 // release (an acknowledgement, a read). Its methods may be called
@@ -119,8 +121,11 @@ var (
 
 // budgetRecheck is how often a Send or a Deliver that the budget refused
 // looks again while it waits for room: what other sessions release wakes
-// no one.
-const budgetRecheck = 50 * time.Millisecond
+// no one (waking every waiter at each release would cost each release as
+// much as there are waiters), while its own queue's room wakes it at once.
+// Each waiter costs a wakeup per budgetRecheck: 100,000 sessions refused
+// at once, 100,000 a second.
+const budgetRecheck = time.Second
 
 // releaseInLocked gives the budget back n bytes of received messages:
 // until the session ends, which releases all it holds at once (Recv
@@ -132,7 +137,7 @@ func (s *Session) releaseInLocked(n int) {
 }
 
 // waitRoom waits until room is closed or ctx ends (ctx's error), and when
-// the budget refused (overBudget), for budgetRecheck at most. Called
+// the budget refused (budget), for budgetRecheck at most. Called
 // without the session's lock.
 func waitRoom(ctx context.Context, room <-chan struct{}, budget bool) error {
 	var recheck <-chan time.Time
