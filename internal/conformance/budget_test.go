@@ -31,8 +31,10 @@ const (
 	// attackConnCost bounds what one flooding session costs besides its
 	// queues, in the heap of this process (which holds both ends): the
 	// session, the server's WebSocket connection and the client's, with
-	// their buffers.
-	attackConnCost = 64 << 10
+	// their buffers, and the frames the server's write has collected
+	// (64 KiB and a message) while a client that reads nothing holds it
+	// up.
+	attackConnCost = 192 << 10
 )
 
 // heapLive returns the live heap after a full collection, as runtime/metrics
