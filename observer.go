@@ -25,6 +25,15 @@ type ServerObserver interface {
 	Negotiated(result NegotiateResult)
 }
 
+// QueueObserver is implemented by a ServerObserver that reads what its
+// server's queues hold (package metrics' tether_queued_bytes): NewServer
+// calls WatchQueuedBytes once, unless Options.MaxQueuedBytesTotal is
+// negative, with the server's QueuedBytes, which the observer may call at
+// any time, from any goroutine, for as long as it keeps it.
+type QueueObserver interface {
+	WatchQueuedBytes(queued func() int64)
+}
+
 // NegotiateResult is the outcome of a negotiate request, as a
 // ServerObserver is told it.
 type NegotiateResult string

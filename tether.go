@@ -192,6 +192,9 @@ func NewServer(h Handler, opts *Options) *Server {
 	if o.Observer != nil {
 		srv.observer = o.Observer.ServerObserver(slices.Clone(o.Transports))
 		srv.sessionCfg.Observer = srv.observer
+		if qo, ok := srv.observer.(QueueObserver); ok && srv.sessionCfg.QueueBudget != nil {
+			qo.WatchQueuedBytes(srv.QueuedBytes)
+		}
 	}
 	if ds, ok := o.Store.(session.DurableStore); ok {
 		ds.SetRestore(srv.restore)

@@ -35,6 +35,7 @@ import (
 //	replayed_messages_total             counter: the messages those attaches replay
 //	closes_total{code}                  counter: sessions ended, by close code
 //	queue_drops_total                   counter: messages dropped by SlowConsumerDrop
+//	queued_bytes                        gauge: what the servers' session queues hold, both directions, as Options.MaxQueuedBytesTotal counts it
 //
 // A session's first attach is neither a fallback nor an upgrade: both
 // clients start on long polling, the last transport offered, and upgrade
@@ -51,6 +52,10 @@ type Metrics struct {
 	replayed   prometheus.Counter
 	closes     *prometheus.CounterVec
 	drops      prometheus.Counter
+	queued     prometheus.GaugeFunc
+
+	queuedMu  sync.Mutex
+	queuedFns []func() int64 // guarded by queuedMu: each server's QueuedBytes
 
 	// byName maps a transport name to its *transportMetrics. A name is
 	// stored once and then read on every batch, under the session's lock:
@@ -118,9 +123,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages dropped because the client was too slow (SlowConsumerDrop).",
 		}),
 	}
+	m.queued = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tether_queued_bytes",
+		Help: "Bytes the servers' session queues hold, both directions, as MaxQueuedBytesTotal counts them.",
+	}, m.queuedBytes)
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.sessions, m.messages, m.bytes, m.negotiates,
-			m.fallbacks, m.upgrades, m.resumes, m.replayed, m.closes, m.drops} {
+		for _, c := range m.Collectors() {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -136,7 +144,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 // your own.
 func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.sessions, m.messages, m.bytes, m.negotiates,
-		m.fallbacks, m.upgrades, m.resumes, m.replayed, m.closes, m.drops}
+		m.fallbacks, m.upgrades, m.resumes, m.replayed, m.closes, m.drops, m.queued}
+}
+
+// queuedBytes sums what the queues of the servers watched hold now.
+func (m *Metrics) queuedBytes() float64 {
+	m.queuedMu.Lock()
+	defer m.queuedMu.Unlock()
+	var sum int64
+	for _, fn := range m.queuedFns {
+		sum += fn()
+	}
+	return float64(sum)
 }
 
 // transport returns the children for one transport name, making them the
@@ -225,6 +244,15 @@ func (o *observer) MessagesIn(transport string, n, size int) {
 }
 
 func (o *observer) Dropped() { o.m.drops.Inc() }
+
+// WatchQueuedBytes adds the server's queues to tether_queued_bytes: it
+// implements tether.QueueObserver. The metrics keep the function, and so
+// the server, as long as they live.
+func (o *observer) WatchQueuedBytes(queued func() int64) {
+	o.m.queuedMu.Lock()
+	defer o.m.queuedMu.Unlock()
+	o.m.queuedFns = append(o.m.queuedFns, queued)
+}
 
 func (o *observer) Finished(transport string, code wire.StatusCode) {
 	o.m.transport(transport).sessions.Dec()

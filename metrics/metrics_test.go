@@ -17,6 +17,7 @@ import (
 	"github.com/tetherkit/tether/client"
 	"github.com/tetherkit/tether/internal/conformance"
 	"github.com/tetherkit/tether/metrics"
+	"github.com/tetherkit/tether/session"
 	"github.com/tetherkit/tether/wire"
 )
 
@@ -239,5 +240,36 @@ func TestFallbacksAndUpgrades(t *testing.T) {
 		if got := metricValue(t, reg, c.metric, "transport", c.transport); got != c.want {
 			t.Errorf("%s{transport=%q} = %v, want %v", c.metric, c.transport, got, c.want)
 		}
+	}
+}
+
+// TestQueuedBytes checks tether_queued_bytes: what the server's queues
+// hold (Server.QueuedBytes), here two echoes the client has not
+// acknowledged, and 0 once the session has ended.
+func TestQueuedBytes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, base := (&conformance.Env{}).Server(t, conformance.Echo, &tether.Options{Observer: m})
+	q, _ := conformance.Negotiate(t, base)
+	if got := postBatch(t, base+"send?seq=1&"+q, wire.AppendBatchFrame(wire.AppendBatchFrame(nil, []byte("ma")), []byte("mb"))); got != http.StatusNoContent {
+		t.Fatalf("send: %d", got)
+	}
+	want := float64(2 * (1 + session.MessageOverhead)) // two echoes of one byte
+	got := metricValue(t, reg, "tether_queued_bytes")
+	for deadline := time.Now().Add(10 * time.Second); got != want && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got = metricValue(t, reg, "tether_queued_bytes")
+	}
+	if got != want || srv.QueuedBytes() != int64(want) {
+		t.Errorf("tether_queued_bytes = %v, Server.QueuedBytes() = %d with two echoes queued, want %v", got, srv.QueuedBytes(), want)
+	}
+	postBatch(t, base+"send?seq=3&"+q, wire.AppendBatchFrame(nil, []byte("c1000")))
+	for deadline := time.Now().Add(10 * time.Second); got != 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got = metricValue(t, reg, "tether_queued_bytes")
+	}
+	if got != 0 {
+		t.Errorf("tether_queued_bytes = %v once the session ended, want 0", got)
 	}
 }
