@@ -210,7 +210,7 @@ func (srv *Server) restore(info session.RequestInfo, r session.Restored) (*sessi
 		if l.Err() != nil {
 			break
 		}
-		if err := srv.subscribe(ctx, l.Session, topic, nil, false); err != nil {
+		if err := srv.subscribe(ctx, l.Session, topic, r.TopicInfo[topic], false); err != nil {
 			if l.Err() != nil {
 				// It closed as it was subscribed (4000 topic gap: what
 				// it missed of a topic is no longer kept): its client

@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"slices"
@@ -122,8 +123,8 @@ func (srv *Server) subscriberOf(s *session.Session) *subscriber {
 // the broker's error (ctx's, when it ends); it has then changed nothing.
 //
 // A session of a durable cluster node (session.DurableStore) has its
-// subscription stored too, before Subscribe returns, so that the node that
-// takes it over subscribes it again. If ctx ends first, Subscribe returns
+// subscription stored too, info included, before Subscribe returns, so
+// that the node that takes it over subscribes it again with the same info. If ctx ends first, Subscribe returns
 // ctx's error but the subscription stands, and is stored as soon as the
 // store can be reached.
 func (srv *Server) Subscribe(ctx context.Context, s *session.Session, topic string, info []byte) error {
@@ -165,7 +166,9 @@ func (srv *Server) subscribe(ctx context.Context, s *session.Session, topic stri
 		context.AfterFunc(s.Context(), func() { srv.leaveAll(sub) })
 	}
 	if journal {
-		return sub.l.JournalTopic(ctx, topic, true)
+		// The journal keeps info as it is: a copy of its own, as the
+		// broker's.
+		return sub.l.JournalSubscribe(ctx, topic, bytes.Clone(info))
 	}
 	return nil
 }

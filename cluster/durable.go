@@ -294,6 +294,7 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 	r := st.Restored(token)
 	r.Journal = j
 	r.Topics = st.Topics
+	r.TopicInfo = st.TopicInfo
 	r.TopicOffsets = st.TopicOffsets
 	l, err := (*restore)(info, r)
 	if err != nil {

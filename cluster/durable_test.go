@@ -150,9 +150,9 @@ func (d *durable) start(t *testing.T, n int, state func(i int) cluster.StateStor
 		Message: func(s *session.Session, m wire.Message) {
 			if topic, ok := strings.CutPrefix(string(m.Data), "subscribe"); ok {
 				topic = cmp.Or(strings.TrimSpace(topic), "news")
-				// Whichever node holds it.
+				// Whichever node holds it, with presence info of its own.
 				for _, nd := range d.Nodes {
-					if nd.Server.Subscribe(s.Context(), s, topic, nil) == nil {
+					if nd.Server.Subscribe(s.Context(), s, topic, presenceInfo(s.ID())) == nil {
 						break
 					}
 				}
@@ -507,10 +507,28 @@ func TestDurableStateUnreadable(t *testing.T) {
 	}
 }
 
+// presenceInfo is the presence info the durable nodes' echo subscribes
+// session id with.
+func presenceInfo(id string) []byte { return []byte("user of " + id + " \x00\xff") }
+
+// presenceOf returns the infos that node i's Presence of topic lists for
+// session id.
+func (d *durable) presenceOf(ctx context.Context, i int, topic, id string) ([]string, error) {
+	members, err := d.Nodes[i].Server.Presence(ctx, topic)
+	var infos []string
+	for _, m := range members {
+		if m.Session == id {
+			infos = append(infos, string(m.Info))
+		}
+	}
+	return infos, err
+}
+
 // TestDurableTopics: a session's topics are restored with it: after its
 // owner is killed and another node takes it over, a publish on any node
-// reaches it. (The nodes keep a topic history: without one, a takeover
-// closes a subscribed session with 4000 topic gap,
+// reaches it, and another node's presence lists it with the info it was
+// subscribed with. (The nodes keep a topic history: without one, a
+// takeover closes a subscribed session with 4000 topic gap,
 // TestDurableTopicsTakeoverWithoutHistory.)
 func TestDurableTopics(t *testing.T) {
 	ctx := testContext(t)
@@ -521,6 +539,9 @@ func TestDurableTopics(t *testing.T) {
 	}
 	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "subscribe" {
 		t.Fatalf("Recv = %q, %v", m.Data, err)
+	}
+	if infos, err := d.presenceOf(ctx, 2, "news", s.ID()); err != nil || len(infos) != 1 || infos[0] != string(presenceInfo(s.ID())) {
+		t.Fatalf("presence before the takeover: %q, %v", infos, err)
 	}
 	if err := burst(ctx, s, "m", 300, func() { d.kill(0) }); err != nil {
 		t.Fatal(err)
@@ -533,5 +554,21 @@ func TestDurableTopics(t *testing.T) {
 	}
 	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "published" {
 		t.Fatalf("Recv = %q, %v; want the message published after the takeover", m.Data, err)
+	}
+	// The dead owner's presence entries go with it; the new owner's has
+	// the info the session was first subscribed with.
+	want := string(presenceInfo(s.ID()))
+	for {
+		infos, err := d.presenceOf(ctx, 2, "news", s.ID())
+		if err == nil && len(infos) == 1 {
+			if infos[0] != want {
+				t.Fatalf("presence after the takeover lists the session with info %q, want %q", infos[0], want)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("presence after the takeover: %q, %v; want the session once", infos, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

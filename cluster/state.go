@@ -28,7 +28,9 @@ type StateStore interface {
 	Create(ctx context.Context, id, token, node string, info []byte) (Lease, error)
 	// Write applies e, what changed in the session since its last Write,
 	// to the session's state if l's epoch is still the session's, and
-	// extends the lease. Messages numbered at or below the stored count
+	// extends the lease. Each topic of e's Subscribe is stored with its
+	// SubscribeInfo (State.TopicInfo), which replaces the info the topic
+	// had, and loses it with its Unsubscribe. Messages numbered at or below the stored count
 	// are skipped, so an Entry may be written again after an error; a
 	// First beyond the stored count + 1, or an Acked beyond the sent
 	// count, gives ErrOutOfOrder. e's TopicOffsets are stored in the same
@@ -98,6 +100,10 @@ type State struct {
 	Out []wire.Message
 	// Topics holds the session's topics, sorted.
 	Topics []string
+	// TopicInfo holds the presence info the session joined each of its
+	// Topics with (session.Entry.SubscribeInfo), by topic; a topic joined
+	// without any is not in it; nil for none.
+	TopicInfo map[string][]byte
 	// TopicOffsets holds how far the session had come in its numbered
 	// topics (session.Entry.TopicOffsets), by topic; nil for none.
 	TopicOffsets map[string]uint64
@@ -150,7 +156,8 @@ var (
 	// Nothing was changed by the call.
 	ErrStateCorrupt = errors.New("cluster: corrupt session state")
 	// ErrInvalidBatch is returned by Write for an Entry whose First is 0
-	// while it has messages, or with a message neither Text nor Binary.
+	// while it has messages, with a message neither Text nor Binary, or
+	// whose SubscribeInfo is neither empty nor as long as its Subscribe.
 	ErrInvalidBatch = errors.New("cluster: invalid batch")
 )
 

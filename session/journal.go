@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,9 +52,14 @@ type Entry struct {
 	// accepted now.
 	Received uint64
 	// Subscribe and Unsubscribe are the topics the session joined and
-	// left (JournalTopic): net changes, so a topic is in at most one of
-	// them.
+	// left (JournalTopic, JournalSubscribe): net changes, so a topic is in
+	// at most one of them.
 	Subscribe, Unsubscribe []string
+	// SubscribeInfo holds the presence info the session joined each topic
+	// of Subscribe with, in the same order (nil for none), or is empty
+	// when none has any. The Journal stores each with its topic, for the
+	// process that takes the session over (Restored.TopicInfo).
+	SubscribeInfo [][]byte
 	// TopicOffsets are how far the session has come in its numbered
 	// topics (SendSharedAt, SetTopicOffset), one per topic, each the
 	// highest offset of its topic among this Entry's Messages and the
@@ -188,11 +194,18 @@ func (s *Session) entryLocked(e *Entry) bool {
 			e.Acked = acked
 		}
 	}
-	for t, sub := range s.topics {
-		if sub {
+	withInfo := false
+	for t, c := range s.topics {
+		if c.subscribed {
 			e.Subscribe = append(e.Subscribe, t)
+			withInfo = withInfo || c.info != nil
 		} else {
 			e.Unsubscribe = append(e.Unsubscribe, t)
+		}
+	}
+	if withInfo {
+		for _, t := range e.Subscribe {
+			e.SubscribeInfo = append(e.SubscribeInfo, s.topics[t].info)
 		}
 	}
 	return !e.empty()
@@ -276,13 +289,17 @@ func (s *Session) storedLocked(e *Entry) {
 		}
 	}
 	s.storedAcked = max(s.storedAcked, e.Acked)
-	for _, t := range e.Subscribe {
-		if sub, ok := s.topics[t]; ok && sub {
+	for i, t := range e.Subscribe {
+		var info []byte
+		if i < len(e.SubscribeInfo) {
+			info = e.SubscribeInfo[i]
+		}
+		if c, ok := s.topics[t]; ok && c.subscribed && bytes.Equal(c.info, info) {
 			delete(s.topics, t)
 		}
 	}
 	for _, t := range e.Unsubscribe {
-		if sub, ok := s.topics[t]; ok && !sub {
+		if c, ok := s.topics[t]; ok && !c.subscribed {
 			delete(s.topics, t)
 		}
 	}
@@ -389,12 +406,31 @@ func (s *Session) errLocked() error {
 	return *s.closeErr
 }
 
+// topicChange is a change of one topic not stored yet: joined (with its
+// presence info) or left.
+type topicChange struct {
+	subscribed bool
+	info       []byte
+}
+
 // JournalTopic records that the session joined (subscribed) or left a
 // topic, for its Journal's next Write, and returns once that is stored (or
 // a later change of the same topic is), with nil; or with ctx's error, or
 // the session's once it has ended. Without a journal it returns nil at
 // once. A server calls it as the session subscribes and unsubscribes.
 func (l *Local) JournalTopic(ctx context.Context, topic string, subscribed bool) error {
+	return l.journalTopic(ctx, topic, topicChange{subscribed: subscribed})
+}
+
+// JournalSubscribe is JournalTopic for a session that joined topic with
+// presence info, which is stored with the topic (Entry.SubscribeInfo) so
+// that the process that takes the session over joins it with the same
+// info. It keeps info, which the caller must not change.
+func (l *Local) JournalSubscribe(ctx context.Context, topic string, info []byte) error {
+	return l.journalTopic(ctx, topic, topicChange{subscribed: true, info: info})
+}
+
+func (l *Local) journalTopic(ctx context.Context, topic string, change topicChange) error {
 	s := l.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -402,9 +438,9 @@ func (l *Local) JournalTopic(ctx context.Context, topic string, subscribed bool)
 		return nil
 	}
 	if s.topics == nil {
-		s.topics = make(map[string]bool)
+		s.topics = make(map[string]topicChange)
 	}
-	s.topics[topic] = subscribed
+	s.topics[topic] = change
 	for {
 		if s.lost != nil {
 			return s.lost
@@ -412,7 +448,7 @@ func (l *Local) JournalTopic(ctx context.Context, topic string, subscribed bool)
 		if s.finished {
 			return *s.closeErr
 		}
-		if sub, ok := s.topics[topic]; !ok || sub != subscribed {
+		if c, ok := s.topics[topic]; !ok || c.subscribed != change.subscribed || !bytes.Equal(c.info, change.info) {
 			return nil
 		}
 		if err := s.awaitWriteLocked(ctx); err != nil {

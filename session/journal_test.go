@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +72,7 @@ func (j *memJournal) Write(ctx context.Context, e *session.Entry) error {
 	c.Messages = slices.Clone(e.Messages)
 	c.Subscribe, c.Unsubscribe = slices.Clone(e.Subscribe), slices.Clone(e.Unsubscribe)
 	c.TopicOffsets = slices.Clone(e.TopicOffsets)
+	c.SubscribeInfo = slices.Clone(e.SubscribeInfo)
 	j.entries = append(j.entries, c)
 	sent := j.acked + uint64(len(j.out))
 	if len(e.Messages) > 0 && e.First > sent+1 {
@@ -442,6 +444,54 @@ func TestJournalTopic(t *testing.T) {
 	defer j.mu.Unlock()
 	if len(j.topics) != 1 || !j.topics["b"] {
 		t.Errorf("stored topics %v, want [b]", j.topics)
+	}
+}
+
+// TestJournalSubscribeInfo: a topic joined with presence info is written
+// with it (Entry.SubscribeInfo, none for a topic joined without); joined
+// again with other info while the first Write is in flight, it is written
+// again with the new info, and JournalSubscribe returns once that is.
+func TestJournalSubscribeInfo(t *testing.T) {
+	j := newMemJournal(t)
+	gate := j.hold()
+	s := newJournaled(t, j, nil)
+	ctx := testContext(t)
+	first := make(chan error, 1)
+	go func() { first <- s.JournalSubscribe(ctx, "a", []byte("first")) }()
+	release := next(t, gate)
+	// The second change is recorded at once, while the first Write is in
+	// flight; given a context that has ended, JournalSubscribe does not
+	// wait for it to be stored.
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.JournalSubscribe(ended, "a", []byte("second")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("JournalSubscribe(second) with an ended context = %v", err)
+	}
+	close(release)
+	// The first returns, its change replaced; the second is written.
+	if err := <-first; err != nil {
+		t.Fatalf("JournalSubscribe(first) = %v", err)
+	}
+	close(next(t, gate))
+	for len(j.written()) < 2 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { close(next(t, gate)) }()
+	if err := s.JournalTopic(ctx, "b", true); err != nil {
+		t.Fatalf("JournalTopic(b) = %v", err)
+	}
+	entries := j.written()
+	if len(entries) != 3 {
+		t.Fatalf("%d entries written, want 3", len(entries))
+	}
+	for i, want := range []struct {
+		topic string
+		info  [][]byte
+	}{{"a", [][]byte{[]byte("first")}}, {"a", [][]byte{[]byte("second")}}, {"b", nil}} {
+		e := entries[i]
+		if !slices.Equal(e.Subscribe, []string{want.topic}) || !slices.EqualFunc(e.SubscribeInfo, want.info, bytes.Equal) {
+			t.Errorf("entry %d: Subscribe %q, SubscribeInfo %q; want [%s], %q", i+1, e.Subscribe, e.SubscribeInfo, want.topic, want.info)
+		}
 	}
 }
 

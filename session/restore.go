@@ -32,6 +32,10 @@ type Restored struct {
 	// stored them. Restore does nothing with them: the server that goes on
 	// with the session subscribes it again (DurableStore).
 	Topics []string
+	// TopicInfo holds the presence info the session joined each of its
+	// Topics with (Entry.SubscribeInfo), by topic; a topic joined without
+	// any is not in it. The server subscribes the session again with it.
+	TopicInfo map[string][]byte
 	// TopicOffsets are how far the session had come in its numbered
 	// topics (Entry.TopicOffsets), by topic: the server that subscribes
 	// it again delivers each topic's messages after its offset first.

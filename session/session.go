@@ -98,20 +98,20 @@ type Session struct {
 	journal     Journal
 	journalCtx  context.Context // ends when the session finishes
 	journalStop context.CancelFunc
-	takenOver   bool              // made by Restore
-	entry       Entry             // the Entry being written
-	writing     bool              // a goroutine writes to the journal (writeJournal)
-	stored      uint64            // the last message number stored
-	storedRecv  uint64            // the received count stored
-	storedAcked uint64            // the acknowledged count stored
-	holding     bool              // a delivery's message callbacks run: write no further than
-	holdSent    uint64            // this message number
-	holdRecv    uint64            // and this received count
-	topics      map[string]bool   // topic changes not stored yet: true for joined, false for left
-	offsetMarks []offsetMark      // the topic offsets of queued messages not stored yet, in order
-	offsetsAt   map[string]uint64 // topic offsets set without a message (SetTopicOffset), not stored yet
-	journalDone signal            // a Write stored something, or the session finished
-	lost        error             // the session lost its lease (a *movedError)
+	takenOver   bool                   // made by Restore
+	entry       Entry                  // the Entry being written
+	writing     bool                   // a goroutine writes to the journal (writeJournal)
+	stored      uint64                 // the last message number stored
+	storedRecv  uint64                 // the received count stored
+	storedAcked uint64                 // the acknowledged count stored
+	holding     bool                   // a delivery's message callbacks run: write no further than
+	holdSent    uint64                 // this message number
+	holdRecv    uint64                 // and this received count
+	topics      map[string]topicChange // topic changes not stored yet
+	offsetMarks []offsetMark           // the topic offsets of queued messages not stored yet, in order
+	offsetsAt   map[string]uint64      // topic offsets set without a message (SetTopicOffset), not stored yet
+	journalDone signal                 // a Write stored something, or the session finished
+	lost        error                  // the session lost its lease (a *movedError)
 }
 
 // New returns a session held by this process, with a fresh public id and

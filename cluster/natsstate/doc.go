@@ -20,8 +20,9 @@
 // whole state in a binary format of this package (see record.encode):
 // the format Version, the owner's epoch and node id, whether the owner
 // released it, the SHA-256 of the token, the three counters, the
-// application's negotiate data, the topics and their offsets, and the
-// unacknowledged messages.
+// application's negotiate data, the topics and their offsets, the
+// unacknowledged messages, and the presence info of the topics joined with
+// any.
 //
 // # Ownership: a lease with an epoch
 //

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tetherkit/tether/cluster"
@@ -27,6 +28,7 @@ type record struct {
 	topics   []string          // sorted
 	offsets  map[string]uint64 // nil for none
 	out      []wire.Message    // numbers acked+1 to sent
+	infos    map[string][]byte // the presence info of the topics joined with any; nil for none
 }
 
 // encode returns the record's value:
@@ -42,6 +44,9 @@ type record struct {
 //	uvarint  offset count, then each as a string (topic) and a uvarint
 //	         (offset), sorted by topic
 //	then sent - acked messages, each a byte (type) and a string (data)
+//	then, when a topic has presence info, uvarint info count, then each
+//	         as a string (topic) and a string (info), sorted by topic
+//	         (absent from values written before infos were kept)
 func (r *record) encode() []byte {
 	n := 64 + len(r.node) + len(r.info)
 	for _, t := range r.topics {
@@ -80,6 +85,13 @@ func (r *record) encode() []byte {
 	for _, m := range r.out {
 		b = append(b, byte(m.Type))
 		b = appendString(b, string(m.Data))
+	}
+	if len(r.infos) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(r.infos)))
+		for _, t := range slices.Sorted(maps.Keys(r.infos)) {
+			b = appendString(b, t)
+			b = appendString(b, string(r.infos[t]))
+		}
 	}
 	return b
 }
@@ -153,7 +165,19 @@ func decode(b []byte) (*record, error) {
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
-		d.fail(fmt.Sprintf("%d bytes after the messages", len(d.b)))
+		for range d.count("infos") {
+			if r.infos == nil {
+				r.infos = make(map[string][]byte)
+			}
+			t := d.string("info topic")
+			r.infos[t] = []byte(d.string("topic info"))
+		}
+		if d.err == nil && r.infos == nil {
+			d.fail("no infos after the messages")
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(fmt.Sprintf("%d bytes after the infos", len(d.b)))
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -234,6 +258,9 @@ func validate(e *session.Entry) error {
 			return fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, e.First+uint64(i), m.Type)
 		}
 	}
+	if len(e.SubscribeInfo) != 0 && len(e.SubscribeInfo) != len(e.Subscribe) {
+		return fmt.Errorf("%w: %d presence infos for %d topics", cluster.ErrInvalidBatch, len(e.SubscribeInfo), len(e.Subscribe))
+	}
 	return nil
 }
 
@@ -282,6 +309,25 @@ func (r *record) apply(e *session.Entry) (*record, error) {
 		if len(n.topics) == 0 {
 			n.topics = nil
 		}
+		// A topic joined takes the info it was joined with (none for
+		// none); one left loses it.
+		n.infos = maps.Clone(r.infos)
+		for i, t := range e.Subscribe {
+			if i < len(e.SubscribeInfo) && len(e.SubscribeInfo[i]) > 0 {
+				if n.infos == nil {
+					n.infos = make(map[string][]byte)
+				}
+				n.infos[t] = bytes.Clone(e.SubscribeInfo[i])
+			} else {
+				delete(n.infos, t)
+			}
+		}
+		for _, t := range e.Unsubscribe {
+			delete(n.infos, t)
+		}
+		if len(n.infos) == 0 {
+			n.infos = nil
+		}
 	}
 	if len(e.TopicOffsets) > 0 || (len(e.Unsubscribe) > 0 && r.offsets != nil) {
 		n.offsets = make(map[string]uint64, len(r.offsets)+len(e.TopicOffsets))
@@ -314,6 +360,12 @@ func (r *record) state(id string) *cluster.State {
 		for t, o := range r.offsets {
 			st.TopicOffsets[t] = o
 		}
+	}
+	for t, info := range r.infos {
+		if st.TopicInfo == nil {
+			st.TopicInfo = make(map[string][]byte, len(r.infos))
+		}
+		st.TopicInfo[t] = bytes.Clone(info)
 	}
 	return st
 }

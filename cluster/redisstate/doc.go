@@ -54,6 +54,9 @@
 //	    o:<topic> the offset in the topic's history that the session has
 //	              reached (session.Entry.TopicOffsets), only ever raised,
 //	              dropped when the session leaves the topic
+//	    i:<topic> the presence info the session joined the topic with
+//	              (session.Entry.SubscribeInfo), none for a topic joined
+//	              without any, dropped when the session leaves the topic
 //	<Prefix>:{<id>}:out     stream: one entry per unacknowledged message,
 //	                        entry id "<message number>-0", fields
 //	                        t (type, decimal) and d (data); entries up to

@@ -54,11 +54,13 @@ return 1
 // writeScript: ARGV 2 epoch, 3 lease value, 4 lease ms, 5 window ms,
 // 6 the writer's clock in ms, 7 refresh ms, 8 message count n, then n
 // triples (number, type, data), then acked, received, subscribe count,
-// topics, unsubscribe count, topics, topic offset count m, then m pairs
-// (topic, offset). Numbers are decimal strings; "" for acked or received
-// leaves it as it is. A topic's offset is the state's field "o:<topic>",
-// set only when higher than the stored one, and dropped when the topic is
-// left.
+// then a pair (topic, presence info) for each, unsubscribe count, topics,
+// topic offset count m, then m pairs (topic, offset). Numbers are decimal
+// strings; "" for acked or received leaves it as it is. A topic's offset
+// is the state's field "o:<topic>", set only when higher than the stored
+// one, and dropped when the topic is left; its presence info is the field
+// "i:<topic>", set when the topic is joined with info, dropped when it is
+// joined without ("") or left.
 //
 // The script reads the state's fields in one HMGET and sets them in one
 // HSET. It sets the keys' expiry to the window again (keep) only when the
@@ -70,7 +72,7 @@ var writeScript = redis.NewScript(luaCheck + `
 local n = tonumber(ARGV[8])
 local ackAt = 9 + 3 * n
 local sub = ackAt + 2
-local unsub = sub + tonumber(ARGV[sub]) + 1
+local unsub = sub + 2 * tonumber(ARGV[sub]) + 1
 local offs = unsub + tonumber(ARGV[unsub]) + 1
 local m = tonumber(ARGV[offs])
 local names = {'v', 'epoch', 'sent', 'acked', 'received', 'x', 'released'}
@@ -121,13 +123,25 @@ end
 local now, x = tonumber(ARGV[6]), tonumber(st[6])
 local refresh = not x or now < x or now - x >= tonumber(ARGV[7])
 if refresh then set[#set + 1] = 'x'; set[#set + 1] = ARGV[6] end
+local joined, leaving, dropped = {}, {}, {}
+for k = 1, tonumber(ARGV[sub]) do
+  local t, info = ARGV[sub + 2 * k - 1], ARGV[sub + 2 * k]
+  joined[k] = t
+  if info ~= '' then
+    set[#set + 1] = 'i:' .. t; set[#set + 1] = info
+  else
+    dropped[#dropped + 1] = 'i:' .. t
+  end
+end
+for k = 1, tonumber(ARGV[unsub]) do
+  local t = ARGV[unsub + k]
+  leaving[k] = t
+  dropped[#dropped + 1] = 'o:' .. t; dropped[#dropped + 1] = 'i:' .. t
+end
 calls('HSET', KEYS[1], set)
-local joined, leaving, offsetFields = {}, {}, {}
-for k = 1, tonumber(ARGV[sub]) do joined[k] = ARGV[sub + k] end
-for k = 1, tonumber(ARGV[unsub]) do leaving[k], offsetFields[k] = ARGV[unsub + k], 'o:' .. ARGV[unsub + k] end
 calls('SADD', KEYS[3], joined)
 calls('SREM', KEYS[3], leaving)
-calls('HDEL', KEYS[1], offsetFields)
+calls('HDEL', KEYS[1], dropped)
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 if refresh then
   keep(ARGV[5])

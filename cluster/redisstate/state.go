@@ -35,19 +35,26 @@ func (s *Store) writeArgs(l cluster.Lease, b *session.Entry) ([]any, error) {
 	if len(b.Messages) > 0 && b.First == 0 {
 		return nil, fmt.Errorf("%w: message numbers start at 1", cluster.ErrInvalidBatch)
 	}
+	if len(b.SubscribeInfo) != 0 && len(b.SubscribeInfo) != len(b.Subscribe) {
+		return nil, fmt.Errorf("%w: %d presence infos for %d topics", cluster.ErrInvalidBatch, len(b.SubscribeInfo), len(b.Subscribe))
+	}
 	for i, m := range b.Messages {
 		if m.Type != wire.Text && m.Type != wire.Binary {
 			return nil, fmt.Errorf("%w: message %d of type %d", cluster.ErrInvalidBatch, b.First+uint64(i), m.Type)
 		}
 	}
-	args := make([]any, 0, 11+3*len(b.Messages)+len(b.Subscribe)+len(b.Unsubscribe)+2*len(b.TopicOffsets))
+	args := make([]any, 0, 11+3*len(b.Messages)+2*len(b.Subscribe)+len(b.Unsubscribe)+2*len(b.TopicOffsets))
 	args = append(args, leaseValue(l), s.lease, s.window, clock(), s.refresh, strconv.Itoa(len(b.Messages)))
 	for i, m := range b.Messages {
 		args = append(args, strconv.FormatUint(b.First+uint64(i), 10), strconv.Itoa(int(m.Type)), m.Data)
 	}
 	args = append(args, count(b.Acked), count(b.Received), strconv.Itoa(len(b.Subscribe)))
-	for _, t := range b.Subscribe {
-		args = append(args, t)
+	for i, t := range b.Subscribe {
+		var info []byte
+		if i < len(b.SubscribeInfo) {
+			info = b.SubscribeInfo[i]
+		}
+		args = append(args, t, info)
 	}
 	args = append(args, strconv.Itoa(len(b.Unsubscribe)))
 	for _, t := range b.Unsubscribe {
@@ -70,7 +77,8 @@ func count(n uint64) string {
 
 // parseState decodes the reply of takeOverScript and loadScript:
 // {epoch, state hash as flat pairs, out entries, topics}; the state hash's
-// fields "o:<topic>" are the topic offsets. Anything
+// fields "o:<topic>" are the topic offsets, and "i:<topic>" the topics'
+// presence info. Anything
 // unexpected is cluster.ErrStateCorrupt.
 func parseState(id string, reply any) (uint64, *cluster.State, error) {
 	corrupt := func(format string, a ...any) (uint64, *cluster.State, error) {
@@ -108,6 +116,12 @@ func parseState(id string, reply any) (uint64, *cluster.State, error) {
 		case "info":
 			st.Info = []byte(value)
 		default:
+			if topic, ok := strings.CutPrefix(name, "i:"); ok {
+				if st.TopicInfo == nil {
+					st.TopicInfo = make(map[string][]byte)
+				}
+				st.TopicInfo[topic] = []byte(value)
+			}
 			if topic, ok := strings.CutPrefix(name, "o:"); ok {
 				if st.TopicOffsets == nil {
 					st.TopicOffsets = make(map[string]uint64)

@@ -261,6 +261,44 @@ func (s *suite) topicOffsets(t *testing.T) {
 	wantState(t, load(t, ctx, n[0], ss, l), 3, 0, 0, text("m", 1, 3), nil, nil)
 }
 
+// topicInfo: a topic joined with presence info (Entry.SubscribeInfo) is
+// stored with it, any bytes; joined again, it takes the new info, or none;
+// left, it loses it. A SubscribeInfo that does not match Subscribe is
+// ErrInvalidBatch, and changes nothing.
+func (s *suite) topicInfo(t *testing.T) {
+	ctx := testContext(t)
+	n := s.long(t, 2)
+	ss, l := create(t, ctx, n[0], nil)
+	wantInfo := func(st *cluster.State, want map[string][]byte) {
+		t.Helper()
+		if len(st.TopicInfo) != len(want) {
+			t.Fatalf("TopicInfo = %q, want %q", st.TopicInfo, want)
+		}
+		for topic, info := range want {
+			if got, ok := st.TopicInfo[topic]; !ok || string(got) != string(info) {
+				t.Fatalf("TopicInfo = %q, want %q", st.TopicInfo, want)
+			}
+		}
+	}
+	write(t, ctx, n[0], l, &session.Entry{Subscribe: []string{"a", "b", "c"}, SubscribeInfo: [][]byte{[]byte("alice"), nil, []byte("\x00\xff bytes")}})
+	st := load(t, ctx, n[0], ss, l)
+	wantState(t, st, 0, 0, 0, nil, []string{"a", "b", "c"}, nil)
+	wantInfo(st, map[string][]byte{"a": []byte("alice"), "c": []byte("\x00\xff bytes")})
+	// Topics joined without info, in an Entry with none, store none.
+	write(t, ctx, n[0], l, &session.Entry{Subscribe: []string{"d"}})
+	wantInfo(load(t, ctx, n[0], ss, l), map[string][]byte{"a": []byte("alice"), "c": []byte("\x00\xff bytes")})
+	wantErr(t, "Write with 1 info for 2 topics", n[0].Write(ctx, l, &session.Entry{Subscribe: []string{"e", "f"}, SubscribeInfo: [][]byte{[]byte("x")}}),
+		cluster.ErrInvalidBatch)
+	write(t, ctx, n[0], l, &session.Entry{Unsubscribe: []string{"a"}})
+	write(t, ctx, n[0], l, &session.Entry{Subscribe: []string{"a", "b", "c"}, SubscribeInfo: [][]byte{[]byte("bob"), []byte("carol"), nil}})
+	if err := n[0].Release(ctx, l); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	_, st = takeOver(t, ctx, n[1], ss)
+	wantState(t, st, 0, 0, 0, nil, []string{"a", "b", "c", "d"}, nil)
+	wantInfo(st, map[string][]byte{"a": []byte("bob"), "b": []byte("carol")})
+}
+
 // fenced: once another node took the session over, every call with the
 // previous lease gives ErrFenced and changes nothing; so does a lease two
 // owners old.

@@ -91,6 +91,7 @@ func Run(t *testing.T, h Harness) {
 		{"WriteInvalidBatch", s.writeInvalidBatch},
 		{"Topics", s.topics},
 		{"TopicOffsets", s.topicOffsets},
+		{"TopicInfo", s.topicInfo},
 		{"Fenced", s.fenced},
 		{"LeaseIsAValue", s.leaseIsAValue},
 		{"Release", s.release},
