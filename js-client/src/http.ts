@@ -27,8 +27,10 @@ const get = async (c: Conn, host: Host, path: string): Promise<Response | void> 
   // A poll that reached the server after a request acknowledging more
   // (PROTOCOL.md 3): only that poll is refused; the next one is not.
   if (r.status == 409 && path == 'longpoll') return r
-  // Every caller catches it as a failed attempt (c._status says which).
-  if (!r.ok) throw 0
+  // Every caller catches it as a failed attempt (c._status says which),
+  // as a 200 that is none of the transports' answers: a captive portal's
+  // page, or a login page a redirect led to (PROTOCOL.md 10.5).
+  if (!r.ok || !/^(ap|text\/e|mu)/.test(r.headers.get('content-type')!)) throw 0
   return r
 }
 
@@ -108,7 +110,8 @@ const stream = async (c: Conn, host: Host, path: string, feed: (p: Uint8Array, r
     const rd = r.body!.getReader()
     for (;;) {
       const { done, value } = await rd.read()
-      if (done) return host._failed(c, true)
+      // A response that ends before any byte proved nothing: a failed attempt.
+      if (done) return host._failed(c, c._proven)
       c._lastHeard = Date.now()
       host._proven(c)
       if (!feed(value, r)) return c._stop()

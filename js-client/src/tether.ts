@@ -172,6 +172,17 @@ const CLOSED = 3
 /** unsupportedVersion is the reason of close 4003 for a server that does not speak protocolVersion, and its negotiate's 400 body (PROTOCOL.md section 2). */
 const unsupportedVersion = 'unsupported protocol version'
 
+/**
+ * reason returns the message of r when r is one of Tether's error answers (a
+ * text/plain body of one line ending in a line feed, at most 123 bytes
+ * before it: a close reason as it is), or else 'HTTP ' and its status: a
+ * proxy's page is never a reason (PROTOCOL.md 10.5).
+ */
+const reason = async (r: Response) => {
+  const m = /^text\/plain/.test(r.headers.get('content-type')!) && /^(.+)\n$/.exec(await r.text())
+  return m && payloadBytes(m[1]) < 124 ? m[1] : 'HTTP ' + r.status
+}
+
 /** Each transport's function by name: one for every name in policy.ts's transports. */
 const transportsByName: Record<TransportName, Transport> = { websocket, sse, streaming, longpoll }
 
@@ -187,10 +198,10 @@ const transportsByName: Record<TransportName, Transport> = { websocket, sse, str
  * is attached, and are kept until the server acknowledges them.
  */
 export class Tether extends EventTarget {
-  static readonly CONNECTING = CONNECTING
-  static readonly OPEN = OPEN
-  static readonly CLOSING = CLOSING
-  static readonly CLOSED = CLOSED
+  declare static readonly CONNECTING: 0
+  declare static readonly OPEN: 1
+  declare static readonly CLOSING: 2
+  declare static readonly CLOSED: 3
   declare readonly CONNECTING: 0
   declare readonly OPEN: 1
   declare readonly CLOSING: 2
@@ -333,7 +344,7 @@ export class Tether extends EventTarget {
    */
   close(code = 1000, reason = ''): void {
     if (code != 1000 && (code < 3000 || code > 4999)) throw new RangeError('tether: invalid close code ' + code)
-    if (encoder.encode(reason).length > 123) throw new SyntaxError('tether: close reason longer than 123 bytes')
+    if (payloadBytes(reason) > 123) throw new SyntaxError('tether: close reason longer than 123 bytes')
     if (this.readyState > OPEN) return
     if (this._blobReads) return this._afterBlobReads(async () => this.close(code, reason))
     this._closing = { frame: closeFrame(code, reason), code, reason }
@@ -444,12 +455,12 @@ export class Tether extends EventTarget {
         headers: o.headers,
         signal: AbortSignal.timeout(o.timeout),
       })
-      if (r.status >= 400 && r.status < 500) {
-        const m = (await r.text()).trim()
-        // A server that does not speak this version, as one answering another (see _begin).
-        return this._end(r.status == 400 && m == unsupportedVersion ? 4003 : 1008, m)
-      }
       status = r.status
+      if (status >= 400 && status < 500) {
+        const m = await reason(r)
+        // A server that does not speak this version, as one answering another (see _begin).
+        return this._end(status == 400 && m == unsupportedVersion ? 4003 : 1008, m)
+      }
       if (r.ok) {
         const n: Negotiated = await r.json()
         // An answer without a session or token is malformed, as in the Go
@@ -867,7 +878,8 @@ export class Tether extends EventTarget {
       })
       if (n != this._negotiated || this.readyState == CLOSED) return
       const s = r.status
-      if (s < 300) {
+      // Only 204 accepts the messages: a 200 is a page (PROTOCOL.md 10.5).
+      if (s == 204) {
         this._sendFailures = 0
         const kept = this._acknowledged(seq - 1 + frames.length - (closing ? 1 : 0))
         if (closing) return this._end(closing.code, closing.reason, true)
@@ -892,7 +904,7 @@ export class Tether extends EventTarget {
       // event, and the end.
       else if (s == 413 && frames.length - (closing ? 1 : 0) > 1) (n.maxBodyBytes = body.length >> 1), this._sendRequest()
       else if (s == 413) this._error('send', transport, s), this._end(1009, 'message too big')
-      else if (s == 403) this._end(1008, 'origin not allowed')
+      else if (s == 403) this._end(1008, await reason(r))
       else retry(s)
     } catch {
       if (n == this._negotiated) retry()
@@ -933,6 +945,7 @@ export class Tether extends EventTarget {
   }
 }
 
-Object.assign(Tether.prototype, { CONNECTING, OPEN, CLOSING, CLOSED })
+// The states, on the class and its instances, as WebSocket has them.
+for (const o of [Tether, Tether.prototype]) Object.assign(o, { CONNECTING, OPEN, CLOSING, CLOSED })
 
 export default Tether

@@ -133,7 +133,7 @@ export const fake = (offer = ['longpoll'], heartbeatMs = 1000, resumeWindowMs = 
       }
       if (path == 'longpoll') {
         const body = await frames()
-        return new Response(fault == 'truncate' ? body.subarray(0, body.length - 1) : body)
+        return new Response(fault == 'truncate' ? body.subarray(0, body.length - 1) : body, { headers: { 'content-type': 'application/octet-stream' } })
       }
       return new Response('no such transport here', { status: 404 })
     }) as typeof fetch,

@@ -1,8 +1,13 @@
 import { test } from 'node:test'
+import { type ServerResponse, createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import assert from 'node:assert/strict'
 import type { Heartbeat } from '../../src/heartbeat'
 import { MessageTooBigError, Tether, type TetherCloseEvent, type TetherErrorEvent, type TetherMessageEvent } from '../../src/tether'
 import { fake } from './fake'
+
+// The real fetch, for the tests against a local HTTP server; the others use the fake's.
+const realFetch = globalThis.fetch
 
 // Every test is bounded: node --test runs this file with a timeout, and each
 // wait below has its own.
@@ -40,7 +45,7 @@ test('without upgrade the transports are tried one after another', async () => {
     close() {}
   }
   f.fault = (path) => {
-    if (path == 'sse') return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }))
+    if (path == 'sse') return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }), { headers: { 'content-type': 'text/event-stream' } })
     if (path == 'streaming') return new Response('bad gateway', { status: 502 })
   }
   try {
@@ -165,7 +170,7 @@ test('fast connect: long polling at once, then a refused WebSocket, a buffered s
   }
   f.fault = (path) => {
     // sse: headers, then nothing, as through a buffering proxy.
-    if (path == 'sse') return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }))
+    if (path == 'sse') return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }), { headers: { 'content-type': 'text/event-stream' } })
     if (path == 'streaming') return new Response('bad gateway', { status: 502 })
   }
   try {
@@ -455,7 +460,7 @@ test('silence on a connection for two heartbeats counts as a cut', async () => {
   let silent = 0
   // The second poll hangs without an answer (as through a dead network path).
   f.fault = (path, _q, count) => {
-    if (path == 'longpoll' && count == 2) return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }))
+    if (path == 'longpoll' && count == 2) return new Response(new ReadableStream({ pull: () => new Promise(() => {}) }), { headers: { 'content-type': 'application/octet-stream' } })
     if (path == 'longpoll' && count > 2) silent = count
   }
   const { t, events, got } = client(f)
@@ -472,18 +477,24 @@ test('silence on a connection for two heartbeats counts as a cut', async () => {
 })
 
 test('a session never attached closes with 4004 once the resume window has passed', async () => {
-  const f = fake(['sse'], 1000, 300)
-  f.fault = (path) => (path == 'sse' ? new Response('bad gateway', { status: 502 }) : undefined)
-  const { t, events, closed } = client(f)
-  try {
-    await until('close', () => !!closed())
-  } finally {
-    t.close()
+  // A proxy's 502, and a stream of the right type that ends before its
+  // first byte: a failed attempt each time, never a loop of attaches.
+  for (const answer of [() => new Response('bad gateway', { status: 502 }), () => new Response('', { headers: { 'content-type': 'text/event-stream' } })]) {
+    const f = fake(['sse'], 1000, 300)
+    f.fault = (path) => (path == 'sse' ? answer() : undefined)
+    const { t, events, closed } = client(f)
+    try {
+      await until('close', () => !!closed())
+    } finally {
+      t.close()
+    }
+    assert.equal(closed()!.code, 4004)
+    assert.equal(closed()!.reason, 'no transport')
+    assert.equal(events.at(-1), 'close')
+    assert.ok(events.length >= 3 && events.slice(0, -1).every((e) => e == 'error'), 'an error per attempt, then close: ' + events)
+    // Each attempt waited its backoff: a loop would have made thousands.
+    assert.ok(f.log.filter((l) => l == 'GET sse').length < 100, String(f.log.length))
   }
-  assert.equal(closed()!.code, 4004)
-  assert.equal(closed()!.reason, 'no transport')
-  assert.equal(events.at(-1), 'close')
-  assert.ok(events.length >= 3 && events.slice(0, -1).every((e) => e == 'error'), 'an error per attempt, then close: ' + events)
 })
 
 test('after two idle cuts alike, attaches ask for the shorter heartbeat (PROTOCOL.md 10.4)', async () => {
@@ -615,4 +626,158 @@ test('a failed upgrade is tried again later: the session ends on WebSocket, ever
     delete (globalThis as any).WebSocket
     delete (globalThis as any).sessionStorage
   }
+})
+
+// What nginx answers for status: its own HTML page, no line of Tether's.
+const nginxPage = (status: number, text: string) =>
+  `<html>\r\n<head><title>${status} ${text}</title></head>\r\n<body>\r\n<center><h1>${status} ${text}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`
+
+// A captive portal's (or a login page's) 200 answer.
+const portalPage = '<!DOCTYPE html>\n<html><body><form action="/login">Sign in to the Wi-Fi</form></body></html>\n'
+
+/**
+ * proxy runs a plain HTTP server on a free loopback port, standing where a
+ * proxy, a captive portal or a login redirect stands in front of the server:
+ * answer writes each request's answer. It returns the client's url and a
+ * function that stops the server.
+ */
+const proxy = async (answer: (path: string, res: ServerResponse) => void) => {
+  const server = createServer((req, res) => {
+    req.resume()
+    answer(new URL(req.url!, 'http://x').pathname.replace(/^\/rt\//, ''), res)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}/rt/`,
+    stop: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  }
+}
+
+/** watch opens a session at url over the real fetch and records its events. */
+const watch = (url: string, options = {}) => {
+  globalThis.fetch = realFetch
+  const t = new Tether(url, { minDelay: 5, maxDelay: 20, timeout: 300, ...options })
+  const errors: TetherErrorEvent[] = []
+  const events: string[] = []
+  let closed: TetherCloseEvent | undefined
+  t.addEventListener('error', (e) => (events.push('error'), errors.push(e as TetherErrorEvent)))
+  t.addEventListener('open', () => events.push('open'))
+  t.onclose = (e) => {
+    events.push('close')
+    closed = e
+  }
+  return { t, errors, events, closed: () => closed }
+}
+
+test("negotiate answered 4xx by a proxy's page closes with 1008 and 'HTTP <status>', never the page; Tether's own one-line message is the reason", async () => {
+  const cases: [number, string, string, string][] = [
+    [404, 'text/html', nginxPage(404, 'Not Found'), 'HTTP 404'],
+    [413, 'text/html', nginxPage(413, 'Request Entity Too Large'), 'HTTP 413'],
+    // net/http's own answer: no line feed.
+    [400, 'text/plain; charset=utf-8', '400 Bad Request', 'HTTP 400'],
+    [403, 'text/plain; charset=utf-8', 'forbidden\nsee the admin\n', 'HTTP 403'],
+    [401, 'text/plain; charset=utf-8', 'x'.repeat(124) + '\n', 'HTTP 401'],
+    [401, 'text/plain; charset=utf-8', 'é'.repeat(61) + 'x\n', 'é'.repeat(61) + 'x'],
+    [403, 'text/plain; charset=utf-8', 'origin not allowed\n', 'origin not allowed'],
+  ]
+  for (const [status, type, body, reason] of cases) {
+    const p = await proxy((_, res) => res.writeHead(status, { 'content-type': type }).end(body))
+    try {
+      const { closed, events, errors } = watch(p.url)
+      await until('close', () => !!closed())
+      assert.equal(closed()!.code, 1008)
+      assert.equal(closed()!.reason, reason)
+      assert.ok(new TextEncoder().encode(closed()!.reason).length <= 123)
+      assert.deepEqual(events, ['error', 'close'])
+      assert.equal(errors.length, 1)
+    } finally {
+      await p.stop()
+    }
+  }
+})
+
+test("negotiate answered 502 or 504 by a proxy, or 200 by a captive portal: an error event with the status each time, tried again, and the session opens once the server answers", async () => {
+  const answers: [number, string, string][] = [
+    [502, 'text/html', nginxPage(502, 'Bad Gateway')],
+    [504, 'text/html', nginxPage(504, 'Gateway Time-out')],
+    [200, 'text/html; charset=utf-8', portalPage],
+  ]
+  let negotiates = 0
+  const p = await proxy((path, res) => {
+    if (path == 'negotiate') {
+      const a = answers[negotiates++]
+      if (a) return res.writeHead(a[0], { 'content-type': a[1] }).end(a[2])
+      return res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ protocol: 1, session: 'S', token: 'T', transports: ['longpoll'], heartbeatMs: 1000, resumeWindowMs: 1000, maxMessageBytes: 65536, maxBodyBytes: 1 << 20 }))
+    }
+    if (path == 'send') return res.writeHead(204).end()
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('1:h')
+  })
+  try {
+    const { t, events, errors } = watch(p.url)
+    await until('open', () => events.includes('open'))
+    assert.deepEqual(
+      errors.map((e) => [e.request, e.status]),
+      [
+        ['negotiate', 502],
+        ['negotiate', 504],
+        ['negotiate', 200],
+      ],
+    )
+    t.close()
+    await until('closed', () => t.readyState == Tether.CLOSED)
+  } finally {
+    await p.stop()
+  }
+})
+
+test('attaches and sends answered by a login page (200, or a 302 redirect to one) open nothing: an error event for each, then close 4004 once the resume window has passed', async () => {
+  for (const [mode, transports] of [
+    ['page', ['longpoll', 'sse', 'streaming']],
+    ['redirect', ['longpoll', 'sse', 'streaming']],
+    ['page', ['sse']],
+    ['redirect', ['streaming']],
+  ] as [string, string[]][]) {
+    const p = await proxy((path, res) => {
+      if (path == 'negotiate')
+        return res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ protocol: 1, session: 'S', token: 'T', transports, heartbeatMs: 1000, resumeWindowMs: 500, maxMessageBytes: 65536, maxBodyBytes: 1 << 20 }))
+      if (mode == 'redirect' && path != 'login') return res.writeHead(302, { location: '/rt/login' }).end()
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(portalPage)
+    })
+    try {
+      const { t, events, errors, closed } = watch(p.url)
+      t.send('hello')
+      await until('close', () => !!closed(), 10000)
+      assert.equal(closed()!.code, 4004, mode + ' ' + transports)
+      assert.equal(closed()!.reason, 'no transport')
+      assert.ok(!events.includes('open'), events.join())
+      assert.ok(
+        errors.some((e) => e.request == 'attach' && e.status == 200),
+        JSON.stringify(errors.map((e) => [e.request, e.transport, e.status])),
+      )
+    } finally {
+      await p.stop()
+    }
+  }
+})
+
+test('a send answered 200 (a page) is no acceptance: an error event for the send, and the message goes again, exactly once', async () => {
+  const f = fake()
+  const { t } = client(f)
+  const errors: TetherErrorEvent[] = []
+  t.addEventListener('error', (e) => errors.push(e as TetherErrorEvent))
+  f.fault = (path, _, count) => (path == 'send' && count <= 2 ? new Response(portalPage, { headers: { 'content-type': 'text/html' } }) : undefined)
+  t.send('kept')
+  await until('accepted', () => f.in.length == 1)
+  assert.deepEqual(f.in, ['kept'])
+  assert.ok(
+    errors.some((e) => e.request == 'send' && e.status == 200),
+    JSON.stringify(errors.map((e) => [e.request, e.status])),
+  )
+  t.close()
+  await until('closed', () => t.readyState == Tether.CLOSED)
 })
