@@ -135,7 +135,10 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 	}
 	dec, err := t.open(resp, s.negotiated().MaxMessageBytes)
 	if err != nil {
-		return err
+		// A 200 that is no stream of this transport (a captive portal's
+		// page, a login page a redirect led to): a failed attempt, which
+		// OnError reports with its status.
+		return &statusError{resp.StatusCode, err.Error()}
 	}
 	idle := 2 * l.hb
 	deliver := func(f wire.Frame) error {
