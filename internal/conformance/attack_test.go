@@ -327,18 +327,22 @@ var attacks = []attackRow{
 		return strings.Join(got, ", ") + e.after(t, s)
 	}},
 	{"50 sessions attached by WebSocket, then silent with their connections open (half-open)", "every session closed 1006", func(t *testing.T, e *badEnv, during func()) string {
-		// X-Test-Expire shortens each session's resume window to 50 ms:
-		// the server drops a connection silent for two heartbeats (2 s),
-		// and the session ends when no other attaches.
+		// X-Test-Expire shortens each session's resume window to 50 ms
+		// once its first message is in: the server drops a connection
+		// silent for two heartbeats (2 s), and the session ends when no
+		// other attaches.
 		const sessions = 50
 		var ss []*rawSession
 		for range sessions {
 			r := e.req(t, "POST", "negotiate?v=1", "", nil)
-			r.Header.Set("X-Test-Expire", "1")
+			r.Header.Set("X-Test-Expire", "after-first-message")
 			s := e.negotiate(t, r)
 			ss = append(ss, s)
 			conn := e.dialWS(t, s, "received=0&seq=1")
 			defer conn.Close()
+			if err := conn.WriteMessage(ws.TextMessage, []byte("mhello")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		during()
 		codes := map[wire.StatusCode]int{}

@@ -587,10 +587,24 @@ type badEnv struct {
 func newBadEnv(t *testing.T) *badEnv {
 	e := &badEnv{}
 	h := tether.HandlerFunc(func(s *session.Session) {
-		if s.Request().Header.Get("X-Test-Expire") != "" {
+		defer func() { e.ends.Store(s.ID(), wire.CloseStatus(s.Err())) }()
+		switch s.Request().Header.Get("X-Test-Expire") {
+		case "":
+		case "after-first-message":
+			// Once the client has attached and sent a message: a window
+			// of 50 ms from negotiate could end before a slow client
+			// attaches.
+			m, err := s.Recv(s.Context())
+			if err != nil {
+				return
+			}
+			s.Expire(50 * time.Millisecond)
+			if s.Send(s.Context(), m) != nil {
+				return
+			}
+		default:
 			s.Expire(50 * time.Millisecond)
 		}
-		defer func() { e.ends.Store(s.ID(), wire.CloseStatus(s.Err())) }()
 		echo(s)
 	})
 	e.srv = tether.NewServer(h, &tether.Options{
