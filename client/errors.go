@@ -42,9 +42,10 @@ func (e *NegotiateError) Error() string {
 // JavaScript client's error event. The session goes on and tries again, or
 // ends with a close code that says why.
 type AttemptError struct {
-	// Request is what failed: "negotiate", "attach", "probe" or "send"
-	// (reported only when it ends the session: a send answered 404, or 413
-	// for a message alone).
+	// Request is what failed: "negotiate", "attach", "probe" or "send" (a
+	// send answered with a status it does not expect, such as a proxy's
+	// 502 or a login page's 200, or answered 404, or 413 for a message
+	// alone).
 	Request string
 	// Transport is the transport of the attach or probe; "" for negotiate.
 	Transport string

@@ -27,7 +27,7 @@ var errPollStopped = errors.New("longpoll: stopped for close")
 // run polls and sends side by side; the connection is established by the
 // first answered poll or send, whichever comes first.
 func (longpollTransport) run(ctx context.Context, l *link) error {
-	return runBesideSends(ctx, l, l, pollLoop)
+	return runBesideSends(ctx, transport.LongPoll, l, l, pollLoop)
 }
 
 // pollLoop polls until the connection fails or the session ends. Each poll

@@ -349,3 +349,57 @@ func TestSendLimitKeptAfterReconnect(t *testing.T) {
 		t.Errorf("the next connection's sends were refused %d more times, want none", got-before)
 	}
 }
+
+// TestSendAnsweredByProxy checks that a send answered by something other
+// than Tether (a proxy's 502, a login page's 200) is reported to OnError
+// with its status, and that its message arrives once all the same.
+func TestSendAnsweredByProxy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var sends atomic.Int32
+	url := startServer(t, echo, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/send") && r.ContentLength > 0 {
+				switch sends.Add(1) {
+				case 1:
+					proxyPage(w, http.StatusBadGateway)
+					return
+				case 2:
+					portalPage(w)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	var n network
+	o := n.options(t, "sse")
+	var mu sync.Mutex
+	var failed []string
+	o.OnError = func(e *client.AttemptError) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, fmt.Sprintf("%s %s %d %v", e.Request, e.Transport, e.Status, e.Err))
+	}
+	s := dial(t, ctx, url, o)
+	if err := s.Send(ctx, textMsg("once")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "once" {
+		t.Fatalf("Recv() = %q, %v; want once", m.Data, err)
+	}
+	if err := s.Send(ctx, textMsg("next")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "next" {
+		t.Fatalf("Recv() = %q, %v; want next (the first message exactly once)", m.Data, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The 502 came on the attached connection: a send. The 200 came on
+	// the next one, as a send if it was attached by then, else as its
+	// attach.
+	if len(failed) != 2 || failed[0] != "send sse 502 send: status 502: HTTP 502" || !strings.HasSuffix(failed[1], " 200 send: status 200: HTTP 200") {
+		t.Errorf("OnError reported %q, want the send answered 502, then the one answered 200", failed)
+	}
+}

@@ -117,6 +117,9 @@ func sendLoop(ctx context.Context, l *link) error {
 				return ctx.Err()
 			}
 		default:
+			// A 200 page, a proxy's 502: the connection is given up and
+			// attached again, and the messages go again on it
+			// (runBesideSends reports it).
 			return fmt.Errorf("send: %w", &statusError{status, errorMessage(status, rp.contentType, resp)})
 		}
 	}
@@ -134,7 +137,12 @@ const unknownGrace = 2 * time.Second
 // decides, and ends by itself (attaching to an ended session answers 404).
 // When Close has queued the close frame, the send loop that carries it
 // decides.
-func runBesideSends(ctx context.Context, l, sl *link, down func(context.Context, *link) error) error {
+//
+// A send answered with a status it does not expect ends the connection; it
+// is reported to Options.OnError as a send of transport name once the
+// connection was established, and otherwise by the attempt that fails, as
+// its attach.
+func runBesideSends(ctx context.Context, name string, l, sl *link, down func(context.Context, *link) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	downErr := make(chan error, 1)
@@ -167,7 +175,13 @@ func runBesideSends(ctx context.Context, l, sl *link, down func(context.Context,
 			return end
 		}
 		cancel()
-		return firstEnd(err, <-downErr)
+		// Once the downstream has ended, whether the connection was
+		// established is settled, as attempt will find it.
+		derr := <-downErr
+		if se := (*statusError)(nil); errors.As(err, &se) && l.isEstablished() {
+			l.s.attemptFailed("send", name, err)
+		}
+		return firstEnd(err, derr)
 	case err := <-downErr:
 		// A poll or the next stream response answered 404 (while
 		// closing, that is the server done with the session).

@@ -69,7 +69,7 @@ func (t *streamTransport) run(ctx context.Context, l *link) error {
 	// The send loop proves its requests on a link of its own, which
 	// nobody waits on.
 	sl := &link{s: l.s, received: l.received, seq: l.seq, initial: l.initial, est: make(chan struct{})}
-	return runBesideSends(ctx, l, sl, t.streamLoop)
+	return runBesideSends(ctx, t.kind, l, sl, t.streamLoop)
 }
 
 // streamLoop opens responses one after the other until one fails.

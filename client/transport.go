@@ -140,6 +140,16 @@ func (l *link) established() {
 	l.estOnce.Do(func() { close(l.est) })
 }
 
+// isEstablished reports whether established was called.
+func (l *link) isEstablished() bool {
+	select {
+	case <-l.est:
+		return true
+	default:
+		return false
+	}
+}
+
 // query returns the session parameter, plus received and seq when they
 // are not negative; the token goes in the Tether-Token header.
 func (l *link) query(received, seq int64) url.Values {
