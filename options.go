@@ -74,7 +74,7 @@ type Options struct {
 	// MaxQueuedBytes counts them. Over it, a message is let in only while
 	// the queue it goes to (a session's to its client, or from it) stays
 	// within its fair share: MaxQueuedBytesTotal divided among the live
-	// sessions' queues (two each), at least session.MinFairShare (32 KiB);
+	// sessions' queues (two each), at least session.MinFairShare (64 KiB);
 	// an empty queue always takes one. A queue holding more meets what it
 	// meets when full (to the client, the SlowConsumer policy: a close is
 	// 4002 with reason "queue budget exhausted"; from the client, the

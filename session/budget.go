@@ -10,9 +10,12 @@ import (
 )
 
 // MinFairShare is the least fair share (QueueBudget.FairShare) of one
-// queue: 32 KiB, so that a session's two queues together may hold 64 KiB
-// however many sessions share the budget.
-const MinFairShare = 32 << 10
+// queue, however many sessions share the budget: 64 KiB, the largest
+// message by default (a queue over the budget holds that much anyway: an
+// empty queue always takes one message), and room for a backlog of a
+// topic's messages, which count in every subscriber's queue though their
+// data is held once.
+const MinFairShare = 64 << 10
 
 // QueueBudget bounds the bytes that the queues of many sessions (a
 // server's, through Config.QueueBudget) hold together, in both directions,
