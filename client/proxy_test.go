@@ -34,6 +34,49 @@ func portalPage(w http.ResponseWriter) {
 	fmt.Fprint(w, "<!DOCTYPE html>\n<html><body><form action=\"/login\">Sign in to the Wi-Fi</form></body></html>\n")
 }
 
+// reported records what OnError reports, one line per failed attempt:
+// request, transport, status and error.
+type reported struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// on makes o's OnError record into r.
+func (r *reported) on(o *client.Options) {
+	o.OnError = func(e *client.AttemptError) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.lines = append(r.lines, fmt.Sprintf("%s %s %d %v", e.Request, e.Transport, e.Status, e.Err))
+	}
+}
+
+// take returns the lines recorded so far, and forgets them.
+func (r *reported) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lines := r.lines
+	r.lines = nil
+	return lines
+}
+
+// dialBehind starts a server calling h behind a proxy whose answer answers
+// a request itself when it returns true, and dials it over transport name,
+// recording what OnError reports.
+func dialBehind(t *testing.T, ctx context.Context, name string, h tether.HandlerFunc, answer func(http.ResponseWriter, *http.Request) bool) (*client.Session, *reported) {
+	url := startServer(t, h, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !answer(w, r) {
+				next.ServeHTTP(w, r)
+			}
+		})
+	})
+	var n network
+	o := n.options(t, name)
+	r := &reported{}
+	r.on(o)
+	return dial(t, ctx, url, o), r
+}
+
 // TestNegotiateAnsweredByNonTether checks that Dial's NegotiateError
 // carries Tether's one-line error message and nothing else: an answer that
 // is not Tether's (a proxy's HTML page, net/http's own 400 without a line
@@ -116,13 +159,8 @@ func TestNonTetherAnswersOnDial(t *testing.T) {
 			for _, name := range transports {
 				var n network
 				o := n.options(t, name)
-				var mu sync.Mutex
-				var failed []string
-				o.OnError = func(e *client.AttemptError) {
-					mu.Lock()
-					defer mu.Unlock()
-					failed = append(failed, fmt.Sprintf("%s %s %d", e.Request, e.Transport, e.Status))
-				}
+				var r reported
+				r.on(o)
 				_, err := client.Dial(ctx, url, o)
 				if !errors.Is(err, client.ErrNoTransport) {
 					t.Fatalf("%s: Dial() = %v, want ErrNoTransport", name, err)
@@ -133,11 +171,9 @@ func TestNonTetherAnswersOnDial(t *testing.T) {
 				if mode == "redirect" && name == "websocket" {
 					want = "attach websocket 302"
 				}
-				mu.Lock()
-				if len(failed) == 0 || failed[0] != want {
+				if failed := r.take(); len(failed) == 0 || !strings.HasPrefix(failed[0], want+" ") {
 					t.Errorf("%s: OnError reported %q, want %q first", name, failed, want)
 				}
-				mu.Unlock()
 			}
 		})
 	}
@@ -198,7 +234,7 @@ func TestNewNegotiateAnsweredByProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	var negotiates atomic.Int32
-	url := startServer(t, func(s *session.Session) {
+	s, r := dialBehind(t, ctx, "longpoll", func(s *session.Session) {
 		for {
 			m, err := s.Recv(s.Context())
 			if err != nil {
@@ -210,31 +246,20 @@ func TestNewNegotiateAnsweredByProxy(t *testing.T) {
 			}
 			s.Send(s.Context(), m)
 		}
-	}, nil, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/negotiate") {
-				switch negotiates.Add(1) {
-				case 2, 3:
-					proxyPage(w, http.StatusBadGateway)
-					return
-				case 5:
-					proxyPage(w, http.StatusNotFound)
-					return
-				}
-			}
-			h.ServeHTTP(w, r)
-		})
+	}, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/negotiate") {
+			return false
+		}
+		switch negotiates.Add(1) {
+		case 2, 3:
+			proxyPage(w, http.StatusBadGateway)
+		case 5:
+			proxyPage(w, http.StatusNotFound)
+		default:
+			return false
+		}
+		return true
 	})
-	var n network
-	o := n.options(t, "longpoll")
-	var mu sync.Mutex
-	var failed []string
-	o.OnError = func(e *client.AttemptError) {
-		mu.Lock()
-		defer mu.Unlock()
-		failed = append(failed, fmt.Sprintf("%s %d %v", e.Request, e.Status, e.Err))
-	}
-	s := dial(t, ctx, url, o)
 	if err := s.Send(ctx, textMsg("restart now")); err != nil {
 		t.Fatal(err)
 	}
@@ -252,13 +277,10 @@ func TestNewNegotiateAnsweredByProxy(t *testing.T) {
 	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "ping" {
 		t.Fatalf("Recv() = %q, %v; want ping", m.Data, err)
 	}
-	mu.Lock()
-	want := "negotiate 502 tether: negotiate refused: 502 HTTP 502"
-	if len(failed) != 2 || failed[0] != want || failed[1] != want {
+	want := "negotiate  502 tether: negotiate refused: 502 HTTP 502"
+	if failed := r.take(); len(failed) != 2 || failed[0] != want || failed[1] != want {
 		t.Errorf("OnError reported %q, want two negotiates answered 502", failed)
 	}
-	failed = nil
-	mu.Unlock()
 
 	// The third session: its negotiate meets the proxy's 404.
 	if err := s.Send(ctx, textMsg("restart now")); err != nil {
@@ -275,9 +297,7 @@ func TestNewNegotiateAnsweredByProxy(t *testing.T) {
 		}
 		break
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(failed) != 1 || !strings.HasPrefix(failed[0], "negotiate 404 ") {
+	if failed := r.take(); len(failed) != 1 || !strings.HasPrefix(failed[0], "negotiate  404 ") {
 		t.Errorf("OnError reported %q, want the negotiate answered 404", failed)
 	}
 }
@@ -357,31 +377,20 @@ func TestSendAnsweredByProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	var sends atomic.Int32
-	url := startServer(t, echo, nil, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/send") && r.ContentLength > 0 {
-				switch sends.Add(1) {
-				case 1:
-					proxyPage(w, http.StatusBadGateway)
-					return
-				case 2:
-					portalPage(w)
-					return
-				}
-			}
-			h.ServeHTTP(w, r)
-		})
+	s, r := dialBehind(t, ctx, "sse", echo, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/send") || r.ContentLength == 0 {
+			return false
+		}
+		switch sends.Add(1) {
+		case 1:
+			proxyPage(w, http.StatusBadGateway)
+		case 2:
+			portalPage(w)
+		default:
+			return false
+		}
+		return true
 	})
-	var n network
-	o := n.options(t, "sse")
-	var mu sync.Mutex
-	var failed []string
-	o.OnError = func(e *client.AttemptError) {
-		mu.Lock()
-		defer mu.Unlock()
-		failed = append(failed, fmt.Sprintf("%s %s %d %v", e.Request, e.Transport, e.Status, e.Err))
-	}
-	s := dial(t, ctx, url, o)
 	if err := s.Send(ctx, textMsg("once")); err != nil {
 		t.Fatal(err)
 	}
@@ -394,12 +403,10 @@ func TestSendAnsweredByProxy(t *testing.T) {
 	if m, err := s.Recv(ctx); err != nil || string(m.Data) != "next" {
 		t.Fatalf("Recv() = %q, %v; want next (the first message exactly once)", m.Data, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	// The 502 came on the attached connection: a send. The 200 came on
 	// the next one, as a send if it was attached by then, else as its
 	// attach.
-	if len(failed) != 2 || failed[0] != "send sse 502 send: status 502: HTTP 502" || !strings.HasSuffix(failed[1], " 200 send: status 200: HTTP 200") {
+	if failed := r.take(); len(failed) != 2 || failed[0] != "send sse 502 send: status 502: HTTP 502" || !strings.HasSuffix(failed[1], " 200 send: status 200: HTTP 200") {
 		t.Errorf("OnError reported %q, want the send answered 502, then the one answered 200", failed)
 	}
 }
