@@ -75,8 +75,12 @@ func negotiate(tb testing.TB, base string) string {
 // closes it.
 func dial(tb testing.TB, d ws.Dialer, attachURL string, received uint64) *ws.Conn {
 	tb.Helper()
-	c, _, err := d.Dial(fmt.Sprintf("%s&received=%d", attachURL, received), nil)
+	c, resp, err := d.Dial(fmt.Sprintf("%s&received=%d", attachURL, received), nil)
 	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			tb.Fatalf("%v: %s %s", err, resp.Status, body)
+		}
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { c.Close() })
