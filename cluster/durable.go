@@ -283,9 +283,7 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 		d.mu.Unlock()
 		// Released before the answer, so that the client's next try,
 		// on another node, finds the lease free.
-		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
-		defer cancel()
-		d.state.Release(ctx, lease)
+		d.release(lease)
 		return nil, fmt.Errorf("%w: the node is handing its sessions over", session.ErrUnreachable)
 	}
 	d.journals[lease.ID] = j
@@ -319,14 +317,14 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 }
 
 // release gives up a lease this node got but does not use, so that another
-// node may take the session over at once. It does not wait: the lease
-// lapses anyway.
+// node may take the session over at once. It waits for the store (at most
+// RequestTimeout; the lease lapses anyway): it runs while takeOver holds
+// the session's turn on this node, so a next try here cannot take the same
+// lease back before the Release lands and fences it (a Release is final).
 func (d *durable) release(l Lease) {
-	d.n.goAsync(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(d.n.ctx), d.n.opts.RequestTimeout)
-		defer cancel()
-		d.state.Release(ctx, l)
-	})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.n.ctx), d.n.opts.RequestTimeout)
+	defer cancel()
+	d.state.Release(ctx, l)
 }
 
 // relayTo returns the Endpoint of session id that node owner holds, as the
