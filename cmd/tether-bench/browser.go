@@ -43,7 +43,7 @@ type browserConfig struct {
 	EchoN     int      `json:"echoN"`     // round trips measured per system, in all
 	Rounds    int      `json:"rounds"`    // turns the systems take at the echo, EchoN/Rounds round trips each
 	Warmup    int      `json:"warmup"`    // round trips before those of each turn
-	StreamN   int      `json:"streamN"`   // messages of the stream
+	StreamN   int      `json:"streamN"`   // messages of each round's stream
 	TimeoutMs int      `json:"timeoutMs"` // bound on each wait in the page
 	URL       string   `json:"url"`
 }
@@ -234,7 +234,8 @@ func renderBrowser(run *browserRun) string {
 	w("Echo: %d round trips of 64-byte text messages, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
 	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike; ")
 	w("each turn is a session of its own whose first %d round trips are not measured. ", cfg.Warmup)
-	w("Stream, then, one session per system: the server sends %d messages of 64 bytes, timed from the request to the last arrival. ", cfg.StreamN)
+	w("Stream, then, in %d rounds taken in turn the same way, each a session in which the server sends %d messages of 64 bytes, ", cfg.Rounds, cfg.StreamN)
+	w("timed from the request to the last arrival; messages/s is all the rounds' messages over all their time. ")
 	w("raw/websocket is the browser's own `WebSocket` against the gorilla echo (the limit); tether/* is the ")
 	w("bundled client forced onto one transport; sockjs/* is sockjs-client 1.6.1 forced onto one transport, against ")
 	w("sockjs-go; when sockjs-go refuses a poll or stream with close 2010 (its own race, see above), sockjs-client ends the ")

@@ -138,7 +138,7 @@ const stream = async (s, n) => {
     return all
   })
   const ms = performance.now() - t0
-  return { messages: got, perSec: got / (ms / 1000), wrong }
+  return { messages: got, perSec: got / (ms / 1000), ms, wrong }
 }
 
 /**

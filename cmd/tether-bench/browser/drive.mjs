@@ -1,14 +1,14 @@
 // The driver of `tether-bench -browser`: loads the bench page in Debian's
-// Chromium (playwright-core, as js-client's browser tests do), one page per
-// system, and writes one JSON line per system to stdout.
+// Chromium (playwright-core, as js-client's browser tests do), one page for
+// every system, and writes one JSON line per system to stdout.
 //
 // The echo is measured in rounds, the systems taking turns (in order, then
 // in reverse order, and so on): on a shared machine the load drifts over a
 // run, and a system measured in one stretch of it would be compared with
 // another measured in a quieter or busier one. Each round is a session of
-// its own (a page holds no session between its turns: an idle stream or
-// poll would take one of the browser's six connections per host); the page,
-// and so its compiled code, stays. The stream follows, once per system.
+// its own (no session is held between turns: an idle stream or poll would
+// take one of the browser's six connections per host). The stream follows, in rounds the same
+// way, each of streamN messages.
 //
 //	node cmd/tether-bench/browser/drive.mjs '{"url":"http://127.0.0.1:PORT/page/","systems":["raw/websocket"],
 //	  "echoN":2000,"rounds":5,"warmup":100,"streamN":20000,"timeoutMs":30000}'
@@ -25,27 +25,19 @@ const dir = mkdtempSync(join(tmpdir(), 'tether-bench-browser-'))
 let browser
 try {
   browser = await startBrowser(dir)
-  // A first page, not reported, so that the first system measured does
-  // not pay for the browser's start (its network service, the code caches).
-  const warm = await browser.newPage()
-  await warm.goto(cfg.url)
-  await warm.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
-  await warm.evaluate((o) => window.measure('raw/websocket', o), { ...cfg, echoN: 50, warmup: 0, streamN: 500 })
-  await warm.close()
-  const systems = []
-  for (const name of cfg.systems) {
-    const page = await browser.newPage()
-    const sys = { name, page, problems: [], rounds: [], out: { name } }
-    page.on('pageerror', (e) => sys.problems.push('page error: ' + e.message))
-    try {
-      await page.goto(cfg.url)
-      await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
-    } catch (e) {
-      sys.out.err = String(e.message || e)
-    }
-    systems.push(sys)
-  }
-  const run = (sys, opts) => sys.page.evaluate(([name, opts]) => window.measure(name, opts), [sys.name, { ...cfg, ...opts }])
+  // One page measures every system, so that no system depends on the
+  // process and core its page happened to get (runs with a page per system
+  // differed by a fifth, the same system in every round of a run). A first
+  // exchange, not reported, so that the first system measured does not pay
+  // for the browser's start (its network service, the code caches).
+  const page = await browser.newPage()
+  let current // the system being measured, for the page's errors
+  page.on('pageerror', (e) => current?.problems.push('page error: ' + e.message))
+  await page.goto(cfg.url)
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
+  await page.evaluate((o) => window.measure('raw/websocket', o), { ...cfg, echoN: 50, warmup: 0, streamN: 500 })
+  const systems = cfg.systems.map((name) => ({ name, problems: [], rounds: [], out: { name } }))
+  const run = (sys, opts) => ((current = sys), page.evaluate(([name, opts]) => window.measure(name, opts), [sys.name, { ...cfg, ...opts }]))
   const perRound = Math.ceil(cfg.echoN / cfg.rounds)
   for (let r = 0; r < cfg.rounds; r++) {
     for (const sys of r % 2 ? [...systems].reverse() : systems) {
@@ -66,23 +58,31 @@ try {
       }
     }
   }
+  // The stream, then, in rounds as well: a few hundred milliseconds each.
+  for (let r = 0; r < cfg.rounds && cfg.streamN; r++) {
+    for (const sys of r % 2 ? [...systems].reverse() : systems) {
+      if (sys.out.err) continue
+      try {
+        const got = await run(sys, { echoN: 0 })
+        sys.out.transport ||= got.transport
+        sys.out.refused = (sys.out.refused || 0) + got.refused
+        if (got.stream) (sys.streams ||= []).push(got.stream)
+        if (got.err) sys.out.err = got.err
+      } catch (e) {
+        sys.out.err = String(e.message || e)
+      }
+    }
+  }
   for (const sys of systems) {
     const { out } = sys
     if (sys.rounds.length) out.echo = merge(sys.rounds)
-    if (!out.err && cfg.streamN) {
-      try {
-        const got = await run(sys, { echoN: 0 })
-        out.transport ||= got.transport
-        out.refused = (out.refused || 0) + got.refused
-        out.stream = got.stream
-        if (got.err) out.err = got.err
-      } catch (e) {
-        out.err = String(e.message || e)
-      }
+    if (sys.streams?.length) {
+      const messages = sys.streams.reduce((sum, s) => sum + s.messages, 0)
+      const ms = sys.streams.reduce((sum, s) => sum + s.ms, 0)
+      out.stream = { messages, perSec: messages / (ms / 1000), wrong: sys.streams.reduce((sum, s) => sum + s.wrong, 0) }
     }
     if (sys.problems.length) out.err = [out.err, ...sys.problems].filter(Boolean).join('; ')
     process.stdout.write(JSON.stringify(out) + '\n')
-    await sys.page.close()
   }
 } finally {
   await browser?.close()
