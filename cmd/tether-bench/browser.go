@@ -16,8 +16,9 @@ import (
 
 // The browser bench (-browser): the same servers, measured from Debian's
 // Chromium, driven by playwright-core as js-client's browser tests are. In
-// one page per system, one session makes round trips of 64-byte messages,
-// one at a time, then asks for a stream of 64-byte messages. The systems:
+// one page, the systems take turns (drive.mjs): each turn a session that
+// makes round trips of 64-byte messages, one at a time, then turns that
+// ask for a stream of 64-byte messages. The systems:
 // the browser's own WebSocket against the raw gorilla echo (the limit), the
 // bundled Tether client on each transport, and sockjs-client (sockjs/test's
 // npm package) on each of its transports against sockjs-go (the peer).
@@ -230,7 +231,7 @@ func renderBrowser(run *browserRun) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	cfg := run.Config
 	w("## In Chromium\n\n")
-	w("The same servers (one bench server process), measured from headless Chromium: one page per system. ")
+	w("The same servers (one bench server process), measured from headless Chromium, in one page. ")
 	w("Echo: %d round trips of 64-byte text messages, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
 	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike; ")
 	w("each turn is a session of its own whose first %d round trips are not measured. ", cfg.Warmup)
