@@ -27,7 +27,7 @@ func TestOutsideWindows(t *testing.T) {
 	if s.ResumeWindowMs != 300 {
 		t.Fatalf("resumeWindowMs %d", s.ResumeWindowMs)
 	}
-	time.Sleep(600 * time.Millisecond)
+	c.ended(s)
 	wantError(t, "a poll past the first-attach window", c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil), 404, "unknown session")
 
 	s = c.negotiate()
@@ -37,7 +37,7 @@ func TestOutsideWindows(t *testing.T) {
 		t.Fatal(f)
 	}
 	w.stop()
-	time.Sleep(900 * time.Millisecond)
+	c.ended(s)
 	wantError(t, "a poll past the resume window", c.request("GET", "longpoll?"+s.auth()+"&received=1", nil, nil), 404, "unknown session")
 }
 
@@ -186,7 +186,7 @@ func TestOutsideCounts(t *testing.T) {
 	}
 	// The first-attach window is never longer than resumeWindowMs.
 	s = c.negotiate()
-	time.Sleep(700 * time.Millisecond)
+	c.ended(s)
 	wantError(t, "a poll past the resume window, within FirstAttachWindow", c.request("GET", "longpoll?"+s.auth()+"&received=0", nil, nil), 404, "unknown session")
 }
 

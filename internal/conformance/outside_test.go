@@ -33,13 +33,21 @@ const outsideTimeout = 5 * time.Second
 // outsideClient talks to one server through its prefix.
 type outsideClient struct {
 	t    *testing.T
+	env  *wireEnv
 	base string // http://127.0.0.1:port/rt/
 	hc   *http.Client
 }
 
+// ended waits until the server has ended session s (its application's
+// OnClose ran): a window's end is awaited as a condition, not slept past.
+func (c *outsideClient) ended(s outsideSession) {
+	c.t.Helper()
+	c.env.closeError(c.t, wireSession{Session: s.Session})
+}
+
 func newOutside(t *testing.T, opts *tether.Options) *outsideClient {
 	e := newWireEnv(t, opts)
-	return &outsideClient{t: t, base: e.base, hc: e.hc}
+	return &outsideClient{t: t, env: e, base: e.base, hc: e.hc}
 }
 
 // outsideSession is a negotiate answer (section 2).
