@@ -58,11 +58,13 @@ export interface Conn {
 export interface Host {
   /** The number of server messages handed to the application in this session. */
   readonly _received: number
+  /** Truthy once a connection of the session proved itself (0 after the fall back to websocket until one does: see the session's _endUnknown). */
+  readonly _everAttached?: boolean | 0
   /** _url returns the URL of endpoint path with the session's parameters and query. */
   _url(path: string, query: Record<string, number>): URL
   /** _headers returns the headers of a fetch of endpoint path: the token's, on a same-origin request (then not in _url's URL). */
   _headers(path: string): Record<string, string> | undefined
-  /** _proven: c has proven itself (a WebSocket opened, a stream's first bytes, a poll answered with frames). */
+  /** _proven: c has proven itself (a WebSocket opened, a stream's first bytes, a poll answered with frames); ignored for a probe. */
   _proven(c: Conn): void
   /** _heard: c carried something, so the connection works. */
   _heard(c: Conn): void
@@ -70,8 +72,11 @@ export interface Host {
   _frame(c: Conn, f: Frame): boolean
   /** _failed: c broke, or timed out, or (ended) a stream ended at its byte limit. */
   _failed(c: Conn, ended?: boolean): void
-  /** _gone: the server answered 404 to c's request: it does not know the session. */
-  _gone(c: Conn): void
+  /**
+   * _gone: the server answered 404 to c's request: it does not know the
+   * session. early: the request was made before the session first attached.
+   */
+  _gone(c: Conn, early: boolean): void
   /** _probed: the probe c received its first bytes, so no proxy holds the stream back. */
   _probed(c: Conn): void
   /**

@@ -10,10 +10,12 @@ import type { Conn, Host } from './conn'
 /**
  * get starts a GET of path with c's attach parameters, to be cancelled by
  * c._stop. It resolves to nothing when the server answered 404 (host._gone
- * was told).
+ * was told, with whether the request was made before the session first
+ * attached).
  */
 const get = async (c: Conn, host: Host, path: string): Promise<Response | void> => {
   const a = new AbortController()
+  const early = !host._everAttached
   c._stop = () => a.abort()
   // A stream asks for no byte limit: the client acknowledges as it reads
   // (see streamAckBytes).
@@ -23,7 +25,7 @@ const get = async (c: Conn, host: Host, path: string): Promise<Response | void> 
     headers: host._headers(path),
   })
   c._status = r.status
-  if (r.status == 404) return host._gone(c)
+  if (r.status == 404) return host._gone(c, early)
   // A poll that reached the server after a request acknowledging more
   // (PROTOCOL.md 3): only that poll is refused; the next one is not.
   if (r.status == 409 && path == 'longpoll') return r
@@ -81,24 +83,6 @@ export const longpoll = async (c: Conn, host: Host) => {
 }
 
 /**
- * probe asks for a stream with probe=1 (PROTOCOL.md section 10): the server
- * answers with the prelude and a heartbeat and never attaches it. Its first
- * bytes show that no proxy holds the stream back.
- */
-export const probe = async (c: Conn, host: Host) => {
-  try {
-    const r = await get(c, host, c._name)
-    if (!r) return
-    const { done } = await r.body!.getReader().read()
-    if (done) throw 0 // an empty probe: failed, as below
-    c._stop()
-    host._probed(c)
-  } catch {
-    host._failed(c)
-  }
-}
-
-/**
  * stream attaches c as one streaming response and hands feed every chunk.
  * The first bytes (the prelude) prove the transport; a response that ends
  * is followed by the next one at once. feed returns false to stop.
@@ -120,6 +104,14 @@ const stream = async (c: Conn, host: Host, path: string, feed: (p: Uint8Array, r
     host._failed(c)
   }
 }
+
+/**
+ * probe asks for a stream with probe=1 (PROTOCOL.md section 10): the server
+ * answers with the prelude and a heartbeat and never attaches it. Its first
+ * bytes show that no proxy holds the stream back (a probe never proves
+ * itself: see Host._proven); the probe then stops.
+ */
+export const probe = (c: Conn, host: Host) => stream(c, host, c._name, () => (host._probed(c), false))
 
 /**
  * sse attaches c over server-sent events, read from a fetch body: one frame

@@ -14,9 +14,6 @@ export const transports = ['websocket', 'sse', 'streaming', 'longpoll'] as const
 /** The name of a transport this client speaks. */
 export type TransportName = (typeof transports)[number]
 
-/** speaks tells whether this client speaks transport name. */
-export const speaks = (name: string): name is TransportName => (transports as readonly string[]).includes(name)
-
 /**
  * defaults holds the default of each TetherOptions field that has a number
  * for default (tether.ts documents each field): the one place they are
@@ -60,7 +57,7 @@ export const order = (
   remembered?: string | null,
 ): string[] => {
   const list = offered.filter(
-    (n) => speaks(n) && (!o.transports || o.transports.includes(n)) && !o.exclude?.includes(n),
+    (n) => (transports as readonly string[]).includes(n) && (!o.transports || o.transports.includes(n)) && !o.exclude?.includes(n),
   )
   return remembered && list.includes(remembered) ? [remembered, ...list.filter((n) => n != remembered)] : list
 }
@@ -73,10 +70,6 @@ export const order = (
  */
 export const probes = (list: string[], upgrade?: boolean): string[] | undefined =>
   upgrade != false && list.length > 1 && list.includes('longpoll') ? list.filter((n) => n != 'longpoll') : undefined
-
-/** Close codes of Tether's own, reported by the client (PROTOCOL.md section 6). */
-export const NO_TRANSPORT = 4004
-export const SESSION_UNKNOWN = 4005
 
 /**
  * reconnects reports whether a client negotiates a new session by itself

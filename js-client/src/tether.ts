@@ -9,7 +9,7 @@ import type { Conn, Host, Transport } from './conn'
 import { Delivery, ackEvery, payloadBytes, streamAckBytes } from './delivery'
 import { Heartbeat } from './heartbeat'
 import { longpoll, probe, sse, streaming } from './http'
-import { NO_TRANSPORT, SESSION_UNKNOWN, type TransportName, backoff, order, probes, protocolVersion, reconnects, withDefaults } from './policy'
+import { type TransportName, backoff, order, probes, protocolVersion, reconnects, withDefaults } from './policy'
 import { websocket } from './websocket'
 
 /** Options of a Tether client. Every field is optional. */
@@ -183,6 +183,9 @@ const reason = async (r: Response) => {
   return m && payloadBytes(m[1]) < 124 ? m[1] : 'HTTP ' + r.status
 }
 
+/** halt stops c, if any, and its attach timeout. */
+const halt = (c?: Conn) => (clearTimeout(c?._attachTimer), c?._stop())
+
 /** Each transport's function by name: one for every name in policy.ts's transports. */
 const transportsByName: Record<TransportName, Transport> = { websocket, sse, streaming, longpoll }
 
@@ -209,23 +212,24 @@ export class Tether extends EventTarget {
 
   /** The prefix URL the server is mounted at, with its trailing slash. */
   readonly url: string
+  // The public fields start with their defaults on the prototype (see below).
   /** CONNECTING, OPEN (also while a cut connection is being resumed), CLOSING or CLOSED. */
-  readyState = CONNECTING
+  declare readyState: number
   /** How binary messages are handed over: 'blob' (the default) or 'arraybuffer'. */
-  binaryType: BinaryType = 'blob'
+  declare binaryType: BinaryType
   /** The transport in use: websocket, sse, streaming or longpoll; null before the first attach. */
-  transport: string | null = null
+  declare transport: string | null
   /** The public session id; null before negotiate. */
-  session: string | null = null
+  declare session: string | null
 
-  onopen: Handler<Event> = null
-  onmessage: Handler<TetherMessageEvent> = null
-  onclose: Handler<TetherCloseEvent> = null
-  onerror: Handler<TetherErrorEvent> = null
-  onresuming: Handler<Event> = null
-  onresumed: Handler<Event> = null
-  onreconnecting: Handler<TetherReconnectingEvent> = null
-  ontransport: Handler<TetherTransportEvent> = null
+  declare onopen: Handler<Event>
+  declare onmessage: Handler<TetherMessageEvent>
+  declare onclose: Handler<TetherCloseEvent>
+  declare onerror: Handler<TetherErrorEvent>
+  declare onresuming: Handler<Event>
+  declare onresumed: Handler<Event>
+  declare onreconnecting: Handler<TetherReconnectingEvent>
+  declare ontransport: Handler<TetherTransportEvent>
 
   /** @internal The options, with the defaults filled in. */
   private readonly _options: ReturnType<typeof withDefaults<TetherOptions>>
@@ -235,10 +239,10 @@ export class Tether extends EventTarget {
   private _maxMessageBytes?: number
   /** @internal The delivery state of the session. */
   private _delivery = new Delivery()
-  /** @internal The transports to try, in order. */
-  private _transports: string[] = []
-  /** @internal Whose turn it is, tried one after another: an index into _transports, modulo its length. */
-  private _turn = 0
+  /** @internal The transports to try, in order (set by _begin). */
+  private _transports!: string[]
+  /** @internal Whose turn it is, tried one after another: an index into _transports, modulo its length (set by _begin). */
+  private _turn!: number
   /** @internal The connection attached, or being attached. */
   private _conn?: Conn
   /** @internal The probe, or the attach of a transport that probed well, while long polling carries the session. */
@@ -249,10 +253,13 @@ export class Tether extends EventTarget {
   private _probeFailed?: boolean
   /** @internal The WebSocket probed now is the round's second try of it (see _failed). */
   private _probeWebSocketAgain?: boolean
-  /** @internal A connection attached in this session. */
-  private _everAttached?: boolean
-  /** @internal close() was called: the close frame to send, with its code and reason. */
-  private _closing?: { frame: string; code: number; reason: string }
+  /**
+   * @internal A connection attached in this session: true; false: none yet;
+   * 0: none since the session fell back to websocket alone (see _endUnknown).
+   */
+  private _everAttached?: boolean | 0
+  /** @internal close() was called: the code and reason of the close frame to send. */
+  private _closing?: [code: number, reason: string]
   /** @internal Failed rounds since the last attach: the backoff's attempt. */
   private _failures = 0
   /** @internal Failed send requests in a row. */
@@ -261,8 +268,8 @@ export class Tether extends EventTarget {
   private _sending?: boolean
   /** @internal Another send request is wanted after the one in flight. */
   private _sendAgain?: boolean
-  /** @internal Since when no connection works, ms since the epoch; 0 while one does. */
-  private _lostSince = 0
+  /** @internal Since when no connection works, ms since the epoch; 0 while one does (set by _begin). */
+  private _lostSince!: number
   /** @internal resuming was dispatched, resumed is due. */
   private _resuming?: boolean
   /**
@@ -318,15 +325,15 @@ export class Tether extends EventTarget {
     const limit = this._maxMessageBytes
     // A UTF-16 code unit takes at most 3 bytes of UTF-8: a short string needs no count.
     if (limit != null && !(typeof data == 'string' && data.length * 3 <= limit)) {
-      const size = typeof data == 'string' ? encoder.encode(data).length : data instanceof Blob ? data.size : data.byteLength
+      // A string has no byteLength: its UTF-8 bytes.
+      const size = data instanceof Blob ? data.size : ((data as ArrayBufferView).byteLength ?? payloadBytes(data as string))
       if (size > limit) throw new MessageTooBigError(size, limit)
     }
     const push = (d: typeof data | ArrayBuffer) => {
-      // new Uint8Array(view) copies the bytes into a buffer of its own.
-      const m =
-        typeof d == 'string'
-          ? d
-          : new Uint8Array(ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d as ArrayBuffer))
+      // A view of the bytes (an ArrayBuffer has no buffer nor byteOffset:
+      // offset 0), then slice() copies them into a buffer of their own.
+      const v = d as ArrayBufferView
+      const m = typeof d == 'string' ? d : new Uint8Array(v.buffer || d, v.byteOffset, v.byteLength).slice()
       // Checked now if the limit was not known at the send call.
       if (limit != null || this._fits(m)) {
         this._delivery._queue(m)
@@ -347,7 +354,7 @@ export class Tether extends EventTarget {
     if (payloadBytes(reason) > 123) throw new SyntaxError('tether: close reason longer than 123 bytes')
     if (this.readyState > OPEN) return
     if (this._blobReads) return this._afterBlobReads(async () => this.close(code, reason))
-    this._closing = { frame: closeFrame(code, reason), code, reason }
+    this._closing = [code, reason]
     this.readyState = CLOSING
     if (!this._negotiated) return this._end(code, reason)
     // The close event comes within timeout, delivered or not.
@@ -458,14 +465,17 @@ export class Tether extends EventTarget {
       status = r.status
       if (status >= 400 && status < 500) {
         const m = await reason(r)
-        // A server that does not speak this version, as one answering another (see _begin).
+        // A server that does not speak this version, as one answering another (below).
         return this._end(status == 400 && m == unsupportedVersion ? 4003 : 1008, m)
       }
       if (r.ok) {
         const n: Negotiated = await r.json()
-        // An answer without a session or token is malformed, as in the Go
-        // client's parseNegotiation: a failed attempt.
-        if (n.protocol !== protocolVersion || (n.session && n.token)) return this._begin(n)
+        // The version asked for in ?v=: a server that answers another one is
+        // not one this client can talk to (the Go client's
+        // ErrUnsupportedProtocol). An answer without a session or token is
+        // malformed, as in the Go client's parseNegotiation: a failed attempt.
+        if (n.protocol !== protocolVersion) return this._end(4003, unsupportedVersion)
+        if (n.session && n.token) return this._begin(n)
       }
     } catch {}
     this._error('negotiate', null, status)
@@ -475,15 +485,12 @@ export class Tether extends EventTarget {
   /** @internal _begin starts the session of the negotiate answer n. */
   private _begin(n: Negotiated) {
     if (this.readyState > OPEN) return
-    // The version asked for in ?v=: a server that answers another one is
-    // not one this client can talk to (the Go client's ErrUnsupportedProtocol).
-    if (n.protocol !== protocolVersion) return this._end(4003, unsupportedVersion)
     let remembered
     try {
       remembered = sessionStorage.getItem('tether:' + this.url)
     } catch {}
     this._transports = order(n.transports, this._options, remembered)
-    if (!this._transports.length) return this._end(NO_TRANSPORT, 'no transport')
+    if (!this._transports.length) return this._end(4004, 'no transport')
     this._negotiated = n
     this.session = n.session
     this._maxMessageBytes = n.maxMessageBytes
@@ -495,6 +502,15 @@ export class Tether extends EventTarget {
     this._everAttached = this._resuming = false
     this._heartbeat = new Heartbeat(n.heartbeatMs, () => this._heartbeatTick())
     this._connect()
+  }
+
+  /**
+   * @internal _expired reports whether no connection has worked for longer
+   * than the resume window: the server has given up on the session by now
+   * (PROTOCOL.md 5.4).
+   */
+  private _expired() {
+    return this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs
   }
 
   /**
@@ -599,10 +615,11 @@ export class Tether extends EventTarget {
 
   /**
    * @internal _proven is called when c has proven itself: a WebSocket opened, a
-   * stream's first bytes arrived, a poll or a send request was answered.
+   * stream's first bytes arrived, a poll or a send request was answered. A
+   * probe never proves itself (see _probed).
    */
   private _proven(c: Conn) {
-    if (c._proven || (c != this._conn && c != this._candidate)) return
+    if (c._proven || c._probe || (c != this._conn && c != this._candidate)) return
     const carrier = this._conn
     if (c._write && c == this._candidate && carrier && !carrier._parked) {
       // A poll is in flight. It ends at once if the WebSocket superseded
@@ -616,8 +633,7 @@ export class Tether extends EventTarget {
     clearTimeout(c._attachTimer)
     if (c == this._candidate) {
       // The candidate's attach superseded long polling on the server.
-      carrier?._stop()
-      clearTimeout(carrier?._attachTimer)
+      halt(carrier)
       this._conn = c
       this._candidate = undefined
       this._toProbe = []
@@ -657,8 +673,7 @@ export class Tether extends EventTarget {
    * itself, or (ended) when a stream ended after its byte limit.
    */
   private _failed(c: Conn, ended?: boolean) {
-    c._stop()
-    clearTimeout(c._attachTimer)
+    halt(c)
     const carrier = this._conn
     if (c == this._candidate) {
       // The probe failed: long polling goes on, and the next is probed. A
@@ -690,14 +705,14 @@ export class Tether extends EventTarget {
     // does (see _polls): starting the next response could supersede it.
     if (ended && p && !p._probe) return (c._parked = true), p._opened && this._proven(p)
     this._conn = undefined
-    if (p) clearTimeout(p._attachTimer), p._stop()
+    halt(p)
     this._candidate = undefined
     // Closing: the send request in flight, which carries the close frame,
     // decides the end; without one the close frame cannot go out.
     const closing = this._closing
-    if (this.readyState == CLOSING) return this._sending || this._end(closing!.code, closing!.reason)
+    if (this.readyState == CLOSING) return this._sending || this._end(...closing!)
     if (!ended) {
-      this._lostSince ||= Date.now()
+      this._lostSince = this._lostSince || Date.now()
       if (!c._proven) this._error('attach', c._name, c._status)
       else {
         // How long it had carried nothing: an idle cut may show a proxy's idle timeout.
@@ -708,9 +723,12 @@ export class Tether extends EventTarget {
         }
       }
     }
-    // The server has given up on the session by now (PROTOCOL.md 5.4).
-    if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs)
-      return this._everAttached ? this._end(4001, 'session expired') : this._end(NO_TRANSPORT, 'no transport')
+    if (this._expired())
+      return this._everAttached
+        ? this._end(4001, 'session expired')
+        : this._everAttached === 0
+          ? this._end(4005, 'session unknown')
+          : this._end(4004, 'no transport')
     // A stream that ended at its byte limit is followed at once by the next.
     if (ended) return this._retryLater(() => this._attach(c._name), 0)
     if (this._toProbe) return this._retryLater(() => this._connect())
@@ -720,14 +738,18 @@ export class Tether extends EventTarget {
     this._retryLater(() => this._connect(), c._proven || this._turn % this._transports.length == 0 ? undefined : 0)
   }
 
-  /** @internal _gone is called when an attach or probe answered 404: the server does not know the session. */
-  _gone(c: Conn) {
+  /**
+   * @internal _gone is called when an attach or probe answered 404: the
+   * server does not know the session. early: the request was made before
+   * the session first attached.
+   */
+  _gone(c: Conn, early: boolean) {
     c._status = 404
     // Closing, the 404 may well be the server done with the session after
     // reading the close frame: the send request decides (see _failed).
     if (c == this._conn && this.readyState < CLOSING) {
-      this._error('attach', c._name, 404)
-      this._endUnknown()
+      this._error('attach', c._name, c._status)
+      this._endUnknown(early)
     } else this._failed(c)
   }
 
@@ -735,12 +757,32 @@ export class Tether extends EventTarget {
    * @internal _endUnknown ends a session the server answered 404 for: 4001
    * once the resume window has passed without a connection, 4005 before
    * (the request reached a server that does not hold the session).
+   *
+   * Unless the request was made before the session first attached (early):
+   * that is the evidence of a balancer that spreads the session's requests
+   * over servers that share no sessions. A WebSocket is one connection, so
+   * one server: the session falls back to websocket alone, attached again
+   * as after a cut (nothing is lost or duplicated: the server that holds
+   * the session drops by seq what it already has). Once per session, while
+   * websocket is among several transports in use. The answer to a send
+   * request in flight is ignored, as after a new negotiate (a copy of the
+   * negotiate answer stands for it): a 204 changes nothing the WebSocket's
+   * attach does not, a 404 ends nothing. If no WebSocket attaches within
+   * the resume window, the session ends with 4005 (see _failed).
    */
-  private _endUnknown() {
+  private _endUnknown(early?: boolean) {
     const closing = this._closing
-    if (closing) return this._end(closing.code, closing.reason)
-    if (this._lostSince && Date.now() - this._lostSince > this._negotiated!.resumeWindowMs) this._end(4001, 'session expired')
-    else this._end(SESSION_UNKNOWN, 'session unknown')
+    const list = this._transports
+    if (closing) return this._end(...closing)
+    if (early && list[1] && list.includes('websocket')) {
+      this._everAttached = 0
+      this._sending = false
+      this._transports = ['websocket']
+      this._negotiated = { ...this._negotiated! }
+      this._drop()
+      this._retryLater(() => this._connect(), 0)
+    } else if (this._expired()) this._end(4001, 'session expired')
+    else this._end(4005, 'session unknown')
   }
 
   /**
@@ -832,7 +874,7 @@ export class Tether extends EventTarget {
         if (!c._write(typeof m == 'string' ? 'm' + m : m)) return
         c._nextSeq++
       }
-      if (closing && c._write(closing.frame)) this._end(closing.code, closing.reason, true)
+      if (closing && c._write(closeFrame(...closing))) this._end(...closing, true)
     } else if (!c?._proven && !closing) return
     else if (this._sending) this._sendAgain = true
     else if (d._unacked.length || closing || force) this._sendRequest()
@@ -856,9 +898,12 @@ export class Tether extends EventTarget {
       if (frames.length && size > Math.min(n.maxBodyBytes, 65536)) break
       frames.push(f)
     }
-    const closing = frames.length == d._unacked.length && this._closing
-    if (closing) frames.push(encoder.encode(closing.frame))
+    // The number of messages carried, without the close frame.
+    const carried = frames.length
+    const closing = carried == d._unacked.length && this._closing
+    if (closing) frames.push(encoder.encode(closeFrame(...closing)))
     const transport = this._conn?._name
+    const early = !this._everAttached
     const retry = (status = 0) => {
       this._error('send', transport, status)
       this._sendRetryTimer = setTimeout(() => this._sendDone(), backoff(this._sendFailures++, o.minDelay, o.maxDelay))
@@ -881,8 +926,8 @@ export class Tether extends EventTarget {
       // Only 204 accepts the messages: a 200 is a page (PROTOCOL.md 10.5).
       if (s == 204) {
         this._sendFailures = 0
-        const kept = this._acknowledged(seq - 1 + frames.length - (closing ? 1 : 0))
-        if (closing) return this._end(closing.code, closing.reason, true)
+        const kept = this._acknowledged(seq - 1 + carried)
+        if (closing) return this._end(...closing, true)
         // An answer shows that long polling works (see _connect).
         const c = this._conn
         if (c?._name == 'longpoll') this._proven(c)
@@ -891,18 +936,19 @@ export class Tether extends EventTarget {
         // The server does not know the session. If it closed it, the
         // downstream brings the close frame at once; otherwise the request
         // reached a server without the session: no further send request,
-        // and the error and the end after a grace period.
-        if (closing) this._end(closing.code, closing.reason)
+        // and the error and the end (or the fall back: see _endUnknown) after
+        // a grace period.
+        if (closing) this._end(...closing)
         else
           this._unknownTimer = setTimeout(() => {
             this._error('send', transport, s)
-            this._endUnknown()
+            this._endUnknown(early)
           }, Math.min(2000, o.timeout))
       } else if (s == 409) this._end(4000, 'sequence gap')
       // A body too big, for the server or a proxy in front: half as much
       // at once from now on in this session; a message alone: an error
       // event, and the end.
-      else if (s == 413 && frames.length - (closing ? 1 : 0) > 1) (n.maxBodyBytes = body.length >> 1), this._sendRequest()
+      else if (s == 413 && carried > 1) (n.maxBodyBytes = body.length >> 1), this._sendRequest()
       else if (s == 413) this._error('send', transport, s), this._end(1009, 'message too big')
       else if (s == 403) this._end(1008, await reason(r))
       else retry(s)
@@ -927,12 +973,22 @@ export class Tether extends EventTarget {
     clearTimeout(this._roundTimer)
     clearTimeout(this._sendRetryTimer)
     clearTimeout(this._closeTimer)
-    clearTimeout(this._unknownTimer)
     this._heartbeat?._stop()
     this._delivery._cancelAck()
-    for (const c of [this._conn, this._candidate]) if (c) clearTimeout(c._attachTimer), c._stop()
-    this._conn = this._candidate = this._negotiated = undefined
+    this._drop()
+    this._negotiated = undefined
     this._sending = false
+  }
+
+  /**
+   * @internal _drop stops the connection and the candidate and lets them
+   * go, and the end after a send request answered 404 that was due.
+   */
+  private _drop() {
+    clearTimeout(this._unknownTimer)
+    halt(this._conn)
+    halt(this._candidate)
+    this._conn = this._candidate = undefined
   }
 
   /** @internal _end ends the session and dispatches close (after error when not clean). */
@@ -945,7 +1001,23 @@ export class Tether extends EventTarget {
   }
 }
 
-// The states, on the class and its instances, as WebSocket has them.
+// The states, on the class and its instances, as WebSocket has them; the
+// defaults of the public fields on the prototype, as WebSocket has its
+// attributes there: an instance gets its own once it sets one.
 for (const o of [Tether, Tether.prototype]) Object.assign(o, { CONNECTING, OPEN, CLOSING, CLOSED })
+Object.assign(Tether.prototype, {
+  readyState: CONNECTING,
+  binaryType: 'blob',
+  transport: null,
+  session: null,
+  onopen: null,
+  onmessage: null,
+  onclose: null,
+  onerror: null,
+  onresuming: null,
+  onresumed: null,
+  onreconnecting: null,
+  ontransport: null,
+})
 
 export default Tether

@@ -412,7 +412,11 @@ test('outage: nginx stopped for 4 s mid-session, traffic before, during and afte
 test('roundrobin: two independent servers, no shared state', async () => {
   // One session per way of connecting, one after the other: requests
   // alternate between the servers, so a session's requests reach the
-  // server that does not hold it at different steps in each.
+  // server that does not hold it at different steps in each. The automatic
+  // client meets a 404 on a request made before its session first attached,
+  // and falls back to WebSocket alone (one connection, so one server:
+  // PROTOCOL.md 10.6); a forced WebSocket works as it is; a forced HTTP
+  // transport ends with 4005.
   const rs = await run('roundrobin', (page) =>
     page.evaluate(async (modes) => {
       const rs = []
@@ -422,7 +426,11 @@ test('roundrobin: two independent servers, no shared state', async () => {
         const p = await phase(t, { tag: 'a', n: 10, ms: 10000, want: ['first'] })
         // The session worked, or the application got a close event.
         const outcome = p.ok ? 'worked' : t.readyState == Tether.CLOSED ? 'closed' : 'hang'
-        rs.push({ mode, outcome, phases: [p], ...(await finish(t)) })
+        const phases = [p]
+        // A second phase on the same session, a stream too: exact counts
+        // on the connection it ended on.
+        if (p.ok) phases.push(await phase(t, { tag: 'b', n: 20, stream: 50, ms: 10000 }))
+        rs.push({ mode, outcome, phases, ...(await finish(t)) })
       }
       return rs
     }, modes),
@@ -434,6 +442,17 @@ test('roundrobin: two independent servers, no shared state', async () => {
   for (const r of rs) {
     const what = `roundrobin ${modeName(r.mode)}: saw ${JSON.stringify(r.seen)}`
     assert.notEqual(r.outcome, 'hang', `${what}: neither every echo nor a close event within the bound`)
+    if (r.mode == null || r.mode == 'websocket') {
+      // Every message echoed once, in order, on WebSocket.
+      assert.equal(r.outcome, 'worked', `${what}: the session did not work`)
+      assertWorked(r)
+      assert.equal(r.transport, 'websocket', what)
+    }
+    if (r.mode == null)
+      assert.ok(
+        r.rec.events.some((e) => e.type == 'error' && e.status == 404),
+        `${what}: the request answered 404 before the fall back is an error event the application can log`,
+      )
     if (r.outcome == 'worked') assertWorked(r)
     assert.ok(r.closed, `${what}: close() did not end in a close event`)
     if (r.outcome == 'closed') {

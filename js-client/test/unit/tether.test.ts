@@ -628,6 +628,96 @@ test('a failed upgrade is tried again later: the session ends on WebSocket, ever
   }
 })
 
+// A balancer over servers that share no sessions (PROTOCOL.md 10.6): a
+// request made before the session first attached, answered 404, moves the
+// session to WebSocket alone; nothing is lost or duplicated.
+const withWebSocket = async (f: ReturnType<typeof fake>, run: () => Promise<void>) => {
+  ;(globalThis as any).WebSocket = f.WebSocket
+  try {
+    await run()
+  } finally {
+    delete (globalThis as any).WebSocket
+  }
+}
+
+test('round robin: the first poll answered 404 after the send was accepted: on WebSocket alone, every message exactly once', async () => {
+  const f = fake(['websocket', 'sse', 'streaming', 'longpoll'])
+  f.fault = (path, _q, count) => (path == 'longpoll' && count == 1 ? new Response('unknown session\n', { status: 404 }) : undefined)
+  await withWebSocket(f, async () => {
+    const { t, got, events } = client(f)
+    const errors: string[] = []
+    t.onerror = (e) => e.request && errors.push([e.request, e.transport, e.status].join())
+    t.send('a1')
+    t.send('a2')
+    await until('websocket', () => t.transport == 'websocket')
+    t.send('b1')
+    await until('every message in', () => f.in.length == 3)
+    f.send('d1')
+    await until('the message out', () => got.length == 1)
+    // The send carrying a1 and a2 was accepted before the WebSocket, which carries them again: the server drops them.
+    assert.deepEqual(f.in, ['a1', 'a2', 'b1'])
+    assert.deepEqual(got, ['d1'])
+    assert.deepEqual(errors, ['attach,longpoll,404'])
+    assert.equal(f.log.filter((l) => l == 'GET longpoll').length, 1)
+    assert.deepEqual(f.log.filter((l) => l == 'POST negotiate').length, 1)
+    assert.ok(!events.includes('reconnecting') && !events.includes('resuming'), 'events: ' + events)
+    t.close()
+    await until('close', () => t.readyState == Tether.CLOSED)
+    assert.deepEqual(f.closed, [1000, ''])
+  })
+})
+
+test('round robin: the first send answered 404: after the grace, on WebSocket alone, its messages sent once', async () => {
+  const f = fake(['websocket', 'longpoll'])
+  f.fault = (path, _q, count) => (path == 'send' && count == 1 ? new Response('unknown session\n', { status: 404 }) : undefined)
+  await withWebSocket(f, async () => {
+    const { t, events } = client(f)
+    t.send('a1')
+    await until('websocket', () => t.transport == 'websocket')
+    await until('the message in', () => f.in.length == 1)
+    t.send('a2')
+    await until('the next message in', () => f.in.length == 2)
+    assert.deepEqual(f.in, ['a1', 'a2'])
+    assert.ok(!events.includes('close'), 'events: ' + events)
+    t.close()
+    await until('close', () => t.readyState == Tether.CLOSED)
+  })
+})
+
+test('round robin: WebSocket failing too after the fall back: an error per attempt, then 4005', async () => {
+  const f = fake(['websocket', 'longpoll'], 1000, 400)
+  f.fault = (path) => (path == 'longpoll' ? new Response('unknown session\n', { status: 404 }) : path == 'websocket' ? new Error('refused') : undefined)
+  await withWebSocket(f, async () => {
+    const { t, closed } = client(f)
+    const errors: string[] = []
+    t.onerror = (e) => e.request && errors.push([e.request, e.transport, e.status].join())
+    await until('close', () => !!closed())
+    assert.deepEqual([closed()!.code, closed()!.reason, closed()!.wasClean], [4005, 'session unknown', false])
+    assert.equal(errors[0], 'attach,longpoll,404')
+    assert.ok(errors.slice(1).length >= 1 && errors.slice(1).every((e) => e == 'attach,websocket,0'), 'errors: ' + errors)
+    assert.equal(f.log.filter((l) => l == 'POST negotiate').length, 1)
+    t.close()
+  })
+})
+
+test('round robin: a session that attached and then meets 404 ends with 4005, no fall back', async () => {
+  const f = fake(['websocket', 'longpoll'])
+  let attached = false
+  f.fault = (path) => (path == 'websocket' ? new Error('refused') : path == 'longpoll' && attached ? new Response('unknown session\n', { status: 404 }) : undefined)
+  await withWebSocket(f, async () => {
+    const { t, closed } = client(f)
+    await until('open', () => t.readyState == Tether.OPEN)
+    // Past the WebSocket probe, which fails.
+    await until('the probe', () => f.log.includes('GET websocket'))
+    const sockets = f.log.filter((l) => l == 'GET websocket').length
+    attached = true
+    f.send('d1')
+    await until('close', () => !!closed())
+    assert.equal(closed()!.code, 4005)
+    assert.equal(f.log.filter((l) => l == 'GET websocket').length, sockets)
+  })
+})
+
 // What nginx answers for status: its own HTML page, no line of Tether's.
 const nginxPage = (status: number, text: string) =>
   `<html>\r\n<head><title>${status} ${text}</title></head>\r\n<body>\r\n<center><h1>${status} ${text}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`
