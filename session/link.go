@@ -32,6 +32,7 @@ type link struct {
 	ackTimer *time.Timer // fires ackTick ackDelay after the first unacknowledged client message
 	ackArmed bool
 	ackDue   bool
+	ackSince time.Time // when ackTimer was armed
 
 	timer  *time.Timer    // heartbeat wait, owned by the writer
 	buf    []wire.Message // reused by Pull and Collect
@@ -234,6 +235,7 @@ func (l *link) ackLaterLocked() {
 		return
 	}
 	l.ackArmed = true
+	l.ackSince = time.Now()
 	if l.ackTimer == nil {
 		l.ackTimer = time.AfterFunc(ackDelay, l.ackTick)
 		return
@@ -257,6 +259,13 @@ func (l *link) ackTick() {
 	}
 	l.ackDue = true
 	l.notify()
+}
+
+// ackRidesLocked reports whether an acknowledgement waiting for the timer
+// goes out now, with the messages of a batch (sending): half of ackDelay
+// has passed since the timer was armed. Called with s.mu held.
+func (l *link) ackRidesLocked(sending bool) bool {
+	return sending && l.ackArmed && time.Since(l.ackSince) >= ackDelay/2
 }
 
 // stopAckTimerLocked stops the acknowledgement timer: nothing waits for
@@ -383,8 +392,13 @@ func (l *link) collectLocked(maxBytes int, idle bool) (b Batch, ok bool, err err
 	}
 	// Not with every batch: an echo would then cost an acknowledgement
 	// per reply. A burst is acknowledged every ackEvery messages, and
-	// the rest ackDelay after its first message (the link's timer).
-	if recv := s.ackableLocked(); l.acksInBand && recv != l.ackSent && (idle || l.ackDue || recv-l.ackSent >= ackEvery) {
+	// the rest ackDelay after its first message (the link's timer), or
+	// with the first messages going out once half of that has passed:
+	// under traffic both ways the acknowledgement rides in a write that
+	// goes out anyway, and the timer, whose expiry costs a write of its
+	// own (and, on a WebSocket, a message the client handles alone), is
+	// stopped before it fires.
+	if recv := s.ackableLocked(); l.acksInBand && recv != l.ackSent && (idle || l.ackDue || recv-l.ackSent >= ackEvery || l.ackRidesLocked(len(b.Messages) > 0)) {
 		b.AckDue, b.Received = true, recv
 		l.ackSent = recv
 		l.stopAckTimerLocked()

@@ -311,18 +311,49 @@ func TestAcksInBandIdle(t *testing.T) {
 		t.Errorf("idle Pull with nothing unacknowledged = %+v, %v, want an empty batch", b, err)
 	}
 	// Messages going out do not carry an acknowledgement each (an echo
-	// would pay one per reply); it follows once the burst pauses.
+	// would pay one per reply); it follows once the burst pauses, or
+	// rides with the messages going out once half of the 20 ms has passed
+	// (TestAcksInBandRide), which a slow run may have let pass here.
+	start := time.Now()
 	if err := s.Deliver(testContext(t), 4, texts("d")); err != nil {
 		t.Fatalf("Deliver = %v", err)
 	}
 	sendAll(t, s, "x")
 	b = pull(t, l, 1<<20)
-	if b.AckDue || join(strs(b.Messages)) != "x" {
-		t.Errorf("Pull with a message and 1 unacknowledged = %+v, want [x] without AckDue", b)
+	if join(strs(b.Messages)) != "x" {
+		t.Fatalf("Pull with a message and 1 unacknowledged = %+v, want [x]", b)
+	}
+	if b.AckDue {
+		if time.Since(start) < 10*time.Millisecond {
+			t.Errorf("Pull with a message and 1 unacknowledged = %+v, want no AckDue within 10 ms", b)
+		}
+		return
 	}
 	b = pull(t, l, 1<<20)
 	if !b.AckDue || b.Received != 4 || len(b.Messages) != 0 {
 		t.Errorf("Pull after the burst = %+v, want AckDue Received 4", b)
+	}
+}
+
+// TestAcksInBandRide checks that an acknowledgement waiting for the link's
+// timer goes out with the next messages once half of its 20 ms has passed,
+// and only once: the timer does not send it again alone.
+func TestAcksInBandRide(t *testing.T) {
+	s := newSession(t, nil)
+	l := attach(t, s, session.AttachOptions{AcksInBand: true})
+	if err := s.Deliver(testContext(t), 1, texts("a")); err != nil {
+		t.Fatalf("Deliver = %v", err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	sendAll(t, s, "x")
+	b, err := l.Collect(1 << 20)
+	if err != nil || !b.AckDue || b.Received != 1 || join(strs(b.Messages)) != "x" {
+		t.Fatalf("Collect 10 ms after a client message, with a message to send = %+v, %v, want [x] with AckDue, Received 1", b, err)
+	}
+	// Past the timer's 20 ms: nothing more to send, no acknowledgement alone.
+	time.Sleep(30 * time.Millisecond)
+	if b, err := l.Collect(1 << 20); err != nil || !b.Empty() {
+		t.Errorf("Collect after the timer's time = %+v, %v, want an empty batch", b, err)
 	}
 }
 
