@@ -43,8 +43,8 @@ export class Delivery {
   /** _ackTimer runs the acknowledgement that _ackLater arranged. */
   private _ackTimer?: ReturnType<typeof setTimeout>
   /** _ackBy is when that acknowledgement goes out at the latest, _lastMessage when the last message arrived (Date.now()). */
-  private _ackBy = 0
-  private _lastMessage = 0
+  private declare _ackBy: number
+  private declare _lastMessage: number
 
   /** _seq is the number of the oldest unacknowledged client message, or of the next one when none is. */
   get _seq(): number {

@@ -15,8 +15,8 @@ export class Heartbeat {
   _interval: number
   /** _negotiated is the interval of the negotiate answer, ms. */
   private _negotiated: number
-  /** _lastIdleCut is how long the last cut connection had been idle, ms, when that was an idle cut; 0: none. */
-  private _lastIdleCut = 0
+  /** _lastIdleCut is how long the last cut connection had been idle, ms, when that was an idle cut; 0 or undefined: none. */
+  private _lastIdleCut?: number
   /** _tick runs every half interval. */
   private _tick: () => void
   private _ticker?: ReturnType<typeof setInterval>

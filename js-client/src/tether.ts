@@ -404,7 +404,9 @@ export class Tether extends EventTarget {
    * more per message than the rest of the dispatch.
    */
   private _emit(type: string, props?: object, h: Handler<any> = (this as any)['on' + type]) {
-    const e = Object.assign(new Event(type), props)
+    // Set one by one: Object.assign onto a browser object costs several times more, per message.
+    const e: any = new Event(type)
+    for (const k in props) e[k] = (props as any)[k]
     try {
       h?.call(this, e)
     } catch (x) {
