@@ -50,7 +50,7 @@ type browserConfig struct {
 }
 
 func browserFullConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 2000, Rounds: 5, Warmup: 50, StreamN: 100000, TimeoutMs: 30000}
+	return browserConfig{Systems: browserSystems, EchoN: 4000, Rounds: 20, Warmup: 20, StreamN: 100000, TimeoutMs: 30000}
 }
 
 // browserQuickConfig is the smoke test's scale: a few hundred messages.
@@ -233,8 +233,9 @@ func renderBrowser(run *browserRun) string {
 	w("## In Chromium\n\n")
 	w("The same servers (one bench server process), measured from headless Chromium, in one page. ")
 	w("Echo: %d round trips of 64-byte text messages, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
-	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike; ")
-	w("each turn is a session of its own whose first %d round trips are not measured. ", cfg.Warmup)
+	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike, ")
+	w("after a round that is not measured (the browser, the page's code and the servers warm up in it); ")
+	w("a WebSocket system keeps its session from turn to turn, an HTTP one opens a session per turn; the first %d round trips of each turn are not measured. ", cfg.Warmup)
 	w("Stream, then, in %d rounds taken in turn the same way, each a session in which the server sends %d messages of 64 bytes, ", cfg.Rounds, cfg.StreamN)
 	w("timed from the request to the last arrival; messages/s is all the rounds' messages over all their time. ")
 	w("raw/websocket is the browser's own `WebSocket` against the gorilla echo (the limit); tether/* is the ")

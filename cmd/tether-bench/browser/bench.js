@@ -141,29 +141,46 @@ const stream = async (s, n) => {
   return { messages: got, perSec: got / (ms / 1000), ms, wrong }
 }
 
+/** held are the sessions kept from one turn to the next, by name (see measure's hold). */
+const held = new Map()
+
 /**
- * measure opens a session of name ("tether/sse"), runs the echo and the
- * stream on it, and resolves to their results (a failure is reported in
- * err, beside what was measured before it).
+ * measure runs the echo and the stream on a session of name ("tether/sse")
+ * and resolves to their results (a failure is reported in err, beside what
+ * was measured before it). The session is opened for the turn and closed
+ * after it; with hold, it is kept for the next turn of the same system
+ * (until window.release), as an application keeps its connection.
  */
-window.measure = async (name, { echoN, warmup, streamN, timeoutMs }) => {
+window.measure = async (name, { echoN, warmup, streamN, timeoutMs, hold }) => {
   const [family, transport] = name.split('/')
   document.getElementById('status').textContent = 'measuring ' + name
   const out = { name }
-  const s = new Session(family, transport, timeoutMs)
+  let s = held.get(name)
+  const refused = s?.refused || 0 // before this turn
   try {
-    await s.open()
+    if (!s) {
+      s = new Session(family, transport, timeoutMs)
+      await s.open()
+      if (hold) held.set(name, s)
+    }
     out.transport = s.link.transport()
     if (echoN) out.echo = await echo(s, echoN, warmup)
     if (streamN) out.stream = await stream(s, streamN)
   } catch (e) {
     out.err = String(e.message || e)
+    if (s) held.delete(name), s.close()
   } finally {
-    out.refused = s.refused
-    s.close()
+    if (s) out.refused = s.refused - refused
+    if (s && !hold) s.close()
   }
   document.getElementById('status').textContent = 'done ' + name
   return out
+}
+
+/** release closes every held session. */
+window.release = () => {
+  for (const s of held.values()) s.close()
+  held.clear()
 }
 
 window.benchReady = true

@@ -5,13 +5,17 @@
 // The echo is measured in rounds, the systems taking turns (in order, then
 // in reverse order, and so on): on a shared machine the load drifts over a
 // run, and a system measured in one stretch of it would be compared with
-// another measured in a quieter or busier one. Each round is a session of
-// its own (no session is held between turns: an idle stream or poll would
-// take one of the browser's six connections per host). The stream follows, in rounds the same
-// way, each of streamN messages.
+// another measured in a quieter or busier one. The rounds are many and
+// short, so that the systems compared see the same drift, and a first
+// round is not measured: the browser, the page's code and the servers warm
+// up in it, for every system alike. A WebSocket system keeps its session
+// from one turn to the next (an application keeps its connection); an HTTP
+// one opens a session per turn, as an idle stream or poll held between
+// turns would take one of the browser's six connections per host. The
+// stream follows, in rounds the same way, each of streamN messages.
 //
 //	node cmd/tether-bench/browser/drive.mjs '{"url":"http://127.0.0.1:PORT/page/","systems":["raw/websocket"],
-//	  "echoN":2000,"rounds":5,"warmup":100,"streamN":20000,"timeoutMs":30000}'
+//	  "echoN":2000,"rounds":20,"warmup":20,"streamN":20000,"timeoutMs":30000}'
 //
 // Tether-bench runs it; it is not meant to be run by hand.
 
@@ -27,30 +31,28 @@ try {
   browser = await startBrowser(dir)
   // One page measures every system, so that no system depends on the
   // process and core its page happened to get (runs with a page per system
-  // differed by a fifth, the same system in every round of a run). A first
-  // exchange, not reported, so that the first system measured does not pay
-  // for the browser's start (its network service, the code caches).
+  // differed by a fifth, the same system in every round of a run).
   const page = await browser.newPage()
   let current // the system being measured, for the page's errors
   page.on('pageerror', (e) => current?.problems.push('page error: ' + e.message))
   await page.goto(cfg.url)
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
-  await page.evaluate((o) => window.measure('raw/websocket', o), { ...cfg, echoN: 50, warmup: 0, streamN: 500 })
   const systems = cfg.systems.map((name) => ({ name, problems: [], rounds: [], out: { name } }))
   const run = (sys, opts) => ((current = sys), page.evaluate(([name, opts]) => window.measure(name, opts), [sys.name, { ...cfg, ...opts }]))
   const perRound = Math.ceil(cfg.echoN / cfg.rounds)
-  for (let r = 0; r < cfg.rounds; r++) {
+  // Round -1 warms up and is not measured.
+  for (let r = -1; r < cfg.rounds; r++) {
     for (const sys of r % 2 ? [...systems].reverse() : systems) {
       if (sys.out.err) continue
-      const n = Math.min(perRound, cfg.echoN - r * perRound)
+      const n = r < 0 ? perRound : Math.min(perRound, cfg.echoN - r * perRound)
       if (n <= 0) continue
       try {
-        const got = await run(sys, { echoN: n, streamN: 0 })
+        const got = await run(sys, { echoN: n, streamN: 0, hold: sys.name.endsWith('/websocket') })
         sys.out.transport ||= got.transport
         sys.out.refused = (sys.out.refused || 0) + got.refused
-        if (got.echo) {
+        if (got.echo && r >= 0) {
           sys.rounds.push(got.echo)
-          process.stderr.write(`round ${r + 1}/${cfg.rounds}: ${sys.name} echo ${(got.echo.rtts.length / (got.echo.ms / 1000)).toFixed(0)}/s\n`)
+          if ((r + 1) % 5 == 0) process.stderr.write(`round ${r + 1}/${cfg.rounds}: ${sys.name} echo ${(got.echo.rtts.length / (got.echo.ms / 1000)).toFixed(0)}/s\n`)
         }
         if (got.err) sys.out.err = got.err
       } catch (e) {
@@ -58,6 +60,7 @@ try {
       }
     }
   }
+  await page.evaluate(() => window.release())
   // The stream, then, in rounds as well: a few hundred milliseconds each.
   for (let r = 0; r < cfg.rounds && cfg.streamN; r++) {
     for (const sys of r % 2 ? [...systems].reverse() : systems) {
