@@ -45,6 +45,12 @@ type Session struct {
 	gate       pollGate               // holds polls back while an upgrade attaches
 	ackCeiling atomic.Uint64          // while an upgrade attaches: 1 + the received count its attach states; 0 otherwise
 	idle       idleCuts               // idle cuts seen: the heartbeat interval in use (idle.go)
+	// attached is set once a connection of the session is established (by
+	// attempt); a request made before it answered 404 may start the fall
+	// back to websocket alone, which clears it (balancer.go).
+	attached atomic.Bool
+	// fellBack is set once the session fell back to websocket alone (balancer.go).
+	fellBack atomic.Bool
 	// sendLimit is the largest send body a proxy took once it refused a
 	// larger one (413): half the body refused. Every later send request of
 	// the session, on every connection, stays within it; 0 until then.

@@ -35,10 +35,12 @@ func (s *Session) attempt(ctx context.Context, t clientTransport, timeout time.D
 	var err error
 	select {
 	case <-l.est:
+		s.attached.Store(true)
 		return a, nil
 	case <-a.done:
 		select {
 		case <-l.est:
+			s.attached.Store(true)
 			return a, nil // established, then broke at once: the caller sees it
 		default:
 		}
@@ -62,7 +64,9 @@ func (s *Session) attempt(ctx context.Context, t clientTransport, timeout time.D
 }
 
 // connectFirst attaches the first connection, trying each transport once,
-// in order.
+// in order; after a request answered 404 that starts the fall back to
+// websocket alone (balancer.go), WebSocket attaches in rounds as resume
+// does.
 func (s *Session) connectFirst(ctx context.Context) (*attached, error) {
 	var errs []error
 	for _, t := range s.attemptOrder() {
@@ -76,6 +80,9 @@ func (s *Session) connectFirst(ctx context.Context) (*attached, error) {
 		var ee *endError
 		if errors.As(err, &ee) {
 			s.reportGone("attach", t.name(), err)
+			if s.fallBack(err) {
+				return s.connectAlone(ctx)
+			}
 			return nil, ee.ce
 		}
 		if ctx.Err() != nil {
@@ -86,6 +93,23 @@ func (s *Session) connectFirst(ctx context.Context) (*attached, error) {
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("%w: %w", ErrNoTransport, errors.Join(errs...))
+}
+
+// connectAlone attaches the first connection of a session fallen back to
+// websocket alone, in rounds until the resume window has passed (see
+// resume); its errors are connectFirst's.
+func (s *Session) connectAlone(ctx context.Context) (*attached, error) {
+	a, err := s.resume(ctx)
+	var ee *endError
+	switch {
+	case err == nil:
+		return a, nil
+	case errors.As(err, &ee):
+		return nil, ee.ce
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	}
+	return nil, err
 }
 
 // maintain runs while the session lives: it waits for the attached
@@ -109,12 +133,19 @@ func (s *Session) maintain(a *attached) {
 		a.cancel()
 		s.setCurrent("")
 		var ee *endError
+		var err error
 		if errors.As(a.err, &ee) && !ee.local && !ee.notify && ee.ce.Code.Reconnects() && !s.opts.DisableReconnect && !s.out.closing() {
-			var err error
 			if a, err = s.renegotiate(ee.ce); err != nil {
-				if errors.As(err, &ee) {
-					s.end(ee.ce, endedRemotely)
-				}
+				s.endAfter(err)
+				return
+			}
+			continue
+		}
+		if ee != nil && s.fallBack(a.err) {
+			// The request answered 404 was reported where it failed
+			// (runBesideSends).
+			if a, err = s.resume(s.ctx); err != nil {
+				s.endAfter(err)
 				return
 			}
 			continue
@@ -135,16 +166,22 @@ func (s *Session) maintain(a *attached) {
 		if fn := s.opts.OnResuming; fn != nil {
 			fn()
 		}
-		var err error
-		if a, err = s.resume(); err != nil {
-			if errors.As(err, &ee) {
-				s.end(ee.ce, endedRemotely)
-			}
+		if a, err = s.resume(s.ctx); err != nil {
+			s.endAfter(err)
 			return
 		}
 		if fn := s.opts.OnResumed; fn != nil {
 			fn()
 		}
+	}
+}
+
+// endAfter ends the session when err, why attaching anew failed, says it is
+// over (an *endError); errStopped means it has ended already.
+func (s *Session) endAfter(err error) {
+	var ee *endError
+	if errors.As(err, &ee) {
+		s.end(ee.ce, endedRemotely)
 	}
 }
 
@@ -201,6 +238,8 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 		}
 		s.neg.Store(neg)
 		s.transports = ts
+		s.attached.Store(false)
+		s.fellBack.Store(false)
 		a, err := s.connectFirst(s.ctx)
 		var ce wire.CloseError
 		switch {
@@ -216,10 +255,12 @@ func (s *Session) renegotiate(ce wire.CloseError) (*attached, error) {
 	}
 }
 
-// resume attaches a new connection to the same session after a cut: the
-// transport that worked last first, then the others, in rounds separated by
-// backoff, until the server's resume window has passed since the cut.
-func (s *Session) resume() (*attached, error) {
+// resume attaches a new connection to the same session after a cut (or
+// after the fall back to websocket alone): the transport that worked last
+// first, then the others, in rounds separated by backoff, until the
+// server's resume window has passed since the cut (see fallBackEnd) or ctx
+// is done (errStopped).
+func (s *Session) resume(ctx context.Context) (*attached, error) {
 	deadline := time.Now().Add(s.negotiated().resumeWindow())
 	b := backoff{min: s.opts.MinDelay, max: s.opts.MaxDelay}
 	for round := 0; ; round++ {
@@ -228,7 +269,7 @@ func (s *Session) resume() (*attached, error) {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 				t.Stop()
 				return nil, errStopped
 			}
@@ -236,9 +277,9 @@ func (s *Session) resume() (*attached, error) {
 		for _, t := range s.attemptOrder() {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return nil, endSession(wire.StatusSessionExpired, "session expired")
+				return nil, s.fallBackEnd()
 			}
-			a, err := s.attempt(s.ctx, t, min(s.opts.ConnectTimeout, left))
+			a, err := s.attempt(ctx, t, min(s.opts.ConnectTimeout, left))
 			if err == nil {
 				if t != s.preferred {
 					s.log.Info("tether fell back", "from", s.preferred.name(), "to", t.name())
@@ -253,7 +294,7 @@ func (s *Session) resume() (*attached, error) {
 				s.reportGone("attach", t.name(), err)
 				return nil, err
 			}
-			if s.ctx.Err() != nil {
+			if ctx.Err() != nil || s.ctx.Err() != nil {
 				return nil, errStopped
 			}
 			s.log.Debug("tether attach failed", "transport", t.name(), "err", err)

@@ -37,8 +37,23 @@
 //
 // A session ends when either side sends a close frame, when the resume
 // window passes without a connection (code 4001), when a request reaches a
-// server that does not hold the session (code 4005, as behind a balancer
-// over servers that share no sessions), or on a protocol error (code 4003).
+// server that does not hold the session (code 4005), or on a protocol error
+// (code 4003).
+//
+// Behind a balancer over servers that share no sessions (round robin over
+// independent servers, no cluster), a request made before the session
+// first attached (its first poll, stream response, send or WebSocket
+// handshake) answered 404 is taken as that evidence, reported to
+// Options.OnError: the same session goes on over websocket alone, one
+// connection so one server, attached as after a cut (no new negotiate, so
+// nothing is lost or duplicated; no OnResuming nor OnReconnecting), whether
+// Dial is still attaching or has returned (PROTOCOL.md section 10.6). Until
+// a WebSocket attaches, a handshake answered 404 is a failed attempt
+// (OnError, status 404) and the next is tried after the backoff; none
+// within the resume window ends the session with 4005 (Dial returns it as a
+// wire.CloseError). Once per session, only while Close was not called and
+// websocket is among Options.Transports (or the server's offer); a 404
+// once the session has attached ends it with 4005 as above.
 // Recv then returns the messages still queued, followed by a
 // wire.CloseError. After a close frame whose code says so (1001, 1011,
 // 1012, 1013, and 4006 when the cluster node that held the session is gone:

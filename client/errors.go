@@ -75,8 +75,12 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("status %d: %s", e.status, e.text)
 }
 
-// httpStatus returns the HTTP status err carries, 0 when none.
+// httpStatus returns the HTTP status err carries, 0 when none; 404 for a
+// request answered unknown session (an upgrade's attach, say).
 func httpStatus(err error) int {
+	if errors.Is(err, errSessionGone) {
+		return http.StatusNotFound
+	}
 	if se := (*statusError)(nil); errors.As(err, &se) {
 		return se.status
 	}
@@ -137,6 +141,11 @@ var (
 	// the resume window has passed: the request reached a server that does
 	// not hold it.
 	errSessionGone = endSession(wire.StatusSessionUnknown, "session unknown")
+	// errSessionGoneEarly is errSessionGone for a request made before the
+	// session first attached: the evidence of a balancer over servers that
+	// share no sessions, after which the session may go on over websocket
+	// alone (balancer.go).
+	errSessionGoneEarly = fmt.Errorf("%w (a request made before the session first attached)", errSessionGone)
 	// errSequenceGap ends a session whose server found a gap in the
 	// client's messages (409).
 	errSequenceGap = endSession(wire.StatusResumeGap, "sequence gap")

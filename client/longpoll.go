@@ -41,7 +41,7 @@ func pollLoop(ctx context.Context, l *link) error {
 	u := l.requestURL(transport.LongPoll)
 	d := newRequestDeadline(ctx, timeout)
 	defer d.close()
-	for {
+	for early := l.early; ; early = false {
 		if s.out.closing() {
 			return errPollStopped
 		}
@@ -51,7 +51,7 @@ func pollLoop(ctx context.Context, l *link) error {
 		received := s.received.Load()
 		l.n = received
 		l.touch(time.Now())
-		if err := poll(ctx, d, l, u.with(received, -1, true)); err != nil {
+		if err := poll(ctx, d, l, u.with(received, -1, true), early); err != nil {
 			return err
 		}
 	}
@@ -59,8 +59,9 @@ func pollLoop(ctx context.Context, l *link) error {
 
 // poll makes one poll and hands each frame to the session as its body
 // arrives, so that a poll cut short keeps what arrived: the next poll's
-// received says so.
-func poll(ctx context.Context, d *requestDeadline, l *link, u string) error {
+// received says so. early: the first poll of a link made before the
+// session first attached.
+func poll(ctx context.Context, d *requestDeadline, l *link, u string, early bool) error {
 	s := l.s
 	req, err := newRequest(d.start(), http.MethodGet, u, s.negotiated().Token, nil)
 	if err != nil {
@@ -81,7 +82,7 @@ func poll(ctx context.Context, d *requestDeadline, l *link, u string) error {
 	if resp.StatusCode != http.StatusOK {
 		switch resp.StatusCode {
 		case http.StatusNotFound:
-			return errSessionGone
+			return goneError(early)
 		case http.StatusBadRequest:
 			return endSession(wire.StatusProtocolError, wire.TruncateReason("longpoll refused: "+readErrorMessage(resp)))
 		}

@@ -134,7 +134,9 @@ type Options struct {
 	// new session, to attach a connection or to probe a stream, and for the
 	// request answered 404 that ends a session with StatusSessionUnknown
 	// (an attach, a poll or a send that reached a server without the
-	// session), with what failed: the JavaScript client's error event. It
+	// session) or that starts its fall back to websocket alone (see the
+	// package doc, Ending), with what failed: the JavaScript client's error
+	// event. It
 	// runs on the goroutine that attaches or reads, and should return
 	// promptly. Default: none.
 	OnError func(e *AttemptError)

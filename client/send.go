@@ -41,6 +41,7 @@ func sendLoop(ctx context.Context, l *link) error {
 	}
 	timeout := 2 * s.negotiated().heartbeat()
 	probe := true
+	early := l.early // the first request (see link.early)
 	bad := 0
 	u := l.requestURL("send")
 	d := newRequestDeadline(ctx, timeout)
@@ -71,6 +72,9 @@ func sendLoop(ctx context.Context, l *link) error {
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
+		if rp.status != http.StatusNotFound {
+			early = false
+		}
 		resp := rp.body
 		switch status := rp.status; status {
 		case http.StatusNoContent:
@@ -85,7 +89,7 @@ func sendLoop(ctx context.Context, l *link) error {
 				return &endError{ce: *w.closeReq, local: true}
 			}
 		case http.StatusNotFound:
-			return errSessionGone
+			return goneError(early)
 		case http.StatusConflict:
 			return errSequenceGap
 		case http.StatusRequestEntityTooLarge:
@@ -170,7 +174,7 @@ func runBesideSends(ctx context.Context, name string, l, sl *link, down func(con
 			// frame the downstream brought): the send answered 404 is
 			// the failed request to report.
 			if !l.s.out.closing() {
-				l.s.reportGone("send", l.s.Transport(), end)
+				l.s.reportGone("send", name, end)
 			}
 			return end
 		}
@@ -186,7 +190,7 @@ func runBesideSends(ctx context.Context, name string, l, sl *link, down func(con
 		// A poll or the next stream response answered 404 (while
 		// closing, that is the server done with the session).
 		if !l.s.out.closing() {
-			l.s.reportGone("attach", l.s.Transport(), err)
+			l.s.reportGone("attach", name, err)
 		}
 		if l.s.out.closing() && ctx.Err() == nil {
 			serr := <-sendErr

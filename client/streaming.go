@@ -68,20 +68,20 @@ var errStreamStopped = errors.New("stream: stopped for close")
 func (t *streamTransport) run(ctx context.Context, l *link) error {
 	// The send loop proves its requests on a link of its own, which
 	// nobody waits on.
-	sl := &link{s: l.s, received: l.received, seq: l.seq, initial: l.initial, est: make(chan struct{})}
+	sl := &link{s: l.s, received: l.received, seq: l.seq, initial: l.initial, early: l.early, est: make(chan struct{})}
 	return runBesideSends(ctx, t.kind, l, sl, t.streamLoop)
 }
 
 // streamLoop opens responses one after the other until one fails.
 func (t *streamTransport) streamLoop(ctx context.Context, l *link) error {
-	for {
+	for early := l.early; ; early = false {
 		if l.s.out.closing() {
 			return errStreamStopped
 		}
 		if err := l.s.gate.wait(ctx, l); err != nil {
 			return err
 		}
-		if err := t.stream(ctx, l); err != nil {
+		if err := t.stream(ctx, l, early); err != nil {
 			return err
 		}
 	}
@@ -91,8 +91,9 @@ func (t *streamTransport) streamLoop(ctx context.Context, l *link) error {
 // cleanly, so that the next one is opened. A response whose first
 // heartbeat does not arrive within the stream start timeout fails with
 // ErrBufferedStream; one that then stays silent for two heartbeat
-// intervals is dead.
-func (t *streamTransport) stream(ctx context.Context, l *link) error {
+// intervals is dead. early: the first response of a link made before the
+// session first attached.
+func (t *streamTransport) stream(ctx context.Context, l *link, early bool) error {
 	s := l.s
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -127,7 +128,7 @@ func (t *streamTransport) stream(ctx context.Context, l *link) error {
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return errSessionGone
+		return goneError(early)
 	case http.StatusBadRequest:
 		return endSession(wire.StatusProtocolError, wire.TruncateReason(t.kind+" refused: "+readErrorMessage(resp)))
 	default:

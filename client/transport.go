@@ -113,6 +113,13 @@ type link struct {
 	// start of the wait for the next response or bytes.
 	active atomic.Int64
 
+	// early is set when the link was made before the session first
+	// attached: the first request of each of its loops (a poll, a stream
+	// response, a send, the handshake) counts as made before it
+	// (balancer.go), even if another request of the link attaches it
+	// first.
+	early bool
+
 	estOnce sync.Once
 	est     chan struct{} // closed by established
 }
@@ -127,6 +134,7 @@ func (s *Session) newLink() *link {
 		n:        received,
 		seq:      seq,
 		initial:  w,
+		early:    !s.attached.Load(),
 		hb:       s.heartbeat(),
 		est:      make(chan struct{}),
 	}

@@ -42,13 +42,20 @@ func (websocketTransport) run(ctx context.Context, l *link) error {
 	u = "ws" + strings.TrimPrefix(u, "http") // http→ws, https→wss
 	// The handshake carries the token in the Tether-Token header, as every
 	// request does (PROTOCOL.md section 3).
+	early := l.early
 	conn, resp, err := s.opts.Dialer.DialContext(ctx, u, http.Header{httpx.TokenHeader: {s.negotiated().Token}})
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
-			return errSessionGone
+			if early && s.fellBack.Load() {
+				// Fallen back to websocket alone (balancer.go): this
+				// handshake reached a server without the session, a
+				// failed attempt; the next may reach the one that holds it.
+				return fmt.Errorf("websocket: handshake %w", unknownSession)
+			}
+			return goneError(early)
 		}
 		if resp != nil {
 			return fmt.Errorf("websocket: handshake %w: %w", &statusError{resp.StatusCode, ""}, err)

@@ -598,8 +598,12 @@ func TestOutage(t *testing.T) {
 // TestRoundRobin: round robin over two servers that share nothing, one
 // session per way of connecting. nginx alternates between the servers, so
 // a session meets the one that does not hold it at the steps of its own
-// pattern of requests. A session works exactly, or its failure surfaces as
-// an error from Dial or as the session's end.
+// pattern of requests. The automatic client meets a 404 on a request made
+// before its session first attached and falls back to websocket alone
+// (PROTOCOL.md 10.6), as does a client forced onto WebSocket whose
+// handshake reaches the other server: both work exactly, on websocket. A
+// forced HTTP transport fails, as an error from Dial or as the session's
+// end with 4005, after OnError reported the request answered 404.
 func TestRoundRobin(t *testing.T) {
 	t.Parallel()
 	env := start(t, "roundrobin")
@@ -608,9 +612,12 @@ func TestRoundRobin(t *testing.T) {
 		if mode != "" {
 			ts = []string{mode}
 		}
+		name := cmp.Or(mode, "automatic")
 		r, err := dial(t, env, ts...)
 		if err == nil {
-			_ = r.phaseWithin(roundRobinBound, "first", 0, 0, "first") && r.phaseWithin(roundRobinBound, "a", 10, 0)
+			_ = r.phaseWithin(roundRobinBound, "first", 0, 0, "first") &&
+				r.phaseWithin(roundRobinBound, "a", 10, 0) &&
+				r.phaseWithin(roundRobinBound, "b", 20, 50)
 		}
 		switch {
 		case err != nil:
@@ -619,23 +626,35 @@ func TestRoundRobin(t *testing.T) {
 			r.exact()
 			r.extra = append(r.extra, "outcome worked")
 		case r.hung != "":
-			t.Errorf("roundrobin %s: %s", cmp.Or(mode, "automatic"), r.hung)
+			t.Errorf("roundrobin %s: %s", name, r.hung)
 			r.extra = append(r.extra, "outcome HANG, "+r.hung)
 		default:
 			r.extra = append(r.extra, fmt.Sprintf("outcome ended: %v", r.ended))
 		}
+		if mode == "" || mode == "websocket" {
+			// Every message echoed once, in order, over websocket.
+			switch {
+			case err != nil:
+				t.Errorf("roundrobin %s: Dial: %v; want a session on websocket", name, err)
+			case r.ended != nil:
+				t.Errorf("roundrobin %s: the session ended: %v; want it to work on websocket", name, r.ended)
+			case r.c.Transport() != "websocket":
+				t.Errorf("roundrobin %s: Transport() = %q, want websocket", name, r.c.Transport())
+			}
+		}
 		// A server without the session is reported as such, not as an
 		// expired session.
 		if end := cmp.Or(err, r.ended); end != nil && wire.CloseStatus(end) != wire.StatusSessionUnknown {
-			t.Errorf("roundrobin %s: ended with %v, want %d (session unknown)", cmp.Or(mode, "automatic"), end, wire.StatusSessionUnknown)
+			t.Errorf("roundrobin %s: ended with %v, want %d (session unknown)", name, end, wire.StatusSessionUnknown)
 		}
-		// The request answered 404 that ended it reached OnError first.
-		if end := cmp.Or(err, r.ended); end != nil && !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Status == http.StatusNotFound }) {
-			t.Errorf("roundrobin %s: ended with %v, but OnError reported no request answered 404: %v", cmp.Or(mode, "automatic"), end, r.failures())
+		// The request answered 404 reached OnError, whether it ended the
+		// session or started the fall back.
+		if end := cmp.Or(err, r.ended); (end != nil || mode == "") && !slices.ContainsFunc(r.failures(), func(e client.AttemptError) bool { return e.Status == http.StatusNotFound }) {
+			t.Errorf("roundrobin %s: OnError reported no request answered 404: %v (end: %v)", name, r.failures(), end)
 		}
 		if r.c != nil {
 			r.closeAndWait()
 		}
-		r.print("roundrobin " + cmp.Or(mode, "automatic"))
+		r.print("roundrobin " + name)
 	}
 }
