@@ -201,8 +201,10 @@ type Resumable interface {
 	// before Subscribe included, each once, in offset order, before any
 	// later one, and not those published with it as
 	// PublishOptions.Exclude; or, when they are no longer kept, it closes
-	// it as a GapCloser. It returns false for a subscription that starts
-	// now: Subscribe then calls Joined.
+	// it as a GapCloser; or, when they cannot be had for now (the store
+	// that keeps them cannot be reached), Subscribe fails, the subscriber
+	// given nothing and not subscribed. It returns false for a
+	// subscription that starts now: Subscribe then calls Joined.
 	ResumeAfter(topic string) (offset uint64, ok bool)
 	// Joined tells the session that its subscription to topic starts
 	// after the message of offset: it receives those after it.

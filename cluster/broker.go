@@ -142,8 +142,11 @@ func (o *BrokerOptions) withDefaults() BrokerOptions {
 // on another node (broker.Resumable: a durable session taken over) first
 // receives from the History, within Subscribe, the messages after the
 // offset it had reached, and then the later ones, each once, in order; or
-// is closed as on a gap when the History no longer holds them (or cannot
-// be reached for NodeTimeout). A publish fails, reaching nobody, when the History
+// is closed as on a gap when the History no longer holds them (or holds
+// them corrupt). When the History cannot be reached, or answers too
+// slowly, for NodeTimeout, nothing is lost yet: Subscribe fails, the
+// subscriber not subscribed and given nothing, and the takeover fails, to
+// be tried again (package cluster's doc, Durable sessions). A publish fails, reaching nobody, when the History
 // cannot take it; one the bus would not take is in the History, and the
 // other nodes fetch it.
 //
@@ -299,7 +302,14 @@ func (b *Broker) ID() string { return b.id }
 // could not travel to the other nodes, an error wrapping ErrTooBig when
 // info is too big for a presence event on the bus, the bus's error when it
 // could not subscribe, and ErrClosed after Close; Subscribe has then
-// changed nothing.
+// changed nothing. For a subscriber that continues a subscription
+// (broker.Resumable) it returns an error wrapping the History's when the
+// History could not give what the subscriber missed but has not lost it
+// (it could not be reached, or answered too slowly, for NodeTimeout, or ctx
+// ended): the subscriber has received nothing, is not subscribed (its
+// presence saw it join and leave); a takeover that meets it fails and is
+// tried again. When the History no longer holds them, the subscriber is closed
+// (broker.GapCloser) and Subscribe returns as it would otherwise.
 func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscriber, info []byte) (bool, error) {
 	if err := broker.CheckTopic(name); err != nil {
 		return false, err
@@ -389,9 +399,32 @@ func (b *Broker) Subscribe(ctx context.Context, name string, sub broker.Subscrib
 	}
 	b.release(t)
 	if joined && numbered {
-		b.position(ctx, name, sub, c, start, started)
+		if err := b.position(ctx, name, sub, c, start, started); err != nil {
+			b.undoJoin(t, id, member)
+			return false, err
+		}
 	}
 	return joined, err
+}
+
+// undoJoin takes member, joined to t as session id by a Subscribe that
+// fails, out of t's subscribers again: the node stops listening to t when
+// it was the last. Its presence has seen it join, and sees it leave.
+func (b *Broker) undoJoin(t *topic, id string, member broker.Subscriber) {
+	b.mu.Lock()
+	m, ok := t.subs.Get(id)
+	if !ok || m.sub != member {
+		b.mu.Unlock()
+		return
+	}
+	t.subs.Remove(id)
+	t.list.Store(nil)
+	b.localEvent(broker.Left, t.name, broker.Member{Session: id, Info: m.info})
+	idle := b.takeIfIdle(t)
+	b.mu.Unlock()
+	if idle {
+		b.release(t)
+	}
 }
 
 // subscribeBus subscribes t's subject on the bus (see bounded) and, with a

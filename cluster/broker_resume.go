@@ -24,6 +24,7 @@ type catchUp struct {
 	replaying bool               // guarded by mu
 	held      []*broker.Delivery // guarded by mu; what came while replaying, in order
 	floor     uint64             // guarded by mu; deliveries at or below it are dropped
+	dropped   bool               // guarded by mu; the replay failed: nothing more is delivered
 }
 
 var _ broker.GapCloser = (*catchUp)(nil)
@@ -50,6 +51,7 @@ func (c *catchUp) Deliver(d *broker.Delivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
+	case c.dropped:
 	case c.replaying:
 		c.held = append(c.held, d)
 	case d.Offset == 0 || d.Offset > c.floor:
@@ -78,21 +80,53 @@ func (c *catchUp) release(floor uint64) {
 	c.held = nil
 }
 
+// abandon ends a replay that failed: what was held is dropped, and so are
+// later deliveries (the subscriber leaves the topic).
+func (c *catchUp) abandon() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replaying, c.dropped, c.held = false, true, nil
+}
+
 // position runs at the end of a Subscribe with a History that made sub
 // join topic, the messages after offset start on: it tells a new
 // subscription where it starts (broker.Resumable.Joined), and delivers to
 // one that continues (c) what it missed up to start, before the rest.
 // started is false when the topic's delivery has not started (the broker
 // closed meanwhile): nothing is delivered then.
-func (b *Broker) position(ctx context.Context, topic string, sub broker.Subscriber, c *catchUp, start uint64, started bool) {
+//
+// When the History no longer holds what c missed (ErrHistoryGap), or holds
+// it corrupt (ErrHistoryCorrupt: fetching again would find it so again),
+// the messages are lost: c is given those fetched before the gap and
+// closed (broker.GapCloser). When the History cannot be reached, or
+// answers too slowly, for NodeTimeout, or ctx ends, or the broker closes,
+// nothing is lost yet: position delivers nothing, abandons c (what it held
+// and what comes later are dropped) and returns an error wrapping the
+// History's, for Subscribe to undo the join; a later Subscribe of the
+// session (a later takeover) replays it all.
+func (b *Broker) position(ctx context.Context, topic string, sub broker.Subscriber, c *catchUp, start uint64, started bool) error {
 	if c == nil {
 		if r, ok := sub.(broker.Resumable); ok && started {
 			r.Joined(topic, start)
 		}
-		return
+		return nil
 	}
 	if started && start > c.after {
-		if err := b.replay(ctx, topic, c, start); err != nil {
+		missed, err := b.replay(ctx, topic, sub.ID(), c.after, start)
+		if err != nil && !errors.Is(err, ErrHistoryGap) && !errors.Is(err, ErrHistoryCorrupt) {
+			c.abandon()
+			if b.ctx.Err() != nil {
+				err = ErrClosed
+			}
+			b.opts.Logger.Warn("cluster: a resumed subscriber's missed messages could not be fetched; it does not join the topic", "topic", topic,
+				"session", sub.ID(), "from", c.after+1, "to", start, "error", err, "node", b.id)
+			return fmt.Errorf("cluster: fetching what topic %q's resumed subscriber missed (offsets %d to %d): %w", topic, c.after+1, start, err)
+		}
+		for _, d := range missed {
+			c.Subscriber.Deliver(d)
+		}
+		b.fetched.Add(uint64(len(missed)))
+		if err != nil {
 			n := b.gaps.Add(1)
 			b.opts.Logger.Warn("cluster: a resumed subscriber's missed messages are lost; closing it", "topic", topic, "session", sub.ID(),
 				"from", c.after+1, "to", start, "error", err, "gaps", n, "node", b.id)
@@ -100,20 +134,22 @@ func (b *Broker) position(ctx context.Context, topic string, sub broker.Subscrib
 		}
 	}
 	c.release(max(c.after, start))
+	return nil
 }
 
-// replay delivers to c's subscriber topic's messages after c.after up to
-// start from the History, but those published to exclude it. It returns an
-// error wrapping ErrHistoryGap when the History no longer holds them, and
-// another when it cannot be reached for NodeTimeout, or ctx ends, or the
-// broker closes.
-func (b *Broker) replay(ctx context.Context, topic string, c *catchUp, start uint64) error {
+// replay fetches from the History topic's messages after offset after up
+// to start, but those published to exclude session id, as deliveries, in
+// order. With an error wrapping ErrHistoryGap (the History no longer holds
+// them) or ErrHistoryCorrupt, it returns those before the gap too; with
+// any other (the History cannot be reached for NodeTimeout, or ctx ends,
+// or the broker closes), none.
+func (b *Broker) replay(ctx context.Context, topic, id string, after, start uint64) ([]*broker.Delivery, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.ctx, cancel)()
-	id := c.ID()
+	var missed []*broker.Delivery
 	failingSince := time.Time{}
-	for from := c.after + 1; from <= start; {
+	for from := after + 1; from <= start; {
 		rctx, rcancel := context.WithTimeout(ctx, b.opts.NodeTimeout)
 		entries, err := b.opts.History.Range(rctx, topic, from, int(min(fetchPage, start-from+1)))
 		rcancel()
@@ -121,20 +157,23 @@ func (b *Broker) replay(ctx context.Context, topic string, c *catchUp, start uin
 			err = fmt.Errorf("%w: topic %q: no message at offset %d, given out", ErrHistoryCorrupt, topic, from)
 		}
 		if err != nil {
-			if errors.Is(err, ErrHistoryGap) || ctx.Err() != nil {
-				return err
+			if errors.Is(err, ErrHistoryGap) || errors.Is(err, ErrHistoryCorrupt) {
+				return missed, err
+			}
+			if ctx.Err() != nil {
+				return nil, err
 			}
 			if failingSince.IsZero() {
 				failingSince = time.Now()
 			}
 			if time.Since(failingSince) >= b.opts.NodeTimeout {
-				return err
+				return nil, err
 			}
 			b.warn("cluster: fetching a topic's history failed; trying again", "topic", topic, "error", err)
 			select {
 			case <-time.After(retryWait):
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			continue
 		}
@@ -144,11 +183,10 @@ func (b *Broker) replay(ctx context.Context, topic string, c *catchUp, start uin
 				break
 			}
 			if e.Exclude != id {
-				c.Subscriber.Deliver(&broker.Delivery{Topic: topic, Message: e.Message, Frames: new(wire.Frames), Offset: e.Offset})
-				b.fetched.Add(1)
+				missed = append(missed, &broker.Delivery{Topic: topic, Message: e.Message, Frames: new(wire.Frames), Offset: e.Offset})
 			}
 			from++
 		}
 	}
-	return nil
+	return missed, nil
 }

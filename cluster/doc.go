@@ -32,9 +32,15 @@
 // from the topic offset the session had stored with its messages: what was
 // published after it, while no node held the session included, is
 // delivered first from the History (broker.Resumable), or the session
-// closes with 4000 "topic gap" when the History no longer holds it. Until then the request is answered as for an owner that cannot
-// be reached (503, or a connection that ends without a close frame) and
-// the client tries again. The session keeps its id: a node that finds the
+// closes with 4000 "topic gap" when the History no longer holds it (or
+// holds it corrupt). Until then the request is answered as for an owner
+// that cannot be reached (503, or a connection that ends without a close
+// frame) and the client tries again. A takeover that fails (the History
+// cannot be reached, or answers too slowly, for NodeTimeout; too many
+// sessions on the node; the node shutting down) is answered so too: the
+// node ends the session it was restoring without a close frame, keeps its
+// state and releases its lease, and the client's next request, on any
+// node, takes it over again, nothing lost. The session keeps its id: a node that finds the
 // session's id naming a gone node, or a node that does not hold it, asks
 // the store, and relays to the node that took it over (an *OwnedError
 // names it), remembering it for a while; of two nodes that race, the store

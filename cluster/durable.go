@@ -63,6 +63,10 @@ type journal struct {
 	lease Lease
 	local *session.Local // guarded by d.mu; set by Add
 	gone  atomic.Bool    // the lease was lost or released: the session's end deletes nothing
+	// restoring is set while the server restores the session taken over:
+	// a session that ends meanwhile (its takeover fails, and is tried
+	// again) deletes nothing.
+	restoring atomic.Bool
 }
 
 // Write implements session.Journal. A write extends the lease: the
@@ -135,7 +139,7 @@ func (d *durable) removed(l *session.Local) {
 		return
 	}
 	delete(d.journals, l.ID())
-	keep := d.handing || j.gone.Load()
+	keep := d.handing || j.gone.Load() || j.restoring.Load()
 	d.mu.Unlock()
 	d.renewer.Remove(l.ID())
 	if keep {
@@ -274,6 +278,7 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 		return nil, fmt.Errorf("%w: no server", session.ErrUnreachable)
 	}
 	j := &journal{d: d, lease: lease}
+	j.restoring.Store(true)
 	d.mu.Lock()
 	if d.handing {
 		// This node is handing its sessions over (Handover): one
@@ -295,6 +300,7 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 	r.TopicInfo = st.TopicInfo
 	r.TopicOffsets = st.TopicOffsets
 	l, err := (*restore)(info, r)
+	j.restoring.Store(false)
 	if err != nil {
 		d.mu.Lock()
 		if d.journals[lease.ID] == j {
@@ -308,7 +314,9 @@ func (d *durable) restored(lease Lease, st *State, token string) (session.Endpoi
 			return goneEndpoint(n, lease.ID, stateUnreadable), nil
 		}
 		// Too many sessions here, a server shutting down, a topic the
-		// broker could not join: another node, or a later try, may do.
+		// broker could not join (the History could not give what the
+		// session missed of it, say): another node, or a later try, may
+		// do. The session that ended here deleted nothing (restoring).
 		n.log.Warn("tether: session not taken over", "session", lease.ID, "err", err)
 		return nil, fmt.Errorf("%w: %w", session.ErrUnreachable, err)
 	}

@@ -75,6 +75,13 @@ func startDurable(t *testing.T, n int) *durable {
 // Redis client.
 func startDurableWith(t *testing.T, n int, history *redisstate.HistoryOptions) *durable {
 	t.Helper()
+	return startDurableWrapped(t, n, history, nil)
+}
+
+// startDurableWrapped is startDurableWith, each node's History wrapped by
+// wrap when it is not nil.
+func startDurableWrapped(t *testing.T, n int, history *redisstate.HistoryOptions, wrap func(cluster.History) cluster.History) *durable {
+	t.Helper()
 	e := enginetest.RedisT(t)
 	d := &durable{redis: redis.NewClient(&redis.Options{Addr: e.Addr})}
 	t.Cleanup(func() { d.redis.Close() })
@@ -97,6 +104,9 @@ func startDurableWith(t *testing.T, n int, history *redisstate.HistoryOptions) *
 		h, err := redisstate.NewHistory(d.clients[i], history)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if wrap != nil {
+			return wrap(h)
 		}
 		return h
 	})

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tetherkit/tether/broker"
 	"github.com/tetherkit/tether/client"
+	"github.com/tetherkit/tether/cluster"
 	"github.com/tetherkit/tether/cluster/redisstate"
 	"github.com/tetherkit/tether/wire"
 )
@@ -58,10 +60,47 @@ func (p *publisher) publishExcluding(ctx context.Context, session string, k int)
 	return p.publish(ctx, k)
 }
 
+// throughTakeover publishes one message at a time, pause apart (a steady
+// trickle, not a flood), until session id was taken over; then k more and
+// "end".
+func (p *publisher) throughTakeover(ctx context.Context, id string, pause time.Duration, k int) error {
+	for !p.d.wasTakenOver(id) && ctx.Err() == nil {
+		if err := p.publish(ctx, 1); err != nil {
+			return err
+		}
+		time.Sleep(pause)
+	}
+	if err := p.publish(ctx, k); err != nil {
+		return err
+	}
+	return p.d.Nodes[p.node].Server.Publish(ctx, p.topic, relayText("end"), nil)
+}
+
+// readResult is what readNumberedFrom returned.
+type readResult struct {
+	n   int
+	err error
+}
+
+// readAll runs readNumberedFrom on a goroutine of its own.
+func readAll(ctx context.Context, s *client.Session, prefix string, first int) <-chan readResult {
+	read := make(chan readResult, 1)
+	go func() {
+		n, err := readNumberedFrom(ctx, s, prefix, first)
+		read <- readResult{n, err}
+	}()
+	return read
+}
+
 // readNumbered reads the messages of a publisher with prefix until "end",
 // and returns an error unless they are 0, 1, 2... each once, in order.
 func readNumbered(ctx context.Context, s *client.Session, prefix string) (int, error) {
-	for n := 0; ; n++ {
+	return readNumberedFrom(ctx, s, prefix, 0)
+}
+
+// readNumberedFrom is readNumbered for messages numbered from first on.
+func readNumberedFrom(ctx context.Context, s *client.Session, prefix string, first int) (int, error) {
+	for n := first; ; n++ {
 		m, err := s.Recv(ctx)
 		if err != nil {
 			return n, fmt.Errorf("after %d messages: %w", n, err)
@@ -89,15 +128,7 @@ func TestDurableTopicsTakeover(t *testing.T) {
 			s := dialDurable(t, ctx, d.URL, name)
 			id := s.ID()
 			subscribeTo(t, ctx, s, "news")
-			type result struct {
-				n   int
-				err error
-			}
-			read := make(chan result, 1)
-			go func() {
-				n, err := readNumbered(ctx, s, "p")
-				read <- result{n, err}
-			}()
+			read := readAll(ctx, s, "p", 0)
 			p := &publisher{d: d, node: 2, topic: "news", prefix: "p"}
 			if err := p.publish(ctx, 200); err != nil {
 				t.Fatal(err)
@@ -117,16 +148,7 @@ func TestDurableTopicsTakeover(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Publishes go on while the session is taken over, and after.
-			for !d.wasTakenOver(id) && ctx.Err() == nil {
-				if err := p.publish(ctx, 1); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(5 * time.Millisecond) // a steady trickle, not a flood
-			}
-			if err := p.publish(ctx, 200); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Nodes[2].Server.Publish(ctx, "news", relayText("end"), nil); err != nil {
+			if err := p.throughTakeover(ctx, id, 5*time.Millisecond, 200); err != nil {
 				t.Fatal(err)
 			}
 			r := <-read
@@ -138,6 +160,108 @@ func TestDurableTopicsTakeover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stallingHistory is a node's real History whose Range of topic from
+// offset from waits until its context ends and then fails, as a History
+// that cannot be reached or answers too slowly does, for the first calls
+// (stalls, shared by the nodes).
+type stallingHistory struct {
+	cluster.History
+	topic   string
+	from    uint64
+	stalls  *atomic.Int64 // stalls left
+	stalled *atomic.Int64 // calls that stalled and failed
+}
+
+func (h *stallingHistory) Range(ctx context.Context, topic string, from uint64, limit int) ([]cluster.HistoryEntry, error) {
+	if topic == h.topic && from == h.from && h.stalls.Add(-1) >= 0 {
+		<-ctx.Done()
+		h.stalled.Add(1)
+		return nil, fmt.Errorf("%w: stalled: %w", cluster.ErrHistoryUnavailable, ctx.Err())
+	}
+	return h.History.Range(ctx, topic, from, limit)
+}
+
+// TestDurableTopicsTakeoverHistoryStalls: when the history does not give
+// what a session taken over missed of a topic (it stalls until the fetch
+// gives up), nothing is lost yet: the takeover fails (the node lets the
+// session go, its state kept), the client tries again, and the next
+// takeover, the history answering, delivers every message of the topic
+// exactly once, in order: those published while no node held it, during
+// the failed takeover and after. The session never closes with 4000 and
+// never starts anew; the failed takeover leaves no subscription behind.
+func TestDurableTopicsTakeoverHistoryStalls(t *testing.T) {
+	ctx := testContext(t)
+	var stalls, stalled atomic.Int64
+	// Two stalls: the first fetch waits for NodeTimeout, and the second
+	// one, after the failures have lasted that long, makes the takeover
+	// give up.
+	stalls.Store(2)
+	const before = 200 // the session has these when its owner dies
+	d := startDurableWrapped(t, 3, &redisstate.HistoryOptions{MaxLen: 100000}, func(h cluster.History) cluster.History {
+		return &stallingHistory{History: h, topic: "news", from: before + 1, stalls: &stalls, stalled: &stalled}
+	})
+	s := dialDurable(t, ctx, d.URL, "websocket")
+	id := s.ID()
+	subscribeTo(t, ctx, s, "news")
+	p := &publisher{d: d, node: 2, topic: "news", prefix: "p"}
+	if err := p.publish(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	// Received, so stored: the takeover replays from before+1.
+	for n := range before {
+		if m, err := s.Recv(ctx); err != nil || string(m.Data) != "p"+strconv.Itoa(n) {
+			t.Fatalf("Recv = %q, %v; want p%d", m.Data, err, n)
+		}
+	}
+	read := readAll(ctx, s, "p", before)
+	resume := d.holdFront()
+	d.kill(0)
+	err := p.publish(ctx, 100)
+	resume()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Publishes go on during the failed takeover (held for the session,
+	// then dropped with it), the next one and after.
+	if err := p.throughTakeover(ctx, id, 20*time.Millisecond, 100); err != nil {
+		t.Fatal(err)
+	}
+	r := <-read
+	if r.err != nil || r.n != p.n {
+		t.Fatalf("received up to %d of %d messages: %v", r.n, p.n, r.err)
+	}
+	if k := stalled.Load(); k != 2 {
+		t.Fatalf("the history stalled %d times, want 2 (one takeover that failed)", k)
+	}
+	d.mu.Lock()
+	restored := 0
+	for _, taken := range d.takenOver {
+		if taken == id {
+			restored++
+		}
+	}
+	d.mu.Unlock()
+	if restored != 1 {
+		t.Fatalf("the application saw the session taken over %d times, want 1", restored)
+	}
+	// The failed takeover's subscription is undone: every live node's
+	// presence comes to list the session once (the dead owner's entry
+	// goes with it).
+	for i := 1; i < len(d.Nodes); i++ {
+		for {
+			infos, err := d.presenceOf(ctx, i, "news", id)
+			if err == nil && len(infos) == 1 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("node %d's presence lists the session %d times (%v), want once", i, len(infos), err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	exchange(t, ctx, s, "after", 10)
 }
 
 // TestDurableTopicsTakeoverGap: when the history no longer holds what a

@@ -1,9 +1,12 @@
 package redisstate_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tetherkit/tether/broker"
@@ -138,5 +141,75 @@ func TestBrokerResumeAhead(t *testing.T) {
 	fresh.awaitOffsets(t, []uint64{11, 12, 13, 14, 15, 16, 17, 18, 19, 20})
 	if !slices.Equal(fresh.joined, []uint64{10}) || len(ahead.joined) != 0 {
 		t.Fatalf("Joined: fresh %v, ahead %v; want [10], none", fresh.joined, ahead.joined)
+	}
+}
+
+// blockingHistory is a real History whose Range, while block is set, tells
+// ranging and waits until its context ends, as a History that cannot be
+// reached does.
+type blockingHistory struct {
+	cluster.History
+	block   atomic.Bool
+	ranging chan struct{}
+}
+
+func (h *blockingHistory) Range(ctx context.Context, topic string, from uint64, limit int) ([]cluster.HistoryEntry, error) {
+	if h.block.Load() {
+		select {
+		case h.ranging <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, fmt.Errorf("%w: blocked: %w", cluster.ErrHistoryUnavailable, ctx.Err())
+	}
+	return h.History.Range(ctx, topic, from, limit)
+}
+
+// TestBrokerResumeHistoryUnavailable: when the History does not give what
+// a resumed subscriber missed (its fetch ends with Subscribe's context),
+// Subscribe fails and undoes the join: the subscriber gets nothing, then
+// or later, and is not in presence. A later Subscribe that continues from
+// the same offset gets everything, each once, in order.
+func TestBrokerResumeHistoryUnavailable(t *testing.T) {
+	ctx := testContext(t)
+	inner, _ := newHistory(t, nil)
+	h := &blockingHistory{History: inner, ranging: make(chan struct{}, 1)}
+	nodes := brokertest.Start(t, cluster.NewMemoryBus().Connect, 2, historyOptions(h))
+	b := nodes[1].Broker
+	publishNumbered(t, nodes[0].Broker, 1, 30, nil, "")
+	h.block.Store(true)
+	failed := &resumer{id: "resumed", after: 10, resume: true}
+	sctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-h.ranging:
+		case <-ctx.Done():
+		}
+		publishNumbered(t, nodes[0].Broker, 31, 10, nil, "") // held for it, then dropped
+		cancel()
+	}()
+	joined, err := b.Subscribe(sctx, "room", failed, nil)
+	cancel()
+	if joined || !errors.Is(err, context.Canceled) || !errors.Is(err, cluster.ErrHistoryUnavailable) {
+		t.Fatalf("Subscribe = %v, %v; want false and the History's error", joined, err)
+	}
+	if members, err := b.Presence(ctx, "room"); err != nil || len(members) != 0 {
+		t.Fatalf("Presence = %v, %v; want none", members, err)
+	}
+	h.block.Store(false)
+	again := &resumer{id: "resumed", after: 10, resume: true}
+	if joined, err := b.Subscribe(ctx, "room", again, nil); err != nil || !joined {
+		t.Fatalf("Subscribe again = %v, %v", joined, err)
+	}
+	publishNumbered(t, nodes[0].Broker, 41, 10, nil, "")
+	var want []uint64
+	for off := uint64(11); off <= 50; off++ {
+		want = append(want, off)
+	}
+	again.awaitOffsets(t, want)
+	failed.mu.Lock()
+	defer failed.mu.Unlock()
+	if len(failed.got) != 0 {
+		t.Fatalf("the subscriber whose Subscribe failed got %v", failed.got)
 	}
 }
