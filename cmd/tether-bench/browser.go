@@ -40,22 +40,24 @@ var browserPeer = map[string]string{
 
 // browserConfig is the scale of a browser run.
 type browserConfig struct {
-	Systems   []string `json:"systems"`
-	EchoN     int      `json:"echoN"`     // round trips measured per system, in all
-	Rounds    int      `json:"rounds"`    // turns the systems take at the echo, EchoN/Rounds round trips each
-	Warmup    int      `json:"warmup"`    // round trips before those of each turn
-	StreamN   int      `json:"streamN"`   // messages of each round's stream
-	TimeoutMs int      `json:"timeoutMs"` // bound on each wait in the page
-	URL       string   `json:"url"`
+	Systems      []string `json:"systems"`
+	EchoN        int      `json:"echoN"`        // round trips measured per system, in all
+	Rounds       int      `json:"rounds"`       // rounds of the echo: a WebSocket system takes a turn in each, EchoN/Rounds round trips
+	HTTPEvery    int      `json:"httpEvery"`    // an HTTP system takes its echo turn in every HTTPEvery-th round only
+	Warmup       int      `json:"warmup"`       // round trips before those of each turn
+	StreamN      int      `json:"streamN"`      // messages of each round's stream
+	StreamRounds int      `json:"streamRounds"` // rounds of the stream
+	TimeoutMs    int      `json:"timeoutMs"`    // bound on each wait in the page
+	URL          string   `json:"url"`
 }
 
 func browserFullConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 4000, Rounds: 20, Warmup: 20, StreamN: 100000, TimeoutMs: 30000}
+	return browserConfig{Systems: browserSystems, EchoN: 2000, Rounds: 20, HTTPEvery: 4, Warmup: 20, StreamN: 100000, StreamRounds: 5, TimeoutMs: 30000}
 }
 
 // browserQuickConfig is the smoke test's scale: a few hundred messages.
 func browserQuickConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 200, Rounds: 2, Warmup: 10, StreamN: 300, TimeoutMs: 20000}
+	return browserConfig{Systems: browserSystems, EchoN: 200, Rounds: 2, HTTPEvery: 1, Warmup: 10, StreamN: 300, StreamRounds: 2, TimeoutMs: 20000}
 }
 
 // browserResult is one system's measurements in the browser.
@@ -232,11 +234,16 @@ func renderBrowser(run *browserRun) string {
 	cfg := run.Config
 	w("## In Chromium\n\n")
 	w("The same servers (one bench server process), measured from headless Chromium, in one page. ")
-	w("Echo: %d round trips of 64-byte text messages, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
+	w("Echo: %d round trips of 64-byte text messages per system, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
 	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike, ")
-	w("after a round that is not measured (the browser, the page's code and the servers warm up in it); ")
-	w("a WebSocket system keeps its session from turn to turn, an HTTP one opens a session per turn; the first %d round trips of each turn are not measured. ", cfg.Warmup)
-	w("Stream, then, in %d rounds taken in turn the same way, each a session in which the server sends %d messages of 64 bytes, ", cfg.Rounds, cfg.StreamN)
+	w("after a round that is not measured (the browser, the page's code and the servers warm up in it). ")
+	httpTurns := "every round"
+	if cfg.HTTPEvery > 1 {
+		httpTurns = fmt.Sprintf("every %d%s round", cfg.HTTPEvery, ordinal(cfg.HTTPEvery))
+	}
+	w("A WebSocket system takes a turn in every round and keeps its session from turn to turn; an HTTP one takes a turn in %s, ", httpTurns)
+	w("each turn a session of its own. The first %d round trips of each turn are not measured. ", cfg.Warmup)
+	w("Stream, then, in %d rounds taken in turn the same way, each a session in which the server sends %d messages of 64 bytes, ", cfg.StreamRounds, cfg.StreamN)
 	w("timed from the request to the last arrival; messages/s is all the rounds' messages over all their time. ")
 	w("raw/websocket is the browser's own `WebSocket` against the gorilla echo (the limit); tether/* is the ")
 	w("bundled client forced onto one transport; sockjs/* is sockjs-client 1.6.1 forced onto one transport, against ")
@@ -288,6 +295,21 @@ func renderBrowser(run *browserRun) string {
 	}
 	w("\n")
 	return b.String()
+}
+
+// ordinal returns the English suffix of n: "st" for 1, "th" for 4.
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return "th"
+	case n%10 == 1:
+		return "st"
+	case n%10 == 2:
+		return "nd"
+	case n%10 == 3:
+		return "rd"
+	}
+	return "th"
 }
 
 // echoRate is the echo's round trips per second, 0 when it failed.

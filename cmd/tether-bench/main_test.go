@@ -220,8 +220,8 @@ func TestBrowserSmoke(t *testing.T) {
 		if r.Echo == nil || r.Echo.RoundTrips != cfg.EchoN || r.Echo.Wrong != 0 || !(r.Echo.PerSec > 0) || r.Echo.P50us > r.Echo.P99us {
 			t.Errorf("%s: echo %+v, want %d round trips, none wrong", name, r.Echo, cfg.EchoN)
 		}
-		if r.Stream == nil || r.Stream.Messages != cfg.Rounds*cfg.StreamN || r.Stream.Wrong != 0 || !(r.Stream.PerSec > 0) {
-			t.Errorf("%s: stream %+v, want %d messages, none wrong", name, r.Stream, cfg.Rounds*cfg.StreamN)
+		if r.Stream == nil || r.Stream.Messages != cfg.StreamRounds*cfg.StreamN || r.Stream.Wrong != 0 || !(r.Stream.PerSec > 0) {
+			t.Errorf("%s: stream %+v, want %d messages, none wrong", name, r.Stream, cfg.StreamRounds*cfg.StreamN)
 		}
 	}
 	out := filepath.Join(t.TempDir(), "BENCHMARKS.md")

@@ -15,7 +15,7 @@
 // stream follows, in rounds the same way, each of streamN messages.
 //
 //	node cmd/tether-bench/browser/drive.mjs '{"url":"http://127.0.0.1:PORT/page/","systems":["raw/websocket"],
-//	  "echoN":2000,"rounds":20,"warmup":20,"streamN":20000,"timeoutMs":30000}'
+//	  "echoN":2000,"rounds":20,"httpEvery":4,"warmup":20,"streamN":20000,"streamRounds":5,"timeoutMs":30000}'
 //
 // Tether-bench runs it; it is not meant to be run by hand.
 
@@ -39,15 +39,22 @@ try {
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 })
   const systems = cfg.systems.map((name) => ({ name, problems: [], rounds: [], out: { name } }))
   const run = (sys, opts) => ((current = sys), page.evaluate(([name, opts]) => window.measure(name, opts), [sys.name, { ...cfg, ...opts }]))
-  const perRound = Math.ceil(cfg.echoN / cfg.rounds)
+  // A WebSocket system takes a turn in every round, an HTTP one in every
+  // httpEvery-th (its round trips are slower, and each of its turns opens a
+  // session): the turns of each are echoN / their count round trips.
+  const held = (sys) => sys.name.endsWith('/websocket')
+  const every = (sys) => (held(sys) ? 1 : cfg.httpEvery)
+  const perTurn = (sys) => Math.ceil(cfg.echoN / Math.ceil(cfg.rounds / every(sys)))
   // Round -1 warms up and is not measured.
   for (let r = -1; r < cfg.rounds; r++) {
-    for (const sys of r % 2 ? [...systems].reverse() : systems) {
-      if (sys.out.err) continue
-      const n = r < 0 ? perRound : Math.min(perRound, cfg.echoN - r * perRound)
+    // In order, then in reverse order, for the systems of every round and for those of every httpEvery-th alike.
+    for (const sys of (r % 2) ^ (Math.floor(r / cfg.httpEvery) % 2) ? [...systems].reverse() : systems) {
+      if (sys.out.err || (r >= 0 && r % every(sys))) continue
+      const done = sys.rounds.reduce((sum, e) => sum + e.rtts.length, 0)
+      const n = r < 0 ? Math.min(perTurn(sys), 200) : Math.min(perTurn(sys), cfg.echoN - done)
       if (n <= 0) continue
       try {
-        const got = await run(sys, { echoN: n, streamN: 0, hold: sys.name.endsWith('/websocket') })
+        const got = await run(sys, { echoN: n, streamN: 0, hold: held(sys) })
         sys.out.transport ||= got.transport
         sys.out.refused = (sys.out.refused || 0) + got.refused
         if (got.echo && r >= 0) {
@@ -62,7 +69,7 @@ try {
   }
   await page.evaluate(() => window.release())
   // The stream, then, in rounds as well: a few hundred milliseconds each.
-  for (let r = 0; r < cfg.rounds && cfg.streamN; r++) {
+  for (let r = 0; r < cfg.streamRounds && cfg.streamN; r++) {
     for (const sys of r % 2 ? [...systems].reverse() : systems) {
       if (sys.out.err) continue
       try {
