@@ -41,7 +41,8 @@ var browserPeer = map[string]string{
 // browserConfig is the scale of a browser run.
 type browserConfig struct {
 	Systems      []string `json:"systems"`
-	EchoN        int      `json:"echoN"`        // round trips measured per system, in all
+	EchoN        int      `json:"echoN"`        // round trips measured per WebSocket system, in all
+	HTTPEchoN    int      `json:"httpEchoN"`    // round trips measured per HTTP system, in all
 	Rounds       int      `json:"rounds"`       // rounds of the echo: a WebSocket system takes a turn in each, EchoN/Rounds round trips
 	HTTPEvery    int      `json:"httpEvery"`    // an HTTP system takes its echo turn in every HTTPEvery-th round only
 	Warmup       int      `json:"warmup"`       // round trips before those of each turn
@@ -52,12 +53,12 @@ type browserConfig struct {
 }
 
 func browserFullConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 2000, Rounds: 20, HTTPEvery: 4, Warmup: 20, StreamN: 100000, StreamRounds: 5, TimeoutMs: 30000}
+	return browserConfig{Systems: browserSystems, EchoN: 2000, HTTPEchoN: 1000, Rounds: 20, HTTPEvery: 4, Warmup: 20, StreamN: 100000, StreamRounds: 5, TimeoutMs: 30000}
 }
 
 // browserQuickConfig is the smoke test's scale: a few hundred messages.
 func browserQuickConfig() browserConfig {
-	return browserConfig{Systems: browserSystems, EchoN: 200, Rounds: 2, HTTPEvery: 1, Warmup: 10, StreamN: 300, StreamRounds: 2, TimeoutMs: 20000}
+	return browserConfig{Systems: browserSystems, EchoN: 200, HTTPEchoN: 200, Rounds: 2, HTTPEvery: 1, Warmup: 10, StreamN: 300, StreamRounds: 2, TimeoutMs: 20000}
 }
 
 // browserResult is one system's measurements in the browser.
@@ -234,7 +235,7 @@ func renderBrowser(run *browserRun) string {
 	cfg := run.Config
 	w("## In Chromium\n\n")
 	w("The same servers (one bench server process), measured from headless Chromium, in one page. ")
-	w("Echo: %d round trips of 64-byte text messages per system, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.Rounds)
+	w("Echo: %d round trips of 64-byte text messages per WebSocket system and %d per HTTP one, one at a time, in %d rounds in which the systems take turns ", cfg.EchoN, cfg.HTTPEchoN, cfg.Rounds)
 	w("(in order, then in reverse order), so that the load of a shared machine, which drifts over a run, weighs on each alike, ")
 	w("after a round that is not measured (the browser, the page's code and the servers warm up in it). ")
 	httpTurns := "every round"

@@ -15,7 +15,7 @@
 // stream follows, in rounds the same way, each of streamN messages.
 //
 //	node cmd/tether-bench/browser/drive.mjs '{"url":"http://127.0.0.1:PORT/page/","systems":["raw/websocket"],
-//	  "echoN":2000,"rounds":20,"httpEvery":4,"warmup":20,"streamN":20000,"streamRounds":5,"timeoutMs":30000}'
+//	  "echoN":2000,"httpEchoN":1000,"rounds":20,"httpEvery":4,"warmup":20,"streamN":20000,"streamRounds":5,"timeoutMs":30000}'
 //
 // Tether-bench runs it; it is not meant to be run by hand.
 
@@ -41,17 +41,18 @@ try {
   const run = (sys, opts) => ((current = sys), page.evaluate(([name, opts]) => window.measure(name, opts), [sys.name, { ...cfg, ...opts }]))
   // A WebSocket system takes a turn in every round, an HTTP one in every
   // httpEvery-th (its round trips are slower, and each of its turns opens a
-  // session): the turns of each are echoN / their count round trips.
+  // session): echoN round trips in all for the one, httpEchoN for the other.
   const held = (sys) => sys.name.endsWith('/websocket')
   const every = (sys) => (held(sys) ? 1 : cfg.httpEvery)
-  const perTurn = (sys) => Math.ceil(cfg.echoN / Math.ceil(cfg.rounds / every(sys)))
+  const total = (sys) => (held(sys) ? cfg.echoN : cfg.httpEchoN)
+  const perTurn = (sys) => Math.ceil(total(sys) / Math.ceil(cfg.rounds / every(sys)))
   // Round -1 warms up and is not measured.
   for (let r = -1; r < cfg.rounds; r++) {
     // In order, then in reverse order, for the systems of every round and for those of every httpEvery-th alike.
     for (const sys of (r % 2) ^ (Math.floor(r / cfg.httpEvery) % 2) ? [...systems].reverse() : systems) {
       if (sys.out.err || (r >= 0 && r % every(sys))) continue
       const done = sys.rounds.reduce((sum, e) => sum + e.rtts.length, 0)
-      const n = r < 0 ? Math.min(perTurn(sys), 200) : Math.min(perTurn(sys), cfg.echoN - done)
+      const n = r < 0 ? Math.min(perTurn(sys), 100) : Math.min(perTurn(sys), total(sys) - done)
       if (n <= 0) continue
       try {
         const got = await run(sys, { echoN: n, streamN: 0, hold: held(sys) })
